@@ -1,0 +1,415 @@
+//! Byte ranges served from blocks, blocks fetched from the origin on a miss.
+//!
+//! A read maps to the blocks it covers. Cached blocks come from the tiers; the missing ones are
+//! grouped into contiguous runs and each run is fetched with ONE ranged request (split at
+//! `max_request_bytes`), carrying the object's expected identity so the connector refuses bytes of
+//! another version. Fetches run as their own tasks and are registered per block while in flight:
+//! a second reader (or the prefetcher) wanting a block that is already on its way waits for that
+//! fetch instead of issuing another. A fetch that fails fails only the reads that needed it; nothing
+//! is cached from it.
+
+use crate::block_cache::BlockCache;
+use crate::error::{CacheError, Result};
+use crate::key::BlockKey;
+use crate::tiered::TieredCache;
+use bytes::{Bytes, BytesMut};
+use colo_connectors::{Connector, ObjectIdentity, ObjectPath};
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// One version of one object: what a read is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectVersion {
+    pub path: ObjectPath,
+    pub identity: ObjectIdentity,
+    pub size: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct ReadStats {
+    /// Blocks served from a cache tier.
+    pub cached_blocks: AtomicU64,
+    /// Blocks fetched from the origin.
+    pub fetched_blocks: AtomicU64,
+    /// Blocks a reader found already being fetched, and waited for.
+    pub joined_blocks: AtomicU64,
+    /// Origin requests issued by this layer.
+    pub origin_requests: AtomicU64,
+}
+
+type Fetch = Shared<BoxFuture<'static, Result<Arc<Vec<Bytes>>>>>;
+
+struct Inner {
+    connector: Arc<dyn Connector>,
+    cache: Arc<TieredCache>,
+    volume: Arc<str>,
+    block_size: u64,
+    max_request_bytes: u64,
+    inflight: Mutex<HashMap<BlockKey, (Fetch, usize)>>,
+    stats: ReadStats,
+}
+
+#[derive(Clone)]
+pub struct ReadThrough {
+    inner: Arc<Inner>,
+}
+
+impl ReadThrough {
+    /// `block_size`: bytes per cached block; `max_request_bytes`: the most one origin request asks for.
+    pub fn new(
+        connector: Arc<dyn Connector>,
+        cache: Arc<TieredCache>,
+        block_size: u64,
+        max_request_bytes: u64,
+    ) -> Self {
+        assert!(block_size > 0, "block size must be positive");
+        let volume: Arc<str> = connector.volume().into();
+        ReadThrough {
+            inner: Arc::new(Inner {
+                connector,
+                cache,
+                volume,
+                block_size,
+                max_request_bytes: max_request_bytes.max(block_size),
+                inflight: Mutex::new(HashMap::new()),
+                stats: ReadStats::default(),
+            }),
+        }
+    }
+
+    pub fn block_size(&self) -> u64 {
+        self.inner.block_size
+    }
+
+    pub fn stats(&self) -> &ReadStats {
+        &self.inner.stats
+    }
+
+    pub fn connector(&self) -> &Arc<dyn Connector> {
+        &self.inner.connector
+    }
+
+    pub fn key(&self, obj: &ObjectVersion, index: u64) -> BlockKey {
+        BlockKey {
+            volume: self.inner.volume.clone(),
+            path: obj.path.as_str().into(),
+            identity: obj.identity.to_string().into(),
+            index,
+        }
+    }
+
+    /// Bytes `[offset, offset + len)` of `obj`, clamped to its size.
+    pub async fn read(&self, obj: &ObjectVersion, offset: u64, len: u64) -> Result<Bytes> {
+        let end = offset.saturating_add(len).min(obj.size);
+        if offset >= end {
+            return Ok(Bytes::new());
+        }
+        let bs = self.inner.block_size;
+        let (first, last) = (offset / bs, (end - 1) / bs);
+        let blocks = self.blocks(obj, first, last).await?;
+        if blocks.len() == 1 {
+            let start = (offset - first * bs) as usize;
+            return Ok(blocks[0].slice(start..start + (end - offset) as usize));
+        }
+        let mut out = BytesMut::with_capacity((end - offset) as usize);
+        for (i, b) in blocks.iter().enumerate() {
+            let block_start = (first + i as u64) * bs;
+            let from = offset.saturating_sub(block_start) as usize;
+            let to = ((end - block_start) as usize).min(b.len());
+            out.extend_from_slice(&b[from..to]);
+        }
+        Ok(out.freeze())
+    }
+
+    /// Make sure blocks covering `[offset, offset + len)` are cached, in the background.
+    pub fn prefetch(&self, obj: &ObjectVersion, offset: u64, len: u64) {
+        let end = offset.saturating_add(len).min(obj.size);
+        if offset >= end {
+            return;
+        }
+        let bs = self.inner.block_size;
+        let this = self.clone();
+        let obj = obj.clone();
+        tokio::spawn(async move {
+            if let Err(e) = this.blocks(&obj, offset / bs, (end - 1) / bs).await {
+                tracing::debug!(error = %e, "prefetch failed");
+            }
+        });
+    }
+
+    /// Blocks `first..=last`, each whole (the last one of the object may be short).
+    async fn blocks(&self, obj: &ObjectVersion, first: u64, last: u64) -> Result<Vec<Bytes>> {
+        let count = (last - first + 1) as usize;
+        let mut got: Vec<Option<Bytes>> = vec![None; count];
+        for (i, slot) in got.iter_mut().enumerate() {
+            *slot = self
+                .inner
+                .cache
+                .get_block(&self.key(obj, first + i as u64))
+                .await;
+        }
+        let cached = got.iter().filter(|b| b.is_some()).count() as u64;
+        self.inner
+            .stats
+            .cached_blocks
+            .fetch_add(cached, Ordering::Relaxed);
+
+        // Waits: (slot, fetch, position of the block in that fetch).
+        let mut waits: Vec<(usize, Fetch, usize)> = Vec::new();
+        {
+            let mut inflight = self.inner.inflight.lock();
+            let mut i = 0;
+            while i < count {
+                if got[i].is_some() {
+                    i += 1;
+                    continue;
+                }
+                let key = self.key(obj, first + i as u64);
+                if let Some((fetch, pos)) = inflight.get(&key) {
+                    self.inner
+                        .stats
+                        .joined_blocks
+                        .fetch_add(1, Ordering::Relaxed);
+                    waits.push((i, fetch.clone(), *pos));
+                    i += 1;
+                    continue;
+                }
+                // A run of missing blocks nobody is fetching yet, up to the request cap.
+                let max_blocks =
+                    (self.inner.max_request_bytes / self.inner.block_size).max(1) as usize;
+                let mut j = i;
+                while j < count
+                    && j - i < max_blocks
+                    && got[j].is_none()
+                    && !inflight.contains_key(&self.key(obj, first + j as u64))
+                {
+                    j += 1;
+                }
+                let fetch = self.start_fetch(obj, first + i as u64, (j - i) as u64);
+                for (pos, slot) in (i..j).enumerate() {
+                    inflight.insert(self.key(obj, first + slot as u64), (fetch.clone(), pos));
+                    waits.push((slot, fetch.clone(), pos));
+                }
+                i = j;
+            }
+        }
+        for (slot, fetch, pos) in waits {
+            let blocks = fetch.await?;
+            got[slot] = Some(blocks[pos].clone());
+        }
+        Ok(got.into_iter().map(|b| b.unwrap_or_default()).collect())
+    }
+
+    /// Fetch `n` blocks from `first` with one request, as a task of its own.
+    fn start_fetch(&self, obj: &ObjectVersion, first: u64, n: u64) -> Fetch {
+        let this = self.clone();
+        let obj = obj.clone();
+        let task = tokio::spawn(async move {
+            let bs = this.inner.block_size;
+            let start = first * bs;
+            let end = ((first + n) * bs).min(obj.size);
+            this.inner
+                .stats
+                .origin_requests
+                .fetch_add(1, Ordering::Relaxed);
+            let result = this
+                .inner
+                .connector
+                .read_range(&obj.path, start..end, Some(&obj.identity))
+                .await;
+            let keys: Vec<BlockKey> = (0..n).map(|i| this.key(&obj, first + i)).collect();
+            let outcome = match result {
+                Ok(bytes) => {
+                    let mut blocks = Vec::with_capacity(n as usize);
+                    for (i, key) in keys.iter().enumerate() {
+                        let from = i * bs as usize;
+                        let to = (from + bs as usize).min(bytes.len());
+                        let block = bytes.slice(from..to);
+                        this.inner.cache.put_block(key, block.clone()).await;
+                        blocks.push(block);
+                    }
+                    this.inner
+                        .stats
+                        .fetched_blocks
+                        .fetch_add(n, Ordering::Relaxed);
+                    Ok(Arc::new(blocks))
+                }
+                Err(e) => Err(CacheError::from(e)),
+            };
+            let mut inflight = this.inner.inflight.lock();
+            for key in &keys {
+                inflight.remove(key);
+            }
+            outcome
+        });
+        async move {
+            task.await.unwrap_or_else(|e| {
+                Err(CacheError::Task {
+                    detail: e.to_string(),
+                })
+            })
+        }
+        .boxed()
+        .shared()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{DiskCache, MemoryCache};
+    use colo_connectors::{MemoryConnector, ObjectMeta};
+
+    fn data(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i * 31 % 251) as u8).collect()
+    }
+
+    async fn setup(size: usize) -> (Arc<MemoryConnector>, ReadThrough, ObjectVersion) {
+        let m = Arc::new(MemoryConnector::new("mem"));
+        m.put("f.bin", data(size));
+        let meta: ObjectMeta = m.stat(&ObjectPath::parse("f.bin").unwrap()).await.unwrap();
+        let cache = Arc::new(TieredCache::new(Some(MemoryCache::new(64 << 20)), None));
+        let rt = ReadThrough::new(m.clone(), cache, 1000, 8000);
+        let obj = ObjectVersion {
+            path: ObjectPath::parse("f.bin").unwrap(),
+            identity: meta.identity(),
+            size: meta.size,
+        };
+        (m, rt, obj)
+    }
+
+    #[tokio::test]
+    async fn ranges_match_the_source_at_every_alignment() {
+        let (m, rt, obj) = setup(10_500).await;
+        let src = data(10_500);
+        for (off, len) in [
+            (0, 1),
+            (0, 1000),
+            (999, 2),
+            (1000, 1000),
+            (2500, 5001),
+            (10_000, 9999),
+            (0, 10_500),
+            (10_499, 1),
+            (10_500, 10),
+        ] {
+            let got = rt.read(&obj, off, len).await.unwrap();
+            let end = (off + len).min(10_500) as usize;
+            assert_eq!(
+                &got[..],
+                &src[off as usize..end.max(off as usize)],
+                "off {off} len {len}"
+            );
+        }
+        let reads = m.reads.load(Ordering::Relaxed);
+        let again = rt.read(&obj, 0, 10_500).await.unwrap();
+        assert_eq!(&again[..], &src[..]);
+        assert_eq!(
+            m.reads.load(Ordering::Relaxed),
+            reads,
+            "second read is all cached"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_run_of_missing_blocks_is_one_request() {
+        let (m, rt, obj) = setup(20_000).await;
+        rt.read(&obj, 0, 8000).await.unwrap();
+        assert_eq!(m.reads.load(Ordering::Relaxed), 1);
+        rt.read(&obj, 0, 20_000).await.unwrap();
+        // 12 missing blocks, at most 8 per request.
+        assert_eq!(m.reads.load(Ordering::Relaxed), 3);
+    }
+
+    #[tokio::test]
+    async fn concurrent_readers_share_one_fetch() {
+        let (m, rt, obj) = setup(8000).await;
+        m.set_delay(std::time::Duration::from_millis(50));
+        let reads = (0..8).map(|i| {
+            let (rt, obj) = (rt.clone(), obj.clone());
+            async move { rt.read(&obj, i * 100, 8000 - i * 100).await.unwrap() }
+        });
+        let results = futures::future::join_all(reads).await;
+        let src = data(8000);
+        for (i, r) in results.iter().enumerate() {
+            assert_eq!(&r[..], &src[i * 100..]);
+        }
+        assert_eq!(
+            m.reads.load(Ordering::Relaxed),
+            1,
+            "one origin request for all readers"
+        );
+        assert!(rt.stats().joined_blocks.load(Ordering::Relaxed) > 0);
+    }
+
+    #[tokio::test]
+    async fn an_origin_failure_fails_that_read_only() {
+        let (m, rt, obj) = setup(5000).await;
+        m.fail_next(1);
+        let e = rt.read(&obj, 0, 100).await.unwrap_err();
+        assert!(
+            matches!(e, CacheError::Origin(ref c) if c.is_temporary()),
+            "{e}"
+        );
+        assert_eq!(
+            &rt.read(&obj, 0, 100).await.unwrap()[..],
+            &data(5000)[..100]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_changed_object_is_never_mixed() {
+        let (m, rt, obj) = setup(5000).await;
+        let first = rt.read(&obj, 0, 1000).await.unwrap();
+        m.put("f.bin", vec![9u8; 5000]);
+        // Cached block of the old version still serves the old version...
+        assert_eq!(rt.read(&obj, 0, 1000).await.unwrap(), first);
+        // ...but an uncached block of the old version cannot be had: Stale, not new bytes.
+        let e = rt.read(&obj, 3000, 1000).await.unwrap_err();
+        assert!(
+            matches!(e, CacheError::Origin(ref c) if c.kind() == colo_connectors::ErrorKind::Stale),
+            "{e}"
+        );
+        // The new version has a new identity and reads the new bytes only.
+        let meta = m.stat(&obj.path).await.unwrap();
+        let new = ObjectVersion {
+            identity: meta.identity(),
+            ..obj.clone()
+        };
+        assert_eq!(&rt.read(&new, 0, 5000).await.unwrap()[..], &[9u8; 5000][..]);
+    }
+
+    #[tokio::test]
+    async fn disk_tier_refetches_a_corrupted_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Arc::new(MemoryConnector::new("mem"));
+        m.put("f", data(3000));
+        let meta = m.stat(&ObjectPath::parse("f").unwrap()).await.unwrap();
+        let disk = DiskCache::open(dir.path(), 1 << 20).unwrap();
+        let cache = Arc::new(TieredCache::new(None, Some(disk.clone())));
+        let rt = ReadThrough::new(m.clone(), cache, 1000, 8000);
+        let obj = ObjectVersion {
+            path: ObjectPath::parse("f").unwrap(),
+            identity: meta.identity(),
+            size: 3000,
+        };
+        rt.read(&obj, 0, 3000).await.unwrap();
+        let block = disk.block_path(&rt.key(&obj, 1));
+        let mut raw = std::fs::read(&block).unwrap();
+        let n = raw.len();
+        raw[n - 10] ^= 0xff;
+        std::fs::write(&block, raw).unwrap();
+        let before = m.reads.load(Ordering::Relaxed);
+        assert_eq!(&rt.read(&obj, 0, 3000).await.unwrap()[..], &data(3000)[..]);
+        assert_eq!(
+            m.reads.load(Ordering::Relaxed),
+            before + 1,
+            "only the bad block is refetched"
+        );
+        assert_eq!(disk.stats().corrupt_blocks.load(Ordering::Relaxed), 1);
+    }
+}

@@ -1,0 +1,137 @@
+//! The `Connector` trait and the metadata it speaks in.
+//!
+//! Contract for [`Connector::read_range`]: the range must lie inside the object (callers clamp to
+//! the size they got from `stat`/`list`), and when `expect` is given the connector guarantees the
+//! bytes belong to that identity or fails with [`crate::ErrorKind::Stale`]. Each backend keeps the
+//! guarantee as cheaply as it can: a conditional GET (`If-Match`) on S3 and WebDAV, the response's own
+//! validators on HTTP, `fstat` of the open file on local paths, a `stat` after the read where the
+//! protocol has no validators (FTP, SFTP). This is what keeps the cache from ever mixing two versions
+//! of a file.
+
+use crate::error::Result;
+use crate::path::ObjectPath;
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::fmt;
+use std::ops::Range;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    File,
+    Directory,
+}
+
+/// What a backend tells about one object or directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub kind: EntryKind,
+    /// Size in bytes (0 for directories).
+    pub size: u64,
+    pub mtime: Option<SystemTime>,
+    /// The backend's entity tag, verbatim (quotes included), where it has one.
+    pub etag: Option<String>,
+}
+
+impl ObjectMeta {
+    pub fn file(size: u64, mtime: Option<SystemTime>, etag: Option<String>) -> Self {
+        ObjectMeta {
+            kind: EntryKind::File,
+            size,
+            mtime,
+            etag,
+        }
+    }
+
+    pub fn directory(mtime: Option<SystemTime>) -> Self {
+        ObjectMeta {
+            kind: EntryKind::Directory,
+            size: 0,
+            mtime,
+            etag: None,
+        }
+    }
+
+    /// The identity that names this version of the object: its ETag, or its size and mtime where
+    /// the backend has no ETag.
+    pub fn identity(&self) -> ObjectIdentity {
+        match &self.etag {
+            Some(e) if !e.is_empty() => ObjectIdentity::ETag(e.clone()),
+            _ => ObjectIdentity::SizeMtime {
+                size: self.size,
+                mtime_ns: self.mtime.map(system_time_ns).unwrap_or(0),
+            },
+        }
+    }
+}
+
+/// Nanoseconds since the epoch, saturating (times before 1970 count as 0).
+pub fn system_time_ns(t: SystemTime) -> i128 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0)
+}
+
+/// Which version of an object bytes belong to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ObjectIdentity {
+    ETag(String),
+    SizeMtime { size: u64, mtime_ns: i128 },
+}
+
+impl ObjectIdentity {
+    /// Whether `meta` describes the same version.
+    pub fn matches(&self, meta: &ObjectMeta) -> bool {
+        *self == meta.identity()
+    }
+}
+
+impl fmt::Display for ObjectIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ObjectIdentity::ETag(e) => write!(f, "etag:{e}"),
+            ObjectIdentity::SizeMtime { size, mtime_ns } => write!(f, "sm:{size}:{mtime_ns}"),
+        }
+    }
+}
+
+/// One entry of a directory listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    pub name: String,
+    pub meta: ObjectMeta,
+}
+
+/// What a backend can do; the layers above read this instead of guessing from the scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capability {
+    /// Listings carry sizes and mtimes (so `ls -l` needs no request per entry).
+    pub list_has_metadata: bool,
+    /// `read_range` checks the identity within the read request itself (no extra round trip).
+    pub conditional_read: bool,
+    /// The backend can write (not used by the read-only mounts of this version).
+    pub write: bool,
+}
+
+/// A data source colo reads from.
+#[async_trait]
+pub trait Connector: Send + Sync + fmt::Debug {
+    /// The volume name this connector serves (used in errors and metrics).
+    fn volume(&self) -> &str;
+
+    fn capability(&self) -> Capability;
+
+    /// Metadata of the object or directory at `path` (the root is always a directory).
+    async fn stat(&self, path: &ObjectPath) -> Result<ObjectMeta>;
+
+    /// Bytes `range` of the file at `path`; see the module note for the `expect` contract.
+    async fn read_range(
+        &self,
+        path: &ObjectPath,
+        range: Range<u64>,
+        expect: Option<&ObjectIdentity>,
+    ) -> Result<Bytes>;
+
+    /// The direct children of the directory at `path`, never including the directory itself.
+    async fn list(&self, path: &ObjectPath) -> Result<Vec<DirEntry>>;
+}

@@ -1,0 +1,223 @@
+//! An in-memory connector with fault injection, for unit tests of the layers above and for the
+//! behaviour suite's always-on run. It behaves like an object store with ETags: every `put` makes a
+//! new version with a new ETag, and reads honour the identity contract.
+//!
+//! Faults: [`MemoryConnector::fail_next`] makes the next N requests fail as Unavailable;
+//! [`MemoryConnector::set_down`] fails everything until lifted; [`MemoryConnector::set_delay`] slows
+//! every request. Counters tell how many reads and lists reached the "origin".
+
+use crate::connector::{Capability, Connector, DirEntry, EntryKind, ObjectIdentity, ObjectMeta};
+use crate::error::{ConnectorError, Result};
+use crate::path::ObjectPath;
+use async_trait::async_trait;
+use bytes::Bytes;
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+
+#[derive(Debug, Clone)]
+struct Object {
+    data: Bytes,
+    mtime: SystemTime,
+    etag: String,
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryConnector {
+    volume: String,
+    objects: Mutex<BTreeMap<String, Object>>,
+    versions: AtomicU64,
+    fail_next: AtomicUsize,
+    down: AtomicBool,
+    delay_ms: AtomicU64,
+    /// Requests that reached this connector, by kind.
+    pub reads: AtomicU64,
+    pub read_bytes: AtomicU64,
+    pub stats: AtomicU64,
+    pub lists: AtomicU64,
+}
+
+impl MemoryConnector {
+    pub fn new(volume: &str) -> Self {
+        MemoryConnector {
+            volume: volume.to_string(),
+            ..Default::default()
+        }
+    }
+
+    /// Create or replace a file (directories are implied by paths, as in object stores).
+    pub fn put(&self, path: &str, data: impl Into<Bytes>) {
+        let path = ObjectPath::parse(path)
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|e| panic!("test path {path:?}: {e}"));
+        let v = self.versions.fetch_add(1, Ordering::SeqCst) + 1;
+        let obj = Object {
+            data: data.into(),
+            mtime: SystemTime::now(),
+            etag: format!("\"v{v}\""),
+        };
+        self.objects.lock().insert(path, obj);
+    }
+
+    pub fn remove(&self, path: &str) {
+        self.objects.lock().remove(path.trim_matches('/'));
+    }
+
+    pub fn fail_next(&self, n: usize) {
+        self.fail_next.store(n, Ordering::SeqCst);
+    }
+
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    pub fn set_delay(&self, delay: Duration) {
+        self.delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    async fn gate(&self, path: &ObjectPath) -> Result<()> {
+        let d = self.delay_ms.load(Ordering::SeqCst);
+        if d > 0 {
+            tokio::time::sleep(Duration::from_millis(d)).await;
+        }
+        let injected = self
+            .fail_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if injected || self.down.load(Ordering::SeqCst) {
+            return Err(ConnectorError::unavailable(
+                &self.volume,
+                &path.to_string(),
+                "injected fault",
+            ));
+        }
+        Ok(())
+    }
+
+    fn is_dir(objects: &BTreeMap<String, Object>, path: &ObjectPath) -> bool {
+        path.is_root() || {
+            let prefix = format!("{}/", path.as_str());
+            objects
+                .range(prefix.clone()..)
+                .next()
+                .is_some_and(|(k, _)| k.starts_with(&prefix))
+        }
+    }
+}
+
+#[async_trait]
+impl Connector for MemoryConnector {
+    fn volume(&self) -> &str {
+        &self.volume
+    }
+
+    fn capability(&self) -> Capability {
+        Capability {
+            list_has_metadata: true,
+            conditional_read: true,
+            write: false,
+        }
+    }
+
+    async fn stat(&self, path: &ObjectPath) -> Result<ObjectMeta> {
+        self.stats.fetch_add(1, Ordering::Relaxed);
+        self.gate(path).await?;
+        let objects = self.objects.lock();
+        if let Some(o) = objects.get(path.as_str()) {
+            return Ok(ObjectMeta::file(
+                o.data.len() as u64,
+                Some(o.mtime),
+                Some(o.etag.clone()),
+            ));
+        }
+        if Self::is_dir(&objects, path) {
+            return Ok(ObjectMeta::directory(None));
+        }
+        Err(ConnectorError::not_found(&self.volume, &path.to_string()))
+    }
+
+    async fn read_range(
+        &self,
+        path: &ObjectPath,
+        range: Range<u64>,
+        expect: Option<&ObjectIdentity>,
+    ) -> Result<Bytes> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        self.gate(path).await?;
+        let o = self
+            .objects
+            .lock()
+            .get(path.as_str())
+            .cloned()
+            .ok_or_else(|| ConnectorError::not_found(&self.volume, &path.to_string()))?;
+        let meta = ObjectMeta::file(o.data.len() as u64, Some(o.mtime), Some(o.etag.clone()));
+        if expect.is_some_and(|id| !id.matches(&meta)) {
+            return Err(ConnectorError::stale(&self.volume, &path.to_string()));
+        }
+        if range.end > o.data.len() as u64 || range.start > range.end {
+            return Err(ConnectorError::InvalidInput {
+                volume: self.volume.clone(),
+                path: path.to_string(),
+                detail: format!("range {range:?} outside {} bytes", o.data.len()),
+            });
+        }
+        self.read_bytes
+            .fetch_add(range.end - range.start, Ordering::Relaxed);
+        Ok(o.data.slice(range.start as usize..range.end as usize))
+    }
+
+    async fn list(&self, path: &ObjectPath) -> Result<Vec<DirEntry>> {
+        self.lists.fetch_add(1, Ordering::Relaxed);
+        self.gate(path).await?;
+        let objects = self.objects.lock();
+        if objects.contains_key(path.as_str()) {
+            return Err(ConnectorError::WrongKind {
+                volume: self.volume.clone(),
+                path: path.to_string(),
+                expected: "directory",
+                actual: "file",
+            });
+        }
+        if !Self::is_dir(&objects, path) {
+            return Err(ConnectorError::not_found(&self.volume, &path.to_string()));
+        }
+        let prefix = if path.is_root() {
+            String::new()
+        } else {
+            format!("{}/", path.as_str())
+        };
+        let mut out: Vec<DirEntry> = Vec::new();
+        for (k, o) in objects.range(prefix.clone()..) {
+            let Some(rest) = k.strip_prefix(&prefix) else {
+                break;
+            };
+            match rest.split_once('/') {
+                Some((dir, _)) => {
+                    if out.last().is_none_or(|e| e.name != dir) {
+                        out.push(DirEntry {
+                            name: dir.to_string(),
+                            meta: ObjectMeta::directory(None),
+                        });
+                    }
+                }
+                None => out.push(DirEntry {
+                    name: rest.to_string(),
+                    meta: ObjectMeta::file(
+                        o.data.len() as u64,
+                        Some(o.mtime),
+                        Some(o.etag.clone()),
+                    ),
+                }),
+            }
+        }
+        out.dedup_by(|a, b| {
+            a.name == b.name
+                && a.meta.kind == EntryKind::Directory
+                && b.meta.kind == EntryKind::Directory
+        });
+        Ok(out)
+    }
+}
