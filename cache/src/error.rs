@@ -5,8 +5,9 @@ use colo_connectors::ConnectorError;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// Deliberately not `#[non_exhaustive]`: the VFS maps it to errno with an exhaustive match, so a
+/// new variant must be given its errno there before anything compiles.
 #[derive(Debug, thiserror::Error, Clone)]
-#[non_exhaustive]
 pub enum CacheError {
     /// The origin failed; shared because one fetch may serve several readers.
     #[error(transparent)]

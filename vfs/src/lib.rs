@@ -1,1 +1,20 @@
-//! placeholder
+//! colo-vfs: the FUSE filesystem that shows every volume as a directory under one mount root.
+//!
+//! Design (after mountpoint-s3): [`core::VfsCore`] is an async filesystem with no fuser types — inodes,
+//! listing and attribute caches with per-volume TTLs, open handles pinned to one object version,
+//! sequential prefetch — and is tested without a mount. [`fuse`] is the only fuser glue: each callback
+//! spawns the core call on the tokio runtime and replies, or maps the error through [`errno`], the one
+//! place errors become errno values. [`mount`] checks the machine (device, helper, busy or stale mount
+//! points) and mounts.
+
+pub mod core;
+pub mod errno;
+pub mod error;
+pub mod fuse;
+pub mod inode;
+pub mod mount;
+pub mod prefetch;
+
+pub use crate::core::{Attr, DirListing, VfsCore, VfsOptions, VolumeMount};
+pub use error::{Result, VfsError};
+pub use mount::{MountOptions, MountedFs, mount};

@@ -1,0 +1,442 @@
+//! The filesystem core: async, no fuser types, tested without a mount.
+//!
+//! Metadata: a directory's listing is fetched with one `list` call and kept, with every child's
+//! attributes, for the volume's metadata TTL — so `ls -l` costs one listing and lookups of names
+//! that are not there are answered from it (negative caching for free). After the TTL the listing
+//! is fetched again; a file's own attributes are refreshed with one `stat`.
+//!
+//! Data: `open` pins the file's current version (path + identity + size) to the handle; every read
+//! of that handle asks the read-through cache for exactly that version. A file that changes at the
+//! origin is therefore never seen as a mix: an open handle keeps reading its version (cached blocks)
+//! or gets ESTALE; the next open after the TTL sees the new version whole.
+
+use crate::error::{Result, VfsError};
+use crate::inode::{InodeTable, Node, ROOT_INO};
+use crate::prefetch::SequentialDetector;
+use bytes::Bytes;
+use colo_cache::{ObjectVersion, ReadThrough};
+use colo_connectors::{ConnectorError, EntryKind, ObjectMeta, ObjectPath};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+/// One volume as the VFS sees it.
+pub struct VolumeMount {
+    pub name: String,
+    pub reader: ReadThrough,
+    pub metadata_ttl: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct VfsOptions {
+    /// First prefetch window for a sequential reader.
+    pub prefetch_initial_bytes: u64,
+    /// Largest prefetch window.
+    pub prefetch_max_bytes: u64,
+    /// Owner shown for every file.
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Default for VfsOptions {
+    fn default() -> Self {
+        VfsOptions {
+            prefetch_initial_bytes: 1 << 20,
+            prefetch_max_bytes: 32 << 20,
+            uid: 0,
+            gid: 0,
+        }
+    }
+}
+
+/// Attributes of one inode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attr {
+    pub ino: u64,
+    pub kind: EntryKind,
+    pub size: u64,
+    pub mtime: SystemTime,
+    pub perm: u16,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// A directory's entries as returned to `readdir`, in a stable (sorted) order.
+#[derive(Debug, Clone)]
+pub struct DirListing {
+    pub entries: Vec<(u64, EntryKind, String)>,
+}
+
+struct CachedMeta {
+    meta: ObjectMeta,
+    at: Instant,
+}
+
+struct CachedDir {
+    children: Vec<(String, u64)>,
+    at: Instant,
+}
+
+#[derive(Default)]
+struct State {
+    inodes: InodeTable,
+    attrs: HashMap<u64, CachedMeta>,
+    dirs: HashMap<u64, CachedDir>,
+}
+
+struct OpenFile {
+    volume: usize,
+    version: ObjectVersion,
+    detector: Mutex<SequentialDetector>,
+}
+
+pub struct VfsCore {
+    volumes: Vec<VolumeMount>,
+    options: VfsOptions,
+    state: Mutex<State>,
+    handles: Mutex<HashMap<u64, Arc<OpenFile>>>,
+    next_handle: AtomicU64,
+    started: SystemTime,
+}
+
+impl VfsCore {
+    pub fn new(volumes: Vec<VolumeMount>, options: VfsOptions) -> Self {
+        let mut state = State::default();
+        for (i, v) in volumes.iter().enumerate() {
+            state.inodes.child(
+                ROOT_INO,
+                &v.name,
+                Node {
+                    parent: ROOT_INO,
+                    volume: Some(i),
+                    path: ObjectPath::root(),
+                    kind: EntryKind::Directory,
+                },
+            );
+        }
+        VfsCore {
+            volumes,
+            options,
+            state: Mutex::new(state),
+            handles: Mutex::new(HashMap::new()),
+            next_handle: AtomicU64::new(1),
+            started: SystemTime::now(),
+        }
+    }
+
+    pub fn volumes(&self) -> &[VolumeMount] {
+        &self.volumes
+    }
+
+    /// The TTL the kernel may keep attributes and entries of `ino` for.
+    pub fn ttl_for(&self, ino: u64) -> Duration {
+        match self.node(ino).ok().and_then(|n| n.volume) {
+            Some(v) => self.volumes[v].metadata_ttl,
+            None => Duration::from_secs(3600),
+        }
+    }
+
+    fn node(&self, ino: u64) -> Result<Node> {
+        self.state
+            .lock()
+            .inodes
+            .get(ino)
+            .cloned()
+            .ok_or_else(|| VfsError::NotFound {
+                path: format!("inode {ino}"),
+            })
+    }
+
+    fn display(&self, node: &Node) -> String {
+        match node.volume {
+            Some(v) => format!("{}{}", self.volumes[v].name, node.path),
+            None => "/".into(),
+        }
+    }
+
+    fn attr_of(&self, ino: u64, kind: EntryKind, meta: Option<&ObjectMeta>) -> Attr {
+        let dir = kind == EntryKind::Directory;
+        Attr {
+            ino,
+            kind,
+            size: meta.map(|m| m.size).unwrap_or(0),
+            mtime: meta.and_then(|m| m.mtime).unwrap_or(self.started),
+            perm: if dir { 0o555 } else { 0o444 },
+            uid: self.options.uid,
+            gid: self.options.gid,
+        }
+    }
+
+    /// Find `name` in directory `parent`.
+    pub async fn lookup(&self, parent: u64, name: &str) -> Result<Attr> {
+        let pnode = self.node(parent)?;
+        if pnode.kind != EntryKind::Directory {
+            return Err(VfsError::NotADirectory {
+                path: self.display(&pnode),
+            });
+        }
+        let not_found = || VfsError::NotFound {
+            path: format!("{}/{}", self.display(&pnode).trim_end_matches('/'), name),
+        };
+        // A name that could not be a path segment (".." in any encoding, separators) names nothing.
+        if pnode.path.child(name).is_err() {
+            return Err(not_found());
+        }
+        if parent == ROOT_INO {
+            let st = self.state.lock();
+            let vol = self
+                .volumes
+                .iter()
+                .position(|v| v.name == name)
+                .ok_or_else(not_found)?;
+            let ino = self.volumes_ino(&st, vol);
+            return Ok(self.attr_of(ino, EntryKind::Directory, None));
+        }
+        self.ensure_listing(parent, &pnode).await?;
+        let st = self.state.lock();
+        let ino = st
+            .dirs
+            .get(&parent)
+            .and_then(|d| d.children.iter().find(|(n, _)| n == name).map(|(_, i)| *i))
+            .ok_or_else(not_found)?;
+        let kind = st
+            .inodes
+            .get(ino)
+            .map(|n| n.kind)
+            .unwrap_or(EntryKind::File);
+        Ok(self.attr_of(ino, kind, st.attrs.get(&ino).map(|c| &c.meta)))
+    }
+
+    fn volumes_ino(&self, st: &State, vol: usize) -> u64 {
+        // Volume roots were numbered first, in order, right after the mount root.
+        let ino = ROOT_INO + 1 + vol as u64;
+        debug_assert!(
+            st.inodes
+                .get(ino)
+                .is_some_and(|n| n.volume == Some(vol) && n.path.is_root())
+        );
+        ino
+    }
+
+    /// Attributes of `ino`, refreshed from the origin once the TTL has passed.
+    pub async fn getattr(&self, ino: u64) -> Result<Attr> {
+        let node = self.node(ino)?;
+        let Some(vol) = node.volume else {
+            return Ok(self.attr_of(ino, EntryKind::Directory, None));
+        };
+        if node.path.is_root() {
+            return Ok(self.attr_of(ino, EntryKind::Directory, None));
+        }
+        let ttl = self.volumes[vol].metadata_ttl;
+        {
+            let st = self.state.lock();
+            if let Some(c) = st.attrs.get(&ino)
+                && c.at.elapsed() < ttl
+            {
+                return Ok(self.attr_of(ino, c.meta.kind, Some(&c.meta)));
+            }
+        }
+        let meta = self.refresh_meta(ino, &node, vol).await?;
+        Ok(self.attr_of(ino, meta.kind, Some(&meta)))
+    }
+
+    async fn refresh_meta(&self, ino: u64, node: &Node, vol: usize) -> Result<ObjectMeta> {
+        let connector = self.volumes[vol].reader.connector().clone();
+        match connector.stat(&node.path).await {
+            Ok(meta) => {
+                let mut st = self.state.lock();
+                st.attrs.insert(
+                    ino,
+                    CachedMeta {
+                        meta: meta.clone(),
+                        at: Instant::now(),
+                    },
+                );
+                Ok(meta)
+            }
+            Err(e @ ConnectorError::NotFound { .. }) => {
+                // Gone at the origin: forget it, and the parent's listing that still shows it.
+                let mut st = self.state.lock();
+                st.attrs.remove(&ino);
+                st.dirs.remove(&node.parent);
+                Err(e.into())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn ensure_listing(&self, ino: u64, node: &Node) -> Result<()> {
+        let Some(vol) = node.volume else {
+            return Ok(());
+        };
+        let ttl = self.volumes[vol].metadata_ttl;
+        if self
+            .state
+            .lock()
+            .dirs
+            .get(&ino)
+            .is_some_and(|d| d.at.elapsed() < ttl)
+        {
+            return Ok(());
+        }
+        let connector = self.volumes[vol].reader.connector().clone();
+        let mut entries = connector.list(&node.path).await?;
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        let now = Instant::now();
+        let mut st = self.state.lock();
+        let mut children = Vec::with_capacity(entries.len());
+        for e in entries {
+            let Ok(path) = node.path.child(&e.name) else {
+                continue;
+            };
+            let child = st.inodes.child(
+                ino,
+                &e.name,
+                Node {
+                    parent: ino,
+                    volume: Some(vol),
+                    path,
+                    kind: e.meta.kind,
+                },
+            );
+            st.attrs.insert(
+                child,
+                CachedMeta {
+                    meta: e.meta,
+                    at: now,
+                },
+            );
+            children.push((e.name, child));
+        }
+        st.dirs.insert(ino, CachedDir { children, at: now });
+        Ok(())
+    }
+
+    /// The entries of directory `ino` (without `.` and `..`).
+    pub async fn readdir(&self, ino: u64) -> Result<DirListing> {
+        let node = self.node(ino)?;
+        if node.kind != EntryKind::Directory {
+            return Err(VfsError::NotADirectory {
+                path: self.display(&node),
+            });
+        }
+        if ino == ROOT_INO {
+            let st = self.state.lock();
+            let entries = (0..self.volumes.len())
+                .map(|v| {
+                    (
+                        self.volumes_ino(&st, v),
+                        EntryKind::Directory,
+                        self.volumes[v].name.clone(),
+                    )
+                })
+                .collect();
+            return Ok(DirListing { entries });
+        }
+        self.ensure_listing(ino, &node).await?;
+        let st = self.state.lock();
+        let entries = st
+            .dirs
+            .get(&ino)
+            .map(|d| {
+                d.children
+                    .iter()
+                    .map(|(name, child)| {
+                        let kind = st
+                            .inodes
+                            .get(*child)
+                            .map(|n| n.kind)
+                            .unwrap_or(EntryKind::File);
+                        (*child, kind, name.clone())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(DirListing { entries })
+    }
+
+    /// Open a file for reading; `write` access is refused (these mounts are read-only).
+    pub async fn open(&self, ino: u64, write: bool) -> Result<u64> {
+        let node = self.node(ino)?;
+        if write {
+            return Err(VfsError::ReadOnly {
+                operation: "open for writing",
+                path: self.display(&node),
+            });
+        }
+        let Some(vol) = node.volume else {
+            return Err(VfsError::IsADirectory { path: "/".into() });
+        };
+        let attr = self.getattr(ino).await?;
+        if attr.kind == EntryKind::Directory {
+            return Err(VfsError::IsADirectory {
+                path: self.display(&node),
+            });
+        }
+        let meta = self
+            .state
+            .lock()
+            .attrs
+            .get(&ino)
+            .map(|c| c.meta.clone())
+            .ok_or_else(|| VfsError::NotFound {
+                path: self.display(&node),
+            })?;
+        let version = ObjectVersion {
+            path: node.path.clone(),
+            identity: meta.identity(),
+            size: meta.size,
+        };
+        let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
+        let file = OpenFile {
+            volume: vol,
+            version,
+            detector: Mutex::new(SequentialDetector::new(
+                self.options.prefetch_initial_bytes,
+                self.options.prefetch_max_bytes,
+            )),
+        };
+        self.handles.lock().insert(fh, Arc::new(file));
+        Ok(fh)
+    }
+
+    /// Size of the version an open handle reads.
+    pub fn handle_size(&self, fh: u64) -> Result<u64> {
+        self.handles
+            .lock()
+            .get(&fh)
+            .map(|f| f.version.size)
+            .ok_or(VfsError::BadHandle { handle: fh })
+    }
+
+    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Bytes> {
+        let file = self
+            .handles
+            .lock()
+            .get(&fh)
+            .cloned()
+            .ok_or(VfsError::BadHandle { handle: fh })?;
+        let reader = &self.volumes[file.volume].reader;
+        let prefetch = file.detector.lock().on_read(offset, size as u64);
+        if let Some((start, len)) = prefetch {
+            reader.prefetch(&file.version, start, len);
+        }
+        Ok(reader.read(&file.version, offset, size as u64).await?)
+    }
+
+    pub fn release(&self, fh: u64) {
+        self.handles.lock().remove(&fh);
+    }
+
+    pub fn open_handles(&self) -> usize {
+        self.handles.lock().len()
+    }
+
+    /// Refuse any change: these mounts are read-only.
+    pub fn refuse_write(&self, ino: u64, operation: &'static str) -> VfsError {
+        let path = self.node(ino).map(|n| self.display(&n)).unwrap_or_default();
+        VfsError::ReadOnly { operation, path }
+    }
+}

@@ -1,0 +1,227 @@
+//! The only fuser glue. Each callback moves its reply into a task on the tokio runtime, calls the
+//! core, and replies or maps the error with [`crate::errno::errno`]. Nothing here decides anything.
+//!
+//! Directory handles snapshot the listing at `opendir`, so `readdir` offsets stay consistent while a
+//! listing is refreshed underneath. Writes never reach the core's data path: the mount is `ro`, and
+//! any write-ish callback that still arrives is answered `EROFS`.
+
+use crate::core::{Attr, DirListing, VfsCore};
+use crate::errno::errno;
+use crate::error::VfsError;
+use colo_connectors::EntryKind;
+use fuser::{
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
+    OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry,
+    ReplyOpen, ReplyStatfs, Request,
+};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::runtime::Handle;
+
+pub struct ColoFs {
+    core: Arc<VfsCore>,
+    rt: Handle,
+    dirs: Arc<Mutex<HashMap<u64, Arc<DirListing>>>>,
+    next_dir: AtomicU64,
+}
+
+impl ColoFs {
+    pub fn new(core: Arc<VfsCore>, rt: Handle) -> Self {
+        ColoFs {
+            core,
+            rt,
+            dirs: Arc::default(),
+            next_dir: AtomicU64::new(1),
+        }
+    }
+}
+
+fn to_errno(e: &VfsError) -> Errno {
+    Errno::from_i32(errno(e))
+}
+
+fn file_attr(a: &Attr) -> FileAttr {
+    FileAttr {
+        ino: INodeNo(a.ino),
+        size: a.size,
+        blocks: a.size.div_ceil(512),
+        atime: a.mtime,
+        mtime: a.mtime,
+        ctime: a.mtime,
+        crtime: a.mtime,
+        kind: file_type(a.kind),
+        perm: a.perm,
+        nlink: if a.kind == EntryKind::Directory { 2 } else { 1 },
+        uid: a.uid,
+        gid: a.gid,
+        rdev: 0,
+        blksize: 128 * 1024,
+        flags: 0,
+    }
+}
+
+fn file_type(k: EntryKind) -> FileType {
+    match k {
+        EntryKind::Directory => FileType::Directory,
+        EntryKind::File => FileType::RegularFile,
+    }
+}
+
+impl Filesystem for ColoFs {
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let core = self.core.clone();
+        let Some(name) = name.to_str().map(str::to_string) else {
+            reply.error(Errno::ENOENT);
+            return;
+        };
+        self.rt.spawn(async move {
+            match core.lookup(parent.0, &name).await {
+                Ok(a) => reply.entry(&core.ttl_for(a.ino), &file_attr(&a), Generation(0)),
+                Err(e) => reply.error(to_errno(&e)),
+            }
+        });
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let core = self.core.clone();
+        self.rt.spawn(async move {
+            match core.getattr(ino.0).await {
+                Ok(a) => reply.attr(&core.ttl_for(ino.0), &file_attr(&a)),
+                Err(e) => reply.error(to_errno(&e)),
+            }
+        });
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let core = self.core.clone();
+        let write = !matches!(flags.acc_mode(), OpenAccMode::O_RDONLY)
+            || flags.0 & (libc::O_TRUNC | libc::O_APPEND) != 0;
+        self.rt.spawn(async move {
+            match core.open(ino.0, write).await {
+                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+                Err(e) => reply.error(to_errno(&e)),
+            }
+        });
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let core = self.core.clone();
+        self.rt.spawn(async move {
+            match core.read(fh.0, offset, size).await {
+                Ok(bytes) => reply.data(&bytes),
+                Err(e) => {
+                    tracing::warn!(error = %e, "read failed");
+                    reply.error(to_errno(&e))
+                }
+            }
+        });
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.core.release(fh.0);
+        reply.ok();
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let core = self.core.clone();
+        let dirs = self.dirs.clone();
+        let fh = self.next_dir.fetch_add(1, Ordering::Relaxed);
+        self.rt.spawn(async move {
+            match core.readdir(ino.0).await {
+                Ok(listing) => {
+                    dirs.lock().insert(fh, Arc::new(listing));
+                    reply.opened(FileHandle(fh), FopenFlags::empty());
+                }
+                Err(e) => reply.error(to_errno(&e)),
+            }
+        });
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let Some(listing) = self.dirs.lock().get(&fh.0).cloned() else {
+            reply.error(Errno::EBADF);
+            return;
+        };
+        // Offsets: 1 = ".", 2 = "..", 3.. = entries.
+        let dots = [
+            (ino.0, EntryKind::Directory, "."),
+            (ino.0, EntryKind::Directory, ".."),
+        ];
+        let all = dots
+            .iter()
+            .map(|(i, k, n)| (*i, *k, *n))
+            .chain(listing.entries.iter().map(|(i, k, n)| (*i, *k, n.as_str())));
+        for (pos, (child, kind, name)) in all.enumerate().skip(offset as usize) {
+            if reply.add(INodeNo(child), pos as u64 + 1, file_type(kind), name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.dirs.lock().remove(&fh.0);
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        // Remote volumes have no meaningful capacity; report a read-only filesystem with none free.
+        reply.statfs(0, 0, 0, 0, 0, 4096, 255, 4096);
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(to_errno(&self.core.refuse_write(parent.0, "unlink")));
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(to_errno(&self.core.refuse_write(parent.0, "rmdir")));
+    }
+
+    fn mkdir(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        reply.error(to_errno(&self.core.refuse_write(parent.0, "mkdir")));
+    }
+}

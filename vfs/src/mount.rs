@@ -1,0 +1,160 @@
+//! Mounting: check the machine, clean up after a crashed run, mount, and unmount cleanly.
+//!
+//! Before mounting: `/dev/fuse` must exist; a non-root user needs `fusermount3`; the mount root is
+//! created if missing. If the root is already a mount point, it is either stale (a crashed colo: the
+//! kernel answers ENOTCONN) and is lazily unmounted, or alive and the mount is refused as busy.
+
+use crate::core::VfsCore;
+use crate::error::{Result, VfsError};
+use crate::fuse::ColoFs;
+use fuser::{BackgroundSession, Config, MountOption, SessionACL};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+#[derive(Debug, Clone)]
+pub struct MountOptions {
+    pub root: PathBuf,
+    /// FUSE worker threads.
+    pub threads: usize,
+    /// Let every user read the mount (as a platform's notebooks need); root only.
+    pub allow_other: bool,
+}
+
+impl Default for MountOptions {
+    fn default() -> Self {
+        MountOptions {
+            root: PathBuf::from("/media/data"),
+            threads: 4,
+            allow_other: true,
+        }
+    }
+}
+
+/// A live mount; dropping it unmounts.
+pub struct MountedFs {
+    session: Option<BackgroundSession>,
+    root: PathBuf,
+}
+
+impl MountedFs {
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Unmount and wait for the FUSE threads to finish.
+    pub fn unmount(mut self) -> Result<()> {
+        match self.session.take() {
+            Some(s) => s.umount_and_join().map_err(|e| VfsError::Mount {
+                root: self.root.clone(),
+                detail: format!("unmount: {e}"),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for MountedFs {
+    fn drop(&mut self) {
+        if let Some(s) = self.session.take() {
+            let _ = s.umount_and_join();
+        }
+    }
+}
+
+fn is_root_user() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
+}
+
+fn in_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+        .unwrap_or(false)
+}
+
+/// Whether `root` is currently a mount point (per /proc/self/mountinfo).
+pub fn is_mount_point(root: &Path) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let want = root.to_string_lossy().replace(' ', "\\040");
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .any(|mp| mp == want)
+}
+
+/// Check the machine and the mount root; clean up a stale mount left by a crashed run.
+pub fn prepare(root: &Path) -> Result<()> {
+    if !Path::new("/dev/fuse").exists() {
+        return Err(VfsError::NoFuseDevice);
+    }
+    if !is_root_user() && !in_path("fusermount3") && !in_path("fusermount") {
+        return Err(VfsError::NoFusermount);
+    }
+    if is_mount_point(root) {
+        match std::fs::metadata(root) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+                tracing::warn!(root = %root.display(), "cleaning up a stale mount from a crashed run");
+                let ok = Command::new("fusermount3")
+                    .arg("-uz")
+                    .arg(root)
+                    .status()
+                    .is_ok_and(|s| s.success())
+                    || Command::new("umount")
+                        .arg("-l")
+                        .arg(root)
+                        .status()
+                        .is_ok_and(|s| s.success());
+                if !ok || is_mount_point(root) {
+                    return Err(VfsError::MountRoot {
+                        root: root.to_path_buf(),
+                        detail: "a stale mount is there and could not be unmounted (try `fusermount3 -uz`)".into(),
+                    });
+                }
+            }
+            _ => {
+                return Err(VfsError::MountRootBusy {
+                    root: root.to_path_buf(),
+                });
+            }
+        }
+    }
+    std::fs::create_dir_all(root).map_err(|e| VfsError::MountRoot {
+        root: root.to_path_buf(),
+        detail: e.to_string(),
+    })?;
+    Ok(())
+}
+
+/// Mount `core` at `options.root`; requests run on the runtime behind `rt`.
+pub fn mount(
+    core: Arc<VfsCore>,
+    rt: tokio::runtime::Handle,
+    options: &MountOptions,
+) -> Result<MountedFs> {
+    prepare(&options.root)?;
+    let mut config = Config::default();
+    config.mount_options = vec![
+        MountOption::FSName("colo".into()),
+        MountOption::Subtype("colo".into()),
+        MountOption::RO,
+        MountOption::NoAtime,
+        MountOption::DefaultPermissions,
+    ];
+    if options.allow_other && is_root_user() {
+        config.acl = SessionACL::All;
+    }
+    config.n_threads = Some(options.threads.max(1));
+    let fs = ColoFs::new(core, rt);
+    let session = fuser::spawn_mount(fs, &options.root, &config).map_err(|e| VfsError::Mount {
+        root: options.root.clone(),
+        detail: e.to_string(),
+    })?;
+    Ok(MountedFs {
+        session: Some(session),
+        root: options.root.clone(),
+    })
+}

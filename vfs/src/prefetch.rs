@@ -1,0 +1,101 @@
+//! Sequential-read detection for one open file. A read that starts where the previous one ended
+//! (within a tolerance, since the kernel's readahead arrives split and out of order across FUSE
+//! threads) grows the prefetch window, doubling up to a maximum; a jump elsewhere resets it. The
+//! window is fetched ahead of the reader in the background, so a sequential reader finds its next
+//! blocks cached or already in flight.
+
+#[derive(Debug, Clone)]
+pub struct SequentialDetector {
+    next_offset: u64,
+    window: u64,
+    prefetched_until: u64,
+    initial_window: u64,
+    max_window: u64,
+    tolerance: u64,
+}
+
+impl SequentialDetector {
+    pub fn new(initial_window: u64, max_window: u64) -> Self {
+        SequentialDetector {
+            next_offset: 0,
+            window: 0,
+            prefetched_until: 0,
+            initial_window,
+            max_window: max_window.max(initial_window),
+            tolerance: 1 << 20,
+        }
+    }
+
+    /// Record a read of `[offset, offset + len)`; returns the range to prefetch now, if any.
+    pub fn on_read(&mut self, offset: u64, len: u64) -> Option<(u64, u64)> {
+        let end = offset + len;
+        let sequential = offset + self.tolerance >= self.next_offset
+            && offset <= self.next_offset + self.tolerance
+            && (self.next_offset > 0 || offset == 0);
+        if sequential {
+            self.window = if self.window == 0 {
+                self.initial_window
+            } else {
+                (self.window * 2).min(self.max_window)
+            };
+        } else {
+            self.window = 0;
+            self.prefetched_until = end;
+        }
+        self.next_offset = self.next_offset.max(end);
+        if self.window == 0 {
+            return None;
+        }
+        let target = end + self.window;
+        let start = self.prefetched_until.max(end);
+        // Ask only when at least half a window is missing, so requests stay large.
+        if target > start && target - start >= self.window / 2 {
+            self.prefetched_until = target;
+            Some((start, target - start))
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequential_reads_grow_the_window() {
+        let mut d = SequentialDetector::new(1 << 20, 8 << 20);
+        let first = d.on_read(0, 128 << 10).unwrap();
+        assert_eq!(first, (128 << 10, 1 << 20));
+        let mut total = 0;
+        let mut off = 128 << 10;
+        for _ in 0..100 {
+            if let Some((_, len)) = d.on_read(off, 128 << 10) {
+                total += len;
+                assert!(len <= 8 << 20);
+            }
+            off += 128 << 10;
+        }
+        assert!(
+            total >= off - (1 << 20),
+            "prefetch keeps ahead of the reader"
+        );
+    }
+
+    #[test]
+    fn random_reads_do_not_prefetch() {
+        let mut d = SequentialDetector::new(1 << 20, 8 << 20);
+        assert!(d.on_read(500 << 20, 4096).is_none());
+        assert!(d.on_read(100 << 20, 4096).is_none());
+        assert!(d.on_read(900 << 20, 4096).is_none());
+    }
+
+    #[test]
+    fn slightly_out_of_order_reads_stay_sequential() {
+        let mut d = SequentialDetector::new(1 << 20, 8 << 20);
+        d.on_read(0, 128 << 10);
+        d.on_read(256 << 10, 128 << 10); // arrived before 128K..256K
+        d.on_read(128 << 10, 128 << 10);
+        assert!(d.window >= 2 << 20);
+    }
+}

@@ -1,0 +1,233 @@
+//! VFS core against the memory connector: no mount, fault injection, exact origin-request counts.
+
+use bytes::Bytes;
+use colo_cache::{MemoryCache, ReadThrough, TieredCache};
+use colo_connectors::{EntryKind, MemoryConnector};
+use colo_vfs::{VfsCore, VfsError, VfsOptions, VolumeMount, errno::errno};
+use proptest::prelude::*;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+fn pattern(n: usize, seed: u8) -> Vec<u8> {
+    (0..n)
+        .map(|i| ((i * 7 + seed as usize) % 253) as u8)
+        .collect()
+}
+
+fn core_with(m: Arc<MemoryConnector>, ttl: Duration) -> VfsCore {
+    let cache = Arc::new(TieredCache::new(Some(MemoryCache::new(64 << 20)), None));
+    let reader = ReadThrough::new(m, cache, 4096, 64 * 1024);
+    VfsCore::new(
+        vec![VolumeMount {
+            name: "vol".into(),
+            reader,
+            metadata_ttl: ttl,
+        }],
+        VfsOptions {
+            prefetch_initial_bytes: 8192,
+            prefetch_max_bytes: 65536,
+            ..Default::default()
+        },
+    )
+}
+
+fn sample() -> Arc<MemoryConnector> {
+    let m = Arc::new(MemoryConnector::new("vol"));
+    m.put("a.txt", &b"hello"[..]);
+    m.put("dir/b.bin", pattern(50_000, 1));
+    m.put("dir/sub/c.fits", pattern(3000, 2));
+    for i in 0..100 {
+        m.put(&format!("many/f{i:03}"), vec![i as u8; i]);
+    }
+    m
+}
+
+async fn path_ino(core: &VfsCore, path: &str) -> u64 {
+    let mut ino = 1;
+    for seg in path.split('/') {
+        ino = core.lookup(ino, seg).await.unwrap().ino;
+    }
+    ino
+}
+
+#[tokio::test]
+async fn tree_is_browsable_with_one_listing_per_directory() {
+    let m = sample();
+    let core = core_with(m.clone(), Duration::from_secs(60));
+    let root = core.readdir(1).await.unwrap();
+    assert_eq!(
+        root.entries
+            .iter()
+            .map(|e| e.2.as_str())
+            .collect::<Vec<_>>(),
+        vec!["vol"]
+    );
+    let many = path_ino(&core, "vol/many").await;
+    let listing = core.readdir(many).await.unwrap();
+    assert_eq!(listing.entries.len(), 100);
+    let lists_before = m.lists.load(Ordering::Relaxed);
+    // `ls -l`: a getattr per entry, answered from the listing.
+    for (ino, kind, name) in &listing.entries {
+        let a = core.getattr(*ino).await.unwrap();
+        assert_eq!(*kind, EntryKind::File);
+        assert_eq!(a.size as usize, name[1..].parse::<usize>().unwrap());
+        assert_eq!(a.perm, 0o444);
+    }
+    assert_eq!(m.stats.load(Ordering::Relaxed), 0, "no stat per entry");
+    assert_eq!(
+        m.lists.load(Ordering::Relaxed),
+        lists_before,
+        "listing reused"
+    );
+    // A name that is not there is answered from the listing too.
+    let e = core.lookup(many, "nope").await.unwrap_err();
+    assert_eq!(errno(&e), libc::ENOENT);
+    assert_eq!(m.lists.load(Ordering::Relaxed), lists_before);
+}
+
+#[tokio::test]
+async fn reads_return_the_source_bytes() {
+    let m = sample();
+    let core = core_with(m, Duration::from_secs(60));
+    let ino = path_ino(&core, "vol/dir/b.bin").await;
+    let fh = core.open(ino, false).await.unwrap();
+    let src = pattern(50_000, 1);
+    let mut got = Vec::new();
+    let mut off = 0;
+    loop {
+        let b = core.read(fh, off, 7000).await.unwrap();
+        if b.is_empty() {
+            break;
+        }
+        off += b.len() as u64;
+        got.extend_from_slice(&b);
+    }
+    assert_eq!(got, src);
+    core.release(fh);
+    assert_eq!(core.open_handles(), 0);
+}
+
+#[tokio::test]
+async fn traversal_names_find_nothing() {
+    let core = core_with(sample(), Duration::from_secs(60));
+    let vol = path_ino(&core, "vol").await;
+    for bad in ["..", ".", "%2e%2e", "..%2fetc", "a/b"] {
+        let e = core.lookup(vol, bad).await.unwrap_err();
+        assert_eq!(errno(&e), libc::ENOENT, "{bad}");
+    }
+    assert_eq!(
+        errno(&core.lookup(1, "..").await.unwrap_err()),
+        libc::ENOENT
+    );
+}
+
+#[tokio::test]
+async fn writes_are_refused_read_only() {
+    let core = core_with(sample(), Duration::from_secs(60));
+    let ino = path_ino(&core, "vol/a.txt").await;
+    let e = core.open(ino, true).await.unwrap_err();
+    assert!(matches!(e, VfsError::ReadOnly { .. }));
+    assert_eq!(errno(&e), libc::EROFS);
+}
+
+#[tokio::test]
+async fn origin_failure_mid_read_is_eio_for_that_read_then_recovers() {
+    let m = sample();
+    let core = core_with(m.clone(), Duration::from_secs(60));
+    let ino = path_ino(&core, "vol/dir/b.bin").await;
+    let fh = core.open(ino, false).await.unwrap();
+    core.read(fh, 0, 4096).await.unwrap();
+    m.set_down(true);
+    let e = core.read(fh, 40_000, 4096).await.unwrap_err();
+    assert_eq!(errno(&e), libc::EIO);
+    // What is cached still reads while the origin is down.
+    assert_eq!(
+        &core.read(fh, 0, 10).await.unwrap()[..],
+        &pattern(10, 1)[..]
+    );
+    m.set_down(false);
+    assert_eq!(
+        &core.read(fh, 40_000, 4096).await.unwrap()[..],
+        &pattern(50_000, 1)[40_000..44_096]
+    );
+}
+
+#[tokio::test]
+async fn a_changed_file_is_seen_whole_after_the_ttl_never_mixed() {
+    let m = sample();
+    let core = core_with(m.clone(), Duration::from_millis(200));
+    let ino = path_ino(&core, "vol/dir/b.bin").await;
+    let fh = core.open(ino, false).await.unwrap();
+    assert_eq!(
+        &core.read(fh, 0, 4096).await.unwrap()[..],
+        &pattern(50_000, 1)[..4096]
+    );
+    m.put("dir/b.bin", pattern(50_000, 9));
+    // The open handle never gets new bytes: uncached parts of the old version are ESTALE.
+    let e = core.read(fh, 30_000, 4096).await.unwrap_err();
+    assert_eq!(errno(&e), libc::ESTALE);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let fh2 = core.open(ino, false).await.unwrap();
+    let all = core.read(fh2, 0, 50_000).await.unwrap();
+    assert_eq!(&all[..], &pattern(50_000, 9)[..], "new version, whole");
+}
+
+#[tokio::test]
+async fn a_deleted_file_disappears_after_the_ttl() {
+    let m = sample();
+    let core = core_with(m.clone(), Duration::from_millis(100));
+    let ino = path_ino(&core, "vol/a.txt").await;
+    m.remove("a.txt");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(errno(&core.getattr(ino).await.unwrap_err()), libc::ENOENT);
+    let vol = path_ino(&core, "vol").await;
+    assert_eq!(
+        errno(&core.lookup(vol, "a.txt").await.unwrap_err()),
+        libc::ENOENT
+    );
+}
+
+#[tokio::test]
+async fn sequential_reads_prefetch_ahead() {
+    let m = sample();
+    let core = core_with(m.clone(), Duration::from_secs(60));
+    let ino = path_ino(&core, "vol/dir/b.bin").await;
+    let fh = core.open(ino, false).await.unwrap();
+    for off in (0..16_384).step_by(4096) {
+        core.read(fh, off, 4096).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let reads = m.reads.load(Ordering::Relaxed);
+    // The rest of the file was prefetched: reading it costs no further origin requests.
+    for off in (16_384..50_000).step_by(4096) {
+        core.read(fh, off, 4096).await.unwrap();
+    }
+    let after = m.reads.load(Ordering::Relaxed);
+    assert!(
+        after - reads <= 1,
+        "prefetch should cover sequential reads ({reads} -> {after})"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    /// Random reads through the core equal slices of the source (the model), cached or not.
+    #[test]
+    fn random_reads_match_the_model(ops in prop::collection::vec((0u64..60_000, 1u32..20_000), 1..30)) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let m = sample();
+            let core = core_with(m, Duration::from_secs(60));
+            let ino = path_ino(&core, "vol/dir/b.bin").await;
+            let fh = core.open(ino, false).await.unwrap();
+            let model = Bytes::from(pattern(50_000, 1));
+            for (off, len) in ops {
+                let got = core.read(fh, off, len).await.unwrap();
+                let s = (off as usize).min(model.len());
+                let e = (off as usize + len as usize).min(model.len());
+                assert_eq!(&got[..], &model[s..e]);
+            }
+        });
+    }
+}
