@@ -1,1 +1,191 @@
-fn main() {}
+//! `colo`: mount data volumes under one root, list them, and run the sample mission.
+//!
+//! Commands: `colo mount` (the configured volumes, foreground), `colo volumes` (each volume, its
+//! masked URL and whether it answers), `colo up` (the main job: the config given, or with none the
+//! built-in sample mission prepared on first run). Errors print as one line, `colo: …`, saying what to
+//! fix; anyhow lives only in this crate.
+
+mod config;
+mod hipparcos;
+mod run;
+mod sample;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use colo_connectors::{ObjectPath, open_volume};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "colo",
+    version,
+    about = "Bring the questions to the data: mission data volumes, mounted and served"
+)]
+struct Cli {
+    /// More logging (-v: info, -vv: debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Mount the configured volumes under the mount root and serve until Ctrl-C/SIGTERM.
+    Mount {
+        /// The config file (default: ./colo.toml).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Mount root (overrides `mount_root`; default /media/data).
+        #[arg(long)]
+        root: Option<PathBuf>,
+    },
+    /// List the configured volumes, with credentials masked, and check that each answers.
+    Volumes {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Seconds to wait for each volume to answer.
+        #[arg(long, default_value_t = 15)]
+        timeout: u64,
+    },
+    /// The main job: mount the volumes (with no config: the built-in sample mission) and serve.
+    Up {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        root: Option<PathBuf>,
+    },
+}
+
+fn config_path(given: Option<PathBuf>) -> Result<PathBuf> {
+    match given {
+        Some(p) => Ok(p),
+        None if PathBuf::from("colo.toml").exists() => Ok(PathBuf::from("colo.toml")),
+        None => anyhow::bail!(
+            "no config: pass --config FILE or create ./colo.toml (see README, \"Configuration\")"
+        ),
+    }
+}
+
+async fn volumes(config: PathBuf, timeout: Duration) -> Result<bool> {
+    let settings = config::load(&config)?;
+    let mut all_ok = true;
+    println!("{:<16} {:<7} {:<48} STATUS", "NAME", "BACKEND", "URL");
+    for spec in &settings.volumes {
+        let status = match open_volume(spec) {
+            Err(e) => Err(e.to_string()),
+            Ok(v) => {
+                match tokio::time::timeout(timeout, v.connector.list(&ObjectPath::root())).await {
+                    Ok(Ok(entries)) => Ok(format!("ok ({} entries at the top)", entries.len())),
+                    Ok(Err(e)) => Err(v.redactor.redact(&e.to_string())),
+                    Err(_) => Err(format!("no answer within {}s", timeout.as_secs())),
+                }
+            }
+        };
+        let text = status.unwrap_or_else(|e| {
+            all_ok = false;
+            format!("error: {e}")
+        });
+        println!(
+            "{:<16} {:<7} {:<48} {}",
+            spec.name,
+            spec.backend_name(),
+            spec.display_url,
+            text
+        );
+    }
+    Ok(all_ok)
+}
+
+async fn up(config: Option<PathBuf>, root: Option<PathBuf>) -> Result<()> {
+    let (mut settings, banner) = match config
+        .or_else(|| Some(PathBuf::from("colo.toml")).filter(|p| p.exists()))
+    {
+        Some(path) => (config::load(&path)?, String::new()),
+        None => {
+            let home = config::colo_home();
+            let dir = sample::ensure(&home)
+                .await
+                .context("preparing the sample mission")?;
+            let raw = config::ColoConfig {
+                volume: vec![colo_connectors::VolumeConfig {
+                    name: Some("sample".into()),
+                    url: Some(format!("file://{}", dir.display())),
+                    metadata_ttl_secs: Some(3600),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            };
+            let root = root
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(config::DEFAULT_MOUNT_ROOT));
+            let banner = format!(
+                "colo: the sample mission (no config given). Try:\n  ls -l {r}/sample/images\n  python -c \"from astropy.io import fits; print(repr(fits.open('{r}/sample/images/ukidss_wfcam_taurus.fits', memmap=True)[0].header))\"\n  python -c \"import pyarrow.parquet as pq; print(pq.read_table('{r}/sample/catalogs/hip2.parquet', columns=['hip','ra_deg','dec_deg','hpmag']))\"",
+                r = root.display()
+            );
+            (config::settings(raw, "built-in sample config")?, banner)
+        }
+    };
+    if let Some(r) = root {
+        settings.mount_root = r;
+    }
+    run::mount_and_wait(&settings, &banner).await
+}
+
+async fn main_inner(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Command::Mount { config, root } => {
+            let mut settings = config::load(&config_path(config)?)?;
+            if let Some(r) = root {
+                settings.mount_root = r;
+            }
+            run::mount_and_wait(&settings, "").await?;
+            Ok(0)
+        }
+        Command::Volumes { config, timeout } => {
+            let ok = volumes(config_path(config)?, Duration::from_secs(timeout)).await?;
+            Ok(if ok { 0 } else { 1 })
+        }
+        Command::Up { config, root } => {
+            up(config, root).await?;
+            Ok(0)
+        }
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let default_level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("colo: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let code = match rt.block_on(main_inner(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            // One line: the error and its causes.
+            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            eprintln!("colo: {}", chain.join(": "));
+            1
+        }
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,230 @@
+//! `colo.toml`: the mount root, the cache, and the volumes. Unknown keys are errors, and every error
+//! is one line naming the file, the line, the key and what was expected.
+//!
+//! ```toml
+//! mount_root = "/media/data"
+//! [cache]
+//! dir = "/var/cache/colo"
+//! memory_mib = 512
+//! disk_gib = 20
+//! block_kib = 1024
+//! [[volume]]
+//! name = "archive"
+//! url = "s3://bucket/prefix"
+//! ```
+
+use colo_connectors::{VolumeConfig, VolumeSpec};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_MOUNT_ROOT: &str = "/media/data";
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Directory of the disk tier (default `$COLO_HOME/cache`).
+    pub dir: Option<PathBuf>,
+    /// Memory tier size in MiB (0 turns the memory tier off).
+    pub memory_mib: Option<u64>,
+    /// Disk tier size in GiB (0 turns the disk tier off).
+    pub disk_gib: Option<f64>,
+    /// Block size in KiB: the unit of caching and of origin requests.
+    pub block_kib: Option<u64>,
+    /// Largest prefetch window in MiB for one sequential reader.
+    pub prefetch_max_mib: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ColoConfig {
+    pub mount_root: Option<PathBuf>,
+    #[serde(default)]
+    pub cache: CacheConfig,
+    #[serde(default)]
+    pub volume: Vec<VolumeConfig>,
+}
+
+/// The checked configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub mount_root: PathBuf,
+    pub cache_dir: PathBuf,
+    pub memory_bytes: u64,
+    pub disk_bytes: u64,
+    pub block_bytes: u64,
+    pub prefetch_max_bytes: u64,
+    pub volumes: Vec<VolumeSpec>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("{file}: line {line}: {message}")]
+    Syntax {
+        file: String,
+        line: usize,
+        message: String,
+    },
+    #[error("{file}: {source}")]
+    Volume {
+        file: String,
+        source: colo_connectors::SpecError,
+    },
+    #[error("{file}: {message}")]
+    Invalid { file: String, message: String },
+}
+
+/// Where colo keeps its state: `$COLO_HOME`, else `~/.local/share/colo`.
+pub fn colo_home() -> PathBuf {
+    if let Some(h) = std::env::var_os("COLO_HOME") {
+        return PathBuf::from(h);
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root"));
+    home.join(".local/share/colo")
+}
+
+pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        file: file.clone(),
+        source,
+    })?;
+    parse(&text, &file)
+}
+
+pub fn parse(text: &str, file: &str) -> Result<Settings, ConfigError> {
+    let raw: ColoConfig = toml::from_str(text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+            .unwrap_or(0);
+        ConfigError::Syntax {
+            file: file.to_string(),
+            line,
+            message: e.message().replace('\n', " "),
+        }
+    })?;
+    settings(raw, file)
+}
+
+pub fn settings(raw: ColoConfig, file: &str) -> Result<Settings, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid {
+        file: file.to_string(),
+        message,
+    };
+    let mut volumes = Vec::new();
+    for v in &raw.volume {
+        let spec = VolumeSpec::from_config(v).map_err(|source| ConfigError::Volume {
+            file: file.to_string(),
+            source,
+        })?;
+        if volumes.iter().any(|s: &VolumeSpec| s.name == spec.name) {
+            return Err(invalid(format!(
+                "volume name '{}' is used twice",
+                spec.name
+            )));
+        }
+        volumes.push(spec);
+    }
+    if volumes.is_empty() {
+        return Err(invalid(
+            "no [[volume]] defined: add at least one (see README, \"Configuration\")".into(),
+        ));
+    }
+    let c = &raw.cache;
+    let block_kib = c.block_kib.unwrap_or(1024);
+    if !(4..=16 * 1024).contains(&block_kib) {
+        return Err(invalid(format!(
+            "key 'cache.block_kib' = {block_kib}: expected 4 to 16384"
+        )));
+    }
+    let disk_gib = c.disk_gib.unwrap_or(10.0);
+    if !(disk_gib >= 0.0 && disk_gib.is_finite()) {
+        return Err(invalid(format!(
+            "key 'cache.disk_gib' = {disk_gib}: expected a size in GiB, 0 or more"
+        )));
+    }
+    Ok(Settings {
+        mount_root: raw
+            .mount_root
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_MOUNT_ROOT)),
+        cache_dir: c.dir.clone().unwrap_or_else(|| colo_home().join("cache")),
+        memory_bytes: c.memory_mib.unwrap_or(512) << 20,
+        disk_bytes: (disk_gib * (1u64 << 30) as f64) as u64,
+        block_bytes: block_kib << 10,
+        prefetch_max_bytes: c.prefetch_max_mib.unwrap_or(32) << 20,
+        volumes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_config_parses() {
+        let s = parse(
+            r#"
+mount_root = "/mnt/x"
+[cache]
+memory_mib = 64
+disk_gib = 0.5
+[[volume]]
+name = "arch"
+url = "s3://bucket/p"
+endpoint = "http://127.0.0.1:8333"
+access_key_id = "AK"
+secret_access_key = "SK-very-secret"
+[[volume]]
+name = "loc"
+url = "file:///tmp"
+metadata_ttl_secs = 5
+"#,
+            "colo.toml",
+        )
+        .unwrap();
+        assert_eq!(s.mount_root, PathBuf::from("/mnt/x"));
+        assert_eq!(s.memory_bytes, 64 << 20);
+        assert_eq!(s.disk_bytes, 512 << 20);
+        assert_eq!(s.volumes.len(), 2);
+        assert_eq!(s.volumes[1].metadata_ttl.as_secs(), 5);
+        assert!(!format!("{s:?}").contains("SK-very-secret"));
+    }
+
+    #[test]
+    fn errors_are_one_line_with_the_place() {
+        let e = parse("[[volume]]\nname = \"a\"\nurll = \"x\"\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("c.toml: line 3: unknown field `urll`"), "{e}");
+        assert!(!e.contains('\n'));
+        let e = parse("[[volume]]\nname = \"a\"\nurl = \"nfs://x/y\"\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown scheme 'nfs'"), "{e}");
+        let e = parse("", "c.toml").unwrap_err().to_string();
+        assert!(e.contains("no [[volume]]"), "{e}");
+        let e = parse(
+            "[cache]\nblock_kib = 1\n[[volume]]\nname=\"a\"\nurl=\"file:///\"\n",
+            "c.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("cache.block_kib"), "{e}");
+        let e = parse(
+            "[[volume]]\nname=\"a\"\nurl=\"file:///\"\n[[volume]]\nname=\"a\"\nurl=\"file:///\"\n",
+            "c.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("used twice"), "{e}");
+        let e = parse("[[volume]]\nname = \"a\"\nurl = \"ftp://u@h/\"\npassword = { env = \"COLO_UNSET_PW_VAR\" }\n", "c.toml").unwrap_err().to_string();
+        assert!(e.contains("COLO_UNSET_PW_VAR"), "{e}");
+    }
+}

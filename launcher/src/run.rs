@@ -1,0 +1,121 @@
+//! The long-running commands: build the stack from settings (connectors → cache → VFS), mount, wait
+//! for SIGINT/SIGTERM, unmount cleanly, and report what reached the origin.
+
+use crate::config::Settings;
+use anyhow::{Context, Result};
+use colo_cache::{DiskCache, MemoryCache, ReadThrough, TieredCache};
+use colo_connectors::{OriginStats, open_volume};
+use colo_vfs::{MountOptions, VfsCore, VfsOptions, VolumeMount};
+use std::os::unix::fs::MetadataExt;
+use std::sync::Arc;
+
+pub struct Stack {
+    pub core: Arc<VfsCore>,
+    pub cache: Arc<TieredCache>,
+    pub origin: Vec<(String, Arc<OriginStats>)>,
+}
+
+pub fn build(settings: &Settings) -> Result<Stack> {
+    let memory = (settings.memory_bytes > 0).then(|| MemoryCache::new(settings.memory_bytes));
+    let disk = if settings.disk_bytes > 0 {
+        Some(
+            DiskCache::open(&settings.cache_dir, settings.disk_bytes).with_context(|| {
+                format!("opening the disk cache in {}", settings.cache_dir.display())
+            })?,
+        )
+    } else {
+        None
+    };
+    let cache = Arc::new(TieredCache::new(memory, disk));
+    let mut volumes = Vec::new();
+    let mut origin = Vec::new();
+    for spec in &settings.volumes {
+        let opened = open_volume(spec)?;
+        origin.push((spec.name.clone(), opened.stats.clone()));
+        volumes.push(VolumeMount {
+            name: spec.name.clone(),
+            reader: ReadThrough::new(
+                opened.connector,
+                cache.clone(),
+                settings.block_bytes,
+                8 * settings.block_bytes,
+            ),
+            metadata_ttl: spec.metadata_ttl,
+        });
+    }
+    let me = std::fs::metadata("/proc/self").ok();
+    let options = VfsOptions {
+        prefetch_initial_bytes: settings.block_bytes,
+        prefetch_max_bytes: settings.prefetch_max_bytes,
+        uid: me.as_ref().map(|m| m.uid()).unwrap_or(0),
+        gid: me.as_ref().map(|m| m.gid()).unwrap_or(0),
+    };
+    Ok(Stack {
+        core: Arc::new(VfsCore::new(volumes, options)),
+        cache,
+        origin,
+    })
+}
+
+/// Mount, print `banner`, serve until SIGINT/SIGTERM, unmount.
+pub async fn mount_and_wait(settings: &Settings, banner: &str) -> Result<()> {
+    let stack = build(settings)?;
+    let options = MountOptions {
+        root: settings.mount_root.clone(),
+        ..MountOptions::default()
+    };
+    let mounted = colo_vfs::mount(
+        stack.core.clone(),
+        tokio::runtime::Handle::current(),
+        &options,
+    )?;
+    eprintln!(
+        "colo: mounted {} volume(s) at {}",
+        settings.volumes.len(),
+        settings.mount_root.display()
+    );
+    for v in &settings.volumes {
+        eprintln!(
+            "  {}/{}  ←  {}",
+            settings.mount_root.display(),
+            v.name,
+            v.display_url
+        );
+    }
+    if !banner.is_empty() {
+        eprintln!("{banner}");
+    }
+    eprintln!("colo: press Ctrl-C to unmount");
+    // Ready marker for scripts and tests: the mount is live once this line is printed.
+    println!("ready {}", settings.mount_root.display());
+    wait_for_signal().await?;
+    eprintln!("colo: unmounting {}", settings.mount_root.display());
+    tokio::task::spawn_blocking(move || mounted.unmount())
+        .await
+        .context("unmount task")??;
+    for (name, s) in &stack.origin {
+        let [stat, read, list, bytes, errors] = s.snapshot();
+        eprintln!(
+            "colo: origin {name}: {read} GET ({bytes} bytes), {stat} HEAD/stat, {list} LIST, {errors} errors"
+        );
+    }
+    let t = stack.cache.stats();
+    eprintln!(
+        "colo: cache: {} memory hits, {} disk hits, {} misses",
+        t.memory_hits.load(std::sync::atomic::Ordering::Relaxed),
+        t.disk_hits.load(std::sync::atomic::Ordering::Relaxed),
+        t.misses.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    Ok(())
+}
+
+async fn wait_for_signal() -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    Ok(())
+}
