@@ -115,6 +115,10 @@ impl HttpConnector {
             return Err(self.status_error(path, resp.status()));
         }
         let h = resp.headers();
+        // Servers redirect "dir" to "dir/"; reqwest follows, so the final URL says it is a directory.
+        if resp.url().path().ends_with('/') {
+            return Ok(ObjectMeta::directory(last_modified(h)));
+        }
         let size = header_u64(h, header::CONTENT_LENGTH).unwrap_or(0);
         Ok(ObjectMeta::file(size, last_modified(h), etag(h)))
     }
@@ -234,7 +238,6 @@ impl Connector for HttpConnector {
                     Err(self.status_error(path, resp.status()))
                 }
             }
-            // Servers redirect "dir" to "dir/"; reqwest follows, and the answer is an HTML index.
             Ok(meta) => Ok(meta),
             Err(e) => Err(e),
         }

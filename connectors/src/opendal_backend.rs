@@ -6,6 +6,8 @@
 //! for S3-compatible stores, and listings that carry size, mtime and ETag. Its SFTP service drives the
 //! system `ssh` (key or agent authentication only); FTP is suppaftp underneath.
 //!
+//! FTP ranged reads use a connection of their own (see `read_range`).
+//!
 //! Identity checks on read (see `connector.rs`): S3 and WebDAV send `If-Match` with the ETag; FTP and
 //! SFTP have no conditional reads, so a read that expects an identity is followed by a `stat`.
 
@@ -24,6 +26,8 @@ use std::time::SystemTime;
 pub struct OpendalConnector {
     volume: String,
     op: Operator,
+    /// FTP only: the spec, to open a fresh connection for each ranged read (see `read_range`).
+    ftp_spec: Option<VolumeSpec>,
     capability: Capability,
     redactor: Redactor,
 }
@@ -31,6 +35,25 @@ pub struct OpendalConnector {
 impl OpendalConnector {
     /// Build the operator for an S3, FTP, WebDAV or SFTP spec.
     pub fn new(spec: &VolumeSpec, redactor: Redactor) -> Result<Self> {
+        let (op, list_has_metadata, conditional_read) = Self::build(spec, &redactor)?;
+        Ok(OpendalConnector {
+            volume: spec.name.clone(),
+            op,
+            ftp_spec: matches!(spec.backend, Backend::Ftp { .. }).then(|| spec.clone()),
+            capability: Capability {
+                list_has_metadata,
+                conditional_read,
+                write: false,
+            },
+            redactor,
+        })
+    }
+
+    /// The operator for a spec, with (listings carry metadata, reads are conditional).
+    fn build(spec: &VolumeSpec, redactor: &Redactor) -> Result<(Operator, bool, bool)> {
+        // OpenDAL 0.59 needs its HTTP transport installed once per process (we build it without
+        // `auto-register-services`, which would do it from a constructor before main). Idempotent.
+        opendal::install_default();
         let volume = spec.name.clone();
         let built = match &spec.backend {
             Backend::S3 {
@@ -129,21 +152,10 @@ impl OpendalConnector {
                 ));
             }
         };
-        let (op, list_has_metadata, conditional_read) =
-            built.map_err(|e| ConnectorError::InvalidInput {
-                volume: volume.clone(),
-                path: "/".into(),
-                detail: redactor.redact(&e.to_string()),
-            })?;
-        Ok(OpendalConnector {
-            volume,
-            op,
-            capability: Capability {
-                list_has_metadata,
-                conditional_read,
-                write: false,
-            },
-            redactor,
+        built.map_err(|e| ConnectorError::InvalidInput {
+            volume: volume.clone(),
+            path: "/".into(),
+            detail: redactor.redact(&e.to_string()),
         })
     }
 
@@ -286,7 +298,18 @@ impl Connector for OpendalConnector {
         }
         let want = range.end - range.start;
         let file_path = Self::file_path(path);
-        let mut req = self.op.read_with(&file_path).range(range.clone());
+        // FTP: OpenDAL returns a connection to its pool after a ranged RETR without aborting the
+        // transfer, which leaves that connection unusable ("data connection already open"). A
+        // ranged FTP read therefore gets a connection of its own, closed when the read is done.
+        let fresh_op;
+        let op = match &self.ftp_spec {
+            Some(spec) => {
+                fresh_op = Self::build(spec, &self.redactor)?.0;
+                &fresh_op
+            }
+            None => &self.op,
+        };
+        let mut req = op.read_with(&file_path).range(range.clone());
         let etag = match expect {
             Some(ObjectIdentity::ETag(e)) if self.capability.conditional_read => Some(e.clone()),
             _ => None,
