@@ -57,8 +57,8 @@ start_one() {
  "actions":["Admin","Read","Write","List","Tagging"]}]}
 JSON
       launch s3 "$COLO_VENV/bin/weed" server -dir="$RUN/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
-        -master.port=19333 -volume.port=18080 -filer.port=18888 -master.volumeSizeLimitMB=2048 \
-        -volume.max=8 -s3 -s3.port=$S3_PORT -s3.config="$RUN/s3.json" \
+        -master.port=19333 -volume.port=18080 -filer.port=18888 -master.volumeSizeLimitMB=1024 \
+        -volume.max=0 -s3 -s3.port=$S3_PORT -s3.config="$RUN/s3.json" \
         -s3.port.iceberg=0 -s3.port.lance=0
       wait_port $S3_PORT 60 || { tail -20 "$RUN/logs/s3.log"; return 1; }
       # The filer and volume server come up a little after the S3 port opens: retry the upload.
@@ -70,6 +70,15 @@ JSON
         done
         [ -f "$RUN/weed/.uploaded" ] || { tail -20 "$RUN/logs/s3-upload.log"; return 1; }
       fi
+      # After a restart the port opens before the volume server serves: wait until reads and
+      # writes really work.
+      local ok=
+      for _ in $(seq 1 60); do
+        "$COLO_VENV/bin/python" "$COLO_REPO/tests/fixtures/s3_put.py" "http://127.0.0.1:$S3_PORT" colo-test probe \
+          >>"$RUN/logs/s3-upload.log" 2>&1 && ok=1 && break
+        sleep 1
+      done
+      [ -n "$ok" ] || { echo "servers: s3 does not serve reads and writes" >&2; return 1; }
       ;;
     webdav)
       cat >"$RUN/wsgidav.yaml" <<YAML
