@@ -80,7 +80,8 @@ def test_disk_cache_survives_a_restart(tmp_path):
     rel = "block_plus_7.bin"
     c = Colo(cfg, root)
     open(c.path("webdav", rel), "rb").read()
-    c.stop()
+    c.stop(signal.SIGINT)  # Ctrl-C unmounts cleanly too
+    assert not mounted(root)
     c = Colo(cfg, root)
     try:
         assert open(c.path("webdav", rel), "rb").read() == open(os.path.join(FIX, rel), "rb").read()

@@ -30,6 +30,16 @@ fn small_fixture() -> tempfile::TempDir {
     dir
 }
 
+fn open_local(root: &Path) -> colo_connectors::OpenedVolume {
+    let spec = VolumeSpec::from_config(&VolumeConfig {
+        name: Some("local".into()),
+        url: Some(format!("file://{}", root.display())),
+        ..Default::default()
+    })
+    .expect("spec");
+    open_volume(&spec).expect("open")
+}
+
 #[tokio::test]
 async fn memory_backend() {
     let fx = small_fixture();
@@ -47,13 +57,7 @@ async fn memory_backend() {
 #[tokio::test]
 async fn local_backend() {
     let fx = small_fixture();
-    let spec = VolumeSpec::from_config(&VolumeConfig {
-        name: Some("local".into()),
-        url: Some(format!("file://{}", fx.path().display())),
-        ..Default::default()
-    })
-    .expect("spec");
-    let v = open_volume(&spec).expect("open");
+    let v = open_local(fx.path());
     check_volume(v.connector, Some(v.stats), fx.path()).await;
 }
 
@@ -61,13 +65,7 @@ async fn local_backend() {
 async fn local_backend_refuses_symlinks_out_of_the_volume() {
     let fx = small_fixture();
     std::os::unix::fs::symlink("/etc", fx.path().join("escape")).expect("symlink");
-    let spec = VolumeSpec::from_config(&VolumeConfig {
-        name: Some("local".into()),
-        url: Some(format!("file://{}", fx.path().display())),
-        ..Default::default()
-    })
-    .expect("spec");
-    let v = open_volume(&spec).expect("open");
+    let v = open_local(fx.path());
     let e = v
         .connector
         .read_range(
