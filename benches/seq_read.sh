@@ -4,6 +4,8 @@
 # read through the same mount). Prints a table with MiB/s and the ratio to the direct GET.
 #
 #   bash benches/seq_read.sh            (needs root: drops the page cache between runs)
+#   CLIENTS="colo" bash benches/seq_read.sh   (only some of: colo s3fs rclone)
+#   REPEAT=5 bash benches/seq_read.sh         (runs per figure; the median and range are printed)
 #
 # The object is random bytes made by this script (synthetic_1gib.bin). Servers are started and
 # stopped by scripts/servers.sh (by PID). Each mount is stopped by the PID this script started.
@@ -53,15 +55,20 @@ wait_mounted() { for _ in $(seq 1 100); do mountpoint -q "$1" && return 0; sleep
 
 stop_pid() { kill -TERM "$1" 2>/dev/null || true; for _ in $(seq 1 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.2; done; kill -KILL "$1" 2>/dev/null || true; }
 
-declare -A RES
+CLIENTS="${CLIENTS:-colo s3fs rclone}"
+REPEAT="${REPEAT:-3}"
+want() { [[ " $CLIENTS " == *" $1 "* ]]; }
 
-# Direct single-stream GET (the ceiling).
-drop_caches
-RES[direct]=$(curl -s --aws-sigv4 "aws:amz:us-east-1:s3" --user "$KEY:$SECRET" "$EP/$BUCKET/$OBJ" -o /dev/null -w '%{speed_download}' | awk '{printf "%.0f", $1 / 1048576}')
+# Each run_* prints "cold warm" in MiB/s, from a fresh mount with empty caches.
+run_direct() {
+  drop_caches
+  curl -s --aws-sigv4 "aws:amz:us-east-1:s3" --user "$KEY:$SECRET" "$EP/$BUCKET/$OBJ" -o /dev/null \
+    -w '%{speed_download}' | awk '{printf "%.0f -\n", $1 / 1048576}'
+}
 
-# colo (fresh cache dir, default cache sizes: 512 MiB memory, 10 GiB disk).
-M="$B/mnt-colo"; mkdir -p "$M"; rm -rf "$B/colo-cache"
-cat > "$B/colo.toml" <<TOML
+run_colo() { # colo with its default cache sizes (512 MiB memory, 10 GiB disk), fresh cache dir
+  local M="$B/mnt-colo"; mkdir -p "$M"; rm -rf "$B/colo-cache"
+  cat > "$B/colo.toml" <<TOML
 [cache]
 dir = "$B/colo-cache"
 [[volume]]
@@ -71,46 +78,76 @@ endpoint = "$EP"
 access_key_id = "$KEY"
 secret_access_key = "$SECRET"
 TOML
-drop_caches
-"$COLO" mount --config "$B/colo.toml" --root "$M" > "$B/colo.out" 2> "$B/colo.err" &
-PID=$!
-wait_mounted "$M"
-RES[colo_cold]=$(rate "$M/s3/$OBJ")
-RES[colo_warm]=$(rate "$M/s3/$OBJ")
-stop_pid $PID
-grep "origin s3" "$B/colo.err" || true
+  drop_caches
+  "$COLO" mount --config "$B/colo.toml" --root "$M" > "$B/colo.out" 2> "$B/colo.err" &
+  local pid=$!
+  wait_mounted "$M"
+  local cold warm
+  cold=$(rate "$M/s3/$OBJ"); warm=$(rate "$M/s3/$OBJ")
+  stop_pid $pid
+  grep "origin s3" "$B/colo.err" >&2 || true
+  echo "$cold $warm"
+}
 
-# s3fs (defaults: no local cache).
-M="$B/mnt-s3fs"; mkdir -p "$M"
-echo "$KEY:$SECRET" > "$B/s3fs.passwd"; chmod 600 "$B/s3fs.passwd"
-drop_caches
-s3fs "$BUCKET" "$M" -f -o url=$EP -o use_path_request_style -o passwd_file="$B/s3fs.passwd" -o ro > "$B/s3fs.log" 2>&1 &
-PID=$!
-wait_mounted "$M"
-RES[s3fs_cold]=$(rate "$M/$OBJ")
-RES[s3fs_warm]=$(rate "$M/$OBJ")
-stop_pid $PID
+run_s3fs() { # s3fs defaults (no local cache)
+  local M="$B/mnt-s3fs"; mkdir -p "$M"
+  echo "$KEY:$SECRET" > "$B/s3fs.passwd"; chmod 600 "$B/s3fs.passwd"
+  drop_caches
+  s3fs "$BUCKET" "$M" -f -o url=$EP -o use_path_request_style -o passwd_file="$B/s3fs.passwd" -o ro > "$B/s3fs.log" 2>&1 &
+  local pid=$!
+  wait_mounted "$M"
+  local cold warm
+  cold=$(rate "$M/$OBJ"); warm=$(rate "$M/$OBJ")
+  stop_pid $pid
+  echo "$cold $warm"
+}
 
-# rclone mount, default VFS mode (off) and with --vfs-cache-mode full.
-for mode in off full; do
-  M="$B/mnt-rclone-$mode"; mkdir -p "$M"; rm -rf "$B/rclone-cache"
+run_rclone() { # rclone mount, --vfs-cache-mode $1 (off is its default)
+  local mode=$1 M="$B/mnt-rclone-$1"; mkdir -p "$M"; rm -rf "$B/rclone-cache"
   drop_caches
   rclone mount ":s3:$BUCKET" "$M" --s3-provider Other --s3-endpoint $EP --s3-access-key-id $KEY \
-    --s3-secret-access-key $SECRET --read-only --vfs-cache-mode $mode --cache-dir "$B/rclone-cache" \
+    --s3-secret-access-key $SECRET --read-only --vfs-cache-mode "$mode" --cache-dir "$B/rclone-cache" \
     > "$B/rclone-$mode.log" 2>&1 &
-  PID=$!
+  local pid=$!
   wait_mounted "$M"
-  RES[rclone_${mode}_cold]=$(rate "$M/$OBJ")
-  RES[rclone_${mode}_warm]=$(rate "$M/$OBJ")
-  stop_pid $PID
-done
+  local cold warm
+  cold=$(rate "$M/$OBJ"); warm=$(rate "$M/$OBJ")
+  stop_pid $pid
+  echo "$cold $warm"
+}
 
-d=${RES[direct]}
-ratio() { awk -v a="$1" -v b="$d" 'BEGIN { printf "%.2f", a / b }'; }
+# "median (min-max)" of the numbers given.
+summary() {
+  printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {
+    if (NR == 0 || v[1] == "-") { print "-"; exit }
+    m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+    if (NR > 1) printf "%.0f (%d-%d)\n", m, v[1], v[NR]; else printf "%.0f\n", m }'
+}
+median() { summary "$@" | awk '{print $1}'; }
+
+declare -A COLD WARM
+measure() { # label command...
+  local label=$1; shift
+  local colds=() warms=() r
+  for _ in $(seq 1 "$REPEAT"); do
+    r=$("$@"); colds+=("${r% *}"); warms+=("${r#* }")
+  done
+  COLD[$label]="${colds[*]}"; WARM[$label]="${warms[*]}"
+}
+
+LABELS=(direct)
+measure direct run_direct
+want colo && { measure colo run_colo; LABELS+=(colo); }
+want s3fs && { measure s3fs run_s3fs; LABELS+=(s3fs); }
+want rclone && { measure "rclone (vfs off)" run_rclone off; measure "rclone (vfs full)" run_rclone full; LABELS+=("rclone (vfs off)" "rclone (vfs full)"); }
+
+d=$(median ${COLD[direct]})
+ratio() { awk -v a="$1" -v b="$d" 'BEGIN { if (a == "-") print "-"; else printf "%.2f", a / b }'; }
 echo
-echo "Sequential read of a 1 GiB object, loopback SeaweedFS $(date -u +%F), $(nproc) cores"
-printf "%-26s %10s %10s %14s %14s\n" "client" "cold MiB/s" "warm MiB/s" "cold/direct" "warm/direct"
-printf "%-26s %10s %10s %14s %14s\n" "direct GET (curl)" "$d" "-" "1.00" "-"
-for c in colo s3fs rclone_off rclone_full; do
-  printf "%-26s %10s %10s %14s %14s\n" "$c" "${RES[${c}_cold]}" "${RES[${c}_warm]}" "$(ratio ${RES[${c}_cold]})" "$(ratio ${RES[${c}_warm]})"
+echo "Sequential read of a 1 GiB object, loopback SeaweedFS, $(date -u +%F), $(nproc) cores, $REPEAT runs each: median (min-max) MiB/s"
+printf "| %-18s | %-16s | %-16s | %-11s | %-11s |\n" "client" "cold MiB/s" "warm MiB/s" "cold/direct" "warm/direct"
+printf "|%s|%s|%s|%s|%s|\n" "--------------------" "------------------" "------------------" "-------------" "-------------"
+for l in "${LABELS[@]}"; do
+  cs=$(summary ${COLD[$l]}); ws=$(summary ${WARM[$l]})
+  printf "| %-18s | %-16s | %-16s | %-11s | %-11s |\n" "$l" "$cs" "$ws" "$(ratio "$(median ${COLD[$l]})")" "$(ratio "$(median ${WARM[$l]})")"
 done

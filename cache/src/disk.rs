@@ -7,6 +7,11 @@
 //! just its digest), both lengths against the file size, and both CRCs. Any mismatch drops the file
 //! and reports a miss, so a corrupted block is fetched again and never served.
 //!
+//! Writes use `O_DIRECT` where the filesystem allows it: on the VMs we run on, a buffered write of
+//! 1 GiB costs 3.4 s of kernel CPU and a direct one 0.1 s (see BENCHMARKS.md). The block is laid out
+//! in a 4 KiB-aligned buffer, written padded to 4 KiB, and the file is then truncated to its exact
+//! length; where `O_DIRECT` is refused (tmpfs, some network filesystems) the write is buffered.
+//!
 //! Start-up is O(1) whatever the cache holds: a lookup goes straight to the block's file by digest,
 //! so nothing needs loading first. The size cap is kept by an in-memory LRU index; blocks written by
 //! earlier runs enter it from a background scan (oldest mtime first = least recently used), and the
@@ -21,6 +26,7 @@ use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -29,6 +35,8 @@ const MAGIC: &[u8; 8] = b"COLOBLK1";
 const HEADER_LEN: usize = 8 + 4 * 4;
 /// Ticks for blocks written by this process start here; scanned blocks get ticks below it.
 const FRESH_TICKS: u64 = 1 << 48;
+/// Alignment of buffers, offsets and lengths for `O_DIRECT`.
+const DIRECT_ALIGN: usize = 4096;
 
 #[derive(Debug, Default)]
 pub struct DiskCacheStats {
@@ -262,16 +270,40 @@ impl DiskCache {
     fn write_blocking(&self, key: &BlockKey, data: &[u8]) -> std::io::Result<()> {
         let digest = key.digest();
         let path = self.path_of(&digest);
-        let encoded = encode(&key.encode(), data);
+        let key_bytes = key.encode();
+        let len = HEADER_LEN + key_bytes.len() + data.len();
+        let padded = len.div_ceil(DIRECT_ALIGN) * DIRECT_ALIGN;
+        // A buffer whose start is 4 KiB-aligned, for O_DIRECT.
+        let mut buf = vec![0u8; padded + DIRECT_ALIGN];
+        let start = buf.as_ptr().align_offset(DIRECT_ALIGN).min(DIRECT_ALIGN);
+        let aligned = &mut buf[start..start + padded];
+        encode_into(aligned, &key_bytes, data);
         let n = self.inner.tmp_counter.fetch_add(1, Ordering::Relaxed);
         let tmp =
             self.inner
                 .dir
                 .join("tmp")
                 .join(format!("{}-{}-{n}", std::process::id(), hex(&digest)));
-        {
-            let mut f = fs::File::create(&tmp)?;
-            f.write_all(&encoded)?;
+        let direct = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(&tmp);
+        match direct {
+            Ok(f) => {
+                let written = f
+                    .write_all_at(aligned, 0)
+                    .and_then(|()| f.set_len(len as u64));
+                if let Err(e) = written {
+                    let _ = fs::remove_file(&tmp);
+                    return Err(e);
+                }
+            }
+            Err(_) => {
+                let _ = fs::remove_file(&tmp);
+                let mut f = fs::File::create(&tmp)?;
+                f.write_all(&aligned[..len])?;
+            }
         }
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent)?;
@@ -280,28 +312,25 @@ impl DiskCache {
             let _ = fs::remove_file(&tmp);
             return Err(e);
         }
-        self.inner
-            .index
-            .lock()
-            .touch(digest, encoded.len() as u64, None);
+        self.inner.index.lock().touch(digest, len as u64, None);
         self.evict_to_capacity();
         Ok(())
     }
 }
 
-fn encode(key: &[u8], data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER_LEN + key.len() + data.len());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&(key.len() as u32).to_le_bytes());
-    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(data).to_le_bytes());
+/// Lay out a block file in `out` (at least header + key + data long).
+fn encode_into(out: &mut [u8], key: &[u8], data: &[u8]) {
+    out[0..8].copy_from_slice(MAGIC);
+    out[8..12].copy_from_slice(&(key.len() as u32).to_le_bytes());
+    out[12..16].copy_from_slice(&(data.len() as u32).to_le_bytes());
+    out[16..20].copy_from_slice(&crc32fast::hash(data).to_le_bytes());
     let mut h = crc32fast::Hasher::new();
-    h.update(&out);
+    h.update(&out[0..20]);
     h.update(key);
-    out.extend_from_slice(&h.finalize().to_le_bytes());
-    out.extend_from_slice(key);
-    out.extend_from_slice(data);
-    out
+    out[20..24].copy_from_slice(&h.finalize().to_le_bytes());
+    out[HEADER_LEN..HEADER_LEN + key.len()].copy_from_slice(key);
+    let d = HEADER_LEN + key.len();
+    out[d..d + data.len()].copy_from_slice(data);
 }
 
 /// Check a block file; returns where its data starts.
@@ -463,6 +492,37 @@ mod tests {
         );
         assert!(c.get_block(&key(1)).await.is_none(), "oldest block evicted");
         assert!(c.stats().evicted_blocks.load(Ordering::Relaxed) >= 1);
+    }
+
+    #[tokio::test]
+    async fn blocks_are_written_where_o_direct_is_refused() {
+        // tmpfs refuses O_DIRECT: the write falls back to a buffered one, same format.
+        let dir = tempfile::tempdir_in("/dev/shm").expect("tmpfs at /dev/shm");
+        let c = DiskCache::open(dir.path(), 1 << 30).unwrap();
+        let data = Bytes::from(vec![5u8; 10_000]);
+        c.put_block(&key(9), data.clone()).await;
+        assert_eq!(c.get_block(&key(9)).await.unwrap(), data);
+        let on_disk = fs::metadata(c.block_path(&key(9))).unwrap().len() as usize;
+        assert_eq!(
+            on_disk,
+            HEADER_LEN + key(9).encode().len() + 10_000,
+            "exact length, no padding"
+        );
+    }
+
+    #[tokio::test]
+    async fn o_direct_blocks_have_their_exact_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = DiskCache::open(dir.path(), 1 << 30).unwrap();
+        for len in [0usize, 1, 4095, 4096, 4097, 1 << 20] {
+            let data = Bytes::from(vec![3u8; len]);
+            c.put_block(&key(len as u64), data.clone()).await;
+            assert_eq!(
+                c.get_block(&key(len as u64)).await.unwrap(),
+                data,
+                "len {len}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -1,4 +1,9 @@
 //! The memory tier: a moka cache weighted by bytes (data plus key), so its cap is a byte budget.
+//!
+//! Eviction is LRU, not moka's default TinyLFU: TinyLFU refuses to admit a new block while the
+//! blocks it would evict have been read more often, and a sequential reader's freshly prefetched
+//! blocks (never read yet) then never get in — the reader misses its own prefetch (measured: 20%
+//! of a 1 GiB stream went to the disk tier or the origin again).
 
 use crate::block_cache::BlockCache;
 use crate::key::BlockKey;
@@ -14,6 +19,7 @@ impl MemoryCache {
     pub fn new(capacity_bytes: u64) -> Self {
         let inner = moka::future::Cache::builder()
             .max_capacity(capacity_bytes)
+            .eviction_policy(moka::policy::EvictionPolicy::lru())
             .weigher(|k: &BlockKey, v: &Bytes| {
                 u32::try_from(v.len() + k.weight()).unwrap_or(u32::MAX)
             })

@@ -212,33 +212,46 @@ impl ReadThrough {
             let bs = this.inner.block_size;
             let start = first * bs;
             let end = ((first + n) * bs).min(obj.size);
-            this.inner
-                .stats
-                .origin_requests
-                .fetch_add(1, Ordering::Relaxed);
-            let result = this
-                .inner
-                .connector
-                .read_range(&obj.path, start..end, Some(&obj.identity))
-                .await;
             let keys: Vec<BlockKey> = (0..n).map(|i| this.key(&obj, first + i)).collect();
-            let outcome = match result {
-                Ok(bytes) => {
-                    let mut blocks = Vec::with_capacity(n as usize);
-                    for (i, key) in keys.iter().enumerate() {
-                        let from = i * bs as usize;
-                        let to = (from + bs as usize).min(bytes.len());
-                        let block = bytes.slice(from..to);
-                        this.inner.cache.put_block(key, block.clone()).await;
-                        blocks.push(block);
-                    }
-                    this.inner
-                        .stats
-                        .fetched_blocks
-                        .fetch_add(n, Ordering::Relaxed);
-                    Ok(Arc::new(blocks))
+            // A fetch that finished between the reader's cache lookup and this fetch's
+            // registration may already have cached these blocks: look once more first.
+            let mut cached = Vec::with_capacity(keys.len());
+            for key in &keys {
+                match this.inner.cache.get_block(key).await {
+                    Some(b) => cached.push(b),
+                    None => break,
                 }
-                Err(e) => Err(CacheError::from(e)),
+            }
+            let outcome = if cached.len() == keys.len() {
+                Ok(Arc::new(cached))
+            } else {
+                this.inner
+                    .stats
+                    .origin_requests
+                    .fetch_add(1, Ordering::Relaxed);
+                match this
+                    .inner
+                    .connector
+                    .read_range(&obj.path, start..end, Some(&obj.identity))
+                    .await
+                {
+                    Ok(bytes) => {
+                        let mut blocks = Vec::with_capacity(n as usize);
+                        for (i, key) in keys.iter().enumerate() {
+                            let from = i * bs as usize;
+                            let to = (from + bs as usize).min(bytes.len());
+                            let block = bytes.slice(from..to);
+                            this.inner.cache.put_block(key, block.clone()).await;
+                            blocks.push(block);
+                        }
+                        this.inner
+                            .stats
+                            .fetched_blocks
+                            .fetch_add(n, Ordering::Relaxed);
+                        Ok(Arc::new(blocks))
+                    }
+                    Err(e) => Err(CacheError::from(e)),
+                }
             };
             let mut inflight = this.inner.inflight.lock();
             for key in &keys {
@@ -391,13 +404,14 @@ mod tests {
         let meta = m.stat(&ObjectPath::parse("f").unwrap()).await.unwrap();
         let disk = DiskCache::open(dir.path(), 1 << 20).unwrap();
         let cache = Arc::new(TieredCache::new(None, Some(disk.clone())));
-        let rt = ReadThrough::new(m.clone(), cache, 1000, 8000);
+        let rt = ReadThrough::new(m.clone(), cache.clone(), 1000, 8000);
         let obj = ObjectVersion {
             path: ObjectPath::parse("f").unwrap(),
             identity: meta.identity(),
             size: 3000,
         };
         rt.read(&obj, 0, 3000).await.unwrap();
+        cache.flush().await;
         let block = disk.block_path(&rt.key(&obj, 1));
         let mut raw = std::fs::read(&block).unwrap();
         let n = raw.len();

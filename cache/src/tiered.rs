@@ -1,5 +1,10 @@
 //! Memory in front of disk. A disk hit is promoted to memory; a put goes to both. Either tier may be
 //! absent (a zero-sized memory tier, or no disk directory).
+//!
+//! Disk writes are off the reader's critical path: a put returns once the block is in memory, and
+//! the disk write runs in the background. At most `MAX_PENDING_DISK_WRITES` blocks wait to be
+//! written; past that a put waits for a slot (back-pressure, so a slow disk cannot make memory grow
+//! without bound). [`TieredCache::flush`] waits for every pending write.
 
 use crate::block_cache::BlockCache;
 use crate::disk::DiskCache;
@@ -7,7 +12,12 @@ use crate::key::BlockKey;
 use crate::memory::MemoryCache;
 use async_trait::async_trait;
 use bytes::Bytes;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::Semaphore;
+
+/// Blocks that may wait for their disk write at once.
+pub const MAX_PENDING_DISK_WRITES: u32 = 64;
 
 #[derive(Debug, Default)]
 pub struct TierStats {
@@ -20,6 +30,7 @@ pub struct TieredCache {
     memory: Option<MemoryCache>,
     disk: Option<DiskCache>,
     stats: TierStats,
+    disk_slots: Arc<Semaphore>,
 }
 
 impl TieredCache {
@@ -28,6 +39,14 @@ impl TieredCache {
             memory,
             disk,
             stats: TierStats::default(),
+            disk_slots: Arc::new(Semaphore::new(MAX_PENDING_DISK_WRITES as usize)),
+        }
+    }
+
+    /// Wait until every disk write started so far has finished.
+    pub async fn flush(&self) {
+        if let Ok(all) = self.disk_slots.acquire_many(MAX_PENDING_DISK_WRITES).await {
+            drop(all);
         }
     }
 
@@ -71,7 +90,14 @@ impl BlockCache for TieredCache {
             m.put_block(key, data.clone()).await;
         }
         if let Some(d) = &self.disk {
-            d.put_block(key, data).await;
+            let Ok(slot) = self.disk_slots.clone().acquire_owned().await else {
+                return;
+            };
+            let (d, key) = (d.clone(), key.clone());
+            tokio::spawn(async move {
+                d.put_block(&key, data).await;
+                drop(slot);
+            });
         }
     }
 }

@@ -93,6 +93,8 @@ pub async fn mount_and_wait(settings: &Settings, banner: &str) -> Result<()> {
     tokio::task::spawn_blocking(move || mounted.unmount())
         .await
         .context("unmount task")??;
+    // Blocks still on their way to the disk tier are written before exit, for the next run.
+    stack.cache.flush().await;
     for (name, s) in &stack.origin {
         let [stat, read, list, bytes, errors] = s.snapshot();
         eprintln!(

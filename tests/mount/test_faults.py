@@ -56,6 +56,11 @@ def test_corrupted_disk_block_is_refetched_never_served(tmp_path):
         rel = "several_blocks.bin"
         src = open(os.path.join(FIX, rel), "rb").read()
         assert open(c.path("s3", rel), "rb").read() == src
+        # Disk writes finish in the background, just after the read.
+        deadline = time.time() + 10
+        while time.time() < deadline and len(block_files(cache)) < 4:
+            time.sleep(0.1)
+        time.sleep(0.5)
         blocks = block_files(cache)
         assert len(blocks) >= 4 and all(block_valid(b) for b in blocks)
         victim = max(blocks, key=os.path.getsize)
@@ -67,6 +72,9 @@ def test_corrupted_disk_block_is_refetched_never_served(tmp_path):
         assert not block_valid(victim)
         # A new open drops the kernel's page cache (no keep_cache), so this read reaches colo.
         assert open(c.path("s3", rel), "rb").read() == src
+        deadline = time.time() + 10
+        while time.time() < deadline and not (os.path.exists(victim) and block_valid(victim)):
+            time.sleep(0.1)
         assert os.path.exists(victim) and block_valid(victim), "the bad block was fetched again and rewritten"
     finally:
         err = c.stop()

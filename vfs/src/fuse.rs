@@ -71,6 +71,12 @@ fn file_type(k: EntryKind) -> FileType {
 }
 
 impl Filesystem for ColoFs {
+    fn init(&mut self, _req: &Request, config: &mut fuser::KernelConfig) -> std::io::Result<()> {
+        // Let the kernel keep more readahead requests in flight; our core answers them in parallel.
+        let _ = config.set_max_background(64);
+        Ok(())
+    }
+
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let core = self.core.clone();
         let Some(name) = name.to_str().map(str::to_string) else {
