@@ -234,7 +234,7 @@ impl DiskCache {
     fn read_blocking(&self, key: &BlockKey) -> Option<Bytes> {
         let digest = key.digest();
         let path = self.path_of(&digest);
-        let raw = match fs::read(&path) {
+        let raw = match read_block_file(&path) {
             Ok(r) => r,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 self.inner.index.lock().remove(&digest);
@@ -251,8 +251,7 @@ impl DiskCache {
                     .index
                     .lock()
                     .touch(digest, raw.len() as u64, None);
-                let bytes = Bytes::from(raw);
-                Some(bytes.slice(data_start..))
+                Some(raw.slice(data_start..))
             }
             Err(why) => {
                 tracing::warn!(path = %path.display(), why, "corrupt disk cache block dropped");
@@ -316,6 +315,30 @@ impl DiskCache {
         self.evict_to_capacity();
         Ok(())
     }
+}
+
+/// The whole of a block file: with `O_DIRECT` into an aligned buffer where the filesystem allows it
+/// (no page-cache copy; the memory tier is our cache), else a plain read.
+fn read_block_file(path: &Path) -> std::io::Result<Bytes> {
+    let direct = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path);
+    let f = match direct {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(e),
+        Err(_) => return fs::read(path).map(Bytes::from),
+    };
+    let len = f.metadata()?.len() as usize;
+    let padded = len.div_ceil(DIRECT_ALIGN) * DIRECT_ALIGN;
+    let mut buf = vec![0u8; padded + DIRECT_ALIGN];
+    let start = buf.as_ptr().align_offset(DIRECT_ALIGN).min(DIRECT_ALIGN);
+    let n = f.read_at(&mut buf[start..start + padded], 0)?;
+    if n != len {
+        // A short direct read (file changed size under us): let the plain path decide.
+        return fs::read(path).map(Bytes::from);
+    }
+    Ok(Bytes::from(buf).slice(start..start + len))
 }
 
 /// Lay out a block file in `out` (at least header + key + data long).
