@@ -121,7 +121,7 @@ async fn up(config: Option<PathBuf>, root: Option<PathBuf>) -> Result<()> {
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(config::DEFAULT_MOUNT_ROOT));
             let banner = format!(
-                "colo: the sample mission (no config given). Try:\n  ls -l {r}/sample/images\n  python -c \"from astropy.io import fits; print(repr(fits.open('{r}/sample/images/ukidss_wfcam_taurus.fits', memmap=True)[0].header))\"\n  python -c \"import pyarrow.parquet as pq; print(pq.read_table('{r}/sample/catalogs/hip2.parquet', columns=['hip','ra_deg','dec_deg','hpmag']))\"",
+                "colo: the sample mission (no config given). Try:\n  ls -l {r}/sample/images\n  python -c \"from astropy.io import fits; h = fits.open('{r}/sample/images/magpis_g10.5.fits', memmap=True); print(h[0].header['NAXIS1'], h[0].data[100:102, 100:104])\"\n  python -c \"import pyarrow.parquet as pq; print(pq.read_table('{r}/sample/catalogs/hip2.parquet', columns=['hip', 'ra_deg', 'dec_deg', 'hpmag']))\"",
                 r = root.display()
             );
             (config::settings(raw, "built-in sample config")?, banner)

