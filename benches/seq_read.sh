@@ -59,6 +59,15 @@ CLIENTS="${CLIENTS:-colo s3fs rclone}"
 REPEAT="${REPEAT:-3}"
 want() { [[ " $CLIENTS " == *" $1 "* ]]; }
 
+# Once PID has mounted MOUNT: read FILE twice ("cold warm" MiB/s), then stop PID.
+cold_then_warm() {
+  local pid=$1 mount=$2 file=$3 cold warm
+  wait_mounted "$mount"
+  cold=$(rate "$file"); warm=$(rate "$file")
+  stop_pid "$pid"
+  echo "$cold $warm"
+}
+
 # Each run_* prints "cold warm" in MiB/s, from a fresh mount with empty caches.
 run_direct() {
   drop_caches
@@ -80,13 +89,8 @@ secret_access_key = "$SECRET"
 TOML
   drop_caches
   "$COLO" mount --config "$B/colo.toml" --root "$M" > "$B/colo.out" 2> "$B/colo.err" &
-  local pid=$!
-  wait_mounted "$M"
-  local cold warm
-  cold=$(rate "$M/s3/$OBJ"); warm=$(rate "$M/s3/$OBJ")
-  stop_pid $pid
+  cold_then_warm $! "$M" "$M/s3/$OBJ"
   grep "origin s3" "$B/colo.err" >&2 || true
-  echo "$cold $warm"
 }
 
 run_s3fs() { # s3fs defaults (no local cache)
@@ -94,12 +98,7 @@ run_s3fs() { # s3fs defaults (no local cache)
   echo "$KEY:$SECRET" > "$B/s3fs.passwd"; chmod 600 "$B/s3fs.passwd"
   drop_caches
   s3fs "$BUCKET" "$M" -f -o url=$EP -o use_path_request_style -o passwd_file="$B/s3fs.passwd" -o ro > "$B/s3fs.log" 2>&1 &
-  local pid=$!
-  wait_mounted "$M"
-  local cold warm
-  cold=$(rate "$M/$OBJ"); warm=$(rate "$M/$OBJ")
-  stop_pid $pid
-  echo "$cold $warm"
+  cold_then_warm $! "$M" "$M/$OBJ"
 }
 
 run_rclone() { # rclone mount, --vfs-cache-mode $1 (off is its default)
@@ -108,12 +107,7 @@ run_rclone() { # rclone mount, --vfs-cache-mode $1 (off is its default)
   rclone mount ":s3:$BUCKET" "$M" --s3-provider Other --s3-endpoint $EP --s3-access-key-id $KEY \
     --s3-secret-access-key $SECRET --read-only --vfs-cache-mode "$mode" --cache-dir "$B/rclone-cache" \
     > "$B/rclone-$mode.log" 2>&1 &
-  local pid=$!
-  wait_mounted "$M"
-  local cold warm
-  cold=$(rate "$M/$OBJ"); warm=$(rate "$M/$OBJ")
-  stop_pid $pid
-  echo "$cold $warm"
+  cold_then_warm $! "$M" "$M/$OBJ"
 }
 
 # "median (min-max)" of the numbers given.

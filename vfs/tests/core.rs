@@ -46,7 +46,7 @@ fn sample() -> Arc<MemoryConnector> {
 async fn path_ino(core: &VfsCore, path: &str) -> u64 {
     let mut ino = 1;
     for seg in path.split('/') {
-        ino = core.lookup(ino, seg).await.unwrap().ino;
+        ino = core.lookup(ino, seg).await.expect("test path exists").ino;
     }
     ino
 }
