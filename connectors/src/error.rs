@@ -81,6 +81,47 @@ pub enum ConnectorError {
 
 pub type Result<T, E = ConnectorError> = std::result::Result<T, E>;
 
+/// A backend's message as one short line: HTML tags dropped (servers answer errors with pages),
+/// whitespace collapsed, at most `MAX_DETAIL_CHARS` characters.
+pub fn one_line(text: &str) -> String {
+    const MAX_DETAIL_CHARS: usize = 300;
+    let mut plain = String::with_capacity(text.len());
+    let mut in_tag = false;
+    for c in text.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                plain.push(' ');
+            }
+            _ if !in_tag => plain.push(c),
+            _ => {}
+        }
+    }
+    let words: Vec<&str> = plain.split_whitespace().collect();
+    let mut out = words.join(" ");
+    if out.chars().count() > MAX_DETAIL_CHARS {
+        out = out.chars().take(MAX_DETAIL_CHARS).collect::<String>() + "…";
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn details_become_one_short_line() {
+        let page = "<html>\n <head><title>401 Access not authorized</title></head>\n<body><h1>401 Access not authorized</h1></body></html>\n";
+        assert_eq!(
+            one_line(page),
+            "401 Access not authorized 401 Access not authorized"
+        );
+        assert_eq!(one_line("a\n\n  b"), "a b");
+        assert!(one_line(&"x".repeat(1000)).chars().count() <= 301);
+    }
+}
+
 impl ConnectorError {
     pub fn kind(&self) -> ErrorKind {
         match self {

@@ -161,7 +161,16 @@ impl OpendalConnector {
 
     fn convert(&self, path: &ObjectPath, e: opendal::Error) -> ConnectorError {
         let p = path.to_string();
-        let detail = self.redactor.redact(&e.to_string());
+        // The full text (request context, headers) classifies and goes to the debug log; users get
+        // the message and its cause. Both are scrubbed of the volume's secrets.
+        let full = self.redactor.redact(&e.to_string());
+        tracing::debug!(volume = %self.volume, path = %p, error = %full, "backend error");
+        let short = match std::error::Error::source(&e) {
+            Some(cause) if !e.message().is_empty() => format!("{}: {cause}", e.message()),
+            Some(cause) => cause.to_string(),
+            None => e.message().to_string(),
+        };
+        let detail = self.redactor.redact(&crate::error::one_line(&short));
         match e.kind() {
             OdKind::NotFound => ConnectorError::not_found(&self.volume, &p),
             OdKind::PermissionDenied => ConnectorError::denied(&self.volume, &p, detail),
@@ -187,12 +196,10 @@ impl OpendalConnector {
                 path: p,
                 detail,
             },
-            _ if e.is_temporary() || looks_like_connection_failure(&detail) => {
+            _ if e.is_temporary() || looks_like_connection_failure(&full) => {
                 ConnectorError::unavailable(&self.volume, &p, detail)
             }
-            _ if looks_like_auth_failure(&detail) => {
-                ConnectorError::denied(&self.volume, &p, detail)
-            }
+            _ if looks_like_auth_failure(&full) => ConnectorError::denied(&self.volume, &p, detail),
             _ => ConnectorError::internal(&self.volume, &p, detail),
         }
     }

@@ -151,3 +151,28 @@ def test_statfs_and_mount_table(colo):
         line = next(line for line in f if line.split(" ")[4] == colo.root)
     fields = line.split(" - ")[1].split()
     assert fields[0] in ("fuse", "fuse.colo") and fields[1] == "colo", line
+
+
+def origin_counts(stderr, vol):
+    """(GET, HEAD/stat, LIST) requests colo made to `vol`, from the summary it prints at unmount."""
+    import re
+    line = next(line for line in stderr.splitlines() if line.startswith(f"colo: origin {vol}:"))
+    m = re.search(r"(\d+) GET \(\d+ bytes\), (\d+) HEAD/stat, (\d+) LIST", line)
+    return tuple(int(x) for x in m.groups())
+
+
+@pytest.mark.parametrize("vol", ["s3", "webdav", "ftp", "sftp"])
+def test_ls_l_of_a_big_directory_is_one_listing(tmp_path, vol):
+    from conftest import Colo, write_config
+    cfg = str(tmp_path / "c.toml")
+    write_config(cfg)
+    c = Colo(cfg, str(tmp_path / "mnt"))
+    try:
+        for _ in range(3):  # repeated within the TTL: answered from the listing cache
+            out = subprocess.run(["ls", "-l", c.path(vol, "many")], check=True, capture_output=True, text=True).stdout
+            assert len(out.splitlines()) == 101
+    finally:
+        err = c.stop()
+    gets, heads, lists = origin_counts(err, vol)
+    assert (gets, heads) == (0, 0), f"{vol}: ls -l must not touch files: {gets} GET, {heads} HEAD"
+    assert lists <= 2, f"{vol}: one listing for the volume root and one for many/, got {lists}"
