@@ -111,9 +111,43 @@ impl ReadThrough {
         let bs = self.inner.block_size;
         let (first, last) = (offset / bs, (end - 1) / bs);
         let blocks = self.blocks(obj, first, last).await?;
+        Ok(self.assemble(&blocks, first, offset, end))
+    }
+
+    /// The same bytes as [`ReadThrough::read`], but only if every block is in the memory tier right
+    /// now; never waits, never fetches. Lets a caller that is not on the runtime (a FUSE thread)
+    /// answer cache hits at once instead of handing them to a task.
+    pub fn read_from_memory(&self, obj: &ObjectVersion, offset: u64, len: u64) -> Option<Bytes> {
+        let end = offset.saturating_add(len).min(obj.size);
+        if offset >= end {
+            return Some(Bytes::new());
+        }
+        let memory = self.inner.cache.memory()?;
+        let bs = self.inner.block_size;
+        let (first, last) = (offset / bs, (end - 1) / bs);
+        let mut blocks = Vec::with_capacity((last - first + 1) as usize);
+        for index in first..=last {
+            // moka's lookup completes without waiting; anything else counts as a miss here.
+            blocks.push(
+                memory
+                    .get_block(&self.key(obj, index))
+                    .now_or_never()
+                    .flatten()?,
+            );
+        }
+        self.inner
+            .stats
+            .cached_blocks
+            .fetch_add(blocks.len() as u64, Ordering::Relaxed);
+        Some(self.assemble(&blocks, first, offset, end))
+    }
+
+    /// Bytes `[offset, end)` out of whole blocks starting at block `first`.
+    fn assemble(&self, blocks: &[Bytes], first: u64, offset: u64, end: u64) -> Bytes {
+        let bs = self.inner.block_size;
         if blocks.len() == 1 {
             let start = (offset - first * bs) as usize;
-            return Ok(blocks[0].slice(start..start + (end - offset) as usize));
+            return blocks[0].slice(start..start + (end - offset) as usize);
         }
         let mut out = BytesMut::with_capacity((end - offset) as usize);
         for (i, b) in blocks.iter().enumerate() {
@@ -122,7 +156,7 @@ impl ReadThrough {
             let to = ((end - block_start) as usize).min(b.len());
             out.extend_from_slice(&b[from..to]);
         }
-        Ok(out.freeze())
+        out.freeze()
     }
 
     /// Make sure blocks covering `[offset, offset + len)` are cached, in the background.

@@ -411,19 +411,39 @@ impl VfsCore {
             .ok_or(VfsError::BadHandle { handle: fh })
     }
 
-    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Bytes> {
-        let file = self
-            .handles
+    fn handle(&self, fh: u64) -> Result<Arc<OpenFile>> {
+        self.handles
             .lock()
             .get(&fh)
             .cloned()
-            .ok_or(VfsError::BadHandle { handle: fh })?;
-        let reader = &self.volumes[file.volume].reader;
+            .ok_or(VfsError::BadHandle { handle: fh })
+    }
+
+    /// Feed the handle's sequential detector and start the prefetch it asks for.
+    fn note_read(&self, file: &OpenFile, offset: u64, size: u32) {
         let prefetch = file.detector.lock().on_read(offset, size as u64);
         if let Some((start, len)) = prefetch {
-            reader.prefetch(&file.version, start, len);
+            self.volumes[file.volume]
+                .reader
+                .prefetch(&file.version, start, len);
         }
+    }
+
+    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Bytes> {
+        let file = self.handle(fh)?;
+        self.note_read(&file, offset, size);
+        let reader = &self.volumes[file.volume].reader;
         Ok(reader.read(&file.version, offset, size as u64).await?)
+    }
+
+    /// A read answered from the memory tier without waiting, or `None` (then use [`Self::read`]).
+    /// Must run inside the tokio runtime's context (prefetches are spawned on it).
+    pub fn read_from_memory(&self, fh: u64, offset: u64, size: u32) -> Option<Bytes> {
+        let file = self.handle(fh).ok()?;
+        let reader = &self.volumes[file.volume].reader;
+        let bytes = reader.read_from_memory(&file.version, offset, size as u64)?;
+        self.note_read(&file, offset, size);
+        Some(bytes)
     }
 
     pub fn release(&self, fh: u64) {

@@ -124,6 +124,12 @@ impl Filesystem for ColoFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        // Cache hits are answered here, on the FUSE thread: no hand-off to a task and back.
+        let _runtime = self.rt.enter();
+        if let Some(bytes) = self.core.read_from_memory(fh.0, offset, size) {
+            reply.data(&bytes);
+            return;
+        }
         let core = self.core.clone();
         self.rt.spawn(async move {
             match core.read(fh.0, offset, size).await {

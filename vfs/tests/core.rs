@@ -231,3 +231,27 @@ proptest! {
         });
     }
 }
+
+#[tokio::test]
+async fn memory_hits_are_answered_without_waiting_and_misses_are_declined() {
+    let m = sample();
+    let core = core_with(m.clone(), Duration::from_secs(60));
+    let ino = path_ino(&core, "vol/dir/b.bin").await;
+    let fh = core.open(ino, false).await.unwrap();
+    assert!(
+        core.read_from_memory(fh, 40_000, 100).is_none(),
+        "nothing cached yet"
+    );
+    core.read(fh, 40_000, 100).await.unwrap();
+    let reads = m.reads.load(Ordering::Relaxed);
+    let hit = core
+        .read_from_memory(fh, 40_000, 900)
+        .expect("cached by the read above");
+    assert_eq!(&hit[..], &pattern(50_000, 1)[40_000..40_900]);
+    assert_eq!(m.reads.load(Ordering::Relaxed), reads, "no origin request");
+    assert!(
+        core.read_from_memory(fh, 0, 10).is_none(),
+        "an uncached block is declined, not fetched"
+    );
+    assert_eq!(m.reads.load(Ordering::Relaxed), reads);
+}
