@@ -31,10 +31,25 @@ wait_port() { # port seconds
 
 running() { [ -f "$PIDS/$1.pid" ] && kill -0 "$(cat "$PIDS/$1.pid")" 2>/dev/null; }
 
+port_of() {
+  case $1 in s3) echo $S3_PORT ;; webdav) echo $DAV_PORT ;; ftp) echo $FTP_PORT ;; sftp) echo $SFTP_PORT ;; http) echo $HTTP_PORT ;; esac
+}
+
 launch() { # name command...
   local name=$1; shift
+  # A port that already answers belongs to a process this script did not start (another run, a
+  # system service): testing against it would test the wrong server.
+  if (exec 3<>"/dev/tcp/127.0.0.1/$(port_of "$name")") 2>/dev/null; then
+    echo "servers: port $(port_of "$name") for $name is already in use by another process; stop it first" >&2
+    return 1
+  fi
   "$@" >"$RUN/logs/$name.log" 2>&1 &
   echo $! >"$PIDS/$name.pid"
+}
+
+# The server we started is the one answering: its PID is alive once its port is open.
+check_alive() {
+  running "$1" || { echo "servers: $1 exited at start:" >&2; tail -5 "$RUN/logs/$1.log" >&2; return 1; }
 }
 
 fixture() {
@@ -156,6 +171,7 @@ CFG
       ;;
     *) echo "unknown server $name" >&2; return 2 ;;
   esac
+  check_alive "$name"
   echo "servers: $name up (pid $(cat "$PIDS/$name.pid"))"
 }
 
