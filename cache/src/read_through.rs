@@ -244,48 +244,53 @@ impl ReadThrough {
         let obj = obj.clone();
         let task = tokio::spawn(async move {
             let bs = this.inner.block_size;
-            let start = first * bs;
-            let end = ((first + n) * bs).min(obj.size);
             let keys: Vec<BlockKey> = (0..n).map(|i| this.key(&obj, first + i)).collect();
             // A fetch that finished between the reader's cache lookup and this fetch's
-            // registration may already have cached these blocks: look once more first.
-            let mut cached = Vec::with_capacity(keys.len());
+            // registration may already have cached some of these blocks: look once more, and ask
+            // the origin only for the span that is still missing.
+            let mut got: Vec<Option<Bytes>> = Vec::with_capacity(keys.len());
             for key in &keys {
-                match this.inner.cache.get_block(key).await {
-                    Some(b) => cached.push(b),
-                    None => break,
-                }
+                got.push(this.inner.cache.get_block(key).await);
             }
-            let outcome = if cached.len() == keys.len() {
-                Ok(Arc::new(cached))
-            } else {
-                this.inner
-                    .stats
-                    .origin_requests
-                    .fetch_add(1, Ordering::Relaxed);
-                match this
-                    .inner
-                    .connector
-                    .read_range(&obj.path, start..end, Some(&obj.identity))
-                    .await
-                {
-                    Ok(bytes) => {
-                        let mut blocks = Vec::with_capacity(n as usize);
-                        for (i, key) in keys.iter().enumerate() {
-                            let from = i * bs as usize;
-                            let to = (from + bs as usize).min(bytes.len());
-                            let block = bytes.slice(from..to);
-                            this.inner.cache.put_block(key, block.clone()).await;
-                            blocks.push(block);
+            let outcome = match (
+                got.iter().position(Option::is_none),
+                got.iter().rposition(Option::is_none),
+            ) {
+                (Some(lo), Some(hi)) => {
+                    let start = (first + lo as u64) * bs;
+                    let end = ((first + hi as u64 + 1) * bs).min(obj.size);
+                    this.inner
+                        .stats
+                        .origin_requests
+                        .fetch_add(1, Ordering::Relaxed);
+                    match this
+                        .inner
+                        .connector
+                        .read_range(&obj.path, start..end, Some(&obj.identity))
+                        .await
+                    {
+                        Ok(bytes) => {
+                            for (i, slot) in got.iter_mut().enumerate().take(hi + 1).skip(lo) {
+                                let from = (i - lo) * bs as usize;
+                                let to = (from + bs as usize).min(bytes.len());
+                                let block = bytes.slice(from..to);
+                                this.inner.cache.put_block(&keys[i], block.clone()).await;
+                                *slot = Some(block);
+                            }
+                            this.inner
+                                .stats
+                                .fetched_blocks
+                                .fetch_add((hi - lo + 1) as u64, Ordering::Relaxed);
+                            Ok(Arc::new(
+                                got.into_iter().map(Option::unwrap_or_default).collect(),
+                            ))
                         }
-                        this.inner
-                            .stats
-                            .fetched_blocks
-                            .fetch_add(n, Ordering::Relaxed);
-                        Ok(Arc::new(blocks))
+                        Err(e) => Err(CacheError::from(e)),
                     }
-                    Err(e) => Err(CacheError::from(e)),
                 }
+                _ => Ok(Arc::new(
+                    got.into_iter().map(Option::unwrap_or_default).collect(),
+                )),
             };
             let mut inflight = this.inner.inflight.lock();
             for key in &keys {
@@ -370,6 +375,30 @@ mod tests {
         rt.read(&obj, 0, 20_000).await.unwrap();
         // 12 missing blocks, at most 8 per request.
         assert_eq!(m.reads.load(Ordering::Relaxed), 3);
+    }
+
+    #[tokio::test]
+    async fn a_fetch_asks_only_for_the_blocks_still_missing() {
+        let (m, rt, obj) = setup(8000).await;
+        // Blocks 0, 1 and 5 are cached already (as if another fetch landed first).
+        rt.read(&obj, 0, 2000).await.unwrap();
+        rt.read(&obj, 5000, 1000).await.unwrap();
+        let before = m.read_bytes.load(Ordering::Relaxed);
+        let blocks = rt.start_fetch(&obj, 0, 8).await.unwrap();
+        let all: Vec<u8> = blocks.iter().flat_map(|b| b.to_vec()).collect();
+        assert_eq!(all, data(8000));
+        assert_eq!(
+            m.read_bytes.load(Ordering::Relaxed) - before,
+            6000,
+            "blocks 2..=7 only"
+        );
+        let reads = m.reads.load(Ordering::Relaxed);
+        rt.start_fetch(&obj, 0, 8).await.unwrap();
+        assert_eq!(
+            m.reads.load(Ordering::Relaxed),
+            reads,
+            "a fully cached run asks nothing"
+        );
     }
 
     #[tokio::test]
