@@ -11,7 +11,7 @@
 //! file replaced between `stat` and read is reported as Stale — without an extra request. Servers
 //! that ignore `Range` (answer 200 with the whole body) are handled by slicing.
 
-use crate::connector::{Capability, Connector, DirEntry, EntryKind, ObjectIdentity, ObjectMeta};
+use crate::connector::{Capability, Connector, DirEntry, ObjectIdentity, ObjectMeta};
 use crate::error::{ConnectorError, Result};
 use crate::path::ObjectPath;
 use async_trait::async_trait;
@@ -345,10 +345,6 @@ impl Connector for HttpConnector {
                 Err(e) => return Err(e),
             }
         }
-        debug_assert!(
-            out.iter()
-                .all(|e| e.meta.kind == EntryKind::Directory || !e.name.is_empty())
-        );
         Ok(out)
     }
 }

@@ -6,7 +6,7 @@
 //! [`MemoryConnector::set_down`] fails everything until lifted; [`MemoryConnector::set_delay`] slows
 //! every request. Counters tell how many reads and lists reached the "origin".
 
-use crate::connector::{Capability, Connector, DirEntry, EntryKind, ObjectIdentity, ObjectMeta};
+use crate::connector::{Capability, Connector, DirEntry, ObjectIdentity, ObjectMeta};
 use crate::error::{ConnectorError, Result};
 use crate::path::ObjectPath;
 use async_trait::async_trait;
@@ -213,11 +213,6 @@ impl Connector for MemoryConnector {
                 }),
             }
         }
-        out.dedup_by(|a, b| {
-            a.name == b.name
-                && a.meta.kind == EntryKind::Directory
-                && b.meta.kind == EntryKind::Directory
-        });
         Ok(out)
     }
 }

@@ -402,15 +402,6 @@ impl VfsCore {
         Ok(fh)
     }
 
-    /// Size of the version an open handle reads.
-    pub fn handle_size(&self, fh: u64) -> Result<u64> {
-        self.handles
-            .lock()
-            .get(&fh)
-            .map(|f| f.version.size)
-            .ok_or(VfsError::BadHandle { handle: fh })
-    }
-
     fn handle(&self, fh: u64) -> Result<Arc<OpenFile>> {
         self.handles
             .lock()

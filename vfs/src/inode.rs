@@ -61,12 +61,4 @@ impl InodeTable {
         self.by_name.insert((parent, name.to_string()), ino);
         ino
     }
-
-    pub fn len(&self) -> usize {
-        self.nodes.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
-    }
 }
