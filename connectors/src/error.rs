@@ -106,22 +106,6 @@ pub fn one_line(text: &str) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::one_line;
-
-    #[test]
-    fn details_become_one_short_line() {
-        let page = "<html>\n <head><title>401 Access not authorized</title></head>\n<body><h1>401 Access not authorized</h1></body></html>\n";
-        assert_eq!(
-            one_line(page),
-            "401 Access not authorized 401 Access not authorized"
-        );
-        assert_eq!(one_line("a\n\n  b"), "a b");
-        assert!(one_line(&"x".repeat(1000)).chars().count() <= 301);
-    }
-}
-
 impl ConnectorError {
     pub fn kind(&self) -> ErrorKind {
         match self {
@@ -214,5 +198,21 @@ impl ConnectorError {
             | K::BrokenPipe => Self::unavailable(volume, path, err),
             _ => Self::internal(volume, path, err),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn details_become_one_short_line() {
+        let page = "<html>\n <head><title>401 Access not authorized</title></head>\n<body><h1>401 Access not authorized</h1></body></html>\n";
+        assert_eq!(
+            one_line(page),
+            "401 Access not authorized 401 Access not authorized"
+        );
+        assert_eq!(one_line("a\n\n  b"), "a b");
+        assert!(one_line(&"x".repeat(1000)).chars().count() <= 301);
     }
 }
