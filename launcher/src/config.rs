@@ -34,12 +34,43 @@ pub struct CacheConfig {
     pub prefetch_max_mib: Option<u64>,
 }
 
+/// `[services]`: the IVOA services (TAP) and where they keep tables and jobs.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ServicesConfig {
+    /// Address to listen on (default 127.0.0.1:8765).
+    pub listen: Option<String>,
+    /// Published tables (default `$COLO_HOME/tables`).
+    pub tables_dir: Option<PathBuf>,
+    /// Async jobs and their results (default `$COLO_HOME/jobs`).
+    pub jobs_dir: Option<PathBuf>,
+    /// MAXREC when a query gives none (default 100000).
+    pub default_maxrec: Option<u64>,
+    /// Largest MAXREC honoured (default 50000000).
+    pub hard_maxrec: Option<u64>,
+    /// Largest table upload in MiB (default 64).
+    pub upload_limit_mib: Option<u64>,
+    /// Longest async job run in seconds (default 3600).
+    pub execution_duration_secs: Option<u64>,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8765";
+
+/// The checked `[services]` settings.
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    pub listen: std::net::SocketAddr,
+    pub service: colo_vo_services::ServiceConfig,
+}
+
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ColoConfig {
     pub mount_root: Option<PathBuf>,
     #[serde(default)]
     pub cache: CacheConfig,
+    #[serde(default)]
+    pub services: ServicesConfig,
     #[serde(default)]
     pub volume: Vec<VolumeConfig>,
 }
@@ -54,6 +85,7 @@ pub struct Settings {
     pub block_bytes: u64,
     pub prefetch_max_bytes: u64,
     pub volumes: Vec<VolumeSpec>,
+    pub services: ServiceSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +169,7 @@ pub fn settings(raw: ColoConfig, file: &str) -> Result<Settings, ConfigError> {
             "no [[volume]] defined: add at least one (see README, \"Configuration\")".into(),
         ));
     }
+    let services = service_settings(&raw.services, file)?;
     let c = &raw.cache;
     let block_kib = c.block_kib.unwrap_or(1024);
     if !(4..=16 * 1024).contains(&block_kib) {
@@ -160,6 +193,47 @@ pub fn settings(raw: ColoConfig, file: &str) -> Result<Settings, ConfigError> {
         block_bytes: block_kib << 10,
         prefetch_max_bytes: c.prefetch_max_mib.unwrap_or(32) << 20,
         volumes,
+        services,
+    })
+}
+
+/// Reads only the `[services]` part of a config (for `colo serve` and `colo ingest`, which need no
+/// volumes); with no file, the defaults.
+pub fn load_services(path: Option<&Path>) -> Result<ServiceSettings, ConfigError> {
+    let Some(path) = path else {
+        return service_settings(&ServicesConfig::default(), "defaults");
+    };
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: file.clone(), source })?;
+    let raw: ColoConfig = toml::from_str(&text).map_err(|e| ConfigError::Syntax {
+        file: file.clone(),
+        line: e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1).unwrap_or(0),
+        message: e.message().replace('\n', " "),
+    })?;
+    service_settings(&raw.services, &file)
+}
+
+pub fn service_settings(raw: &ServicesConfig, file: &str) -> Result<ServiceSettings, ConfigError> {
+    let listen_text = raw.listen.clone().unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+    let listen = listen_text.parse().map_err(|_| ConfigError::Invalid {
+        file: file.to_string(),
+        message: format!("key 'services.listen' = {listen_text:?}: expected host:port, e.g. 127.0.0.1:8765"),
+    })?;
+    let defaults = colo_vo_services::vosi::ServiceLimits::default();
+    let limits = colo_vo_services::vosi::ServiceLimits {
+        default_maxrec: raw.default_maxrec.unwrap_or(defaults.default_maxrec),
+        hard_maxrec: raw.hard_maxrec.unwrap_or(defaults.hard_maxrec),
+        upload_limit_bytes: raw.upload_limit_mib.map_or(defaults.upload_limit_bytes, |m| m << 20),
+        execution_duration_secs: raw.execution_duration_secs.unwrap_or(defaults.execution_duration_secs),
+        retention_secs: defaults.retention_secs,
+    };
+    Ok(ServiceSettings {
+        listen,
+        service: colo_vo_services::ServiceConfig {
+            tables_dir: raw.tables_dir.clone().unwrap_or_else(|| colo_home().join("tables")),
+            jobs_dir: raw.jobs_dir.clone().unwrap_or_else(|| colo_home().join("jobs")),
+            limits,
+        },
     })
 }
 

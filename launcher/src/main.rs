@@ -9,6 +9,7 @@ mod config;
 mod hipparcos;
 mod run;
 mod sample;
+mod services;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -49,13 +50,66 @@ enum Command {
         #[arg(long, default_value_t = 15)]
         timeout: u64,
     },
-    /// The main job: mount the volumes (with no config: the built-in sample mission) and serve.
+    /// The main job: mount the volumes and serve TAP over the published tables (with no config:
+    /// the built-in sample mission).
     Up {
         #[arg(long, short)]
         config: Option<PathBuf>,
         #[arg(long)]
         root: Option<PathBuf>,
+        /// Address for the services (overrides `[services] listen`; default 127.0.0.1:8765).
+        #[arg(long)]
+        listen: Option<String>,
     },
+    /// Serve the IVOA services (TAP) over the published tables, without mounting.
+    Serve {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Address to listen on (default 127.0.0.1:8765).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Publish data for the services.
+    Ingest {
+        #[command(subcommand)]
+        what: IngestCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum IngestCommand {
+    /// Publish a catalogue (Parquet, CSV, VOTable or FITS binary table) as a TAP table,
+    /// HEALPix-partitioned Parquet plus an editable descriptor.
+    Catalog {
+        /// The catalogue: a local file, or a path inside --volume.
+        source: String,
+        /// ADQL name to publish it as: schema.table.
+        #[arg(long)]
+        table: String,
+        /// Read the source from this configured volume (needs --config).
+        #[arg(long)]
+        volume: Option<String>,
+        /// Right ascension column (degrees, ICRS); guessed from common names when absent.
+        #[arg(long, requires = "dec")]
+        ra: Option<String>,
+        /// Declination column (degrees, ICRS).
+        #[arg(long, requires = "ra")]
+        dec: Option<String>,
+        /// Table description.
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn with_listen(mut settings: config::ServiceSettings, listen: Option<String>) -> Result<config::ServiceSettings> {
+    if let Some(listen) = listen {
+        settings.listen = listen
+            .parse()
+            .with_context(|| format!("--listen {listen:?}: expected host:port, e.g. 127.0.0.1:8765"))?;
+    }
+    Ok(settings)
 }
 
 fn config_path(given: Option<PathBuf>) -> Result<PathBuf> {
@@ -98,7 +152,7 @@ async fn volumes(config: PathBuf, timeout: Duration) -> Result<bool> {
     Ok(all_ok)
 }
 
-async fn up(config: Option<PathBuf>, root: Option<PathBuf>) -> Result<()> {
+async fn up(config: Option<PathBuf>, root: Option<PathBuf>, listen: Option<String>) -> Result<()> {
     let (mut settings, banner) = match config
         .or_else(|| Some(PathBuf::from("colo.toml")).filter(|p| p.exists()))
     {
@@ -108,6 +162,11 @@ async fn up(config: Option<PathBuf>, root: Option<PathBuf>) -> Result<()> {
             let dir = sample::ensure(&home)
                 .await
                 .context("preparing the sample mission")?;
+            let services = config::service_settings(&Default::default(), "built-in sample config")?;
+            let sample_dir = dir.clone();
+            tokio::task::spawn_blocking(move || services::ensure_sample_tables(&sample_dir, &services))
+                .await?
+                .context("publishing the sample catalogue")?;
             let raw = config::ColoConfig {
                 volume: vec![colo_connectors::VolumeConfig {
                     name: Some("sample".into()),
@@ -130,6 +189,17 @@ async fn up(config: Option<PathBuf>, root: Option<PathBuf>) -> Result<()> {
     if let Some(r) = root {
         settings.mount_root = r;
     }
+    let service_settings = with_listen(settings.services.clone(), listen)?;
+    let tap = services::start(&service_settings).await?;
+    eprintln!("colo: TAP at {tap} (astroquery ESA modules: {})", tap.replace("/tap", "/tap-server/tap"));
+    let banner = if banner.is_empty() {
+        banner
+    } else {
+        format!(
+            "{banner}\n  python -c \"import pyvo; print(pyvo.dal.TAPService('{tap}').search('SELECT TOP 5 hip, ra_deg, dec_deg, hpmag FROM sample.hip2 WHERE 1=CONTAINS(POINT(ra_deg, dec_deg), CIRCLE(56.75, 24.12, 1)) ORDER BY hpmag'))\""
+        )
+    };
+    println!("tap {tap}");
     run::mount_and_wait(&settings, &banner).await
 }
 
@@ -147,8 +217,29 @@ async fn main_inner(cli: Cli) -> Result<i32> {
             let ok = volumes(config_path(config)?, Duration::from_secs(timeout)).await?;
             Ok(if ok { 0 } else { 1 })
         }
-        Command::Up { config, root } => {
-            up(config, root).await?;
+        Command::Up { config, root, listen } => {
+            up(config, root, listen).await?;
+            Ok(0)
+        }
+        Command::Serve { config, listen } => {
+            let given = config.or_else(|| Some(PathBuf::from("colo.toml")).filter(|p| p.exists()));
+            let settings = with_listen(config::load_services(given.as_deref())?, listen)?;
+            services::serve_and_wait(&settings).await?;
+            Ok(0)
+        }
+        Command::Ingest { what: IngestCommand::Catalog { source, table, volume, ra, dec, description, config } } => {
+            let given = config.or_else(|| Some(PathBuf::from("colo.toml")).filter(|p| p.exists()));
+            let settings = config::load_services(given.as_deref())?;
+            let position = ra.zip(dec).map(|(ra, dec)| colo_vo_services::catalog::PositionDescriptor { ra, dec });
+            services::ingest_catalog(
+                &settings,
+                given.as_deref(),
+                services::CatalogSource { path: source, volume },
+                &table,
+                position,
+                description,
+            )
+            .await?;
             Ok(0)
         }
     }

@@ -111,7 +111,7 @@ pub async fn mount_and_wait(settings: &Settings, banner: &str) -> Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() -> Result<()> {
+pub async fn wait_for_signal() -> Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;

@@ -8,3 +8,66 @@
 
 pub mod adql;
 pub mod sky;
+pub mod catalog;
+pub mod engine;
+pub mod error;
+pub mod fits_table;
+pub mod ingest;
+pub mod output;
+pub mod tap_schema;
+
+pub use error::VoError;
+pub mod tap;
+pub mod upload;
+pub mod uws;
+pub mod vosi;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Where the services keep their data, and their limits.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Folder of published tables (`<schema>.<table>/table.toml` + `data/`).
+    pub tables_dir: PathBuf,
+    /// Folder of async jobs and their results.
+    pub jobs_dir: PathBuf,
+    /// Declared and enforced limits.
+    pub limits: vosi::ServiceLimits,
+}
+
+/// The running services' shared state.
+#[derive(Clone)]
+pub struct AppState {
+    /// TAP.
+    pub tap: tap::TapState,
+}
+
+impl AppState {
+    /// Opens the published tables and the job store.
+    pub async fn open(config: &ServiceConfig) -> Result<AppState, VoError> {
+        let engine = Arc::new(engine::open(&config.tables_dir).await?);
+        let limits = uws::JobLimits {
+            retention: std::time::Duration::from_secs(config.limits.retention_secs),
+            execution_duration: std::time::Duration::from_secs(config.limits.execution_duration_secs),
+        };
+        let jobs = uws::JobStore::open(&config.jobs_dir, limits)?;
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(60))
+            .build()
+            .map_err(|e| VoError::BadParameter { name: "http client".into(), message: e.to_string() })?;
+        Ok(AppState {
+            tap: tap::TapState { engine, jobs, limits: config.limits.clone(), up_since: tap::now_iso(), http },
+        })
+    }
+}
+
+/// The HTTP app: TAP at `/tap` and, for astroquery's ESA modules, at `/tap-server/tap`.
+pub fn router(state: AppState) -> axum::Router {
+    let body_limit = state.tap.limits.upload_limit_bytes as usize + 1024 * 1024;
+    let tap = tap::routes().with_state(state.tap);
+    axum::Router::new()
+        .nest("/tap", tap.clone())
+        .nest("/tap-server/tap", tap)
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+}

@@ -1,0 +1,194 @@
+//! Published tables: the operator-editable descriptor (TOML) and the column metadata every output
+//! and TAP_SCHEMA share.
+//!
+//! A published table lives in `<tables>/<schema>.<table>/`: `table.toml` (this module's
+//! [`TableDescriptor`]) and `data/Norder=<k>/Npix=<n>.parquet` (HATS-like HEALPix partitions written
+//! by [`crate::ingest`]). The descriptor carries what TAP 1.1 §4 and VODataService need
+//! (descriptions, units, UCDs, utypes, principal/indexed/std flags), the position columns, and
+//! ESA TAP+ `flags`. Types are not written by hand: they come from the Parquet schema.
+
+use std::path::{Path, PathBuf};
+
+use arrow_schema::DataType;
+use serde::{Deserialize, Serialize};
+
+use crate::error::VoError;
+
+/// The file name of a table's descriptor inside its folder.
+pub const DESCRIPTOR_FILE: &str = "table.toml";
+/// The folder of a table's Parquet partitions inside its folder.
+pub const DATA_DIR: &str = "data";
+
+/// ESA TAP+ column flags (`esatapplus:flags`, astroquery `TapPlus` reads them).
+pub mod esa_flags {
+    /// Right ascension.
+    pub const RA: u32 = 1;
+    /// Declination.
+    pub const DEC: u32 = 2;
+    /// A flux.
+    pub const FLUX: u32 = 4;
+    /// A magnitude.
+    pub const MAG: u32 = 8;
+    /// Primary key.
+    pub const PK: u32 = 16;
+}
+
+/// Which columns hold a table's ICRS position, in degrees.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PositionDescriptor {
+    /// Right ascension column, degrees.
+    pub ra: String,
+    /// Declination column, degrees.
+    pub dec: String,
+}
+
+/// Operator-editable metadata of one column.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnDescriptor {
+    /// Column name (lower case; as stored in Parquet).
+    pub name: String,
+    /// Human description.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// Unit in the VOUnits syntax (`deg`, `mas/yr`, `mag`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub unit: String,
+    /// UCD 1+ (`pos.eq.ra;meta.main`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ucd: String,
+    /// Data-model utype.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub utype: String,
+    /// Shown by default in clients (TAP_SCHEMA `principal`).
+    #[serde(default)]
+    pub principal: bool,
+    /// Has an index (TAP_SCHEMA `indexed`); position columns are indexed through HEALPix.
+    #[serde(default)]
+    pub indexed: bool,
+    /// Defined by a standard (TAP_SCHEMA `std`).
+    #[serde(default)]
+    pub std: bool,
+    /// ESA TAP+ flags: see [`esa_flags`].
+    #[serde(default)]
+    pub flags: u32,
+}
+
+/// Operator-editable metadata of one published table.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableDescriptor {
+    /// ADQL schema name (lower case).
+    pub schema: String,
+    /// ADQL table name within the schema (lower case).
+    pub name: String,
+    /// Human description.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// Data-model utype.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub utype: String,
+    /// Number of rows (written by ingest).
+    #[serde(default)]
+    pub rows: u64,
+    /// Where the catalogue came from (written by ingest).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub source: String,
+    /// The position columns, if the table has positions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<PositionDescriptor>,
+    /// Per-column metadata, in column order.
+    #[serde(default, rename = "column")]
+    pub columns: Vec<ColumnDescriptor>,
+}
+
+impl TableDescriptor {
+    /// `schema.table`.
+    pub fn qualified_name(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
+
+    /// Reads a descriptor file.
+    pub fn read(path: &Path) -> Result<Self, VoError> {
+        let text = std::fs::read_to_string(path).map_err(|source| VoError::Io { path: path.to_path_buf(), source })?;
+        toml::from_str(&text).map_err(|e| VoError::Descriptor { path: path.to_path_buf(), message: e.to_string() })
+    }
+
+    /// Writes a descriptor file.
+    pub fn write(&self, path: &Path) -> Result<(), VoError> {
+        let text = toml::to_string_pretty(self)
+            .map_err(|e| VoError::Descriptor { path: path.to_path_buf(), message: e.to_string() })?;
+        let header = "# Table descriptor written by `colo ingest catalog`: edit descriptions, units, UCDs, utypes,\n\
+                      # principal/indexed/std and ESA flags (1 RA, 2 Dec, 4 flux, 8 mag, 16 primary key), then restart.\n";
+        std::fs::write(path, format!("{header}{text}")).map_err(|source| VoError::Io { path: path.to_path_buf(), source })
+    }
+}
+
+/// One published table found on disk.
+#[derive(Debug, Clone)]
+pub struct PublishedTable {
+    /// Its descriptor.
+    pub descriptor: TableDescriptor,
+    /// Its folder (holding the descriptor and `data/`).
+    pub dir: PathBuf,
+}
+
+/// Finds every published table under `root` (folders holding a `table.toml`), sorted by name.
+/// Folders being written by an ingest (names starting with `.`) are skipped.
+pub fn discover_tables(root: &Path) -> Result<Vec<PublishedTable>, VoError> {
+    let mut tables = Vec::new();
+    let entries = match std::fs::read_dir(root) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(tables),
+        Err(source) => return Err(VoError::Io { path: root.to_path_buf(), source }),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|source| VoError::Io { path: root.to_path_buf(), source })?;
+        let dir = entry.path();
+        let hidden = entry.file_name().to_string_lossy().starts_with('.');
+        if hidden || !dir.join(DESCRIPTOR_FILE).is_file() {
+            continue;
+        }
+        let descriptor = TableDescriptor::read(&dir.join(DESCRIPTOR_FILE))?;
+        tables.push(PublishedTable { descriptor, dir });
+    }
+    tables.sort_by_key(|t| t.descriptor.qualified_name());
+    Ok(tables)
+}
+
+/// Everything outputs and TAP_SCHEMA say about one column.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ColumnMeta {
+    /// Column name.
+    pub name: String,
+    /// Arrow type of its values.
+    pub arrow_type: Option<DataType>,
+    /// Description, unit, UCD, utype, flags.
+    pub descriptor: ColumnDescriptor,
+    /// DALI xtype (`point`, `circle`, `polygon`, `timestamp`), when the values carry one.
+    pub xtype: Option<String>,
+}
+
+/// VOTable datatype and arraysize for an Arrow type (VOTable 1.4 §2.1; TAP 1.1 §4.3 uses the same
+/// names in TAP_SCHEMA). Geometry lists are `double` arrays; timestamps are `char` with xtype.
+pub fn votable_type(data_type: &DataType) -> (&'static str, Option<&'static str>) {
+    match data_type {
+        DataType::Boolean => ("boolean", None),
+        DataType::Int8 | DataType::Int16 | DataType::UInt8 => ("short", None),
+        DataType::Int32 | DataType::UInt16 => ("int", None),
+        DataType::Int64 | DataType::UInt32 | DataType::UInt64 => ("long", None),
+        DataType::Float16 | DataType::Float32 => ("float", None),
+        DataType::Float64 | DataType::Decimal128(..) | DataType::Decimal256(..) => ("double", None),
+        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) => ("double", Some("*")),
+        _ => ("char", Some("*")),
+    }
+}
+
+/// DALI xtype implied by an Arrow type alone.
+pub fn implied_xtype(data_type: &DataType) -> Option<&'static str> {
+    match data_type {
+        DataType::Timestamp(..) | DataType::Date32 | DataType::Date64 => Some("timestamp"),
+        _ => None,
+    }
+}

@@ -1,0 +1,451 @@
+//! Runs ADQL on DataFusion: one shared catalogue of published tables (Parquet listing tables with
+//! their statistics) plus TAP_SCHEMA, and a per-query session that adds the query's uploads as
+//! `TAP_UPLOAD` (never visible to other queries or in TAP_SCHEMA, TAP 1.1 §4).
+//!
+//! A query is translated ([`crate::adql::translate`]), planned from the sqlparser AST, limited to
+//! MAXREC+1 rows (so overflow can be told from an exact fit), and executed as a stream of record
+//! batches: results are never collected whole. Result columns carry the metadata of the table
+//! columns they come from (unit, UCD, description) and DALI xtypes for geometry.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::{DataType, SchemaRef};
+use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider};
+use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::error::DataFusionError;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::{Expr as LogicalExpr, LogicalPlan};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{ObjectNamePart, SetExpr, Statement, TableFactor};
+
+use crate::adql::udf::geometry_udfs;
+use crate::adql::{FunctionCatalog, PositionColumns, TableResolver, translate};
+use crate::catalog::{ColumnMeta, DATA_DIR, PublishedTable, implied_xtype};
+use crate::error::{VoError, nearest_name};
+use crate::sky::HEALPIX_COLUMN;
+use crate::tap_schema;
+
+/// The schema name ADQL uses for uploaded tables.
+pub const UPLOAD_SCHEMA: &str = "tap_upload";
+const CATALOG_NAME: &str = "datafusion";
+const DEFAULT_SCHEMA: &str = "public";
+
+/// Metadata of a queryable table.
+#[derive(Debug, Clone)]
+pub struct TableMeta {
+    /// ADQL schema name.
+    pub schema: String,
+    /// Table name within the schema.
+    pub name: String,
+    /// Human description.
+    pub description: String,
+    /// Data-model utype.
+    pub utype: String,
+    /// Columns users see (internal ones such as `_healpix_29` are left out).
+    pub columns: Vec<ColumnMeta>,
+    /// Position columns, if the table has a HEALPix index.
+    pub position: Option<PositionColumns>,
+    /// Row count, when known.
+    pub rows: Option<u64>,
+}
+
+impl TableMeta {
+    /// `schema.table`.
+    pub fn qualified_name(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
+}
+
+/// An uploaded table for one query.
+#[derive(Debug, Clone)]
+pub struct UploadedTable {
+    /// Name as queried: `TAP_UPLOAD.<name>`.
+    pub name: String,
+    /// The rows.
+    pub batch: RecordBatch,
+    /// Column metadata from the uploaded VOTable.
+    pub columns: Vec<ColumnMeta>,
+}
+
+/// A running query: result metadata and a stream of batches (at most `limit + 1` rows).
+pub struct QueryResult {
+    /// Result columns users see, with metadata.
+    pub columns: Vec<ColumnMeta>,
+    /// Indices of those columns in the stream's batches.
+    pub keep: Vec<usize>,
+    /// The batches.
+    pub stream: SendableRecordBatchStream,
+    /// MAXREC: rows beyond it mean overflow.
+    pub limit: Option<u64>,
+}
+
+/// The query engine shared by all requests.
+pub struct Engine {
+    catalog: Arc<MemoryCatalogProvider>,
+    tables: Vec<TableMeta>,
+    functions: FunctionCatalog,
+}
+
+impl Engine {
+    /// Registers the published tables and builds TAP_SCHEMA.
+    pub async fn new(published: &[PublishedTable]) -> Result<Engine, VoError> {
+        let catalog = Arc::new(MemoryCatalogProvider::new());
+        catalog.register_schema(DEFAULT_SCHEMA, Arc::new(MemorySchemaProvider::new()))?;
+        let ctx = SessionContext::new_with_config(session_config());
+        let mut tables = Vec::new();
+        for table in published {
+            let (provider, meta) = listing_table(&ctx, table).await?;
+            let schema = schema_provider(&catalog, &meta.schema)?;
+            schema.register_table(meta.name.clone(), provider)?;
+            tables.push(meta);
+        }
+        let mut all = tap_schema::table_metas();
+        all.extend(tables);
+        let tap = schema_provider(&catalog, tap_schema::SCHEMA)?;
+        for (name, batch) in tap_schema::batches(&all)? {
+            let provider = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
+            tap.register_table(name.to_string(), Arc::new(provider))?;
+        }
+        Ok(Engine { catalog, tables: all, functions: FunctionCatalog::default() })
+    }
+
+    /// Every queryable table (TAP_SCHEMA first), for `/tables`.
+    pub fn tables(&self) -> &[TableMeta] {
+        &self.tables
+    }
+
+    /// The functions ADQL queries may use.
+    pub fn functions(&self) -> &FunctionCatalog {
+        &self.functions
+    }
+
+    /// Translates and plans a query; fails fast on bad ADQL, unknown tables or columns.
+    pub async fn execute(&self, adql: &str, limit: Option<u64>, uploads: &[UploadedTable]) -> Result<QueryResult, VoError> {
+        let resolver = Resolver { tables: &self.tables, uploads };
+        let statement = translate(adql, &self.functions, &resolver)?;
+        let aliases = top_level_aliases(&statement);
+        let ctx = SessionContext::new_with_config(session_config());
+        ctx.register_catalog(CATALOG_NAME, self.session_catalog(uploads)?);
+        for udf in geometry_udfs() {
+            ctx.register_udf(udf);
+        }
+        let plan = ctx
+            .state()
+            .statement_to_plan(DfStatement::Statement(Box::new(statement)))
+            .await
+            .map_err(|e| self.plan_error(e, uploads))?;
+        let (columns, keep) = self.result_columns(&plan, &aliases, uploads);
+        let mut frame = ctx.execute_logical_plan(plan).await.map_err(|e| self.plan_error(e, uploads))?;
+        if let Some(limit) = limit {
+            frame = frame.limit(0, Some(usize::try_from(limit.saturating_add(1)).unwrap_or(usize::MAX)))?;
+        }
+        let stream = frame.execute_stream().await.map_err(|e| self.plan_error(e, uploads))?;
+        Ok(QueryResult { columns, keep, stream, limit })
+    }
+
+    fn session_catalog(&self, uploads: &[UploadedTable]) -> Result<Arc<dyn CatalogProvider>, VoError> {
+        if uploads.is_empty() {
+            return Ok(self.catalog.clone());
+        }
+        let upload_schema = Arc::new(MemorySchemaProvider::new());
+        for upload in uploads {
+            let table = MemTable::try_new(upload.batch.schema(), vec![vec![upload.batch.clone()]])?;
+            upload_schema.register_table(upload.name.to_ascii_lowercase(), Arc::new(table))?;
+        }
+        Ok(Arc::new(QueryCatalog { base: self.catalog.clone(), uploads: upload_schema }))
+    }
+
+    /// Turns planning errors into messages that name the unknown table or column and suggest one.
+    fn plan_error(&self, error: DataFusionError, uploads: &[UploadedTable]) -> VoError {
+        let root = error.find_root();
+        if let DataFusionError::SchemaError(schema_error, _) = root
+            && let datafusion::common::SchemaError::FieldNotFound { field, valid_fields } = schema_error.as_ref()
+        {
+            let names: Vec<&str> = valid_fields.iter().map(|c| c.name.as_str()).filter(|n| !is_internal(n)).collect();
+            return VoError::UnknownColumn { name: field.name.clone(), suggestion: nearest_name(&field.name, names) };
+        }
+        let text = root.to_string();
+        if let Some(rest) = text.split("table '").nth(1)
+            && text.contains("not found")
+        {
+            let name = rest.split('\'').next().unwrap_or_default();
+            let name = name.strip_prefix("datafusion.").unwrap_or(name);
+            let name = name.strip_prefix("public.").unwrap_or(name);
+            let mut known: Vec<String> = self.tables.iter().map(TableMeta::qualified_name).collect();
+            known.extend(uploads.iter().map(|u| format!("TAP_UPLOAD.{}", u.name)));
+            let suggestion = nearest_name(name, known.iter().map(String::as_str))
+                .or_else(|| {
+                    let bare = name.rsplit('.').next().unwrap_or(name);
+                    self.tables.iter().find(|t| t.name == bare).map(TableMeta::qualified_name)
+                });
+            return VoError::UnknownTable { name: name.to_string(), suggestion };
+        }
+        match root {
+            DataFusionError::Plan(message) | DataFusionError::NotImplemented(message) => {
+                VoError::Query { message: message.clone() }
+            }
+            DataFusionError::SchemaError(..) | DataFusionError::SQL(..) => VoError::Query { message: text },
+            DataFusionError::Execution(message) => VoError::Query { message: message.clone() },
+            _ => VoError::Query { message: text },
+        }
+    }
+
+    /// Result column metadata: names made unique, table metadata for plain columns, xtypes for
+    /// geometry; internal columns left out.
+    fn result_columns(&self, plan: &LogicalPlan, aliases: &HashMap<String, String>, uploads: &[UploadedTable]) -> (Vec<ColumnMeta>, Vec<usize>) {
+        let projection = top_projection(plan);
+        let mut columns = Vec::new();
+        let mut keep = Vec::new();
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for (index, (qualifier, field)) in plan.schema().iter().enumerate() {
+            if is_internal(field.name()) {
+                continue;
+            }
+            let expr = projection.and_then(|exprs| exprs.get(index));
+            let source = self.source_column(qualifier.map(|q| q.table()), field.name(), aliases, uploads);
+            let mut meta = source.unwrap_or_default();
+            meta.name = match expr {
+                Some(LogicalExpr::Column(_)) | Some(LogicalExpr::Alias(_)) | None => field.name().clone(),
+                Some(other) => generated_name(other),
+            };
+            let count = seen.entry(meta.name.to_ascii_lowercase()).or_default();
+            *count += 1;
+            if *count > 1 {
+                meta.name = format!("{}_{}", meta.name, count);
+            }
+            meta.arrow_type = Some(field.data_type().clone());
+            if meta.xtype.is_none() {
+                meta.xtype = expr.and_then(geometry_xtype).or_else(|| implied_xtype(field.data_type()).map(String::from));
+            }
+            columns.push(meta);
+            keep.push(index);
+        }
+        (columns, keep)
+    }
+
+    fn source_column(&self, qualifier: Option<&str>, name: &str, aliases: &HashMap<String, String>, uploads: &[UploadedTable]) -> Option<ColumnMeta> {
+        let find_in = |table: &str| -> Option<ColumnMeta> {
+            let table = aliases.get(table).map(String::as_str).unwrap_or(table);
+            let bare = table.rsplit('.').next().unwrap_or(table);
+            self.tables
+                .iter()
+                .filter(|t| t.qualified_name() == table || t.name == bare)
+                .flat_map(|t| t.columns.iter())
+                .chain(uploads.iter().filter(|u| u.name.eq_ignore_ascii_case(bare)).flat_map(|u| u.columns.iter()))
+                .find(|c| unquote(&c.name) == name)
+                .cloned()
+        };
+        match qualifier {
+            Some(q) => find_in(q),
+            None => {
+                let found: Vec<ColumnMeta> = aliases.values().filter_map(|t| find_in(t)).collect();
+                (found.len() == 1).then(|| found[0].clone())
+            }
+        }
+    }
+}
+
+/// `"size"` in TAP_SCHEMA is stored quoted; columns themselves are named without quotes.
+fn unquote(name: &str) -> &str {
+    name.strip_prefix('"').and_then(|n| n.strip_suffix('"')).unwrap_or(name)
+}
+
+/// Columns the rewriter or ingest adds that users never see.
+pub fn is_internal(name: &str) -> bool {
+    name == HEALPIX_COLUMN || name.starts_with("__xm_cell")
+}
+
+fn session_config() -> SessionConfig {
+    let mut config = SessionConfig::new()
+        .with_target_partitions(2)
+        .with_information_schema(false)
+        .with_default_catalog_and_schema(CATALOG_NAME, DEFAULT_SCHEMA);
+    let options = config.options_mut();
+    options.execution.parquet.pushdown_filters = true;
+    options.execution.parquet.reorder_filters = true;
+    options.execution.collect_statistics = true;
+    config
+}
+
+fn schema_provider(catalog: &MemoryCatalogProvider, name: &str) -> Result<Arc<dyn SchemaProvider>, VoError> {
+    if let Some(schema) = catalog.schema(name) {
+        return Ok(schema);
+    }
+    let schema: Arc<dyn SchemaProvider> = Arc::new(MemorySchemaProvider::new());
+    catalog.register_schema(name, schema.clone())?;
+    Ok(schema)
+}
+
+async fn listing_table(ctx: &SessionContext, table: &PublishedTable) -> Result<(Arc<ListingTable>, TableMeta), VoError> {
+    let data_dir = table.dir.join(DATA_DIR);
+    let url = ListingTableUrl::parse(format!("{}/", data_dir.display()))?;
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let schema: SchemaRef = options.infer_schema(&ctx.state(), &url).await?;
+    let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(schema.clone());
+    let provider = Arc::new(ListingTable::try_new(config)?);
+    let descriptor = &table.descriptor;
+    let columns = schema
+        .fields()
+        .iter()
+        .filter(|f| !is_internal(f.name()))
+        .map(|field| {
+            let column = descriptor.columns.iter().find(|c| &c.name == field.name()).cloned().unwrap_or_else(|| {
+                crate::catalog::ColumnDescriptor { name: field.name().clone(), ..Default::default() }
+            });
+            ColumnMeta {
+                name: field.name().clone(),
+                arrow_type: Some(field.data_type().clone()),
+                xtype: implied_xtype(field.data_type()).map(String::from),
+                descriptor: column,
+            }
+        })
+        .collect();
+    let has_index = schema.field_with_name(HEALPIX_COLUMN).is_ok();
+    let meta = TableMeta {
+        schema: descriptor.schema.clone(),
+        name: descriptor.name.clone(),
+        description: descriptor.description.clone(),
+        utype: descriptor.utype.clone(),
+        columns,
+        position: descriptor
+            .position
+            .as_ref()
+            .filter(|_| has_index)
+            .map(|p| PositionColumns { lon: p.ra.clone(), lat: p.dec.clone() }),
+        rows: Some(descriptor.rows),
+    };
+    Ok((provider, meta))
+}
+
+/// Published tables under `tables_root`, registered.
+pub async fn open(tables_root: &Path) -> Result<Engine, VoError> {
+    let published = crate::catalog::discover_tables(tables_root)?;
+    Engine::new(&published).await
+}
+
+struct Resolver<'a> {
+    tables: &'a [TableMeta],
+    uploads: &'a [UploadedTable],
+}
+
+impl TableResolver for Resolver<'_> {
+    fn position_columns(&self, table: &[String]) -> Option<PositionColumns> {
+        let found: Vec<&TableMeta> = match table {
+            [schema, name] => self.tables.iter().filter(|t| &t.schema == schema && &t.name == name).collect(),
+            [name] => self.tables.iter().filter(|t| &t.name == name).collect(),
+            _ => vec![],
+        };
+        let _ = self.uploads;
+        match found.as_slice() {
+            [one] => one.position.clone(),
+            _ => None,
+        }
+    }
+}
+
+/// Table aliases of the top-level SELECT: alias (or bare table name) → `schema.table` as written.
+fn top_level_aliases(statement: &Statement) -> HashMap<String, String> {
+    let mut aliases = HashMap::new();
+    let Statement::Query(query) = statement else { return aliases };
+    let SetExpr::Select(select) = query.body.as_ref() else { return aliases };
+    let mut add = |factor: &TableFactor| {
+        if let TableFactor::Table { name, alias, .. } = factor {
+            let parts: Vec<String> = name
+                .0
+                .iter()
+                .filter_map(|p| match p {
+                    ObjectNamePart::Identifier(i) => {
+                        Some(if i.quote_style.is_some() { i.value.clone() } else { i.value.to_ascii_lowercase() })
+                    }
+                    _ => None,
+                })
+                .collect();
+            let full = parts.join(".");
+            let key = match alias {
+                Some(a) => if a.name.quote_style.is_some() { a.name.value.clone() } else { a.name.value.to_ascii_lowercase() },
+                None => parts.last().cloned().unwrap_or_default(),
+            };
+            aliases.insert(key, full.clone());
+            aliases.insert(full.clone(), full);
+        }
+    };
+    for table in &select.from {
+        add(&table.relation);
+        for join in &table.joins {
+            add(&join.relation);
+        }
+    }
+    aliases
+}
+
+/// The expressions of the plan's output projection, if its top is one (under sorts and limits).
+fn top_projection(plan: &LogicalPlan) -> Option<&Vec<LogicalExpr>> {
+    match plan {
+        LogicalPlan::Projection(p) => Some(&p.expr),
+        LogicalPlan::Limit(l) => top_projection(&l.input),
+        LogicalPlan::Sort(s) => top_projection(&s.input),
+        LogicalPlan::Distinct(d) => top_projection(d.input()),
+        _ => None,
+    }
+}
+
+/// A readable, ADQL-ish name for an unnamed expression (`distance`, `count`, `expr`).
+fn generated_name(expr: &LogicalExpr) -> String {
+    match expr {
+        LogicalExpr::ScalarFunction(f) => {
+            let name = f.name();
+            name.strip_prefix("adql_").unwrap_or(name).to_string()
+        }
+        LogicalExpr::AggregateFunction(f) => f.func.name().to_string(),
+        LogicalExpr::Cast(c) => generated_name(&c.expr),
+        LogicalExpr::Literal(..) => "literal".into(),
+        _ => "expr".into(),
+    }
+}
+
+fn geometry_xtype(expr: &LogicalExpr) -> Option<String> {
+    let inner = match expr {
+        LogicalExpr::Alias(a) => a.expr.as_ref(),
+        other => other,
+    };
+    let LogicalExpr::ScalarFunction(f) = inner else { return None };
+    Some(
+        match f.name() {
+            "adql_point" | "adql_centroid" => "point",
+            "adql_circle" => "circle",
+            "adql_polygon" | "adql_box" => "polygon",
+            _ => return None,
+        }
+        .to_string(),
+    )
+}
+
+/// The session catalogue of a query with uploads: the shared schemas plus `tap_upload`.
+#[derive(Debug)]
+struct QueryCatalog {
+    base: Arc<MemoryCatalogProvider>,
+    uploads: Arc<MemorySchemaProvider>,
+}
+
+impl CatalogProvider for QueryCatalog {
+    fn schema_names(&self) -> Vec<String> {
+        let mut names = self.base.schema_names();
+        names.push(UPLOAD_SCHEMA.to_string());
+        names
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        if name == UPLOAD_SCHEMA { Some(self.uploads.clone()) } else { self.base.schema(name) }
+    }
+}
+
+/// True if the type is a DALI geometry list.
+pub fn is_geometry(data_type: &DataType) -> bool {
+    matches!(data_type, DataType::List(_))
+}

@@ -1,0 +1,296 @@
+//! Result serialisations (DALI 1.1 §4.4, TAP 1.1 §2.7.1) and the streaming driver.
+//!
+//! Every format implements [`ResultWriter`]: a header from the column metadata, bytes per record
+//! batch, and a footer that can still say "overflow" or "error" (VOTable's trailing QUERY_STATUS
+//! INFO; TAP 1.1 §3.3). [`stream_result`] drives a query's batches through a writer, stops at MAXREC
+//! and yields byte chunks for an HTTP body or a job's result file, so a million-row result never
+//! sits whole in memory. FITS and Parquet need their row count or footer before the rows, so those
+//! two writers hold their encoded rows until the footer.
+
+pub mod fits;
+pub mod text;
+pub mod votable;
+
+use std::sync::Arc;
+
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field};
+use bytes::Bytes;
+use datafusion::arrow::compute::cast;
+use futures::{Stream, StreamExt};
+
+use crate::catalog::ColumnMeta;
+use crate::engine::QueryResult;
+use crate::error::VoError;
+
+/// A result format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// VOTable 1.4, TABLEDATA serialisation.
+    VotableTabledata,
+    /// VOTable 1.4, BINARY2 serialisation (the default: compact and exact).
+    VotableBinary2,
+    /// Comma-separated values with a header row.
+    Csv,
+    /// Tab-separated values with a header row.
+    Tsv,
+    /// Astropy's Enhanced CSV.
+    Ecsv,
+    /// ESA TAP+ JSON (`metadata` + `data`).
+    Json,
+    /// FITS binary table.
+    Fits,
+    /// Apache Parquet.
+    Parquet,
+}
+
+impl Format {
+    /// Parses RESPONSEFORMAT / FORMAT: DALI short forms, media types and astroquery's names.
+    pub fn parse(value: &str) -> Option<Format> {
+        let lower = value.trim().to_ascii_lowercase();
+        let base = lower.split(';').next().unwrap_or("").trim();
+        Some(match base {
+            "" | "votable" | "votable_gzip" | "application/x-votable+xml" | "text/xml" | "application/xml"
+            | "votable/b2" | "votable_binary2" => {
+                if lower.contains("serialization=tabledata") {
+                    Format::VotableTabledata
+                } else {
+                    Format::VotableBinary2
+                }
+            }
+            "votable_plain" | "votable/td" | "votable_td" | "votabletd" => Format::VotableTabledata,
+            "csv" | "text/csv" => Format::Csv,
+            "tsv" | "text/tab-separated-values" | "text" | "text/plain" => Format::Tsv,
+            "ecsv" | "text/x-ecsv" => Format::Ecsv,
+            "json" | "application/json" => Format::Json,
+            "fits" | "application/fits" | "image/fits" => Format::Fits,
+            "parquet" | "application/vnd.apache.parquet" | "application/x-parquet" => Format::Parquet,
+            _ => return None,
+        })
+    }
+
+    /// The Content-Type of results in this format; a full media type the client asked for is
+    /// echoed (DALI 1.1 §3.3.1).
+    pub fn content_type(self, requested: Option<&str>) -> String {
+        if let Some(requested) = requested
+            && requested.contains('/')
+        {
+            return requested.to_string();
+        }
+        match self {
+            Format::VotableTabledata | Format::VotableBinary2 => "application/x-votable+xml",
+            Format::Csv => "text/csv;header=present",
+            Format::Tsv => "text/tab-separated-values",
+            Format::Ecsv => "text/x-ecsv",
+            Format::Json => "application/json",
+            Format::Fits => "application/fits",
+            Format::Parquet => "application/vnd.apache.parquet",
+        }
+        .to_string()
+    }
+
+    /// File extension for job result files.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::VotableTabledata | Format::VotableBinary2 => "vot",
+            Format::Csv => "csv",
+            Format::Tsv => "tsv",
+            Format::Ecsv => "ecsv",
+            Format::Json => "json",
+            Format::Fits => "fits",
+            Format::Parquet => "parquet",
+        }
+    }
+
+    /// All formats, for `/capabilities`: (media type, DALI short name, extra aliases).
+    pub fn declared() -> &'static [(&'static str, &'static str, &'static [&'static str])] {
+        &[
+            ("application/x-votable+xml", "votable", &["votable_gzip", "votable_plain"]),
+            ("application/x-votable+xml;serialization=tabledata", "votable/td", &["votable_plain"]),
+            ("text/csv;header=present", "csv", &[]),
+            ("text/tab-separated-values", "tsv", &["text"]),
+            ("text/x-ecsv", "ecsv", &[]),
+            ("application/json", "json", &[]),
+            ("application/fits", "fits", &[]),
+            ("application/vnd.apache.parquet", "parquet", &[]),
+        ]
+    }
+
+    /// A writer for this format.
+    pub fn writer(self, columns: &[ColumnMeta]) -> Box<dyn ResultWriter> {
+        match self {
+            Format::VotableTabledata => Box::new(votable::VotableWriter::new(columns, false)),
+            Format::VotableBinary2 => Box::new(votable::VotableWriter::new(columns, true)),
+            Format::Csv => Box::new(text::DelimitedWriter::new(columns, b',')),
+            Format::Tsv => Box::new(text::DelimitedWriter::new(columns, b'\t')),
+            Format::Ecsv => Box::new(text::EcsvWriter::new(columns)),
+            Format::Json => Box::new(text::JsonWriter::new(columns)),
+            Format::Fits => Box::new(fits::FitsWriter::new(columns)),
+            Format::Parquet => Box::new(text::ParquetWriter::new(columns)),
+        }
+    }
+}
+
+/// How a result ended, for the writer's footer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// All rows written.
+    Complete,
+    /// Truncated at MAXREC.
+    Overflow,
+    /// The query failed after the header was sent.
+    Error(String),
+}
+
+/// One result serialisation.
+pub trait ResultWriter: Send {
+    /// Bytes before the rows.
+    fn header(&mut self) -> Result<Vec<u8>, VoError>;
+    /// Bytes for these rows (columns already normalised by [`normalise`]).
+    fn rows(&mut self, batch: &RecordBatch) -> Result<Vec<u8>, VoError>;
+    /// Bytes after the rows.
+    fn footer(&mut self, ending: &Ending) -> Result<Vec<u8>, VoError>;
+}
+
+/// The canonical Arrow type each output writes for a column type (VOTable's datatypes).
+pub fn canonical_type(data_type: &DataType) -> DataType {
+    match data_type {
+        DataType::Boolean => DataType::Boolean,
+        DataType::Int8 | DataType::Int16 | DataType::UInt8 => DataType::Int16,
+        DataType::Int32 | DataType::UInt16 => DataType::Int32,
+        DataType::Int64 | DataType::UInt32 | DataType::UInt64 => DataType::Int64,
+        DataType::Float16 | DataType::Float32 => DataType::Float32,
+        DataType::Float64 | DataType::Decimal128(..) | DataType::Decimal256(..) => DataType::Float64,
+        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) => {
+            DataType::List(Arc::new(Field::new_list_field(DataType::Float64, true)))
+        }
+        _ => DataType::Utf8,
+    }
+}
+
+/// Casts every column to its canonical type (timestamps become DALI strings).
+pub fn normalise(batch: &RecordBatch) -> Result<Vec<ArrayRef>, VoError> {
+    batch
+        .columns()
+        .iter()
+        .map(|column| {
+            let target = canonical_type(column.data_type());
+            if column.data_type() == &target {
+                return Ok(column.clone());
+            }
+            let column = match column.data_type() {
+                DataType::Timestamp(..) => {
+                    let formatted: arrow_array::StringArray = (0..column.len())
+                        .map(|i| {
+                            (!column.is_null(i)).then(|| {
+                                datafusion::arrow::util::display::array_value_to_string(column, i)
+                                    .unwrap_or_default()
+                                    .trim_end_matches('Z')
+                                    .to_string()
+                            })
+                        })
+                        .collect();
+                    return Ok(Arc::new(formatted) as ArrayRef);
+                }
+                _ => column.clone(),
+            };
+            cast(&column, &target).map_err(|e| VoError::Execution { message: e.to_string() })
+        })
+        .collect()
+}
+
+/// Streams a query result through `writer`, stopping after `result.limit` rows.
+pub fn stream_result(result: QueryResult, mut writer: Box<dyn ResultWriter>) -> impl Stream<Item = Result<Bytes, VoError>> + Send {
+    let QueryResult { keep, stream, limit, .. } = result;
+    async_stream(move |tx| async move {
+        tx.send(writer.header().map(Bytes::from)).await;
+        let mut stream = stream;
+        let mut written: u64 = 0;
+        let mut ending = Ending::Complete;
+        while let Some(next) = stream.next().await {
+            let batch = match next {
+                Ok(batch) => batch,
+                Err(e) => {
+                    ending = Ending::Error(e.to_string());
+                    break;
+                }
+            };
+            let batch = match batch.project(&keep) {
+                Ok(batch) => batch,
+                Err(e) => {
+                    ending = Ending::Error(e.to_string());
+                    break;
+                }
+            };
+            let mut rows = batch.num_rows() as u64;
+            let mut batch = batch;
+            if let Some(limit) = limit
+                && written + rows > limit
+            {
+                rows = limit - written;
+                batch = batch.slice(0, rows as usize);
+                ending = Ending::Overflow;
+            }
+            if rows > 0 {
+                match writer.rows(&batch) {
+                    Ok(bytes) => {
+                        if !tx.send(Ok(Bytes::from(bytes))).await {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        ending = Ending::Error(e.to_string());
+                        break;
+                    }
+                }
+            }
+            written += rows;
+            if ending == Ending::Overflow {
+                break;
+            }
+        }
+        tx.send(writer.footer(&ending).map(Bytes::from)).await;
+    })
+}
+
+/// A tiny channel-backed stream builder (keeps the async code linear without extra crates).
+struct Sender(tokio::sync::mpsc::Sender<Result<Bytes, VoError>>);
+
+impl Sender {
+    /// Sends an item; false when the receiver is gone (client hung up).
+    async fn send(&self, item: Result<Bytes, VoError>) -> bool {
+        self.0.send(item).await.is_ok()
+    }
+}
+
+fn async_stream<F, Fut>(body: F) -> impl Stream<Item = Result<Bytes, VoError>> + Send
+where
+    F: FnOnce(Sender) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(body(Sender(tx)));
+    tokio_stream_from(rx)
+}
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<Result<Bytes, VoError>>,
+) -> impl Stream<Item = Result<Bytes, VoError>> + Send {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_parse_short_forms_media_types_and_astroquery_names() {
+        assert_eq!(Format::parse("votable"), Some(Format::VotableBinary2));
+        assert_eq!(Format::parse("votable_plain"), Some(Format::VotableTabledata));
+        assert_eq!(Format::parse("application/x-votable+xml;serialization=TABLEDATA"), Some(Format::VotableTabledata));
+        assert_eq!(Format::parse("text/csv"), Some(Format::Csv));
+        assert_eq!(Format::parse("ecsv"), Some(Format::Ecsv));
+        assert_eq!(Format::parse("fits"), Some(Format::Fits));
+        assert_eq!(Format::parse("application/x-hdf5"), None);
+    }
+}

@@ -1,0 +1,609 @@
+//! UWS 1.1 job store for TAP's `/async` (UWS 1.1 §2; DALI 1.1 §3 for the parameters).
+//!
+//! Each job lives in `<jobs>/<id>/`: `job.toml` (phase, parameters, times, error) and, once complete,
+//! `result.<ext>`. Results are written to `result.<ext>.part` and renamed only when the query ended
+//! well, so an aborted, failed or timed-out job never leaves a half-written result. The store is
+//! reloaded at start: finished jobs and their results survive a restart; jobs that were running
+//! when the service stopped are marked ERROR (their result was never published). Phase changes are
+//! broadcast on a watch channel per job so `?WAIT=` blocks without polling.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::StreamExt;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::watch;
+
+use crate::error::{VoError, xml_escape};
+
+/// UWS execution phases (UWS 1.1 §2.2.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Phase {
+    /// Created, not started.
+    Pending,
+    /// Accepted for execution.
+    Queued,
+    /// Running.
+    Executing,
+    /// Finished with a result.
+    Completed,
+    /// Failed; see the error.
+    Error,
+    /// Stopped by the user or the execution time limit.
+    Aborted,
+    /// Lost track (never set by colo).
+    Unknown,
+    /// Held (never set by colo).
+    Held,
+    /// Suspended (never set by colo).
+    Suspended,
+    /// Archived (never set by colo).
+    Archived,
+}
+
+impl Phase {
+    /// The UWS name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "PENDING",
+            Phase::Queued => "QUEUED",
+            Phase::Executing => "EXECUTING",
+            Phase::Completed => "COMPLETED",
+            Phase::Error => "ERROR",
+            Phase::Aborted => "ABORTED",
+            Phase::Unknown => "UNKNOWN",
+            Phase::Held => "HELD",
+            Phase::Suspended => "SUSPENDED",
+            Phase::Archived => "ARCHIVED",
+        }
+    }
+
+    /// Parses a UWS phase name (case-insensitive).
+    pub fn parse(text: &str) -> Option<Phase> {
+        [
+            Phase::Pending,
+            Phase::Queued,
+            Phase::Executing,
+            Phase::Completed,
+            Phase::Error,
+            Phase::Aborted,
+            Phase::Unknown,
+            Phase::Held,
+            Phase::Suspended,
+            Phase::Archived,
+        ]
+        .into_iter()
+        .find(|p| p.as_str().eq_ignore_ascii_case(text.trim()))
+    }
+
+    /// True while the job may still change by itself.
+    pub fn is_active(self) -> bool {
+        matches!(self, Phase::Pending | Phase::Queued | Phase::Executing)
+    }
+}
+
+/// A stored result file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobResult {
+    /// File name inside the job folder.
+    pub file: String,
+    /// Its media type.
+    pub content_type: String,
+    /// Its size in bytes.
+    pub size_bytes: u64,
+}
+
+/// One job's state, as persisted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Job {
+    /// Job identifier.
+    pub id: String,
+    /// Current phase.
+    pub phase: Phase,
+    /// RUNID, if given.
+    pub run_id: Option<String>,
+    /// Parameters (upper-case names) in the order received.
+    pub parameters: Vec<(String, String)>,
+    /// Creation time, seconds since the epoch.
+    pub creation_secs: u64,
+    /// Start time.
+    pub start_secs: Option<u64>,
+    /// End time.
+    pub end_secs: Option<u64>,
+    /// Maximum run time in seconds (0 = unlimited).
+    pub execution_duration_secs: u64,
+    /// When the job and its results are deleted.
+    pub destruction_secs: u64,
+    /// Error summary, for phase ERROR.
+    pub error: Option<String>,
+    /// The result, for phase COMPLETED.
+    pub result: Option<JobResult>,
+}
+
+impl Job {
+    /// The value of a parameter (names are case-insensitive; the last one wins).
+    pub fn parameter(&self, name: &str) -> Option<&str> {
+        self.parameters.iter().rev().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// The job document (UWS 1.1 schema, `version="1.1"`).
+    pub fn to_xml(&self, job_url: &str) -> String {
+        let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        out.push_str(
+            "<uws:job xmlns:uws=\"http://www.ivoa.net/xml/UWS/v1.0\" xmlns:xlink=\"http://www.w3.org/1999/xlink\" \
+             xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" version=\"1.1\">\n",
+        );
+        out.push_str(&format!("<uws:jobId>{}</uws:jobId>\n", xml_escape(&self.id)));
+        match &self.run_id {
+            Some(run_id) => out.push_str(&format!("<uws:runId>{}</uws:runId>\n", xml_escape(run_id))),
+            None => {}
+        }
+        out.push_str("<uws:ownerId xsi:nil=\"true\"/>\n");
+        out.push_str(&format!("<uws:phase>{}</uws:phase>\n", self.phase.as_str()));
+        out.push_str("<uws:quote xsi:nil=\"true\"/>\n");
+        out.push_str(&format!("<uws:creationTime>{}</uws:creationTime>\n", iso8601(self.creation_secs)));
+        let time = |name: &str, secs: Option<u64>| match secs {
+            Some(s) => format!("<uws:{name}>{}</uws:{name}>\n", iso8601(s)),
+            None => format!("<uws:{name} xsi:nil=\"true\"/>\n"),
+        };
+        out.push_str(&time("startTime", self.start_secs));
+        out.push_str(&time("endTime", self.end_secs));
+        out.push_str(&format!("<uws:executionDuration>{}</uws:executionDuration>\n", self.execution_duration_secs));
+        out.push_str(&format!("<uws:destruction>{}</uws:destruction>\n", iso8601(self.destruction_secs)));
+        out.push_str("<uws:parameters>\n");
+        for (name, value) in &self.parameters {
+            out.push_str(&format!(
+                "<uws:parameter id=\"{}\">{}</uws:parameter>\n",
+                xml_escape(&name.to_ascii_lowercase()),
+                xml_escape(value)
+            ));
+        }
+        out.push_str("</uws:parameters>\n<uws:results>\n");
+        if self.result.is_some() {
+            out.push_str(&format!(
+                "<uws:result id=\"result\" xlink:type=\"simple\" xlink:href=\"{}/results/result\"/>\n",
+                xml_escape(job_url)
+            ));
+        }
+        out.push_str("</uws:results>\n");
+        if let Some(error) = &self.error {
+            out.push_str(&format!(
+                "<uws:errorSummary type=\"fatal\" hasDetail=\"true\">\n<uws:message>{}</uws:message>\n</uws:errorSummary>\n",
+                xml_escape(error)
+            ));
+        }
+        out.push_str("</uws:job>\n");
+        out
+    }
+}
+
+/// How long jobs live, and how long they may run.
+#[derive(Debug, Clone)]
+pub struct JobLimits {
+    /// Default time before a job is destroyed.
+    pub retention: Duration,
+    /// Default and maximum execution duration.
+    pub execution_duration: Duration,
+}
+
+impl Default for JobLimits {
+    fn default() -> Self {
+        Self { retention: Duration::from_secs(7 * 24 * 3600), execution_duration: Duration::from_secs(3600) }
+    }
+}
+
+/// The bytes a job's query produces.
+pub type ResultStream = std::pin::Pin<Box<dyn futures::Stream<Item = Result<bytes::Bytes, VoError>> + Send>>;
+
+struct Entry {
+    job: Job,
+    phase_tx: watch::Sender<Phase>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// All jobs, persisted under one folder.
+pub struct JobStore {
+    dir: PathBuf,
+    limits: JobLimits,
+    jobs: Mutex<HashMap<String, Entry>>,
+}
+
+/// Seconds since the epoch, now.
+pub fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+impl JobStore {
+    /// Opens (or creates) the store and reloads its jobs.
+    pub fn open(dir: &Path, limits: JobLimits) -> Result<Arc<JobStore>, VoError> {
+        std::fs::create_dir_all(dir).map_err(|source| VoError::Io { path: dir.to_path_buf(), source })?;
+        let mut jobs = HashMap::new();
+        let entries = std::fs::read_dir(dir).map_err(|source| VoError::Io { path: dir.to_path_buf(), source })?;
+        for entry in entries.flatten() {
+            let file = entry.path().join("job.toml");
+            let Ok(text) = std::fs::read_to_string(&file) else { continue };
+            let Ok(mut job) = toml::from_str::<Job>(&text) else {
+                tracing::warn!(path = %file.display(), "unreadable job file skipped");
+                continue;
+            };
+            if job.phase.is_active() && job.phase != Phase::Pending {
+                job.phase = Phase::Error;
+                job.error = Some("the service restarted while this job was running; please submit it again".into());
+                job.end_secs = Some(now_secs());
+                write_job(dir, &job)?;
+            }
+            let (phase_tx, _) = watch::channel(job.phase);
+            jobs.insert(job.id.clone(), Entry { job, phase_tx, task: None });
+        }
+        Ok(Arc::new(JobStore { dir: dir.to_path_buf(), limits, jobs: Mutex::new(jobs) }))
+    }
+
+    /// The folder of one job (its state, uploads and result).
+    pub fn job_dir(&self, id: &str) -> PathBuf {
+        self.dir.join(id)
+    }
+
+    /// The limits jobs get by default.
+    pub fn limits(&self) -> &JobLimits {
+        &self.limits
+    }
+
+    /// Creates a PENDING job.
+    pub fn create(&self, parameters: Vec<(String, String)>) -> Result<Job, VoError> {
+        let now = now_secs();
+        let id = new_job_id();
+        let run_id = parameters.iter().rev().find(|(k, _)| k == "RUNID").map(|(_, v)| v.chars().take(64).collect());
+        let job = Job {
+            id: id.clone(),
+            phase: Phase::Pending,
+            run_id,
+            parameters: parameters.into_iter().filter(|(k, _)| !is_control_parameter(k)).collect(),
+            creation_secs: now,
+            start_secs: None,
+            end_secs: None,
+            execution_duration_secs: self.limits.execution_duration.as_secs(),
+            destruction_secs: now + self.limits.retention.as_secs(),
+            error: None,
+            result: None,
+        };
+        std::fs::create_dir_all(self.dir.join(&id)).map_err(|source| VoError::Io { path: self.dir.join(&id), source })?;
+        write_job(&self.dir, &job)?;
+        let (phase_tx, _) = watch::channel(job.phase);
+        self.jobs.lock().insert(id, Entry { job: job.clone(), phase_tx, task: None });
+        Ok(job)
+    }
+
+    /// A job's current state.
+    pub fn get(&self, id: &str) -> Result<Job, VoError> {
+        self.jobs.lock().get(id).map(|e| e.job.clone()).ok_or_else(|| VoError::JobNotFound { id: id.to_string() })
+    }
+
+    /// All jobs, oldest first.
+    pub fn list(&self) -> Vec<Job> {
+        let mut jobs: Vec<Job> = self.jobs.lock().values().map(|e| e.job.clone()).collect();
+        jobs.sort_by(|a, b| a.creation_secs.cmp(&b.creation_secs).then(a.id.cmp(&b.id)));
+        jobs
+    }
+
+    /// Changes a job under the lock and persists it.
+    fn update(&self, id: &str, change: impl FnOnce(&mut Job) -> Result<(), VoError>) -> Result<Job, VoError> {
+        let mut jobs = self.jobs.lock();
+        let entry = jobs.get_mut(id).ok_or_else(|| VoError::JobNotFound { id: id.to_string() })?;
+        change(&mut entry.job)?;
+        write_job(&self.dir, &entry.job)?;
+        entry.phase_tx.send_replace(entry.job.phase);
+        Ok(entry.job.clone())
+    }
+
+    /// Adds or replaces parameters (only while PENDING, UWS 1.1 §2.2.3.1).
+    pub fn set_parameters(&self, id: &str, parameters: Vec<(String, String)>) -> Result<Job, VoError> {
+        self.update(id, |job| {
+            if job.phase != Phase::Pending {
+                return Err(VoError::JobState { message: format!("job {} is {}: parameters can only change while PENDING", job.id, job.phase.as_str()) });
+            }
+            for (name, value) in parameters {
+                if is_control_parameter(&name) {
+                    continue;
+                }
+                if name == "RUNID" {
+                    job.run_id = Some(value.chars().take(64).collect());
+                }
+                job.parameters.retain(|(k, _)| k != &name || name == "UPLOAD");
+                job.parameters.push((name, value));
+            }
+            Ok(())
+        })
+    }
+
+    /// Sets the execution duration (capped at the service limit).
+    pub fn set_execution_duration(&self, id: &str, secs: u64) -> Result<Job, VoError> {
+        let cap = self.limits.execution_duration.as_secs();
+        self.update(id, |job| {
+            job.execution_duration_secs = if secs == 0 { cap } else { secs.min(cap) };
+            Ok(())
+        })
+    }
+
+    /// Sets the destruction time (not later than the retention limit).
+    pub fn set_destruction(&self, id: &str, secs: u64) -> Result<Job, VoError> {
+        let cap = now_secs() + self.limits.retention.as_secs();
+        self.update(id, |job| {
+            job.destruction_secs = secs.min(cap);
+            Ok(())
+        })
+    }
+
+    /// Starts a PENDING job: `run` produces the result bytes; they go to a `.part` file renamed on
+    /// success. A job in any other phase is left as it is (UWS: RUN is ignored then).
+    pub fn start(
+        self: &Arc<Self>,
+        id: &str,
+        extension: &str,
+        content_type: String,
+        run: impl FnOnce(Job) -> futures::future::BoxFuture<'static, Result<ResultStream, VoError>> + Send + 'static,
+    ) -> Result<Job, VoError> {
+        let job = self.update(id, |job| {
+            if job.phase == Phase::Pending {
+                job.phase = Phase::Queued;
+            }
+            Ok(())
+        })?;
+        if job.phase != Phase::Queued {
+            return Ok(job);
+        }
+        let store = self.clone();
+        let file = format!("result.{extension}");
+        let job_for_task = job.clone();
+        let task = tokio::spawn(async move {
+            let id = job_for_task.id.clone();
+            let limit = Duration::from_secs(job_for_task.execution_duration_secs.max(1));
+            let _ = store.update(&id, |job| {
+                job.phase = Phase::Executing;
+                job.start_secs = Some(now_secs());
+                Ok(())
+            });
+            let dir = store.dir.join(&id);
+            let part = dir.join(format!("{file}.part"));
+            let outcome = tokio::time::timeout(limit, write_result(run(job_for_task), &part)).await;
+            let outcome = match outcome {
+                Ok(result) => result,
+                Err(_) => Err(VoError::JobState { message: format!("the job exceeded its execution duration of {} s", limit.as_secs()) }),
+            };
+            let _ = store.update(&id, |job| {
+                job.end_secs = Some(now_secs());
+                match outcome {
+                    Ok(size_bytes) => match std::fs::rename(&part, dir.join(&file)) {
+                        Ok(()) => {
+                            job.phase = Phase::Completed;
+                            job.result = Some(JobResult { file: file.clone(), content_type: content_type.clone(), size_bytes });
+                        }
+                        Err(e) => {
+                            job.phase = Phase::Error;
+                            job.error = Some(format!("could not store the result: {e}"));
+                        }
+                    },
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&part);
+                        job.phase = Phase::Error;
+                        job.error = Some(e.client_message());
+                    }
+                }
+                Ok(())
+            });
+        });
+        if let Some(entry) = self.jobs.lock().get_mut(id) {
+            entry.task = Some(task);
+        }
+        Ok(job)
+    }
+
+    /// Aborts a job that is not finished; its partial result is removed.
+    pub fn abort(&self, id: &str) -> Result<Job, VoError> {
+        let task = self.jobs.lock().get_mut(id).and_then(|e| e.task.take());
+        if let Some(task) = task {
+            task.abort();
+        }
+        let part_dir = self.dir.join(id);
+        let job = self.update(id, |job| {
+            if job.phase.is_active() {
+                job.phase = Phase::Aborted;
+                job.end_secs = Some(now_secs());
+            }
+            Ok(())
+        })?;
+        if let Ok(entries) = std::fs::read_dir(&part_dir) {
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().ends_with(".part") {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+        Ok(job)
+    }
+
+    /// Deletes a job and its files.
+    pub fn delete(&self, id: &str) -> Result<(), VoError> {
+        let entry = self.jobs.lock().remove(id).ok_or_else(|| VoError::JobNotFound { id: id.to_string() })?;
+        if let Some(task) = entry.task {
+            task.abort();
+        }
+        let dir = self.dir.join(id);
+        std::fs::remove_dir_all(&dir).map_err(|source| VoError::Io { path: dir, source })
+    }
+
+    /// Deletes jobs past their destruction time.
+    pub fn sweep(&self) {
+        let now = now_secs();
+        let expired: Vec<String> =
+            self.jobs.lock().values().filter(|e| e.job.destruction_secs <= now).map(|e| e.job.id.clone()).collect();
+        for id in expired {
+            let _ = self.delete(&id);
+        }
+    }
+
+    /// Waits up to `timeout` for the phase to change from `from` (UWS 1.1 §2.2.1.1).
+    pub async fn wait(&self, id: &str, from: Phase, timeout: Duration) -> Result<Job, VoError> {
+        let mut rx = {
+            let jobs = self.jobs.lock();
+            let entry = jobs.get(id).ok_or_else(|| VoError::JobNotFound { id: id.to_string() })?;
+            entry.phase_tx.subscribe()
+        };
+        let _ = tokio::time::timeout(timeout, async {
+            loop {
+                if *rx.borrow_and_update() != from {
+                    return;
+                }
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
+        self.get(id)
+    }
+
+    /// The result file of a completed job.
+    pub fn result_path(&self, id: &str) -> Result<(PathBuf, JobResult), VoError> {
+        let job = self.get(id)?;
+        match job.result {
+            Some(result) => Ok((self.dir.join(id).join(&result.file), result)),
+            None => Err(VoError::JobState { message: format!("job {id} has no result (phase {})", job.phase.as_str()) }),
+        }
+    }
+}
+
+/// PHASE and ACTION steer the job; they are not query parameters.
+fn is_control_parameter(name: &str) -> bool {
+    matches!(name, "PHASE" | "ACTION" | "WAIT")
+}
+
+fn write_job(dir: &Path, job: &Job) -> Result<(), VoError> {
+    let path = dir.join(&job.id).join("job.toml");
+    let tmp = path.with_extension("toml.tmp");
+    let text = toml::to_string(job).map_err(|e| VoError::JobState { message: format!("cannot store job {}: {e}", job.id) })?;
+    std::fs::write(&tmp, text).map_err(|source| VoError::Io { path: tmp.clone(), source })?;
+    std::fs::rename(&tmp, &path).map_err(|source| VoError::Io { path, source })
+}
+
+async fn write_result(
+    run: futures::future::BoxFuture<'static, Result<ResultStream, VoError>>,
+    part: &Path,
+) -> Result<u64, VoError> {
+    let mut stream = run.await?;
+    let io = |source| VoError::Io { path: part.to_path_buf(), source };
+    let mut file = tokio::fs::File::create(part).await.map_err(io)?;
+    let mut size = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        size += chunk.len() as u64;
+        file.write_all(&chunk).await.map_err(io)?;
+    }
+    file.flush().await.map_err(io)?;
+    file.sync_all().await.map_err(io)?;
+    Ok(size)
+}
+
+fn new_job_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let seed = format!(
+        "{:?}{}{}",
+        SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default(),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    blake3::hash(seed.as_bytes()).to_hex()[..16].to_string()
+}
+
+/// ISO 8601 UTC with `Z` (UWS 1.1 §2.2.3.5).
+pub fn iso8601(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rest = secs % 86_400;
+    let (y, m, d) = civil_from_days(days as i64);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest % 3600 / 60, rest % 60)
+}
+
+/// Parses `YYYY-MM-DD[Thh:mm:ss[.sss]][Z]` (UTC) into seconds since the epoch.
+pub fn parse_iso8601(text: &str) -> Option<u64> {
+    let text = text.trim().trim_end_matches('Z');
+    let (date, time) = text.split_once('T').unwrap_or((text, "00:00:00"));
+    let mut date_parts = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, m, d) = (date_parts.next()??, date_parts.next()??, date_parts.next()??);
+    let time = time.split('.').next()?;
+    let mut time_parts = time.split(':').map(|p| p.parse::<u64>().ok());
+    let (hh, mm, ss) = (time_parts.next()??, time_parts.next().flatten().unwrap_or(0), time_parts.next().flatten().unwrap_or(0));
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    let days = days_from_civil(y, m as u32, d as u32);
+    u64::try_from(days).ok().map(|days| days * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
+// Howard Hinnant's civil-date algorithms.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (i64::from(m) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso8601_round_trips() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso8601(1_795_000_000), "2026-11-18T11:06:40Z");
+        assert_eq!(parse_iso8601("2026-11-18T11:06:40Z"), Some(1_795_000_000));
+        assert_eq!(parse_iso8601("2026-11-18T11:06:40.123"), Some(1_795_000_000));
+        assert_eq!(parse_iso8601("2026-13-18"), None);
+    }
+
+    #[tokio::test]
+    async fn jobs_survive_a_reopen_and_running_ones_become_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = JobStore::open(dir.path(), JobLimits::default()).expect("open");
+        let done = store.create(vec![("QUERY".into(), "SELECT 1".into())]).expect("create");
+        store
+            .start(&done.id, "csv", "text/csv".into(), |_| {
+                Box::pin(async { Ok(Box::pin(futures::stream::iter([Ok(bytes::Bytes::from_static(b"a\r\n1\r\n"))])) as ResultStream) })
+            })
+            .expect("start");
+        let done = store.wait(&done.id, Phase::Queued, Duration::from_secs(5)).await.expect("wait");
+        let done = if done.phase == Phase::Executing { store.wait(&done.id, Phase::Executing, Duration::from_secs(5)).await.expect("wait") } else { done };
+        assert_eq!(done.phase, Phase::Completed);
+        let running = store.create(vec![]).expect("create");
+        store.update(&running.id, |job| {
+            job.phase = Phase::Executing;
+            Ok(())
+        }).expect("update");
+        drop(store);
+        let store = JobStore::open(dir.path(), JobLimits::default()).expect("reopen");
+        assert_eq!(store.get(&done.id).expect("kept").phase, Phase::Completed);
+        let (path, _) = store.result_path(&done.id).expect("result kept");
+        assert_eq!(std::fs::read(path).expect("read"), b"a\r\n1\r\n");
+        assert_eq!(store.get(&running.id).expect("kept").phase, Phase::Error);
+    }
+}
