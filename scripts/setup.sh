@@ -8,7 +8,7 @@ what="${1:-run}"
 
 need_pkgs=(fuse3 ca-certificates curl)
 if [ "$what" = test ]; then
-  need_pkgs+=(openssh-server openssh-client nginx-light python3-venv s3fs rclone fio)
+  need_pkgs+=(openssh-server openssh-client nginx-light python3-venv s3fs rclone fio stilts)
 fi
 missing=()
 for p in "${need_pkgs[@]}"; do

@@ -34,3 +34,7 @@ COLO_BEHAVIOUR_FIXTURE="$COLO_TEST_DIR/fixture" \
 echo "== real-mount tests"
 COLO_BIN="$CARGO_TARGET_DIR/debug/colo" \
   "$COLO_VENV/bin/python" -m pytest -p no:cacheprovider -q tests/mount
+
+echo "== VO service tests (pyvo, astroquery, STILTS taplint)"
+COLO_BIN="$CARGO_TARGET_DIR/debug/colo" \
+  "$COLO_VENV/bin/python" -m pytest -p no:cacheprovider -q tests/vo

@@ -20,7 +20,7 @@ def test_colo_up_mounts_the_sample_mission(tmp_path):
     os.makedirs(downloads, exist_ok=True)
     os.symlink(downloads, home / "downloads")
     root = str(tmp_path / "data")
-    proc = subprocess.Popen([BIN, "up", "--root", root], cwd=tmp_path, stdout=subprocess.PIPE,
+    proc = subprocess.Popen([BIN, "up", "--root", root, "--listen", "127.0.0.1:18769"], cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "COLO_HOME": str(home)})
     try:
         deadline = time.time() + 300

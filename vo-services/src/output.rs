@@ -131,6 +131,50 @@ impl Format {
     }
 }
 
+/// Gzip around another writer, for astroquery's `votable_gzip` and its FITS reader (which only
+/// reads gzip-compressed FITS). Sent with `Content-Encoding: gzip`, so HTTP clients that decode
+/// (requests, pyvo) see the plain format.
+pub struct GzipWriter {
+    inner: Box<dyn ResultWriter>,
+    encoder: Option<flate2::write::GzEncoder<Vec<u8>>>,
+}
+
+impl GzipWriter {
+    /// Compresses what `inner` writes.
+    pub fn new(inner: Box<dyn ResultWriter>) -> Self {
+        Self { inner, encoder: Some(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast())) }
+    }
+
+    fn compress(&mut self, bytes: &[u8]) -> Result<Vec<u8>, VoError> {
+        use std::io::Write;
+        let encoder = self.encoder.as_mut().ok_or_else(|| VoError::Execution { message: "gzip stream already finished".into() })?;
+        encoder.write_all(bytes).map_err(|e| VoError::Execution { message: format!("gzip: {e}") })?;
+        encoder.flush().map_err(|e| VoError::Execution { message: format!("gzip: {e}") })?;
+        Ok(std::mem::take(encoder.get_mut()))
+    }
+}
+
+impl ResultWriter for GzipWriter {
+    fn header(&mut self) -> Result<Vec<u8>, VoError> {
+        let bytes = self.inner.header()?;
+        self.compress(&bytes)
+    }
+
+    fn rows(&mut self, batch: &RecordBatch) -> Result<Vec<u8>, VoError> {
+        let bytes = self.inner.rows(batch)?;
+        self.compress(&bytes)
+    }
+
+    fn footer(&mut self, ending: &Ending) -> Result<Vec<u8>, VoError> {
+        let bytes = self.inner.footer(ending)?;
+        let mut out = self.compress(&bytes)?;
+        if let Some(encoder) = self.encoder.take() {
+            out.extend(encoder.finish().map_err(|e| VoError::Execution { message: format!("gzip: {e}") })?);
+        }
+        Ok(out)
+    }
+}
+
 /// How a result ended, for the writer's footer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ending {

@@ -127,13 +127,15 @@ pub async fn read_params(request: Request, limits: &ServiceLimits) -> Result<Par
 struct QuerySpec {
     adql: String,
     format: Format,
+    /// Compress the result (astroquery's `votable_gzip`, and FITS for astroquery).
+    gzip: bool,
     requested_type: Option<String>,
     maxrec: u64,
     uploads: Vec<(String, String)>,
 }
 
 impl QuerySpec {
-    fn from_values(values: &[(String, String)], limits: &ServiceLimits) -> Result<QuerySpec, VoError> {
+    fn from_values(values: &[(String, String)], limits: &ServiceLimits, tapplus: bool) -> Result<QuerySpec, VoError> {
         let get = |name: &str| values.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
         for single in ["LANG", "QUERY", "RESPONSEFORMAT", "FORMAT", "MAXREC", "RUNID"] {
             if values.iter().filter(|(k, _)| k == single).count() > 1 {
@@ -177,7 +179,9 @@ impl QuerySpec {
                 uploads.push((name.trim().to_string(), uri.trim().to_string()));
             }
         }
-        Ok(QuerySpec { adql, format, requested_type: requested.map(String::from), maxrec, uploads })
+        let gzip = requested.is_some_and(|r| r.eq_ignore_ascii_case("votable_gzip"))
+            || (tapplus && format == Format::Fits);
+        Ok(QuerySpec { adql, format, gzip, requested_type: requested.map(String::from), maxrec, uploads })
     }
 }
 
@@ -219,23 +223,31 @@ async fn run(state: &TapState, spec: &QuerySpec, files: &HashMap<String, Bytes>)
     state.engine.execute(&spec.adql, Some(spec.maxrec), &uploads).await
 }
 
-fn streamed(result: QueryResult, format: Format, requested: Option<&str>) -> Response {
-    let content_type = format.content_type(requested);
-    let writer = format.writer(&result.columns);
+fn writer_for(spec: &QuerySpec, result: &QueryResult) -> Box<dyn crate::output::ResultWriter> {
+    let writer = spec.format.writer(&result.columns);
+    if spec.gzip { Box::new(crate::output::GzipWriter::new(writer)) } else { writer }
+}
+
+fn streamed(result: QueryResult, spec: &QuerySpec) -> Response {
+    let content_type = spec.format.content_type(spec.requested_type.as_deref());
+    let writer = writer_for(spec, &result);
     let body = Body::from_stream(stream_result(result, writer));
     let mut response = Response::new(body);
     if let Ok(value) = HeaderValue::from_str(&content_type) {
         response.headers_mut().insert(header::CONTENT_TYPE, value);
     }
+    if spec.gzip {
+        response.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
     response
 }
 
-async fn sync_query(State(state): State<TapState>, request: Request) -> Response {
+async fn sync_query(State(state): State<TapState>, headers: HeaderMap, request: Request) -> Response {
     let outcome = async {
         let params = read_params(request, &state.limits).await?;
-        let spec = QuerySpec::from_values(&params.values, &state.limits)?;
+        let spec = QuerySpec::from_values(&params.values, &state.limits, is_tapplus(&headers))?;
         let result = run(&state, &spec, &params.files).await?;
-        Ok::<_, VoError>(streamed(result, spec.format, spec.requested_type.as_deref()))
+        Ok::<_, VoError>(streamed(result, &spec))
     }
     .await;
     outcome.unwrap_or_else(IntoResponse::into_response)
@@ -284,7 +296,14 @@ async fn availability(State(state): State<TapState>) -> Response {
     xml(vosi::availability(&state.up_since))
 }
 
-async fn tables(State(state): State<TapState>, request: Request) -> Response {
+/// Whether to add ESA TAP+ attributes to `/tables`: on the `/tap-server/tap` mount, for astroquery,
+/// and for clients that send no User-Agent at all (astroquery's `http.client` GETs send none).
+fn wants_esa_attributes(headers: &HeaderMap, uri: &OriginalUri) -> bool {
+    uri.path().starts_with("/tap-server/") || is_tapplus(headers) || !headers.contains_key(header::USER_AGENT)
+}
+
+async fn tables(State(state): State<TapState>, headers: HeaderMap, uri: OriginalUri, request: Request) -> Response {
+    let esa = wants_esa_attributes(&headers, &uri);
     let mut values = Vec::new();
     if let Some(query) = request.uri().query() {
         parse_pairs(query.as_bytes(), &mut values);
@@ -299,13 +318,14 @@ async fn tables(State(state): State<TapState>, request: Request) -> Response {
         .filter(|t| wanted.as_ref().is_none_or(|w| w.iter().any(|n| n == &t.qualified_name() || n == &t.name)))
         .cloned()
         .collect();
-    xml(vosi::tableset(&tables, detail_min))
+    xml(vosi::tableset(&tables, detail_min, esa))
 }
 
-async fn table(State(state): State<TapState>, Path(name): Path<String>) -> Response {
+async fn table(State(state): State<TapState>, Path(name): Path<String>, headers: HeaderMap, uri: OriginalUri) -> Response {
     let wanted = name.to_ascii_lowercase();
+    let esa = wants_esa_attributes(&headers, &uri);
     match state.engine.tables().iter().find(|t| t.qualified_name().to_ascii_lowercase() == wanted) {
-        Some(table) => xml(vosi::table_document(table)),
+        Some(table) => xml(vosi::table_document(table, esa)),
         None => (StatusCode::NOT_FOUND, text(format!("no table {name}"))).into_response(),
     }
 }
@@ -341,8 +361,9 @@ async fn list_jobs(State(state): State<TapState>, headers: HeaderMap, uri: Origi
         .filter(|j| after.is_none_or(|a| j.creation_secs > a))
         .collect();
     if let Some(last) = last {
-        jobs.sort_by(|a, b| b.creation_secs.cmp(&a.creation_secs).then(b.id.cmp(&a.id)));
-        jobs.truncate(last);
+        // `list` is oldest first: keep the newest `last`, still oldest first.
+        let skip = jobs.len().saturating_sub(last);
+        jobs.drain(..skip);
     }
     let base = jobs_url(&headers, &uri);
     let mut out = String::from(
@@ -390,20 +411,20 @@ fn load_job_files(state: &TapState, job: &Job) -> HashMap<String, Bytes> {
 }
 
 /// Starts a job: checks its parameters first (a bad query fails the job, not the request).
-fn start_job(state: &TapState, id: &str) -> Result<Job, VoError> {
+fn start_job(state: &TapState, id: &str, tapplus: bool) -> Result<Job, VoError> {
     let job = state.jobs.get(id)?;
-    let spec = QuerySpec::from_values(&job.parameters, &state.limits);
-    let (extension, content_type) = match &spec {
-        Ok(spec) => (spec.format.extension(), spec.format.content_type(spec.requested_type.as_deref())),
-        Err(_) => ("vot", "application/x-votable+xml".to_string()),
+    let spec = QuerySpec::from_values(&job.parameters, &state.limits, tapplus);
+    let (extension, content_type, gzip) = match &spec {
+        Ok(spec) => (spec.format.extension(), spec.format.content_type(spec.requested_type.as_deref()), spec.gzip),
+        Err(_) => ("vot", "application/x-votable+xml".to_string(), false),
     };
     let task_state = state.clone();
-    state.jobs.start(id, extension, content_type, move |job| {
+    state.jobs.start(id, extension, content_type, gzip, move |job| {
         Box::pin(async move {
             let spec = spec?;
             let files = load_job_files(&task_state, &job);
             let result = run(&task_state, &spec, &files).await?;
-            let writer = spec.format.writer(&result.columns);
+            let writer = writer_for(&spec, &result);
             Ok(Box::pin(stream_result(result, writer)) as crate::uws::ResultStream)
         })
     })
@@ -416,7 +437,7 @@ async fn create_job(State(state): State<TapState>, headers: HeaderMap, uri: Orig
         let job = state.jobs.create(params.values.clone())?;
         save_job_files(&state, &job, &params.files)?;
         if run_now {
-            start_job(&state, &job.id)?;
+            start_job(&state, &job.id, is_tapplus(&headers))?;
         }
         Ok::<_, VoError>(see_other(format!("{}/{}", jobs_url(&headers, &uri), job.id)))
     }
@@ -460,9 +481,9 @@ fn after_change(state: &TapState, headers: &HeaderMap, uri: &OriginalUri, id: &s
     Ok(see_other(format!("{jobs}/{id}")))
 }
 
-async fn apply_phase(state: &TapState, id: &str, phase: &str) -> Result<(), VoError> {
+async fn apply_phase(state: &TapState, id: &str, phase: &str, headers: &HeaderMap) -> Result<(), VoError> {
     match phase.trim().to_ascii_uppercase().as_str() {
-        "RUN" => start_job(state, id).map(|_| ()),
+        "RUN" => start_job(state, id, is_tapplus(headers)).map(|_| ()),
         "ABORT" => state.jobs.abort(id).map(|_| ()),
         other => Err(VoError::BadParameter { name: "PHASE".into(), message: format!("{other:?}: use RUN or ABORT") }),
     }
@@ -484,7 +505,7 @@ async fn post_to_job(State(state): State<TapState>, Path(id): Path<String>, head
             save_job_files(&state, &job, &params.files)?;
         }
         if let Some(phase) = params.get("PHASE") {
-            apply_phase(&state, &id, phase).await?;
+            apply_phase(&state, &id, phase, &headers).await?;
         }
         after_change(&state, &headers, &uri, &id, "")
     }
@@ -511,7 +532,7 @@ async fn post_phase(State(state): State<TapState>, Path(id): Path<String>, heade
         let params = read_params(request, &state.limits).await?;
         state.jobs.get(&id)?;
         let phase = params.get("PHASE").ok_or_else(|| VoError::BadParameter { name: "PHASE".into(), message: "missing".into() })?;
-        apply_phase(&state, &id, phase).await?;
+        apply_phase(&state, &id, phase, &headers).await?;
         after_change(&state, &headers, &uri, &id, "/phase")
     }
     .await;
@@ -613,7 +634,7 @@ async fn post_parameters(State(state): State<TapState>, Path(id): Path<String>, 
         let job = state.jobs.get(&id)?;
         save_job_files(&state, &job, &params.files)?;
         if let Some(phase) = params.get("PHASE") {
-            apply_phase(&state, &id, phase).await?;
+            apply_phase(&state, &id, phase, &headers).await?;
         }
         after_change(&state, &headers, &uri, &id, "/parameters")
     }
@@ -649,6 +670,9 @@ async fn job_result(State(state): State<TapState>, Path(id): Path<String>) -> Re
             response.headers_mut().insert(header::CONTENT_TYPE, value);
         }
         response.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(result.size_bytes));
+        if result.gzip {
+            response.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
         Ok::<_, VoError>(response)
     }
     .await;

@@ -27,6 +27,8 @@ struct FieldDef {
     xtype: Option<String>,
     unit: String,
     ucd: String,
+    /// `<VALUES null="...">`: the value that means null.
+    null: Option<String>,
 }
 
 impl FieldDef {
@@ -96,7 +98,18 @@ pub fn parse_votable(name: &str, bytes: &[u8]) -> Result<UploadedTable, VoError>
                     xtype: attr(b"xtype"),
                     unit: attr(b"unit").unwrap_or_default(),
                     ucd: attr(b"ucd").unwrap_or_default(),
+                    null: None,
                 });
+            }
+            Event::Start(e) | Event::Empty(e) if in_table && local(e.name().as_ref()) == b"VALUES" => {
+                let null = e
+                    .attributes()
+                    .flatten()
+                    .find(|a| a.key.as_ref() == b"null")
+                    .and_then(|a| a.unescape_value().ok().map(|v| v.trim().to_string()));
+                if let (Some(field), Some(null)) = (fields.last_mut(), null) {
+                    field.null = Some(null);
+                }
             }
             Event::Start(e) if in_table && local(e.name().as_ref()) == b"TR" => row.clear(),
             Event::End(e) if in_table && local(e.name().as_ref()) == b"TR" => {
@@ -232,7 +245,10 @@ fn decode_binary(name: &str, fields: &[FieldDef], raw: &[u8], binary2: bool) -> 
 fn build(name: &str, fields: &[FieldDef], cells: &[Vec<Option<String>>]) -> Result<UploadedTable, VoError> {
     let mut arrays: Vec<ArrayRef> = Vec::with_capacity(fields.len());
     for (index, field) in fields.iter().enumerate() {
-        let values = cells.iter().map(|row| row[index].as_deref().map(str::trim).filter(|v| !v.is_empty()));
+        let null = field.null.as_deref();
+        let values = cells
+            .iter()
+            .map(|row| row[index].as_deref().map(str::trim).filter(|v| !v.is_empty() && Some(*v) != null));
         let bad = |v: &str| err(name, format!("column {}: cannot read {v:?} as {}", field.name, field.datatype));
         let array: ArrayRef = match field.arrow_type() {
             DataType::Boolean => {

@@ -96,6 +96,9 @@ pub struct JobResult {
     pub content_type: String,
     /// Its size in bytes.
     pub size_bytes: u64,
+    /// Stored gzip-compressed (served with `Content-Encoding: gzip`).
+    #[serde(default)]
+    pub gzip: bool,
 }
 
 /// One job's state, as persisted.
@@ -111,6 +114,9 @@ pub struct Job {
     pub parameters: Vec<(String, String)>,
     /// Creation time, seconds since the epoch.
     pub creation_secs: u64,
+    /// Creation time in microseconds (orders jobs created within one second).
+    #[serde(default)]
+    pub creation_micros: u64,
     /// Start time.
     pub start_secs: Option<u64>,
     /// End time.
@@ -264,6 +270,7 @@ impl JobStore {
             run_id,
             parameters: parameters.into_iter().filter(|(k, _)| !is_control_parameter(k)).collect(),
             creation_secs: now,
+            creation_micros: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64),
             start_secs: None,
             end_secs: None,
             execution_duration_secs: self.limits.execution_duration.as_secs(),
@@ -286,7 +293,7 @@ impl JobStore {
     /// All jobs, oldest first.
     pub fn list(&self) -> Vec<Job> {
         let mut jobs: Vec<Job> = self.jobs.lock().values().map(|e| e.job.clone()).collect();
-        jobs.sort_by(|a, b| a.creation_secs.cmp(&b.creation_secs).then(a.id.cmp(&b.id)));
+        jobs.sort_by(|a, b| (a.creation_secs, a.creation_micros, &a.id).cmp(&(b.creation_secs, b.creation_micros, &b.id)));
         jobs
     }
 
@@ -345,6 +352,7 @@ impl JobStore {
         id: &str,
         extension: &str,
         content_type: String,
+        gzip: bool,
         run: impl FnOnce(Job) -> futures::future::BoxFuture<'static, Result<ResultStream, VoError>> + Send + 'static,
     ) -> Result<Job, VoError> {
         let job = self.update(id, |job| {
@@ -380,7 +388,7 @@ impl JobStore {
                     Ok(size_bytes) => match std::fs::rename(&part, dir.join(&file)) {
                         Ok(()) => {
                             job.phase = Phase::Completed;
-                            job.result = Some(JobResult { file: file.clone(), content_type: content_type.clone(), size_bytes });
+                            job.result = Some(JobResult { file: file.clone(), content_type: content_type.clone(), size_bytes, gzip });
                         }
                         Err(e) => {
                             job.phase = Phase::Error;
@@ -587,7 +595,7 @@ mod tests {
         let store = JobStore::open(dir.path(), JobLimits::default()).expect("open");
         let done = store.create(vec![("QUERY".into(), "SELECT 1".into())]).expect("create");
         store
-            .start(&done.id, "csv", "text/csv".into(), |_| {
+            .start(&done.id, "csv", "text/csv".into(), false, |_| {
                 Box::pin(async { Ok(Box::pin(futures::stream::iter([Ok(bytes::Bytes::from_static(b"a\r\n1\r\n"))])) as ResultStream) })
             })
             .expect("start");

@@ -45,7 +45,8 @@ const ADQL_FEATURES: &[(&str, &[&str])] = &[
     ("ivo://ivoa.net/std/TAPRegExt#features-adql-sets", &["UNION", "EXCEPT", "INTERSECT"]),
     ("ivo://ivoa.net/std/TAPRegExt#features-adql-common-table", &["WITH"]),
     ("ivo://ivoa.net/std/TAPRegExt#features-adql-type", &["CAST"]),
-    ("ivo://ivoa.net/std/TAPRegExt#features-adql-conditional", &["COALESCE"]),
+    // COALESCE works but `#features-adql-conditional` is not declared: STILTS taplint 3.4.7 (Debian)
+    // reports that ADQL 2.1 key as unknown (E-CAP-KEYX).
     ("ivo://ivoa.net/std/TAPRegExt#features-adql-offset", &["OFFSET"]),
 ];
 
@@ -141,7 +142,10 @@ const TABLESET_OPEN: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
 
 /// The `/tables` tableset. With `detail_min`, columns are left out (pyvo then fetches each
 /// table's own document).
-pub fn tableset(tables: &[TableMeta], detail_min: bool) -> String {
+/// With `esa`, tables and columns carry ESA TAP+'s `esatapplus:` attributes (astroquery's TapPlus
+/// needs `esatapplus:flags` on every column; the VODataService schema does not allow them, so
+/// standard clients get the plain document).
+pub fn tableset(tables: &[TableMeta], detail_min: bool, esa: bool) -> String {
     let mut out = String::from(TABLESET_OPEN);
     let mut schemas: Vec<&str> = tables.iter().map(|t| t.schema.as_str()).collect();
     schemas.sort();
@@ -149,7 +153,7 @@ pub fn tableset(tables: &[TableMeta], detail_min: bool) -> String {
     for schema in schemas {
         out.push_str(&format!("<schema>\n<name>{}</name>\n", xml_escape(schema)));
         for table in tables.iter().filter(|t| t.schema == schema) {
-            out.push_str(&table_element(table, "table", detail_min));
+            out.push_str(&table_element(table, "table", detail_min, esa));
         }
         out.push_str("</schema>\n");
     }
@@ -158,8 +162,8 @@ pub fn tableset(tables: &[TableMeta], detail_min: bool) -> String {
 }
 
 /// The `/tables/{name}` document (VOSI 1.1 §4.2: a single `Table` element).
-pub fn table_document(table: &TableMeta) -> String {
-    let mut element = table_element(table, "vosi:table", false);
+pub fn table_document(table: &TableMeta, esa: bool) -> String {
+    let mut element = table_element(table, "vosi:table", false, esa);
     let open = "<vosi:table ";
     if let Some(rest) = element.strip_prefix(open) {
         element = format!(
@@ -171,8 +175,12 @@ pub fn table_document(table: &TableMeta) -> String {
     element
 }
 
-fn table_element(table: &TableMeta, tag: &str, detail_min: bool) -> String {
-    let size = table.rows.map(|r| format!(" esatapplus:size_bytes=\"{}\"", r * 8 * table.columns.len() as u64)).unwrap_or_default();
+fn table_element(table: &TableMeta, tag: &str, detail_min: bool, esa: bool) -> String {
+    let size = table
+        .rows
+        .filter(|_| esa)
+        .map(|r| format!(" esatapplus:size_bytes=\"{}\"", r * 8 * table.columns.len() as u64))
+        .unwrap_or_default();
     let mut out = format!("<{tag} type=\"table\"{size}>\n<name>{}</name>\n", xml_escape(&table.qualified_name()));
     if !table.description.is_empty() {
         out.push_str(&format!("<description>{}</description>\n", xml_escape(&table.description)));
@@ -185,7 +193,7 @@ fn table_element(table: &TableMeta, tag: &str, detail_min: bool) -> String {
     }
     if !detail_min {
         for column in &table.columns {
-            out.push_str(&column_element(column));
+            out.push_str(&column_element(column, esa));
         }
         if table.schema == crate::tap_schema::SCHEMA {
             out.push_str(&tap_schema_keys(&table.name));
@@ -195,11 +203,15 @@ fn table_element(table: &TableMeta, tag: &str, detail_min: bool) -> String {
     out
 }
 
-fn column_element(column: &ColumnMeta) -> String {
+fn column_element(column: &ColumnMeta, esa: bool) -> String {
     let d = &column.descriptor;
     let data_type = column.arrow_type.clone().map(|t| crate::output::canonical_type(&t)).unwrap_or(arrow_schema::DataType::Utf8);
     let (datatype, arraysize) = votable_type(&data_type);
-    let mut out = format!("<column esatapplus:flags=\"{}\">\n<name>{}</name>\n", d.flags, xml_escape(&column.name));
+    let mut out = if esa {
+        format!("<column esatapplus:flags=\"{}\">\n<name>{}</name>\n", d.flags, xml_escape(&column.name))
+    } else {
+        format!("<column>\n<name>{}</name>\n", xml_escape(&column.name))
+    };
     for (tag, value) in [("description", &d.description), ("unit", &d.unit), ("ucd", &d.ucd), ("utype", &d.utype)] {
         if !value.is_empty() {
             out.push_str(&format!("<{tag}>{}</{tag}>\n", xml_escape(value)));

@@ -171,15 +171,19 @@ impl ResultWriter for JsonWriter {
                 let optional = |name: &str, value: &str| {
                     if value.is_empty() { String::new() } else { format!(",{}:{}", json_string(name), json_string(value)) }
                 };
+                // astroquery reads `unit` and `description` unconditionally: always present, null if unknown.
+                let always = |name: &str, value: &str| {
+                    if value.is_empty() { format!(",{}:null", json_string(name)) } else { format!(",{}:{}", json_string(name), json_string(value)) }
+                };
                 format!(
                     "{{\"name\":{},\"datatype\":{}{}{}{}{}{}}}",
                     json_string(c.name.trim_matches('"')),
                     json_string(datatype),
                     optional("arraysize", arraysize.unwrap_or("")),
                     optional("xtype", c.xtype.as_deref().unwrap_or("")),
-                    optional("unit", &c.descriptor.unit),
+                    always("unit", &c.descriptor.unit),
                     optional("ucd", &c.descriptor.ucd),
-                    optional("description", &c.descriptor.description),
+                    always("description", &c.descriptor.description),
                 )
             })
             .collect();
