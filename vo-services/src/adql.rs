@@ -13,7 +13,7 @@ pub mod validate;
 
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
-use datafusion::sql::sqlparser::tokenizer::Span;
+use datafusion::sql::sqlparser::tokenizer::{Span, Token, Tokenizer};
 
 pub use dialect::AdqlDialect;
 pub use functions::FunctionCatalog;
@@ -43,10 +43,22 @@ pub fn parse(adql: &str, functions: &FunctionCatalog) -> Result<Statement, AdqlE
     if text.is_empty() {
         return Err(AdqlError { message: "the query is empty".into(), position: None });
     }
+    let tokens = Tokenizer::new(&AdqlDialect, text)
+        .tokenize_with_location()
+        .map_err(|e| parse_error(ParserError::TokenizerError(e.to_string()), text))?;
+    // Operators sqlparser knows but ADQL does not.
+    for token in &tokens {
+        let what = match token.token {
+            Token::DoubleEq => "== is not ADQL: use =",
+            Token::DoubleColon => ":: casts are not ADQL: use CAST(x AS type)",
+            _ => continue,
+        };
+        return Err(AdqlError { message: what.to_string(), position: Some((token.span.start.line, token.span.start.column)) });
+    }
     let mut statements = Parser::new(&AdqlDialect)
         .with_recursion_limit(64)
-        .try_with_sql(text)
-        .and_then(|mut parser| parser.parse_statements())
+        .with_tokens_with_locations(tokens)
+        .parse_statements()
         .map_err(|e| parse_error(e, text))?;
     if statements.len() != 1 {
         return Err(AdqlError { message: "exactly one query is allowed".into(), position: None });

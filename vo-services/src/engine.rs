@@ -149,6 +149,39 @@ impl Engine {
         Ok(QueryResult { columns, keep, stream, limit })
     }
 
+    /// The physical plan of a query (for tests and diagnosis).
+    pub async fn explain(&self, adql: &str) -> Result<String, VoError> {
+        let (ctx, plan) = self.plan(adql, &[]).await?;
+        let physical = ctx.state().create_physical_plan(&plan).await?;
+        Ok(datafusion::physical_plan::displayable(physical.as_ref()).indent(true).to_string())
+    }
+
+    /// Runs a query and returns its physical plan with execution metrics (pruning counts).
+    pub async fn explain_analyze(&self, adql: &str) -> Result<String, VoError> {
+        let (ctx, plan) = self.plan(adql, &[]).await?;
+        let physical = ctx.state().create_physical_plan(&plan).await?;
+        datafusion::physical_plan::collect(physical.clone(), ctx.task_ctx()).await?;
+        Ok(datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(physical.as_ref())
+            .indent(true)
+            .to_string())
+    }
+
+    async fn plan(&self, adql: &str, uploads: &[UploadedTable]) -> Result<(SessionContext, LogicalPlan), VoError> {
+        let resolver = Resolver { tables: &self.tables, uploads };
+        let statement = translate(adql, &self.functions, &resolver)?;
+        let ctx = SessionContext::new_with_config(session_config());
+        ctx.register_catalog(CATALOG_NAME, self.session_catalog(uploads)?);
+        for udf in geometry_udfs() {
+            ctx.register_udf(udf);
+        }
+        let plan = ctx
+            .state()
+            .statement_to_plan(DfStatement::Statement(Box::new(statement)))
+            .await
+            .map_err(|e| self.plan_error(e, uploads))?;
+        Ok((ctx, plan))
+    }
+
     fn session_catalog(&self, uploads: &[UploadedTable]) -> Result<Arc<dyn CatalogProvider>, VoError> {
         if uploads.is_empty() {
             return Ok(self.catalog.clone());

@@ -68,3 +68,169 @@ async fn unknown_names_are_reported_with_suggestions() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body.contains("unknown column hpmagg (did you mean hpmag?)"), "{body}");
 }
+
+async fn get(app: &axum::Router, path: &str) -> (StatusCode, String) {
+    let request = Request::get(path).header("host", "localhost").body(Body::empty()).expect("request");
+    let response = app.clone().oneshot(request).await.expect("response");
+    let status = response.status();
+    let bytes = response.into_body().collect().await.expect("body").to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+fn csv_rows(body: &str) -> Vec<Vec<String>> {
+    body.lines().skip(1).map(|l| l.split(',').map(String::from).collect()).collect()
+}
+
+#[tokio::test]
+async fn cone_results_equal_a_brute_force_filter() {
+    let s = service().await;
+    let (status, body) = sync_csv(&s.app, "SELECT hip, ra, dec FROM sample.hip2").await;
+    assert_eq!(status, StatusCode::OK);
+    let all = csv_rows(&body);
+    assert_eq!(all.len(), 1000, "default MAXREC applies");
+    let (_, body) = post(&s.app, "/tap/sync", &[("LANG", "ADQL"), ("QUERY", "SELECT hip, ra, dec FROM sample.hip2"), ("RESPONSEFORMAT", "csv"), ("MAXREC", "5000")]).await;
+    let all = csv_rows(&body);
+    assert_eq!(all.len(), 2000);
+    for (ra, dec, radius) in [(56.75, 24.12, 10.0), (0.5, 0.0, 12.0), (180.0, 88.0, 6.0)] {
+        let expected: std::collections::BTreeSet<String> = all
+            .iter()
+            .filter(|r| {
+                let (a, d): (f64, f64) = (r[1].parse().expect("ra"), r[2].parse().expect("dec"));
+                colo_vo_services::sky::distance_deg(a, d, ra, dec) <= radius
+            })
+            .map(|r| r[0].clone())
+            .collect();
+        let query = format!("SELECT hip FROM sample.hip2 WHERE 1=CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', {ra}, {dec}, {radius}))");
+        let (_, body) = post(&s.app, "/tap/sync", &[("LANG", "ADQL"), ("QUERY", &query), ("RESPONSEFORMAT", "csv"), ("MAXREC", "5000")]).await;
+        let got: std::collections::BTreeSet<String> = csv_rows(&body).into_iter().map(|r| r[0].clone()).collect();
+        assert!(!expected.is_empty());
+        assert_eq!(got, expected, "cone {ra} {dec} {radius}");
+    }
+}
+
+#[tokio::test]
+async fn crossmatch_is_a_hash_join_with_the_brute_force_result() {
+    let s = service().await;
+    let query = "SELECT a.hip, b.hip FROM sample.hip2 AS a JOIN sample.hip2 AS b ON DISTANCE(POINT(a.ra, a.dec), POINT(b.ra, b.dec)) < 2 WHERE a.hip < b.hip";
+    let (status, body) = post(&s.app, "/tap/sync", &[("LANG", "ADQL"), ("QUERY", query), ("RESPONSEFORMAT", "csv"), ("MAXREC", "100000")]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let got: std::collections::BTreeSet<(String, String)> = csv_rows(&body).into_iter().map(|r| (r[0].clone(), r[1].clone())).collect();
+    let (_, all) = post(&s.app, "/tap/sync", &[("LANG", "ADQL"), ("QUERY", "SELECT hip, ra, dec FROM sample.hip2"), ("RESPONSEFORMAT", "csv"), ("MAXREC", "5000")]).await;
+    let all: Vec<(i64, f64, f64)> = csv_rows(&all).iter().map(|r| (r[0].parse().expect("hip"), r[1].parse().expect("ra"), r[2].parse().expect("dec"))).collect();
+    let mut expected = std::collections::BTreeSet::new();
+    for a in &all {
+        for b in &all {
+            if a.0 < b.0 && colo_vo_services::sky::distance_deg(a.1, a.2, b.1, b.2) < 2.0 {
+                expected.insert((a.0.to_string(), b.0.to_string()));
+            }
+        }
+    }
+    assert!(expected.len() > 10);
+    assert_eq!(got, expected);
+    let engine = colo_vo_services::engine::open(&s._dir.path().join("tables")).await.expect("engine");
+    let plan = engine.explain(query).await.expect("plan");
+    assert!(plan.contains("HashJoinExec"), "{plan}");
+    assert!(!plan.contains("NestedLoopJoinExec"), "{plan}");
+}
+
+#[tokio::test]
+async fn small_cones_skip_row_groups_by_statistics() {
+    let s = service().await;
+    let engine = colo_vo_services::engine::open(&s._dir.path().join("tables")).await.expect("engine");
+    let metrics = engine
+        .explain_analyze("SELECT hip FROM sample.hip2 WHERE 1=CONTAINS(POINT(ra, dec), CIRCLE(56.75, 24.12, 0.5))")
+        .await
+        .expect("runs");
+    // 12 order-0 files; all but the one holding the cone are pruned by their min/max statistics.
+    let pruned = metric(&metrics, "files_ranges_pruned_statistics").or_else(|| metric(&metrics, "row_groups_pruned_statistics"));
+    assert!(pruned.is_some_and(|p| p >= 10), "{metrics}");
+}
+
+fn metric(text: &str, name: &str) -> Option<u64> {
+    let at = text.find(&format!("{name}="))?;
+    let digits: String = text[at + name.len() + 1..].chars().skip_while(|c| !c.is_ascii_digit()).take_while(|c| c.is_ascii_digit()).collect();
+    digits.parse().ok()
+}
+
+#[tokio::test]
+async fn async_job_runs_and_abort_leaves_no_result() {
+    let s = service().await;
+    let (status, _) = post(&s.app, "/tap/async", &[("LANG", "ADQL"), ("QUERY", "SELECT TOP 3 hip FROM sample.hip2 ORDER BY hip"), ("PHASE", "RUN"), ("RESPONSEFORMAT", "csv")]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, listing) = get(&s.app, "/tap/async").await;
+    let id = listing.split("jobref id=\"").nth(1).and_then(|r| r.split('"').next()).expect("a job").to_string();
+    let (_, doc) = get(&s.app, &format!("/tap/async/{id}?WAIT=30")).await;
+    let (_, doc) = if doc.contains("COMPLETED") { (StatusCode::OK, doc) } else { get(&s.app, &format!("/tap/async/{id}?WAIT=30")).await };
+    assert!(doc.contains("<uws:phase>COMPLETED</uws:phase>"), "{doc}");
+    let (status, result) = get(&s.app, &format!("/tap/async/{id}/results/result")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(result, "hip\r\n1\r\n60\r\n119\r\n");
+
+    // A long query (a 4-million-row cross product) aborted while it runs.
+    let (_, _) = post(&s.app, "/tap/async", &[("LANG", "ADQL"), ("QUERY", "SELECT a.hip, b.hip FROM sample.hip2 AS a, sample.hip2 AS b"), ("MAXREC", "50000000"), ("PHASE", "RUN")]).await;
+    let (_, listing) = get(&s.app, "/tap/async?LAST=1").await;
+    let id = listing.split("jobref id=\"").nth(1).and_then(|r| r.split('"').next()).expect("a job").to_string();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (status, _) = post(&s.app, &format!("/tap/async/{id}/phase"), &[("PHASE", "ABORT")]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, phase) = get(&s.app, &format!("/tap/async/{id}/phase")).await;
+    assert_eq!(phase, "ABORTED");
+    let (status, _) = get(&s.app, &format!("/tap/async/{id}/results/result")).await;
+    assert_ne!(status, StatusCode::OK);
+    let leftovers: Vec<_> = std::fs::read_dir(s._dir.path().join("jobs").join(&id)).expect("job dir").flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("result"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[tokio::test]
+async fn maxrec_zero_and_overflow_are_signalled_in_votable() {
+    let s = service().await;
+    let (_, body) = post(&s.app, "/tap/sync", &[("LANG", "ADQL"), ("QUERY", "SELECT hip FROM sample.hip2"), ("MAXREC", "0"), ("RESPONSEFORMAT", "votable/td")]).await;
+    assert!(body.contains("<FIELD name=\"hip\""), "{body}");
+    assert!(!body.contains("<TR>"));
+    assert!(body.contains("<INFO name=\"QUERY_STATUS\" value=\"OVERFLOW\"/>"));
+    let (_, body) = post(&s.app, "/tap/sync", &[("LANG", "ADQL"), ("QUERY", "SELECT TOP 2 hip FROM sample.hip2"), ("MAXREC", "2"), ("RESPONSEFORMAT", "votable/td")]).await;
+    assert_eq!(body.matches("<TR>").count(), 2);
+    assert!(!body.contains("OVERFLOW"));
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused_clearly() {
+    let s = service().await;
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("LANG", "SQL"), ("QUERY", "SELECT 1")], "unknown query language"),
+        (&[("LANG", "ADQL")], "QUERY: missing"),
+        (&[("LANG", "ADQL"), ("QUERY", "SELECT TOP 1 hip FROM sample.hip2"), ("RESPONSEFORMAT", "hdf5")], "unsupported format"),
+        (&[("LANG", "ADQL"), ("QUERY", "SELECT TOP 1 hip FROM sample.hip2"), ("MAXREC", "-3")], "MAXREC"),
+        (&[("LANG", "ADQL"), ("QUERY", "SELECT TOP 1 hip FROM sample.hip2"), ("UPLOAD", "t,ftp://x/y")], "unsupported URI"),
+        (&[("LANG", "ADQL"), ("QUERY", "SELECT hip FROM sample.hip2 LIMIT 3")], "LIMIT is not ADQL"),
+        (&[("LANG", "ADQL"), ("QUERY", "SELECT hip FROM sample.hip2 WHERE hip ==3")], "line 1, column"),
+    ];
+    for (form, expected) in cases {
+        let (status, body) = post(&s.app, "/tap/sync", form).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{form:?}");
+        assert!(body.contains("<INFO name=\"QUERY_STATUS\" value=\"ERROR\">") && body.contains(expected), "{form:?}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn tap_schema_and_vosi_describe_the_tables() {
+    let s = service().await;
+    let (_, body) = sync_csv(&s.app, "SELECT column_name, datatype, unit, ucd, indexed FROM TAP_SCHEMA.columns WHERE table_name = 'sample.hip2' ORDER BY column_index").await;
+    let rows = csv_rows(&body);
+    assert_eq!(rows[0], ["hip", "long", "", "meta.id;meta.main", "0"]);
+    assert_eq!(rows[1], ["ra", "double", "deg", "pos.eq.ra;meta.main", "1"]);
+    assert!(!body.contains("_healpix_29"));
+    let (_, caps) = get(&s.app, "/tap/capabilities").await;
+    assert!(caps.contains("<accessURL use=\"base\">http://localhost/tap</accessURL>"), "{caps}");
+    assert!(caps.contains("features-adqlgeo") && caps.contains("<form>CONTAINS</form>"));
+    let (_, caps) = get(&s.app, "/tap-server/tap/capabilities").await;
+    assert!(caps.contains("http://localhost/tap-server/tap"));
+    let (status, table) = get(&s.app, "/tap/tables/sample.hip2").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(table.contains("<name>sample.hip2</name>") && table.contains("<unit>deg</unit>"));
+    let (_, avail) = get(&s.app, "/tap/availability").await;
+    assert!(avail.contains("<vosi:available>true</vosi:available>"));
+}
