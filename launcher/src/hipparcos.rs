@@ -105,31 +105,6 @@ pub fn convert(text: &str, out: impl Write + Send) -> Result<usize, String> {
     Ok(rows)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use parquet::file::reader::{FileReader, SerializedFileReader};
-
-    #[test]
-    fn real_lines_convert() {
-        // The first two records of hip2.dat (I/311), verbatim.
-        let text = "     1   5 0 1  0.0000159148  0.0190068680    4.55    -4.55    -1.19   1.29   0.66   1.33   1.25   0.75  90  0.91  0    0.0    0  9.2043 0.0020 0.017 0  0.482 0.025  0.550   1.19  -0.71   1.00  -0.02   0.02   1.00   0.45  -0.05   0.03   1.09  -0.41   0.09   0.08  -0.60   1.00\n     2  75 4 1  0.0000662767 -0.3403189126   20.85   182.88    -1.31   0.95   0.53   1.13   1.22   0.66 121  0.06  0    0.0    0  9.4017 0.0017 0.015 0  0.999 0.002  1.040   1.11  -0.33   1.03   0.19  -0.01   1.08   0.27  -0.04  -0.34   1.00  -0.14   0.38   0.04  -0.10   1.00\n";
-        let mut buf = Vec::new();
-        assert_eq!(convert(text, &mut buf).unwrap(), 2);
-        let r = SerializedFileReader::new(bytes::Bytes::from(buf)).unwrap();
-        assert_eq!(r.metadata().file_metadata().num_rows(), 2);
-        assert_eq!(
-            r.metadata().file_metadata().schema_descr().num_columns(),
-            28
-        );
-        assert!(
-            convert("1 2 3\n", Vec::new())
-                .unwrap_err()
-                .contains("line 1")
-        );
-    }
-}
-
 /// Column metadata of the Hipparcos table (descriptions, units and UCDs from the CDS ReadMe of
 /// I/311), written into the published table's descriptor.
 pub fn describe(descriptor: &mut colo_vo_services::catalog::TableDescriptor) {
@@ -175,3 +150,29 @@ pub fn describe(descriptor: &mut colo_vo_services::catalog::TableDescriptor) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    #[test]
+    fn real_lines_convert() {
+        // The first two records of hip2.dat (I/311), verbatim.
+        let text = "     1   5 0 1  0.0000159148  0.0190068680    4.55    -4.55    -1.19   1.29   0.66   1.33   1.25   0.75  90  0.91  0    0.0    0  9.2043 0.0020 0.017 0  0.482 0.025  0.550   1.19  -0.71   1.00  -0.02   0.02   1.00   0.45  -0.05   0.03   1.09  -0.41   0.09   0.08  -0.60   1.00\n     2  75 4 1  0.0000662767 -0.3403189126   20.85   182.88    -1.31   0.95   0.53   1.13   1.22   0.66 121  0.06  0    0.0    0  9.4017 0.0017 0.015 0  0.999 0.002  1.040   1.11  -0.33   1.03   0.19  -0.01   1.08   0.27  -0.04  -0.34   1.00  -0.14   0.38   0.04  -0.10   1.00\n";
+        let mut buf = Vec::new();
+        assert_eq!(convert(text, &mut buf).unwrap(), 2);
+        let r = SerializedFileReader::new(bytes::Bytes::from(buf)).unwrap();
+        assert_eq!(r.metadata().file_metadata().num_rows(), 2);
+        assert_eq!(
+            r.metadata().file_metadata().schema_descr().num_columns(),
+            28
+        );
+        assert!(
+            convert("1 2 3\n", Vec::new())
+                .unwrap_err()
+                .contains("line 1")
+        );
+    }
+}
+

@@ -102,7 +102,7 @@ pub async fn ingest_catalog(
     let report = tokio::task::spawn_blocking(move || {
         let mut last_percent = 101;
         ingest(&tables_dir, &request, &mut |done, total| {
-            let percent = if total == 0 { 100 } else { done * 100 / total };
+            let percent = (done * 100).checked_div(total).unwrap_or(100);
             if interactive && percent != last_percent {
                 last_percent = percent;
                 let filled = (percent / 5) as usize;

@@ -160,7 +160,7 @@ pub fn read_bintable(bytes: &[u8]) -> Result<RecordBatch, String> {
                         let mut b = Float64Builder::new();
                         for r in 0..rows {
                             let v = raw(r);
-                            b.append_option((Some(v) != null).then(|| v as f64 * scale + zero));
+                            b.append_option((Some(v) != null).then_some(v as f64 * scale + zero));
                         }
                         Some(Arc::new(b.finish()))
                     } else {
@@ -202,7 +202,7 @@ pub fn read_bintable(bytes: &[u8]) -> Result<RecordBatch, String> {
                     for r in 0..rows {
                         let c = cell(r);
                         let v = f64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-                        b.append_option((!v.is_nan()).then(|| v * scale + zero));
+                        b.append_option((!v.is_nan()).then_some(v * scale + zero));
                     }
                     Some(Arc::new(b.finish()))
                 }

@@ -255,12 +255,11 @@ fn guess_position(schema: &Schema) -> Option<PositionDescriptor> {
         .map(|(ra, dec)| PositionDescriptor { ra: ra.to_string(), dec: dec.to_string() })
 }
 
+/// Rows of one partition file: its order-k HEALPix cell (None: no position) and the row range.
+type Cells = Vec<(Option<u64>, std::ops::Range<usize>)>;
+
 /// Adds `_healpix_29`, sorts by it and cuts the rows into order-k cells.
-fn partition(
-    request: &IngestRequest,
-    batch: RecordBatch,
-    position: &PositionDescriptor,
-) -> Result<(RecordBatch, Vec<(Option<u64>, std::ops::Range<usize>)>, u8), VoError> {
+fn partition(request: &IngestRequest, batch: RecordBatch, position: &PositionDescriptor) -> Result<(RecordBatch, Cells, u8), VoError> {
     let column = |name: &str| -> Result<Float64Array, VoError> {
         let array = batch
             .column_by_name(name)

@@ -175,7 +175,7 @@ pub fn coverage_ranges_29(region: &Region) -> Option<Vec<Range<i64>>> {
 
 /// Depth whose cells are about a quarter of the region's radius (a few tens of cells).
 fn depth_for_size(radius_deg: f64) -> u8 {
-    if !(radius_deg > 0.0) {
+    if radius_deg.is_nan() || radius_deg <= 0.0 {
         return 20;
     }
     let cell_deg = 58.6;
@@ -186,7 +186,8 @@ fn depth_for_size(radius_deg: f64) -> u8 {
 fn coverage_at(region: &Region, depth: u8) -> Option<Vec<Range<i64>>> {
     let bmoc = match region {
         Region::Circle { lon_deg, lat_deg, radius_deg } => {
-            if !(radius_deg.is_finite() && *radius_deg > 0.0 && *radius_deg < 90.0) || !(-90.0..=90.0).contains(lat_deg) {
+            let usable_radius = radius_deg.is_finite() && *radius_deg > 0.0 && *radius_deg < 90.0;
+            if !usable_radius || !(-90.0..=90.0).contains(lat_deg) {
                 return None;
             }
             cdshealpix::nested::cone_coverage_approx(

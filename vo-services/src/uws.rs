@@ -145,9 +145,8 @@ impl Job {
              xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" version=\"1.1\">\n",
         );
         out.push_str(&format!("<uws:jobId>{}</uws:jobId>\n", xml_escape(&self.id)));
-        match &self.run_id {
-            Some(run_id) => out.push_str(&format!("<uws:runId>{}</uws:runId>\n", xml_escape(run_id))),
-            None => {}
+        if let Some(run_id) = &self.run_id {
+            out.push_str(&format!("<uws:runId>{}</uws:runId>\n", xml_escape(run_id)));
         }
         out.push_str("<uws:ownerId xsi:nil=\"true\"/>\n");
         out.push_str(&format!("<uws:phase>{}</uws:phase>\n", self.phase.as_str()));

@@ -130,8 +130,10 @@ fn constant(expr: &Expr) -> Option<f64> {
     }
 }
 
-/// A geometry expression with its structure known at rewrite time.
+/// A geometry expression with its structure known at rewrite time. Short-lived (one per geometry
+/// call during a rewrite), so the size difference between variants does not matter.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)]
 enum Geo {
     Point(Expr, Expr),
     Circle(Expr, Expr, Expr),
