@@ -130,3 +130,14 @@ def test_bad_adql_gives_a_votable_error_with_the_position(tap):
     assert "line 1, column" in str(error.value)
     with pytest.raises(pyvo.dal.DALQueryError, match="did you mean sample.hip2"):
         service.search("SELECT TOP 5 hip FROM sample.hip3")
+
+
+def test_upload_from_a_url(tap):
+    # The uploaded table is itself a TAP result fetched by colo over http (UPLOAD=name,http://...).
+    import urllib.parse
+    query = "SELECT TOP 3 hip, ra_deg, dec_deg FROM sample.hip2 ORDER BY hip"
+    url = tap + "/sync?" + urllib.parse.urlencode({"LANG": "ADQL", "QUERY": query, "RESPONSEFORMAT": "votable/td"})
+    service = pyvo.dal.TAPService(tap)
+    result = service.search("SELECT u.hip, h.hpmag FROM TAP_UPLOAD.first AS u JOIN sample.hip2 AS h ON u.hip = h.hip ORDER BY u.hip",
+                            uploads={"first": url}).to_table()
+    assert list(result["hip"]) == [1, 2, 3]

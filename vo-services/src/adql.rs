@@ -153,6 +153,13 @@ mod tests {
     }
 
     #[test]
+    fn comma_join_crossmatch_becomes_a_cell_join() {
+        let out = sql("SELECT a.ra FROM gaiadr3.gaia_source AS a, gaiadr3.gaia_source AS b WHERE 1=CONTAINS(POINT(a.ra, a.dec), CIRCLE(b.ra, b.dec, 0.01)) AND a.ra > 10");
+        assert!(out.contains(" JOIN (SELECT *, unnest(adql_cone_cells"), "{out}");
+        assert!(!out.contains(" WHERE 1 = "), "{out}");
+    }
+
+    #[test]
     fn functions_with_other_names_in_datafusion_are_renamed() {
         let out = sql("SELECT LOG(x), CEILING(x), TRUNCATE(x, 2), MOD(x, 3) FROM t");
         assert_eq!(out, "SELECT ln(x), ceil(x), trunc(x, 2), (x % 3) FROM t");

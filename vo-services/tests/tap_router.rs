@@ -20,6 +20,10 @@ struct Service {
 }
 
 async fn service() -> Service {
+    service_with(ServiceLimits { default_maxrec: 1000, ..Default::default() }).await
+}
+
+async fn service_with(limits: ServiceLimits) -> Service {
     let dir = tempfile::tempdir().expect("tempdir");
     let csv = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hip2_sample.csv")).expect("fixture");
     let request = IngestRequest {
@@ -35,7 +39,7 @@ async fn service() -> Service {
     let config = ServiceConfig {
         tables_dir: dir.path().join("tables"),
         jobs_dir: dir.path().join("jobs"),
-        limits: ServiceLimits { default_maxrec: 1000, ..Default::default() },
+        limits,
     };
     let state = AppState::open(&config).await.expect("open");
     Service { _dir: dir, app: router(state) }
@@ -233,4 +237,83 @@ async fn tap_schema_and_vosi_describe_the_tables() {
     assert!(table.contains("<name>sample.hip2</name>") && table.contains("<unit>deg</unit>"));
     let (_, avail) = get(&s.app, "/tap/availability").await;
     assert!(avail.contains("<vosi:available>true</vosi:available>"));
+}
+
+
+#[tokio::test]
+async fn adql_features_run_with_the_expected_answers() {
+    let s = service().await;
+    let cases: &[(&str, &str)] = &[
+        ("SELECT TOP 2 hip FROM sample.hip2 ORDER BY hip OFFSET 1", "hip\r\n60\r\n119\r\n"),
+        ("SELECT hip FROM sample.hip2 WHERE hip < 100 UNION SELECT hip FROM sample.hip2 WHERE hip = 119 ORDER BY 1", "hip\r\n1\r\n60\r\n119\r\n"),
+        ("SELECT hip FROM sample.hip2 WHERE hip < 100 EXCEPT SELECT hip FROM sample.hip2 WHERE hip = 1", "hip\r\n60\r\n"),
+        ("WITH bright AS (SELECT hip, hpmag FROM sample.hip2 WHERE hpmag < 2) SELECT COUNT(*) AS n FROM bright", ""),
+        ("SELECT CAST(hip AS DOUBLE PRECISION) AS h, CAST(hip AS VARCHAR(8)) AS s FROM sample.hip2 WHERE hip = 60", "h,s\r\n60.0,60\r\n"),
+        ("SELECT COALESCE(NULL, hip) AS c FROM sample.hip2 WHERE hip = 60", "c\r\n60\r\n"),
+        ("SELECT LOWER('AbC') || UPPER('d') AS t FROM sample.hip2 WHERE hip = 1", "t\r\nabcD\r\n"),
+        ("SELECT hip FROM sample.hip2 WHERE 'Aaa' ILIKE 'a%' AND hip = 1", "hip\r\n1\r\n"),
+        ("SELECT MOD(7, 3) AS m, TRUNCATE(2.789, 1) AS t, ROUND(2.5) AS r, LOG(EXP(1.0)) AS l, LOG10(1000) AS l10 FROM sample.hip2 WHERE hip = 1", "m,t,r,l,l10\r\n1,2.7,3.0,1.0,3.0\r\n"),
+        ("SELECT COORD1(POINT(10, 20)) AS c1, COORD2(CENTROID(CIRCLE(10, 20, 1))) AS c2 FROM sample.hip2 WHERE hip = 1", "c1,c2\r\n10.0,20.0\r\n"),
+        ("SELECT INTERSECTS(CIRCLE(0, 0, 1), CIRCLE(1.5, 0, 1)) AS i, CONTAINS(POINT(0.5, 0.5), BOX(0, 0, 2, 2)) AS c FROM sample.hip2 WHERE hip = 1", "i,c\r\n1,1\r\n"),
+        ("SELECT CONTAINS(POINT(1, 1), POLYGON(0, 0, 3, 0, 3, 3, 0, 3)) AS inside, CONTAINS(POINT(4, 1), POLYGON(POINT(0, 0), POINT(3, 0), POINT(3, 3))) AS outside FROM sample.hip2 WHERE hip = 1", "inside,outside\r\n1,0\r\n"),
+        ("SELECT ivo_healpix_index(0, 0, 0) AS e, ivo_healpix_index(0, 45, 60) AS n FROM sample.hip2 WHERE hip = 1", "e,n\r\n4,0\r\n"),
+        ("SELECT hip FROM sample.hip2 AS h WHERE EXISTS (SELECT 1 FROM sample.hip2 AS g WHERE g.hip = h.hip AND g.hip = 60)", "hip\r\n60\r\n"),
+        ("SELECT hip FROM sample.hip2 WHERE hip IN (SELECT hip FROM sample.hip2 WHERE hip BETWEEN 50 AND 70)", "hip\r\n60\r\n"),
+    ];
+    for (query, expected) in cases {
+        let (status, body) = sync_csv(&s.app, query).await;
+        assert_eq!(status, StatusCode::OK, "{query}: {body}");
+        if !expected.is_empty() {
+            assert_eq!(&body, expected, "{query}");
+        }
+    }
+    let (_, body) = post(&s.app, "/tap/sync", &[("LANG", "ADQL"), ("QUERY", "SELECT POINT(10, 20) AS p, CIRCLE(1, 2, 3) AS c FROM sample.hip2 WHERE hip = 1"), ("RESPONSEFORMAT", "votable/td")]).await;
+    assert!(body.contains("<FIELD name=\"p\" datatype=\"double\" arraysize=\"2\" xtype=\"point\"/>"), "{body}");
+    assert!(body.contains("<TD>10.0 20.0</TD><TD>1.0 2.0 3.0</TD>"), "{body}");
+}
+
+#[tokio::test]
+async fn fits_results_read_back_with_the_same_values() {
+    let s = service().await;
+    let query = "SELECT TOP 50 hip, ra, hpmag FROM sample.hip2 ORDER BY hip";
+    let request = Request::post("/tap/sync")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(url::form_urlencoded::Serializer::new(String::new()).extend_pairs([("LANG", "ADQL"), ("QUERY", query), ("RESPONSEFORMAT", "fits")]).finish()))
+        .expect("request");
+    let response = s.app.clone().oneshot(request).await.expect("response");
+    assert_eq!(response.headers()["content-type"], "application/fits");
+    let bytes = response.into_body().collect().await.expect("body").to_bytes();
+    assert_eq!(bytes.len() % 2880, 0);
+    let table = colo_vo_services::fits_table::read_bintable(&bytes).expect("a FITS table");
+    let (_, csv) = sync_csv(&s.app, query).await;
+    let rows = csv_rows(&csv);
+    assert_eq!(table.num_rows(), rows.len());
+    let hip = datafusion::arrow::compute::cast(table.column(0), &arrow_schema::DataType::Int64).expect("cast");
+    let hip = hip.as_any().downcast_ref::<arrow_array::Int64Array>().expect("ints");
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(hip.value(i).to_string(), row[0]);
+    }
+}
+
+#[tokio::test]
+async fn oversized_uploads_are_refused() {
+    let s = service_with(ServiceLimits { upload_limit_bytes: 200, ..Default::default() }).await;
+    let votable = format!(
+        "<VOTABLE><RESOURCE><TABLE><FIELD name=\"a\" datatype=\"int\"/><DATA><TABLEDATA>{}</TABLEDATA></DATA></TABLE></RESOURCE></VOTABLE>",
+        "<TR><TD>1</TD></TR>".repeat(50)
+    );
+    let boundary = "XyZ";
+    let mut body = String::new();
+    for (name, value) in [("LANG", "ADQL"), ("QUERY", "SELECT * FROM TAP_UPLOAD.t"), ("UPLOAD", "t,param:tbl")] {
+        body.push_str(&format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"));
+    }
+    body.push_str(&format!("--{boundary}\r\nContent-Disposition: form-data; name=\"tbl\"; filename=\"t.xml\"\r\n\r\n{votable}\r\n--{boundary}--\r\n"));
+    let request = Request::post("/tap/sync")
+        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+        .body(Body::from(body))
+        .expect("request");
+    let response = s.app.clone().oneshot(request).await.expect("response");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let text = String::from_utf8_lossy(&response.into_body().collect().await.expect("body").to_bytes()).into_owned();
+    assert!(text.contains("upload t: larger than the upload limit of 200 bytes"), "{text}");
 }

@@ -258,6 +258,7 @@ impl Rewriter<'_> {
     }
 
     fn select(&mut self, select: &mut Select) -> Result<Scope, AdqlError> {
+        self.comma_crossmatch_to_join(select);
         let mut scope = Vec::new();
         for table in &mut select.from {
             self.table_with_joins(table, &mut scope)?;
@@ -317,6 +318,36 @@ impl Rewriter<'_> {
             TableFactor::NestedJoin { table_with_joins, .. } => self.table_with_joins(table_with_joins, scope),
             _ => Ok(()),
         }
+    }
+
+    /// `FROM a, b WHERE DISTANCE(a, b) < r AND ...` (a crossmatch written as a comma join) becomes
+    /// `FROM a JOIN b ON (the whole WHERE)`, an equivalent inner join that [`Self::join`] then turns
+    /// into a hash join on HEALPix cells.
+    fn comma_crossmatch_to_join(&mut self, select: &mut Select) {
+        let [first, second] = select.from.as_slice() else { return };
+        if !first.joins.is_empty() || !second.joins.is_empty() {
+            return;
+        }
+        let mut scope = Vec::new();
+        let mut probe = |factor: &TableFactor| -> Option<ScopeTable> {
+            let mut one = Vec::new();
+            self.table_factor(&mut factor.clone(), &mut one).ok()?;
+            one.pop()
+        };
+        let (Some(a), Some(b)) = (probe(&first.relation), probe(&second.relation)) else { return };
+        scope.push(a);
+        scope.push(b.clone());
+        let Some(selection) = &select.selection else { return };
+        if self.crossmatch_radius(selection, &scope, &b).is_none() {
+            return;
+        }
+        let Some(condition) = select.selection.take() else { return };
+        let second = select.from.remove(1);
+        select.from[0].joins.push(Join {
+            relation: second.relation,
+            global: false,
+            join_operator: JoinOperator::Inner(JoinConstraint::On(condition)),
+        });
     }
 
     /// Rewrites a join condition; for a crossmatch, adds the HEALPix-cell equi-join.
@@ -570,7 +601,13 @@ impl Rewriter<'_> {
             "CENTROID" => Some(call("adql_centroid", vec![self.geo_of(&args[0]).into_value()])),
             "AREA" => Some(call("adql_area", vec![self.geo_of(&args[0]).into_value()])),
             "COORD1" | "COORD2" => Some(match self.geo_of(&args[0]) {
-                Geo::Point(x, y) => Expr::Nested(Box::new(if name == "COORD1" { x } else { y })),
+                Geo::Point(x, y) => Expr::Cast {
+                    kind: datafusion::sql::sqlparser::ast::CastKind::Cast,
+                    expr: Box::new(Expr::Nested(Box::new(if name == "COORD1" { x } else { y }))),
+                    data_type: datafusion::sql::sqlparser::ast::DataType::DoublePrecision,
+                    format: None,
+                    array: false,
+                },
                 other => call(if name == "COORD1" { "adql_coord1" } else { "adql_coord2" }, vec![other.into_value()]),
             }),
             "IN_UNIT" => {
