@@ -127,6 +127,35 @@ impl Engine {
 
     /// Translates and plans a query; fails fast on bad ADQL, unknown tables or columns.
     pub async fn execute(&self, adql: &str, limit: Option<u64>, uploads: &[UploadedTable]) -> Result<QueryResult, VoError> {
+        let (ctx, plan, aliases) = self.plan(adql, uploads).await?;
+        let (columns, keep) = self.result_columns(&plan, &aliases, uploads);
+        let mut frame = ctx.execute_logical_plan(plan).await.map_err(|e| self.plan_error(e, uploads))?;
+        if let Some(limit) = limit {
+            frame = frame.limit(0, Some(usize::try_from(limit.saturating_add(1)).unwrap_or(usize::MAX)))?;
+        }
+        let stream = frame.execute_stream().await.map_err(|e| self.plan_error(e, uploads))?;
+        Ok(QueryResult { columns, keep, stream, limit })
+    }
+
+    /// The physical plan of a query (for tests and diagnosis).
+    pub async fn explain(&self, adql: &str) -> Result<String, VoError> {
+        let (ctx, plan, _) = self.plan(adql, &[]).await?;
+        let physical = ctx.state().create_physical_plan(&plan).await?;
+        Ok(datafusion::physical_plan::displayable(physical.as_ref()).indent(true).to_string())
+    }
+
+    /// Runs a query and returns its physical plan with execution metrics (pruning counts).
+    pub async fn explain_analyze(&self, adql: &str) -> Result<String, VoError> {
+        let (ctx, plan, _) = self.plan(adql, &[]).await?;
+        let physical = ctx.state().create_physical_plan(&plan).await?;
+        datafusion::physical_plan::collect(physical.clone(), ctx.task_ctx()).await?;
+        Ok(datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(physical.as_ref())
+            .indent(true)
+            .to_string())
+    }
+
+    /// Translates and plans a query in a fresh session; also returns the top-level table aliases.
+    async fn plan(&self, adql: &str, uploads: &[UploadedTable]) -> Result<(SessionContext, LogicalPlan, HashMap<String, String>), VoError> {
         let resolver = Resolver { tables: &self.tables, uploads };
         let statement = translate(adql, &self.functions, &resolver)?;
         let aliases = top_level_aliases(&statement);
@@ -140,46 +169,7 @@ impl Engine {
             .statement_to_plan(DfStatement::Statement(Box::new(statement)))
             .await
             .map_err(|e| self.plan_error(e, uploads))?;
-        let (columns, keep) = self.result_columns(&plan, &aliases, uploads);
-        let mut frame = ctx.execute_logical_plan(plan).await.map_err(|e| self.plan_error(e, uploads))?;
-        if let Some(limit) = limit {
-            frame = frame.limit(0, Some(usize::try_from(limit.saturating_add(1)).unwrap_or(usize::MAX)))?;
-        }
-        let stream = frame.execute_stream().await.map_err(|e| self.plan_error(e, uploads))?;
-        Ok(QueryResult { columns, keep, stream, limit })
-    }
-
-    /// The physical plan of a query (for tests and diagnosis).
-    pub async fn explain(&self, adql: &str) -> Result<String, VoError> {
-        let (ctx, plan) = self.plan(adql, &[]).await?;
-        let physical = ctx.state().create_physical_plan(&plan).await?;
-        Ok(datafusion::physical_plan::displayable(physical.as_ref()).indent(true).to_string())
-    }
-
-    /// Runs a query and returns its physical plan with execution metrics (pruning counts).
-    pub async fn explain_analyze(&self, adql: &str) -> Result<String, VoError> {
-        let (ctx, plan) = self.plan(adql, &[]).await?;
-        let physical = ctx.state().create_physical_plan(&plan).await?;
-        datafusion::physical_plan::collect(physical.clone(), ctx.task_ctx()).await?;
-        Ok(datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(physical.as_ref())
-            .indent(true)
-            .to_string())
-    }
-
-    async fn plan(&self, adql: &str, uploads: &[UploadedTable]) -> Result<(SessionContext, LogicalPlan), VoError> {
-        let resolver = Resolver { tables: &self.tables, uploads };
-        let statement = translate(adql, &self.functions, &resolver)?;
-        let ctx = SessionContext::new_with_config(session_config());
-        ctx.register_catalog(CATALOG_NAME, self.session_catalog(uploads)?);
-        for udf in geometry_udfs() {
-            ctx.register_udf(udf);
-        }
-        let plan = ctx
-            .state()
-            .statement_to_plan(DfStatement::Statement(Box::new(statement)))
-            .await
-            .map_err(|e| self.plan_error(e, uploads))?;
-        Ok((ctx, plan))
+        Ok((ctx, plan, aliases))
     }
 
     fn session_catalog(&self, uploads: &[UploadedTable]) -> Result<Arc<dyn CatalogProvider>, VoError> {
