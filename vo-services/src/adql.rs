@@ -126,6 +126,25 @@ mod tests {
         parse(adql, &FunctionCatalog::default()).expect_err("invalid ADQL")
     }
 
+    proptest::proptest! {
+        /// Whatever arrives in QUERY, the front end answers with a query or an error, never a panic.
+        #[test]
+        fn never_panics_on_token_soup(words in proptest::collection::vec(proptest::sample::select(vec![
+            "SELECT", "TOP", "5", "DISTINCT", "*", "FROM", "t", "a.b", "WHERE", "1", "=", "CONTAINS", "(", ")", ",",
+            "POINT", "CIRCLE", "'ICRS'", "ra", "dec", "0.5", "-", "AND", "OR", "NOT", "JOIN", "ON", "AS", "x",
+            "GROUP", "BY", "ORDER", "HAVING", "UNION", "WITH", "OFFSET", "CAST", "INTEGER", "IN", "'s'", "\"q\"",
+            "DISTANCE", "POLYGON", "BOX", "||", "<", ">=", "IS", "NULL", "BETWEEN", "LIKE", "EXISTS", ";",
+        ]), 0..40)) {
+            let text = words.join(" ");
+            let _ = translate(&text, &FunctionCatalog::default(), &NoTables);
+        }
+
+        #[test]
+        fn never_panics_on_arbitrary_text(text in "\\PC{0,200}") {
+            let _ = translate(&text, &FunctionCatalog::default(), &NoTables);
+        }
+    }
+
     #[test]
     fn top_becomes_limit_and_keeps_offset() {
         assert_eq!(sql("SELECT TOP 5 a FROM t OFFSET 3"), "SELECT a FROM t LIMIT 5 OFFSET 3");

@@ -70,4 +70,14 @@ pub fn router(state: AppState) -> axum::Router {
         .nest("/tap", tap.clone())
         .nest("/tap-server/tap", tap)
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::map_response(server_header))
+}
+
+/// `Server:` names the software and the VO standards it speaks (taplint checks for it).
+async fn server_header(mut response: axum::response::Response) -> axum::response::Response {
+    response.headers_mut().insert(
+        axum::http::header::SERVER,
+        axum::http::HeaderValue::from_static(concat!("colo/", env!("CARGO_PKG_VERSION"), " TAP/1.1 UWS/1.1 VOSI/1.1 ADQL/2.1")),
+    );
+    response
 }
