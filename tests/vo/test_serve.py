@@ -116,3 +116,26 @@ def test_uws_phases_and_delete(home):
         assert r.status_code == 200 and "ABORTED" in r.text
     finally:
         proc.stop()
+
+
+@pytest.mark.parametrize("volume", ["s3", "webdav", "sftp"])
+def test_ingest_from_a_volume(tmp_path, volume):
+    """`--volume` reads the catalogue through colo's connectors (the test servers of scripts/servers.sh)."""
+    import numpy as np
+    import pyarrow.parquet as pq
+    home = str(tmp_path / "home")
+    config = os.path.join(RUN, "colo.toml")
+    env = {**os.environ, "COLO_HOME": home, "COLO_TEST_S3_SECRET": "colotestsecret-s3"}
+    out = subprocess.run([BIN, "ingest", "catalog", "science/hip2_18cols.parquet", "--volume", volume, "--config", config,
+                          "--table", "fixture.hip18"], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "117955 rows" in out.stderr and "no position columns found" in out.stderr
+    proc = Process(["serve", "--listen", f"127.0.0.1:{SERVE_PORT}", "--config", config], home, str(tmp_path))
+    try:
+        service = pyvo.dal.TAPService(f"http://127.0.0.1:{SERVE_PORT}/tap")
+        row = service.search("SELECT COUNT(*) AS n, SUM(plx_mas) AS s FROM fixture.hip18").to_table()[0]
+    finally:
+        proc.stop()
+    ref = pq.read_table(os.path.join(RUN, "fixture/science/hip2_18cols.parquet"), columns=["plx_mas"])["plx_mas"].to_numpy()
+    assert row["n"] == 117955
+    assert np.isclose(row["s"], np.nansum(ref))
