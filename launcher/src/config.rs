@@ -67,6 +67,8 @@ pub struct ServiceSettings {
 #[serde(deny_unknown_fields)]
 pub struct ColoConfig {
     pub mount_root: Option<PathBuf>,
+    /// Address of the metrics endpoint (`GET /metrics`, Prometheus text).
+    pub metrics_listen: Option<String>,
     #[serde(default)]
     pub cache: CacheConfig,
     #[serde(default)]
@@ -86,6 +88,7 @@ pub struct Settings {
     pub prefetch_max_bytes: u64,
     pub volumes: Vec<VolumeSpec>,
     pub services: ServiceSettings,
+    pub metrics_listen: std::net::SocketAddr,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -170,6 +173,10 @@ pub fn settings(raw: ColoConfig, file: &str) -> Result<Settings, ConfigError> {
         ));
     }
     let services = service_settings(&raw.services, file)?;
+    let metrics_text = raw.metrics_listen.clone().unwrap_or_else(|| crate::metrics::DEFAULT_LISTEN.to_string());
+    let metrics_listen = metrics_text.parse().map_err(|_| {
+        invalid(format!("key 'metrics_listen' = {metrics_text:?}: expected host:port, e.g. 127.0.0.1:8766"))
+    })?;
     let c = &raw.cache;
     let block_kib = c.block_kib.unwrap_or(1024);
     if !(4..=16 * 1024).contains(&block_kib) {
@@ -194,6 +201,7 @@ pub fn settings(raw: ColoConfig, file: &str) -> Result<Settings, ConfigError> {
         prefetch_max_bytes: c.prefetch_max_mib.unwrap_or(32) << 20,
         volumes,
         services,
+        metrics_listen,
     })
 }
 

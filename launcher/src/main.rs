@@ -7,6 +7,7 @@
 
 mod config;
 mod hipparcos;
+mod metrics;
 mod run;
 mod sample;
 mod services;
@@ -60,6 +61,12 @@ enum Command {
         /// Address for the services (overrides `[services] listen`; default 127.0.0.1:8765).
         #[arg(long)]
         listen: Option<String>,
+    },
+    /// Print the non-zero metrics of a running colo (FUSE operations, origin requests, cache hits).
+    Stats {
+        /// The metrics endpoint.
+        #[arg(long, default_value = "http://127.0.0.1:8766/metrics")]
+        url: String,
     },
     /// Serve the IVOA services (TAP) over the published tables, without mounting.
     Serve {
@@ -219,6 +226,10 @@ async fn main_inner(cli: Cli) -> Result<i32> {
         }
         Command::Up { config, root, listen } => {
             up(config, root, listen).await?;
+            Ok(0)
+        }
+        Command::Stats { url } => {
+            metrics::stats(&url).await?;
             Ok(0)
         }
         Command::Serve { config, listen } => {

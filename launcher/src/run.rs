@@ -59,7 +59,7 @@ pub fn build(settings: &Settings) -> Result<Stack> {
 
 /// Mount, print `banner`, serve until SIGINT/SIGTERM, unmount.
 pub async fn mount_and_wait(settings: &Settings, banner: &str) -> Result<()> {
-    let stack = build(settings)?;
+    let stack = Arc::new(build(settings)?);
     let options = MountOptions {
         root: settings.mount_root.clone(),
         ..MountOptions::default()
@@ -81,6 +81,10 @@ pub async fn mount_and_wait(settings: &Settings, banner: &str) -> Result<()> {
             v.name,
             v.display_url
         );
+    }
+    if let Some(url) = crate::metrics::serve(stack.clone(), settings.memory_bytes, settings.metrics_listen).await {
+        eprintln!("colo: metrics at {url} (`colo stats` prints them)");
+        println!("metrics {url}");
     }
     if !banner.is_empty() {
         eprintln!("{banner}");

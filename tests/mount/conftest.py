@@ -61,10 +61,12 @@ class Colo:
         return self.proc.stderr.read()
 
 
-def write_config(path, extra_volumes="", cache=None, memory_mib=256):
+def write_config(path, extra_volumes="", cache=None, memory_mib=256, metrics_listen=None):
     """The servers' volumes (from servers.sh) plus test-specific ones, with a cache of its own."""
     servers("config", path)
     text = open(path).read()
+    if metrics_listen:
+        text = f'metrics_listen = "{metrics_listen}"\n' + text
     cache = cache or os.path.join(RUN, f"cache-{uuid.uuid4().hex[:8]}")
     text = text.replace(f'dir = "{RUN}/cache"', f'dir = "{cache}"')
     text = text.replace("memory_mib = 256", f"memory_mib = {memory_mib}")

@@ -70,7 +70,10 @@ def test_corrupted_disk_block_is_refetched_never_served(tmp_path):
             f.seek(-1000, os.SEEK_END)
             f.write(bytes([byte[0] ^ 0xFF]))
         assert not block_valid(victim)
-        # A new open drops the kernel's page cache (no keep_cache), so this read reaches colo.
+        # The file is unchanged, so colo lets the kernel keep its pages across opens: drop them,
+        # so that this read reaches colo and its disk tier.
+        with open(c.path("s3", rel), "rb") as f:
+            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
         assert open(c.path("s3", rel), "rb").read() == src
         deadline = time.time() + 10
         while time.time() < deadline and not (os.path.exists(victim) and block_valid(victim)):

@@ -9,9 +9,15 @@
 //! of that handle asks the read-through cache for exactly that version. A file that changes at the
 //! origin is therefore never seen as a mix: an open handle keeps reading its version (cached blocks)
 //! or gets ESTALE; the next open after the TTL sees the new version whole.
+//!
+//! Page cache: an open tells the kernel to keep the pages it cached for the file when the version
+//! pinned now is the version pinned by the previous open (same identity and size); otherwise the
+//! kernel drops them (FUSE `FOPEN_KEEP_CACHE`). Re-reading an unchanged file therefore costs no
+//! FUSE reads at all, and a changed file is never read from stale pages.
 
 use crate::error::{Result, VfsError};
 use crate::inode::{InodeTable, Node, ROOT_INO};
+use crate::metrics::{FsOp, FsStats};
 use crate::prefetch::SequentialDetector;
 use bytes::Bytes;
 use colo_cache::{ObjectVersion, ReadThrough};
@@ -84,6 +90,15 @@ struct State {
     inodes: InodeTable,
     attrs: HashMap<u64, CachedMeta>,
     dirs: HashMap<u64, CachedDir>,
+    /// The version each file was last opened at (decides whether the kernel keeps its pages).
+    opened: HashMap<u64, ObjectVersion>,
+}
+
+/// An open file handle, and whether the kernel may keep the pages it has cached for the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Opened {
+    pub fh: u64,
+    pub keep_cache: bool,
 }
 
 struct OpenFile {
@@ -99,6 +114,7 @@ pub struct VfsCore {
     handles: Mutex<HashMap<u64, Arc<OpenFile>>>,
     next_handle: AtomicU64,
     started: SystemTime,
+    stats: FsStats,
 }
 
 impl VfsCore {
@@ -123,7 +139,18 @@ impl VfsCore {
             handles: Mutex::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
             started: SystemTime::now(),
+            stats: FsStats::default(),
         }
+    }
+
+    /// Operation counts and latencies.
+    pub fn stats(&self) -> &FsStats {
+        &self.stats
+    }
+
+    fn timed<T>(&self, op: FsOp, started: Instant, result: Result<T>) -> Result<T> {
+        self.stats.record(op, started.elapsed(), result.is_ok());
+        result
     }
 
     pub fn volumes(&self) -> &[VolumeMount] {
@@ -171,6 +198,12 @@ impl VfsCore {
 
     /// Find `name` in directory `parent`.
     pub async fn lookup(&self, parent: u64, name: &str) -> Result<Attr> {
+        let started = Instant::now();
+        let result = self.lookup_inner(parent, name).await;
+        self.timed(FsOp::Lookup, started, result)
+    }
+
+    async fn lookup_inner(&self, parent: u64, name: &str) -> Result<Attr> {
         let pnode = self.node(parent)?;
         if pnode.kind != EntryKind::Directory {
             return Err(VfsError::NotADirectory {
@@ -222,6 +255,12 @@ impl VfsCore {
 
     /// Attributes of `ino`, refreshed from the origin once the TTL has passed.
     pub async fn getattr(&self, ino: u64) -> Result<Attr> {
+        let started = Instant::now();
+        let result = self.getattr_inner(ino).await;
+        self.timed(FsOp::Getattr, started, result)
+    }
+
+    async fn getattr_inner(&self, ino: u64) -> Result<Attr> {
         let node = self.node(ino)?;
         let Some(vol) = node.volume else {
             return Ok(self.attr_of(ino, EntryKind::Directory, None));
@@ -316,6 +355,12 @@ impl VfsCore {
 
     /// The entries of directory `ino` (without `.` and `..`).
     pub async fn readdir(&self, ino: u64) -> Result<DirListing> {
+        let started = Instant::now();
+        let result = self.readdir_inner(ino).await;
+        self.timed(FsOp::Readdir, started, result)
+    }
+
+    async fn readdir_inner(&self, ino: u64) -> Result<DirListing> {
         let node = self.node(ino)?;
         if node.kind != EntryKind::Directory {
             return Err(VfsError::NotADirectory {
@@ -358,7 +403,13 @@ impl VfsCore {
     }
 
     /// Open a file for reading; `write` access is refused (these mounts are read-only).
-    pub async fn open(&self, ino: u64, write: bool) -> Result<u64> {
+    pub async fn open(&self, ino: u64, write: bool) -> Result<Opened> {
+        let started = Instant::now();
+        let result = self.open_inner(ino, write).await;
+        self.timed(FsOp::Open, started, result)
+    }
+
+    async fn open_inner(&self, ino: u64, write: bool) -> Result<Opened> {
         let node = self.node(ino)?;
         if write {
             return Err(VfsError::ReadOnly {
@@ -369,7 +420,7 @@ impl VfsCore {
         let Some(vol) = node.volume else {
             return Err(VfsError::IsADirectory { path: "/".into() });
         };
-        let attr = self.getattr(ino).await?;
+        let attr = self.getattr_inner(ino).await?;
         if attr.kind == EntryKind::Directory {
             return Err(VfsError::IsADirectory {
                 path: self.display(&node),
@@ -389,6 +440,13 @@ impl VfsCore {
             identity: meta.identity(),
             size: meta.size,
         };
+        let keep_cache = {
+            let mut st = self.state.lock();
+            st.opened.insert(ino, version.clone()).is_some_and(|previous| previous == version)
+        };
+        if keep_cache {
+            self.stats.opens_keep_cache.fetch_add(1, Ordering::Relaxed);
+        }
         let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
         let file = OpenFile {
             volume: vol,
@@ -399,7 +457,7 @@ impl VfsCore {
             )),
         };
         self.handles.lock().insert(fh, Arc::new(file));
-        Ok(fh)
+        Ok(Opened { fh, keep_cache })
     }
 
     fn handle(&self, fh: u64) -> Result<Arc<OpenFile>> {
@@ -421,6 +479,15 @@ impl VfsCore {
     }
 
     pub async fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Bytes> {
+        let started = Instant::now();
+        let result = self.read_inner(fh, offset, size).await;
+        if let Ok(bytes) = &result {
+            self.stats.read_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        }
+        self.timed(FsOp::Read, started, result)
+    }
+
+    async fn read_inner(&self, fh: u64, offset: u64, size: u32) -> Result<Bytes> {
         let file = self.handle(fh)?;
         self.note_read(&file, offset, size);
         let reader = &self.volumes[file.volume].reader;
@@ -430,10 +497,14 @@ impl VfsCore {
     /// A read answered from the memory tier without waiting, or `None` (then use [`Self::read`]).
     /// Must run inside the tokio runtime's context (prefetches are spawned on it).
     pub fn read_from_memory(&self, fh: u64, offset: u64, size: u32) -> Option<Bytes> {
+        let started = Instant::now();
         let file = self.handle(fh).ok()?;
         let reader = &self.volumes[file.volume].reader;
         let bytes = reader.read_from_memory(&file.version, offset, size as u64)?;
         self.note_read(&file, offset, size);
+        self.stats.fast_reads.fetch_add(1, Ordering::Relaxed);
+        self.stats.read_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        self.stats.record(FsOp::Read, started.elapsed(), true);
         Some(bytes)
     }
 

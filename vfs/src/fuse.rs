@@ -107,7 +107,10 @@ impl Filesystem for ColoFs {
             || flags.0 & (libc::O_TRUNC | libc::O_APPEND) != 0;
         self.rt.spawn(async move {
             match core.open(ino.0, write).await {
-                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+                Ok(opened) => {
+                    let flags = if opened.keep_cache { FopenFlags::FOPEN_KEEP_CACHE } else { FopenFlags::empty() };
+                    reply.opened(FileHandle(opened.fh), flags)
+                }
                 Err(e) => reply.error(to_errno(&e)),
             }
         });

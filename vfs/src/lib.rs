@@ -12,9 +12,10 @@ pub mod errno;
 pub mod error;
 pub mod fuse;
 pub mod inode;
+pub mod metrics;
 pub mod mount;
 pub mod prefetch;
 
-pub use crate::core::{Attr, DirListing, VfsCore, VfsOptions, VolumeMount};
+pub use crate::core::{Attr, DirListing, Opened, VfsCore, VfsOptions, VolumeMount};
 pub use error::{Result, VfsError};
 pub use mount::{MountOptions, MountedFs, mount};

@@ -91,7 +91,7 @@ async fn reads_return_the_source_bytes() {
     let m = sample();
     let core = core_with(m, Duration::from_secs(60));
     let ino = path_ino(&core, "vol/dir/b.bin").await;
-    let fh = core.open(ino, false).await.unwrap();
+    let fh = core.open(ino, false).await.unwrap().fh;
     let src = pattern(50_000, 1);
     let mut got = Vec::new();
     let mut off = 0;
@@ -136,7 +136,7 @@ async fn origin_failure_mid_read_is_eio_for_that_read_then_recovers() {
     let m = sample();
     let core = core_with(m.clone(), Duration::from_secs(60));
     let ino = path_ino(&core, "vol/dir/b.bin").await;
-    let fh = core.open(ino, false).await.unwrap();
+    let fh = core.open(ino, false).await.unwrap().fh;
     core.read(fh, 0, 4096).await.unwrap();
     m.set_down(true);
     let e = core.read(fh, 40_000, 4096).await.unwrap_err();
@@ -158,7 +158,7 @@ async fn a_changed_file_is_seen_whole_after_the_ttl_never_mixed() {
     let m = sample();
     let core = core_with(m.clone(), Duration::from_millis(200));
     let ino = path_ino(&core, "vol/dir/b.bin").await;
-    let fh = core.open(ino, false).await.unwrap();
+    let fh = core.open(ino, false).await.unwrap().fh;
     assert_eq!(
         &core.read(fh, 0, 4096).await.unwrap()[..],
         &pattern(50_000, 1)[..4096]
@@ -168,7 +168,7 @@ async fn a_changed_file_is_seen_whole_after_the_ttl_never_mixed() {
     let e = core.read(fh, 30_000, 4096).await.unwrap_err();
     assert_eq!(errno(&e), libc::ESTALE);
     tokio::time::sleep(Duration::from_millis(250)).await;
-    let fh2 = core.open(ino, false).await.unwrap();
+    let fh2 = core.open(ino, false).await.unwrap().fh;
     let all = core.read(fh2, 0, 50_000).await.unwrap();
     assert_eq!(&all[..], &pattern(50_000, 9)[..], "new version, whole");
 }
@@ -193,7 +193,7 @@ async fn sequential_reads_prefetch_ahead() {
     let m = sample();
     let core = core_with(m.clone(), Duration::from_secs(60));
     let ino = path_ino(&core, "vol/dir/b.bin").await;
-    let fh = core.open(ino, false).await.unwrap();
+    let fh = core.open(ino, false).await.unwrap().fh;
     for off in (0..16_384).step_by(4096) {
         core.read(fh, off, 4096).await.unwrap();
     }
@@ -220,7 +220,7 @@ proptest! {
             let m = sample();
             let core = core_with(m, Duration::from_secs(60));
             let ino = path_ino(&core, "vol/dir/b.bin").await;
-            let fh = core.open(ino, false).await.unwrap();
+            let fh = core.open(ino, false).await.unwrap().fh;
             let model = Bytes::from(pattern(50_000, 1));
             for (off, len) in ops {
                 let got = core.read(fh, off, len).await.unwrap();
@@ -237,7 +237,7 @@ async fn memory_hits_are_answered_without_waiting_and_misses_are_declined() {
     let m = sample();
     let core = core_with(m.clone(), Duration::from_secs(60));
     let ino = path_ino(&core, "vol/dir/b.bin").await;
-    let fh = core.open(ino, false).await.unwrap();
+    let fh = core.open(ino, false).await.unwrap().fh;
     assert!(
         core.read_from_memory(fh, 40_000, 100).is_none(),
         "nothing cached yet"
@@ -254,4 +254,26 @@ async fn memory_hits_are_answered_without_waiting_and_misses_are_declined() {
         "an uncached block is declined, not fetched"
     );
     assert_eq!(m.reads.load(Ordering::Relaxed), reads);
+}
+
+#[tokio::test]
+async fn the_page_cache_is_kept_only_while_the_file_is_unchanged() {
+    let m = sample();
+    let core = core_with(m.clone(), Duration::from_millis(100));
+    let ino = path_ino(&core, "vol/dir/b.bin").await;
+    let first = core.open(ino, false).await.unwrap();
+    assert!(!first.keep_cache, "nothing cached by the kernel yet");
+    core.release(first.fh);
+    let again = core.open(ino, false).await.unwrap();
+    assert!(again.keep_cache, "same version: the kernel keeps its pages");
+    core.release(again.fh);
+    m.put("dir/b.bin", pattern(50_000, 5));
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let changed = core.open(ino, false).await.unwrap();
+    assert!(!changed.keep_cache, "a new version: the kernel must drop the old pages");
+    assert_eq!(&core.read(changed.fh, 0, 50_000).await.unwrap()[..], &pattern(50_000, 5)[..]);
+    assert_eq!(core.stats().opens_keep_cache.load(Ordering::Relaxed), 1);
+    let (_, _, reads) = core.stats().latency(colo_vfs::metrics::FsOp::Read).snapshot();
+    assert!(reads >= 1);
+    assert_eq!(core.stats().read_bytes.load(Ordering::Relaxed), 50_000);
 }
