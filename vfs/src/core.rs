@@ -516,6 +516,22 @@ impl VfsCore {
         self.handles.lock().len()
     }
 
+    /// Drops every cached listing and attribute (all volumes), so the next lookup, `ls` or `stat`
+    /// asks the origin again. Returns what the kernel may have cached too: the directory entries
+    /// `(parent inode, name)` and the inodes with attributes, for [`crate::mount::KernelInvalidator`].
+    pub fn invalidate_metadata(&self) -> (Vec<(u64, String)>, Vec<u64>) {
+        let mut st = self.state.lock();
+        let entries = st
+            .dirs
+            .iter()
+            .flat_map(|(parent, dir)| dir.children.iter().map(move |(name, _)| (*parent, name.clone())))
+            .collect();
+        let inodes = st.attrs.keys().copied().collect();
+        st.dirs.clear();
+        st.attrs.clear();
+        (entries, inodes)
+    }
+
     /// Refuse any change: these mounts are read-only.
     pub fn refuse_write(&self, ino: u64, operation: &'static str) -> VfsError {
         let path = self.node(ino).map(|n| self.display(&n)).unwrap_or_default();

@@ -18,4 +18,4 @@ pub mod prefetch;
 
 pub use crate::core::{Attr, DirListing, Opened, VfsCore, VfsOptions, VolumeMount};
 pub use error::{Result, VfsError};
-pub use mount::{MountOptions, MountedFs, mount};
+pub use mount::{KernelInvalidator, MountOptions, MountedFs, mount};

@@ -38,9 +38,41 @@ pub struct MountedFs {
     root: PathBuf,
 }
 
+/// Tells the kernel to forget what it cached about names and attributes (FUSE notify), so the
+/// next `ls`/`stat` asks colo again. Cheap to clone; usable while the mount serves.
+#[derive(Clone)]
+pub struct KernelInvalidator {
+    notifier: fuser::Notifier,
+}
+
+impl KernelInvalidator {
+    /// Forgets directory entries `(parent inode, name)` and the attributes of `inodes`.
+    /// Returns how many notifications the kernel accepted (unknown entries are simply skipped).
+    pub fn forget(&self, entries: &[(u64, String)], inodes: &[u64]) -> usize {
+        let mut accepted = 0;
+        for (parent, name) in entries {
+            if self.notifier.inval_entry(fuser::INodeNo(*parent), std::ffi::OsStr::new(name)).is_ok() {
+                accepted += 1;
+            }
+        }
+        for ino in inodes {
+            // A negative offset: attributes only, the page cache stays (it is keyed by version).
+            if self.notifier.inval_inode(fuser::INodeNo(*ino), -1, 0).is_ok() {
+                accepted += 1;
+            }
+        }
+        accepted
+    }
+}
+
 impl MountedFs {
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// A handle that invalidates the kernel's entry and attribute caches of this mount.
+    pub fn invalidator(&self) -> Option<KernelInvalidator> {
+        self.session.as_ref().map(|s| KernelInvalidator { notifier: s.notifier() })
     }
 
     /// Unmount and wait for the FUSE threads to finish.

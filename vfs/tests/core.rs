@@ -277,3 +277,17 @@ async fn the_page_cache_is_kept_only_while_the_file_is_unchanged() {
     assert!(reads >= 1);
     assert_eq!(core.stats().read_bytes.load(Ordering::Relaxed), 50_000);
 }
+
+#[tokio::test]
+async fn invalidating_metadata_makes_changes_visible_before_the_ttl() {
+    let m = sample();
+    let core = core_with(m.clone(), Duration::from_secs(3600));
+    let dir = path_ino(&core, "vol/dir").await;
+    let before = core.readdir(dir).await.unwrap().entries.len();
+    m.put("dir/new.txt", &b"new"[..]);
+    assert_eq!(core.readdir(dir).await.unwrap().entries.len(), before, "the listing is trusted for the TTL");
+    let (entries, inodes) = core.invalidate_metadata();
+    assert!(entries.iter().any(|(parent, name)| *parent == dir && name == "b.bin"));
+    assert!(inodes.contains(&dir));
+    assert_eq!(core.readdir(dir).await.unwrap().entries.len(), before + 1);
+}
