@@ -9,16 +9,10 @@
 #
 # The object is random bytes made by this script (synthetic_1gib.bin). Servers are started and
 # stopped by scripts/servers.sh (by PID). Each mount is stopped by the PID this script started.
-set -euo pipefail
-source "$(dirname "$0")/../scripts/env.sh"
-cd "$COLO_REPO"
-export COLO_TEST_DIR=/tmp/colo-bench
+source "$(dirname "$0")/mounts.sh"
 B="$COLO_TEST_DIR/bench"
 mkdir -p "$B"
-bash scripts/setup.sh test
-cargo build --release --bin colo --quiet
-COLO="$CARGO_TARGET_DIR/release/colo"
-KEY=colotest; SECRET=colotestsecret-s3; EP=http://127.0.0.1:18333; BUCKET=colo-test
+BUCKET=colo-test
 OBJ=bench/synthetic_1gib.bin
 SIZE=$((1024 * 1024 * 1024))
 
@@ -51,9 +45,6 @@ print(f"{n / dt / 2**20:.0f}")
 PY
 }
 
-wait_mounted() { for _ in $(seq 1 100); do mountpoint -q "$1" && return 0; sleep 0.2; done; return 1; }
-
-stop_pid() { kill -TERM "$1" 2>/dev/null || true; for _ in $(seq 1 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.2; done; kill -KILL "$1" 2>/dev/null || true; }
 
 CLIENTS="${CLIENTS:-colo s3fs rclone}"
 REPEAT="${REPEAT:-3}"
@@ -77,16 +68,7 @@ run_direct() {
 
 run_colo() { # colo with its default cache sizes (512 MiB memory, 10 GiB disk), fresh cache dir
   local M="$B/mnt-colo"; mkdir -p "$M"; rm -rf "$B/colo-cache"
-  cat > "$B/colo.toml" <<TOML
-[cache]
-dir = "$B/colo-cache"
-[[volume]]
-name = "s3"
-url = "s3://$BUCKET/"
-endpoint = "$EP"
-access_key_id = "$KEY"
-secret_access_key = "$SECRET"
-TOML
+  colo_config "$B/colo.toml" "$B/colo-cache"
   drop_caches
   "$COLO" mount --config "$B/colo.toml" --root "$M" > "$B/colo.out" 2> "$B/colo.err" &
   cold_then_warm $! "$M" "$M/s3/$OBJ"

@@ -7,16 +7,10 @@
 #
 #   bash benches/workloads.sh                  (needs root: drops the page cache for cold rows)
 #   CLIENTS="colo s3fs" bash benches/workloads.sh
-set -euo pipefail
-source "$(dirname "$0")/../scripts/env.sh"
-cd "$COLO_REPO"
-export COLO_TEST_DIR=/tmp/colo-bench
+source "$(dirname "$0")/mounts.sh"
 B="$COLO_TEST_DIR/workloads"
 mkdir -p "$B"
-bash scripts/setup.sh test
-cargo build --release --bin colo --quiet
-COLO="$CARGO_TARGET_DIR/release/colo"
-KEY=colotest; SECRET=colotestsecret-s3; EP=http://127.0.0.1:18333; BUCKET=colo-bench
+BUCKET=colo-bench
 PY="$COLO_VENV/bin/python"
 
 trap 'bash scripts/servers.sh stop s3' EXIT
@@ -45,26 +39,13 @@ PY
   touch "$B/uploaded"
 fi
 
-wait_mounted() { for _ in $(seq 1 100); do mountpoint -q "$1" && return 0; sleep 0.2; done; return 1; }
-stop_pid() { kill -TERM "$1" 2>/dev/null || true; for _ in $(seq 1 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.2; done; kill -KILL "$1" 2>/dev/null || true; }
 CLIENTS="${CLIENTS:-colo s3fs rclone}"
 
 for client in $CLIENTS; do
   M="$B/mnt-$client"; mkdir -p "$M"; rm -rf "$B/cache-$client"
   case $client in
     colo)
-      cat > "$B/colo.toml" <<TOML
-metrics_listen = "127.0.0.1:18772"
-[cache]
-dir = "$B/cache-colo"
-[[volume]]
-name = "s3"
-url = "s3://$BUCKET/"
-endpoint = "$EP"
-access_key_id = "$KEY"
-secret_access_key = "$SECRET"
-metadata_ttl_secs = 3600
-TOML
+      colo_config "$B/colo.toml" "$B/cache-colo" 'metrics_listen = "127.0.0.1:18772"' "metadata_ttl_secs = 3600"
       "$COLO" mount --config "$B/colo.toml" --root "$M" > "$B/colo.out" 2> "$B/colo.err" &
       pid=$!; prefix="$M/s3/wl"; url=http://127.0.0.1:18772/metrics ;;
     s3fs)
