@@ -114,37 +114,6 @@ impl ReadThrough {
         Ok(self.assemble(&blocks, first, offset, end))
     }
 
-    /// The same bytes as [`ReadThrough::read`], for a reader that jumps around (not sequential):
-    /// served from cached blocks when all of them are there, otherwise fetched from the origin as
-    /// exactly this range, in one request, and not cached. Whole blocks for random 256 KiB reads
-    /// cost up to four times the bytes, and on a CPU-bound store (loopback SeaweedFS here) bytes
-    /// are time; the kernel's page cache keeps what was read, across opens of the unchanged file.
-    pub async fn read_exact(&self, obj: &ObjectVersion, offset: u64, len: u64) -> Result<Bytes> {
-        let end = offset.saturating_add(len).min(obj.size);
-        if offset >= end {
-            return Ok(Bytes::new());
-        }
-        let bs = self.inner.block_size;
-        let (first, last) = (offset / bs, (end - 1) / bs);
-        let mut blocks = Vec::with_capacity((last - first + 1) as usize);
-        for index in first..=last {
-            match self.inner.cache.get_block(&self.key(obj, index)).await {
-                Some(block) => blocks.push(block),
-                None => break,
-            }
-        }
-        if blocks.len() as u64 == last - first + 1 {
-            self.inner.stats.cached_blocks.fetch_add(blocks.len() as u64, Ordering::Relaxed);
-            return Ok(self.assemble(&blocks, first, offset, end));
-        }
-        self.inner.stats.origin_requests.fetch_add(1, Ordering::Relaxed);
-        self.inner
-            .connector
-            .read_range(&obj.path, offset..end, Some(&obj.identity))
-            .await
-            .map_err(|e| CacheError::Origin(Arc::new(e)))
-    }
-
     /// The same bytes as [`ReadThrough::read`], but only if every block is in the memory tier right
     /// now; never waits, never fetches. Lets a caller that is not on the runtime (a FUSE thread)
     /// answer cache hits at once instead of handing them to a task.

@@ -468,20 +468,14 @@ impl VfsCore {
             .ok_or(VfsError::BadHandle { handle: fh })
     }
 
-    /// Feed the handle's sequential detector and start the prefetch it asks for; returns whether
-    /// the handle reads sequentially.
-    fn note_read(&self, file: &OpenFile, offset: u64, size: u32) -> bool {
-        let (prefetch, sequential) = {
-            let mut detector = file.detector.lock();
-            let prefetch = detector.on_read(offset, size as u64);
-            (prefetch, detector.is_sequential())
-        };
+    /// Feed the handle's sequential detector and start the prefetch it asks for.
+    fn note_read(&self, file: &OpenFile, offset: u64, size: u32) {
+        let prefetch = file.detector.lock().on_read(offset, size as u64);
         if let Some((start, len)) = prefetch {
             self.volumes[file.volume]
                 .reader
                 .prefetch(&file.version, start, len);
         }
-        sequential
     }
 
     pub async fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Bytes> {
@@ -493,17 +487,11 @@ impl VfsCore {
         self.timed(FsOp::Read, started, result)
     }
 
-    /// Sequential readers get whole cached blocks (and prefetch); a reader jumping around gets
-    /// exactly the bytes it asked for when they are not cached ([`ReadThrough::read_exact`]).
     async fn read_inner(&self, fh: u64, offset: u64, size: u32) -> Result<Bytes> {
         let file = self.handle(fh)?;
-        let sequential = self.note_read(&file, offset, size);
+        self.note_read(&file, offset, size);
         let reader = &self.volumes[file.volume].reader;
-        if sequential {
-            Ok(reader.read(&file.version, offset, size as u64).await?)
-        } else {
-            Ok(reader.read_exact(&file.version, offset, size as u64).await?)
-        }
+        Ok(reader.read(&file.version, offset, size as u64).await?)
     }
 
     /// A read answered from the memory tier without waiting, or `None` (then use [`Self::read`]).
@@ -513,7 +501,7 @@ impl VfsCore {
         let file = self.handle(fh).ok()?;
         let reader = &self.volumes[file.volume].reader;
         let bytes = reader.read_from_memory(&file.version, offset, size as u64)?;
-        let _sequential = self.note_read(&file, offset, size);
+        self.note_read(&file, offset, size);
         self.stats.fast_reads.fetch_add(1, Ordering::Relaxed);
         self.stats.read_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         self.stats.record(FsOp::Read, started.elapsed(), true);

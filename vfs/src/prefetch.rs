@@ -26,11 +26,6 @@ impl SequentialDetector {
         }
     }
 
-    /// True while the reads of this handle form a sequential stream.
-    pub fn is_sequential(&self) -> bool {
-        self.window > 0
-    }
-
     /// Record a read of `[offset, offset + len)`; returns the range to prefetch now, if any.
     pub fn on_read(&mut self, offset: u64, len: u64) -> Option<(u64, u64)> {
         let end = offset + len;
