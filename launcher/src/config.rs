@@ -113,6 +113,26 @@ pub enum ConfigError {
     Invalid { file: String, message: String },
 }
 
+/// The default memory budget: an eighth of the memory this process may use (the cgroup v2 limit,
+/// else the machine's RAM), at most 512 MiB, at least 32 MiB.
+pub fn default_memory_bytes() -> u64 {
+    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max").ok().and_then(|t| t.trim().parse::<u64>().ok());
+    let ram = std::fs::read_to_string("/proc/meminfo").ok().and_then(|t| {
+        t.lines()
+            .find(|l| l.starts_with("MemTotal:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kib| kib.parse::<u64>().ok())
+            .map(|kib| kib << 10)
+    });
+    let available = match (cgroup, ram) {
+        (Some(c), Some(r)) => c.min(r),
+        (Some(c), None) => c,
+        (None, Some(r)) => r,
+        (None, None) => 4 << 30,
+    };
+    (available / 8).clamp(32 << 20, 512 << 20)
+}
+
 /// Where colo keeps its state: `$COLO_HOME`, else `~/.local/share/colo`.
 pub fn colo_home() -> PathBuf {
     if let Some(h) = std::env::var_os("COLO_HOME") {
@@ -195,7 +215,7 @@ pub fn settings(raw: ColoConfig, file: &str) -> Result<Settings, ConfigError> {
             .mount_root
             .unwrap_or_else(|| PathBuf::from(DEFAULT_MOUNT_ROOT)),
         cache_dir: c.dir.clone().unwrap_or_else(|| colo_home().join("cache")),
-        memory_bytes: c.memory_mib.unwrap_or(512) << 20,
+        memory_bytes: c.memory_mib.map_or_else(default_memory_bytes, |m| m << 20),
         disk_bytes: (disk_gib * (1u64 << 30) as f64) as u64,
         block_bytes: block_kib << 10,
         prefetch_max_bytes: c.prefetch_max_mib.unwrap_or(32) << 20,

@@ -256,7 +256,24 @@ async fn main_inner(cli: Cli) -> Result<i32> {
     }
 }
 
+/// Fixes glibc's mmap threshold at 128 KiB. By default glibc raises it after the first large frees,
+/// after which colo's 1 MiB block buffers come from heap arenas that keep freed memory: measured
+/// with 1000 open files doing random reads and a 64 MiB memory tier, RSS grew 114 MiB over idle
+/// with the default and 81 MiB with the threshold fixed (tests/mount/test_memory.py).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn fix_malloc_mmap_threshold() {
+    // SAFETY: mallopt only changes allocator tuning; it is called once, before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn fix_malloc_mmap_threshold() {}
+
 fn main() {
+    fix_malloc_mmap_threshold();
     let cli = Cli::parse();
     let default_level = match cli.verbose {
         0 => "warn",

@@ -47,6 +47,8 @@ pub fn build(settings: &Settings) -> Result<Stack> {
     let options = VfsOptions {
         prefetch_initial_bytes: settings.block_bytes,
         prefetch_max_bytes: settings.prefetch_max_bytes,
+        // A quarter of the memory budget for all prefetch windows together.
+        prefetch_budget_bytes: (settings.memory_bytes / 4).max(4 * settings.block_bytes),
         uid: me.as_ref().map(|m| m.uid()).unwrap_or(0),
         gid: me.as_ref().map(|m| m.gid()).unwrap_or(0),
     };

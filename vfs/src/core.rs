@@ -41,6 +41,9 @@ pub struct VfsOptions {
     pub prefetch_initial_bytes: u64,
     /// Largest prefetch window.
     pub prefetch_max_bytes: u64,
+    /// Bytes all prefetch windows together may ask for at once (a share of the memory budget):
+    /// each open file's window is at most this divided by the number of open files.
+    pub prefetch_budget_bytes: u64,
     /// Owner shown for every file.
     pub uid: u32,
     pub gid: u32,
@@ -51,6 +54,7 @@ impl Default for VfsOptions {
         VfsOptions {
             prefetch_initial_bytes: 1 << 20,
             prefetch_max_bytes: 32 << 20,
+            prefetch_budget_bytes: 128 << 20,
             uid: 0,
             gid: 0,
         }
@@ -470,7 +474,12 @@ impl VfsCore {
 
     /// Feed the handle's sequential detector and start the prefetch it asks for.
     fn note_read(&self, file: &OpenFile, offset: u64, size: u32) {
-        let prefetch = file.detector.lock().on_read(offset, size as u64);
+        let per_file = self.options.prefetch_budget_bytes / self.open_handles().max(1) as u64;
+        let prefetch = {
+            let mut detector = file.detector.lock();
+            detector.limit_window(per_file.min(self.options.prefetch_max_bytes));
+            detector.on_read(offset, size as u64)
+        };
         if let Some((start, len)) = prefetch {
             self.volumes[file.volume]
                 .reader

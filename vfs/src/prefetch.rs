@@ -26,6 +26,13 @@ impl SequentialDetector {
         }
     }
 
+    /// Caps the window (the memory budget shrinks it as open files multiply); never below the
+    /// initial window, so a lone sequential reader always keeps one block ahead.
+    pub fn limit_window(&mut self, max_window: u64) {
+        self.max_window = max_window.max(self.initial_window);
+        self.window = self.window.min(self.max_window);
+    }
+
     /// Record a read of `[offset, offset + len)`; returns the range to prefetch now, if any.
     pub fn on_read(&mut self, offset: u64, len: u64) -> Option<(u64, u64)> {
         let end = offset + len;
@@ -97,5 +104,33 @@ mod tests {
         d.on_read(256 << 10, 128 << 10); // arrived before 128K..256K
         d.on_read(128 << 10, 128 << 10);
         assert!(d.window >= 2 << 20);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_doubles_up_to_its_limit_and_a_budget_shrinks_it() {
+        let mut d = SequentialDetector::new(1 << 20, 32 << 20);
+        let mut offset = 0;
+        let mut last = 0;
+        for _ in 0..12 {
+            if let Some((_, len)) = d.on_read(offset, 128 << 10) {
+                last = len;
+            }
+            offset += 128 << 10;
+        }
+        assert!(last > 1 << 20, "a sequential stream grows its window");
+        d.limit_window(2 << 20);
+        for _ in 0..12 {
+            if let Some((_, len)) = d.on_read(offset, 128 << 10) {
+                assert!(len <= 2 << 20, "window {len} over the budget's share");
+            }
+            offset += 128 << 10;
+        }
+        d.limit_window(0);
+        assert_eq!(d.max_window, 1 << 20, "never below one initial window");
     }
 }
