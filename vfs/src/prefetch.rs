@@ -105,11 +105,6 @@ mod tests {
         d.on_read(128 << 10, 128 << 10);
         assert!(d.window >= 2 << 20);
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
 
     #[test]
     fn the_window_doubles_up_to_its_limit_and_a_budget_shrinks_it() {
