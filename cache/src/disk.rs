@@ -207,8 +207,9 @@ impl DiskCache {
                 }
             }
         }
-        self.inner.scanned.store(true, Ordering::SeqCst);
         self.evict_to_capacity();
+        // Done only once the cap holds again (the test of a smaller cap waits for this).
+        self.inner.scanned.store(true, Ordering::SeqCst);
         tracing::debug!(usage = self.usage_bytes(), "disk cache scan done");
     }
 

@@ -116,7 +116,9 @@ pub enum ConfigError {
 /// The default memory budget: an eighth of the memory this process may use (the cgroup v2 limit,
 /// else the machine's RAM), at most 512 MiB, at least 32 MiB.
 pub fn default_memory_bytes() -> u64 {
-    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max").ok().and_then(|t| t.trim().parse::<u64>().ok());
+    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok());
     let ram = std::fs::read_to_string("/proc/meminfo").ok().and_then(|t| {
         t.lines()
             .find(|l| l.starts_with("MemTotal:"))
@@ -193,9 +195,14 @@ pub fn settings(raw: ColoConfig, file: &str) -> Result<Settings, ConfigError> {
         ));
     }
     let services = service_settings(&raw.services, file)?;
-    let metrics_text = raw.metrics_listen.clone().unwrap_or_else(|| crate::metrics::DEFAULT_LISTEN.to_string());
+    let metrics_text = raw
+        .metrics_listen
+        .clone()
+        .unwrap_or_else(|| crate::metrics::DEFAULT_LISTEN.to_string());
     let metrics_listen = metrics_text.parse().map_err(|_| {
-        invalid(format!("key 'metrics_listen' = {metrics_text:?}: expected host:port, e.g. 127.0.0.1:8766"))
+        invalid(format!(
+            "key 'metrics_listen' = {metrics_text:?}: expected host:port, e.g. 127.0.0.1:8766"
+        ))
     })?;
     let c = &raw.cache;
     let block_kib = c.block_kib.unwrap_or(1024);
@@ -232,34 +239,55 @@ pub fn load_services(path: Option<&Path>) -> Result<ServiceSettings, ConfigError
         return service_settings(&ServicesConfig::default(), "defaults");
     };
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: file.clone(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        file: file.clone(),
+        source,
+    })?;
     let raw: ColoConfig = toml::from_str(&text).map_err(|e| ConfigError::Syntax {
         file: file.clone(),
-        line: e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1).unwrap_or(0),
+        line: e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+            .unwrap_or(0),
         message: e.message().replace('\n', " "),
     })?;
     service_settings(&raw.services, &file)
 }
 
 pub fn service_settings(raw: &ServicesConfig, file: &str) -> Result<ServiceSettings, ConfigError> {
-    let listen_text = raw.listen.clone().unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+    let listen_text = raw
+        .listen
+        .clone()
+        .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
     let listen = listen_text.parse().map_err(|_| ConfigError::Invalid {
         file: file.to_string(),
-        message: format!("key 'services.listen' = {listen_text:?}: expected host:port, e.g. 127.0.0.1:8765"),
+        message: format!(
+            "key 'services.listen' = {listen_text:?}: expected host:port, e.g. 127.0.0.1:8765"
+        ),
     })?;
     let defaults = colo_vo_services::vosi::ServiceLimits::default();
     let limits = colo_vo_services::vosi::ServiceLimits {
         default_maxrec: raw.default_maxrec.unwrap_or(defaults.default_maxrec),
         hard_maxrec: raw.hard_maxrec.unwrap_or(defaults.hard_maxrec),
-        upload_limit_bytes: raw.upload_limit_mib.map_or(defaults.upload_limit_bytes, |m| m << 20),
-        execution_duration_secs: raw.execution_duration_secs.unwrap_or(defaults.execution_duration_secs),
+        upload_limit_bytes: raw
+            .upload_limit_mib
+            .map_or(defaults.upload_limit_bytes, |m| m << 20),
+        execution_duration_secs: raw
+            .execution_duration_secs
+            .unwrap_or(defaults.execution_duration_secs),
         retention_secs: defaults.retention_secs,
     };
     Ok(ServiceSettings {
         listen,
         service: colo_vo_services::ServiceConfig {
-            tables_dir: raw.tables_dir.clone().unwrap_or_else(|| colo_home().join("tables")),
-            jobs_dir: raw.jobs_dir.clone().unwrap_or_else(|| colo_home().join("jobs")),
+            tables_dir: raw
+                .tables_dir
+                .clone()
+                .unwrap_or_else(|| colo_home().join("tables")),
+            jobs_dir: raw
+                .jobs_dir
+                .clone()
+                .unwrap_or_else(|| colo_home().join("jobs")),
             limits,
         },
     })

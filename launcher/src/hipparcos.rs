@@ -110,34 +110,160 @@ pub fn convert(text: &str, out: impl Write + Send) -> Result<usize, String> {
 pub fn describe(descriptor: &mut colo_vo_services::catalog::TableDescriptor) {
     use colo_vo_services::catalog::esa_flags;
     const META: &[(&str, &str, &str, &str, u32)] = &[
-        ("hip", "Hipparcos identifier", "", "meta.id;meta.main", esa_flags::PK),
+        (
+            "hip",
+            "Hipparcos identifier",
+            "",
+            "meta.id;meta.main",
+            esa_flags::PK,
+        ),
         ("sn", "Solution type, new reduction", "", "meta.code", 0),
         ("so", "Solution type, old reduction", "", "meta.code", 0),
         ("nc", "Number of components", "", "meta.number", 0),
-        ("ra_rad", "Right ascension (ICRS, epoch J1991.25)", "rad", "pos.eq.ra", 0),
-        ("dec_rad", "Declination (ICRS, epoch J1991.25)", "rad", "pos.eq.dec", 0),
+        (
+            "ra_rad",
+            "Right ascension (ICRS, epoch J1991.25)",
+            "rad",
+            "pos.eq.ra",
+            0,
+        ),
+        (
+            "dec_rad",
+            "Declination (ICRS, epoch J1991.25)",
+            "rad",
+            "pos.eq.dec",
+            0,
+        ),
         ("plx_mas", "Parallax", "mas", "pos.parallax.trig", 0),
-        ("pmra_mas_yr", "Proper motion in right ascension (times cos dec)", "mas/yr", "pos.pm;pos.eq.ra", 0),
-        ("pmdec_mas_yr", "Proper motion in declination", "mas/yr", "pos.pm;pos.eq.dec", 0),
-        ("e_ra_mas", "Formal error on ra_rad", "mas", "stat.error;pos.eq.ra", 0),
-        ("e_dec_mas", "Formal error on dec_rad", "mas", "stat.error;pos.eq.dec", 0),
-        ("e_plx_mas", "Formal error on the parallax", "mas", "stat.error;pos.parallax.trig", 0),
-        ("e_pmra_mas_yr", "Formal error on pmra_mas_yr", "mas/yr", "stat.error;pos.pm;pos.eq.ra", 0),
-        ("e_pmdec_mas_yr", "Formal error on pmdec_mas_yr", "mas/yr", "stat.error;pos.pm;pos.eq.dec", 0),
+        (
+            "pmra_mas_yr",
+            "Proper motion in right ascension (times cos dec)",
+            "mas/yr",
+            "pos.pm;pos.eq.ra",
+            0,
+        ),
+        (
+            "pmdec_mas_yr",
+            "Proper motion in declination",
+            "mas/yr",
+            "pos.pm;pos.eq.dec",
+            0,
+        ),
+        (
+            "e_ra_mas",
+            "Formal error on ra_rad",
+            "mas",
+            "stat.error;pos.eq.ra",
+            0,
+        ),
+        (
+            "e_dec_mas",
+            "Formal error on dec_rad",
+            "mas",
+            "stat.error;pos.eq.dec",
+            0,
+        ),
+        (
+            "e_plx_mas",
+            "Formal error on the parallax",
+            "mas",
+            "stat.error;pos.parallax.trig",
+            0,
+        ),
+        (
+            "e_pmra_mas_yr",
+            "Formal error on pmra_mas_yr",
+            "mas/yr",
+            "stat.error;pos.pm;pos.eq.ra",
+            0,
+        ),
+        (
+            "e_pmdec_mas_yr",
+            "Formal error on pmdec_mas_yr",
+            "mas/yr",
+            "stat.error;pos.pm;pos.eq.dec",
+            0,
+        ),
         ("ntr", "Number of field transits used", "", "meta.number", 0),
         ("f2", "Goodness of fit", "", "stat.fit.goodness", 0),
         ("f1", "Percentage of rejected data", "%", "stat.value", 0),
-        ("var", "Cosmic dispersion added (stochastic solution)", "mas", "stat.stdev", 0),
-        ("ic", "Entry in one of the supplementary catalogues", "", "meta.code", 0),
-        ("hpmag", "Hipparcos magnitude", "mag", "phot.mag;em.opt", esa_flags::MAG),
-        ("e_hpmag", "Error on the mean Hipparcos magnitude", "mag", "stat.error;phot.mag", 0),
-        ("s_hp", "Scatter of the Hipparcos magnitude", "mag", "stat.stdev;phot.mag", 0),
-        ("va", "Reference to the variability annex", "", "meta.code", 0),
-        ("b_v", "Colour index B-V", "mag", "phot.color;em.opt.B;em.opt.V", 0),
-        ("e_b_v", "Formal error on the B-V colour", "mag", "stat.error;phot.color", 0),
-        ("v_i", "Colour index V-I", "mag", "phot.color;em.opt.V;em.opt.I", 0),
-        ("ra_deg", "Right ascension (ICRS, epoch J1991.25), from ra_rad", "deg", "pos.eq.ra;meta.main", esa_flags::RA),
-        ("dec_deg", "Declination (ICRS, epoch J1991.25), from dec_rad", "deg", "pos.eq.dec;meta.main", esa_flags::DEC),
+        (
+            "var",
+            "Cosmic dispersion added (stochastic solution)",
+            "mas",
+            "stat.stdev",
+            0,
+        ),
+        (
+            "ic",
+            "Entry in one of the supplementary catalogues",
+            "",
+            "meta.code",
+            0,
+        ),
+        (
+            "hpmag",
+            "Hipparcos magnitude",
+            "mag",
+            "phot.mag;em.opt",
+            esa_flags::MAG,
+        ),
+        (
+            "e_hpmag",
+            "Error on the mean Hipparcos magnitude",
+            "mag",
+            "stat.error;phot.mag",
+            0,
+        ),
+        (
+            "s_hp",
+            "Scatter of the Hipparcos magnitude",
+            "mag",
+            "stat.stdev;phot.mag",
+            0,
+        ),
+        (
+            "va",
+            "Reference to the variability annex",
+            "",
+            "meta.code",
+            0,
+        ),
+        (
+            "b_v",
+            "Colour index B-V",
+            "mag",
+            "phot.color;em.opt.B;em.opt.V",
+            0,
+        ),
+        (
+            "e_b_v",
+            "Formal error on the B-V colour",
+            "mag",
+            "stat.error;phot.color",
+            0,
+        ),
+        (
+            "v_i",
+            "Colour index V-I",
+            "mag",
+            "phot.color;em.opt.V;em.opt.I",
+            0,
+        ),
+        (
+            "ra_deg",
+            "Right ascension (ICRS, epoch J1991.25), from ra_rad",
+            "deg",
+            "pos.eq.ra;meta.main",
+            esa_flags::RA,
+        ),
+        (
+            "dec_deg",
+            "Declination (ICRS, epoch J1991.25), from dec_rad",
+            "deg",
+            "pos.eq.dec;meta.main",
+            esa_flags::DEC,
+        ),
     ];
     for column in &mut descriptor.columns {
         if let Some((_, description, unit, ucd, flags)) = META.iter().find(|m| m.0 == column.name) {
@@ -145,7 +271,17 @@ pub fn describe(descriptor: &mut colo_vo_services::catalog::TableDescriptor) {
             column.unit = unit.to_string();
             column.ucd = ucd.to_string();
             column.flags = *flags;
-            column.principal = matches!(column.name.as_str(), "hip" | "ra_deg" | "dec_deg" | "plx_mas" | "pmra_mas_yr" | "pmdec_mas_yr" | "hpmag" | "b_v");
+            column.principal = matches!(
+                column.name.as_str(),
+                "hip"
+                    | "ra_deg"
+                    | "dec_deg"
+                    | "plx_mas"
+                    | "pmra_mas_yr"
+                    | "pmdec_mas_yr"
+                    | "hpmag"
+                    | "b_v"
+            );
             column.indexed = matches!(column.name.as_str(), "ra_deg" | "dec_deg");
         }
     }
@@ -175,4 +311,3 @@ mod tests {
         );
     }
 }
-

@@ -110,11 +110,14 @@ enum IngestCommand {
     },
 }
 
-fn with_listen(mut settings: config::ServiceSettings, listen: Option<String>) -> Result<config::ServiceSettings> {
+fn with_listen(
+    mut settings: config::ServiceSettings,
+    listen: Option<String>,
+) -> Result<config::ServiceSettings> {
     if let Some(listen) = listen {
-        settings.listen = listen
-            .parse()
-            .with_context(|| format!("--listen {listen:?}: expected host:port, e.g. 127.0.0.1:8765"))?;
+        settings.listen = listen.parse().with_context(|| {
+            format!("--listen {listen:?}: expected host:port, e.g. 127.0.0.1:8765")
+        })?;
     }
     Ok(settings)
 }
@@ -171,9 +174,11 @@ async fn up(config: Option<PathBuf>, root: Option<PathBuf>, listen: Option<Strin
                 .context("preparing the sample mission")?;
             let services = config::service_settings(&Default::default(), "built-in sample config")?;
             let sample_dir = dir.clone();
-            tokio::task::spawn_blocking(move || services::ensure_sample_tables(&sample_dir, &services))
-                .await?
-                .context("publishing the sample catalogue")?;
+            tokio::task::spawn_blocking(move || {
+                services::ensure_sample_tables(&sample_dir, &services)
+            })
+            .await?
+            .context("publishing the sample catalogue")?;
             let raw = config::ColoConfig {
                 volume: vec![colo_connectors::VolumeConfig {
                     name: Some("sample".into()),
@@ -198,7 +203,10 @@ async fn up(config: Option<PathBuf>, root: Option<PathBuf>, listen: Option<Strin
     }
     let service_settings = with_listen(settings.services.clone(), listen)?;
     let tap = services::start(&service_settings).await?;
-    eprintln!("colo: TAP at {tap} (astroquery ESA modules: {})", tap.replace("/tap", "/tap-server/tap"));
+    eprintln!(
+        "colo: TAP at {tap} (astroquery ESA modules: {})",
+        tap.replace("/tap", "/tap-server/tap")
+    );
     let banner = if banner.is_empty() {
         banner
     } else {
@@ -224,7 +232,11 @@ async fn main_inner(cli: Cli) -> Result<i32> {
             let ok = volumes(config_path(config)?, Duration::from_secs(timeout)).await?;
             Ok(if ok { 0 } else { 1 })
         }
-        Command::Up { config, root, listen } => {
+        Command::Up {
+            config,
+            root,
+            listen,
+        } => {
             up(config, root, listen).await?;
             Ok(0)
         }
@@ -238,14 +250,30 @@ async fn main_inner(cli: Cli) -> Result<i32> {
             services::serve_and_wait(&settings).await?;
             Ok(0)
         }
-        Command::Ingest { what: IngestCommand::Catalog { source, table, volume, ra, dec, description, config } } => {
+        Command::Ingest {
+            what:
+                IngestCommand::Catalog {
+                    source,
+                    table,
+                    volume,
+                    ra,
+                    dec,
+                    description,
+                    config,
+                },
+        } => {
             let given = config.or_else(|| Some(PathBuf::from("colo.toml")).filter(|p| p.exists()));
             let settings = config::load_services(given.as_deref())?;
-            let position = ra.zip(dec).map(|(ra, dec)| colo_vo_services::catalog::PositionDescriptor { ra, dec });
+            let position = ra
+                .zip(dec)
+                .map(|(ra, dec)| colo_vo_services::catalog::PositionDescriptor { ra, dec });
             services::ingest_catalog(
                 &settings,
                 given.as_deref(),
-                services::CatalogSource { path: source, volume },
+                services::CatalogSource {
+                    path: source,
+                    volume,
+                },
                 &table,
                 position,
                 description,

@@ -36,79 +36,208 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 }
 
 fn label(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Renders every metric of a running mount.
 pub async fn render(stack: &Stack, memory_budget_bytes: u64) -> String {
     let mut out = String::new();
     let fs = stack.core.stats();
-    header(&mut out, FS_OPERATION_SECONDS, "histogram", "Latency of filesystem operations answered by colo.");
+    header(
+        &mut out,
+        FS_OPERATION_SECONDS,
+        "histogram",
+        "Latency of filesystem operations answered by colo.",
+    );
     for op in FsOp::ALL {
         let (buckets, sum, count) = fs.latency(op).snapshot();
         for (le, value) in LATENCY_BUCKETS_SECS.iter().zip(&buckets) {
-            let _ = writeln!(out, "{FS_OPERATION_SECONDS}_bucket{{op=\"{}\",le=\"{le}\"}} {value}", op.name());
+            let _ = writeln!(
+                out,
+                "{FS_OPERATION_SECONDS}_bucket{{op=\"{}\",le=\"{le}\"}} {value}",
+                op.name()
+            );
         }
-        let _ = writeln!(out, "{FS_OPERATION_SECONDS}_bucket{{op=\"{}\",le=\"+Inf\"}} {}", op.name(), buckets.last().copied().unwrap_or(0));
-        let _ = writeln!(out, "{FS_OPERATION_SECONDS}_sum{{op=\"{}\"}} {sum}", op.name());
-        let _ = writeln!(out, "{FS_OPERATION_SECONDS}_count{{op=\"{}\"}} {count}", op.name());
+        let _ = writeln!(
+            out,
+            "{FS_OPERATION_SECONDS}_bucket{{op=\"{}\",le=\"+Inf\"}} {}",
+            op.name(),
+            buckets.last().copied().unwrap_or(0)
+        );
+        let _ = writeln!(
+            out,
+            "{FS_OPERATION_SECONDS}_sum{{op=\"{}\"}} {sum}",
+            op.name()
+        );
+        let _ = writeln!(
+            out,
+            "{FS_OPERATION_SECONDS}_count{{op=\"{}\"}} {count}",
+            op.name()
+        );
     }
-    header(&mut out, FS_OPERATION_ERRORS, "counter", "Filesystem operations that failed.");
+    header(
+        &mut out,
+        FS_OPERATION_ERRORS,
+        "counter",
+        "Filesystem operations that failed.",
+    );
     for op in FsOp::ALL {
-        let _ = writeln!(out, "{FS_OPERATION_ERRORS}{{op=\"{}\"}} {}", op.name(), fs.errors(op));
+        let _ = writeln!(
+            out,
+            "{FS_OPERATION_ERRORS}{{op=\"{}\"}} {}",
+            op.name(),
+            fs.errors(op)
+        );
     }
-    header(&mut out, FS_READ_BYTES, "counter", "Bytes returned to readers.");
-    let _ = writeln!(out, "{FS_READ_BYTES} {}", fs.read_bytes.load(Ordering::Relaxed));
-    header(&mut out, FS_FAST_READS, "counter", "Reads answered from the memory tier on the FUSE thread.");
-    let _ = writeln!(out, "{FS_FAST_READS} {}", fs.fast_reads.load(Ordering::Relaxed));
-    header(&mut out, FS_OPENS_KEEP_CACHE, "counter", "Opens that kept the kernel page cache (file unchanged since the last open).");
-    let _ = writeln!(out, "{FS_OPENS_KEEP_CACHE} {}", fs.opens_keep_cache.load(Ordering::Relaxed));
+    header(
+        &mut out,
+        FS_READ_BYTES,
+        "counter",
+        "Bytes returned to readers.",
+    );
+    let _ = writeln!(
+        out,
+        "{FS_READ_BYTES} {}",
+        fs.read_bytes.load(Ordering::Relaxed)
+    );
+    header(
+        &mut out,
+        FS_FAST_READS,
+        "counter",
+        "Reads answered from the memory tier on the FUSE thread.",
+    );
+    let _ = writeln!(
+        out,
+        "{FS_FAST_READS} {}",
+        fs.fast_reads.load(Ordering::Relaxed)
+    );
+    header(
+        &mut out,
+        FS_OPENS_KEEP_CACHE,
+        "counter",
+        "Opens that kept the kernel page cache (file unchanged since the last open).",
+    );
+    let _ = writeln!(
+        out,
+        "{FS_OPENS_KEEP_CACHE} {}",
+        fs.opens_keep_cache.load(Ordering::Relaxed)
+    );
     header(&mut out, FS_OPEN_HANDLES, "gauge", "Open file handles.");
     let _ = writeln!(out, "{FS_OPEN_HANDLES} {}", stack.core.open_handles());
 
-    header(&mut out, ORIGIN_REQUESTS, "counter", "Requests to each volume's origin, by kind.");
+    header(
+        &mut out,
+        ORIGIN_REQUESTS,
+        "counter",
+        "Requests to each volume's origin, by kind.",
+    );
     for (volume, stats) in &stack.origin {
         let [stat, read, list, _, _] = stats.snapshot();
         for (kind, value) in [("get", read), ("head", stat), ("list", list)] {
-            let _ = writeln!(out, "{ORIGIN_REQUESTS}{{volume=\"{}\",kind=\"{kind}\"}} {value}", label(volume));
+            let _ = writeln!(
+                out,
+                "{ORIGIN_REQUESTS}{{volume=\"{}\",kind=\"{kind}\"}} {value}",
+                label(volume)
+            );
         }
     }
-    header(&mut out, ORIGIN_BYTES, "counter", "Bytes read from each volume's origin.");
+    header(
+        &mut out,
+        ORIGIN_BYTES,
+        "counter",
+        "Bytes read from each volume's origin.",
+    );
     for (volume, stats) in &stack.origin {
-        let _ = writeln!(out, "{ORIGIN_BYTES}{{volume=\"{}\"}} {}", label(volume), stats.snapshot()[3]);
+        let _ = writeln!(
+            out,
+            "{ORIGIN_BYTES}{{volume=\"{}\"}} {}",
+            label(volume),
+            stats.snapshot()[3]
+        );
     }
-    header(&mut out, ORIGIN_ERRORS, "counter", "Failed requests to each volume's origin.");
+    header(
+        &mut out,
+        ORIGIN_ERRORS,
+        "counter",
+        "Failed requests to each volume's origin.",
+    );
     for (volume, stats) in &stack.origin {
-        let _ = writeln!(out, "{ORIGIN_ERRORS}{{volume=\"{}\"}} {}", label(volume), stats.snapshot()[4]);
+        let _ = writeln!(
+            out,
+            "{ORIGIN_ERRORS}{{volume=\"{}\"}} {}",
+            label(volume),
+            stats.snapshot()[4]
+        );
     }
 
     let tiers = stack.cache.stats();
-    header(&mut out, CACHE_HITS, "counter", "Block reads answered by a cache tier.");
-    let _ = writeln!(out, "{CACHE_HITS}{{tier=\"memory\"}} {}", tiers.memory_hits.load(Ordering::Relaxed));
-    let _ = writeln!(out, "{CACHE_HITS}{{tier=\"disk\"}} {}", tiers.disk_hits.load(Ordering::Relaxed));
-    header(&mut out, CACHE_MISSES, "counter", "Block reads that went to the origin.");
-    let _ = writeln!(out, "{CACHE_MISSES} {}", tiers.misses.load(Ordering::Relaxed));
+    header(
+        &mut out,
+        CACHE_HITS,
+        "counter",
+        "Block reads answered by a cache tier.",
+    );
+    let _ = writeln!(
+        out,
+        "{CACHE_HITS}{{tier=\"memory\"}} {}",
+        tiers.memory_hits.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "{CACHE_HITS}{{tier=\"disk\"}} {}",
+        tiers.disk_hits.load(Ordering::Relaxed)
+    );
+    header(
+        &mut out,
+        CACHE_MISSES,
+        "counter",
+        "Block reads that went to the origin.",
+    );
+    let _ = writeln!(
+        out,
+        "{CACHE_MISSES} {}",
+        tiers.misses.load(Ordering::Relaxed)
+    );
     let memory = match stack.cache.memory() {
         Some(m) => m.weighted_size().await,
         None => 0,
     };
-    header(&mut out, CACHE_MEMORY_BYTES, "gauge", "Bytes held by the memory tier.");
+    header(
+        &mut out,
+        CACHE_MEMORY_BYTES,
+        "gauge",
+        "Bytes held by the memory tier.",
+    );
     let _ = writeln!(out, "{CACHE_MEMORY_BYTES} {memory}");
-    header(&mut out, CACHE_MEMORY_BUDGET_BYTES, "gauge", "The memory tier's budget.");
+    header(
+        &mut out,
+        CACHE_MEMORY_BUDGET_BYTES,
+        "gauge",
+        "The memory tier's budget.",
+    );
     let _ = writeln!(out, "{CACHE_MEMORY_BUDGET_BYTES} {memory_budget_bytes}");
     out
 }
 
 /// Serves `/metrics` in the background. When the address is taken (another colo runs), a free port
 /// is used instead and named on stderr: the mount matters more than a fixed metrics port.
-pub async fn serve(stack: Arc<Stack>, memory_budget_bytes: u64, listen: std::net::SocketAddr) -> Option<String> {
+pub async fn serve(
+    stack: Arc<Stack>,
+    memory_budget_bytes: u64,
+    listen: std::net::SocketAddr,
+) -> Option<String> {
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(listener) => listener,
         Err(e) => {
             let fallback = std::net::SocketAddr::new(listen.ip(), 0);
             match tokio::net::TcpListener::bind(fallback).await {
                 Ok(listener) => {
-                    eprintln!("colo: metrics address {listen} is taken ({e}); using a free port instead");
+                    eprintln!(
+                        "colo: metrics address {listen} is taken ({e}); using a free port instead"
+                    );
                     listener
                 }
                 Err(e) => {
@@ -125,7 +254,10 @@ pub async fn serve(stack: Arc<Stack>, memory_budget_bytes: u64, listen: std::net
             let stack = stack.clone();
             async move {
                 (
-                    [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4",
+                    )],
                     render(&stack, memory_budget_bytes).await,
                 )
             }
@@ -149,7 +281,9 @@ pub async fn stats(url: &str) -> Result<()> {
         if line.starts_with('#') || line.contains("_bucket{") {
             continue;
         }
-        let Some((series, value)) = line.rsplit_once(' ') else { continue };
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
         if value.parse::<f64>().is_ok_and(|v| v != 0.0) {
             println!("{series:<70} {value}");
         }

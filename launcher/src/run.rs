@@ -87,7 +87,13 @@ pub async fn mount_and_wait(settings: &Settings, banner: &str) -> Result<()> {
     if let Some(invalidator) = mounted.invalidator() {
         spawn_invalidate_on_sighup(stack.core.clone(), invalidator)?;
     }
-    if let Some(url) = crate::metrics::serve(stack.clone(), settings.memory_bytes, settings.metrics_listen).await {
+    if let Some(url) = crate::metrics::serve(
+        stack.clone(),
+        settings.memory_bytes,
+        settings.metrics_listen,
+    )
+    .await
+    {
         eprintln!("colo: metrics at {url} (`colo stats` prints them)");
         println!("metrics {url}");
     }
@@ -122,7 +128,10 @@ pub async fn mount_and_wait(settings: &Settings, banner: &str) -> Result<()> {
 
 /// SIGHUP drops the metadata caches of colo and of the kernel: listings and attributes are asked
 /// from the origins again (for archive volumes with long TTLs, after the operator changed files).
-fn spawn_invalidate_on_sighup(core: Arc<VfsCore>, invalidator: colo_vfs::KernelInvalidator) -> Result<()> {
+fn spawn_invalidate_on_sighup(
+    core: Arc<VfsCore>,
+    invalidator: colo_vfs::KernelInvalidator,
+) -> Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = signal(SignalKind::hangup())?;
     tokio::spawn(async move {
@@ -130,8 +139,11 @@ fn spawn_invalidate_on_sighup(core: Arc<VfsCore>, invalidator: colo_vfs::KernelI
             let (entries, inodes) = core.invalidate_metadata();
             let invalidator = invalidator.clone();
             let count = entries.len();
-            let _ = tokio::task::spawn_blocking(move || invalidator.forget(&entries, &inodes)).await;
-            eprintln!("colo: SIGHUP: metadata caches dropped ({count} cached names); listings are fetched again");
+            let _ =
+                tokio::task::spawn_blocking(move || invalidator.forget(&entries, &inodes)).await;
+            eprintln!(
+                "colo: SIGHUP: metadata caches dropped ({count} cached names); listings are fetched again"
+            );
         }
     });
     Ok(())

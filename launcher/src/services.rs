@@ -13,11 +13,18 @@ use crate::config::ServiceSettings;
 
 /// Binds the listen address and serves in the background; returns the TAP URL.
 pub async fn start(settings: &ServiceSettings) -> Result<String> {
-    let state = AppState::open(&settings.service).await.context("opening the published tables")?;
+    let state = AppState::open(&settings.service)
+        .await
+        .context("opening the published tables")?;
     colo_vo_services::tap::spawn_sweeper(state.tap.jobs.clone());
-    let listener = tokio::net::TcpListener::bind(settings.listen).await.with_context(|| {
-        format!("cannot listen on {} (set [services] listen in colo.toml or pass --listen)", settings.listen)
-    })?;
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (set [services] listen in colo.toml or pass --listen)",
+                settings.listen
+            )
+        })?;
     let address = listener.local_addr()?;
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router(state)).await {
@@ -31,8 +38,15 @@ pub async fn start(settings: &ServiceSettings) -> Result<String> {
 pub async fn serve_and_wait(settings: &ServiceSettings) -> Result<()> {
     let url = start(settings).await?;
     let tables = colo_vo_services::catalog::discover_tables(&settings.service.tables_dir)?;
-    eprintln!("colo: TAP at {url} ({} published table(s) from {})", tables.len(), settings.service.tables_dir.display());
-    eprintln!("colo: astroquery's ESA modules can use {}", url.replace("/tap", "/tap-server/tap"));
+    eprintln!(
+        "colo: TAP at {url} ({} published table(s) from {})",
+        tables.len(),
+        settings.service.tables_dir.display()
+    );
+    eprintln!(
+        "colo: astroquery's ESA modules can use {}",
+        url.replace("/tap", "/tap-server/tap")
+    );
     println!("tap {url}");
     println!("ready {url}");
     crate::run::wait_for_signal().await?;
@@ -61,16 +75,22 @@ pub async fn ingest_catalog(
         .split_once('.')
         .with_context(|| format!("--table {table:?}: give schema.table, e.g. mission.sources"))?;
     let format = InputFormat::from_name(&source.path).with_context(|| {
-        format!("{}: cannot tell the format from the name (use .parquet, .csv, .vot/.xml or .fits)", source.path)
+        format!(
+            "{}: cannot tell the format from the name (use .parquet, .csv, .vot/.xml or .fits)",
+            source.path
+        )
     })?;
     let (bytes, source_name) = match &source.volume {
         None => {
             let path = PathBuf::from(&source.path);
-            let bytes = tokio::fs::read(&path).await.with_context(|| format!("reading {}", path.display()))?;
+            let bytes = tokio::fs::read(&path)
+                .await
+                .with_context(|| format!("reading {}", path.display()))?;
             (bytes::Bytes::from(bytes), path.display().to_string())
         }
         Some(volume) => {
-            let config = config.context("--volume needs a config with that volume (--config FILE)")?;
+            let config =
+                config.context("--volume needs a config with that volume (--config FILE)")?;
             let settings = crate::config::load(config)?;
             let spec = settings
                 .volumes
@@ -79,13 +99,20 @@ pub async fn ingest_catalog(
                 .with_context(|| format!("no volume {volume:?} in {}", config.display()))?;
             let opened = open_volume(spec)?;
             let path = ObjectPath::parse(&source.path).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let meta = opened.connector.stat(&path).await.map_err(|e| anyhow::anyhow!(opened.redactor.redact(&e.to_string())))?;
+            let meta = opened
+                .connector
+                .stat(&path)
+                .await
+                .map_err(|e| anyhow::anyhow!(opened.redactor.redact(&e.to_string())))?;
             let bytes = opened
                 .connector
                 .read_range(&path, 0..meta.size, Some(&meta.identity()))
                 .await
                 .map_err(|e| anyhow::anyhow!(opened.redactor.redact(&e.to_string())))?;
-            (bytes, format!("{}/{}", spec.display_url.trim_end_matches('/'), source.path))
+            (
+                bytes,
+                format!("{}/{}", spec.display_url.trim_end_matches('/'), source.path),
+            )
         }
     };
     let request = IngestRequest {
@@ -106,7 +133,11 @@ pub async fn ingest_catalog(
             if interactive && percent != last_percent {
                 last_percent = percent;
                 let filled = (percent / 5) as usize;
-                eprint!("\rcolo: ingest [{}{}] {percent:>3}% {done}/{total} rows", "#".repeat(filled), ".".repeat(20 - filled));
+                eprint!(
+                    "\rcolo: ingest [{}{}] {percent:>3}% {done}/{total} rows",
+                    "#".repeat(filled),
+                    ".".repeat(20 - filled)
+                );
             }
         })
     })
@@ -119,9 +150,15 @@ pub async fn ingest_catalog(
             "colo: published {schema}.{name}: {} rows in {} HEALPix order-{} partition(s), position ({}, {})",
             report.rows, report.files, report.order, p.ra, p.dec
         ),
-        None => eprintln!("colo: published {schema}.{name}: {} rows (no position columns found: no spatial index; use --ra/--dec)", report.rows),
+        None => eprintln!(
+            "colo: published {schema}.{name}: {} rows (no position columns found: no spatial index; use --ra/--dec)",
+            report.rows
+        ),
     }
-    eprintln!("colo: edit {}/table.toml to describe the columns; restart the services to publish the edits", report.dir.display());
+    eprintln!(
+        "colo: edit {}/table.toml to describe the columns; restart the services to publish the edits",
+        report.dir.display()
+    );
     Ok(())
 }
 
@@ -151,7 +188,9 @@ pub fn ensure_sample_tables(sample_dir: &Path, settings: &ServiceSettings) -> Re
         ),
     };
     let report = ingest(&settings.service.tables_dir, &request, &mut |_, _| {})?;
-    let mut descriptor = colo_vo_services::catalog::TableDescriptor::read(&report.dir.join(colo_vo_services::catalog::DESCRIPTOR_FILE))?;
+    let mut descriptor = colo_vo_services::catalog::TableDescriptor::read(
+        &report.dir.join(colo_vo_services::catalog::DESCRIPTOR_FILE),
+    )?;
     crate::hipparcos::describe(&mut descriptor);
     descriptor.write(&report.dir.join(colo_vo_services::catalog::DESCRIPTOR_FILE))?;
     Ok(())

@@ -446,7 +446,9 @@ impl VfsCore {
         };
         let keep_cache = {
             let mut st = self.state.lock();
-            st.opened.insert(ino, version.clone()).is_some_and(|previous| previous == version)
+            st.opened
+                .insert(ino, version.clone())
+                .is_some_and(|previous| previous == version)
         };
         if keep_cache {
             self.stats.opens_keep_cache.fetch_add(1, Ordering::Relaxed);
@@ -491,7 +493,9 @@ impl VfsCore {
         let started = Instant::now();
         let result = self.read_inner(fh, offset, size).await;
         if let Ok(bytes) = &result {
-            self.stats.read_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            self.stats
+                .read_bytes
+                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
         }
         self.timed(FsOp::Read, started, result)
     }
@@ -512,7 +516,9 @@ impl VfsCore {
         let bytes = reader.read_from_memory(&file.version, offset, size as u64)?;
         self.note_read(&file, offset, size);
         self.stats.fast_reads.fetch_add(1, Ordering::Relaxed);
-        self.stats.read_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        self.stats
+            .read_bytes
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
         self.stats.record(FsOp::Read, started.elapsed(), true);
         Some(bytes)
     }
@@ -533,7 +539,11 @@ impl VfsCore {
         let entries = st
             .dirs
             .iter()
-            .flat_map(|(parent, dir)| dir.children.iter().map(move |(name, _)| (*parent, name.clone())))
+            .flat_map(|(parent, dir)| {
+                dir.children
+                    .iter()
+                    .map(move |(name, _)| (*parent, name.clone()))
+            })
             .collect();
         let inodes = st.attrs.keys().copied().collect();
         st.dirs.clear();

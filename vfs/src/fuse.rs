@@ -108,7 +108,11 @@ impl Filesystem for ColoFs {
         self.rt.spawn(async move {
             match core.open(ino.0, write).await {
                 Ok(opened) => {
-                    let flags = if opened.keep_cache { FopenFlags::FOPEN_KEEP_CACHE } else { FopenFlags::empty() };
+                    let flags = if opened.keep_cache {
+                        FopenFlags::FOPEN_KEEP_CACHE
+                    } else {
+                        FopenFlags::empty()
+                    };
                     reply.opened(FileHandle(opened.fh), flags)
                 }
                 Err(e) => reply.error(to_errno(&e)),

@@ -7,8 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Upper bounds of the latency histogram buckets, in seconds (Prometheus `le`), plus `+Inf`.
-pub const LATENCY_BUCKETS_SECS: [f64; 14] =
-    [0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+pub const LATENCY_BUCKETS_SECS: [f64; 14] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+    5.0,
+];
 
 /// A latency histogram with fixed buckets.
 #[derive(Debug, Default)]
@@ -23,9 +25,13 @@ impl Histogram {
     /// Records one observation.
     pub fn observe(&self, elapsed: Duration) {
         let secs = elapsed.as_secs_f64();
-        let index = LATENCY_BUCKETS_SECS.iter().position(|&le| secs <= le).unwrap_or(LATENCY_BUCKETS_SECS.len());
+        let index = LATENCY_BUCKETS_SECS
+            .iter()
+            .position(|&le| secs <= le)
+            .unwrap_or(LATENCY_BUCKETS_SECS.len());
         self.buckets[index].fetch_add(1, Ordering::Relaxed);
-        self.sum_nanos.fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
+        self.sum_nanos
+            .fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -37,7 +43,11 @@ impl Histogram {
             running += bucket.load(Ordering::Relaxed);
             cumulative.push(running);
         }
-        (cumulative, self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9, self.count.load(Ordering::Relaxed))
+        (
+            cumulative,
+            self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+            self.count.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -53,7 +63,13 @@ pub enum FsOp {
 
 impl FsOp {
     /// All operations.
-    pub const ALL: [FsOp; 5] = [FsOp::Lookup, FsOp::Getattr, FsOp::Readdir, FsOp::Open, FsOp::Read];
+    pub const ALL: [FsOp; 5] = [
+        FsOp::Lookup,
+        FsOp::Getattr,
+        FsOp::Readdir,
+        FsOp::Open,
+        FsOp::Read,
+    ];
 
     /// The label value used in metrics.
     pub fn name(self) -> &'static str {

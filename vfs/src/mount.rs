@@ -51,13 +51,21 @@ impl KernelInvalidator {
     pub fn forget(&self, entries: &[(u64, String)], inodes: &[u64]) -> usize {
         let mut accepted = 0;
         for (parent, name) in entries {
-            if self.notifier.inval_entry(fuser::INodeNo(*parent), std::ffi::OsStr::new(name)).is_ok() {
+            if self
+                .notifier
+                .inval_entry(fuser::INodeNo(*parent), std::ffi::OsStr::new(name))
+                .is_ok()
+            {
                 accepted += 1;
             }
         }
         for ino in inodes {
             // A negative offset: attributes only, the page cache stays (it is keyed by version).
-            if self.notifier.inval_inode(fuser::INodeNo(*ino), -1, 0).is_ok() {
+            if self
+                .notifier
+                .inval_inode(fuser::INodeNo(*ino), -1, 0)
+                .is_ok()
+            {
                 accepted += 1;
             }
         }
@@ -72,7 +80,9 @@ impl MountedFs {
 
     /// A handle that invalidates the kernel's entry and attribute caches of this mount.
     pub fn invalidator(&self) -> Option<KernelInvalidator> {
-        self.session.as_ref().map(|s| KernelInvalidator { notifier: s.notifier() })
+        self.session.as_ref().map(|s| KernelInvalidator {
+            notifier: s.notifier(),
+        })
     }
 
     /// Unmount and wait for the FUSE threads to finish.

@@ -270,10 +270,19 @@ async fn the_page_cache_is_kept_only_while_the_file_is_unchanged() {
     m.put("dir/b.bin", pattern(50_000, 5));
     tokio::time::sleep(Duration::from_millis(150)).await;
     let changed = core.open(ino, false).await.unwrap();
-    assert!(!changed.keep_cache, "a new version: the kernel must drop the old pages");
-    assert_eq!(&core.read(changed.fh, 0, 50_000).await.unwrap()[..], &pattern(50_000, 5)[..]);
+    assert!(
+        !changed.keep_cache,
+        "a new version: the kernel must drop the old pages"
+    );
+    assert_eq!(
+        &core.read(changed.fh, 0, 50_000).await.unwrap()[..],
+        &pattern(50_000, 5)[..]
+    );
     assert_eq!(core.stats().opens_keep_cache.load(Ordering::Relaxed), 1);
-    let (_, _, reads) = core.stats().latency(colo_vfs::metrics::FsOp::Read).snapshot();
+    let (_, _, reads) = core
+        .stats()
+        .latency(colo_vfs::metrics::FsOp::Read)
+        .snapshot();
     assert!(reads >= 1);
     assert_eq!(core.stats().read_bytes.load(Ordering::Relaxed), 50_000);
 }
@@ -285,9 +294,17 @@ async fn invalidating_metadata_makes_changes_visible_before_the_ttl() {
     let dir = path_ino(&core, "vol/dir").await;
     let before = core.readdir(dir).await.unwrap().entries.len();
     m.put("dir/new.txt", &b"new"[..]);
-    assert_eq!(core.readdir(dir).await.unwrap().entries.len(), before, "the listing is trusted for the TTL");
+    assert_eq!(
+        core.readdir(dir).await.unwrap().entries.len(),
+        before,
+        "the listing is trusted for the TTL"
+    );
     let (entries, inodes) = core.invalidate_metadata();
-    assert!(entries.iter().any(|(parent, name)| *parent == dir && name == "b.bin"));
+    assert!(
+        entries
+            .iter()
+            .any(|(parent, name)| *parent == dir && name == "b.bin")
+    );
     assert!(inodes.contains(&dir));
     assert_eq!(core.readdir(dir).await.unwrap().entries.len(), before + 1);
 }

@@ -33,7 +33,10 @@ impl AdqlError {
     /// An error at `span` (an empty span means "position unknown").
     pub fn new(message: impl Into<String>, span: Span) -> Self {
         let position = (span.start.line > 0).then_some((span.start.line, span.start.column));
-        Self { message: message.into(), position }
+        Self {
+            message: message.into(),
+            position,
+        }
     }
 }
 
@@ -41,7 +44,10 @@ impl AdqlError {
 pub fn parse(adql: &str, functions: &FunctionCatalog) -> Result<Statement, AdqlError> {
     let text = adql.trim().trim_end_matches(';');
     if text.is_empty() {
-        return Err(AdqlError { message: "the query is empty".into(), position: None });
+        return Err(AdqlError {
+            message: "the query is empty".into(),
+            position: None,
+        });
     }
     let tokens = Tokenizer::new(&AdqlDialect, text)
         .tokenize_with_location()
@@ -53,7 +59,10 @@ pub fn parse(adql: &str, functions: &FunctionCatalog) -> Result<Statement, AdqlE
             Token::DoubleColon => ":: casts are not ADQL: use CAST(x AS type)",
             _ => continue,
         };
-        return Err(AdqlError { message: what.to_string(), position: Some((token.span.start.line, token.span.start.column)) });
+        return Err(AdqlError {
+            message: what.to_string(),
+            position: Some((token.span.start.line, token.span.start.column)),
+        });
     }
     let mut statements = Parser::new(&AdqlDialect)
         .with_recursion_limit(64)
@@ -61,7 +70,10 @@ pub fn parse(adql: &str, functions: &FunctionCatalog) -> Result<Statement, AdqlE
         .parse_statements()
         .map_err(|e| parse_error(e, text))?;
     if statements.len() != 1 {
-        return Err(AdqlError { message: "exactly one query is allowed".into(), position: None });
+        return Err(AdqlError {
+            message: "exactly one query is allowed".into(),
+            position: None,
+        });
     }
     let statement = statements.remove(0);
     validate::validate(&statement, functions)?;
@@ -69,7 +81,11 @@ pub fn parse(adql: &str, functions: &FunctionCatalog) -> Result<Statement, AdqlE
 }
 
 /// Parses, validates and rewrites a query for DataFusion.
-pub fn translate(adql: &str, functions: &FunctionCatalog, tables: &dyn TableResolver) -> Result<Statement, AdqlError> {
+pub fn translate(
+    adql: &str,
+    functions: &FunctionCatalog,
+    tables: &dyn TableResolver,
+) -> Result<Statement, AdqlError> {
     let mut statement = parse(adql, functions)?;
     if let Statement::Query(query) = &mut statement {
         rewrite::rewrite(query, tables)?;
@@ -82,7 +98,10 @@ fn parse_error(error: ParserError, query: &str) -> AdqlError {
     let text = match error {
         ParserError::TokenizerError(t) | ParserError::ParserError(t) => t,
         ParserError::RecursionLimitExceeded => {
-            return AdqlError { message: "the query is nested too deeply".into(), position: None };
+            return AdqlError {
+                message: "the query is nested too deeply".into(),
+                position: None,
+            };
         }
     };
     let position = text.rfind(" at Line: ").and_then(|at| {
@@ -100,9 +119,15 @@ fn parse_error(error: ParserError, query: &str) -> AdqlError {
             // The query ended too early: point just past its last character.
             let line = query.lines().count().max(1) as u64;
             let column = query.lines().last().map_or(0, |l| l.chars().count()) as u64 + 1;
-            AdqlError { message: format!("syntax error: {text} (the query ends too early)"), position: Some((line, column)) }
+            AdqlError {
+                message: format!("syntax error: {text} (the query ends too early)"),
+                position: Some((line, column)),
+            }
         }
-        None => AdqlError { message: format!("syntax error: {text}"), position: None },
+        None => AdqlError {
+            message: format!("syntax error: {text}"),
+            position: None,
+        },
     }
 }
 
@@ -113,13 +138,17 @@ mod tests {
     struct NoTables;
     impl TableResolver for NoTables {
         fn position_columns(&self, table: &[String]) -> Option<PositionColumns> {
-            (table.last().map(String::as_str) == Some("gaia_source"))
-                .then(|| PositionColumns { lon: "ra".into(), lat: "dec".into() })
+            (table.last().map(String::as_str) == Some("gaia_source")).then(|| PositionColumns {
+                lon: "ra".into(),
+                lat: "dec".into(),
+            })
         }
     }
 
     fn sql(adql: &str) -> String {
-        translate(adql, &FunctionCatalog::default(), &NoTables).expect("valid ADQL").to_string()
+        translate(adql, &FunctionCatalog::default(), &NoTables)
+            .expect("valid ADQL")
+            .to_string()
     }
 
     fn error(adql: &str) -> AdqlError {
@@ -147,14 +176,25 @@ mod tests {
 
     #[test]
     fn top_becomes_limit_and_keeps_offset() {
-        assert_eq!(sql("SELECT TOP 5 a FROM t OFFSET 3"), "SELECT a FROM t LIMIT 5 OFFSET 3");
+        assert_eq!(
+            sql("SELECT TOP 5 a FROM t OFFSET 3"),
+            "SELECT a FROM t LIMIT 5 OFFSET 3"
+        );
     }
 
     #[test]
     fn cone_on_a_positioned_table_prunes_by_healpix() {
-        let out = sql("SELECT source_id FROM gaiadr3.gaia_source WHERE 1=CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', 266.4, -29.0, 0.5))");
-        assert!(out.contains("\"gaia_source\".\"_healpix_29\" BETWEEN"), "{out}");
-        assert!(out.contains("adql_distance(ra, dec, 266.4, -29.0) <= 0.5"), "{out}");
+        let out = sql(
+            "SELECT source_id FROM gaiadr3.gaia_source WHERE 1=CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', 266.4, -29.0, 0.5))",
+        );
+        assert!(
+            out.contains("\"gaia_source\".\"_healpix_29\" BETWEEN"),
+            "{out}"
+        );
+        assert!(
+            out.contains("adql_distance(ra, dec, 266.4, -29.0) <= 0.5"),
+            "{out}"
+        );
     }
 
     #[test]
@@ -166,15 +206,22 @@ mod tests {
 
     #[test]
     fn crossmatch_join_gets_a_cell_equi_join() {
-        let out = sql("SELECT a.ra FROM gaiadr3.gaia_source AS a JOIN gaiadr3.gaia_source AS b ON DISTANCE(a.ra, a.dec, b.ra, b.dec) < 0.001");
+        let out = sql(
+            "SELECT a.ra FROM gaiadr3.gaia_source AS a JOIN gaiadr3.gaia_source AS b ON DISTANCE(a.ra, a.dec, b.ra, b.dec) < 0.001",
+        );
         assert!(out.contains("unnest(adql_cone_cells"), "{out}");
         assert!(out.contains("adql_healpix_index("), "{out}");
     }
 
     #[test]
     fn comma_join_crossmatch_becomes_a_cell_join() {
-        let out = sql("SELECT a.ra FROM gaiadr3.gaia_source AS a, gaiadr3.gaia_source AS b WHERE 1=CONTAINS(POINT(a.ra, a.dec), CIRCLE(b.ra, b.dec, 0.01)) AND a.ra > 10");
-        assert!(out.contains(" JOIN (SELECT *, unnest(adql_cone_cells"), "{out}");
+        let out = sql(
+            "SELECT a.ra FROM gaiadr3.gaia_source AS a, gaiadr3.gaia_source AS b WHERE 1=CONTAINS(POINT(a.ra, a.dec), CIRCLE(b.ra, b.dec, 0.01)) AND a.ra > 10",
+        );
+        assert!(
+            out.contains(" JOIN (SELECT *, unnest(adql_cone_cells"),
+            "{out}"
+        );
         assert!(!out.contains(" WHERE 1 = "), "{out}");
     }
 

@@ -111,17 +111,28 @@ impl TableDescriptor {
 
     /// Reads a descriptor file.
     pub fn read(path: &Path) -> Result<Self, VoError> {
-        let text = std::fs::read_to_string(path).map_err(|source| VoError::Io { path: path.to_path_buf(), source })?;
-        toml::from_str(&text).map_err(|e| VoError::Descriptor { path: path.to_path_buf(), message: e.to_string() })
+        let text = std::fs::read_to_string(path).map_err(|source| VoError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| VoError::Descriptor {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
     }
 
     /// Writes a descriptor file.
     pub fn write(&self, path: &Path) -> Result<(), VoError> {
-        let text = toml::to_string_pretty(self)
-            .map_err(|e| VoError::Descriptor { path: path.to_path_buf(), message: e.to_string() })?;
+        let text = toml::to_string_pretty(self).map_err(|e| VoError::Descriptor {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
         let header = "# Table descriptor written by `colo ingest catalog`: edit descriptions, units, UCDs, utypes,\n\
                       # principal/indexed/std and ESA flags (1 RA, 2 Dec, 4 flux, 8 mag, 16 primary key), then restart.\n";
-        std::fs::write(path, format!("{header}{text}")).map_err(|source| VoError::Io { path: path.to_path_buf(), source })
+        std::fs::write(path, format!("{header}{text}")).map_err(|source| VoError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 }
 
@@ -141,10 +152,18 @@ pub fn discover_tables(root: &Path) -> Result<Vec<PublishedTable>, VoError> {
     let entries = match std::fs::read_dir(root) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(tables),
-        Err(source) => return Err(VoError::Io { path: root.to_path_buf(), source }),
+        Err(source) => {
+            return Err(VoError::Io {
+                path: root.to_path_buf(),
+                source,
+            });
+        }
     };
     for entry in entries {
-        let entry = entry.map_err(|source| VoError::Io { path: root.to_path_buf(), source })?;
+        let entry = entry.map_err(|source| VoError::Io {
+            path: root.to_path_buf(),
+            source,
+        })?;
         let dir = entry.path();
         let hidden = entry.file_name().to_string_lossy().starts_with('.');
         if hidden || !dir.join(DESCRIPTOR_FILE).is_file() {
@@ -180,7 +199,9 @@ pub fn votable_type(data_type: &DataType) -> (&'static str, Option<&'static str>
         DataType::Int64 | DataType::UInt32 | DataType::UInt64 => ("long", None),
         DataType::Float16 | DataType::Float32 => ("float", None),
         DataType::Float64 | DataType::Decimal128(..) | DataType::Decimal256(..) => ("double", None),
-        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) => ("double", Some("*")),
+        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) => {
+            ("double", Some("*"))
+        }
         _ => ("char", Some("*")),
     }
 }

@@ -13,10 +13,14 @@ use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, SchemaRef};
-use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider};
+use datafusion::catalog::{
+    CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider,
+};
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::{Expr as LogicalExpr, LogicalPlan};
@@ -112,7 +116,11 @@ impl Engine {
             let provider = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
             tap.register_table(name.to_string(), Arc::new(provider))?;
         }
-        Ok(Engine { catalog, tables: all, functions: FunctionCatalog::default() })
+        Ok(Engine {
+            catalog,
+            tables: all,
+            functions: FunctionCatalog::default(),
+        })
     }
 
     /// Every queryable table (TAP_SCHEMA first), for `/tables`.
@@ -126,22 +134,43 @@ impl Engine {
     }
 
     /// Translates and plans a query; fails fast on bad ADQL, unknown tables or columns.
-    pub async fn execute(&self, adql: &str, limit: Option<u64>, uploads: &[UploadedTable]) -> Result<QueryResult, VoError> {
+    pub async fn execute(
+        &self,
+        adql: &str,
+        limit: Option<u64>,
+        uploads: &[UploadedTable],
+    ) -> Result<QueryResult, VoError> {
         let (ctx, plan, aliases) = self.plan(adql, uploads).await?;
         let (columns, keep) = self.result_columns(&plan, &aliases, uploads);
-        let mut frame = ctx.execute_logical_plan(plan).await.map_err(|e| self.plan_error(e, uploads))?;
+        let mut frame = ctx
+            .execute_logical_plan(plan)
+            .await
+            .map_err(|e| self.plan_error(e, uploads))?;
         if let Some(limit) = limit {
-            frame = frame.limit(0, Some(usize::try_from(limit.saturating_add(1)).unwrap_or(usize::MAX)))?;
+            frame = frame.limit(
+                0,
+                Some(usize::try_from(limit.saturating_add(1)).unwrap_or(usize::MAX)),
+            )?;
         }
-        let stream = frame.execute_stream().await.map_err(|e| self.plan_error(e, uploads))?;
-        Ok(QueryResult { columns, keep, stream, limit })
+        let stream = frame
+            .execute_stream()
+            .await
+            .map_err(|e| self.plan_error(e, uploads))?;
+        Ok(QueryResult {
+            columns,
+            keep,
+            stream,
+            limit,
+        })
     }
 
     /// The physical plan of a query (for tests and diagnosis).
     pub async fn explain(&self, adql: &str) -> Result<String, VoError> {
         let (ctx, plan, _) = self.plan(adql, &[]).await?;
         let physical = ctx.state().create_physical_plan(&plan).await?;
-        Ok(datafusion::physical_plan::displayable(physical.as_ref()).indent(true).to_string())
+        Ok(datafusion::physical_plan::displayable(physical.as_ref())
+            .indent(true)
+            .to_string())
     }
 
     /// Runs a query and returns its physical plan with execution metrics (pruning counts).
@@ -149,14 +178,25 @@ impl Engine {
         let (ctx, plan, _) = self.plan(adql, &[]).await?;
         let physical = ctx.state().create_physical_plan(&plan).await?;
         datafusion::physical_plan::collect(physical.clone(), ctx.task_ctx()).await?;
-        Ok(datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(physical.as_ref())
+        Ok(
+            datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(
+                physical.as_ref(),
+            )
             .indent(true)
-            .to_string())
+            .to_string(),
+        )
     }
 
     /// Translates and plans a query in a fresh session; also returns the top-level table aliases.
-    async fn plan(&self, adql: &str, uploads: &[UploadedTable]) -> Result<(SessionContext, LogicalPlan, HashMap<String, String>), VoError> {
-        let resolver = Resolver { tables: &self.tables, uploads };
+    async fn plan(
+        &self,
+        adql: &str,
+        uploads: &[UploadedTable],
+    ) -> Result<(SessionContext, LogicalPlan, HashMap<String, String>), VoError> {
+        let resolver = Resolver {
+            tables: &self.tables,
+            uploads,
+        };
         let statement = translate(adql, &self.functions, &resolver)?;
         let aliases = top_level_aliases(&statement);
         let ctx = SessionContext::new_with_config(session_config());
@@ -172,7 +212,10 @@ impl Engine {
         Ok((ctx, plan, aliases))
     }
 
-    fn session_catalog(&self, uploads: &[UploadedTable]) -> Result<Arc<dyn CatalogProvider>, VoError> {
+    fn session_catalog(
+        &self,
+        uploads: &[UploadedTable],
+    ) -> Result<Arc<dyn CatalogProvider>, VoError> {
         if uploads.is_empty() {
             return Ok(self.catalog.clone());
         }
@@ -181,17 +224,30 @@ impl Engine {
             let table = MemTable::try_new(upload.batch.schema(), vec![vec![upload.batch.clone()]])?;
             upload_schema.register_table(upload.name.to_ascii_lowercase(), Arc::new(table))?;
         }
-        Ok(Arc::new(QueryCatalog { base: self.catalog.clone(), uploads: upload_schema }))
+        Ok(Arc::new(QueryCatalog {
+            base: self.catalog.clone(),
+            uploads: upload_schema,
+        }))
     }
 
     /// Turns planning errors into messages that name the unknown table or column and suggest one.
     fn plan_error(&self, error: DataFusionError, uploads: &[UploadedTable]) -> VoError {
         let root = error.find_root();
         if let DataFusionError::SchemaError(schema_error, _) = root
-            && let datafusion::common::SchemaError::FieldNotFound { field, valid_fields } = schema_error.as_ref()
+            && let datafusion::common::SchemaError::FieldNotFound {
+                field,
+                valid_fields,
+            } = schema_error.as_ref()
         {
-            let names: Vec<&str> = valid_fields.iter().map(|c| c.name.as_str()).filter(|n| !is_internal(n)).collect();
-            return VoError::UnknownColumn { name: field.name.clone(), suggestion: nearest_name(&field.name, names) };
+            let names: Vec<&str> = valid_fields
+                .iter()
+                .map(|c| c.name.as_str())
+                .filter(|n| !is_internal(n))
+                .collect();
+            return VoError::UnknownColumn {
+                name: field.name.clone(),
+                suggestion: nearest_name(&field.name, names),
+            };
         }
         let text = root.to_string();
         if let Some(rest) = text.split("table '").nth(1)
@@ -200,28 +256,45 @@ impl Engine {
             let name = rest.split('\'').next().unwrap_or_default();
             let name = name.strip_prefix("datafusion.").unwrap_or(name);
             let name = name.strip_prefix("public.").unwrap_or(name);
-            let mut known: Vec<String> = self.tables.iter().map(TableMeta::qualified_name).collect();
+            let mut known: Vec<String> =
+                self.tables.iter().map(TableMeta::qualified_name).collect();
             known.extend(uploads.iter().map(|u| format!("TAP_UPLOAD.{}", u.name)));
-            let suggestion = nearest_name(name, known.iter().map(String::as_str))
-                .or_else(|| {
-                    let bare = name.rsplit('.').next().unwrap_or(name);
-                    self.tables.iter().find(|t| t.name == bare).map(TableMeta::qualified_name)
-                });
-            return VoError::UnknownTable { name: name.to_string(), suggestion };
+            let suggestion = nearest_name(name, known.iter().map(String::as_str)).or_else(|| {
+                let bare = name.rsplit('.').next().unwrap_or(name);
+                self.tables
+                    .iter()
+                    .find(|t| t.name == bare)
+                    .map(TableMeta::qualified_name)
+            });
+            return VoError::UnknownTable {
+                name: name.to_string(),
+                suggestion,
+            };
         }
         match root {
             DataFusionError::Plan(message) | DataFusionError::NotImplemented(message) => {
-                VoError::Query { message: message.clone() }
+                VoError::Query {
+                    message: message.clone(),
+                }
             }
-            DataFusionError::SchemaError(..) | DataFusionError::SQL(..) => VoError::Query { message: text },
-            DataFusionError::Execution(message) => VoError::Query { message: message.clone() },
+            DataFusionError::SchemaError(..) | DataFusionError::SQL(..) => {
+                VoError::Query { message: text }
+            }
+            DataFusionError::Execution(message) => VoError::Query {
+                message: message.clone(),
+            },
             _ => VoError::Query { message: text },
         }
     }
 
     /// Result column metadata: names made unique, table metadata for plain columns, xtypes for
     /// geometry; internal columns left out.
-    fn result_columns(&self, plan: &LogicalPlan, aliases: &HashMap<String, String>, uploads: &[UploadedTable]) -> (Vec<ColumnMeta>, Vec<usize>) {
+    fn result_columns(
+        &self,
+        plan: &LogicalPlan,
+        aliases: &HashMap<String, String>,
+        uploads: &[UploadedTable],
+    ) -> (Vec<ColumnMeta>, Vec<usize>) {
         let projection = top_projection(plan);
         let mut columns = Vec::new();
         let mut keep = Vec::new();
@@ -231,10 +304,13 @@ impl Engine {
                 continue;
             }
             let expr = projection.and_then(|exprs| exprs.get(index));
-            let source = self.source_column(qualifier.map(|q| q.table()), field.name(), aliases, uploads);
+            let source =
+                self.source_column(qualifier.map(|q| q.table()), field.name(), aliases, uploads);
             let mut meta = source.unwrap_or_default();
             meta.name = match expr {
-                Some(LogicalExpr::Column(_)) | Some(LogicalExpr::Alias(_)) | None => field.name().clone(),
+                Some(LogicalExpr::Column(_)) | Some(LogicalExpr::Alias(_)) | None => {
+                    field.name().clone()
+                }
                 Some(other) => generated_name(other),
             };
             let count = seen.entry(meta.name.to_ascii_lowercase()).or_default();
@@ -244,7 +320,9 @@ impl Engine {
             }
             meta.arrow_type = Some(field.data_type().clone());
             if meta.xtype.is_none() {
-                meta.xtype = expr.and_then(geometry_xtype).or_else(|| implied_xtype(field.data_type()).map(String::from));
+                meta.xtype = expr
+                    .and_then(geometry_xtype)
+                    .or_else(|| implied_xtype(field.data_type()).map(String::from));
             }
             columns.push(meta);
             keep.push(index);
@@ -252,7 +330,13 @@ impl Engine {
         (columns, keep)
     }
 
-    fn source_column(&self, qualifier: Option<&str>, name: &str, aliases: &HashMap<String, String>, uploads: &[UploadedTable]) -> Option<ColumnMeta> {
+    fn source_column(
+        &self,
+        qualifier: Option<&str>,
+        name: &str,
+        aliases: &HashMap<String, String>,
+        uploads: &[UploadedTable],
+    ) -> Option<ColumnMeta> {
         let find_in = |table: &str| -> Option<ColumnMeta> {
             let table = aliases.get(table).map(String::as_str).unwrap_or(table);
             let bare = table.rsplit('.').next().unwrap_or(table);
@@ -260,7 +344,12 @@ impl Engine {
                 .iter()
                 .filter(|t| t.qualified_name() == table || t.name == bare)
                 .flat_map(|t| t.columns.iter())
-                .chain(uploads.iter().filter(|u| u.name.eq_ignore_ascii_case(bare)).flat_map(|u| u.columns.iter()))
+                .chain(
+                    uploads
+                        .iter()
+                        .filter(|u| u.name.eq_ignore_ascii_case(bare))
+                        .flat_map(|u| u.columns.iter()),
+                )
                 .find(|c| unquote(&c.name) == name)
                 .cloned()
         };
@@ -276,7 +365,9 @@ impl Engine {
 
 /// `"size"` in TAP_SCHEMA is stored quoted; columns themselves are named without quotes.
 fn unquote(name: &str) -> &str {
-    name.strip_prefix('"').and_then(|n| n.strip_suffix('"')).unwrap_or(name)
+    name.strip_prefix('"')
+        .and_then(|n| n.strip_suffix('"'))
+        .unwrap_or(name)
 }
 
 /// Columns the rewriter or ingest adds that users never see.
@@ -296,7 +387,10 @@ fn session_config() -> SessionConfig {
     config
 }
 
-fn schema_provider(catalog: &MemoryCatalogProvider, name: &str) -> Result<Arc<dyn SchemaProvider>, VoError> {
+fn schema_provider(
+    catalog: &MemoryCatalogProvider,
+    name: &str,
+) -> Result<Arc<dyn SchemaProvider>, VoError> {
     if let Some(schema) = catalog.schema(name) {
         return Ok(schema);
     }
@@ -305,12 +399,18 @@ fn schema_provider(catalog: &MemoryCatalogProvider, name: &str) -> Result<Arc<dy
     Ok(schema)
 }
 
-async fn listing_table(ctx: &SessionContext, table: &PublishedTable) -> Result<(Arc<ListingTable>, TableMeta), VoError> {
+async fn listing_table(
+    ctx: &SessionContext,
+    table: &PublishedTable,
+) -> Result<(Arc<ListingTable>, TableMeta), VoError> {
     let data_dir = table.dir.join(DATA_DIR);
     let url = ListingTableUrl::parse(format!("{}/", data_dir.display()))?;
-    let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
     let schema: SchemaRef = options.infer_schema(&ctx.state(), &url).await?;
-    let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(schema.clone());
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(schema.clone());
     let provider = Arc::new(ListingTable::try_new(config)?);
     let descriptor = &table.descriptor;
     let columns = schema
@@ -318,9 +418,15 @@ async fn listing_table(ctx: &SessionContext, table: &PublishedTable) -> Result<(
         .iter()
         .filter(|f| !is_internal(f.name()))
         .map(|field| {
-            let column = descriptor.columns.iter().find(|c| &c.name == field.name()).cloned().unwrap_or_else(|| {
-                crate::catalog::ColumnDescriptor { name: field.name().clone(), ..Default::default() }
-            });
+            let column = descriptor
+                .columns
+                .iter()
+                .find(|c| &c.name == field.name())
+                .cloned()
+                .unwrap_or_else(|| crate::catalog::ColumnDescriptor {
+                    name: field.name().clone(),
+                    ..Default::default()
+                });
             ColumnMeta {
                 name: field.name().clone(),
                 arrow_type: Some(field.data_type().clone()),
@@ -340,7 +446,10 @@ async fn listing_table(ctx: &SessionContext, table: &PublishedTable) -> Result<(
             .position
             .as_ref()
             .filter(|_| has_index)
-            .map(|p| PositionColumns { lon: p.ra.clone(), lat: p.dec.clone() }),
+            .map(|p| PositionColumns {
+                lon: p.ra.clone(),
+                lat: p.dec.clone(),
+            }),
         rows: Some(descriptor.rows),
     };
     Ok((provider, meta))
@@ -360,7 +469,11 @@ struct Resolver<'a> {
 impl TableResolver for Resolver<'_> {
     fn position_columns(&self, table: &[String]) -> Option<PositionColumns> {
         let found: Vec<&TableMeta> = match table {
-            [schema, name] => self.tables.iter().filter(|t| &t.schema == schema && &t.name == name).collect(),
+            [schema, name] => self
+                .tables
+                .iter()
+                .filter(|t| &t.schema == schema && &t.name == name)
+                .collect(),
             [name] => self.tables.iter().filter(|t| &t.name == name).collect(),
             _ => vec![],
         };
@@ -375,23 +488,35 @@ impl TableResolver for Resolver<'_> {
 /// Table aliases of the top-level SELECT: alias (or bare table name) → `schema.table` as written.
 fn top_level_aliases(statement: &Statement) -> HashMap<String, String> {
     let mut aliases = HashMap::new();
-    let Statement::Query(query) = statement else { return aliases };
-    let SetExpr::Select(select) = query.body.as_ref() else { return aliases };
+    let Statement::Query(query) = statement else {
+        return aliases;
+    };
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return aliases;
+    };
     let mut add = |factor: &TableFactor| {
         if let TableFactor::Table { name, alias, .. } = factor {
             let parts: Vec<String> = name
                 .0
                 .iter()
                 .filter_map(|p| match p {
-                    ObjectNamePart::Identifier(i) => {
-                        Some(if i.quote_style.is_some() { i.value.clone() } else { i.value.to_ascii_lowercase() })
-                    }
+                    ObjectNamePart::Identifier(i) => Some(if i.quote_style.is_some() {
+                        i.value.clone()
+                    } else {
+                        i.value.to_ascii_lowercase()
+                    }),
                     _ => None,
                 })
                 .collect();
             let full = parts.join(".");
             let key = match alias {
-                Some(a) => if a.name.quote_style.is_some() { a.name.value.clone() } else { a.name.value.to_ascii_lowercase() },
+                Some(a) => {
+                    if a.name.quote_style.is_some() {
+                        a.name.value.clone()
+                    } else {
+                        a.name.value.to_ascii_lowercase()
+                    }
+                }
                 None => parts.last().cloned().unwrap_or_default(),
             };
             aliases.insert(key, full.clone());
@@ -437,7 +562,9 @@ fn geometry_xtype(expr: &LogicalExpr) -> Option<String> {
         LogicalExpr::Alias(a) => a.expr.as_ref(),
         other => other,
     };
-    let LogicalExpr::ScalarFunction(f) = inner else { return None };
+    let LogicalExpr::ScalarFunction(f) = inner else {
+        return None;
+    };
     Some(
         match f.name() {
             "adql_point" | "adql_centroid" => "point",
@@ -464,7 +591,11 @@ impl CatalogProvider for QueryCatalog {
     }
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
-        if name == UPLOAD_SCHEMA { Some(self.uploads.clone()) } else { self.base.schema(name) }
+        if name == UPLOAD_SCHEMA {
+            Some(self.uploads.clone())
+        } else {
+            self.base.schema(name)
+        }
     }
 }
 

@@ -19,10 +19,16 @@ pub enum VoError {
     Adql(#[from] AdqlError),
     /// The query names a table that does not exist.
     #[error("unknown table {name}{}", suggest(suggestion))]
-    UnknownTable { name: String, suggestion: Option<String> },
+    UnknownTable {
+        name: String,
+        suggestion: Option<String>,
+    },
     /// The query names a column that does not exist.
     #[error("unknown column {name}{}", suggest(suggestion))]
-    UnknownColumn { name: String, suggestion: Option<String> },
+    UnknownColumn {
+        name: String,
+        suggestion: Option<String>,
+    },
     /// The query is valid ADQL but cannot be planned (types, ambiguity, ...).
     #[error("{message}")]
     Query { message: String },
@@ -43,20 +49,29 @@ pub enum VoError {
     JobState { message: String },
     /// A file could not be read or written.
     #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// A table descriptor is not valid TOML for [`crate::catalog::TableDescriptor`].
     #[error("{}: {message}", path.display())]
     Descriptor { path: PathBuf, message: String },
     /// A catalogue could not be ingested.
     #[error("ingest {source_name}: {message}")]
-    Ingest { source_name: String, message: String },
+    Ingest {
+        source_name: String,
+        message: String,
+    },
     /// DataFusion failed where the query was not to blame (registration, schema inference).
     #[error("query engine: {0}")]
     Engine(#[from] datafusion::error::DataFusionError),
 }
 
 fn suggest(suggestion: &Option<String>) -> String {
-    suggestion.as_ref().map(|s| format!(" (did you mean {s}?)")).unwrap_or_default()
+    suggestion
+        .as_ref()
+        .map(|s| format!(" (did you mean {s}?)"))
+        .unwrap_or_default()
 }
 
 impl VoError {
@@ -124,12 +139,20 @@ pub fn votable_error_document(message: &str) -> String {
 impl IntoResponse for VoError {
     fn into_response(self) -> Response {
         let body = votable_error_document(&self.client_message());
-        (self.status(), [(header::CONTENT_TYPE, "application/x-votable+xml")], body).into_response()
+        (
+            self.status(),
+            [(header::CONTENT_TYPE, "application/x-votable+xml")],
+            body,
+        )
+            .into_response()
     }
 }
 
 /// The closest name to `wanted` among `candidates` (edit distance ≤ 1/3 of its length).
-pub fn nearest_name<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub fn nearest_name<'a>(
+    wanted: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     let wanted_lower = wanted.to_ascii_lowercase();
     let limit = (wanted.len() / 3).max(2);
     candidates
@@ -148,7 +171,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
         row[0] = i + 1;
         for j in 0..b.len() {
             let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != b[j])).min(row[j] + 1).min(cur + 1);
+            row[j + 1] = (prev + usize::from(ca != b[j]))
+                .min(row[j] + 1)
+                .min(cur + 1);
             prev = cur;
         }
     }
@@ -162,13 +187,21 @@ mod tests {
     #[test]
     fn error_document_has_the_exact_status_info() {
         let doc = votable_error_document("bad <query>");
-        assert!(doc.contains("<INFO name=\"QUERY_STATUS\" value=\"ERROR\">bad &lt;query&gt;</INFO>"));
+        assert!(
+            doc.contains("<INFO name=\"QUERY_STATUS\" value=\"ERROR\">bad &lt;query&gt;</INFO>")
+        );
     }
 
     #[test]
     fn nearest_name_suggests_close_spellings_only() {
-        assert_eq!(nearest_name("hip3", ["hip2", "tables"]), Some("hip2".into()));
-        assert_eq!(nearest_name("phot_g_mean_mg", ["phot_g_mean_mag", "ra"]), Some("phot_g_mean_mag".into()));
+        assert_eq!(
+            nearest_name("hip3", ["hip2", "tables"]),
+            Some("hip2".into())
+        );
+        assert_eq!(
+            nearest_name("phot_g_mean_mg", ["phot_g_mean_mag", "ra"]),
+            Some("phot_g_mean_mag".into())
+        );
         assert_eq!(nearest_name("zzz", ["hip2", "tables"]), None);
     }
 }

@@ -7,7 +7,10 @@
 
 use std::sync::Arc;
 
-use arrow_array::builder::{BooleanBuilder, Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder, StringBuilder};
+use arrow_array::builder::{
+    BooleanBuilder, Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder,
+    StringBuilder,
+};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{Field, Schema};
 
@@ -21,7 +24,10 @@ struct Header {
 
 impl Header {
     fn get(&self, key: &str) -> Option<&str> {
-        self.cards.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.cards
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     fn int(&self, key: &str) -> Option<i64> {
@@ -29,11 +35,13 @@ impl Header {
     }
 
     fn float(&self, key: &str) -> Option<f64> {
-        self.get(key).and_then(|v| v.trim().replace('D', "E").parse().ok())
+        self.get(key)
+            .and_then(|v| v.trim().replace('D', "E").parse().ok())
     }
 
     fn text(&self, key: &str) -> Option<String> {
-        self.get(key).map(|v| v.trim().trim_matches('\'').trim().to_string())
+        self.get(key)
+            .map(|v| v.trim().trim_matches('\'').trim().to_string())
     }
 }
 
@@ -41,7 +49,9 @@ fn read_header(bytes: &[u8], start: usize) -> Result<Header, String> {
     let mut cards = Vec::new();
     let mut at = start;
     loop {
-        let card = bytes.get(at..at + 80).ok_or("the FITS header ends before END")?;
+        let card = bytes
+            .get(at..at + 80)
+            .ok_or("the FITS header ends before END")?;
         at += 80;
         let card = String::from_utf8_lossy(card);
         let key = card[..8].trim().to_string();
@@ -75,7 +85,9 @@ fn data_size(header: &Header) -> usize {
     if naxis == 0 {
         return 0;
     }
-    let mut size: i64 = (1..=naxis).map(|i| header.int(&format!("NAXIS{i}")).unwrap_or(0)).product();
+    let mut size: i64 = (1..=naxis)
+        .map(|i| header.int(&format!("NAXIS{i}")).unwrap_or(0))
+        .product();
     size = (size + header.int("PCOUNT").unwrap_or(0)) * header.int("GCOUNT").unwrap_or(1);
     let bits = header.int("BITPIX").unwrap_or(8).unsigned_abs() as i64;
     ((size * bits / 8) as usize).div_ceil(BLOCK) * BLOCK
@@ -106,10 +118,22 @@ pub fn read_bintable(bytes: &[u8]) -> Result<RecordBatch, String> {
     let mut arrays: Vec<ArrayRef> = Vec::new();
     let mut skipped = Vec::new();
     for n in 1..=fields {
-        let name = header.text(&format!("TTYPE{n}")).unwrap_or_else(|| format!("col{n}"));
-        let tform = header.text(&format!("TFORM{n}")).ok_or(format!("TFORM{n} is missing"))?;
-        let split = tform.find(|c: char| c.is_ascii_alphabetic()).ok_or(format!("bad TFORM{n} {tform:?}"))?;
-        let repeat: usize = if split == 0 { 1 } else { tform[..split].parse().map_err(|_| format!("bad TFORM{n} {tform:?}"))? };
+        let name = header
+            .text(&format!("TTYPE{n}"))
+            .unwrap_or_else(|| format!("col{n}"));
+        let tform = header
+            .text(&format!("TFORM{n}"))
+            .ok_or(format!("TFORM{n} is missing"))?;
+        let split = tform
+            .find(|c: char| c.is_ascii_alphabetic())
+            .ok_or(format!("bad TFORM{n} {tform:?}"))?;
+        let repeat: usize = if split == 0 {
+            1
+        } else {
+            tform[..split]
+                .parse()
+                .map_err(|_| format!("bad TFORM{n} {tform:?}"))?
+        };
         let code = tform.as_bytes()[split];
         let width = match code {
             b'L' | b'B' | b'A' | b'X' => 1,
@@ -119,16 +143,24 @@ pub fn read_bintable(bytes: &[u8]) -> Result<RecordBatch, String> {
             b'M' | b'Q' => 16,
             _ => return Err(format!("unknown TFORM{n} {tform:?}")),
         };
-        let size = if code == b'X' { repeat.div_ceil(8) } else { repeat * width };
+        let size = if code == b'X' {
+            repeat.div_ceil(8)
+        } else {
+            repeat * width
+        };
         let scale = header.float(&format!("TSCAL{n}")).unwrap_or(1.0);
         let zero = header.float(&format!("TZERO{n}")).unwrap_or(0.0);
         let null = header.int(&format!("TNULL{n}"));
-        let cell = |row: usize| &bytes[data + row * row_bytes + offset..data + row * row_bytes + offset + size];
+        let cell = |row: usize| {
+            &bytes[data + row * row_bytes + offset..data + row * row_bytes + offset + size]
+        };
         let array: Option<ArrayRef> = match (code, repeat) {
             (b'A', _) => {
                 let mut b = StringBuilder::new();
                 for r in 0..rows {
-                    let text = String::from_utf8_lossy(cell(r)).trim_end_matches(['\0', ' ']).to_string();
+                    let text = String::from_utf8_lossy(cell(r))
+                        .trim_end_matches(['\0', ' '])
+                        .to_string();
                     b.append_value(text);
                 }
                 Some(Arc::new(b.finish()))
@@ -152,7 +184,9 @@ pub fn read_bintable(bytes: &[u8]) -> Result<RecordBatch, String> {
                             b'B' => i64::from(c[0]),
                             b'I' => i64::from(i16::from_be_bytes([c[0], c[1]])),
                             b'J' => i64::from(i32::from_be_bytes([c[0], c[1], c[2], c[3]])),
-                            _ => i64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]),
+                            _ => {
+                                i64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
+                            }
                         }
                     };
                     let scaled = scale != 1.0 || (zero != 0.0 && zero.fract() != 0.0);
@@ -193,7 +227,9 @@ pub fn read_bintable(bytes: &[u8]) -> Result<RecordBatch, String> {
                     for r in 0..rows {
                         let c = cell(r);
                         let v = f32::from_be_bytes([c[0], c[1], c[2], c[3]]);
-                        b.append_option((!v.is_nan()).then(|| (f64::from(v) * scale + zero) as f32));
+                        b.append_option(
+                            (!v.is_nan()).then(|| (f64::from(v) * scale + zero) as f32),
+                        );
                     }
                     Some(Arc::new(b.finish()))
                 }
@@ -201,7 +237,8 @@ pub fn read_bintable(bytes: &[u8]) -> Result<RecordBatch, String> {
                     let mut b = Float64Builder::new();
                     for r in 0..rows {
                         let c = cell(r);
-                        let v = f64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+                        let v =
+                            f64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
                         b.append_option((!v.is_nan()).then_some(v * scale + zero));
                     }
                     Some(Arc::new(b.finish()))
@@ -220,7 +257,10 @@ pub fn read_bintable(bytes: &[u8]) -> Result<RecordBatch, String> {
         offset += size;
     }
     if arrays.is_empty() {
-        return Err(format!("no readable columns (skipped vector or variable-length columns: {})", skipped.join(", ")));
+        return Err(format!(
+            "no readable columns (skipped vector or variable-length columns: {})",
+            skipped.join(", ")
+        ));
     }
     if !skipped.is_empty() {
         tracing::warn!(columns = %skipped.join(", "), "FITS vector columns skipped");

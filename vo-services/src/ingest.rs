@@ -55,9 +55,11 @@ impl InputFormat {
             Some(InputFormat::Parquet)
         } else if lower.ends_with(".csv") || lower.ends_with(".tsv") {
             Some(InputFormat::Csv)
-        } else if lower.ends_with(".vot") || lower.ends_with(".xml") || lower.ends_with(".votable") {
+        } else if lower.ends_with(".vot") || lower.ends_with(".xml") || lower.ends_with(".votable")
+        {
             Some(InputFormat::Votable)
-        } else if lower.ends_with(".fits") || lower.ends_with(".fit") || lower.ends_with(".fits.fz") {
+        } else if lower.ends_with(".fits") || lower.ends_with(".fit") || lower.ends_with(".fits.fz")
+        {
             Some(InputFormat::Fits)
         } else {
             None
@@ -100,18 +102,28 @@ pub struct IngestReport {
 }
 
 fn fail(request: &IngestRequest, message: impl Into<String>) -> VoError {
-    VoError::Ingest { source_name: request.source_name.clone(), message: message.into() }
+    VoError::Ingest {
+        source_name: request.source_name.clone(),
+        message: message.into(),
+    }
 }
 
 /// Reads, partitions, writes and publishes one catalogue under `tables_dir`. `progress` is called
 /// with (rows written, total rows).
-pub fn ingest(tables_dir: &Path, request: &IngestRequest, progress: &mut dyn FnMut(u64, u64)) -> Result<IngestReport, VoError> {
+pub fn ingest(
+    tables_dir: &Path,
+    request: &IngestRequest,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<IngestReport, VoError> {
     check_name(request, &request.schema)?;
     check_name(request, &request.table)?;
     let batch = read_input(request)?;
     let batch = normalise_names(request, batch)?;
     let position = match &request.position {
-        Some(p) => Some(PositionDescriptor { ra: p.ra.to_ascii_lowercase(), dec: p.dec.to_ascii_lowercase() }),
+        Some(p) => Some(PositionDescriptor {
+            ra: p.ra.to_ascii_lowercase(),
+            dec: p.dec.to_ascii_lowercase(),
+        }),
         None => guess_position(batch.schema().as_ref()),
     };
     let rows = batch.num_rows();
@@ -121,11 +133,17 @@ pub fn ingest(tables_dir: &Path, request: &IngestRequest, progress: &mut dyn FnM
     };
 
     let name = format!("{}.{}", request.schema, request.table);
-    std::fs::create_dir_all(tables_dir).map_err(|source| VoError::Io { path: tables_dir.to_path_buf(), source })?;
+    std::fs::create_dir_all(tables_dir).map_err(|source| VoError::Io {
+        path: tables_dir.to_path_buf(),
+        source,
+    })?;
     let staging = tables_dir.join(format!(".{name}.ingest-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
     let data_dir = staging.join(DATA_DIR).join(format!("Norder={order}"));
-    std::fs::create_dir_all(&data_dir).map_err(|source| VoError::Io { path: data_dir.clone(), source })?;
+    std::fs::create_dir_all(&data_dir).map_err(|source| VoError::Io {
+        path: data_dir.clone(),
+        source,
+    })?;
     let properties = WriterProperties::builder()
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_statistics_enabled(EnabledStatistics::Page)
@@ -139,52 +157,93 @@ pub fn ingest(tables_dir: &Path, request: &IngestRequest, progress: &mut dyn FnM
         };
         let path = data_dir.join(file_name);
         let part = batch.slice(range.start, range.len());
-        let file = std::fs::File::create(&path).map_err(|source| VoError::Io { path: path.clone(), source })?;
+        let file = std::fs::File::create(&path).map_err(|source| VoError::Io {
+            path: path.clone(),
+            source,
+        })?;
         let mut writer = ArrowWriter::try_new(file, part.schema(), Some(properties.clone()))
             .map_err(|e| fail(request, format!("writing Parquet: {e}")))?;
-        writer.write(&part).map_err(|e| fail(request, format!("writing Parquet: {e}")))?;
-        writer.close().map_err(|e| fail(request, format!("writing Parquet: {e}")))?;
+        writer
+            .write(&part)
+            .map_err(|e| fail(request, format!("writing Parquet: {e}")))?;
+        writer
+            .close()
+            .map_err(|e| fail(request, format!("writing Parquet: {e}")))?;
         written += part.num_rows() as u64;
         progress(written, rows as u64);
     }
 
     let published = tables_dir.join(&name);
     let previous = TableDescriptor::read(&published.join(DESCRIPTOR_FILE)).ok();
-    let descriptor = describe(request, batch.schema().as_ref(), position.clone(), rows as u64, previous);
+    let descriptor = describe(
+        request,
+        batch.schema().as_ref(),
+        position.clone(),
+        rows as u64,
+        previous,
+    );
     descriptor.write(&staging.join(DESCRIPTOR_FILE))?;
 
     // Publish: swap the staging folder into place.
     let retired = tables_dir.join(format!(".{name}.retired-{}", std::process::id()));
     if published.exists() {
-        std::fs::rename(&published, &retired).map_err(|source| VoError::Io { path: published.clone(), source })?;
+        std::fs::rename(&published, &retired).map_err(|source| VoError::Io {
+            path: published.clone(),
+            source,
+        })?;
     }
-    std::fs::rename(&staging, &published).map_err(|source| VoError::Io { path: published.clone(), source })?;
+    std::fs::rename(&staging, &published).map_err(|source| VoError::Io {
+        path: published.clone(),
+        source,
+    })?;
     let _ = std::fs::remove_dir_all(&retired);
-    Ok(IngestReport { dir: published, rows: rows as u64, files: cells.len(), order, position })
+    Ok(IngestReport {
+        dir: published,
+        rows: rows as u64,
+        files: cells.len(),
+        order,
+        position,
+    })
 }
 
 fn check_name(request: &IngestRequest, name: &str) -> Result<(), VoError> {
     let mut chars = name.chars();
-    let ok = chars.next().is_some_and(|c| c.is_ascii_lowercase()) && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    let ok = chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if ok && !crate::adql::functions::is_reserved(name) {
         Ok(())
     } else {
-        Err(fail(request, format!("{name:?} is not a usable ADQL name: use lower-case letters, digits and _, starting with a letter")))
+        Err(fail(
+            request,
+            format!(
+                "{name:?} is not a usable ADQL name: use lower-case letters, digits and _, starting with a letter"
+            ),
+        ))
     }
 }
 
 fn read_input(request: &IngestRequest) -> Result<RecordBatch, VoError> {
     let batches: Vec<RecordBatch> = match request.format {
         InputFormat::Parquet => {
-            let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(request.bytes.clone())
-                .and_then(|b| b.with_batch_size(65_536).build())
-                .map_err(|e| fail(request, format!("not a readable Parquet file: {e}")))?;
-            reader.collect::<Result<_, _>>().map_err(|e| fail(request, format!("reading Parquet: {e}")))?
+            let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                request.bytes.clone(),
+            )
+            .and_then(|b| b.with_batch_size(65_536).build())
+            .map_err(|e| fail(request, format!("not a readable Parquet file: {e}")))?;
+            reader
+                .collect::<Result<_, _>>()
+                .map_err(|e| fail(request, format!("reading Parquet: {e}")))?
         }
         InputFormat::Csv => {
             use datafusion::arrow::csv;
-            let delimiter = if request.source_name.to_ascii_lowercase().ends_with(".tsv") { b'\t' } else { b',' };
-            let format = csv::reader::Format::default().with_header(true).with_delimiter(delimiter);
+            let delimiter = if request.source_name.to_ascii_lowercase().ends_with(".tsv") {
+                b'\t'
+            } else {
+                b','
+            };
+            let format = csv::reader::Format::default()
+                .with_header(true)
+                .with_delimiter(delimiter);
             let (schema, _) = format
                 .infer_schema(std::io::Cursor::new(&request.bytes), Some(10_000))
                 .map_err(|e| fail(request, format!("not a readable CSV file: {e}")))?;
@@ -193,10 +252,14 @@ fn read_input(request: &IngestRequest) -> Result<RecordBatch, VoError> {
                 .with_batch_size(65_536)
                 .build(std::io::Cursor::new(request.bytes.clone()))
                 .map_err(|e| fail(request, format!("reading CSV: {e}")))?;
-            reader.collect::<Result<_, _>>().map_err(|e| fail(request, format!("reading CSV: {e}")))?
+            reader
+                .collect::<Result<_, _>>()
+                .map_err(|e| fail(request, format!("reading CSV: {e}")))?
         }
         InputFormat::Votable => vec![crate::upload::parse_votable("ingest", &request.bytes)?.batch],
-        InputFormat::Fits => vec![fits_table::read_bintable(&request.bytes).map_err(|m| fail(request, m))?],
+        InputFormat::Fits => {
+            vec![fits_table::read_bintable(&request.bytes).map_err(|m| fail(request, m))?]
+        }
     };
     let Some(first) = batches.first() else {
         return Err(fail(request, "the catalogue has no rows"));
@@ -210,13 +273,26 @@ fn normalise_names(request: &IngestRequest, batch: RecordBatch) -> Result<Record
     let mut seen = std::collections::HashSet::new();
     let mut fields = Vec::new();
     for field in batch.schema().fields() {
-        let name = field.name().trim().to_ascii_lowercase().replace([' ', '-', '.'], "_");
-        let name = if name.starts_with(|c: char| c.is_ascii_alphabetic()) { name } else { format!("c_{name}") };
+        let name = field
+            .name()
+            .trim()
+            .to_ascii_lowercase()
+            .replace([' ', '-', '.'], "_");
+        let name = if name.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            name
+        } else {
+            format!("c_{name}")
+        };
         if name == HEALPIX_COLUMN {
             continue;
         }
         if !seen.insert(name.clone()) {
-            return Err(fail(request, format!("two columns are both called {name:?} (names are case-insensitive in ADQL)")));
+            return Err(fail(
+                request,
+                format!(
+                    "two columns are both called {name:?} (names are case-insensitive in ADQL)"
+                ),
+            ));
         }
         let data_type = match field.data_type() {
             DataType::Utf8View | DataType::LargeUtf8 | DataType::Dictionary(..) => DataType::Utf8,
@@ -231,9 +307,12 @@ fn normalise_names(request: &IngestRequest, batch: RecordBatch) -> Result<Record
         .zip(batch.columns())
         .filter(|(f, _)| f.name().to_ascii_lowercase() != HEALPIX_COLUMN)
         .zip(&fields)
-        .map(|((_, column), field)| cast(column, field.data_type()).map_err(|e| fail(request, e.to_string())))
+        .map(|((_, column), field)| {
+            cast(column, field.data_type()).map_err(|e| fail(request, e.to_string()))
+        })
         .collect::<Result<_, _>>()?;
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| fail(request, e.to_string()))
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| fail(request, e.to_string()))
 }
 
 /// Common RA/Dec column names, most specific first.
@@ -248,24 +327,43 @@ const POSITION_NAMES: &[(&str, &str)] = &[
 ];
 
 fn guess_position(schema: &Schema) -> Option<PositionDescriptor> {
-    let numeric = |name: &str| schema.field_with_name(name).is_ok_and(|f| f.data_type().is_numeric());
+    let numeric = |name: &str| {
+        schema
+            .field_with_name(name)
+            .is_ok_and(|f| f.data_type().is_numeric())
+    };
     POSITION_NAMES
         .iter()
         .find(|(ra, dec)| numeric(ra) && numeric(dec))
-        .map(|(ra, dec)| PositionDescriptor { ra: ra.to_string(), dec: dec.to_string() })
+        .map(|(ra, dec)| PositionDescriptor {
+            ra: ra.to_string(),
+            dec: dec.to_string(),
+        })
 }
 
 /// Rows of one partition file: its order-k HEALPix cell (None: no position) and the row range.
 type Cells = Vec<(Option<u64>, std::ops::Range<usize>)>;
 
 /// Adds `_healpix_29`, sorts by it and cuts the rows into order-k cells.
-fn partition(request: &IngestRequest, batch: RecordBatch, position: &PositionDescriptor) -> Result<(RecordBatch, Cells, u8), VoError> {
+fn partition(
+    request: &IngestRequest,
+    batch: RecordBatch,
+    position: &PositionDescriptor,
+) -> Result<(RecordBatch, Cells, u8), VoError> {
     let column = |name: &str| -> Result<Float64Array, VoError> {
-        let array = batch
-            .column_by_name(name)
-            .ok_or_else(|| fail(request, format!("no column {name:?} for the position (use --ra/--dec)")))?;
-        let array = cast(array, &DataType::Float64).map_err(|e| fail(request, format!("column {name}: {e}")))?;
-        Ok(array.as_any().downcast_ref::<Float64Array>().cloned().unwrap_or_else(|| Float64Array::from(Vec::<f64>::new())))
+        let array = batch.column_by_name(name).ok_or_else(|| {
+            fail(
+                request,
+                format!("no column {name:?} for the position (use --ra/--dec)"),
+            )
+        })?;
+        let array = cast(array, &DataType::Float64)
+            .map_err(|e| fail(request, format!("column {name}: {e}")))?;
+        Ok(array
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .cloned()
+            .unwrap_or_else(|| Float64Array::from(Vec::<f64>::new())))
     };
     let (ra, dec) = (column(&position.ra)?, column(&position.dec)?);
     let index: Int64Array = (0..batch.num_rows())
@@ -279,22 +377,35 @@ fn partition(request: &IngestRequest, batch: RecordBatch, position: &PositionDes
     let rows = batch.num_rows();
     let order = order_for(rows);
     let order_index: ArrayRef = Arc::new(index.clone());
-    let sorted = sort_to_indices(&order_index, None, None).map_err(|e| fail(request, e.to_string()))?;
+    let sorted =
+        sort_to_indices(&order_index, None, None).map_err(|e| fail(request, e.to_string()))?;
     let mut columns: Vec<ArrayRef> = batch
         .columns()
         .iter()
         .map(|c| take(c, &sorted, None))
         .collect::<Result<_, _>>()
         .map_err(|e| fail(request, e.to_string()))?;
-    let sorted_index = take(&order_index, &sorted, None).map_err(|e| fail(request, e.to_string()))?;
+    let sorted_index =
+        take(&order_index, &sorted, None).map_err(|e| fail(request, e.to_string()))?;
     columns.push(sorted_index.clone());
-    let mut fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
     fields.push(Field::new(HEALPIX_COLUMN, DataType::Int64, true));
-    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| fail(request, e.to_string()))?;
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| fail(request, e.to_string()))?;
 
-    let index = sorted_index.as_any().downcast_ref::<Int64Array>().cloned().unwrap_or_else(|| Int64Array::from(Vec::<i64>::new()));
+    let index = sorted_index
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .cloned()
+        .unwrap_or_else(|| Int64Array::from(Vec::<i64>::new()));
     let shift = 2 * u32::from(HEALPIX_ORDER - order);
-    let cell_of = |i: usize| -> Option<u64> { (!index.is_null(i)).then(|| (index.value(i) as u64) >> shift) };
+    let cell_of =
+        |i: usize| -> Option<u64> { (!index.is_null(i)).then(|| (index.value(i) as u64) >> shift) };
     let mut cells = Vec::new();
     let mut start = 0;
     for i in 1..=rows {
@@ -323,7 +434,10 @@ fn describe(
     rows: u64,
     previous: Option<TableDescriptor>,
 ) -> TableDescriptor {
-    let previous_columns = previous.as_ref().map(|p| p.columns.clone()).unwrap_or_default();
+    let previous_columns = previous
+        .as_ref()
+        .map(|p| p.columns.clone())
+        .unwrap_or_default();
     let columns = schema
         .fields()
         .iter()
@@ -332,7 +446,11 @@ fn describe(
             if let Some(kept) = previous_columns.iter().find(|c| &c.name == field.name()) {
                 return kept.clone();
             }
-            let mut column = ColumnDescriptor { name: field.name().clone(), principal: true, ..Default::default() };
+            let mut column = ColumnDescriptor {
+                name: field.name().clone(),
+                principal: true,
+                ..Default::default()
+            };
             if let Some(p) = &position {
                 if field.name() == &p.ra {
                     column.ucd = "pos.eq.ra;meta.main".into();
@@ -352,7 +470,8 @@ fn describe(
             if lower.contains("mag") && column.flags == 0 {
                 column.flags = esa_flags::MAG;
                 column.unit = "mag".into();
-            } else if (lower == "source_id" || lower == "hip" || lower == "id") && column.flags == 0 {
+            } else if (lower == "source_id" || lower == "hip" || lower == "id") && column.flags == 0
+            {
                 column.flags = esa_flags::PK;
                 column.ucd = "meta.id;meta.main".into();
             }
@@ -368,7 +487,10 @@ fn describe(
             .filter(|d| !d.is_empty())
             .or_else(|| request.description.clone())
             .unwrap_or_default(),
-        utype: previous.as_ref().map(|p| p.utype.clone()).unwrap_or_default(),
+        utype: previous
+            .as_ref()
+            .map(|p| p.utype.clone())
+            .unwrap_or_default(),
         rows,
         source: request.source_name.clone(),
         position,

@@ -7,13 +7,13 @@
 //! [`uws`]) and the handlers in [`tap`] only convert.
 
 pub mod adql;
-pub mod sky;
 pub mod catalog;
 pub mod engine;
 pub mod error;
 pub mod fits_table;
 pub mod ingest;
 pub mod output;
+pub mod sky;
 pub mod tap_schema;
 
 pub use error::VoError;
@@ -49,15 +49,26 @@ impl AppState {
         let engine = Arc::new(engine::open(&config.tables_dir).await?);
         let limits = uws::JobLimits {
             retention: std::time::Duration::from_secs(config.limits.retention_secs),
-            execution_duration: std::time::Duration::from_secs(config.limits.execution_duration_secs),
+            execution_duration: std::time::Duration::from_secs(
+                config.limits.execution_duration_secs,
+            ),
         };
         let jobs = uws::JobStore::open(&config.jobs_dir, limits)?;
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(60))
             .build()
-            .map_err(|e| VoError::BadParameter { name: "http client".into(), message: e.to_string() })?;
+            .map_err(|e| VoError::BadParameter {
+                name: "http client".into(),
+                message: e.to_string(),
+            })?;
         Ok(AppState {
-            tap: tap::TapState { engine, jobs, limits: config.limits.clone(), up_since: tap::now_iso(), http },
+            tap: tap::TapState {
+                engine,
+                jobs,
+                limits: config.limits.clone(),
+                up_since: tap::now_iso(),
+                http,
+            },
         })
     }
 }
@@ -77,7 +88,11 @@ pub fn router(state: AppState) -> axum::Router {
 async fn server_header(mut response: axum::response::Response) -> axum::response::Response {
     response.headers_mut().insert(
         axum::http::header::SERVER,
-        axum::http::HeaderValue::from_static(concat!("colo/", env!("CARGO_PKG_VERSION"), " TAP/1.1 UWS/1.1 VOSI/1.1 ADQL/2.1")),
+        axum::http::HeaderValue::from_static(concat!(
+            "colo/",
+            env!("CARGO_PKG_VERSION"),
+            " TAP/1.1 UWS/1.1 VOSI/1.1 ADQL/2.1"
+        )),
     );
     response
 }

@@ -50,8 +50,14 @@ impl Format {
         let lower = value.trim().to_ascii_lowercase();
         let base = lower.split(';').next().unwrap_or("").trim();
         Some(match base {
-            "" | "votable" | "votable_gzip" | "application/x-votable+xml" | "text/xml" | "application/xml"
-            | "votable/b2" | "votable_binary2" => {
+            ""
+            | "votable"
+            | "votable_gzip"
+            | "application/x-votable+xml"
+            | "text/xml"
+            | "application/xml"
+            | "votable/b2"
+            | "votable_binary2" => {
                 if lower.contains("serialization=tabledata") {
                     Format::VotableTabledata
                 } else {
@@ -64,7 +70,9 @@ impl Format {
             "ecsv" | "text/x-ecsv" => Format::Ecsv,
             "json" | "application/json" => Format::Json,
             "fits" | "application/fits" | "image/fits" => Format::Fits,
-            "parquet" | "application/vnd.apache.parquet" | "application/x-parquet" => Format::Parquet,
+            "parquet" | "application/vnd.apache.parquet" | "application/x-parquet" => {
+                Format::Parquet
+            }
             _ => return None,
         })
     }
@@ -105,8 +113,16 @@ impl Format {
     /// All formats, for `/capabilities`: (media type, DALI short name, extra aliases).
     pub fn declared() -> &'static [(&'static str, &'static str, &'static [&'static str])] {
         &[
-            ("application/x-votable+xml", "votable", &["votable_gzip", "votable_plain"]),
-            ("application/x-votable+xml;serialization=tabledata", "votable/td", &["votable_plain"]),
+            (
+                "application/x-votable+xml",
+                "votable",
+                &["votable_gzip", "votable_plain"],
+            ),
+            (
+                "application/x-votable+xml;serialization=tabledata",
+                "votable/td",
+                &["votable_plain"],
+            ),
             ("text/csv;header=present", "csv", &[]),
             ("text/tab-separated-values", "tsv", &["text"]),
             ("text/x-ecsv", "ecsv", &[]),
@@ -142,14 +158,26 @@ pub struct GzipWriter {
 impl GzipWriter {
     /// Compresses what `inner` writes.
     pub fn new(inner: Box<dyn ResultWriter>) -> Self {
-        Self { inner, encoder: Some(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast())) }
+        Self {
+            inner,
+            encoder: Some(flate2::write::GzEncoder::new(
+                Vec::new(),
+                flate2::Compression::fast(),
+            )),
+        }
     }
 
     fn compress(&mut self, bytes: &[u8]) -> Result<Vec<u8>, VoError> {
         use std::io::Write;
-        let encoder = self.encoder.as_mut().ok_or_else(|| VoError::Execution { message: "gzip stream already finished".into() })?;
-        encoder.write_all(bytes).map_err(|e| VoError::Execution { message: format!("gzip: {e}") })?;
-        encoder.flush().map_err(|e| VoError::Execution { message: format!("gzip: {e}") })?;
+        let encoder = self.encoder.as_mut().ok_or_else(|| VoError::Execution {
+            message: "gzip stream already finished".into(),
+        })?;
+        encoder.write_all(bytes).map_err(|e| VoError::Execution {
+            message: format!("gzip: {e}"),
+        })?;
+        encoder.flush().map_err(|e| VoError::Execution {
+            message: format!("gzip: {e}"),
+        })?;
         Ok(std::mem::take(encoder.get_mut()))
     }
 }
@@ -169,7 +197,9 @@ impl ResultWriter for GzipWriter {
         let bytes = self.inner.footer(ending)?;
         let mut out = self.compress(&bytes)?;
         if let Some(encoder) = self.encoder.take() {
-            out.extend(encoder.finish().map_err(|e| VoError::Execution { message: format!("gzip: {e}") })?);
+            out.extend(encoder.finish().map_err(|e| VoError::Execution {
+                message: format!("gzip: {e}"),
+            })?);
         }
         Ok(out)
     }
@@ -204,7 +234,9 @@ pub fn canonical_type(data_type: &DataType) -> DataType {
         DataType::Int32 | DataType::UInt16 => DataType::Int32,
         DataType::Int64 | DataType::UInt32 | DataType::UInt64 => DataType::Int64,
         DataType::Float16 | DataType::Float32 => DataType::Float32,
-        DataType::Float64 | DataType::Decimal128(..) | DataType::Decimal256(..) => DataType::Float64,
+        DataType::Float64 | DataType::Decimal128(..) | DataType::Decimal256(..) => {
+            DataType::Float64
+        }
         DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) => {
             DataType::List(Arc::new(Field::new_list_field(DataType::Float64, true)))
         }
@@ -238,14 +270,24 @@ pub fn normalise(batch: &RecordBatch) -> Result<Vec<ArrayRef>, VoError> {
                 }
                 _ => column.clone(),
             };
-            cast(&column, &target).map_err(|e| VoError::Execution { message: e.to_string() })
+            cast(&column, &target).map_err(|e| VoError::Execution {
+                message: e.to_string(),
+            })
         })
         .collect()
 }
 
 /// Streams a query result through `writer`, stopping after `result.limit` rows.
-pub fn stream_result(result: QueryResult, mut writer: Box<dyn ResultWriter>) -> impl Stream<Item = Result<Bytes, VoError>> + Send {
-    let QueryResult { keep, stream, limit, .. } = result;
+pub fn stream_result(
+    result: QueryResult,
+    mut writer: Box<dyn ResultWriter>,
+) -> impl Stream<Item = Result<Bytes, VoError>> + Send {
+    let QueryResult {
+        keep,
+        stream,
+        limit,
+        ..
+    } = result;
     async_stream(move |tx| async move {
         tx.send(writer.header().map(Bytes::from)).await;
         let mut stream = stream;
@@ -330,8 +372,14 @@ mod tests {
     #[test]
     fn formats_parse_short_forms_media_types_and_astroquery_names() {
         assert_eq!(Format::parse("votable"), Some(Format::VotableBinary2));
-        assert_eq!(Format::parse("votable_plain"), Some(Format::VotableTabledata));
-        assert_eq!(Format::parse("application/x-votable+xml;serialization=TABLEDATA"), Some(Format::VotableTabledata));
+        assert_eq!(
+            Format::parse("votable_plain"),
+            Some(Format::VotableTabledata)
+        );
+        assert_eq!(
+            Format::parse("application/x-votable+xml;serialization=TABLEDATA"),
+            Some(Format::VotableTabledata)
+        );
         assert_eq!(Format::parse("text/csv"), Some(Format::Csv));
         assert_eq!(Format::parse("ecsv"), Some(Format::Ecsv));
         assert_eq!(Format::parse("fits"), Some(Format::Fits));

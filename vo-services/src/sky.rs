@@ -34,7 +34,11 @@ fn unit_vector(lon_deg: f64, lat_deg: f64) -> [f64; 3] {
 }
 
 fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
-    [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
+    [
+        a[1] * b[2] - a[2] * b[1],
+        a[2] * b[0] - a[0] * b[2],
+        a[0] * b[1] - a[1] * b[0],
+    ]
 }
 
 fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
@@ -48,7 +52,10 @@ pub fn polygon_contains(vertices_deg: &[(f64, f64)], lon_deg: f64, lat_deg: f64)
         return false;
     }
     let p = unit_vector(lon_deg, lat_deg);
-    let vs: Vec<[f64; 3]> = vertices_deg.iter().map(|&(lon, lat)| unit_vector(lon, lat)).collect();
+    let vs: Vec<[f64; 3]> = vertices_deg
+        .iter()
+        .map(|&(lon, lat)| unit_vector(lon, lat))
+        .collect();
     // The point is inside a convex-or-not small polygon iff the winding number about it is non-zero:
     // sum the signed angles subtended by each edge as seen from p.
     let mut total = 0.0;
@@ -61,12 +68,21 @@ pub fn polygon_contains(vertices_deg: &[(f64, f64)], lon_deg: f64, lat_deg: f64)
         total += sin.atan2(cos);
     }
     // The antipode of an inside point sees the same winding; keep the polygon's own hemisphere.
-    let centre = vs.iter().fold([0.0; 3], |acc, v| [acc[0] + v[0], acc[1] + v[1], acc[2] + v[2]]);
+    let centre = vs.iter().fold([0.0; 3], |acc, v| {
+        [acc[0] + v[0], acc[1] + v[1], acc[2] + v[2]]
+    });
     total.abs() > std::f64::consts::PI && dot(centre, p) > 0.0
 }
 
 /// pgSphere-style box: centre lon/lat, full width/height in degrees, as a lon/lat rectangle.
-pub fn box_contains(centre_lon_deg: f64, centre_lat_deg: f64, width_deg: f64, height_deg: f64, lon_deg: f64, lat_deg: f64) -> bool {
+pub fn box_contains(
+    centre_lon_deg: f64,
+    centre_lat_deg: f64,
+    width_deg: f64,
+    height_deg: f64,
+    lon_deg: f64,
+    lat_deg: f64,
+) -> bool {
     let half_h = height_deg / 2.0;
     if lat_deg < centre_lat_deg - half_h || lat_deg > centre_lat_deg + half_h {
         return false;
@@ -80,11 +96,21 @@ pub fn box_contains(centre_lon_deg: f64, centre_lat_deg: f64, width_deg: f64, he
 }
 
 /// The corners of a box, counter-clockwise, for serialising it as a DALI polygon.
-pub fn box_corners(centre_lon_deg: f64, centre_lat_deg: f64, width_deg: f64, height_deg: f64) -> [(f64, f64); 4] {
+pub fn box_corners(
+    centre_lon_deg: f64,
+    centre_lat_deg: f64,
+    width_deg: f64,
+    height_deg: f64,
+) -> [(f64, f64); 4] {
     let (w, h) = (width_deg / 2.0, height_deg / 2.0);
     let lon = |d: f64| (centre_lon_deg + d).rem_euclid(360.0);
     let lat = |d: f64| (centre_lat_deg + d).clamp(-90.0, 90.0);
-    [(lon(-w), lat(-h)), (lon(w), lat(-h)), (lon(w), lat(h)), (lon(-w), lat(h))]
+    [
+        (lon(-w), lat(-h)),
+        (lon(w), lat(-h)),
+        (lon(w), lat(h)),
+        (lon(-w), lat(h)),
+    ]
 }
 
 /// Area of a spherical polygon in square degrees (Girard's theorem via the signed-angle sum).
@@ -93,7 +119,10 @@ pub fn polygon_area_deg2(vertices_deg: &[(f64, f64)]) -> f64 {
     if n < 3 {
         return 0.0;
     }
-    let vs: Vec<[f64; 3]> = vertices_deg.iter().map(|&(lon, lat)| unit_vector(lon, lat)).collect();
+    let vs: Vec<[f64; 3]> = vertices_deg
+        .iter()
+        .map(|&(lon, lat)| unit_vector(lon, lat))
+        .collect();
     let mut angle_sum = 0.0;
     for i in 0..n {
         let (prev, cur, next) = (vs[(i + n - 1) % n], vs[i], vs[(i + 1) % n]);
@@ -131,21 +160,38 @@ pub fn centroid_deg(vertices_deg: &[(f64, f64)]) -> (f64, f64) {
 
 /// Nested HEALPix index of a position at `order` (lon/lat in degrees; NaN gives None).
 pub fn healpix_index(order: u8, lon_deg: f64, lat_deg: f64) -> Option<u64> {
-    if !lon_deg.is_finite() || !lat_deg.is_finite() || !(-90.0..=90.0).contains(&lat_deg) || order > HEALPIX_ORDER {
+    if !lon_deg.is_finite()
+        || !lat_deg.is_finite()
+        || !(-90.0..=90.0).contains(&lat_deg)
+        || order > HEALPIX_ORDER
+    {
         return None;
     }
-    Some(cdshealpix::nested::hash(order, lon_deg.rem_euclid(360.0).to_radians(), lat_deg.to_radians()))
+    Some(cdshealpix::nested::hash(
+        order,
+        lon_deg.rem_euclid(360.0).to_radians(),
+        lat_deg.to_radians(),
+    ))
 }
 
 /// A sky region whose HEALPix coverage can prune a table.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Region {
     /// Cone: centre lon/lat and radius, degrees.
-    Circle { lon_deg: f64, lat_deg: f64, radius_deg: f64 },
+    Circle {
+        lon_deg: f64,
+        lat_deg: f64,
+        radius_deg: f64,
+    },
     /// Spherical polygon, vertices in degrees.
     Polygon(Vec<(f64, f64)>),
     /// pgSphere box: centre, full width and height, degrees.
-    Box { lon_deg: f64, lat_deg: f64, width_deg: f64, height_deg: f64 },
+    Box {
+        lon_deg: f64,
+        lat_deg: f64,
+        width_deg: f64,
+        height_deg: f64,
+    },
 }
 
 /// Order-29 index ranges covering `region` (a superset: every contained position's index is in one
@@ -154,10 +200,17 @@ pub enum Region {
 pub fn coverage_ranges_29(region: &Region) -> Option<Vec<Range<i64>>> {
     let mut depth: u8 = match region {
         Region::Circle { radius_deg, .. } => depth_for_size(*radius_deg),
-        Region::Box { width_deg, height_deg, .. } => depth_for_size(width_deg.max(*height_deg) / 2.0),
+        Region::Box {
+            width_deg,
+            height_deg,
+            ..
+        } => depth_for_size(width_deg.max(*height_deg) / 2.0),
         Region::Polygon(vertices) => {
             let (clon, clat) = centroid_deg(vertices);
-            let r = vertices.iter().map(|&(lon, lat)| distance_deg(clon, clat, lon, lat)).fold(0.0, f64::max);
+            let r = vertices
+                .iter()
+                .map(|&(lon, lat)| distance_deg(clon, clat, lon, lat))
+                .fold(0.0, f64::max);
             depth_for_size(r)
         }
     };
@@ -185,7 +238,11 @@ fn depth_for_size(radius_deg: f64) -> u8 {
 
 fn coverage_at(region: &Region, depth: u8) -> Option<Vec<Range<i64>>> {
     let bmoc = match region {
-        Region::Circle { lon_deg, lat_deg, radius_deg } => {
+        Region::Circle {
+            lon_deg,
+            lat_deg,
+            radius_deg,
+        } => {
             let usable_radius = radius_deg.is_finite() && *radius_deg > 0.0 && *radius_deg < 90.0;
             if !usable_radius || !(-90.0..=90.0).contains(lat_deg) {
                 return None;
@@ -202,12 +259,21 @@ fn coverage_at(region: &Region, depth: u8) -> Option<Vec<Range<i64>>> {
                 .iter()
                 .map(|&(lon, lat)| (lon.rem_euclid(360.0).to_radians(), lat.to_radians()))
                 .collect();
-            if rad.len() < 3 || rad.iter().any(|&(_, lat)| !lat.is_finite() || lat.abs() > std::f64::consts::FRAC_PI_2) {
+            if rad.len() < 3
+                || rad
+                    .iter()
+                    .any(|&(_, lat)| !lat.is_finite() || lat.abs() > std::f64::consts::FRAC_PI_2)
+            {
                 return None;
             }
             cdshealpix::nested::polygon_coverage(depth, &rad, true)
         }
-        Region::Box { lon_deg, lat_deg, width_deg, height_deg } => {
+        Region::Box {
+            lon_deg,
+            lat_deg,
+            width_deg,
+            height_deg,
+        } => {
             if !(*width_deg > 0.0 && *height_deg > 0.0 && *width_deg < 180.0) {
                 return None;
             }
@@ -226,9 +292,14 @@ fn coverage_at(region: &Region, depth: u8) -> Option<Vec<Range<i64>>> {
                 vertices.push((lon_deg + w / 2.0 - w * i as f64 / steps as f64, lat_hi));
             }
             // The cone around the box is the simpler safe cover near the poles.
-            let radius = distance_deg(*lon_deg, *lat_deg, lon_deg + w / 2.0, lat_lo.abs().max(lat_hi.abs()).copysign(lat_lo + lat_hi))
-                .max(distance_deg(*lon_deg, *lat_deg, lon_deg + w / 2.0, lat_lo))
-                .max(distance_deg(*lon_deg, *lat_deg, lon_deg + w / 2.0, lat_hi));
+            let radius = distance_deg(
+                *lon_deg,
+                *lat_deg,
+                lon_deg + w / 2.0,
+                lat_lo.abs().max(lat_hi.abs()).copysign(lat_lo + lat_hi),
+            )
+            .max(distance_deg(*lon_deg, *lat_deg, lon_deg + w / 2.0, lat_lo))
+            .max(distance_deg(*lon_deg, *lat_deg, lon_deg + w / 2.0, lat_hi));
             if radius >= 90.0 {
                 return None;
             }
@@ -284,7 +355,11 @@ mod tests {
 
     #[test]
     fn cone_coverage_contains_every_point_inside() {
-        let region = Region::Circle { lon_deg: 266.4, lat_deg: -29.0, radius_deg: 0.5 };
+        let region = Region::Circle {
+            lon_deg: 266.4,
+            lat_deg: -29.0,
+            radius_deg: 0.5,
+        };
         let ranges = coverage_ranges_29(&region).expect("a small cone prunes");
         assert!(ranges.len() <= MAX_RANGES);
         for i in 0..2000 {
@@ -296,12 +371,22 @@ mod tests {
                 continue;
             }
             let index = healpix_index(HEALPIX_ORDER, lon, lat).expect("valid position") as i64;
-            assert!(ranges.iter().any(|range| range.contains(&index)), "{lon} {lat} outside the coverage");
+            assert!(
+                ranges.iter().any(|range| range.contains(&index)),
+                "{lon} {lat} outside the coverage"
+            );
         }
     }
 
     #[test]
     fn whole_sky_regions_do_not_prune() {
-        assert_eq!(coverage_ranges_29(&Region::Circle { lon_deg: 0.0, lat_deg: 0.0, radius_deg: 120.0 }), None);
+        assert_eq!(
+            coverage_ranges_29(&Region::Circle {
+                lon_deg: 0.0,
+                lat_deg: 0.0,
+                radius_deg: 120.0
+            }),
+            None
+        );
     }
 }

@@ -21,11 +21,19 @@ struct Col {
 }
 
 const fn text(name: &'static str, description: &'static str) -> Col {
-    Col { name, data_type: DataType::Utf8, description }
+    Col {
+        name,
+        data_type: DataType::Utf8,
+        description,
+    }
 }
 
 const fn int(name: &'static str, description: &'static str) -> Col {
-    Col { name, data_type: DataType::Int32, description }
+    Col {
+        name,
+        data_type: DataType::Int32,
+        description,
+    }
 }
 
 fn definitions() -> Vec<(&'static str, &'static str, Vec<Col>)> {
@@ -34,10 +42,16 @@ fn definitions() -> Vec<(&'static str, &'static str, Vec<Col>)> {
             "schemas",
             "Schemas in this service",
             vec![
-                text("schema_name", "schema name for reference to TAP_SCHEMA.schemas"),
+                text(
+                    "schema_name",
+                    "schema name for reference to TAP_SCHEMA.schemas",
+                ),
                 text("utype", "lists the utypes of schemas in the tableset"),
                 text("description", "describes schemas in the tableset"),
-                int("schema_index", "recommended sort order when listing schemas"),
+                int(
+                    "schema_index",
+                    "recommended sort order when listing schemas",
+                ),
             ],
         ),
         (
@@ -58,18 +72,33 @@ fn definitions() -> Vec<(&'static str, &'static str, Vec<Col>)> {
             vec![
                 text("table_name", "the table this column belongs to"),
                 text("column_name", "the column name"),
-                text("datatype", "lists the ADQL datatype of columns in the tableset"),
-                text("arraysize", "lists the size of variable-length columns in the tableset"),
+                text(
+                    "datatype",
+                    "lists the ADQL datatype of columns in the tableset",
+                ),
+                text(
+                    "arraysize",
+                    "lists the size of variable-length columns in the tableset",
+                ),
                 text("xtype", "a DALI or custom extended type annotation"),
                 int("\"size\"", "deprecated: use arraysize"),
                 text("description", "describes the columns in the tableset"),
                 text("utype", "lists the utypes of columns in the tableset"),
-                text("unit", "lists the unit used for column values in the tableset"),
+                text(
+                    "unit",
+                    "lists the unit used for column values in the tableset",
+                ),
                 text("ucd", "lists the UCDs of columns in the tableset"),
                 int("indexed", "an indexed column; 1 means true, 0 means false"),
-                int("principal", "a principal column; 1 means true, 0 means false"),
+                int(
+                    "principal",
+                    "a principal column; 1 means true, 0 means false",
+                ),
                 int("std", "a standard column; 1 means true, 0 means false"),
-                int("column_index", "recommended sort order when listing columns of a table"),
+                int(
+                    "column_index",
+                    "recommended sort order when listing columns of a table",
+                ),
             ],
         ),
         (
@@ -127,11 +156,41 @@ pub fn table_metas() -> Vec<TableMeta> {
 
 /// Foreign keys: (key_id, from_table, target_table, from_column, target_column).
 const KEYS: &[(&str, &str, &str, &str, &str)] = &[
-    ("tables_schema", "tap_schema.tables", "tap_schema.schemas", "schema_name", "schema_name"),
-    ("columns_table", "tap_schema.columns", "tap_schema.tables", "table_name", "table_name"),
-    ("keys_from", "tap_schema.keys", "tap_schema.tables", "from_table", "table_name"),
-    ("keys_target", "tap_schema.keys", "tap_schema.tables", "target_table", "table_name"),
-    ("key_columns_key", "tap_schema.key_columns", "tap_schema.keys", "key_id", "key_id"),
+    (
+        "tables_schema",
+        "tap_schema.tables",
+        "tap_schema.schemas",
+        "schema_name",
+        "schema_name",
+    ),
+    (
+        "columns_table",
+        "tap_schema.columns",
+        "tap_schema.tables",
+        "table_name",
+        "table_name",
+    ),
+    (
+        "keys_from",
+        "tap_schema.keys",
+        "tap_schema.tables",
+        "from_table",
+        "table_name",
+    ),
+    (
+        "keys_target",
+        "tap_schema.keys",
+        "tap_schema.tables",
+        "target_table",
+        "table_name",
+    ),
+    (
+        "key_columns_key",
+        "tap_schema.key_columns",
+        "tap_schema.keys",
+        "key_id",
+        "key_id",
+    ),
 ];
 
 fn strings<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> ArrayRef {
@@ -152,7 +211,13 @@ pub fn batches(tables: &[TableMeta]) -> Result<Vec<(&'static str, RecordBatch)>,
     schema_names.dedup();
     schema_names.sort();
     schema_names.dedup();
-    let schema_description = |s: &str| if s == SCHEMA { Some("Metadata of the tables in this service (TAP 1.1 §4)") } else { None };
+    let schema_description = |s: &str| {
+        if s == SCHEMA {
+            Some("Metadata of the tables in this service (TAP 1.1 §4)")
+        } else {
+            None
+        }
+    };
 
     let schemas = vec![
         strings(schema_names.iter().map(|s| Some(*s))),
@@ -186,13 +251,25 @@ pub fn batches(tables: &[TableMeta]) -> Result<Vec<(&'static str, RecordBatch)>,
         strings(types.iter().map(|(_, a)| *a)),
         strings(cols.iter().map(|(_, c, _)| c.xtype.as_deref())),
         ints(types.iter().map(|(_, a)| a.and_then(|a| a.parse().ok()))),
-        strings(cols.iter().map(|(_, c, _)| non_empty(&c.descriptor.description))),
+        strings(
+            cols.iter()
+                .map(|(_, c, _)| non_empty(&c.descriptor.description)),
+        ),
         strings(cols.iter().map(|(_, c, _)| non_empty(&c.descriptor.utype))),
         strings(cols.iter().map(|(_, c, _)| non_empty(&c.descriptor.unit))),
         strings(cols.iter().map(|(_, c, _)| non_empty(&c.descriptor.ucd))),
-        ints(cols.iter().map(|(_, c, _)| Some(i32::from(c.descriptor.indexed)))),
-        ints(cols.iter().map(|(_, c, _)| Some(i32::from(c.descriptor.principal)))),
-        ints(cols.iter().map(|(_, c, _)| Some(i32::from(c.descriptor.std)))),
+        ints(
+            cols.iter()
+                .map(|(_, c, _)| Some(i32::from(c.descriptor.indexed))),
+        ),
+        ints(
+            cols.iter()
+                .map(|(_, c, _)| Some(i32::from(c.descriptor.principal))),
+        ),
+        ints(
+            cols.iter()
+                .map(|(_, c, _)| Some(i32::from(c.descriptor.std))),
+        ),
         ints(cols.iter().map(|(_, _, i)| Some(*i as i32))),
     ];
     let keys = vec![

@@ -9,7 +9,10 @@
 
 use std::sync::Arc;
 
-use arrow_array::builder::{BooleanBuilder, Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder, ListBuilder, StringBuilder};
+use arrow_array::builder::{
+    BooleanBuilder, Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder,
+    ListBuilder, StringBuilder,
+};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use base64::Engine as _;
@@ -54,36 +57,64 @@ impl FieldDef {
 }
 
 fn err(name: &str, message: impl Into<String>) -> VoError {
-    VoError::Upload { name: name.to_string(), message: message.into() }
+    VoError::Upload {
+        name: name.to_string(),
+        message: message.into(),
+    }
 }
 
 /// True for names ADQL accepts undelimited.
 fn is_regular_identifier(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic()) && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Reads an uploaded VOTable's first table.
 pub fn parse_votable(name: &str, bytes: &[u8]) -> Result<UploadedTable, VoError> {
     if !is_regular_identifier(name) {
-        return Err(err(name, "the upload name must be a regular ADQL identifier (letters, digits, _)"));
+        return Err(err(
+            name,
+            "the upload name must be a regular ADQL identifier (letters, digits, _)",
+        ));
     }
     let text = std::str::from_utf8(bytes).map_err(|_| err(name, "the upload is not UTF-8 XML"))?;
     let mut reader = quick_xml::Reader::from_str(text);
     let mut fields: Vec<FieldDef> = Vec::new();
     let mut cells: Vec<Vec<Option<String>>> = Vec::new();
     let mut row: Vec<Option<String>> = Vec::new();
-    let (mut in_td, mut td_text, mut in_stream, mut stream_text, mut binary2, mut in_table, mut seen_table) =
-        (false, String::new(), false, String::new(), false, false, false);
+    let (
+        mut in_td,
+        mut td_text,
+        mut in_stream,
+        mut stream_text,
+        mut binary2,
+        mut in_table,
+        mut seen_table,
+    ) = (
+        false,
+        String::new(),
+        false,
+        String::new(),
+        false,
+        false,
+        false,
+    );
     loop {
-        let event = reader.read_event().map_err(|e| err(name, format!("not a valid VOTable: {e}")))?;
+        let event = reader
+            .read_event()
+            .map_err(|e| err(name, format!("not a valid VOTable: {e}")))?;
         match event {
-            Event::Start(e) | Event::Empty(e) if local(e.name().as_ref()) == b"TABLE" && !seen_table => {
+            Event::Start(e) | Event::Empty(e)
+                if local(e.name().as_ref()) == b"TABLE" && !seen_table =>
+            {
                 in_table = true;
                 seen_table = true;
             }
             Event::End(e) if local(e.name().as_ref()) == b"TABLE" => in_table = false,
-            Event::Start(e) | Event::Empty(e) if in_table && local(e.name().as_ref()) == b"FIELD" => {
+            Event::Start(e) | Event::Empty(e)
+                if in_table && local(e.name().as_ref()) == b"FIELD" =>
+            {
                 let attr = |key: &[u8]| {
                     e.attributes()
                         .flatten()
@@ -101,7 +132,9 @@ pub fn parse_votable(name: &str, bytes: &[u8]) -> Result<UploadedTable, VoError>
                     null: None,
                 });
             }
-            Event::Start(e) | Event::Empty(e) if in_table && local(e.name().as_ref()) == b"VALUES" => {
+            Event::Start(e) | Event::Empty(e)
+                if in_table && local(e.name().as_ref()) == b"VALUES" =>
+            {
                 let null = e
                     .attributes()
                     .flatten()
@@ -123,13 +156,24 @@ pub fn parse_votable(name: &str, bytes: &[u8]) -> Result<UploadedTable, VoError>
             Event::Empty(e) if in_table && local(e.name().as_ref()) == b"TD" => row.push(None),
             Event::End(e) if in_table && local(e.name().as_ref()) == b"TD" => {
                 in_td = false;
-                row.push(if td_text.is_empty() { None } else { Some(std::mem::take(&mut td_text)) });
+                row.push(if td_text.is_empty() {
+                    None
+                } else {
+                    Some(std::mem::take(&mut td_text))
+                });
             }
-            Event::Start(e) if in_table && (local(e.name().as_ref()) == b"BINARY2" || local(e.name().as_ref()) == b"BINARY") => {
+            Event::Start(e)
+                if in_table
+                    && (local(e.name().as_ref()) == b"BINARY2"
+                        || local(e.name().as_ref()) == b"BINARY") =>
+            {
                 binary2 = local(e.name().as_ref()) == b"BINARY2";
             }
             Event::Start(e) if in_table && local(e.name().as_ref()) == b"STREAM" => {
-                let encoding = e.attributes().flatten().find(|a| a.key.as_ref() == b"encoding");
+                let encoding = e
+                    .attributes()
+                    .flatten()
+                    .find(|a| a.key.as_ref() == b"encoding");
                 if encoding.is_none_or(|a| a.value.as_ref() != b"base64") {
                     return Err(err(name, "only base64 STREAMs can be uploaded"));
                 }
@@ -137,9 +181,14 @@ pub fn parse_votable(name: &str, bytes: &[u8]) -> Result<UploadedTable, VoError>
             }
             Event::End(e) if local(e.name().as_ref()) == b"STREAM" => in_stream = false,
             Event::Start(e) if in_table && local(e.name().as_ref()) == b"FITS" => {
-                return Err(err(name, "FITS-serialised VOTables cannot be uploaded; use TABLEDATA or BINARY2"));
+                return Err(err(
+                    name,
+                    "FITS-serialised VOTables cannot be uploaded; use TABLEDATA or BINARY2",
+                ));
             }
-            Event::Text(t) if in_td => td_text.push_str(&t.xml_content().map_err(|e| err(name, e.to_string()))?),
+            Event::Text(t) if in_td => {
+                td_text.push_str(&t.xml_content().map_err(|e| err(name, e.to_string()))?)
+            }
             Event::GeneralRef(r) if in_td => {
                 let entity = String::from_utf8_lossy(&r).into_owned();
                 let resolved = match entity.as_str() {
@@ -149,15 +198,22 @@ pub fn parse_votable(name: &str, bytes: &[u8]) -> Result<UploadedTable, VoError>
                     "quot" => "\"".to_string(),
                     "apos" => "'".to_string(),
                     other if other.starts_with('#') => {
-                        let code = other.strip_prefix("#x").map_or_else(|| other[1..].parse().ok(), |h| u32::from_str_radix(h, 16).ok());
-                        code.and_then(char::from_u32).map(String::from).unwrap_or_default()
+                        let code = other.strip_prefix("#x").map_or_else(
+                            || other[1..].parse().ok(),
+                            |h| u32::from_str_radix(h, 16).ok(),
+                        );
+                        code.and_then(char::from_u32)
+                            .map(String::from)
+                            .unwrap_or_default()
                     }
                     _ => String::new(),
                 };
                 td_text.push_str(&resolved);
             }
             Event::CData(t) if in_td => td_text.push_str(&String::from_utf8_lossy(&t)),
-            Event::Text(t) if in_stream => stream_text.push_str(&String::from_utf8_lossy(t.as_ref())),
+            Event::Text(t) if in_stream => {
+                stream_text.push_str(&String::from_utf8_lossy(t.as_ref()))
+            }
             Event::Eof => break,
             _ => {}
         }
@@ -180,16 +236,27 @@ fn local(name: &[u8]) -> &[u8] {
 }
 
 /// Decodes BINARY/BINARY2 rows into text cells (then parsed like TABLEDATA).
-fn decode_binary(name: &str, fields: &[FieldDef], raw: &[u8], binary2: bool) -> Result<Vec<Vec<Option<String>>>, VoError> {
+fn decode_binary(
+    name: &str,
+    fields: &[FieldDef],
+    raw: &[u8],
+    binary2: bool,
+) -> Result<Vec<Vec<Option<String>>>, VoError> {
     let mut rows = Vec::new();
     let mut at = 0usize;
     let take = |at: &mut usize, n: usize| -> Result<&[u8], VoError> {
-        let slice = raw.get(*at..*at + n).ok_or_else(|| err(name, "the binary stream ends in the middle of a row"))?;
+        let slice = raw
+            .get(*at..*at + n)
+            .ok_or_else(|| err(name, "the binary stream ends in the middle of a row"))?;
         *at += n;
         Ok(slice)
     };
     while at < raw.len() {
-        let flags = if binary2 { take(&mut at, fields.len().div_ceil(8))?.to_vec() } else { vec![] };
+        let flags = if binary2 {
+            take(&mut at, fields.len().div_ceil(8))?.to_vec()
+        } else {
+            vec![]
+        };
         let mut row = Vec::with_capacity(fields.len());
         for (index, field) in fields.iter().enumerate() {
             let null = binary2 && flags[index / 8] & (0x80 >> (index % 8)) != 0;
@@ -207,7 +274,10 @@ fn decode_binary(name: &str, fields: &[FieldDef], raw: &[u8], binary2: bool) -> 
                     let n = take(&mut at, 4)?;
                     u32::from_be_bytes([n[0], n[1], n[2], n[3]]) as usize
                 }
-                Some(size) => size.split('x').map(|d| d.parse::<usize>().unwrap_or(1)).product(),
+                Some(size) => size
+                    .split('x')
+                    .map(|d| d.parse::<usize>().unwrap_or(1))
+                    .product(),
             };
             let bytes = take(&mut at, width * count)?;
             if null {
@@ -215,21 +285,35 @@ fn decode_binary(name: &str, fields: &[FieldDef], raw: &[u8], binary2: bool) -> 
                 continue;
             }
             let value = match field.datatype.as_str() {
-                "char" => String::from_utf8_lossy(bytes).trim_end_matches('\0').to_string(),
+                "char" => String::from_utf8_lossy(bytes)
+                    .trim_end_matches('\0')
+                    .to_string(),
                 "unicodeChar" => {
-                    let units: Vec<u16> = bytes.chunks(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
-                    String::from_utf16_lossy(&units).trim_end_matches('\0').to_string()
+                    let units: Vec<u16> = bytes
+                        .chunks(2)
+                        .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                        .collect();
+                    String::from_utf16_lossy(&units)
+                        .trim_end_matches('\0')
+                        .to_string()
                 }
                 datatype => bytes
                     .chunks(width)
                     .map(|c| match datatype {
-                        "boolean" => (if c[0] == b'T' || c[0] == b't' || c[0] == b'1' { "T" } else { "F" }).to_string(),
+                        "boolean" => (if c[0] == b'T' || c[0] == b't' || c[0] == b'1' {
+                            "T"
+                        } else {
+                            "F"
+                        })
+                        .to_string(),
                         "unsignedByte" => c[0].to_string(),
                         "short" => i16::from_be_bytes([c[0], c[1]]).to_string(),
                         "int" => i32::from_be_bytes([c[0], c[1], c[2], c[3]]).to_string(),
                         "long" => i64::from_be_bytes(c.try_into().unwrap_or([0; 8])).to_string(),
                         "float" => format!("{:?}", f32::from_be_bytes([c[0], c[1], c[2], c[3]])),
-                        "double" => format!("{:?}", f64::from_be_bytes(c.try_into().unwrap_or([0; 8]))),
+                        "double" => {
+                            format!("{:?}", f64::from_be_bytes(c.try_into().unwrap_or([0; 8])))
+                        }
                         _ => String::new(),
                     })
                     .collect::<Vec<_>>()
@@ -242,14 +326,29 @@ fn decode_binary(name: &str, fields: &[FieldDef], raw: &[u8], binary2: bool) -> 
     Ok(rows)
 }
 
-fn build(name: &str, fields: &[FieldDef], cells: &[Vec<Option<String>>]) -> Result<UploadedTable, VoError> {
+fn build(
+    name: &str,
+    fields: &[FieldDef],
+    cells: &[Vec<Option<String>>],
+) -> Result<UploadedTable, VoError> {
     let mut arrays: Vec<ArrayRef> = Vec::with_capacity(fields.len());
     for (index, field) in fields.iter().enumerate() {
         let null = field.null.as_deref();
-        let values = cells
-            .iter()
-            .map(|row| row[index].as_deref().map(str::trim).filter(|v| !v.is_empty() && Some(*v) != null));
-        let bad = |v: &str| err(name, format!("column {}: cannot read {v:?} as {}", field.name, field.datatype));
+        let values = cells.iter().map(|row| {
+            row[index]
+                .as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty() && Some(*v) != null)
+        });
+        let bad = |v: &str| {
+            err(
+                name,
+                format!(
+                    "column {}: cannot read {v:?} as {}",
+                    field.name, field.datatype
+                ),
+            )
+        };
         let array: ArrayRef = match field.arrow_type() {
             DataType::Boolean => {
                 let mut b = BooleanBuilder::new();
@@ -265,35 +364,50 @@ fn build(name: &str, fields: &[FieldDef], cells: &[Vec<Option<String>>]) -> Resu
             DataType::Int16 => {
                 let mut b = Int16Builder::new();
                 for v in values {
-                    b.append_option(v.map(|v| v.parse::<i16>().map_err(|_| bad(v))).transpose()?);
+                    b.append_option(
+                        v.map(|v| v.parse::<i16>().map_err(|_| bad(v)))
+                            .transpose()?,
+                    );
                 }
                 Arc::new(b.finish())
             }
             DataType::Int32 => {
                 let mut b = Int32Builder::new();
                 for v in values {
-                    b.append_option(v.map(|v| v.parse::<i32>().map_err(|_| bad(v))).transpose()?);
+                    b.append_option(
+                        v.map(|v| v.parse::<i32>().map_err(|_| bad(v)))
+                            .transpose()?,
+                    );
                 }
                 Arc::new(b.finish())
             }
             DataType::Int64 => {
                 let mut b = Int64Builder::new();
                 for v in values {
-                    b.append_option(v.map(|v| v.parse::<i64>().map_err(|_| bad(v))).transpose()?);
+                    b.append_option(
+                        v.map(|v| v.parse::<i64>().map_err(|_| bad(v)))
+                            .transpose()?,
+                    );
                 }
                 Arc::new(b.finish())
             }
             DataType::Float32 => {
                 let mut b = Float32Builder::new();
                 for v in values {
-                    b.append_option(v.map(|v| parse_float(v).map(|f| f as f32).ok_or_else(|| bad(v))).transpose()?);
+                    b.append_option(
+                        v.map(|v| parse_float(v).map(|f| f as f32).ok_or_else(|| bad(v)))
+                            .transpose()?,
+                    );
                 }
                 Arc::new(b.finish())
             }
             DataType::Float64 => {
                 let mut b = Float64Builder::new();
                 for v in values {
-                    b.append_option(v.map(|v| parse_float(v).ok_or_else(|| bad(v))).transpose()?);
+                    b.append_option(
+                        v.map(|v| parse_float(v).ok_or_else(|| bad(v)))
+                            .transpose()?,
+                    );
                 }
                 Arc::new(b.finish())
             }
@@ -303,7 +417,8 @@ fn build(name: &str, fields: &[FieldDef], cells: &[Vec<Option<String>>]) -> Resu
                     match v {
                         Some(v) => {
                             for number in v.split_whitespace() {
-                                b.values().append_value(parse_float(number).ok_or_else(|| bad(number))?);
+                                b.values()
+                                    .append_value(parse_float(number).ok_or_else(|| bad(number))?);
                             }
                             b.append(true);
                         }
@@ -324,12 +439,23 @@ fn build(name: &str, fields: &[FieldDef], cells: &[Vec<Option<String>>]) -> Resu
     }
     let names: Vec<String> = fields
         .iter()
-        .map(|f| if is_regular_identifier(&f.name) { f.name.to_ascii_lowercase() } else { f.name.clone() })
+        .map(|f| {
+            if is_regular_identifier(&f.name) {
+                f.name.to_ascii_lowercase()
+            } else {
+                f.name.clone()
+            }
+        })
         .collect();
     let schema = Schema::new(
-        fields.iter().zip(&names).map(|(f, n)| Field::new(n, f.arrow_type(), true)).collect::<Vec<_>>(),
+        fields
+            .iter()
+            .zip(&names)
+            .map(|(f, n)| Field::new(n, f.arrow_type(), true))
+            .collect::<Vec<_>>(),
     );
-    let batch = RecordBatch::try_new(Arc::new(schema), arrays).map_err(|e| err(name, e.to_string()))?;
+    let batch =
+        RecordBatch::try_new(Arc::new(schema), arrays).map_err(|e| err(name, e.to_string()))?;
     let columns = fields
         .iter()
         .zip(&names)
@@ -337,10 +463,19 @@ fn build(name: &str, fields: &[FieldDef], cells: &[Vec<Option<String>>]) -> Resu
             name: n.clone(),
             arrow_type: Some(f.arrow_type()),
             xtype: f.xtype.clone(),
-            descriptor: ColumnDescriptor { name: n.clone(), unit: f.unit.clone(), ucd: f.ucd.clone(), ..Default::default() },
+            descriptor: ColumnDescriptor {
+                name: n.clone(),
+                unit: f.unit.clone(),
+                ucd: f.ucd.clone(),
+                ..Default::default()
+            },
         })
         .collect();
-    Ok(UploadedTable { name: name.to_ascii_lowercase(), batch, columns })
+    Ok(UploadedTable {
+        name: name.to_ascii_lowercase(),
+        batch,
+        columns,
+    })
 }
 
 fn parse_float(text: &str) -> Option<f64> {
@@ -392,7 +527,9 @@ mod tests {
     fn bad_names_and_values_are_refused_with_the_column() {
         assert!(parse_votable("1bad", b"<VOTABLE/>").is_err());
         let votable = br#"<VOTABLE><RESOURCE><TABLE><FIELD name="n" datatype="int"/><DATA><TABLEDATA><TR><TD>x</TD></TR></TABLEDATA></DATA></TABLE></RESOURCE></VOTABLE>"#;
-        let e = parse_votable("t", votable).expect_err("not an int").to_string();
+        let e = parse_votable("t", votable)
+            .expect_err("not an int")
+            .to_string();
         assert!(e.contains("column n"), "{e}");
     }
 }

@@ -134,7 +134,11 @@ pub struct Job {
 impl Job {
     /// The value of a parameter (names are case-insensitive; the last one wins).
     pub fn parameter(&self, name: &str) -> Option<&str> {
-        self.parameters.iter().rev().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.parameters
+            .iter()
+            .rev()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// The job document (UWS 1.1 schema, `version="1.1"`).
@@ -144,22 +148,34 @@ impl Job {
             "<uws:job xmlns:uws=\"http://www.ivoa.net/xml/UWS/v1.0\" xmlns:xlink=\"http://www.w3.org/1999/xlink\" \
              xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" version=\"1.1\">\n",
         );
-        out.push_str(&format!("<uws:jobId>{}</uws:jobId>\n", xml_escape(&self.id)));
+        out.push_str(&format!(
+            "<uws:jobId>{}</uws:jobId>\n",
+            xml_escape(&self.id)
+        ));
         if let Some(run_id) = &self.run_id {
             out.push_str(&format!("<uws:runId>{}</uws:runId>\n", xml_escape(run_id)));
         }
         out.push_str("<uws:ownerId xsi:nil=\"true\"/>\n");
         out.push_str(&format!("<uws:phase>{}</uws:phase>\n", self.phase.as_str()));
         out.push_str("<uws:quote xsi:nil=\"true\"/>\n");
-        out.push_str(&format!("<uws:creationTime>{}</uws:creationTime>\n", iso8601(self.creation_secs)));
+        out.push_str(&format!(
+            "<uws:creationTime>{}</uws:creationTime>\n",
+            iso8601(self.creation_secs)
+        ));
         let time = |name: &str, secs: Option<u64>| match secs {
             Some(s) => format!("<uws:{name}>{}</uws:{name}>\n", iso8601(s)),
             None => format!("<uws:{name} xsi:nil=\"true\"/>\n"),
         };
         out.push_str(&time("startTime", self.start_secs));
         out.push_str(&time("endTime", self.end_secs));
-        out.push_str(&format!("<uws:executionDuration>{}</uws:executionDuration>\n", self.execution_duration_secs));
-        out.push_str(&format!("<uws:destruction>{}</uws:destruction>\n", iso8601(self.destruction_secs)));
+        out.push_str(&format!(
+            "<uws:executionDuration>{}</uws:executionDuration>\n",
+            self.execution_duration_secs
+        ));
+        out.push_str(&format!(
+            "<uws:destruction>{}</uws:destruction>\n",
+            iso8601(self.destruction_secs)
+        ));
         out.push_str("<uws:parameters>\n");
         for (name, value) in &self.parameters {
             out.push_str(&format!(
@@ -198,12 +214,16 @@ pub struct JobLimits {
 
 impl Default for JobLimits {
     fn default() -> Self {
-        Self { retention: Duration::from_secs(7 * 24 * 3600), execution_duration: Duration::from_secs(3600) }
+        Self {
+            retention: Duration::from_secs(7 * 24 * 3600),
+            execution_duration: Duration::from_secs(3600),
+        }
     }
 }
 
 /// The bytes a job's query produces.
-pub type ResultStream = std::pin::Pin<Box<dyn futures::Stream<Item = Result<bytes::Bytes, VoError>> + Send>>;
+pub type ResultStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<bytes::Bytes, VoError>> + Send>>;
 
 struct Entry {
     job: Job,
@@ -220,32 +240,56 @@ pub struct JobStore {
 
 /// Seconds since the epoch, now.
 pub fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl JobStore {
     /// Opens (or creates) the store and reloads its jobs.
     pub fn open(dir: &Path, limits: JobLimits) -> Result<Arc<JobStore>, VoError> {
-        std::fs::create_dir_all(dir).map_err(|source| VoError::Io { path: dir.to_path_buf(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| VoError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let mut jobs = HashMap::new();
-        let entries = std::fs::read_dir(dir).map_err(|source| VoError::Io { path: dir.to_path_buf(), source })?;
+        let entries = std::fs::read_dir(dir).map_err(|source| VoError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         for entry in entries.flatten() {
             let file = entry.path().join("job.toml");
-            let Ok(text) = std::fs::read_to_string(&file) else { continue };
+            let Ok(text) = std::fs::read_to_string(&file) else {
+                continue;
+            };
             let Ok(mut job) = toml::from_str::<Job>(&text) else {
                 tracing::warn!(path = %file.display(), "unreadable job file skipped");
                 continue;
             };
             if job.phase.is_active() && job.phase != Phase::Pending {
                 job.phase = Phase::Error;
-                job.error = Some("the service restarted while this job was running; please submit it again".into());
+                job.error = Some(
+                    "the service restarted while this job was running; please submit it again"
+                        .into(),
+                );
                 job.end_secs = Some(now_secs());
                 write_job(dir, &job)?;
             }
             let (phase_tx, _) = watch::channel(job.phase);
-            jobs.insert(job.id.clone(), Entry { job, phase_tx, task: None });
+            jobs.insert(
+                job.id.clone(),
+                Entry {
+                    job,
+                    phase_tx,
+                    task: None,
+                },
+            );
         }
-        Ok(Arc::new(JobStore { dir: dir.to_path_buf(), limits, jobs: Mutex::new(jobs) }))
+        Ok(Arc::new(JobStore {
+            dir: dir.to_path_buf(),
+            limits,
+            jobs: Mutex::new(jobs),
+        }))
     }
 
     /// The folder of one job (its state, uploads and result).
@@ -262,14 +306,23 @@ impl JobStore {
     pub fn create(&self, parameters: Vec<(String, String)>) -> Result<Job, VoError> {
         let now = now_secs();
         let id = new_job_id();
-        let run_id = parameters.iter().rev().find(|(k, _)| k == "RUNID").map(|(_, v)| v.chars().take(64).collect());
+        let run_id = parameters
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "RUNID")
+            .map(|(_, v)| v.chars().take(64).collect());
         let job = Job {
             id: id.clone(),
             phase: Phase::Pending,
             run_id,
-            parameters: parameters.into_iter().filter(|(k, _)| !is_control_parameter(k)).collect(),
+            parameters: parameters
+                .into_iter()
+                .filter(|(k, _)| !is_control_parameter(k))
+                .collect(),
             creation_secs: now,
-            creation_micros: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64),
+            creation_micros: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros() as u64),
             start_secs: None,
             end_secs: None,
             execution_duration_secs: self.limits.execution_duration.as_secs(),
@@ -277,29 +330,55 @@ impl JobStore {
             error: None,
             result: None,
         };
-        std::fs::create_dir_all(self.dir.join(&id)).map_err(|source| VoError::Io { path: self.dir.join(&id), source })?;
+        std::fs::create_dir_all(self.dir.join(&id)).map_err(|source| VoError::Io {
+            path: self.dir.join(&id),
+            source,
+        })?;
         write_job(&self.dir, &job)?;
         let (phase_tx, _) = watch::channel(job.phase);
-        self.jobs.lock().insert(id, Entry { job: job.clone(), phase_tx, task: None });
+        self.jobs.lock().insert(
+            id,
+            Entry {
+                job: job.clone(),
+                phase_tx,
+                task: None,
+            },
+        );
         Ok(job)
     }
 
     /// A job's current state.
     pub fn get(&self, id: &str) -> Result<Job, VoError> {
-        self.jobs.lock().get(id).map(|e| e.job.clone()).ok_or_else(|| VoError::JobNotFound { id: id.to_string() })
+        self.jobs
+            .lock()
+            .get(id)
+            .map(|e| e.job.clone())
+            .ok_or_else(|| VoError::JobNotFound { id: id.to_string() })
     }
 
     /// All jobs, oldest first.
     pub fn list(&self) -> Vec<Job> {
         let mut jobs: Vec<Job> = self.jobs.lock().values().map(|e| e.job.clone()).collect();
-        jobs.sort_by(|a, b| (a.creation_secs, a.creation_micros, &a.id).cmp(&(b.creation_secs, b.creation_micros, &b.id)));
+        jobs.sort_by(|a, b| {
+            (a.creation_secs, a.creation_micros, &a.id).cmp(&(
+                b.creation_secs,
+                b.creation_micros,
+                &b.id,
+            ))
+        });
         jobs
     }
 
     /// Changes a job under the lock and persists it.
-    fn update(&self, id: &str, change: impl FnOnce(&mut Job) -> Result<(), VoError>) -> Result<Job, VoError> {
+    fn update(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut Job) -> Result<(), VoError>,
+    ) -> Result<Job, VoError> {
         let mut jobs = self.jobs.lock();
-        let entry = jobs.get_mut(id).ok_or_else(|| VoError::JobNotFound { id: id.to_string() })?;
+        let entry = jobs
+            .get_mut(id)
+            .ok_or_else(|| VoError::JobNotFound { id: id.to_string() })?;
         change(&mut entry.job)?;
         write_job(&self.dir, &entry.job)?;
         entry.phase_tx.send_replace(entry.job.phase);
@@ -307,10 +386,20 @@ impl JobStore {
     }
 
     /// Adds or replaces parameters (only while PENDING, UWS 1.1 §2.2.3.1).
-    pub fn set_parameters(&self, id: &str, parameters: Vec<(String, String)>) -> Result<Job, VoError> {
+    pub fn set_parameters(
+        &self,
+        id: &str,
+        parameters: Vec<(String, String)>,
+    ) -> Result<Job, VoError> {
         self.update(id, |job| {
             if job.phase != Phase::Pending {
-                return Err(VoError::JobState { message: format!("job {} is {}: parameters can only change while PENDING", job.id, job.phase.as_str()) });
+                return Err(VoError::JobState {
+                    message: format!(
+                        "job {} is {}: parameters can only change while PENDING",
+                        job.id,
+                        job.phase.as_str()
+                    ),
+                });
             }
             for (name, value) in parameters {
                 if is_control_parameter(&name) {
@@ -319,7 +408,8 @@ impl JobStore {
                 if name == "RUNID" {
                     job.run_id = Some(value.chars().take(64).collect());
                 }
-                job.parameters.retain(|(k, _)| k != &name || name == "UPLOAD");
+                job.parameters
+                    .retain(|(k, _)| k != &name || name == "UPLOAD");
                 job.parameters.push((name, value));
             }
             Ok(())
@@ -352,7 +442,9 @@ impl JobStore {
         extension: &str,
         content_type: String,
         gzip: bool,
-        run: impl FnOnce(Job) -> futures::future::BoxFuture<'static, Result<ResultStream, VoError>> + Send + 'static,
+        run: impl FnOnce(Job) -> futures::future::BoxFuture<'static, Result<ResultStream, VoError>>
+        + Send
+        + 'static,
     ) -> Result<Job, VoError> {
         let job = self.update(id, |job| {
             if job.phase == Phase::Pending {
@@ -379,7 +471,12 @@ impl JobStore {
             let outcome = tokio::time::timeout(limit, write_result(run(job_for_task), &part)).await;
             let outcome = match outcome {
                 Ok(result) => result,
-                Err(_) => Err(VoError::JobState { message: format!("the job exceeded its execution duration of {} s", limit.as_secs()) }),
+                Err(_) => Err(VoError::JobState {
+                    message: format!(
+                        "the job exceeded its execution duration of {} s",
+                        limit.as_secs()
+                    ),
+                }),
             };
             let _ = store.update(&id, |job| {
                 job.end_secs = Some(now_secs());
@@ -387,7 +484,12 @@ impl JobStore {
                     Ok(size_bytes) => match std::fs::rename(&part, dir.join(&file)) {
                         Ok(()) => {
                             job.phase = Phase::Completed;
-                            job.result = Some(JobResult { file: file.clone(), content_type: content_type.clone(), size_bytes, gzip });
+                            job.result = Some(JobResult {
+                                file: file.clone(),
+                                content_type: content_type.clone(),
+                                size_bytes,
+                                gzip,
+                            });
                         }
                         Err(e) => {
                             job.phase = Phase::Error;
@@ -435,7 +537,11 @@ impl JobStore {
 
     /// Deletes a job and its files.
     pub fn delete(&self, id: &str) -> Result<(), VoError> {
-        let entry = self.jobs.lock().remove(id).ok_or_else(|| VoError::JobNotFound { id: id.to_string() })?;
+        let entry = self
+            .jobs
+            .lock()
+            .remove(id)
+            .ok_or_else(|| VoError::JobNotFound { id: id.to_string() })?;
         if let Some(task) = entry.task {
             task.abort();
         }
@@ -446,8 +552,13 @@ impl JobStore {
     /// Deletes jobs past their destruction time.
     pub fn sweep(&self) {
         let now = now_secs();
-        let expired: Vec<String> =
-            self.jobs.lock().values().filter(|e| e.job.destruction_secs <= now).map(|e| e.job.id.clone()).collect();
+        let expired: Vec<String> = self
+            .jobs
+            .lock()
+            .values()
+            .filter(|e| e.job.destruction_secs <= now)
+            .map(|e| e.job.id.clone())
+            .collect();
         for id in expired {
             let _ = self.delete(&id);
         }
@@ -457,7 +568,9 @@ impl JobStore {
     pub async fn wait(&self, id: &str, from: Phase, timeout: Duration) -> Result<Job, VoError> {
         let mut rx = {
             let jobs = self.jobs.lock();
-            let entry = jobs.get(id).ok_or_else(|| VoError::JobNotFound { id: id.to_string() })?;
+            let entry = jobs
+                .get(id)
+                .ok_or_else(|| VoError::JobNotFound { id: id.to_string() })?;
             entry.phase_tx.subscribe()
         };
         let _ = tokio::time::timeout(timeout, async {
@@ -479,7 +592,9 @@ impl JobStore {
         let job = self.get(id)?;
         match job.result {
             Some(result) => Ok((self.dir.join(id).join(&result.file), result)),
-            None => Err(VoError::JobState { message: format!("job {id} has no result (phase {})", job.phase.as_str()) }),
+            None => Err(VoError::JobState {
+                message: format!("job {id} has no result (phase {})", job.phase.as_str()),
+            }),
         }
     }
 }
@@ -492,8 +607,13 @@ fn is_control_parameter(name: &str) -> bool {
 fn write_job(dir: &Path, job: &Job) -> Result<(), VoError> {
     let path = dir.join(&job.id).join("job.toml");
     let tmp = path.with_extension("toml.tmp");
-    let text = toml::to_string(job).map_err(|e| VoError::JobState { message: format!("cannot store job {}: {e}", job.id) })?;
-    std::fs::write(&tmp, text).map_err(|source| VoError::Io { path: tmp.clone(), source })?;
+    let text = toml::to_string(job).map_err(|e| VoError::JobState {
+        message: format!("cannot store job {}: {e}", job.id),
+    })?;
+    std::fs::write(&tmp, text).map_err(|source| VoError::Io {
+        path: tmp.clone(),
+        source,
+    })?;
     std::fs::rename(&tmp, &path).map_err(|source| VoError::Io { path, source })
 }
 
@@ -502,7 +622,10 @@ async fn write_result(
     part: &Path,
 ) -> Result<u64, VoError> {
     let mut stream = run.await?;
-    let io = |source| VoError::Io { path: part.to_path_buf(), source };
+    let io = |source| VoError::Io {
+        path: part.to_path_buf(),
+        source,
+    };
     let mut file = tokio::fs::File::create(part).await.map_err(io)?;
     let mut size = 0u64;
     while let Some(chunk) = stream.next().await {
@@ -520,7 +643,9 @@ fn new_job_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let seed = format!(
         "{:?}{}{}",
-        SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default(),
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default(),
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     );
@@ -532,7 +657,12 @@ pub fn iso8601(secs: u64) -> String {
     let days = secs / 86_400;
     let rest = secs % 86_400;
     let (y, m, d) = civil_from_days(days as i64);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest % 3600 / 60, rest % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
 }
 
 /// Parses `YYYY-MM-DD[Thh:mm:ss[.sss]][Z]` (UTC) into seconds since the epoch.
@@ -540,15 +670,25 @@ pub fn parse_iso8601(text: &str) -> Option<u64> {
     let text = text.trim().trim_end_matches('Z');
     let (date, time) = text.split_once('T').unwrap_or((text, "00:00:00"));
     let mut date_parts = date.split('-').map(|p| p.parse::<i64>().ok());
-    let (y, m, d) = (date_parts.next()??, date_parts.next()??, date_parts.next()??);
+    let (y, m, d) = (
+        date_parts.next()??,
+        date_parts.next()??,
+        date_parts.next()??,
+    );
     let time = time.split('.').next()?;
     let mut time_parts = time.split(':').map(|p| p.parse::<u64>().ok());
-    let (hh, mm, ss) = (time_parts.next()??, time_parts.next().flatten().unwrap_or(0), time_parts.next().flatten().unwrap_or(0));
+    let (hh, mm, ss) = (
+        time_parts.next()??,
+        time_parts.next().flatten().unwrap_or(0),
+        time_parts.next().flatten().unwrap_or(0),
+    );
     if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
         return None;
     }
     let days = days_from_civil(y, m as u32, d as u32);
-    u64::try_from(days).ok().map(|days| days * 86_400 + hh * 3600 + mm * 60 + ss)
+    u64::try_from(days)
+        .ok()
+        .map(|days| days * 86_400 + hh * 3600 + mm * 60 + ss)
 }
 
 // Howard Hinnant's civil-date algorithms.
@@ -584,7 +724,10 @@ mod tests {
         assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
         assert_eq!(iso8601(1_795_000_000), "2026-11-18T11:06:40Z");
         assert_eq!(parse_iso8601("2026-11-18T11:06:40Z"), Some(1_795_000_000));
-        assert_eq!(parse_iso8601("2026-11-18T11:06:40.123"), Some(1_795_000_000));
+        assert_eq!(
+            parse_iso8601("2026-11-18T11:06:40.123"),
+            Some(1_795_000_000)
+        );
         assert_eq!(parse_iso8601("2026-13-18"), None);
     }
 
@@ -592,20 +735,40 @@ mod tests {
     async fn jobs_survive_a_reopen_and_running_ones_become_errors() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = JobStore::open(dir.path(), JobLimits::default()).expect("open");
-        let done = store.create(vec![("QUERY".into(), "SELECT 1".into())]).expect("create");
+        let done = store
+            .create(vec![("QUERY".into(), "SELECT 1".into())])
+            .expect("create");
         store
             .start(&done.id, "csv", "text/csv".into(), false, |_| {
-                Box::pin(async { Ok(Box::pin(futures::stream::iter([Ok(bytes::Bytes::from_static(b"a\r\n1\r\n"))])) as ResultStream) })
+                Box::pin(async {
+                    Ok(
+                        Box::pin(futures::stream::iter([Ok(bytes::Bytes::from_static(
+                            b"a\r\n1\r\n",
+                        ))])) as ResultStream,
+                    )
+                })
             })
             .expect("start");
-        let done = store.wait(&done.id, Phase::Queued, Duration::from_secs(5)).await.expect("wait");
-        let done = if done.phase == Phase::Executing { store.wait(&done.id, Phase::Executing, Duration::from_secs(5)).await.expect("wait") } else { done };
+        let done = store
+            .wait(&done.id, Phase::Queued, Duration::from_secs(5))
+            .await
+            .expect("wait");
+        let done = if done.phase == Phase::Executing {
+            store
+                .wait(&done.id, Phase::Executing, Duration::from_secs(5))
+                .await
+                .expect("wait")
+        } else {
+            done
+        };
         assert_eq!(done.phase, Phase::Completed);
         let running = store.create(vec![]).expect("create");
-        store.update(&running.id, |job| {
-            job.phase = Phase::Executing;
-            Ok(())
-        }).expect("update");
+        store
+            .update(&running.id, |job| {
+                job.phase = Phase::Executing;
+                Ok(())
+            })
+            .expect("update");
         drop(store);
         let store = JobStore::open(dir.path(), JobLimits::default()).expect("reopen");
         assert_eq!(store.get(&done.id).expect("kept").phase, Phase::Completed);

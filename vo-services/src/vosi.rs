@@ -36,18 +36,42 @@ impl Default for ServiceLimits {
     }
 }
 
-const ADQL_GEO_FEATURES: &[&str] =
-    &["AREA", "BOX", "CENTROID", "CIRCLE", "CONTAINS", "COORD1", "COORD2", "COORDSYS", "DISTANCE", "INTERSECTS", "POINT", "POLYGON"];
+const ADQL_GEO_FEATURES: &[&str] = &[
+    "AREA",
+    "BOX",
+    "CENTROID",
+    "CIRCLE",
+    "CONTAINS",
+    "COORD1",
+    "COORD2",
+    "COORDSYS",
+    "DISTANCE",
+    "INTERSECTS",
+    "POINT",
+    "POLYGON",
+];
 
 /// Optional ADQL 2.1 features that work here (ADQL 2.1 §4; declared so clients may use them).
 const ADQL_FEATURES: &[(&str, &[&str])] = &[
-    ("ivo://ivoa.net/std/TAPRegExt#features-adql-string", &["LOWER", "UPPER", "ILIKE"]),
-    ("ivo://ivoa.net/std/TAPRegExt#features-adql-sets", &["UNION", "EXCEPT", "INTERSECT"]),
-    ("ivo://ivoa.net/std/TAPRegExt#features-adql-common-table", &["WITH"]),
+    (
+        "ivo://ivoa.net/std/TAPRegExt#features-adql-string",
+        &["LOWER", "UPPER", "ILIKE"],
+    ),
+    (
+        "ivo://ivoa.net/std/TAPRegExt#features-adql-sets",
+        &["UNION", "EXCEPT", "INTERSECT"],
+    ),
+    (
+        "ivo://ivoa.net/std/TAPRegExt#features-adql-common-table",
+        &["WITH"],
+    ),
     ("ivo://ivoa.net/std/TAPRegExt#features-adql-type", &["CAST"]),
     // COALESCE works but `#features-adql-conditional` is not declared: STILTS taplint 3.4.7 (Debian)
     // reports that ADQL 2.1 key as unknown (E-CAP-KEYX).
-    ("ivo://ivoa.net/std/TAPRegExt#features-adql-offset", &["OFFSET"]),
+    (
+        "ivo://ivoa.net/std/TAPRegExt#features-adql-offset",
+        &["OFFSET"],
+    ),
 ];
 
 /// The `/capabilities` document. `base` is the TAP base URL (`http://host:port/tap`).
@@ -71,8 +95,12 @@ pub fn capabilities(base: &str, functions: &FunctionCatalog, limits: &ServiceLim
         ));
     }
     out.push_str("<capability standardID=\"ivo://ivoa.net/std/DALI#examples\">\n<interface xsi:type=\"vs:ParamHTTP\">\n");
-    out.push_str(&format!("<accessURL use=\"full\">{base}/examples</accessURL>\n</interface>\n</capability>\n"));
-    out.push_str("<capability standardID=\"ivo://ivoa.net/std/TAP\" xsi:type=\"tr:TableAccess\">\n");
+    out.push_str(&format!(
+        "<accessURL use=\"full\">{base}/examples</accessURL>\n</interface>\n</capability>\n"
+    ));
+    out.push_str(
+        "<capability standardID=\"ivo://ivoa.net/std/TAP\" xsi:type=\"tr:TableAccess\">\n",
+    );
     out.push_str(&format!(
         "<interface role=\"std\" xsi:type=\"vs:ParamHTTP\" version=\"1.1\">\n<accessURL use=\"base\">{base}</accessURL>\n</interface>\n"
     ));
@@ -104,7 +132,10 @@ pub fn capabilities(base: &str, functions: &FunctionCatalog, limits: &ServiceLim
     }
     out.push_str("</languageFeatures>\n</language>\n");
     for (mime, alias, extra) in Format::declared() {
-        out.push_str(&format!("<outputFormat>\n<mime>{}</mime>\n<alias>{alias}</alias>\n", xml_escape(mime)));
+        out.push_str(&format!(
+            "<outputFormat>\n<mime>{}</mime>\n<alias>{alias}</alias>\n",
+            xml_escape(mime)
+        ));
         for alias in *extra {
             out.push_str(&format!("<alias>{alias}</alias>\n"));
         }
@@ -179,11 +210,22 @@ fn table_element(table: &TableMeta, tag: &str, detail_min: bool, esa: bool) -> S
     let size = table
         .rows
         .filter(|_| esa)
-        .map(|r| format!(" esatapplus:size_bytes=\"{}\"", r * 8 * table.columns.len() as u64))
+        .map(|r| {
+            format!(
+                " esatapplus:size_bytes=\"{}\"",
+                r * 8 * table.columns.len() as u64
+            )
+        })
         .unwrap_or_default();
-    let mut out = format!("<{tag} type=\"table\"{size}>\n<name>{}</name>\n", xml_escape(&table.qualified_name()));
+    let mut out = format!(
+        "<{tag} type=\"table\"{size}>\n<name>{}</name>\n",
+        xml_escape(&table.qualified_name())
+    );
     if !table.description.is_empty() {
-        out.push_str(&format!("<description>{}</description>\n", xml_escape(&table.description)));
+        out.push_str(&format!(
+            "<description>{}</description>\n",
+            xml_escape(&table.description)
+        ));
     }
     if !table.utype.is_empty() {
         out.push_str(&format!("<utype>{}</utype>\n", xml_escape(&table.utype)));
@@ -205,14 +247,27 @@ fn table_element(table: &TableMeta, tag: &str, detail_min: bool, esa: bool) -> S
 
 fn column_element(column: &ColumnMeta, esa: bool) -> String {
     let d = &column.descriptor;
-    let data_type = column.arrow_type.clone().map(|t| crate::output::canonical_type(&t)).unwrap_or(arrow_schema::DataType::Utf8);
+    let data_type = column
+        .arrow_type
+        .clone()
+        .map(|t| crate::output::canonical_type(&t))
+        .unwrap_or(arrow_schema::DataType::Utf8);
     let (datatype, arraysize) = votable_type(&data_type);
     let mut out = if esa {
-        format!("<column esatapplus:flags=\"{}\">\n<name>{}</name>\n", d.flags, xml_escape(&column.name))
+        format!(
+            "<column esatapplus:flags=\"{}\">\n<name>{}</name>\n",
+            d.flags,
+            xml_escape(&column.name)
+        )
     } else {
         format!("<column>\n<name>{}</name>\n", xml_escape(&column.name))
     };
-    for (tag, value) in [("description", &d.description), ("unit", &d.unit), ("ucd", &d.ucd), ("utype", &d.utype)] {
+    for (tag, value) in [
+        ("description", &d.description),
+        ("unit", &d.unit),
+        ("ucd", &d.ucd),
+        ("utype", &d.utype),
+    ] {
         if !value.is_empty() {
             out.push_str(&format!("<{tag}>{}</{tag}>\n", xml_escape(value)));
         }
@@ -230,7 +285,11 @@ fn column_element(column: &ColumnMeta, esa: bool) -> String {
         out.push_str(&format!(" extendedType=\"{}\"", xml_escape(xtype)));
     }
     out.push_str(&format!(">{datatype}</dataType>\n"));
-    for (flag, on) in [("indexed", d.indexed), ("principal", d.principal), ("std", d.std)] {
+    for (flag, on) in [
+        ("indexed", d.indexed),
+        ("principal", d.principal),
+        ("std", d.std),
+    ] {
         if on {
             out.push_str(&format!("<flag>{flag}</flag>\n"));
         }
@@ -266,7 +325,11 @@ pub fn examples(tables: &[TableMeta]) -> String {
         "SELECT table_name, description FROM TAP_SCHEMA.tables ORDER BY table_name".into(),
     )];
     if let Some(table) = tables.iter().find(|t| t.position.is_some()) {
-        let position = table.position.as_ref().map(|p| (p.lon.clone(), p.lat.clone())).unwrap_or_default();
+        let position = table
+            .position
+            .as_ref()
+            .map(|p| (p.lon.clone(), p.lat.clone()))
+            .unwrap_or_default();
         let (ra, dec) = position;
         let name = table.qualified_name();
         examples.push((

@@ -19,8 +19,18 @@ const KNOWN_DISAGREEMENTS: &[(&str, &str)] = &[(
 /// The UDFs the corpus's queries assume a service declares (ADQL 2.1 §2.4: user-defined functions are
 /// valid when the service declares them).
 fn corpus_functions() -> FunctionCatalog {
-    let udf = |name| FunctionSpec { name, min_args: 0, max_args: usize::MAX, kind: FunctionKind::UserDefined };
-    FunctionCatalog::with_udfs([udf("IVO_FOO"), udf("IVO_GETSTRING"), udf("ESO_DATEADD_SEC"), udf("ESO_INTERSECTION")])
+    let udf = |name| FunctionSpec {
+        name,
+        min_args: 0,
+        max_args: usize::MAX,
+        kind: FunctionKind::UserDefined,
+    };
+    FunctionCatalog::with_udfs([
+        udf("IVO_FOO"),
+        udf("IVO_GETSTRING"),
+        udf("ESO_DATEADD_SEC"),
+        udf("ESO_INTERSECTION"),
+    ])
 }
 
 struct Case {
@@ -33,7 +43,11 @@ struct Case {
 fn read_cases(dir: &Path) -> Vec<Case> {
     let mut files: Vec<_> = ["ivoa", "gavo", "roe"]
         .iter()
-        .flat_map(|group| std::fs::read_dir(dir.join(group)).expect("corpus folder").map(|e| e.expect("entry").path()))
+        .flat_map(|group| {
+            std::fs::read_dir(dir.join(group))
+                .expect("corpus folder")
+                .map(|e| e.expect("entry").path())
+        })
         .filter(|p| p.extension().is_some_and(|e| e == "xml"))
         .collect();
     files.sort();
@@ -41,7 +55,8 @@ fn read_cases(dir: &Path) -> Vec<Case> {
     for path in files {
         let xml = std::fs::read_to_string(&path).expect("corpus file");
         let mut reader = quick_xml::Reader::from_str(&xml);
-        let (mut uuid, mut valid, mut in_adql, mut text) = (String::new(), false, false, String::new());
+        let (mut uuid, mut valid, mut in_adql, mut text) =
+            (String::new(), false, false, String::new());
         loop {
             match reader.read_event().expect("well-formed corpus XML") {
                 quick_xml::events::Event::Start(e) if e.name().as_ref() == b"query" => {
@@ -66,11 +81,22 @@ fn read_cases(dir: &Path) -> Vec<Case> {
                         other => panic!("unknown entity {other}"),
                     });
                 }
-                quick_xml::events::Event::CData(t) if in_adql => text.push_str(&String::from_utf8_lossy(&t)),
+                quick_xml::events::Event::CData(t) if in_adql => {
+                    text.push_str(&String::from_utf8_lossy(&t))
+                }
                 quick_xml::events::Event::End(e) if e.name().as_ref() == b"adql" => {
                     in_adql = false;
-                    let file = path.strip_prefix(dir).expect("inside").display().to_string();
-                    cases.push(Case { file, uuid: uuid.clone(), valid, adql: text.clone() });
+                    let file = path
+                        .strip_prefix(dir)
+                        .expect("inside")
+                        .display()
+                        .to_string();
+                    cases.push(Case {
+                        file,
+                        uuid: uuid.clone(),
+                        valid,
+                        adql: text.clone(),
+                    });
                 }
                 quick_xml::events::Event::Eof => break,
                 _ => {}
@@ -104,24 +130,45 @@ fn ivoa_adql_corpus() {
             (false, Err(_)) => counts[1] += 1,
             (true, Err(e)) => {
                 counts[2] += 1;
-                wrong.push(format!("valid but refused [{}] {}: {}\n    {e}", case.file, case.uuid, case.adql.trim()));
+                wrong.push(format!(
+                    "valid but refused [{}] {}: {}\n    {e}",
+                    case.file,
+                    case.uuid,
+                    case.adql.trim()
+                ));
             }
             (false, Ok(_)) => {
                 counts[3] += 1;
-                wrong.push(format!("invalid but accepted [{}] {}: {}", case.file, case.uuid, case.adql.trim()));
+                wrong.push(format!(
+                    "invalid but accepted [{}] {}: {}",
+                    case.file,
+                    case.uuid,
+                    case.adql.trim()
+                ));
             }
         }
     }
-    println!("{:<40} {:>8} {:>8} {:>8} {:>8}", "file", "valid ok", "inval ok", "refused", "accepted");
+    println!(
+        "{:<40} {:>8} {:>8} {:>8} {:>8}",
+        "file", "valid ok", "inval ok", "refused", "accepted"
+    );
     for (file, c) in &per_file {
         println!("{file:<40} {:>8} {:>8} {:>8} {:>8}", c[0], c[1], c[2], c[3]);
     }
     let unexpected: Vec<&String> = wrong
         .iter()
-        .filter(|w| !KNOWN_DISAGREEMENTS.iter().any(|(query, _)| w.ends_with(query)))
+        .filter(|w| {
+            !KNOWN_DISAGREEMENTS
+                .iter()
+                .any(|(query, _)| w.ends_with(query))
+        })
         .collect();
     for w in &unexpected {
         println!("{w}");
     }
-    assert!(unexpected.is_empty(), "{} corpus queries handled wrongly (listed above)", unexpected.len());
+    assert!(
+        unexpected.is_empty(),
+        "{} corpus queries handled wrongly (listed above)",
+        unexpected.len()
+    );
 }

@@ -28,8 +28,18 @@ pub struct FunctionSpec {
     pub kind: FunctionKind,
 }
 
-const fn f(name: &'static str, min_args: usize, max_args: usize, kind: FunctionKind) -> FunctionSpec {
-    FunctionSpec { name, min_args, max_args, kind }
+const fn f(
+    name: &'static str,
+    min_args: usize,
+    max_args: usize,
+    kind: FunctionKind,
+) -> FunctionSpec {
+    FunctionSpec {
+        name,
+        min_args,
+        max_args,
+        kind,
+    }
 }
 
 use FunctionKind::{Aggregate, Geometry, Scalar, UserDefined};
@@ -95,13 +105,83 @@ pub const COLO_UDFS: &[FunctionSpec] = &[f("IVO_HEALPIX_INDEX", 3, 3, UserDefine
 /// ADQL words that may not be used as regular (undelimited) identifiers: the function names and the
 /// ADQL keywords sqlparser would otherwise accept as names (ADQL 2.1 §2.1.3).
 pub const RESERVED_WORDS: &[&str] = &[
-    "ABS", "ACOS", "AREA", "ASIN", "ATAN", "ATAN2", "BOX", "CEILING", "CENTROID", "CIRCLE", "CONTAINS",
-    "COORD1", "COORD2", "COORDSYS", "COS", "COT", "DEGREES", "DISTANCE", "EXP", "FLOOR", "INTERSECTS",
-    "LOG", "LOG10", "MOD", "PI", "POINT", "POLYGON", "POWER", "RADIANS", "REGION", "RAND", "ROUND", "SIN",
-    "SQRT", "TAN", "TOP", "TRUNCATE", "ALL", "AND", "AS", "ASC", "AVG", "BETWEEN", "BY", "COUNT",
-    "DESC", "DISTINCT", "EXISTS", "FROM", "FULL", "GROUP", "HAVING", "IN", "INNER", "IS", "JOIN",
-    "LEFT", "LIKE", "MAX", "MIN", "NATURAL", "NOT", "NULL", "ON", "OR", "ORDER", "OUTER", "RIGHT",
-    "SELECT", "SUM", "USING", "WHERE", "OFFSET", "UNION", "EXCEPT", "INTERSECT", "WITH",
+    "ABS",
+    "ACOS",
+    "AREA",
+    "ASIN",
+    "ATAN",
+    "ATAN2",
+    "BOX",
+    "CEILING",
+    "CENTROID",
+    "CIRCLE",
+    "CONTAINS",
+    "COORD1",
+    "COORD2",
+    "COORDSYS",
+    "COS",
+    "COT",
+    "DEGREES",
+    "DISTANCE",
+    "EXP",
+    "FLOOR",
+    "INTERSECTS",
+    "LOG",
+    "LOG10",
+    "MOD",
+    "PI",
+    "POINT",
+    "POLYGON",
+    "POWER",
+    "RADIANS",
+    "REGION",
+    "RAND",
+    "ROUND",
+    "SIN",
+    "SQRT",
+    "TAN",
+    "TOP",
+    "TRUNCATE",
+    "ALL",
+    "AND",
+    "AS",
+    "ASC",
+    "AVG",
+    "BETWEEN",
+    "BY",
+    "COUNT",
+    "DESC",
+    "DISTINCT",
+    "EXISTS",
+    "FROM",
+    "FULL",
+    "GROUP",
+    "HAVING",
+    "IN",
+    "INNER",
+    "IS",
+    "JOIN",
+    "LEFT",
+    "LIKE",
+    "MAX",
+    "MIN",
+    "NATURAL",
+    "NOT",
+    "NULL",
+    "ON",
+    "OR",
+    "ORDER",
+    "OUTER",
+    "RIGHT",
+    "SELECT",
+    "SUM",
+    "USING",
+    "WHERE",
+    "OFFSET",
+    "UNION",
+    "EXCEPT",
+    "INTERSECT",
+    "WITH",
 ];
 
 /// The functions one service accepts: the ADQL set plus its declared UDFs.
@@ -112,7 +192,9 @@ pub struct FunctionCatalog {
 
 impl Default for FunctionCatalog {
     fn default() -> Self {
-        Self { udfs: COLO_UDFS.to_vec() }
+        Self {
+            udfs: COLO_UDFS.to_vec(),
+        }
     }
 }
 
@@ -141,5 +223,7 @@ impl FunctionCatalog {
 
 /// True if `word` is reserved in ADQL (case-insensitive).
 pub fn is_reserved(word: &str) -> bool {
-    RESERVED_WORDS.iter().any(|reserved| reserved.eq_ignore_ascii_case(word))
+    RESERVED_WORDS
+        .iter()
+        .any(|reserved| reserved.eq_ignore_ascii_case(word))
 }

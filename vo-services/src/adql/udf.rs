@@ -15,7 +15,9 @@ use arrow_array::types::Float64Type;
 use arrow_array::{Array, ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, ListArray};
 use arrow_schema::{DataType, Field};
 use datafusion::error::{DataFusionError, Result};
-use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
 
 use crate::sky;
 
@@ -76,7 +78,13 @@ pub fn geometry_udfs() -> Vec<ScalarUDF> {
         ("adql_cone_cells", numeric(4), Op::ConeCells),
     ];
     defs.into_iter()
-        .map(|(name, signature, op)| ScalarUDF::from(GeometryUdf { name, signature, op }))
+        .map(|(name, signature, op)| {
+            ScalarUDF::from(GeometryUdf {
+                name,
+                signature,
+                op,
+            })
+        })
         .collect()
 }
 
@@ -91,18 +99,25 @@ impl ScalarUDFImpl for GeometryUdf {
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
         Ok(match self.op {
-            Op::Distance | Op::DistanceGeo | Op::Coord1 | Op::Coord2 | Op::Area => DataType::Float64,
+            Op::Distance | Op::DistanceGeo | Op::Coord1 | Op::Coord2 | Op::Area => {
+                DataType::Float64
+            }
             Op::InBox | Op::InPolygon => DataType::Boolean,
             Op::Contains | Op::Intersects => DataType::Int32,
             Op::HealpixIndex => DataType::Int64,
             Op::ConeCells => DataType::List(Arc::new(Field::new_list_field(DataType::Int64, true))),
-            Op::MakePoint | Op::MakeCircle | Op::MakeBox | Op::MakePolygon | Op::Centroid => geometry_type(),
+            Op::MakePoint | Op::MakeCircle | Op::MakeBox | Op::MakePolygon | Op::Centroid => {
+                geometry_type()
+            }
         })
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let rows = args.number_rows;
-        let all_scalar = args.args.iter().all(|arg| matches!(arg, ColumnarValue::Scalar(_)));
+        let all_scalar = args
+            .args
+            .iter()
+            .all(|arg| matches!(arg, ColumnarValue::Scalar(_)));
         let n = if all_scalar { 1 } else { rows };
         let arrays = args
             .args
@@ -111,7 +126,9 @@ impl ScalarUDFImpl for GeometryUdf {
             .collect::<Result<Vec<ArrayRef>>>()?;
         let out = self.evaluate(&arrays, n)?;
         if all_scalar {
-            Ok(ColumnarValue::Scalar(datafusion::scalar::ScalarValue::try_from_array(&out, 0)?))
+            Ok(ColumnarValue::Scalar(
+                datafusion::scalar::ScalarValue::try_from_array(&out, 0)?,
+            ))
         } else {
             Ok(ColumnarValue::Array(out))
         }
@@ -119,15 +136,15 @@ impl ScalarUDFImpl for GeometryUdf {
 }
 
 fn floats(array: &ArrayRef) -> Result<&Float64Array> {
-    array
-        .as_primitive_opt::<Float64Type>()
-        .ok_or_else(|| DataFusionError::Execution(format!("expected a number, got {}", array.data_type())))
+    array.as_primitive_opt::<Float64Type>().ok_or_else(|| {
+        DataFusionError::Execution(format!("expected a number, got {}", array.data_type()))
+    })
 }
 
 fn lists(array: &ArrayRef) -> Result<&ListArray> {
-    array
-        .as_list_opt::<i32>()
-        .ok_or_else(|| DataFusionError::Execution(format!("expected a geometry, got {}", array.data_type())))
+    array.as_list_opt::<i32>().ok_or_else(|| {
+        DataFusionError::Execution(format!("expected a geometry, got {}", array.data_type()))
+    })
 }
 
 /// A geometry decoded from its list form.
@@ -145,7 +162,9 @@ impl Shape {
             2 => Some(Shape::Point(values[0], values[1])),
             3 => Some(Shape::Circle(values[0], values[1], values[2])),
             4 => Some(Shape::Box(values[0], values[1], values[2], values[3])),
-            n if n >= 6 && n % 2 == 0 => Some(Shape::Polygon(values.chunks(2).map(|c| (c[0], c[1])).collect())),
+            n if n >= 6 && n % 2 == 0 => Some(Shape::Polygon(
+                values.chunks(2).map(|c| (c[0], c[1])).collect(),
+            )),
             _ => None,
         }
     }
@@ -176,7 +195,9 @@ impl Shape {
 
     fn centre(&self) -> (f64, f64) {
         match *self {
-            Shape::Point(lon, lat) | Shape::Circle(lon, lat, _) | Shape::Box(lon, lat, _, _) => (lon, lat),
+            Shape::Point(lon, lat) | Shape::Circle(lon, lat, _) | Shape::Box(lon, lat, _, _) => {
+                (lon, lat)
+            }
             Shape::Polygon(ref vertices) => sky::centroid_deg(vertices),
         }
     }
@@ -188,7 +209,10 @@ impl Shape {
                 sky::distance_deg(*alon, *alat, *blon, *blat) + br <= *ar
             }
             (Shape::Point(..), _) => false,
-            _ => other.boundary().iter().all(|&(lon, lat)| self.contains_point(lon, lat)),
+            _ => other
+                .boundary()
+                .iter()
+                .all(|&(lon, lat)| self.contains_point(lon, lat)),
         }
     }
 
@@ -204,8 +228,14 @@ impl Shape {
                 let (blon, blat) = other.centre();
                 self.contains_point(blon, blat)
                     || other.contains_point(alon, alat)
-                    || other.boundary().iter().any(|&(lon, lat)| self.contains_point(lon, lat))
-                    || self.boundary().iter().any(|&(lon, lat)| other.contains_point(lon, lat))
+                    || other
+                        .boundary()
+                        .iter()
+                        .any(|&(lon, lat)| self.contains_point(lon, lat))
+                    || self
+                        .boundary()
+                        .iter()
+                        .any(|&(lon, lat)| other.contains_point(lon, lat))
             }
         }
     }
@@ -217,7 +247,9 @@ impl Shape {
             Shape::Box(clon, clat, w, h) => {
                 let lat_lo = (clat - h / 2.0).max(-90.0).to_radians();
                 let lat_hi = (clat + h / 2.0).min(90.0).to_radians();
-                w.min(360.0).to_radians() * (lat_hi.sin() - lat_lo.sin()) * (180.0 / std::f64::consts::PI).powi(2)
+                w.min(360.0).to_radians()
+                    * (lat_hi.sin() - lat_lo.sin())
+                    * (180.0 / std::f64::consts::PI).powi(2)
                     + 0.0 * clon
             }
             Shape::Polygon(ref vertices) => sky::polygon_area_deg2(vertices),
@@ -227,9 +259,14 @@ impl Shape {
 
 /// The point at `distance_deg` from (lon, lat) along position angle `bearing_rad`.
 fn destination(lon_deg: f64, lat_deg: f64, distance_deg: f64, bearing_rad: f64) -> (f64, f64) {
-    let (lat1, lon1, d) = (lat_deg.to_radians(), lon_deg.to_radians(), distance_deg.to_radians());
+    let (lat1, lon1, d) = (
+        lat_deg.to_radians(),
+        lon_deg.to_radians(),
+        distance_deg.to_radians(),
+    );
     let lat2 = (lat1.sin() * d.cos() + lat1.cos() * d.sin() * bearing_rad.cos()).asin();
-    let lon2 = lon1 + (bearing_rad.sin() * d.sin() * lat1.cos()).atan2(d.cos() - lat1.sin() * lat2.sin());
+    let lon2 =
+        lon1 + (bearing_rad.sin() * d.sin() * lat1.cos()).atan2(d.cos() - lat1.sin() * lat2.sin());
     (lon2.to_degrees().rem_euclid(360.0), lat2.to_degrees())
 }
 
@@ -263,18 +300,30 @@ impl GeometryUdf {
     fn evaluate(&self, arrays: &[ArrayRef], n: usize) -> Result<ArrayRef> {
         let numbers = || arrays.iter().map(floats).collect::<Result<Vec<_>>>();
         let row_values = |columns: &[&Float64Array], row: usize| -> Option<Vec<f64>> {
-            columns.iter().map(|c| (!c.is_null(row)).then(|| c.value(row))).collect()
+            columns
+                .iter()
+                .map(|c| (!c.is_null(row)).then(|| c.value(row)))
+                .collect()
         };
         Ok(match self.op {
             Op::Distance => {
                 let c = numbers()?;
-                Arc::new((0..n).map(|i| row_values(&c, i).map(|v| sky::distance_deg(v[0], v[1], v[2], v[3]))).collect::<Float64Array>())
+                Arc::new(
+                    (0..n)
+                        .map(|i| {
+                            row_values(&c, i).map(|v| sky::distance_deg(v[0], v[1], v[2], v[3]))
+                        })
+                        .collect::<Float64Array>(),
+                )
             }
             Op::InBox => {
                 let c = numbers()?;
                 Arc::new(
                     (0..n)
-                        .map(|i| row_values(&c, i).map(|v| sky::box_contains(v[2], v[3], v[4], v[5], v[0], v[1])))
+                        .map(|i| {
+                            row_values(&c, i)
+                                .map(|v| sky::box_contains(v[2], v[3], v[4], v[5], v[0], v[1]))
+                        })
                         .collect::<BooleanArray>(),
                 )
             }
@@ -284,7 +333,8 @@ impl GeometryUdf {
                     (0..n)
                         .map(|i| {
                             row_values(&c, i).map(|v| {
-                                let vertices: Vec<(f64, f64)> = v[2..].chunks(2).map(|p| (p[0], p[1])).collect();
+                                let vertices: Vec<(f64, f64)> =
+                                    v[2..].chunks(2).map(|p| (p[0], p[1])).collect();
                                 sky::polygon_contains(&vertices, v[0], v[1])
                             })
                         })
@@ -294,7 +344,9 @@ impl GeometryUdf {
             Op::MakePoint | Op::MakeCircle | Op::MakeBox | Op::MakePolygon => {
                 let c = numbers()?;
                 if self.op == Op::MakePolygon && (c.len() < 6 || c.len() % 2 != 0) {
-                    return Err(DataFusionError::Execution("POLYGON needs at least 3 vertices".into()));
+                    return Err(DataFusionError::Execution(
+                        "POLYGON needs at least 3 vertices".into(),
+                    ));
                 }
                 build_geometry((0..n).map(|i| row_values(&c, i)))
             }
@@ -304,7 +356,11 @@ impl GeometryUdf {
                     (0..n)
                         .map(|i| {
                             let (sa, sb) = (shape_at(a, i)?, shape_at(b, i)?);
-                            let hit = if self.op == Op::Contains { sb.contains(&sa) } else { sa.intersects(&sb) };
+                            let hit = if self.op == Op::Contains {
+                                sb.contains(&sa)
+                            } else {
+                                sa.intersects(&sb)
+                            };
                             Some(i32::from(hit))
                         })
                         .collect::<Int32Array>(),
@@ -315,7 +371,9 @@ impl GeometryUdf {
                 Arc::new(
                     (0..n)
                         .map(|i| match (shape_at(a, i)?, shape_at(b, i)?) {
-                            (Shape::Point(x1, y1), Shape::Point(x2, y2)) => Some(sky::distance_deg(x1, y1, x2, y2)),
+                            (Shape::Point(x1, y1), Shape::Point(x2, y2)) => {
+                                Some(sky::distance_deg(x1, y1, x2, y2))
+                            }
                             _ => None,
                         })
                         .collect::<Float64Array>(),
@@ -364,7 +422,11 @@ impl GeometryUdf {
                 let mut builder = ListBuilder::new(arrow_array::builder::Int64Builder::new());
                 for i in 0..n {
                     match row_values(&c, i) {
-                        Some(v) if (0.0..=29.0).contains(&v[3]) && v[1].abs() <= 90.0 && v[2] >= 0.0 => {
+                        Some(v)
+                            if (0.0..=29.0).contains(&v[3])
+                                && v[1].abs() <= 90.0
+                                && v[2] >= 0.0 =>
+                        {
                             let bmoc = cdshealpix::nested::cone_coverage_approx(
                                 v[3] as u8,
                                 v[0].rem_euclid(360.0).to_radians(),

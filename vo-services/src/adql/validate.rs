@@ -13,13 +13,16 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion::sql::sqlparser::tokenizer::Span;
 
-use super::functions::{FunctionCatalog, FunctionKind, is_reserved};
 use super::AdqlError;
+use super::functions::{FunctionCatalog, FunctionKind, is_reserved};
 
 /// Validates one parsed statement against ADQL 2.1.
 pub fn validate(statement: &Statement, functions: &FunctionCatalog) -> Result<(), AdqlError> {
     let Statement::Query(query) = statement else {
-        return Err(AdqlError::new("only SELECT queries are ADQL", statement.span()));
+        return Err(AdqlError::new(
+            "only SELECT queries are ADQL",
+            statement.span(),
+        ));
     };
     Validator { functions }.query(query, true)
 }
@@ -36,7 +39,10 @@ impl Validator<'_> {
     fn query(&self, query: &Query, top_level: bool) -> Result<(), AdqlError> {
         if let Some(with) = &query.with {
             if !top_level {
-                return err("WITH (common table expressions) is only allowed at the top of a query", with.span());
+                return err(
+                    "WITH (common table expressions) is only allowed at the top of a query",
+                    with.span(),
+                );
             }
             if with.recursive {
                 return err("WITH RECURSIVE is not ADQL", with.span());
@@ -48,13 +54,20 @@ impl Validator<'_> {
         if query.fetch.is_some() || !query.locks.is_empty() || query.for_clause.is_some() {
             return err("FETCH, FOR and locking clauses are not ADQL", query.span());
         }
-        if query.settings.is_some() || query.format_clause.is_some() || !query.pipe_operators.is_empty() {
+        if query.settings.is_some()
+            || query.format_clause.is_some()
+            || !query.pipe_operators.is_empty()
+        {
             return err("this clause is not ADQL", query.span());
         }
         if let Some(limit) = &query.limit_clause {
             use datafusion::sql::sqlparser::ast::LimitClause;
             match limit {
-                LimitClause::LimitOffset { limit: None, offset: Some(offset), limit_by } if limit_by.is_empty() => {
+                LimitClause::LimitOffset {
+                    limit: None,
+                    offset: Some(offset),
+                    limit_by,
+                } if limit_by.is_empty() => {
                     if !is_non_negative_integer(&offset.value) {
                         return err("OFFSET needs a non-negative integer", offset.value.span());
                     }
@@ -68,7 +81,10 @@ impl Validator<'_> {
                 OrderByKind::Expressions(exprs) => {
                     for item in exprs {
                         if item.with_fill.is_some() || item.options.nulls_first.is_some() {
-                            return err("NULLS FIRST/LAST and WITH FILL are not ADQL", item.expr.span());
+                            return err(
+                                "NULLS FIRST/LAST and WITH FILL are not ADQL",
+                                item.expr.span(),
+                            );
                         }
                         self.value(&item.expr)?;
                     }
@@ -86,9 +102,17 @@ impl Validator<'_> {
         match body {
             SetExpr::Select(select) => self.select(select),
             SetExpr::Query(query) => self.query(query, false),
-            SetExpr::SetOperation { left, right, set_quantifier, .. } => {
+            SetExpr::SetOperation {
+                left,
+                right,
+                set_quantifier,
+                ..
+            } => {
                 use datafusion::sql::sqlparser::ast::SetQuantifier;
-                if !matches!(set_quantifier, SetQuantifier::All | SetQuantifier::None | SetQuantifier::Distinct) {
+                if !matches!(
+                    set_quantifier,
+                    SetQuantifier::All | SetQuantifier::None | SetQuantifier::Distinct
+                ) {
                     return err("only UNION/EXCEPT/INTERSECT [ALL] are ADQL", body.span());
                 }
                 self.set_operand(left, top_level)?;
@@ -165,7 +189,9 @@ impl Validator<'_> {
                     if let SelectItem::QualifiedWildcard(kind, _) = item {
                         use datafusion::sql::sqlparser::ast::SelectItemQualifiedWildcardKind;
                         match kind {
-                            SelectItemQualifiedWildcardKind::ObjectName(name) => check_object_name(name, 3)?,
+                            SelectItemQualifiedWildcardKind::ObjectName(name) => {
+                                check_object_name(name, 3)?
+                            }
                             SelectItemQualifiedWildcardKind::Expr(expr) => {
                                 return err("not a table name before .*", expr.span());
                             }
@@ -230,7 +256,18 @@ impl Validator<'_> {
 
     fn table_factor(&self, factor: &TableFactor) -> Result<(), AdqlError> {
         match factor {
-            TableFactor::Table { name, alias, args, with_hints, version, partitions, with_ordinality, json_path, sample, index_hints } => {
+            TableFactor::Table {
+                name,
+                alias,
+                args,
+                with_hints,
+                version,
+                partitions,
+                with_ordinality,
+                json_path,
+                sample,
+                index_hints,
+            } => {
                 if args.is_some()
                     || !with_hints.is_empty()
                     || version.is_some()
@@ -251,19 +288,33 @@ impl Validator<'_> {
                 }
                 Ok(())
             }
-            TableFactor::Derived { lateral, subquery, alias, .. } => {
+            TableFactor::Derived {
+                lateral,
+                subquery,
+                alias,
+                ..
+            } => {
                 if *lateral {
                     return err("LATERAL is not ADQL", factor.span());
                 }
                 let Some(alias) = alias else {
-                    return err("a subquery in FROM needs a name: (SELECT ...) AS name", factor.span());
+                    return err(
+                        "a subquery in FROM needs a name: (SELECT ...) AS name",
+                        factor.span(),
+                    );
                 };
                 check_ident(&alias.name)?;
                 self.query(subquery, false)
             }
-            TableFactor::NestedJoin { table_with_joins, alias } => {
+            TableFactor::NestedJoin {
+                table_with_joins,
+                alias,
+            } => {
                 if alias.is_some() {
-                    return err("an alias on a parenthesised join is not ADQL", factor.span());
+                    return err(
+                        "an alias on a parenthesised join is not ADQL",
+                        factor.span(),
+                    );
                 }
                 self.table_with_joins(table_with_joins)
             }
@@ -274,18 +325,27 @@ impl Validator<'_> {
     /// A search condition: something true or false (ADQL has no boolean columns or functions).
     fn condition(&self, expr: &Expr) -> Result<(), AdqlError> {
         match expr {
-            Expr::BinaryOp { left, op: BinaryOperator::And | BinaryOperator::Or, right } => {
+            Expr::BinaryOp {
+                left,
+                op: BinaryOperator::And | BinaryOperator::Or,
+                right,
+            } => {
                 self.condition(left)?;
                 self.condition(right)
             }
-            Expr::UnaryOp { op: UnaryOperator::Not, expr } => self.condition(expr),
+            Expr::UnaryOp {
+                op: UnaryOperator::Not,
+                expr,
+            } => self.condition(expr),
             Expr::Nested(inner) => self.condition(inner),
             Expr::BinaryOp { left, op, right } if is_comparison(op) => {
                 self.value(left)?;
                 self.value(right)
             }
             Expr::IsNull(inner) | Expr::IsNotNull(inner) => self.value(inner),
-            Expr::Between { expr, low, high, .. } => {
+            Expr::Between {
+                expr, low, high, ..
+            } => {
                 self.value(expr)?;
                 self.value(low)?;
                 self.value(high)
@@ -302,7 +362,18 @@ impl Validator<'_> {
                 self.query(subquery, false)
             }
             Expr::Exists { subquery, .. } => self.query(subquery, false),
-            Expr::Like { expr, pattern, any: false, .. } | Expr::ILike { expr, pattern, any: false, .. } => {
+            Expr::Like {
+                expr,
+                pattern,
+                any: false,
+                ..
+            }
+            | Expr::ILike {
+                expr,
+                pattern,
+                any: false,
+                ..
+            } => {
                 self.value(expr)?;
                 self.value(pattern)
             }
@@ -320,7 +391,10 @@ impl Validator<'_> {
             Expr::Identifier(ident) => check_ident(ident),
             Expr::CompoundIdentifier(parts) => {
                 if parts.len() > 4 {
-                    return err("a column name has at most 4 parts (catalog.schema.table.column)", expr.span());
+                    return err(
+                        "a column name has at most 4 parts (catalog.schema.table.column)",
+                        expr.span(),
+                    );
                 }
                 parts.iter().try_for_each(check_ident)
             }
@@ -329,19 +403,25 @@ impl Validator<'_> {
                 _ => err("this literal is not ADQL", expr.span()),
             },
             Expr::Nested(inner) => self.value(inner),
-            Expr::UnaryOp { op: UnaryOperator::Minus | UnaryOperator::Plus, expr: inner } => {
+            Expr::UnaryOp {
+                op: UnaryOperator::Minus | UnaryOperator::Plus,
+                expr: inner,
+            } => {
                 self.no_geometry(inner, "arithmetic")?;
                 self.value(inner)
             }
             Expr::BinaryOp { left, op, right } => {
                 let what = match op {
-                    BinaryOperator::Plus | BinaryOperator::Minus | BinaryOperator::Multiply | BinaryOperator::Divide => {
-                        "arithmetic"
-                    }
+                    BinaryOperator::Plus
+                    | BinaryOperator::Minus
+                    | BinaryOperator::Multiply
+                    | BinaryOperator::Divide => "arithmetic",
                     BinaryOperator::StringConcat => "string concatenation",
                     _ => {
                         return err(
-                            format!("operator {op} is not allowed here (conditions go in WHERE, ON or HAVING)"),
+                            format!(
+                                "operator {op} is not allowed here (conditions go in WHERE, ON or HAVING)"
+                            ),
                             expr.span(),
                         );
                     }
@@ -353,12 +433,23 @@ impl Validator<'_> {
             }
             Expr::Function(function) => self.function(function),
             Expr::Ceil { expr: inner, field } | Expr::Floor { expr: inner, field } => {
-                if !matches!(field, CeilFloorKind::DateTimeField(datafusion::sql::sqlparser::ast::DateTimeField::NoDateTime)) {
+                if !matches!(
+                    field,
+                    CeilFloorKind::DateTimeField(
+                        datafusion::sql::sqlparser::ast::DateTimeField::NoDateTime
+                    )
+                ) {
                     return err("CEILING and FLOOR take one argument", expr.span());
                 }
                 self.value(inner)
             }
-            Expr::Cast { kind: CastKind::Cast, expr: inner, data_type, format: None, .. } => {
+            Expr::Cast {
+                kind: CastKind::Cast,
+                expr: inner,
+                data_type,
+                format: None,
+                ..
+            } => {
                 check_cast_type(data_type, expr.span())?;
                 self.value(inner)
             }
@@ -388,22 +479,39 @@ impl Validator<'_> {
         let Some(spec) = self.functions.lookup(&name) else {
             return err(format!("unknown function {name}"), span);
         };
-        if function.filter.is_some() || function.over.is_some() || function.null_treatment.is_some() {
-            return err(format!("{name}: FILTER, OVER and window functions are not ADQL"), span);
+        if function.filter.is_some() || function.over.is_some() || function.null_treatment.is_some()
+        {
+            return err(
+                format!("{name}: FILTER, OVER and window functions are not ADQL"),
+                span,
+            );
         }
-        if !function.within_group.is_empty() || !matches!(function.parameters, FunctionArguments::None) {
+        if !function.within_group.is_empty()
+            || !matches!(function.parameters, FunctionArguments::None)
+        {
             return err(format!("{name}: this call form is not ADQL"), span);
         }
         let list = match &function.args {
             FunctionArguments::List(list) => list,
             FunctionArguments::None => return err(format!("{name} needs parentheses"), span),
-            FunctionArguments::Subquery(_) => return err(format!("{name}: a bare subquery argument is not ADQL"), span),
+            FunctionArguments::Subquery(_) => {
+                return err(
+                    format!("{name}: a bare subquery argument is not ADQL"),
+                    span,
+                );
+            }
         };
         if !list.clauses.is_empty() {
-            return err(format!("{name}: clauses inside the argument list are not ADQL"), span);
+            return err(
+                format!("{name}: clauses inside the argument list are not ADQL"),
+                span,
+            );
         }
         if list.duplicate_treatment.is_some() && spec.kind != FunctionKind::Aggregate {
-            return err(format!("{name}: DISTINCT only goes in aggregate functions"), span);
+            return err(
+                format!("{name}: DISTINCT only goes in aggregate functions"),
+                span,
+            );
         }
         let mut args = Vec::with_capacity(list.args.len());
         for arg in &list.args {
@@ -420,7 +528,10 @@ impl Validator<'_> {
                 (a, usize::MAX) => format!("at least {a}"),
                 (a, b) => format!("{a} to {b}"),
             };
-            return err(format!("{name} takes {expected} argument(s), not {count}"), span);
+            return err(
+                format!("{name} takes {expected} argument(s), not {count}"),
+                span,
+            );
         }
         if spec.kind == FunctionKind::Geometry {
             self.geometry_arity(spec.name, &args, span)?;
@@ -435,7 +546,9 @@ impl Validator<'_> {
     /// then either coordinates or POINT values.
     fn geometry_arity(&self, name: &str, args: &[&Expr], span: Span) -> Result<(), AdqlError> {
         let has_coosys = name != "DISTANCE"
-            && args.first().is_some_and(|arg| is_string_literal(arg) || matches!(arg, Expr::Value(v) if v.value == Value::Null));
+            && args.first().is_some_and(|arg| {
+                is_string_literal(arg) || matches!(arg, Expr::Value(v) if v.value == Value::Null)
+            });
         let rest = if has_coosys { &args[1..] } else { args };
         let points = rest.iter().filter(|arg| self.is_point(arg)).count();
         let ok = match name {
@@ -460,7 +573,9 @@ impl Validator<'_> {
                 "POINT" => "POINT([coosys,] lon, lat)",
                 "CIRCLE" => "CIRCLE([coosys,] lon, lat, radius) or CIRCLE(point, radius)",
                 "BOX" => "BOX([coosys,] lon, lat, width, height) or BOX(point, width, height)",
-                "POLYGON" => "POLYGON([coosys,] lon1, lat1, lon2, lat2, lon3, lat3, ...) with at least 3 vertices",
+                "POLYGON" => {
+                    "POLYGON([coosys,] lon1, lat1, lon2, lat2, lon3, lat3, ...) with at least 3 vertices"
+                }
                 "DISTANCE" => "DISTANCE(point, point) or DISTANCE(lon1, lat1, lon2, lat2)",
                 _ => "its documented arguments",
             };
@@ -475,7 +590,10 @@ impl Validator<'_> {
 }
 
 fn returns_geometry(name: &str) -> bool {
-    matches!(name, "POINT" | "CIRCLE" | "BOX" | "POLYGON" | "CENTROID" | "REGION")
+    matches!(
+        name,
+        "POINT" | "CIRCLE" | "BOX" | "POLYGON" | "CENTROID" | "REGION"
+    )
 }
 
 fn is_comparison(op: &BinaryOperator) -> bool {
@@ -509,19 +627,28 @@ pub fn function_name(function: &Function) -> String {
 fn check_ident(ident: &Ident) -> Result<(), AdqlError> {
     if ident.quote_style.is_none() && is_reserved(&ident.value) {
         return err(
-            format!("{} is a reserved word in ADQL; write it in double quotes to use it as a name", ident.value),
+            format!(
+                "{} is a reserved word in ADQL; write it in double quotes to use it as a name",
+                ident.value
+            ),
             ident.span,
         );
     }
     if ident.quote_style.is_none() && ident.value.starts_with('_') {
-        return err(format!("{}: ADQL names start with a letter", ident.value), ident.span);
+        return err(
+            format!("{}: ADQL names start with a letter", ident.value),
+            ident.span,
+        );
     }
     Ok(())
 }
 
 fn check_object_name(name: &ObjectName, max_parts: usize) -> Result<(), AdqlError> {
     if name.0.len() > max_parts {
-        return err(format!("{name}: too many parts in a table name (at most catalog.schema.table)"), name.span());
+        return err(
+            format!("{name}: too many parts in a table name (at most catalog.schema.table)"),
+            name.span(),
+        );
     }
     for part in &name.0 {
         match part {

@@ -24,7 +24,10 @@ pub struct FitsWriter {
 impl FitsWriter {
     /// A writer for these result columns.
     pub fn new(columns: &[ColumnMeta]) -> Self {
-        Self { columns: columns.to_vec(), batches: Vec::new() }
+        Self {
+            columns: columns.to_vec(),
+            batches: Vec::new(),
+        }
     }
 }
 
@@ -36,7 +39,11 @@ fn card(key: &str, value: &str, comment: &str) -> String {
     } else {
         format!("{key:<8}= {value:>20} / {comment}")
     };
-    let mut card: String = text.chars().filter(|c| c.is_ascii() && !c.is_ascii_control()).take(80).collect();
+    let mut card: String = text
+        .chars()
+        .filter(|c| c.is_ascii() && !c.is_ascii_control())
+        .take(80)
+        .collect();
     while card.len() < 80 {
         card.push(' ');
     }
@@ -44,7 +51,11 @@ fn card(key: &str, value: &str, comment: &str) -> String {
 }
 
 fn string_value(text: &str) -> String {
-    let clean: String = text.chars().filter(|c| c.is_ascii() && !c.is_ascii_control()).take(66).collect();
+    let clean: String = text
+        .chars()
+        .filter(|c| c.is_ascii() && !c.is_ascii_control())
+        .take(66)
+        .collect();
     format!("'{:<8}'", clean.replace('\'', "''"))
 }
 
@@ -73,7 +84,11 @@ impl ResultWriter for FitsWriter {
     }
 
     fn footer(&mut self, _ending: &Ending) -> Result<Vec<u8>, VoError> {
-        let rows: usize = self.batches.iter().map(|b| b.first().map_or(0, |c| c.len())).sum();
+        let rows: usize = self
+            .batches
+            .iter()
+            .map(|b| b.first().map_or(0, |c| c.len()))
+            .sum();
         let data_types: Vec<DataType> = match self.batches.first() {
             Some(batch) => batch.iter().map(|c| c.data_type().clone()).collect(),
             None => self
@@ -87,22 +102,73 @@ impl ResultWriter for FitsWriter {
             .enumerate()
             .map(|(i, data_type)| {
                 let max_len = |f: &dyn Fn(&ArrayRef, usize) -> usize| {
-                    self.batches.iter().flat_map(|b| (0..b[i].len()).map(move |r| (b, r))).map(|(b, r)| f(&b[i], r)).max().unwrap_or(0)
+                    self.batches
+                        .iter()
+                        .flat_map(|b| (0..b[i].len()).map(move |r| (b, r)))
+                        .map(|(b, r)| f(&b[i], r))
+                        .max()
+                        .unwrap_or(0)
                 };
                 match data_type {
-                    DataType::Boolean => Layout { tform: "L".into(), width: 1, repeat: 1 },
-                    DataType::Int16 => Layout { tform: "I".into(), width: 2, repeat: 1 },
-                    DataType::Int32 => Layout { tform: "J".into(), width: 4, repeat: 1 },
-                    DataType::Int64 => Layout { tform: "K".into(), width: 8, repeat: 1 },
-                    DataType::Float32 => Layout { tform: "E".into(), width: 4, repeat: 1 },
-                    DataType::Float64 => Layout { tform: "D".into(), width: 8, repeat: 1 },
+                    DataType::Boolean => Layout {
+                        tform: "L".into(),
+                        width: 1,
+                        repeat: 1,
+                    },
+                    DataType::Int16 => Layout {
+                        tform: "I".into(),
+                        width: 2,
+                        repeat: 1,
+                    },
+                    DataType::Int32 => Layout {
+                        tform: "J".into(),
+                        width: 4,
+                        repeat: 1,
+                    },
+                    DataType::Int64 => Layout {
+                        tform: "K".into(),
+                        width: 8,
+                        repeat: 1,
+                    },
+                    DataType::Float32 => Layout {
+                        tform: "E".into(),
+                        width: 4,
+                        repeat: 1,
+                    },
+                    DataType::Float64 => Layout {
+                        tform: "D".into(),
+                        width: 8,
+                        repeat: 1,
+                    },
                     DataType::List(_) => {
-                        let n = max_len(&|c, r| if c.is_null(r) { 0 } else { c.as_list::<i32>().value(r).len() }).max(1);
-                        Layout { tform: format!("{n}D"), width: 8 * n, repeat: n }
+                        let n = max_len(&|c, r| {
+                            if c.is_null(r) {
+                                0
+                            } else {
+                                c.as_list::<i32>().value(r).len()
+                            }
+                        })
+                        .max(1);
+                        Layout {
+                            tform: format!("{n}D"),
+                            width: 8 * n,
+                            repeat: n,
+                        }
                     }
                     _ => {
-                        let n = max_len(&|c, r| if c.is_null(r) { 0 } else { c.as_string::<i32>().value(r).len() }).max(1);
-                        Layout { tform: format!("{n}A"), width: n, repeat: n }
+                        let n = max_len(&|c, r| {
+                            if c.is_null(r) {
+                                0
+                            } else {
+                                c.as_string::<i32>().value(r).len()
+                            }
+                        })
+                        .max(1);
+                        Layout {
+                            tform: format!("{n}A"),
+                            width: n,
+                            repeat: n,
+                        }
                     }
                 }
             })
@@ -121,7 +187,11 @@ impl ResultWriter for FitsWriter {
         }
         pad(&mut out, b' ');
         let mut header = vec![
-            card("XTENSION", &string_value("BINTABLE"), "binary table extension"),
+            card(
+                "XTENSION",
+                &string_value("BINTABLE"),
+                "binary table extension",
+            ),
             card("BITPIX", "8", ""),
             card("NAXIS", "2", ""),
             card("NAXIS1", &row_bytes.to_string(), "bytes per row"),
@@ -133,13 +203,25 @@ impl ResultWriter for FitsWriter {
         ];
         for (i, (column, layout)) in self.columns.iter().zip(&layouts).enumerate() {
             let n = i + 1;
-            header.push(card(&format!("TTYPE{n}"), &string_value(column.name.trim_matches('"')), ""));
+            header.push(card(
+                &format!("TTYPE{n}"),
+                &string_value(column.name.trim_matches('"')),
+                "",
+            ));
             header.push(card(&format!("TFORM{n}"), &string_value(&layout.tform), ""));
             if !column.descriptor.unit.is_empty() {
-                header.push(card(&format!("TUNIT{n}"), &string_value(&column.descriptor.unit), ""));
+                header.push(card(
+                    &format!("TUNIT{n}"),
+                    &string_value(&column.descriptor.unit),
+                    "",
+                ));
             }
             if !column.descriptor.ucd.is_empty() {
-                header.push(card(&format!("TUCD{n}"), &string_value(&column.descriptor.ucd), ""));
+                header.push(card(
+                    &format!("TUCD{n}"),
+                    &string_value(&column.descriptor.ucd),
+                    "",
+                ));
             }
             let null = match data_types[i] {
                 DataType::Int16 => Some(i64::from(i16::MIN)),
@@ -174,12 +256,53 @@ impl ResultWriter for FitsWriter {
 fn write_cell(column: &ArrayRef, row: usize, layout: &Layout, out: &mut Vec<u8>) {
     let null = column.is_null(row);
     match column.data_type() {
-        DataType::Boolean => out.push(if null { 0 } else if column.as_boolean().value(row) { b'T' } else { b'F' }),
-        DataType::Int16 => out.extend_from_slice(&(if null { i16::MIN } else { column.as_primitive::<Int16Type>().value(row) }).to_be_bytes()),
-        DataType::Int32 => out.extend_from_slice(&(if null { i32::MIN } else { column.as_primitive::<Int32Type>().value(row) }).to_be_bytes()),
-        DataType::Int64 => out.extend_from_slice(&(if null { i64::MIN } else { column.as_primitive::<Int64Type>().value(row) }).to_be_bytes()),
-        DataType::Float32 => out.extend_from_slice(&(if null { f32::NAN } else { column.as_primitive::<Float32Type>().value(row) }).to_be_bytes()),
-        DataType::Float64 => out.extend_from_slice(&(if null { f64::NAN } else { column.as_primitive::<Float64Type>().value(row) }).to_be_bytes()),
+        DataType::Boolean => out.push(if null {
+            0
+        } else if column.as_boolean().value(row) {
+            b'T'
+        } else {
+            b'F'
+        }),
+        DataType::Int16 => out.extend_from_slice(
+            &(if null {
+                i16::MIN
+            } else {
+                column.as_primitive::<Int16Type>().value(row)
+            })
+            .to_be_bytes(),
+        ),
+        DataType::Int32 => out.extend_from_slice(
+            &(if null {
+                i32::MIN
+            } else {
+                column.as_primitive::<Int32Type>().value(row)
+            })
+            .to_be_bytes(),
+        ),
+        DataType::Int64 => out.extend_from_slice(
+            &(if null {
+                i64::MIN
+            } else {
+                column.as_primitive::<Int64Type>().value(row)
+            })
+            .to_be_bytes(),
+        ),
+        DataType::Float32 => out.extend_from_slice(
+            &(if null {
+                f32::NAN
+            } else {
+                column.as_primitive::<Float32Type>().value(row)
+            })
+            .to_be_bytes(),
+        ),
+        DataType::Float64 => out.extend_from_slice(
+            &(if null {
+                f64::NAN
+            } else {
+                column.as_primitive::<Float64Type>().value(row)
+            })
+            .to_be_bytes(),
+        ),
         DataType::List(_) => {
             let mut written = 0;
             if !null {
@@ -194,7 +317,11 @@ fn write_cell(column: &ArrayRef, row: usize, layout: &Layout, out: &mut Vec<u8>)
             }
         }
         _ => {
-            let text = if null { "" } else { column.as_string::<i32>().value(row) };
+            let text = if null {
+                ""
+            } else {
+                column.as_string::<i32>().value(row)
+            };
             let bytes = &text.as_bytes()[..text.len().min(layout.repeat)];
             out.extend_from_slice(bytes);
             out.resize(out.len() + layout.repeat - bytes.len(), 0);

@@ -22,13 +22,22 @@ pub struct DelimitedWriter {
 impl DelimitedWriter {
     /// A writer with this delimiter (`,` or tab).
     pub fn new(columns: &[ColumnMeta], delimiter: u8) -> Self {
-        Self { names: columns.iter().map(|c| c.name.trim_matches('"').to_string()).collect(), delimiter }
+        Self {
+            names: columns
+                .iter()
+                .map(|c| c.name.trim_matches('"').to_string())
+                .collect(),
+            delimiter,
+        }
     }
 
     fn field(&self, text: &str, out: &mut String) {
         if self.delimiter == b'\t' {
             out.push_str(&text.replace(['\t', '\n', '\r'], " "));
-        } else if text.contains([',', '"', '\n', '\r']) || text.starts_with(' ') || text.ends_with(' ') {
+        } else if text.contains([',', '"', '\n', '\r'])
+            || text.starts_with(' ')
+            || text.ends_with(' ')
+        {
             out.push('"');
             out.push_str(&text.replace('"', "\"\""));
             out.push('"');
@@ -79,7 +88,10 @@ pub struct EcsvWriter {
 impl EcsvWriter {
     /// A writer for these result columns.
     pub fn new(columns: &[ColumnMeta]) -> Self {
-        Self { columns: columns.to_vec(), csv: DelimitedWriter::new(columns, b',') }
+        Self {
+            columns: columns.to_vec(),
+            csv: DelimitedWriter::new(columns, b','),
+        }
     }
 }
 
@@ -104,12 +116,19 @@ impl ResultWriter for EcsvWriter {
         let mut out = String::from("# %ECSV 1.0\n# ---\n# delimiter: ','\n# datatype:\n");
         for column in &self.columns {
             let data_type = column.arrow_type.clone().unwrap_or(DataType::Utf8);
-            out.push_str(&format!("# - {{name: {}, datatype: {}", yaml_string(column.name.trim_matches('"')), ecsv_type(&data_type)));
+            out.push_str(&format!(
+                "# - {{name: {}, datatype: {}",
+                yaml_string(column.name.trim_matches('"')),
+                ecsv_type(&data_type)
+            ));
             if !column.descriptor.unit.is_empty() {
                 out.push_str(&format!(", unit: {}", yaml_string(&column.descriptor.unit)));
             }
             if !column.descriptor.description.is_empty() {
-                out.push_str(&format!(", description: {}", yaml_string(&column.descriptor.description)));
+                out.push_str(&format!(
+                    ", description: {}",
+                    yaml_string(&column.descriptor.description)
+                ));
             }
             out.push_str("}\n");
         }
@@ -137,7 +156,10 @@ pub struct JsonWriter {
 impl JsonWriter {
     /// A writer for these result columns.
     pub fn new(columns: &[ColumnMeta]) -> Self {
-        Self { columns: columns.to_vec(), first_row: true }
+        Self {
+            columns: columns.to_vec(),
+            first_row: true,
+        }
     }
 }
 
@@ -169,11 +191,19 @@ impl ResultWriter for JsonWriter {
                 let data_type = c.arrow_type.clone().unwrap_or(DataType::Utf8);
                 let (datatype, arraysize) = votable_type(&canonical_type(&data_type));
                 let optional = |name: &str, value: &str| {
-                    if value.is_empty() { String::new() } else { format!(",{}:{}", json_string(name), json_string(value)) }
+                    if value.is_empty() {
+                        String::new()
+                    } else {
+                        format!(",{}:{}", json_string(name), json_string(value))
+                    }
                 };
                 // astroquery reads `unit` and `description` unconditionally: always present, null if unknown.
                 let always = |name: &str, value: &str| {
-                    if value.is_empty() { format!(",{}:null", json_string(name)) } else { format!(",{}:{}", json_string(name), json_string(value)) }
+                    if value.is_empty() {
+                        format!(",{}:null", json_string(name))
+                    } else {
+                        format!(",{}:{}", json_string(name), json_string(value))
+                    }
                 };
                 format!(
                     "{{\"name\":{},\"datatype\":{}{}{}{}{}{}}}",
@@ -207,9 +237,15 @@ impl ResultWriter for JsonWriter {
                     match column.data_type() {
                         DataType::Int16 | DataType::Int32 | DataType::Int64 => out.push_str(&text),
                         DataType::Float32 | DataType::Float64 => {
-                            if text.parse::<f64>().is_ok_and(f64::is_finite) { out.push_str(&text) } else { out.push_str("null") }
+                            if text.parse::<f64>().is_ok_and(f64::is_finite) {
+                                out.push_str(&text)
+                            } else {
+                                out.push_str("null")
+                            }
                         }
-                        DataType::Boolean => out.push_str(if text == "T" { "true" } else { "false" }),
+                        DataType::Boolean => {
+                            out.push_str(if text == "T" { "true" } else { "false" })
+                        }
                         DataType::List(_) => {
                             out.push('[');
                             out.push_str(&text.split(' ').collect::<Vec<_>>().join(","));
@@ -240,25 +276,41 @@ impl ParquetWriter {
     pub fn new(columns: &[ColumnMeta]) -> Self {
         let fields: Vec<Field> = columns
             .iter()
-            .map(|c| Field::new(c.name.trim_matches('"'), canonical_type(c.arrow_type.as_ref().unwrap_or(&DataType::Utf8)), true))
+            .map(|c| {
+                Field::new(
+                    c.name.trim_matches('"'),
+                    canonical_type(c.arrow_type.as_ref().unwrap_or(&DataType::Utf8)),
+                    true,
+                )
+            })
             .collect();
-        Self { schema: Arc::new(Schema::new(fields)), writer: None }
+        Self {
+            schema: Arc::new(Schema::new(fields)),
+            writer: None,
+        }
     }
 }
 
 fn parquet_error(e: parquet::errors::ParquetError) -> VoError {
-    VoError::Execution { message: format!("writing Parquet: {e}") }
+    VoError::Execution {
+        message: format!("writing Parquet: {e}"),
+    }
 }
 
 impl ResultWriter for ParquetWriter {
     fn header(&mut self) -> Result<Vec<u8>, VoError> {
-        self.writer = Some(ArrowWriter::try_new(Vec::new(), self.schema.clone(), None).map_err(parquet_error)?);
+        self.writer = Some(
+            ArrowWriter::try_new(Vec::new(), self.schema.clone(), None).map_err(parquet_error)?,
+        );
         Ok(Vec::new())
     }
 
     fn rows(&mut self, batch: &RecordBatch) -> Result<Vec<u8>, VoError> {
         let columns = normalise(batch)?;
-        let batch = RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| VoError::Execution { message: e.to_string() })?;
+        let batch =
+            RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| VoError::Execution {
+                message: e.to_string(),
+            })?;
         if let Some(writer) = &mut self.writer {
             writer.write(&batch).map_err(parquet_error)?;
         }

@@ -27,15 +27,27 @@ pub struct VotableWriter {
 impl VotableWriter {
     /// A writer for these result columns.
     pub fn new(columns: &[ColumnMeta], binary2: bool) -> Self {
-        Self { columns: columns.to_vec(), binary2, carry: Vec::new(), line_len: 0 }
+        Self {
+            columns: columns.to_vec(),
+            binary2,
+            carry: Vec::new(),
+            line_len: 0,
+        }
     }
 }
 
 /// The FIELD element of one column.
 pub fn field_element(column: &ColumnMeta, id: Option<&str>) -> String {
-    let data_type = column.arrow_type.as_ref().map(canonical_type).unwrap_or(DataType::Utf8);
+    let data_type = column
+        .arrow_type
+        .as_ref()
+        .map(canonical_type)
+        .unwrap_or(DataType::Utf8);
     let (datatype, arraysize) = votable_type(&data_type);
-    let mut out = format!("<FIELD name=\"{}\" datatype=\"{datatype}\"", xml_escape(column.name.trim_matches('"')));
+    let mut out = format!(
+        "<FIELD name=\"{}\" datatype=\"{datatype}\"",
+        xml_escape(column.name.trim_matches('"'))
+    );
     if let Some(id) = id {
         out.push_str(&format!(" ID=\"{}\"", xml_escape(id)));
     }
@@ -59,7 +71,10 @@ pub fn field_element(column: &ColumnMeta, id: Option<&str>) -> String {
     if d.description.is_empty() {
         out.push_str("/>\n");
     } else {
-        out.push_str(&format!(">\n<DESCRIPTION>{}</DESCRIPTION>\n</FIELD>\n", xml_escape(&d.description)));
+        out.push_str(&format!(
+            ">\n<DESCRIPTION>{}</DESCRIPTION>\n</FIELD>\n",
+            xml_escape(&d.description)
+        ));
     }
     out
 }
@@ -84,7 +99,11 @@ pub fn results_head(columns: &[ColumnMeta], infos: &str) -> String {
 impl ResultWriter for VotableWriter {
     fn header(&mut self) -> Result<Vec<u8>, VoError> {
         let mut out = results_head(&self.columns, "");
-        out.push_str(if self.binary2 { "<DATA><BINARY2><STREAM encoding=\"base64\">\n" } else { "<DATA><TABLEDATA>\n" });
+        out.push_str(if self.binary2 {
+            "<DATA><BINARY2><STREAM encoding=\"base64\">\n"
+        } else {
+            "<DATA><TABLEDATA>\n"
+        });
         Ok(out.into_bytes())
     }
 
@@ -127,9 +146,15 @@ impl ResultWriter for VotableWriter {
         }
         match ending {
             Ending::Complete => {}
-            Ending::Overflow => out.extend_from_slice(b"<INFO name=\"QUERY_STATUS\" value=\"OVERFLOW\"/>\n"),
+            Ending::Overflow => {
+                out.extend_from_slice(b"<INFO name=\"QUERY_STATUS\" value=\"OVERFLOW\"/>\n")
+            }
             Ending::Error(message) => out.extend_from_slice(
-                format!("<INFO name=\"QUERY_STATUS\" value=\"ERROR\">{}</INFO>\n", xml_escape(message)).as_bytes(),
+                format!(
+                    "<INFO name=\"QUERY_STATUS\" value=\"ERROR\">{}</INFO>\n",
+                    xml_escape(message)
+                )
+                .as_bytes(),
             ),
         }
         out.extend_from_slice(b"</RESOURCE>\n</VOTABLE>\n");
@@ -165,18 +190,55 @@ fn binary2_row(columns: &[ArrayRef], row: usize, out: &mut Vec<u8>) {
         }
         match column.data_type() {
             DataType::Boolean => {
-                let value = if null { b'?' } else if column.as_boolean().value(row) { b'T' } else { b'F' };
+                let value = if null {
+                    b'?'
+                } else if column.as_boolean().value(row) {
+                    b'T'
+                } else {
+                    b'F'
+                };
                 out.push(value);
             }
-            DataType::Int16 => out.extend_from_slice(&(if null { 0 } else { column.as_primitive::<Int16Type>().value(row) }).to_be_bytes()),
-            DataType::Int32 => out.extend_from_slice(&(if null { 0 } else { column.as_primitive::<Int32Type>().value(row) }).to_be_bytes()),
-            DataType::Int64 => out.extend_from_slice(&(if null { 0 } else { column.as_primitive::<Int64Type>().value(row) }).to_be_bytes()),
-            DataType::Float32 => {
-                out.extend_from_slice(&(if null { f32::NAN } else { column.as_primitive::<Float32Type>().value(row) }).to_be_bytes())
-            }
-            DataType::Float64 => {
-                out.extend_from_slice(&(if null { f64::NAN } else { column.as_primitive::<Float64Type>().value(row) }).to_be_bytes())
-            }
+            DataType::Int16 => out.extend_from_slice(
+                &(if null {
+                    0
+                } else {
+                    column.as_primitive::<Int16Type>().value(row)
+                })
+                .to_be_bytes(),
+            ),
+            DataType::Int32 => out.extend_from_slice(
+                &(if null {
+                    0
+                } else {
+                    column.as_primitive::<Int32Type>().value(row)
+                })
+                .to_be_bytes(),
+            ),
+            DataType::Int64 => out.extend_from_slice(
+                &(if null {
+                    0
+                } else {
+                    column.as_primitive::<Int64Type>().value(row)
+                })
+                .to_be_bytes(),
+            ),
+            DataType::Float32 => out.extend_from_slice(
+                &(if null {
+                    f32::NAN
+                } else {
+                    column.as_primitive::<Float32Type>().value(row)
+                })
+                .to_be_bytes(),
+            ),
+            DataType::Float64 => out.extend_from_slice(
+                &(if null {
+                    f64::NAN
+                } else {
+                    column.as_primitive::<Float64Type>().value(row)
+                })
+                .to_be_bytes(),
+            ),
             DataType::List(_) => {
                 if null {
                     out.extend_from_slice(&0i32.to_be_bytes());
@@ -190,7 +252,11 @@ fn binary2_row(columns: &[ArrayRef], row: usize, out: &mut Vec<u8>) {
                 }
             }
             _ => {
-                let text = if null { "" } else { column.as_string::<i32>().value(row) };
+                let text = if null {
+                    ""
+                } else {
+                    column.as_string::<i32>().value(row)
+                };
                 out.extend_from_slice(&(text.len() as i32).to_be_bytes());
                 out.extend_from_slice(text.as_bytes());
             }
@@ -204,16 +270,28 @@ pub fn cell_text(column: &ArrayRef, row: usize) -> String {
         return String::new();
     }
     match column.data_type() {
-        DataType::Boolean => (if column.as_boolean().value(row) { "T" } else { "F" }).to_string(),
+        DataType::Boolean => (if column.as_boolean().value(row) {
+            "T"
+        } else {
+            "F"
+        })
+        .to_string(),
         DataType::Int16 => column.as_primitive::<Int16Type>().value(row).to_string(),
         DataType::Int32 => column.as_primitive::<Int32Type>().value(row).to_string(),
         DataType::Int64 => column.as_primitive::<Int64Type>().value(row).to_string(),
-        DataType::Float32 => format_float(f64::from(column.as_primitive::<Float32Type>().value(row)), true),
+        DataType::Float32 => format_float(
+            f64::from(column.as_primitive::<Float32Type>().value(row)),
+            true,
+        ),
         DataType::Float64 => format_float(column.as_primitive::<Float64Type>().value(row), false),
         DataType::List(_) => {
             let values = column.as_list::<i32>().value(row);
             let values = values.as_primitive::<Float64Type>();
-            values.iter().map(|v| format_float(v.unwrap_or(f64::NAN), false)).collect::<Vec<_>>().join(" ")
+            values
+                .iter()
+                .map(|v| format_float(v.unwrap_or(f64::NAN), false))
+                .collect::<Vec<_>>()
+                .join(" ")
         }
         _ => column.as_string::<i32>().value(row).to_string(),
     }
@@ -224,7 +302,11 @@ pub fn format_float(value: f64, single: bool) -> String {
     if value.is_nan() {
         "NaN".into()
     } else if value.is_infinite() {
-        if value > 0.0 { "+Inf".into() } else { "-Inf".into() }
+        if value > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
     } else if single {
         format!("{:?}", value as f32)
     } else {

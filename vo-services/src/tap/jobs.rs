@@ -1,0 +1,539 @@
+//! TAP's `/async` endpoints: the UWS 1.1 job list, jobs and their sub-resources (UWS 1.1 §2.2),
+//! over [`crate::uws::JobStore`]. Handlers only convert; astroquery's TapPlus gets HTTP 200 where
+//! UWS says 303 (see the note of [`super`]).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{OriginalUri, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::{
+    QuerySpec, TapState, base_url, is_tapplus, parse_pairs, read_params, run, see_other, text,
+    writer_for, xml,
+};
+use crate::error::{VoError, votable_error_document};
+use crate::output::stream_result;
+use crate::uws::{Job, Phase, iso8601, parse_iso8601};
+
+pub(super) fn jobs_url(headers: &HeaderMap, uri: &OriginalUri) -> String {
+    format!("{}/async", base_url(headers, uri, "/async"))
+}
+
+pub(super) async fn list_jobs(
+    State(state): State<TapState>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+) -> Response {
+    let mut values = Vec::new();
+    if let Some(query) = uri.query() {
+        parse_pairs(query.as_bytes(), &mut values);
+    }
+    let phases: Vec<Phase> = values
+        .iter()
+        .filter(|(k, _)| k == "PHASE")
+        .filter_map(|(_, v)| Phase::parse(v))
+        .collect();
+    let after = values
+        .iter()
+        .find(|(k, _)| k == "AFTER")
+        .and_then(|(_, v)| parse_iso8601(v));
+    let last = values
+        .iter()
+        .find(|(k, _)| k == "LAST")
+        .and_then(|(_, v)| v.parse::<usize>().ok());
+    let mut jobs: Vec<Job> = state
+        .jobs
+        .list()
+        .into_iter()
+        .filter(|j| {
+            if phases.is_empty() {
+                j.phase != Phase::Archived
+            } else {
+                phases.contains(&j.phase)
+            }
+        })
+        .filter(|j| after.is_none_or(|a| j.creation_secs > a))
+        .collect();
+    if let Some(last) = last {
+        // `list` is oldest first: keep the newest `last`, still oldest first.
+        let skip = jobs.len().saturating_sub(last);
+        jobs.drain(..skip);
+    }
+    let base = jobs_url(&headers, &uri);
+    let mut out = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<uws:jobs xmlns:uws=\"http://www.ivoa.net/xml/UWS/v1.0\" \
+         xmlns:xlink=\"http://www.w3.org/1999/xlink\" version=\"1.1\">\n",
+    );
+    for job in jobs {
+        out.push_str(&format!(
+            "<uws:jobref id=\"{id}\" xlink:href=\"{base}/{id}\">\n<uws:phase>{}</uws:phase>\n",
+            job.phase.as_str(),
+            id = job.id
+        ));
+        if let Some(run_id) = &job.run_id {
+            out.push_str(&format!(
+                "<uws:runId>{}</uws:runId>\n",
+                crate::error::xml_escape(run_id)
+            ));
+        }
+        out.push_str(&format!(
+            "<uws:creationTime>{}</uws:creationTime>\n</uws:jobref>\n",
+            iso8601(job.creation_secs)
+        ));
+    }
+    out.push_str("</uws:jobs>\n");
+    xml(out)
+}
+
+/// Saves inline upload parts with the job (queries run later, possibly after a restart).
+pub(super) fn save_job_files(
+    state: &TapState,
+    job: &Job,
+    files: &HashMap<String, Bytes>,
+) -> Result<(), VoError> {
+    for (name, data) in files {
+        let safe: String = name
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+            .collect();
+        let path = state.jobs.job_dir(&job.id).join(format!("part-{safe}"));
+        std::fs::write(&path, data).map_err(|source| VoError::Io { path, source })?;
+    }
+    Ok(())
+}
+
+pub(super) fn load_job_files(state: &TapState, job: &Job) -> HashMap<String, Bytes> {
+    let mut files = HashMap::new();
+    if let Ok(entries) = std::fs::read_dir(state.jobs.job_dir(&job.id)) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(part) = name.strip_prefix("part-")
+                && let Ok(data) = std::fs::read(entry.path())
+            {
+                files.insert(part.to_string(), Bytes::from(data));
+            }
+        }
+    }
+    files
+}
+
+/// Starts a job: checks its parameters first (a bad query fails the job, not the request).
+pub(super) fn start_job(state: &TapState, id: &str, tapplus: bool) -> Result<Job, VoError> {
+    let job = state.jobs.get(id)?;
+    let spec = QuerySpec::from_values(&job.parameters, &state.limits, tapplus);
+    let (extension, content_type, gzip) = match &spec {
+        Ok(spec) => (
+            spec.format.extension(),
+            spec.format.content_type(spec.requested_type.as_deref()),
+            spec.gzip,
+        ),
+        Err(_) => ("vot", "application/x-votable+xml".to_string(), false),
+    };
+    let task_state = state.clone();
+    state
+        .jobs
+        .start(id, extension, content_type, gzip, move |job| {
+            Box::pin(async move {
+                let spec = spec?;
+                let files = load_job_files(&task_state, &job);
+                let result = run(&task_state, &spec, &files).await?;
+                let writer = writer_for(&spec, &result);
+                Ok(Box::pin(stream_result(result, writer)) as crate::uws::ResultStream)
+            })
+        })
+}
+
+pub(super) async fn create_job(
+    State(state): State<TapState>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    request: Request,
+) -> Response {
+    let outcome = async {
+        let params = read_params(request, &state.limits).await?;
+        let run_now = params
+            .get("PHASE")
+            .is_some_and(|p| p.eq_ignore_ascii_case("RUN"));
+        let job = state.jobs.create(params.values.clone())?;
+        save_job_files(&state, &job, &params.files)?;
+        if run_now {
+            start_job(&state, &job.id, is_tapplus(&headers))?;
+        }
+        Ok::<_, VoError>(see_other(format!(
+            "{}/{}",
+            jobs_url(&headers, &uri),
+            job.id
+        )))
+    }
+    .await;
+    outcome.unwrap_or_else(IntoResponse::into_response)
+}
+
+pub(super) fn job_url(headers: &HeaderMap, uri: &OriginalUri, id: &str) -> String {
+    format!("{}/{}", jobs_url(headers, uri), id)
+}
+
+pub(super) async fn job_document(
+    State(state): State<TapState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+) -> Response {
+    let outcome = async {
+        let mut values = Vec::new();
+        if let Some(query) = uri.query() {
+            parse_pairs(query.as_bytes(), &mut values);
+        }
+        let mut job = state.jobs.get(&id)?;
+        if let Some(wait) = values
+            .iter()
+            .find(|(k, _)| k == "WAIT")
+            .and_then(|(_, v)| v.trim().parse::<i64>().ok())
+        {
+            let expected = values
+                .iter()
+                .find(|(k, _)| k == "PHASE")
+                .and_then(|(_, v)| Phase::parse(v));
+            let blocks = job.phase.is_active() && expected.is_none_or(|p| p == job.phase);
+            if blocks {
+                let secs = if wait < 0 { 60 } else { wait.min(600) as u64 };
+                job = state
+                    .jobs
+                    .wait(&id, job.phase, Duration::from_secs(secs))
+                    .await?;
+            }
+        }
+        Ok::<_, VoError>(xml(
+            job.to_xml(&job_url(&headers, &uri, &id).replace("/async/async", "/async"))
+        ))
+    }
+    .await;
+    outcome.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Answer to a job modification: 303 to the job (UWS), or 200 with the job for TapPlus.
+pub(super) fn after_change(
+    state: &TapState,
+    headers: &HeaderMap,
+    uri: &OriginalUri,
+    id: &str,
+    suffix: &str,
+) -> Result<Response, VoError> {
+    let jobs = format!("{}/async", base_url(headers, uri, "/async"));
+    if is_tapplus(headers) {
+        let job = state.jobs.get(id)?;
+        return Ok(xml(job.to_xml(&format!("{jobs}/{id}"))));
+    }
+    let _ = suffix;
+    Ok(see_other(format!("{jobs}/{id}")))
+}
+
+pub(super) async fn apply_phase(
+    state: &TapState,
+    id: &str,
+    phase: &str,
+    headers: &HeaderMap,
+) -> Result<(), VoError> {
+    match phase.trim().to_ascii_uppercase().as_str() {
+        "RUN" => start_job(state, id, is_tapplus(headers)).map(|_| ()),
+        "ABORT" => state.jobs.abort(id).map(|_| ()),
+        other => Err(VoError::BadParameter {
+            name: "PHASE".into(),
+            message: format!("{other:?}: use RUN or ABORT"),
+        }),
+    }
+}
+
+pub(super) async fn post_to_job(
+    State(state): State<TapState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    request: Request,
+) -> Response {
+    let outcome = async {
+        let params = read_params(request, &state.limits).await?;
+        if params
+            .get("ACTION")
+            .is_some_and(|a| a.eq_ignore_ascii_case("DELETE"))
+        {
+            state.jobs.delete(&id)?;
+            return Ok(see_other(jobs_url(&headers, &uri)));
+        }
+        state.jobs.get(&id)?;
+        let others: Vec<(String, String)> = params
+            .values
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "PHASE" | "ACTION"))
+            .cloned()
+            .collect();
+        if !others.is_empty() {
+            state.jobs.set_parameters(&id, others)?;
+            let job = state.jobs.get(&id)?;
+            save_job_files(&state, &job, &params.files)?;
+        }
+        if let Some(phase) = params.get("PHASE") {
+            apply_phase(&state, &id, phase, &headers).await?;
+        }
+        after_change(&state, &headers, &uri, &id, "")
+    }
+    .await;
+    outcome.unwrap_or_else(IntoResponse::into_response)
+}
+
+pub(super) async fn delete_job(
+    State(state): State<TapState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+) -> Response {
+    match state.jobs.delete(&id) {
+        Ok(()) => see_other(format!("{}/async", base_url(&headers, &uri, "/async"))),
+        Err(e) => e.into_response(),
+    }
+}
+
+pub(super) async fn job_phase(State(state): State<TapState>, Path(id): Path<String>) -> Response {
+    match state.jobs.get(&id) {
+        Ok(job) => text(job.phase.as_str().to_string()),
+        Err(e) => e.into_response(),
+    }
+}
+
+pub(super) async fn post_phase(
+    State(state): State<TapState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    request: Request,
+) -> Response {
+    let outcome = async {
+        let params = read_params(request, &state.limits).await?;
+        state.jobs.get(&id)?;
+        let phase = params.get("PHASE").ok_or_else(|| VoError::BadParameter {
+            name: "PHASE".into(),
+            message: "missing".into(),
+        })?;
+        apply_phase(&state, &id, phase, &headers).await?;
+        after_change(&state, &headers, &uri, &id, "/phase")
+    }
+    .await;
+    outcome.unwrap_or_else(IntoResponse::into_response)
+}
+
+pub(super) async fn job_execution_duration(
+    State(state): State<TapState>,
+    Path(id): Path<String>,
+) -> Response {
+    match state.jobs.get(&id) {
+        Ok(job) => text(job.execution_duration_secs.to_string()),
+        Err(e) => e.into_response(),
+    }
+}
+
+pub(super) async fn post_execution_duration(
+    State(state): State<TapState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    request: Request,
+) -> Response {
+    let outcome = async {
+        let params = read_params(request, &state.limits).await?;
+        let value = params.get("EXECUTIONDURATION").unwrap_or_default();
+        let secs = value
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| VoError::BadParameter {
+                name: "EXECUTIONDURATION".into(),
+                message: format!("{value:?} is not a number of seconds"),
+            })?;
+        state.jobs.set_execution_duration(&id, secs)?;
+        after_change(&state, &headers, &uri, &id, "/executionduration")
+    }
+    .await;
+    outcome.unwrap_or_else(IntoResponse::into_response)
+}
+
+pub(super) async fn job_destruction(
+    State(state): State<TapState>,
+    Path(id): Path<String>,
+) -> Response {
+    match state.jobs.get(&id) {
+        Ok(job) => text(iso8601(job.destruction_secs)),
+        Err(e) => e.into_response(),
+    }
+}
+
+pub(super) async fn post_destruction(
+    State(state): State<TapState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    request: Request,
+) -> Response {
+    let outcome = async {
+        let params = read_params(request, &state.limits).await?;
+        let value = params.get("DESTRUCTION").unwrap_or_default();
+        let secs = parse_iso8601(value).ok_or_else(|| VoError::BadParameter {
+            name: "DESTRUCTION".into(),
+            message: format!("{value:?} is not an ISO 8601 time"),
+        })?;
+        state.jobs.set_destruction(&id, secs)?;
+        after_change(&state, &headers, &uri, &id, "/destruction")
+    }
+    .await;
+    outcome.unwrap_or_else(IntoResponse::into_response)
+}
+
+pub(super) async fn job_error(State(state): State<TapState>, Path(id): Path<String>) -> Response {
+    match state.jobs.get(&id) {
+        Ok(Job {
+            error: Some(message),
+            ..
+        }) => (
+            [(header::CONTENT_TYPE, "application/x-votable+xml")],
+            votable_error_document(&message),
+        )
+            .into_response(),
+        Ok(job) => (
+            StatusCode::NOT_FOUND,
+            text(format!(
+                "job {id} has no error (phase {})",
+                job.phase.as_str()
+            )),
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+pub(super) async fn job_quote(State(state): State<TapState>, Path(id): Path<String>) -> Response {
+    match state.jobs.get(&id) {
+        Ok(_) => text(String::new()),
+        Err(e) => e.into_response(),
+    }
+}
+
+pub(super) async fn job_owner(State(state): State<TapState>, Path(id): Path<String>) -> Response {
+    match state.jobs.get(&id) {
+        Ok(_) => text(String::new()),
+        Err(e) => e.into_response(),
+    }
+}
+
+pub(super) async fn job_parameters(
+    State(state): State<TapState>,
+    Path(id): Path<String>,
+) -> Response {
+    match state.jobs.get(&id) {
+        Ok(job) => {
+            let mut out = String::from(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<uws:parameters xmlns:uws=\"http://www.ivoa.net/xml/UWS/v1.0\">\n",
+            );
+            for (name, value) in &job.parameters {
+                out.push_str(&format!(
+                    "<uws:parameter id=\"{}\">{}</uws:parameter>\n",
+                    crate::error::xml_escape(&name.to_ascii_lowercase()),
+                    crate::error::xml_escape(value)
+                ));
+            }
+            out.push_str("</uws:parameters>\n");
+            xml(out)
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+pub(super) async fn post_parameters(
+    State(state): State<TapState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    request: Request,
+) -> Response {
+    let outcome = async {
+        let params = read_params(request, &state.limits).await?;
+        state.jobs.set_parameters(&id, params.values.clone())?;
+        let job = state.jobs.get(&id)?;
+        save_job_files(&state, &job, &params.files)?;
+        if let Some(phase) = params.get("PHASE") {
+            apply_phase(&state, &id, phase, &headers).await?;
+        }
+        after_change(&state, &headers, &uri, &id, "/parameters")
+    }
+    .await;
+    outcome.unwrap_or_else(IntoResponse::into_response)
+}
+
+pub(super) async fn job_results(
+    State(state): State<TapState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+) -> Response {
+    match state.jobs.get(&id) {
+        Ok(job) => {
+            let url = format!("{}/async/{id}", base_url(&headers, &uri, "/async"));
+            let mut out = String::from(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<uws:results xmlns:uws=\"http://www.ivoa.net/xml/UWS/v1.0\" \
+                 xmlns:xlink=\"http://www.w3.org/1999/xlink\">\n",
+            );
+            if job.result.is_some() {
+                out.push_str(&format!("<uws:result id=\"result\" xlink:type=\"simple\" xlink:href=\"{url}/results/result\"/>\n"));
+            }
+            out.push_str("</uws:results>\n");
+            xml(out)
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+pub(super) async fn job_result(State(state): State<TapState>, Path(id): Path<String>) -> Response {
+    let outcome = async {
+        let (path, result) = state.jobs.result_path(&id)?;
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|source| VoError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        let stream = tokio_util_stream(file);
+        let mut response = Response::new(Body::from_stream(stream));
+        if let Ok(value) = HeaderValue::from_str(&result.content_type) {
+            response.headers_mut().insert(header::CONTENT_TYPE, value);
+        }
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(result.size_bytes));
+        if result.gzip {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        Ok::<_, VoError>(response)
+    }
+    .await;
+    outcome.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Reads a file as a stream of 256 KiB chunks.
+pub(super) fn tokio_util_stream(
+    file: tokio::fs::File,
+) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send {
+    use tokio::io::AsyncReadExt;
+    futures::stream::unfold(file, |mut file| async move {
+        let mut buffer = vec![0u8; 256 * 1024];
+        match file.read(&mut buffer).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buffer.truncate(n);
+                Some((Ok(Bytes::from(buffer)), file))
+            }
+            Err(e) => Some((Err(e), file)),
+        }
+    })
+}
