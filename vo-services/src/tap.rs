@@ -88,12 +88,12 @@ pub fn routes() -> Router<TapState> {
 /// Request parameters: upper-case names in order, plus multipart file parts by name.
 #[derive(Debug, Default)]
 pub struct Params {
-    values: Vec<(String, String)>,
-    files: HashMap<String, Bytes>,
+    pub(crate) values: Vec<(String, String)>,
+    pub(crate) files: HashMap<String, Bytes>,
 }
 
 impl Params {
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.values
             .iter()
             .rev()

@@ -263,25 +263,37 @@ pub(super) async fn post_to_job(
             state.jobs.delete(&id)?;
             return Ok(see_other(jobs_url(&headers, &uri)));
         }
-        state.jobs.get(&id)?;
-        let others: Vec<(String, String)> = params
-            .values
-            .iter()
-            .filter(|(k, _)| !matches!(k.as_str(), "PHASE" | "ACTION"))
-            .cloned()
-            .collect();
-        if !others.is_empty() {
-            state.jobs.set_parameters(&id, others)?;
-            let job = state.jobs.get(&id)?;
-            save_job_files(&state, &job, &params.files)?;
-        }
-        if let Some(phase) = params.get("PHASE") {
-            apply_phase(&state, &id, phase, &headers).await?;
-        }
-        after_change(&state, &headers, &uri, &id, "")
+        update_job(&state, &id, &params, &headers, &uri).await
     }
     .await;
     outcome.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Parameters POSTed to a job (or its `/parameters`): stored while PENDING (PHASE and ACTION are
+/// not parameters), uploads saved with the job, then PHASE applied.
+async fn update_job(
+    state: &TapState,
+    id: &str,
+    params: &super::Params,
+    headers: &HeaderMap,
+    uri: &OriginalUri,
+) -> Result<Response, VoError> {
+    state.jobs.get(id)?;
+    let values: Vec<(String, String)> = params
+        .values
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "PHASE" | "ACTION"))
+        .cloned()
+        .collect();
+    if !values.is_empty() {
+        state.jobs.set_parameters(id, values)?;
+        let job = state.jobs.get(id)?;
+        save_job_files(state, &job, &params.files)?;
+    }
+    if let Some(phase) = params.get("PHASE") {
+        apply_phase(state, id, phase, headers).await?;
+    }
+    after_change(state, headers, uri, id, "")
 }
 
 pub(super) async fn delete_job(
@@ -457,13 +469,7 @@ pub(super) async fn post_parameters(
 ) -> Response {
     let outcome = async {
         let params = read_params(request, &state.limits).await?;
-        state.jobs.set_parameters(&id, params.values.clone())?;
-        let job = state.jobs.get(&id)?;
-        save_job_files(&state, &job, &params.files)?;
-        if let Some(phase) = params.get("PHASE") {
-            apply_phase(&state, &id, phase, &headers).await?;
-        }
-        after_change(&state, &headers, &uri, &id, "/parameters")
+        update_job(&state, &id, &params, &headers, &uri).await
     }
     .await;
     outcome.unwrap_or_else(IntoResponse::into_response)
