@@ -220,14 +220,12 @@ pub(super) fn after_change(
     headers: &HeaderMap,
     uri: &OriginalUri,
     id: &str,
-    suffix: &str,
 ) -> Result<Response, VoError> {
     let jobs = format!("{}/async", base_url(headers, uri, "/async"));
     if is_tapplus(headers) {
         let job = state.jobs.get(id)?;
         return Ok(xml(job.to_xml(&format!("{jobs}/{id}"))));
     }
-    let _ = suffix;
     Ok(see_other(format!("{jobs}/{id}")))
 }
 
@@ -293,7 +291,7 @@ async fn update_job(
     if let Some(phase) = params.get("PHASE") {
         apply_phase(state, id, phase, headers).await?;
     }
-    after_change(state, headers, uri, id, "")
+    after_change(state, headers, uri, id)
 }
 
 pub(super) async fn delete_job(
@@ -304,13 +302,6 @@ pub(super) async fn delete_job(
 ) -> Response {
     match state.jobs.delete(&id) {
         Ok(()) => see_other(format!("{}/async", base_url(&headers, &uri, "/async"))),
-        Err(e) => e.into_response(),
-    }
-}
-
-pub(super) async fn job_phase(State(state): State<TapState>, Path(id): Path<String>) -> Response {
-    match state.jobs.get(&id) {
-        Ok(job) => text(job.phase.as_str().to_string()),
         Err(e) => e.into_response(),
     }
 }
@@ -330,72 +321,7 @@ pub(super) async fn post_phase(
             message: "missing".into(),
         })?;
         apply_phase(&state, &id, phase, &headers).await?;
-        after_change(&state, &headers, &uri, &id, "/phase")
-    }
-    .await;
-    outcome.unwrap_or_else(IntoResponse::into_response)
-}
-
-pub(super) async fn job_execution_duration(
-    State(state): State<TapState>,
-    Path(id): Path<String>,
-) -> Response {
-    match state.jobs.get(&id) {
-        Ok(job) => text(job.execution_duration_secs.to_string()),
-        Err(e) => e.into_response(),
-    }
-}
-
-pub(super) async fn post_execution_duration(
-    State(state): State<TapState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    uri: OriginalUri,
-    request: Request,
-) -> Response {
-    let outcome = async {
-        let params = read_params(request, &state.limits).await?;
-        let value = params.get("EXECUTIONDURATION").unwrap_or_default();
-        let secs = value
-            .trim()
-            .parse::<u64>()
-            .map_err(|_| VoError::BadParameter {
-                name: "EXECUTIONDURATION".into(),
-                message: format!("{value:?} is not a number of seconds"),
-            })?;
-        state.jobs.set_execution_duration(&id, secs)?;
-        after_change(&state, &headers, &uri, &id, "/executionduration")
-    }
-    .await;
-    outcome.unwrap_or_else(IntoResponse::into_response)
-}
-
-pub(super) async fn job_destruction(
-    State(state): State<TapState>,
-    Path(id): Path<String>,
-) -> Response {
-    match state.jobs.get(&id) {
-        Ok(job) => text(iso8601(job.destruction_secs)),
-        Err(e) => e.into_response(),
-    }
-}
-
-pub(super) async fn post_destruction(
-    State(state): State<TapState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    uri: OriginalUri,
-    request: Request,
-) -> Response {
-    let outcome = async {
-        let params = read_params(request, &state.limits).await?;
-        let value = params.get("DESTRUCTION").unwrap_or_default();
-        let secs = parse_iso8601(value).ok_or_else(|| VoError::BadParameter {
-            name: "DESTRUCTION".into(),
-            message: format!("{value:?} is not an ISO 8601 time"),
-        })?;
-        state.jobs.set_destruction(&id, secs)?;
-        after_change(&state, &headers, &uri, &id, "/destruction")
+        after_change(&state, &headers, &uri, &id)
     }
     .await;
     outcome.unwrap_or_else(IntoResponse::into_response)
@@ -419,20 +345,6 @@ pub(super) async fn job_error(State(state): State<TapState>, Path(id): Path<Stri
             )),
         )
             .into_response(),
-        Err(e) => e.into_response(),
-    }
-}
-
-pub(super) async fn job_quote(State(state): State<TapState>, Path(id): Path<String>) -> Response {
-    match state.jobs.get(&id) {
-        Ok(_) => text(String::new()),
-        Err(e) => e.into_response(),
-    }
-}
-
-pub(super) async fn job_owner(State(state): State<TapState>, Path(id): Path<String>) -> Response {
-    match state.jobs.get(&id) {
-        Ok(_) => text(String::new()),
         Err(e) => e.into_response(),
     }
 }
@@ -542,4 +454,111 @@ pub(super) fn tokio_util_stream(
             Err(e) => Some((Err(e), file)),
         }
     })
+}
+
+/// A job's value as plain text (UWS 1.1 §2.2.3: phase, executionduration, destruction, quote, owner).
+async fn job_text(state: &TapState, id: &str, value: impl FnOnce(&Job) -> String) -> Response {
+    match state.jobs.get(id) {
+        Ok(job) => text(value(&job)),
+        Err(e) => e.into_response(),
+    }
+}
+
+pub(super) async fn job_phase(State(state): State<TapState>, Path(id): Path<String>) -> Response {
+    job_text(&state, &id, |job| job.phase.as_str().to_string()).await
+}
+
+pub(super) async fn job_execution_duration(
+    State(state): State<TapState>,
+    Path(id): Path<String>,
+) -> Response {
+    job_text(&state, &id, |job| job.execution_duration_secs.to_string()).await
+}
+
+pub(super) async fn job_destruction(
+    State(state): State<TapState>,
+    Path(id): Path<String>,
+) -> Response {
+    job_text(&state, &id, |job| iso8601(job.destruction_secs)).await
+}
+
+pub(super) async fn job_quote(State(state): State<TapState>, Path(id): Path<String>) -> Response {
+    job_text(&state, &id, |_| String::new()).await
+}
+
+pub(super) async fn job_owner(State(state): State<TapState>, Path(id): Path<String>) -> Response {
+    job_text(&state, &id, |_| String::new()).await
+}
+
+/// A POST of one job setting (`EXECUTIONDURATION`, `DESTRUCTION`): read the value, apply it, answer
+/// like every job change.
+async fn set_job_value(
+    state: TapState,
+    id: String,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    request: Request,
+    name: &'static str,
+    apply: impl FnOnce(&TapState, &str, &str) -> Result<Job, VoError>,
+) -> Response {
+    let outcome = async {
+        let params = read_params(request, &state.limits).await?;
+        apply(&state, &id, params.get(name).unwrap_or_default())?;
+        after_change(&state, &headers, &uri, &id)
+    }
+    .await;
+    outcome.unwrap_or_else(IntoResponse::into_response)
+}
+
+pub(super) async fn post_execution_duration(
+    State(state): State<TapState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    request: Request,
+) -> Response {
+    set_job_value(
+        state,
+        id,
+        headers,
+        uri,
+        request,
+        "EXECUTIONDURATION",
+        |state, id, value| {
+            let secs = value
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| VoError::BadParameter {
+                    name: "EXECUTIONDURATION".into(),
+                    message: format!("{value:?} is not a number of seconds"),
+                })?;
+            state.jobs.set_execution_duration(id, secs)
+        },
+    )
+    .await
+}
+
+pub(super) async fn post_destruction(
+    State(state): State<TapState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    request: Request,
+) -> Response {
+    set_job_value(
+        state,
+        id,
+        headers,
+        uri,
+        request,
+        "DESTRUCTION",
+        |state, id, value| {
+            let secs = parse_iso8601(value).ok_or_else(|| VoError::BadParameter {
+                name: "DESTRUCTION".into(),
+                message: format!("{value:?} is not an ISO 8601 time"),
+            })?;
+            state.jobs.set_destruction(id, secs)
+        },
+    )
+    .await
 }
