@@ -244,6 +244,76 @@ pub fn canonical_type(data_type: &DataType) -> DataType {
     }
 }
 
+/// What a big-endian binary encoding writes in place of a null scalar (FITS: TNULL values and `0`
+/// for logicals; VOTable BINARY2: anything, with the null flag set, so zeros and `?`). Floats are
+/// NaN in both.
+pub struct NullFill {
+    pub boolean: u8,
+    pub int16: i16,
+    pub int32: i32,
+    pub int64: i64,
+}
+
+/// Appends one canonical scalar cell (boolean, short, int, long, float, double) big-endian, as
+/// FITS binary tables and VOTable BINARY2 both store them. Returns false, writing nothing, for
+/// other types (strings, arrays), which each format lays out its own way.
+pub fn write_scalar_be(column: &ArrayRef, row: usize, fill: &NullFill, out: &mut Vec<u8>) -> bool {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Float32Type, Float64Type, Int16Type, Int32Type, Int64Type};
+    let null = column.is_null(row);
+    match column.data_type() {
+        DataType::Boolean => out.push(if null {
+            fill.boolean
+        } else if column.as_boolean().value(row) {
+            b'T'
+        } else {
+            b'F'
+        }),
+        DataType::Int16 => {
+            let v = if null {
+                fill.int16
+            } else {
+                column.as_primitive::<Int16Type>().value(row)
+            };
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+        DataType::Int32 => {
+            let v = if null {
+                fill.int32
+            } else {
+                column.as_primitive::<Int32Type>().value(row)
+            };
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+        DataType::Int64 => {
+            let v = if null {
+                fill.int64
+            } else {
+                column.as_primitive::<Int64Type>().value(row)
+            };
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+        DataType::Float32 => {
+            let v = if null {
+                f32::NAN
+            } else {
+                column.as_primitive::<Float32Type>().value(row)
+            };
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+        DataType::Float64 => {
+            let v = if null {
+                f64::NAN
+            } else {
+                column.as_primitive::<Float64Type>().value(row)
+            };
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+        _ => return false,
+    }
+    true
+}
+
 /// Casts every column to its canonical type (timestamps become DALI strings).
 pub fn normalise(batch: &RecordBatch) -> Result<Vec<ArrayRef>, VoError> {
     batch

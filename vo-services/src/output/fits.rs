@@ -5,11 +5,11 @@
 //! integers, NaN for floats, `0` for logicals, empty strings.
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float32Type, Float64Type, Int16Type, Int32Type, Int64Type};
+use arrow_array::types::Float64Type;
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::DataType;
 
-use super::{Ending, ResultWriter, normalise};
+use super::{Ending, NullFill, ResultWriter, normalise, write_scalar_be};
 use crate::catalog::ColumnMeta;
 use crate::error::VoError;
 
@@ -253,56 +253,20 @@ impl ResultWriter for FitsWriter {
     }
 }
 
+/// FITS nulls: the TNULLn values written in the header, `0` for logicals.
+const FITS_NULLS: NullFill = NullFill {
+    boolean: 0,
+    int16: i16::MIN,
+    int32: i32::MIN,
+    int64: i64::MIN,
+};
+
 fn write_cell(column: &ArrayRef, row: usize, layout: &Layout, out: &mut Vec<u8>) {
     let null = column.is_null(row);
+    if write_scalar_be(column, row, &FITS_NULLS, out) {
+        return;
+    }
     match column.data_type() {
-        DataType::Boolean => out.push(if null {
-            0
-        } else if column.as_boolean().value(row) {
-            b'T'
-        } else {
-            b'F'
-        }),
-        DataType::Int16 => out.extend_from_slice(
-            &(if null {
-                i16::MIN
-            } else {
-                column.as_primitive::<Int16Type>().value(row)
-            })
-            .to_be_bytes(),
-        ),
-        DataType::Int32 => out.extend_from_slice(
-            &(if null {
-                i32::MIN
-            } else {
-                column.as_primitive::<Int32Type>().value(row)
-            })
-            .to_be_bytes(),
-        ),
-        DataType::Int64 => out.extend_from_slice(
-            &(if null {
-                i64::MIN
-            } else {
-                column.as_primitive::<Int64Type>().value(row)
-            })
-            .to_be_bytes(),
-        ),
-        DataType::Float32 => out.extend_from_slice(
-            &(if null {
-                f32::NAN
-            } else {
-                column.as_primitive::<Float32Type>().value(row)
-            })
-            .to_be_bytes(),
-        ),
-        DataType::Float64 => out.extend_from_slice(
-            &(if null {
-                f64::NAN
-            } else {
-                column.as_primitive::<Float64Type>().value(row)
-            })
-            .to_be_bytes(),
-        ),
         DataType::List(_) => {
             let mut written = 0;
             if !null {

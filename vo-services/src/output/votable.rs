@@ -10,7 +10,7 @@ use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::DataType;
 use base64::Engine as _;
 
-use super::{Ending, ResultWriter, canonical_type, normalise};
+use super::{Ending, NullFill, ResultWriter, canonical_type, normalise, write_scalar_be};
 use crate::catalog::{ColumnMeta, votable_type};
 use crate::error::{VoError, xml_escape};
 
@@ -179,6 +179,14 @@ impl VotableWriter {
     }
 }
 
+/// BINARY2 marks nulls with flags; the value bytes of a null are zeros (`?` for booleans).
+const BINARY2_NULLS: NullFill = NullFill {
+    boolean: b'?',
+    int16: 0,
+    int32: 0,
+    int64: 0,
+};
+
 /// One row in BINARY2: null flags, then each value big-endian (VOTable 1.4 §5.5).
 fn binary2_row(columns: &[ArrayRef], row: usize, out: &mut Vec<u8>) {
     let flags_at = out.len();
@@ -188,57 +196,10 @@ fn binary2_row(columns: &[ArrayRef], row: usize, out: &mut Vec<u8>) {
         if null {
             out[flags_at + index / 8] |= 0x80 >> (index % 8);
         }
+        if write_scalar_be(column, row, &BINARY2_NULLS, out) {
+            continue;
+        }
         match column.data_type() {
-            DataType::Boolean => {
-                let value = if null {
-                    b'?'
-                } else if column.as_boolean().value(row) {
-                    b'T'
-                } else {
-                    b'F'
-                };
-                out.push(value);
-            }
-            DataType::Int16 => out.extend_from_slice(
-                &(if null {
-                    0
-                } else {
-                    column.as_primitive::<Int16Type>().value(row)
-                })
-                .to_be_bytes(),
-            ),
-            DataType::Int32 => out.extend_from_slice(
-                &(if null {
-                    0
-                } else {
-                    column.as_primitive::<Int32Type>().value(row)
-                })
-                .to_be_bytes(),
-            ),
-            DataType::Int64 => out.extend_from_slice(
-                &(if null {
-                    0
-                } else {
-                    column.as_primitive::<Int64Type>().value(row)
-                })
-                .to_be_bytes(),
-            ),
-            DataType::Float32 => out.extend_from_slice(
-                &(if null {
-                    f32::NAN
-                } else {
-                    column.as_primitive::<Float32Type>().value(row)
-                })
-                .to_be_bytes(),
-            ),
-            DataType::Float64 => out.extend_from_slice(
-                &(if null {
-                    f64::NAN
-                } else {
-                    column.as_primitive::<Float64Type>().value(row)
-                })
-                .to_be_bytes(),
-            ),
             DataType::List(_) => {
                 if null {
                     out.extend_from_slice(&0i32.to_be_bytes());
