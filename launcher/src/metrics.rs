@@ -35,6 +35,25 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
+/// One metric family: its HELP and TYPE lines, then a sample per (labels, value); `labels` are
+/// `key="value"` pairs already joined, empty for an unlabelled sample.
+fn family(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (String, u64)>,
+) {
+    header(out, name, kind, help);
+    for (labels, value) in samples {
+        if labels.is_empty() {
+            let _ = writeln!(out, "{name} {value}");
+        } else {
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        }
+    }
+}
+
 fn label(value: &str) -> String {
     value
         .replace('\\', "\\\\")
@@ -78,147 +97,127 @@ pub async fn render(stack: &Stack, memory_budget_bytes: u64) -> String {
             op.name()
         );
     }
-    header(
+    let ops = FsOp::ALL.map(|op| (format!("op=\"{}\"", op.name()), fs.errors(op)));
+    family(
         &mut out,
         FS_OPERATION_ERRORS,
         "counter",
         "Filesystem operations that failed.",
+        ops,
     );
-    for op in FsOp::ALL {
-        let _ = writeln!(
-            out,
-            "{FS_OPERATION_ERRORS}{{op=\"{}\"}} {}",
-            op.name(),
-            fs.errors(op)
-        );
-    }
-    header(
+    let single = |value: u64| [(String::new(), value)];
+    family(
         &mut out,
         FS_READ_BYTES,
         "counter",
         "Bytes returned to readers.",
+        single(fs.read_bytes.load(Ordering::Relaxed)),
     );
-    let _ = writeln!(
-        out,
-        "{FS_READ_BYTES} {}",
-        fs.read_bytes.load(Ordering::Relaxed)
-    );
-    header(
+    family(
         &mut out,
         FS_FAST_READS,
         "counter",
         "Reads answered from the memory tier on the FUSE thread.",
+        single(fs.fast_reads.load(Ordering::Relaxed)),
     );
-    let _ = writeln!(
-        out,
-        "{FS_FAST_READS} {}",
-        fs.fast_reads.load(Ordering::Relaxed)
-    );
-    header(
+    family(
         &mut out,
         FS_OPENS_KEEP_CACHE,
         "counter",
         "Opens that kept the kernel page cache (file unchanged since the last open).",
+        single(fs.opens_keep_cache.load(Ordering::Relaxed)),
     );
-    let _ = writeln!(
-        out,
-        "{FS_OPENS_KEEP_CACHE} {}",
-        fs.opens_keep_cache.load(Ordering::Relaxed)
+    family(
+        &mut out,
+        FS_OPEN_HANDLES,
+        "gauge",
+        "Open file handles.",
+        single(stack.core.open_handles() as u64),
     );
-    header(&mut out, FS_OPEN_HANDLES, "gauge", "Open file handles.");
-    let _ = writeln!(out, "{FS_OPEN_HANDLES} {}", stack.core.open_handles());
 
-    header(
+    // Per volume: [stat, read, list, bytes, errors].
+    let origin: Vec<(String, [u64; 5])> = stack
+        .origin
+        .iter()
+        .map(|(v, s)| (label(v), s.snapshot()))
+        .collect();
+    let requests = origin
+        .iter()
+        .flat_map(|(volume, [stat, read, list, _, _])| {
+            [("get", *read), ("head", *stat), ("list", *list)]
+                .map(|(kind, value)| (format!("volume=\"{volume}\",kind=\"{kind}\""), value))
+        });
+    family(
         &mut out,
         ORIGIN_REQUESTS,
         "counter",
         "Requests to each volume's origin, by kind.",
+        requests,
     );
-    for (volume, stats) in &stack.origin {
-        let [stat, read, list, _, _] = stats.snapshot();
-        for (kind, value) in [("get", read), ("head", stat), ("list", list)] {
-            let _ = writeln!(
-                out,
-                "{ORIGIN_REQUESTS}{{volume=\"{}\",kind=\"{kind}\"}} {value}",
-                label(volume)
-            );
-        }
-    }
-    header(
+    let bytes = origin
+        .iter()
+        .map(|(volume, s)| (format!("volume=\"{volume}\""), s[3]));
+    family(
         &mut out,
         ORIGIN_BYTES,
         "counter",
         "Bytes read from each volume's origin.",
+        bytes,
     );
-    for (volume, stats) in &stack.origin {
-        let _ = writeln!(
-            out,
-            "{ORIGIN_BYTES}{{volume=\"{}\"}} {}",
-            label(volume),
-            stats.snapshot()[3]
-        );
-    }
-    header(
+    let errors = origin
+        .iter()
+        .map(|(volume, s)| (format!("volume=\"{volume}\""), s[4]));
+    family(
         &mut out,
         ORIGIN_ERRORS,
         "counter",
         "Failed requests to each volume's origin.",
+        errors,
     );
-    for (volume, stats) in &stack.origin {
-        let _ = writeln!(
-            out,
-            "{ORIGIN_ERRORS}{{volume=\"{}\"}} {}",
-            label(volume),
-            stats.snapshot()[4]
-        );
-    }
 
     let tiers = stack.cache.stats();
-    header(
+    let hits = [
+        (
+            "tier=\"memory\"".to_string(),
+            tiers.memory_hits.load(Ordering::Relaxed),
+        ),
+        (
+            "tier=\"disk\"".to_string(),
+            tiers.disk_hits.load(Ordering::Relaxed),
+        ),
+    ];
+    family(
         &mut out,
         CACHE_HITS,
         "counter",
         "Block reads answered by a cache tier.",
+        hits,
     );
-    let _ = writeln!(
-        out,
-        "{CACHE_HITS}{{tier=\"memory\"}} {}",
-        tiers.memory_hits.load(Ordering::Relaxed)
-    );
-    let _ = writeln!(
-        out,
-        "{CACHE_HITS}{{tier=\"disk\"}} {}",
-        tiers.disk_hits.load(Ordering::Relaxed)
-    );
-    header(
+    family(
         &mut out,
         CACHE_MISSES,
         "counter",
         "Block reads that went to the origin.",
-    );
-    let _ = writeln!(
-        out,
-        "{CACHE_MISSES} {}",
-        tiers.misses.load(Ordering::Relaxed)
+        single(tiers.misses.load(Ordering::Relaxed)),
     );
     let memory = match stack.cache.memory() {
         Some(m) => m.weighted_size().await,
         None => 0,
     };
-    header(
+    family(
         &mut out,
         CACHE_MEMORY_BYTES,
         "gauge",
         "Bytes held by the memory tier.",
+        single(memory),
     );
-    let _ = writeln!(out, "{CACHE_MEMORY_BYTES} {memory}");
-    header(
+    family(
         &mut out,
         CACHE_MEMORY_BUDGET_BYTES,
         "gauge",
         "The memory tier's budget.",
+        single(memory_budget_bytes),
     );
-    let _ = writeln!(out, "{CACHE_MEMORY_BUDGET_BYTES} {memory_budget_bytes}");
     out
 }
 
