@@ -142,6 +142,41 @@ impl ReadThrough {
         Some(self.assemble(&blocks, first, offset, end))
     }
 
+    /// Bytes `[offset, offset + len)` for a sparse reader (a cutout reading image rows): from the
+    /// cache tiers when every covering block is there, otherwise exactly these bytes from the
+    /// origin, which are not cached — whole blocks would multiply what a strided read transfers.
+    pub async fn read_exact(&self, obj: &ObjectVersion, offset: u64, len: u64) -> Result<Bytes> {
+        let end = offset.saturating_add(len).min(obj.size);
+        if offset >= end {
+            return Ok(Bytes::new());
+        }
+        let bs = self.inner.block_size;
+        let (first, last) = (offset / bs, (end - 1) / bs);
+        let mut blocks = Vec::with_capacity((last - first + 1) as usize);
+        for index in first..=last {
+            match self.inner.cache.get_block(&self.key(obj, index)).await {
+                Some(block) => blocks.push(block),
+                None => break,
+            }
+        }
+        if blocks.len() as u64 == last - first + 1 {
+            self.inner
+                .stats
+                .cached_blocks
+                .fetch_add(blocks.len() as u64, Ordering::Relaxed);
+            return Ok(self.assemble(&blocks, first, offset, end));
+        }
+        self.inner
+            .stats
+            .origin_requests
+            .fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .connector
+            .read_range(&obj.path, offset..end, Some(&obj.identity))
+            .await
+            .map_err(CacheError::from)
+    }
+
     /// Bytes `[offset, end)` out of whole blocks starting at block `first`.
     fn assemble(&self, blocks: &[Bytes], first: u64, offset: u64, end: u64) -> Bytes {
         let bs = self.inner.block_size;

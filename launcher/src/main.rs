@@ -108,6 +108,29 @@ enum IngestCommand {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Publish the FITS images and cubes under VOLUME[/PREFIX] in ivoa.obscore (SIA, DataLink,
+    /// SODA): only headers are read, and a rerun reads only new or changed files.
+    Images {
+        /// VOLUME or VOLUME/PREFIX, a volume of the config.
+        target: String,
+        /// obs_collection (default: the volume name).
+        #[arg(long)]
+        collection: Option<String>,
+        /// calib_level of the collection (default 2).
+        #[arg(long)]
+        calib_level: Option<i32>,
+        /// facility_name where headers have no TELESCOP.
+        #[arg(long)]
+        facility: Option<String>,
+        /// instrument_name where headers have no INSTRUME.
+        #[arg(long)]
+        instrument: Option<String>,
+        /// Authority of the dataset identifiers (ivo://AUTHORITY/...; default colo.local).
+        #[arg(long)]
+        authority: Option<String>,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
 }
 
 fn with_listen(
@@ -202,20 +225,25 @@ async fn up(config: Option<PathBuf>, root: Option<PathBuf>, listen: Option<Strin
         settings.mount_root = r;
     }
     let service_settings = with_listen(settings.services.clone(), listen)?;
-    let tap = services::start(&service_settings).await?;
-    eprintln!(
-        "colo: TAP at {tap} (astroquery ESA modules: {})",
-        tap.replace("/tap", "/tap-server/tap")
-    );
+    let stack = std::sync::Arc::new(run::build(&settings)?);
+    if !banner.is_empty() {
+        // The sample's images: published once, then only new or changed files are read.
+        let defaults = colo_vo_services::obscore::CollectionDefaults::new("sample");
+        services::ingest_images(&service_settings, &stack, "sample/images", &defaults, true)
+            .await
+            .context("publishing the sample images")?;
+    }
+    let base = services::start(&service_settings, stack.volumes()).await?;
+    services::announce(&base);
+    let tap = format!("{base}/tap");
     let banner = if banner.is_empty() {
         banner
     } else {
         format!(
-            "{banner}\n  python -c \"import pyvo; print(pyvo.dal.TAPService('{tap}').search('SELECT TOP 5 hip, ra_deg, dec_deg, hpmag FROM sample.hip2 WHERE 1=CONTAINS(POINT(ra_deg, dec_deg), CIRCLE(56.75, 24.12, 1)) ORDER BY hpmag'))\""
+            "{banner}\n  python -c \"import pyvo; print(pyvo.dal.TAPService('{tap}').search('SELECT TOP 5 hip, ra_deg, dec_deg, hpmag FROM sample.hip2 WHERE 1=CONTAINS(POINT(ra_deg, dec_deg), CIRCLE(56.75, 24.12, 1)) ORDER BY hpmag'))\"\n  python -c \"import pyvo; print(pyvo.dal.SIA2Service('{base}/sia').search(pos=(272.2, -19.8, 1)).to_table()['obs_publisher_did', 's_ra', 's_dec'])\""
         )
     };
-    println!("tap {tap}");
-    run::mount_and_wait(&settings, &banner).await
+    run::mount_stack_and_wait(&settings, stack, &banner).await
 }
 
 async fn main_inner(cli: Cli) -> Result<i32> {
@@ -247,7 +275,7 @@ async fn main_inner(cli: Cli) -> Result<i32> {
         Command::Serve { config, listen } => {
             let given = config.or_else(|| Some(PathBuf::from("colo.toml")).filter(|p| p.exists()));
             let settings = with_listen(config::load_services(given.as_deref())?, listen)?;
-            services::serve_and_wait(&settings).await?;
+            services::serve_and_wait(&settings, given.as_deref()).await?;
             Ok(0)
         }
         Command::Ingest {
@@ -279,6 +307,36 @@ async fn main_inner(cli: Cli) -> Result<i32> {
                 description,
             )
             .await?;
+            Ok(0)
+        }
+        Command::Ingest {
+            what:
+                IngestCommand::Images {
+                    target,
+                    collection,
+                    calib_level,
+                    facility,
+                    instrument,
+                    authority,
+                    config,
+                },
+        } => {
+            let path = config_path(config)?;
+            let full = config::load(&path)?;
+            let stack = run::build(&full)?;
+            let volume = target.split('/').next().unwrap_or(&target).to_string();
+            let mut defaults = colo_vo_services::obscore::CollectionDefaults::new(
+                collection.as_deref().unwrap_or(&volume),
+            );
+            if let Some(level) = calib_level {
+                defaults.calib_level = level;
+            }
+            if let Some(authority) = authority {
+                defaults.authority = authority;
+            }
+            defaults.facility_name = facility;
+            defaults.instrument_name = instrument;
+            services::ingest_images(&full.services, &stack, &target, &defaults, false).await?;
             Ok(0)
         }
     }

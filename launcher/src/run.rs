@@ -11,6 +11,8 @@ use std::sync::Arc;
 
 pub struct Stack {
     pub core: Arc<VfsCore>,
+    /// The volumes' read-through layers, shared by the mount and the services.
+    pub readers: Vec<(String, ReadThrough)>,
     pub cache: Arc<TieredCache>,
     pub origin: Vec<(String, Arc<OriginStats>)>,
 }
@@ -29,17 +31,20 @@ pub fn build(settings: &Settings) -> Result<Stack> {
     let cache = Arc::new(TieredCache::new(memory, disk));
     let mut volumes = Vec::new();
     let mut origin = Vec::new();
+    let mut readers = Vec::new();
     for spec in &settings.volumes {
         let opened = open_volume(spec)?;
         origin.push((spec.name.clone(), opened.stats.clone()));
+        let reader = ReadThrough::new(
+            opened.connector,
+            cache.clone(),
+            settings.block_bytes,
+            8 * settings.block_bytes,
+        );
+        readers.push((spec.name.clone(), reader.clone()));
         volumes.push(VolumeMount {
             name: spec.name.clone(),
-            reader: ReadThrough::new(
-                opened.connector,
-                cache.clone(),
-                settings.block_bytes,
-                8 * settings.block_bytes,
-            ),
+            reader,
             metadata_ttl: spec.metadata_ttl,
         });
     }
@@ -54,14 +59,30 @@ pub fn build(settings: &Settings) -> Result<Stack> {
     };
     Ok(Stack {
         core: Arc::new(VfsCore::new(volumes, options)),
+        readers,
         cache,
         origin,
     })
 }
 
+impl Stack {
+    /// The volumes as the services see them.
+    pub fn volumes(&self) -> colo_vo_services::fits::source::Volumes {
+        colo_vo_services::fits::source::Volumes::new(self.readers.iter().cloned())
+    }
+}
+
 /// Mount, print `banner`, serve until SIGINT/SIGTERM, unmount.
 pub async fn mount_and_wait(settings: &Settings, banner: &str) -> Result<()> {
-    let stack = Arc::new(build(settings)?);
+    mount_stack_and_wait(settings, Arc::new(build(settings)?), banner).await
+}
+
+/// [`mount_and_wait`] with a stack built by the caller (shared with the services).
+pub async fn mount_stack_and_wait(
+    settings: &Settings,
+    stack: Arc<Stack>,
+    banner: &str,
+) -> Result<()> {
     let options = MountOptions {
         root: settings.mount_root.clone(),
         ..MountOptions::default()

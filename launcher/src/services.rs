@@ -3,20 +3,19 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use colo_connectors::{ObjectPath, open_volume};
 use colo_vo_services::catalog::PositionDescriptor;
+use colo_vo_services::fits::source::Volumes;
 use colo_vo_services::ingest::{IngestRequest, InputFormat, ingest};
+use colo_vo_services::obscore;
 use colo_vo_services::{AppState, router};
 
 use crate::config::ServiceSettings;
 
-/// Binds the listen address and serves in the background; returns the TAP URL.
-pub async fn start(settings: &ServiceSettings) -> Result<String> {
-    let state = AppState::open(&settings.service)
-        .await
-        .context("opening the published tables")?;
-    colo_vo_services::tap::spawn_sweeper(state.tap.jobs.clone());
+/// Binds the listen address, republishes `ivoa.obscore` with this address in its links, and serves
+/// in the background; returns the base URL (`http://host:port`).
+pub async fn start(settings: &ServiceSettings, volumes: Volumes) -> Result<String> {
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| {
@@ -26,32 +25,134 @@ pub async fn start(settings: &ServiceSettings) -> Result<String> {
             )
         })?;
     let address = listener.local_addr()?;
+    let base_url = format!("http://{address}");
+    let tables_dir = settings.service.tables_dir.clone();
+    let base = base_url.clone();
+    tokio::task::spawn_blocking(move || republish_obscore(&tables_dir, &base))
+        .await?
+        .context("publishing ivoa.obscore")?;
+    let state = AppState::open(&settings.service, volumes)
+        .await
+        .context("opening the published tables")?;
+    colo_vo_services::tap::spawn_sweeper(state.tap.jobs.clone());
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router(state)).await {
             tracing::error!(error = %e, "the services stopped");
         }
     });
-    Ok(format!("http://{address}/tap"))
+    Ok(base_url)
 }
 
-/// `colo serve`: the services alone, until SIGINT/SIGTERM.
-pub async fn serve_and_wait(settings: &ServiceSettings) -> Result<()> {
-    let url = start(settings).await?;
+/// Rebuilds `ivoa.obscore` from the image manifest, if any images were ingested.
+fn republish_obscore(tables_dir: &Path, base_url: &str) -> Result<()> {
+    let manifest = obscore::publish::Manifest::read(tables_dir)?;
+    if !manifest.records.is_empty() {
+        obscore::publish::publish(tables_dir, base_url)?;
+    }
+    Ok(())
+}
+
+/// Prints where each service is.
+pub fn announce(base_url: &str) {
+    eprintln!("colo: TAP at {base_url}/tap (astroquery ESA modules: {base_url}/tap-server/tap)");
+    eprintln!(
+        "colo: SIA 2.0 at {base_url}/sia/query, DataLink at {base_url}/datalink/links, SODA at {base_url}/soda/sync"
+    );
+    println!("tap {base_url}/tap");
+}
+
+/// `colo serve`: the services alone, until SIGINT/SIGTERM. The config's volumes are opened (not
+/// mounted) so images on them can be cut out.
+pub async fn serve_and_wait(settings: &ServiceSettings, config: Option<&Path>) -> Result<()> {
+    let stack = match config {
+        Some(path) => match crate::config::load(path) {
+            Ok(full) => Some(crate::run::build(&full)?),
+            Err(crate::config::ConfigError::Invalid { message, .. })
+                if message.starts_with("no [[volume]]") =>
+            {
+                None
+            }
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
+    let volumes = stack.as_ref().map(|s| s.volumes()).unwrap_or_default();
+    let url = start(settings, volumes).await?;
     let tables = colo_vo_services::catalog::discover_tables(&settings.service.tables_dir)?;
     eprintln!(
-        "colo: TAP at {url} ({} published table(s) from {})",
+        "colo: {} published table(s) from {}",
         tables.len(),
         settings.service.tables_dir.display()
     );
-    eprintln!(
-        "colo: astroquery's ESA modules can use {}",
-        url.replace("/tap", "/tap-server/tap")
-    );
-    println!("tap {url}");
-    println!("ready {url}");
+    announce(&url);
+    println!("ready {url}/tap");
     crate::run::wait_for_signal().await?;
     eprintln!("colo: services stopped");
     Ok(())
+}
+
+/// `colo ingest images VOLUME[/PREFIX]`: reads the headers of new or changed FITS files and
+/// republishes `ivoa.obscore`.
+pub async fn ingest_images(
+    settings: &ServiceSettings,
+    stack: &crate::run::Stack,
+    target: &str,
+    defaults: &obscore::CollectionDefaults,
+    quiet: bool,
+) -> Result<obscore::walk::WalkReport> {
+    let (volume, prefix) = target.split_once('/').unwrap_or((target, ""));
+    let volumes = stack.volumes();
+    if volumes.get(volume).is_none() {
+        let known: Vec<&str> = volumes.names().collect();
+        bail!(
+            "no volume {volume:?} in the config (volumes: {}); give VOLUME[/PREFIX]",
+            known.join(", ")
+        );
+    }
+    let interactive = !quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut progress = |done: usize, total: usize| {
+        if interactive && total > 0 {
+            let filled = done * 20 / total;
+            eprint!(
+                "\rcolo: ingest [{}{}] {done}/{total} files",
+                "#".repeat(filled),
+                ".".repeat(20 - filled)
+            );
+        }
+    };
+    let report = obscore::walk::ingest_images(
+        &volumes,
+        volume,
+        prefix,
+        defaults,
+        &settings.service.tables_dir,
+        &mut progress,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if interactive {
+        eprintln!();
+    }
+    let tables_dir = settings.service.tables_dir.clone();
+    let base_url = format!("http://{}", settings.listen);
+    tokio::task::spawn_blocking(move || obscore::publish::publish(&tables_dir, &base_url))
+        .await??;
+    if !quiet {
+        for (path, why) in &report.skipped {
+            eprintln!("colo: skipped {volume}/{path}: {why}");
+        }
+        for (path, what) in &report.warnings {
+            eprintln!("colo: note {volume}/{path}: {what}");
+        }
+        eprintln!(
+            "colo: ivoa.obscore: {} new or changed, {} unchanged, {} removed, {} skipped",
+            report.added.len(),
+            report.unchanged,
+            report.removed.len(),
+            report.skipped.len()
+        );
+    }
+    Ok(report)
 }
 
 /// Where a catalogue to ingest comes from.

@@ -73,6 +73,9 @@ pub struct ColumnDescriptor {
     /// ESA TAP+ flags: see [`esa_flags`].
     #[serde(default)]
     pub flags: u32,
+    /// DALI xtype of stored geometry (`polygon` for a list of ra/dec pairs).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub xtype: String,
 }
 
 /// Operator-editable metadata of one published table.

@@ -430,7 +430,9 @@ async fn listing_table(
             ColumnMeta {
                 name: field.name().clone(),
                 arrow_type: Some(field.data_type().clone()),
-                xtype: implied_xtype(field.data_type()).map(String::from),
+                xtype: (!column.xtype.is_empty())
+                    .then(|| column.xtype.clone())
+                    .or_else(|| implied_xtype(field.data_type()).map(String::from)),
                 descriptor: column,
             }
         })

@@ -62,6 +62,15 @@ pub enum VoError {
         source_name: String,
         message: String,
     },
+    /// A FITS file could not be understood.
+    #[error("{name}: {message}")]
+    Fits { name: String, message: String },
+    /// A volume could not be read.
+    #[error("volume {volume}: {message}")]
+    Origin { volume: String, message: String },
+    /// A dataset identifier that names nothing published here.
+    #[error("{id}: no such dataset is published here")]
+    NotFound { id: String },
     /// DataFusion failed where the query was not to blame (registration, schema inference).
     #[error("query engine: {0}")]
     Engine(#[from] datafusion::error::DataFusionError),
@@ -84,12 +93,14 @@ impl VoError {
             | VoError::Query { .. }
             | VoError::BadParameter { .. }
             | VoError::Upload { .. } => StatusCode::BAD_REQUEST,
-            VoError::JobNotFound { .. } => StatusCode::NOT_FOUND,
+            VoError::JobNotFound { .. } | VoError::NotFound { .. } => StatusCode::NOT_FOUND,
+            VoError::Origin { .. } => StatusCode::SERVICE_UNAVAILABLE,
             VoError::JobState { .. } => StatusCode::CONFLICT,
             VoError::Execution { .. }
             | VoError::Io { .. }
             | VoError::Descriptor { .. }
             | VoError::Ingest { .. }
+            | VoError::Fits { .. }
             | VoError::Engine(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -100,6 +111,10 @@ impl VoError {
             VoError::Io { .. } | VoError::Descriptor { .. } | VoError::Engine(_) => {
                 tracing::error!(error = %self, "internal error");
                 "internal error in the service (logged)".to_string()
+            }
+            VoError::Origin { volume, .. } => {
+                tracing::error!(error = %self, "volume read failed");
+                format!("volume {volume} could not be read (logged); try again later")
             }
             other => other.to_string(),
         }

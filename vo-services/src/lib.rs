@@ -1,6 +1,6 @@
-//! colo-vo-services: the IVOA services — TAP 1.1 with ADQL 2.1 over Parquet (DataFusion), and
-//! later DataLink 1.1, SIA 2.0 over ObsCore and SODA 1.0 cutouts — reading through the same
-//! connectors and block cache as the mounts (never through the VFS).
+//! colo-vo-services: the IVOA services — TAP 1.1 with ADQL 2.1 over Parquet (DataFusion), SIA 2.0
+//! over ObsCore, DataLink 1.1 and SODA 1.0 cutouts — reading through the same connectors and
+//! block cache as the mounts (never through the VFS).
 //!
 //! The app is `router(state) -> axum::Router`; protocol logic lives in plain modules (ADQL
 //! translation in [`adql`], query execution in [`engine`], serialisations in [`output`], jobs in
@@ -8,13 +8,23 @@
 
 pub mod adql;
 pub mod catalog;
+pub mod cutout;
+pub mod dali;
+pub mod datalink;
 pub mod engine;
 pub mod error;
+pub mod fits;
 pub mod fits_table;
+pub mod images;
 pub mod ingest;
+pub mod obscore;
 pub mod output;
+pub mod preview;
+pub mod sia;
 pub mod sky;
+pub mod soda;
 pub mod tap_schema;
+pub mod wcs;
 
 pub use error::VoError;
 pub mod tap;
@@ -41,11 +51,17 @@ pub struct ServiceConfig {
 pub struct AppState {
     /// TAP.
     pub tap: tap::TapState,
+    /// Published images (SIA, DataLink, SODA).
+    pub images: images::ImageState,
 }
 
 impl AppState {
-    /// Opens the published tables and the job store.
-    pub async fn open(config: &ServiceConfig) -> Result<AppState, VoError> {
+    /// Opens the published tables and images and the job store; `volumes` are where images live.
+    pub async fn open(
+        config: &ServiceConfig,
+        volumes: fits::source::Volumes,
+    ) -> Result<AppState, VoError> {
+        let images = images::ImageState::open(&config.tables_dir, volumes)?;
         let engine = Arc::new(engine::open(&config.tables_dir).await?);
         let limits = uws::JobLimits {
             retention: std::time::Duration::from_secs(config.limits.retention_secs),
@@ -69,6 +85,7 @@ impl AppState {
                 up_since: tap::now_iso(),
                 http,
             },
+            images,
         })
     }
 }
@@ -76,10 +93,13 @@ impl AppState {
 /// The HTTP app: TAP at `/tap` and, for astroquery's ESA modules, at `/tap-server/tap`.
 pub fn router(state: AppState) -> axum::Router {
     let body_limit = state.tap.limits.upload_limit_bytes as usize + 1024 * 1024;
-    let tap = tap::routes().with_state(state.tap);
+    let tap = tap::routes().with_state(state.tap.clone());
     axum::Router::new()
         .nest("/tap", tap.clone())
         .nest("/tap-server/tap", tap)
+        .nest("/sia", sia::routes().with_state(state.clone()))
+        .nest("/datalink", datalink::routes().with_state(state.clone()))
+        .nest("/soda", soda::routes().with_state(state))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::map_response(server_header))
 }
@@ -91,7 +111,7 @@ async fn server_header(mut response: axum::response::Response) -> axum::response
         axum::http::HeaderValue::from_static(concat!(
             "colo/",
             env!("CARGO_PKG_VERSION"),
-            " TAP/1.1 UWS/1.1 VOSI/1.1 ADQL/2.1"
+            " TAP/1.1 UWS/1.1 VOSI/1.1 ADQL/2.1 SIA/2.0 DataLink/1.1 SODA/1.0"
         )),
     );
     response

@@ -28,6 +28,38 @@ pub fn distance_deg(lon1_deg: f64, lat1_deg: f64, lon2_deg: f64, lat2_deg: f64) 
     (2.0 * a.sqrt().min(1.0).asin()).to_degrees()
 }
 
+/// The point `distance_deg` away from (lon, lat) along `bearing_rad` (from north through east).
+pub fn offset_deg(lon_deg: f64, lat_deg: f64, bearing_rad: f64, distance_deg: f64) -> (f64, f64) {
+    let (lat1, lon1, d) = (
+        lat_deg.to_radians(),
+        lon_deg.to_radians(),
+        distance_deg.to_radians(),
+    );
+    let lat2 = (lat1.sin() * d.cos() + lat1.cos() * d.sin() * bearing_rad.cos())
+        .clamp(-1.0, 1.0)
+        .asin();
+    let lon2 =
+        lon1 + (bearing_rad.sin() * d.sin() * lat1.cos()).atan2(d.cos() - lat1.sin() * lat2.sin());
+    (lon2.to_degrees().rem_euclid(360.0), lat2.to_degrees())
+}
+
+/// The point a fraction `t` of the way from `a` to `b` along their great circle.
+pub fn great_circle_point(a: (f64, f64), b: (f64, f64), t: f64) -> (f64, f64) {
+    let (va, vb) = (unit_vector(a.0, a.1), unit_vector(b.0, b.1));
+    let v = [
+        va[0] + (vb[0] - va[0]) * t,
+        va[1] + (vb[1] - va[1]) * t,
+        va[2] + (vb[2] - va[2]) * t,
+    ];
+    let norm = dot(v, v).sqrt();
+    if norm == 0.0 {
+        return a;
+    }
+    let lon = v[1].atan2(v[0]).to_degrees().rem_euclid(360.0);
+    let lat = (v[2] / norm).clamp(-1.0, 1.0).asin().to_degrees();
+    (lon, lat)
+}
+
 fn unit_vector(lon_deg: f64, lat_deg: f64) -> [f64; 3] {
     let (lon, lat) = (lon_deg.to_radians(), lat_deg.to_radians());
     [lat.cos() * lon.cos(), lat.cos() * lon.sin(), lat.sin()]

@@ -426,6 +426,11 @@ async fn capabilities(
         &base,
         state.engine.functions(),
         &state.limits,
+        state
+            .engine
+            .tables()
+            .iter()
+            .any(|t| t.qualified_name() == "ivoa.obscore"),
     ));
     if let Ok(value) = HeaderValue::from_str(&httpdate::fmt_http_date(
         std::time::SystemTime::UNIX_EPOCH

@@ -75,7 +75,13 @@ const ADQL_FEATURES: &[(&str, &[&str])] = &[
 ];
 
 /// The `/capabilities` document. `base` is the TAP base URL (`http://host:port/tap`).
-pub fn capabilities(base: &str, functions: &FunctionCatalog, limits: &ServiceLimits) -> String {
+/// With `obscore`, the ObsCore 1.1 data model is declared (`ivoa.obscore` is published).
+pub fn capabilities(
+    base: &str,
+    functions: &FunctionCatalog,
+    limits: &ServiceLimits,
+    obscore: bool,
+) -> String {
     let base = xml_escape(base);
     let mut out = String::from(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
@@ -104,6 +110,11 @@ pub fn capabilities(base: &str, functions: &FunctionCatalog, limits: &ServiceLim
     out.push_str(&format!(
         "<interface role=\"std\" xsi:type=\"vs:ParamHTTP\" version=\"1.1\">\n<accessURL use=\"base\">{base}</accessURL>\n</interface>\n"
     ));
+    if obscore {
+        out.push_str(
+            "<dataModel ivo-id=\"ivo://ivoa.net/std/ObsCore#core-1.1\">ObsCore-1.1</dataModel>\n",
+        );
+    }
     out.push_str("<language>\n<name>ADQL</name>\n<version ivo-id=\"ivo://ivoa.net/std/ADQL#v2.1\">2.1</version>\n");
     out.push_str("<version ivo-id=\"ivo://ivoa.net/std/ADQL#v2.0\">2.0</version>\n");
     out.push_str("<description>ADQL 2.1, executed by Apache DataFusion over HEALPix-partitioned Parquet</description>\n");
@@ -152,6 +163,30 @@ pub fn capabilities(base: &str, functions: &FunctionCatalog, limits: &ServiceLim
         limits.retention_secs, limits.execution_duration_secs, limits.default_maxrec, limits.hard_maxrec, limits.upload_limit_bytes
     ));
     out.push_str("</capability>\n</vosi:capabilities>\n");
+    out
+}
+
+/// VOSI capabilities of a simple DAL service (SIA, SODA, DataLink): its VOSI endpoints and each
+/// `(standardID, path)` below `base`.
+pub fn simple_capabilities(base: &str, services: &[(&str, &str)]) -> String {
+    let base = xml_escape(base);
+    let mut out = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <vosi:capabilities xmlns:vosi=\"http://www.ivoa.net/xml/VOSICapabilities/v1.0\" \
+         xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" \
+         xmlns:vs=\"http://www.ivoa.net/xml/VODataService/v1.1\">\n",
+    );
+    let vosi = [
+        ("ivo://ivoa.net/std/VOSI#capabilities", "capabilities"),
+        ("ivo://ivoa.net/std/VOSI#availability", "availability"),
+    ];
+    for (standard, path) in vosi.iter().chain(services.iter()) {
+        out.push_str(&format!(
+            "<capability standardID=\"{standard}\">\n<interface xsi:type=\"vs:ParamHTTP\" role=\"std\">\n\
+             <accessURL use=\"base\">{base}/{path}</accessURL>\n</interface>\n</capability>\n"
+        ));
+    }
+    out.push_str("</vosi:capabilities>\n");
     out
 }
 

@@ -47,7 +47,9 @@ async fn service_with(limits: ServiceLimits) -> Service {
         jobs_dir: dir.path().join("jobs"),
         limits,
     };
-    let state = AppState::open(&config).await.expect("open");
+    let state = AppState::open(&config, Default::default())
+        .await
+        .expect("open");
     Service {
         _dir: dir,
         app: router(state),

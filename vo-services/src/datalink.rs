@@ -1,0 +1,370 @@
+//! DataLink 1.1 (`{links}` at `/datalink/links`) and the endpoints its rows point at: the dataset
+//! itself (`/datalink/download`, also one HDU of it), and a PNG quick-look (`/datalink/preview`).
+//!
+//! A links document has, per ID and consecutively: `#this` (the file), `#preview` (PNG),
+//! `#cutout` (a SODA service descriptor), one `#auxiliary` row per other image HDU; an unknown ID
+//! gets one row with a `NotFoundFault:` error message. Each dataset gets its own SODA descriptor
+//! (`RESOURCE type="meta" utype="adhoc:service"`) whose `ID` parameter is bound to the `ID` column
+//! by `ref`, with the dataset's own ranges: the smallest circle and the footprint polygon holding
+//! it, its band, its polarization states. `ID` may repeat and may hold a comma-separated list
+//! (astroquery sends one). TABLEDATA, `INFO name="standardID"` for 1.1, MIME
+//! `application/x-votable+xml;content=datalink`.
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::AppState;
+use crate::error::{VoError, xml_escape};
+use crate::images::{all, root_url};
+use crate::obscore::ImageRecord;
+use crate::tap::read_params;
+
+/// DataLink's MIME type.
+pub const LINKS_CONTENT_TYPE: &str = "application/x-votable+xml;content=datalink";
+
+pub fn routes() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/links", get(links).post(links))
+        .route("/download", get(download))
+        .route("/preview", get(preview))
+}
+
+/// A DataLink error document (fault-prefixed message).
+fn fault(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/x-votable+xml")],
+        crate::error::votable_error_document(message),
+    )
+        .into_response()
+}
+
+async fn links(State(state): State<AppState>, headers: HeaderMap, request: Request) -> Response {
+    let params = match read_params(request, &state.tap.limits).await {
+        Ok(p) => p,
+        Err(e) => return fault(StatusCode::BAD_REQUEST, &format!("UsageFault: {e}")),
+    };
+    if let Some(format) = params.get("RESPONSEFORMAT") {
+        let f = format.trim().to_ascii_lowercase();
+        let known = f.is_empty()
+            || f == "votable"
+            || f == "application/x-votable+xml"
+            || f.starts_with("application/x-votable+xml;content=datalink");
+        if !known {
+            return fault(
+                StatusCode::BAD_REQUEST,
+                &format!("UsageFault: RESPONSEFORMAT {format:?} is not supported (only VOTable)"),
+            );
+        }
+    }
+    let mut ids: Vec<String> = Vec::new();
+    for value in all(&params.values, "ID") {
+        // One value may be a comma-separated list (astroquery); an ID that itself contains a
+        // comma and is published wins over the split.
+        if state.images.find(value).is_ok() || !value.contains(',') {
+            ids.push(value.trim().to_string());
+        } else {
+            ids.extend(
+                value
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty()),
+            );
+        }
+    }
+    let base = root_url(&headers);
+    let found: Vec<(String, Option<&ImageRecord>)> = ids
+        .iter()
+        .map(|id| (id.clone(), state.images.find(id).ok()))
+        .collect();
+    (
+        [(header::CONTENT_TYPE, LINKS_CONTENT_TYPE)],
+        links_document(&found, &base),
+    )
+        .into_response()
+}
+
+/// The links document for (ID, record if published) pairs.
+pub fn links_document(ids: &[(String, Option<&ImageRecord>)], base: &str) -> String {
+    let mut out = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <VOTABLE version=\"1.4\" xmlns=\"http://www.ivoa.net/xml/VOTable/v1.3\">\n\
+         <RESOURCE type=\"results\">\n\
+         <INFO name=\"standardID\" value=\"ivo://ivoa.net/std/DataLink#links-1.1\"/>\n\
+         <TABLE name=\"links\">\n\
+         <FIELD ID=\"dl_id\" name=\"ID\" datatype=\"char\" arraysize=\"*\" ucd=\"meta.id;meta.main\"/>\n\
+         <FIELD name=\"access_url\" datatype=\"char\" arraysize=\"*\" ucd=\"meta.ref.url\"/>\n\
+         <FIELD name=\"service_def\" datatype=\"char\" arraysize=\"*\" ucd=\"meta.ref\"/>\n\
+         <FIELD name=\"error_message\" datatype=\"char\" arraysize=\"*\" ucd=\"meta.code.error\"/>\n\
+         <FIELD name=\"description\" datatype=\"char\" arraysize=\"*\" ucd=\"meta.note\"/>\n\
+         <FIELD name=\"semantics\" datatype=\"char\" arraysize=\"*\" ucd=\"meta.code\"/>\n\
+         <FIELD name=\"content_type\" datatype=\"char\" arraysize=\"*\" ucd=\"meta.code.mime\"/>\n\
+         <FIELD name=\"content_length\" datatype=\"long\" unit=\"byte\" ucd=\"phys.size;meta.file\"/>\n\
+         <DATA><TABLEDATA>\n",
+    );
+    let enc = |s: &str| -> String { url::form_urlencoded::byte_serialize(s.as_bytes()).collect() };
+    let mut descriptors = String::new();
+    for (n, (id, record)) in ids.iter().enumerate() {
+        let Some(r) = record else {
+            row(
+                &mut out,
+                [
+                    id,
+                    "",
+                    "",
+                    &format!("NotFoundFault: {id} is not a dataset published here"),
+                    "",
+                    "#this",
+                    "",
+                    "",
+                ],
+            );
+            continue;
+        };
+        let did = enc(&r.obs_publisher_did);
+        let content_type = if r.gzipped {
+            "application/gzip"
+        } else {
+            "application/fits"
+        };
+        row(
+            &mut out,
+            [
+                id,
+                &format!("{base}/datalink/download?ID={did}"),
+                "",
+                "",
+                "The dataset: the whole FITS file",
+                "#this",
+                content_type,
+                &r.size.to_string(),
+            ],
+        );
+        row(
+            &mut out,
+            [
+                id,
+                &format!("{base}/datalink/preview?ID={did}"),
+                "",
+                "",
+                "Quick-look PNG (first plane, asinh stretch)",
+                "#preview",
+                "image/png",
+                "",
+            ],
+        );
+        let service = format!("soda-{n}");
+        row(
+            &mut out,
+            [
+                id,
+                "",
+                &service,
+                "",
+                "SODA cutout: a region (CIRCLE, POLYGON, POS), a band (BAND, metres), polarization states (POL)",
+                "#cutout",
+                "application/fits",
+                "",
+            ],
+        );
+        for aux in &r.auxiliary {
+            let name = aux
+                .extname
+                .clone()
+                .unwrap_or_else(|| format!("HDU {}", aux.index));
+            row(
+                &mut out,
+                [
+                    id,
+                    &format!("{base}/datalink/download?ID={did}&HDU={}", aux.index),
+                    "",
+                    "",
+                    &format!("Extension {} ({name}) of the file, as FITS", aux.index),
+                    "#auxiliary",
+                    "application/fits",
+                    "",
+                ],
+            );
+        }
+        descriptors.push_str(&soda_descriptor(&service, r, base));
+    }
+    out.push_str("</TABLEDATA></DATA>\n</TABLE>\n</RESOURCE>\n");
+    out.push_str(&descriptors);
+    out.push_str("</VOTABLE>\n");
+    out
+}
+
+fn row(out: &mut String, cells: [&str; 8]) {
+    out.push_str("<TR>");
+    for cell in cells {
+        if cell.is_empty() {
+            out.push_str("<TD/>");
+        } else {
+            out.push_str("<TD>");
+            out.push_str(&xml_escape(cell));
+            out.push_str("</TD>");
+        }
+    }
+    out.push_str("</TR>\n");
+}
+
+/// The SODA service descriptor of one dataset, with its ranges.
+fn soda_descriptor(id: &str, r: &ImageRecord, base: &str) -> String {
+    let mut out = format!(
+        "<RESOURCE ID=\"{id}\" name=\"{id}\" type=\"meta\" utype=\"adhoc:service\">\n\
+         <PARAM name=\"standardID\" datatype=\"char\" arraysize=\"*\" value=\"ivo://ivoa.net/std/SODA#sync-1.0\"/>\n\
+         <PARAM name=\"accessURL\" datatype=\"char\" arraysize=\"*\" value=\"{}/soda/sync\"/>\n\
+         <PARAM name=\"contentType\" datatype=\"char\" arraysize=\"*\" value=\"application/fits\"/>\n\
+         <GROUP name=\"inputParams\">\n\
+         <PARAM name=\"ID\" datatype=\"char\" arraysize=\"*\" ucd=\"meta.id;meta.dataset\" value=\"\" ref=\"dl_id\"/>\n",
+        xml_escape(base)
+    );
+    let radius = r.s_fov.map(|f| (f / 2.0).min(180.0)).unwrap_or(180.0);
+    out.push_str(&format!(
+        "<PARAM name=\"CIRCLE\" datatype=\"double\" arraysize=\"3\" xtype=\"circle\" unit=\"deg\" ucd=\"phys.angArea;obs\" value=\"\">\n\
+         <DESCRIPTION>The circle to cut out (ra dec radius, ICRS degrees)</DESCRIPTION>\n\
+         <VALUES><MAX value=\"{} {} {}\"/></VALUES>\n</PARAM>\n",
+        r.s_ra, r.s_dec, radius
+    ));
+    out.push_str("<PARAM name=\"POLYGON\" datatype=\"double\" arraysize=\"*\" xtype=\"polygon\" unit=\"deg\" ucd=\"pos.outline;obs\" value=\"\">\n<DESCRIPTION>The polygon to cut out (ra dec of each vertex, ICRS degrees)</DESCRIPTION>\n");
+    if let Some(region) = &r.s_region {
+        let text: Vec<String> = region.iter().map(|v| v.to_string()).collect();
+        out.push_str(&format!(
+            "<VALUES><MAX value=\"{}\"/></VALUES>\n",
+            text.join(" ")
+        ));
+    }
+    out.push_str("</PARAM>\n");
+    out.push_str("<PARAM name=\"POS\" datatype=\"char\" arraysize=\"*\" ucd=\"pos.outline;obs\" value=\"\">\n<DESCRIPTION>The region to cut out: CIRCLE ra dec r, RANGE lon1 lon2 lat1 lat2, or POLYGON ra1 dec1 ... (ICRS degrees)</DESCRIPTION>\n</PARAM>\n");
+    out.push_str("<PARAM name=\"BAND\" datatype=\"double\" arraysize=\"2\" xtype=\"interval\" unit=\"m\" ucd=\"em.wl;stat.interval\" value=\"\">\n<DESCRIPTION>Vacuum wavelength interval to keep (metres)</DESCRIPTION>\n");
+    if let (Some(lo), Some(hi)) = (r.em_min, r.em_max) {
+        out.push_str(&format!(
+            "<VALUES><MIN value=\"{lo}\"/><MAX value=\"{hi}\"/></VALUES>\n"
+        ));
+    }
+    out.push_str("</PARAM>\n");
+    out.push_str("<PARAM name=\"POL\" datatype=\"char\" arraysize=\"*\" ucd=\"meta.code;phys.polarization\" value=\"\">\n<DESCRIPTION>Polarization states to keep (repeat for several)</DESCRIPTION>\n");
+    if let Some(states) = &r.pol_states {
+        out.push_str("<VALUES>");
+        for s in states.split('/').filter(|s| !s.is_empty()) {
+            out.push_str(&format!("<OPTION value=\"{s}\"/>"));
+        }
+        out.push_str("</VALUES>\n");
+    }
+    out.push_str("</PARAM>\n</GROUP>\n</RESOURCE>\n");
+    out
+}
+
+/// Text errors for the download and preview endpoints.
+fn plain_error(e: &VoError) -> Response {
+    let prefix = match e {
+        VoError::NotFound { .. } => "NotFoundFault",
+        VoError::BadParameter { .. } => "UsageFault",
+        _ => "FatalFault",
+    };
+    (
+        e.status(),
+        [(header::CONTENT_TYPE, "text/plain")],
+        format!("{prefix}: {}\n", e.client_message()),
+    )
+        .into_response()
+}
+
+async fn download(State(state): State<AppState>, request: Request) -> Response {
+    let params = match read_params(request, &state.tap.limits).await {
+        Ok(p) => p,
+        Err(e) => return plain_error(&e),
+    };
+    match download_bytes(&state, params.get("ID").unwrap_or(""), params.get("HDU")).await {
+        Ok((bytes, content_type, name)) => (
+            [
+                (header::CONTENT_TYPE, content_type.to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{name}\""),
+                ),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Err(e) => plain_error(&e),
+    }
+}
+
+async fn download_bytes(
+    state: &AppState,
+    id: &str,
+    hdu: Option<&str>,
+) -> Result<(Vec<u8>, &'static str, String), VoError> {
+    let record = state.images.find(id)?;
+    let file_name = record
+        .path
+        .rsplit('/')
+        .next()
+        .unwrap_or("data.fits")
+        .to_string();
+    match hdu {
+        None => {
+            let file = state
+                .images
+                .volumes
+                .open(&record.volume, &record.path)
+                .await?;
+            let bytes = crate::fits::ByteSource::read(&file, 0, file.version().size).await?;
+            let kind = if record.gzipped {
+                "application/gzip"
+            } else {
+                "application/fits"
+            };
+            Ok((bytes.to_vec(), kind, file_name))
+        }
+        Some(text) => {
+            let index: usize = text.trim().parse().map_err(|_| VoError::BadParameter {
+                name: "HDU".into(),
+                message: format!("{text:?} is not an HDU number"),
+            })?;
+            if !record.auxiliary.iter().any(|a| a.index == index) && index != record.hdu {
+                return Err(VoError::BadParameter {
+                    name: "HDU".into(),
+                    message: format!("HDU {index} is not an image of this dataset"),
+                });
+            }
+            let image = state.images.open_hdu(record, index).await?;
+            let axes = image.header.axes();
+            let selection: Vec<crate::cutout::AxisSelection> = axes
+                .iter()
+                .map(|&n| crate::cutout::AxisSelection {
+                    first: 0,
+                    count: n,
+                    stride: 1,
+                })
+                .collect();
+            let mut out = crate::cutout::output_header(&image.header, &selection).to_bytes();
+            let data_bytes = image.header.data_bytes();
+            let data = image.source.read(image.data_offset, data_bytes).await?;
+            out.extend_from_slice(&data);
+            let padded = (out.len() as u64).div_ceil(crate::fits::BLOCK) * crate::fits::BLOCK;
+            out.resize(padded as usize, 0);
+            Ok((out, "application/fits", format!("{index}-{file_name}")))
+        }
+    }
+}
+
+async fn preview(State(state): State<AppState>, request: Request) -> Response {
+    let params = match read_params(request, &state.tap.limits).await {
+        Ok(p) => p,
+        Err(e) => return plain_error(&e),
+    };
+    let result = async {
+        let record = state.images.find(params.get("ID").unwrap_or(""))?;
+        let image = state.images.open_hdu(record, record.hdu).await?;
+        crate::preview::render(image.source.as_ref(), &image.header, image.data_offset).await
+    }
+    .await;
+    match result {
+        Ok(png) => ([(header::CONTENT_TYPE, "image/png")], png).into_response(),
+        Err(e) => plain_error(&e),
+    }
+}

@@ -1,0 +1,139 @@
+//! FITS files on volumes: a [`ByteSource`] over the shared read-through cache.
+//!
+//! Every read carries the identity the file had when it was opened, so a file replaced at the
+//! origin fails as stale instead of mixing versions. Reads go through
+//! [`ReadThrough::read_exact`]: cached blocks when they are all there, otherwise exactly the
+//! bytes asked for — a header costs a few KiB, a cutout only its rows. `read_many` fetches up to
+//! [`CONCURRENT_READS`] ranges at once, in order.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use colo_cache::{ObjectVersion, ReadThrough};
+use colo_connectors::{EntryKind, ObjectPath};
+use futures::{StreamExt, TryStreamExt};
+
+use super::ByteSource;
+use crate::error::VoError;
+
+/// Ranged reads in flight per `read_many`.
+pub const CONCURRENT_READS: usize = 16;
+
+/// The volumes the services read images from, by name.
+#[derive(Clone, Default)]
+pub struct Volumes {
+    readers: HashMap<String, ReadThrough>,
+}
+
+impl Volumes {
+    pub fn new(readers: impl IntoIterator<Item = (String, ReadThrough)>) -> Self {
+        Volumes {
+            readers: readers.into_iter().collect(),
+        }
+    }
+
+    pub fn get(&self, volume: &str) -> Option<&ReadThrough> {
+        self.readers.get(volume)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.readers.keys().map(String::as_str)
+    }
+
+    /// Opens `path` on `volume`: one `stat`, which pins the version every later read must match.
+    pub async fn open(&self, volume: &str, path: &str) -> Result<VolumeFile, VoError> {
+        let reader = self.get(volume).ok_or_else(|| VoError::Origin {
+            volume: volume.to_string(),
+            message: "no such volume in this configuration".into(),
+        })?;
+        let object = ObjectPath::parse(path).map_err(|e| VoError::Origin {
+            volume: volume.to_string(),
+            message: format!("{path}: {e}"),
+        })?;
+        let meta = reader
+            .connector()
+            .stat(&object)
+            .await
+            .map_err(|e| origin_error(volume, path, &e.to_string()))?;
+        if meta.kind != EntryKind::File {
+            return Err(origin_error(volume, path, "is a directory"));
+        }
+        Ok(VolumeFile {
+            name: format!("{volume}/{path}"),
+            reader: reader.clone(),
+            object: ObjectVersion {
+                path: object,
+                identity: meta.identity(),
+                size: meta.size,
+            },
+        })
+    }
+}
+
+fn origin_error(volume: &str, path: &str, message: &str) -> VoError {
+    VoError::Origin {
+        volume: volume.to_string(),
+        message: format!("{path}: {message}"),
+    }
+}
+
+/// One version of one file on a volume.
+pub struct VolumeFile {
+    name: String,
+    reader: ReadThrough,
+    object: ObjectVersion,
+}
+
+impl VolumeFile {
+    /// The version this file was opened at.
+    pub fn version(&self) -> &ObjectVersion {
+        &self.object
+    }
+}
+
+#[async_trait]
+impl ByteSource for VolumeFile {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn size(&self) -> u64 {
+        self.object.size
+    }
+
+    async fn read(&self, offset: u64, len: u64) -> Result<Bytes, VoError> {
+        self.reader
+            .read_exact(&self.object, offset, len)
+            .await
+            .map_err(|e| VoError::Origin {
+                volume: self.reader.connector().volume().to_string(),
+                message: format!("{}: {e}", self.object.path.as_str()),
+            })
+    }
+
+    async fn read_many(&self, ranges: &[(u64, u64)]) -> Result<Vec<Bytes>, VoError> {
+        let volume = self.reader.connector().volume().to_string();
+        let fetches: Vec<_> = ranges
+            .iter()
+            .map(|&(offset, len)| {
+                let reader = self.reader.clone();
+                let object = self.object.clone();
+                let volume = volume.clone();
+                async move {
+                    reader
+                        .read_exact(&object, offset, len)
+                        .await
+                        .map_err(|e| VoError::Origin {
+                            volume,
+                            message: format!("{}: {e}", object.path.as_str()),
+                        })
+                }
+            })
+            .collect();
+        futures::stream::iter(fetches)
+            .buffered(CONCURRENT_READS)
+            .try_collect()
+            .await
+    }
+}
