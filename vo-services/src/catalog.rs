@@ -209,6 +209,25 @@ pub fn votable_type(data_type: &DataType) -> (&'static str, Option<&'static str>
     }
 }
 
+/// The xtype under which a table declares a region column (ObsCore's `s_region`, as DaCHS does):
+/// TAP_SCHEMA and `/tables` say `char` + `adql:REGION` (what ObsTAP validators expect), while
+/// results carry DALI polygons (`double[*]`, xtype `polygon`).
+pub const REGION_XTYPE: &str = "adql:REGION";
+
+/// (datatype, arraysize, xtype) a table declares for a column in TAP_SCHEMA and `/tables`.
+pub fn declared_type(column: &ColumnMeta) -> (&'static str, Option<&'static str>, Option<String>) {
+    if column.descriptor.xtype == REGION_XTYPE {
+        return ("char", Some("*"), Some(REGION_XTYPE.to_string()));
+    }
+    let data_type = column
+        .arrow_type
+        .clone()
+        .map(|t| crate::output::canonical_type(&t))
+        .unwrap_or(DataType::Utf8);
+    let (datatype, arraysize) = votable_type(&data_type);
+    (datatype, arraysize, column.xtype.clone())
+}
+
 /// DALI xtype implied by an Arrow type alone.
 pub fn implied_xtype(data_type: &DataType) -> Option<&'static str> {
     match data_type {

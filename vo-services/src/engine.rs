@@ -156,6 +156,7 @@ impl Engine {
             .execute_stream()
             .await
             .map_err(|e| self.plan_error(e, uploads))?;
+        let (columns, stream) = regions_as_text(columns, &keep, stream);
         Ok(QueryResult {
             columns,
             keep,
@@ -371,6 +372,81 @@ fn unquote(name: &str) -> &str {
 }
 
 /// Columns the rewriter or ingest adds that users never see.
+/// Columns a table declares as `adql:REGION` (ObsCore's `s_region`) are stored as DALI polygons
+/// (so geometry functions work on them) but returned as STC-S text (`POLYGON ICRS ra dec ...`),
+/// the type their metadata declares.
+fn regions_as_text(
+    mut columns: Vec<ColumnMeta>,
+    keep: &[usize],
+    stream: SendableRecordBatchStream,
+) -> (Vec<ColumnMeta>, SendableRecordBatchStream) {
+    let mut indices = Vec::new();
+    for (column, &index) in columns.iter_mut().zip(keep) {
+        let is_list = matches!(column.arrow_type, Some(DataType::List(_)));
+        if column.descriptor.xtype == crate::catalog::REGION_XTYPE && is_list {
+            column.arrow_type = Some(DataType::Utf8);
+            column.xtype = Some(crate::catalog::REGION_XTYPE.to_string());
+            indices.push(index);
+        }
+    }
+    if indices.is_empty() {
+        return (columns, stream);
+    }
+    let old = stream.schema();
+    let fields: Vec<arrow_schema::Field> = old
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            if indices.contains(&i) {
+                arrow_schema::Field::new(f.name(), DataType::Utf8, true)
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    let schema: SchemaRef = Arc::new(arrow_schema::Schema::new(fields));
+    let out_schema = schema.clone();
+    let mapped = futures::StreamExt::map(stream, move |batch| {
+        let batch = batch?;
+        let mut arrays = batch.columns().to_vec();
+        for &i in &indices {
+            arrays[i] = stcs_polygons(&arrays[i]);
+        }
+        Ok(RecordBatch::try_new(out_schema.clone(), arrays)?)
+    });
+    let adapter =
+        datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, mapped);
+    (columns, Box::pin(adapter))
+}
+
+/// `POLYGON ICRS ra1 dec1 ...` for each list of coordinates (NULL stays NULL).
+fn stcs_polygons(array: &arrow_array::ArrayRef) -> arrow_array::ArrayRef {
+    use arrow_array::Array;
+    let mut out = arrow_array::builder::StringBuilder::new();
+    let Some(lists) = array.as_any().downcast_ref::<arrow_array::ListArray>() else {
+        return array.clone();
+    };
+    for row in 0..lists.len() {
+        if lists.is_null(row) {
+            out.append_null();
+            continue;
+        }
+        let values = lists.value(row);
+        let Some(values) = values.as_any().downcast_ref::<arrow_array::Float64Array>() else {
+            out.append_null();
+            continue;
+        };
+        let mut text = String::from("POLYGON ICRS");
+        for v in values.iter().flatten() {
+            text.push(' ');
+            text.push_str(&crate::output::votable::format_float(v, false));
+        }
+        out.append_value(text);
+    }
+    Arc::new(out.finish())
+}
+
 pub fn is_internal(name: &str) -> bool {
     name == HEALPIX_COLUMN || name.starts_with("__xm_cell")
 }
@@ -430,8 +506,11 @@ async fn listing_table(
             ColumnMeta {
                 name: field.name().clone(),
                 arrow_type: Some(field.data_type().clone()),
-                xtype: (!column.xtype.is_empty())
-                    .then(|| column.xtype.clone())
+                xtype: match column.xtype.as_str() {
+                    "" => None,
+                    crate::catalog::REGION_XTYPE => Some("polygon".to_string()),
+                    other => Some(other.to_string()),
+                }
                     .or_else(|| implied_xtype(field.data_type()).map(String::from)),
                 descriptor: column,
             }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, Int32Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 
-use crate::catalog::{ColumnDescriptor, ColumnMeta, votable_type};
+use crate::catalog::{ColumnDescriptor, ColumnMeta, declared_type};
 use crate::engine::TableMeta;
 use crate::error::VoError;
 
@@ -240,16 +240,15 @@ pub fn batches(tables: &[TableMeta]) -> Result<Vec<(&'static str, RecordBatch)>,
             cols.push((name.clone(), c, i));
         }
     }
-    let types: Vec<(&str, Option<&str>)> = cols
-        .iter()
-        .map(|(_, c, _)| votable_type(c.arrow_type.as_ref().unwrap_or(&DataType::Utf8)))
-        .collect();
+    let declared: Vec<(&str, Option<&str>, Option<String>)> =
+        cols.iter().map(|(_, c, _)| declared_type(c)).collect();
+    let types: Vec<(&str, Option<&str>)> = declared.iter().map(|(d, a, _)| (*d, *a)).collect();
     let column_rows = vec![
         strings(cols.iter().map(|(t, _, _)| Some(t.as_str()))),
         strings(cols.iter().map(|(_, c, _)| Some(c.name.as_str()))),
         strings(types.iter().map(|(d, _)| Some(*d))),
         strings(types.iter().map(|(_, a)| *a)),
-        strings(cols.iter().map(|(_, c, _)| c.xtype.as_deref())),
+        strings(declared.iter().map(|(_, _, x)| x.as_deref())),
         ints(types.iter().map(|(_, a)| a.and_then(|a| a.parse().ok()))),
         strings(
             cols.iter()

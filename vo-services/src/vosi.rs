@@ -4,7 +4,7 @@
 //! DALI examples page (RDFa, one `property="query"` per example).
 
 use crate::adql::functions::FunctionCatalog;
-use crate::catalog::{ColumnMeta, votable_type};
+use crate::catalog::{ColumnMeta, declared_type};
 use crate::engine::TableMeta;
 use crate::error::xml_escape;
 use crate::output::Format;
@@ -282,12 +282,7 @@ fn table_element(table: &TableMeta, tag: &str, detail_min: bool, esa: bool) -> S
 
 fn column_element(column: &ColumnMeta, esa: bool) -> String {
     let d = &column.descriptor;
-    let data_type = column
-        .arrow_type
-        .clone()
-        .map(|t| crate::output::canonical_type(&t))
-        .unwrap_or(arrow_schema::DataType::Utf8);
-    let (datatype, arraysize) = votable_type(&data_type);
+    let (datatype, arraysize, xtype) = declared_type(column);
     let mut out = if esa {
         format!(
             "<column esatapplus:flags=\"{}\">\n<name>{}</name>\n",
@@ -307,7 +302,7 @@ fn column_element(column: &ColumnMeta, esa: bool) -> String {
             out.push_str(&format!("<{tag}>{}</{tag}>\n", xml_escape(value)));
         }
     }
-    let arraysize = match column.xtype.as_deref() {
+    let arraysize = match xtype.as_deref() {
         Some("point") => Some("2"),
         Some("circle") => Some("3"),
         _ => arraysize,
@@ -316,7 +311,7 @@ fn column_element(column: &ColumnMeta, esa: bool) -> String {
     if let Some(arraysize) = arraysize {
         out.push_str(&format!(" arraysize=\"{arraysize}\""));
     }
-    if let Some(xtype) = &column.xtype {
+    if let Some(xtype) = &xtype {
         out.push_str(&format!(" extendedType=\"{}\"", xml_escape(xtype)));
     }
     out.push_str(&format!(">{datatype}</dataType>\n"));

@@ -169,7 +169,7 @@ const COLUMNS: [(&str, &str, &str, &str, &str); 30] = [
     ),
     (
         "s_region",
-        "deg",
+        "",
         "pos.outline;obs.field",
         "Char.SpatialAxis.Coverage.Support.Area",
         "Footprint: the image outline through its WCS (ICRS)",
@@ -441,7 +441,7 @@ fn describe_columns(descriptor: &mut TableDescriptor) {
         column.flags = 0;
         column.indexed = matches!(column.name.as_str(), "s_ra" | "s_dec" | "obs_publisher_did");
         column.xtype = if column.name == "s_region" {
-            "polygon".into()
+            crate::catalog::REGION_XTYPE.into()
         } else {
             String::new()
         };
