@@ -78,3 +78,83 @@ def hip2(up):
     import pyarrow.parquet as pq
     table = pq.read_table(os.path.join(up.home, "sample/catalogs/hip2.parquet"), columns=["hip", "ra_deg", "dec_deg", "hpmag"])
     return {name: table[name].to_numpy() for name in table.column_names}
+
+
+IMAGES_PORT = 18768
+IMAGES_METRICS_PORT = 18773
+S3_ENDPOINT = "http://127.0.0.1:18333"
+
+
+def s3_client():
+    import boto3
+    from botocore.config import Config
+    return boto3.client("s3", endpoint_url=S3_ENDPOINT, region_name="us-east-1",
+                        aws_access_key_id="colotest", aws_secret_access_key="colotestsecret-s3",
+                        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 10}))
+
+
+class Images:
+    """`colo up --config` over a local and an S3 image volume (see images_fixture.py)."""
+
+    def __init__(self, base, config, folder, proc):
+        self.base, self.config, self.folder, self.proc = base, config, folder, proc
+        self.url = f"http://127.0.0.1:{IMAGES_PORT}"
+        self.metrics = f"http://127.0.0.1:{IMAGES_METRICS_PORT}/metrics"
+
+    def ingest(self, target):
+        out = subprocess.run([BIN, "ingest", "images", target, "--config", self.config],
+                             capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr
+        return out.stderr
+
+
+@pytest.fixture(scope="session")
+def images():
+    from images_fixture import build_local, put_big
+    base = os.path.join(RUN, "vo-images")
+    shutil.rmtree(base, ignore_errors=True)
+    folder = os.path.join(base, "volume")
+    os.makedirs(folder)
+    build_local(folder, os.environ["COLO_CACHE"], os.environ["COLO_VENV"])
+    s3 = s3_client()
+    try:
+        s3.create_bucket(Bucket="colo-images")
+    except s3.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    for name in ["ukidss_zpn.fits", "hcn_cube.fits"]:
+        s3.upload_file(os.path.join(folder, name), "colo-images", f"remote/{name}")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="colo-images").get("Contents", [])]
+    if "synthetic_big.fits" not in keys:
+        put_big(s3, "colo-images")
+    config = os.path.join(base, "colo.toml")
+    with open(config, "w") as f:
+        f.write(f"""metrics_listen = "127.0.0.1:{IMAGES_METRICS_PORT}"
+mount_root = "{base}/mnt"
+[cache]
+dir = "{base}/cache"
+memory_mib = 64
+[services]
+listen = "127.0.0.1:{IMAGES_PORT}"
+tables_dir = "{base}/tables"
+jobs_dir = "{base}/jobs"
+[[volume]]
+name = "images"
+url = "file://{folder}"
+[[volume]]
+name = "images-s3"
+url = "s3://colo-images/"
+endpoint = "{S3_ENDPOINT}"
+access_key_id = "colotest"
+secret_access_key = "colotestsecret-s3"
+""")
+    first = Images(base, config, folder, None)
+    report = first.ingest("images")
+    first.first_report = report
+    first.ingest("images-s3")
+    home = os.path.join(base, "home")
+    os.makedirs(home)
+    proc = Process(["up", "--config", config], home, base)
+    images = Images(base, config, folder, proc)
+    images.first_report = report
+    yield images
+    proc.stop()

@@ -410,12 +410,15 @@ fn linear_matrix(h: &Header, n: usize, lon_axis: usize, lat_axis: usize) -> Vec<
         }
         return m;
     }
-    let has_pc = (1..=n).any(|i| (1..=n).any(|j| h.contains(&format!("PC{i}_{j}"))));
+    // PCi_j, or the pre-standard PC00i00j form (Paper I draft) still found in old archives.
+    let pc_value = |i: usize, j: usize| {
+        h.float(&format!("PC{i}_{j}"))
+            .or_else(|| h.float(&format!("PC{i:03}{j:03}")))
+    };
+    let has_pc = (1..=n).any(|i| (1..=n).any(|j| pc_value(i, j).is_some()));
     for (i, row) in m.iter_mut().enumerate() {
         for (j, cell) in row.iter_mut().enumerate() {
-            let pc = h
-                .float(&format!("PC{}_{}", i + 1, j + 1))
-                .unwrap_or(if i == j { 1.0 } else { 0.0 });
+            let pc = pc_value(i + 1, j + 1).unwrap_or(if i == j { 1.0 } else { 0.0 });
             *cell = cdelt[i] * pc;
         }
     }
