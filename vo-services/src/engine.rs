@@ -415,8 +415,7 @@ fn regions_as_text(
         }
         Ok(RecordBatch::try_new(out_schema.clone(), arrays)?)
     });
-    let adapter =
-        datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, mapped);
+    let adapter = datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, mapped);
     (columns, Box::pin(adapter))
 }
 
@@ -511,7 +510,7 @@ async fn listing_table(
                     crate::catalog::REGION_XTYPE => Some("polygon".to_string()),
                     other => Some(other.to_string()),
                 }
-                    .or_else(|| implied_xtype(field.data_type()).map(String::from)),
+                .or_else(|| implied_xtype(field.data_type()).map(String::from)),
                 descriptor: column,
             }
         })
