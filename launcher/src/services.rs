@@ -72,7 +72,11 @@ pub async fn serve_and_wait(settings: &ServiceSettings, config: Option<&Path>) -
             {
                 None
             }
-            Err(e) => return Err(e.into()),
+            // The services do not need the volumes to serve tables: say what is missing and go on.
+            Err(e) => {
+                eprintln!("colo: volumes not opened ({e}); images on them cannot be served");
+                None
+            }
         },
         None => None,
     };
