@@ -149,3 +149,15 @@ pub fn all<'a>(values: &'a [(String, String)], name: &str) -> Vec<&'a str> {
         .map(|(_, v)| v.as_str())
         .collect()
 }
+
+/// VOSI availability of the image services (they are up when TAP is).
+pub async fn availability(
+    axum::extract::State(state): axum::extract::State<crate::AppState>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [(header::CONTENT_TYPE, "text/xml")],
+        crate::vosi::availability(&state.tap.up_since),
+    )
+        .into_response()
+}

@@ -12,7 +12,7 @@
 //! §2.3, DALI §4.2).
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::StreamExt;
@@ -28,7 +28,7 @@ pub fn routes() -> axum::Router<AppState> {
     axum::Router::new()
         .route("/query", get(query).post(query))
         .route("/capabilities", get(capabilities))
-        .route("/availability", get(availability))
+        .route("/availability", get(crate::images::availability))
 }
 
 /// (parameter, ObsCore column) for numeric interval parameters.
@@ -394,15 +394,6 @@ async fn capabilities(headers: HeaderMap) -> Response {
     (
         [(header::CONTENT_TYPE, "text/xml")],
         crate::vosi::simple_capabilities(&base, &[("ivo://ivoa.net/std/SIA#query-2.0", "query")]),
-    )
-        .into_response()
-}
-
-async fn availability(State(state): State<AppState>) -> Response {
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/xml")],
-        crate::vosi::availability(&state.tap.up_since),
     )
         .into_response()
 }

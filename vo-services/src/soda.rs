@@ -23,7 +23,7 @@ pub fn routes() -> axum::Router<AppState> {
     axum::Router::new()
         .route("/sync", get(sync).post(sync))
         .route("/capabilities", get(capabilities))
-        .route("/availability", get(availability))
+        .route("/availability", get(crate::images::availability))
 }
 
 /// A SODA error: status and `text/plain` with the standard prefix.
@@ -192,14 +192,6 @@ async fn capabilities(headers: HeaderMap) -> Response {
     (
         [(header::CONTENT_TYPE, "text/xml")],
         crate::vosi::simple_capabilities(&base, &[("ivo://ivoa.net/std/SODA#sync-1.0", "sync")]),
-    )
-        .into_response()
-}
-
-async fn availability(State(state): State<AppState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/xml")],
-        crate::vosi::availability(&state.tap.up_since),
     )
         .into_response()
 }
