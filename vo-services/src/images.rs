@@ -161,3 +161,18 @@ pub async fn availability(
     )
         .into_response()
 }
+
+/// VOSI capabilities of the image service mounted at `/<service>`, listing `(standardID, path)`.
+pub fn capabilities(
+    headers: &HeaderMap,
+    service: &str,
+    endpoints: &[(&str, &str)],
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let base = format!("{}/{service}", root_url(headers));
+    (
+        [(header::CONTENT_TYPE, "text/xml")],
+        crate::vosi::simple_capabilities(&base, endpoints),
+    )
+        .into_response()
+}

@@ -390,12 +390,11 @@ fn datalink_descriptor(root: &str) -> String {
 }
 
 async fn capabilities(headers: HeaderMap) -> Response {
-    let base = format!("{}/sia", root_url(&headers));
-    (
-        [(header::CONTENT_TYPE, "text/xml")],
-        crate::vosi::simple_capabilities(&base, &[("ivo://ivoa.net/std/SIA#query-2.0", "query")]),
+    crate::images::capabilities(
+        &headers,
+        "sia",
+        &[("ivo://ivoa.net/std/SIA#query-2.0", "query")],
     )
-        .into_response()
 }
 
 #[cfg(test)]

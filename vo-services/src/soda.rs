@@ -16,7 +16,7 @@ use crate::AppState;
 use crate::cutout::{CutoutSpec, cut};
 use crate::dali;
 use crate::error::VoError;
-use crate::images::{all, root_url};
+use crate::images::all;
 use crate::tap::read_params;
 
 pub fn routes() -> axum::Router<AppState> {
@@ -188,12 +188,11 @@ async fn sync(State(state): State<AppState>, request: Request) -> Response {
 }
 
 async fn capabilities(headers: HeaderMap) -> Response {
-    let base = format!("{}/soda", root_url(&headers));
-    (
-        [(header::CONTENT_TYPE, "text/xml")],
-        crate::vosi::simple_capabilities(&base, &[("ivo://ivoa.net/std/SODA#sync-1.0", "sync")]),
+    crate::images::capabilities(
+        &headers,
+        "soda",
+        &[("ivo://ivoa.net/std/SODA#sync-1.0", "sync")],
     )
-        .into_response()
 }
 
 #[cfg(test)]

@@ -377,17 +377,13 @@ async fn sync_query(
 
 /// The TAP base URL as the client sees it (scheme, host and the mount path).
 fn base_url(headers: &HeaderMap, uri: &OriginalUri, suffix: &str) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("127.0.0.1");
-    let scheme = headers
-        .get("x-forwarded-proto")
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("http");
     let path = uri.path();
     let mount = path.find(suffix).map_or(path, |at| &path[..at]);
-    format!("{scheme}://{host}{}", mount.trim_end_matches('/'))
+    format!(
+        "{}{}",
+        crate::images::root_url(headers),
+        mount.trim_end_matches('/')
+    )
 }
 
 fn xml(body: String) -> Response {
