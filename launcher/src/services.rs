@@ -34,7 +34,7 @@ pub async fn start(settings: &ServiceSettings, volumes: Volumes) -> Result<Strin
     let state = AppState::open(&settings.service, volumes)
         .await
         .context("opening the published tables")?;
-    colo_vo_services::tap::spawn_sweeper(state.tap.jobs.clone());
+    state.spawn_sweepers();
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router(state)).await {
             tracing::error!(error = %e, "the services stopped");
@@ -56,7 +56,7 @@ fn republish_obscore(tables_dir: &Path, base_url: &str) -> Result<()> {
 pub fn announce(base_url: &str) {
     eprintln!("colo: TAP at {base_url}/tap (astroquery ESA modules: {base_url}/tap-server/tap)");
     eprintln!(
-        "colo: SIA 2.0 at {base_url}/sia/query, DataLink at {base_url}/datalink/links, SODA at {base_url}/soda/sync"
+        "colo: SIA 2.0 at {base_url}/sia/query, DataLink at {base_url}/datalink/links, SODA at {base_url}/soda/sync and /soda/async"
     );
     println!("tap {base_url}/tap");
 }

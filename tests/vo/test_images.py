@@ -15,6 +15,7 @@ from astropy.io import fits
 from astropy.wcs import WCS
 import astropy.units as u
 import pyvo
+from pyvo.io import uws
 
 from images_fixture import BIG_SIDE, PROJECTIONS, big_header
 
@@ -231,6 +232,74 @@ def test_soda_errors_and_no_overlap(images):
     assert r.status_code == 204 and r.content == b""
     cube = did("hcn_cube.fits")
     assert soda(images, ID=cube, BAND="1 2").status_code == 204
+
+
+def soda_job(images, params, wait_s=60):
+    """Creates and runs a SODA async job; returns (job URL, parsed job after it finished)."""
+    r = requests.post(images.url + "/soda/async", data=params + [("PHASE", "RUN")],
+                      allow_redirects=False, timeout=60)
+    assert r.status_code == 303, r.text
+    url = r.headers["location"]
+    for _ in range(wait_s):
+        r = requests.get(url, params={"WAIT": "1"}, timeout=60)
+        job = uws.parse_job(io.BytesIO(r.content))
+        if job.phase not in ("PENDING", "QUEUED", "EXECUTING"):
+            return url, job
+    raise AssertionError(f"job {url} still {job.phase}")
+
+
+def test_soda_async_makes_one_result_per_combination_equal_to_sync(images):
+    names = ["ukidss_zpn.fits", "sip-wcs.fits"]
+    circles = []
+    for name in names:
+        h = next(h for h in fits.open(f"{images.folder}/{name}") if h.is_image and h.data is not None)
+        w = WCS(h.header).celestial
+        ny, nx = h.data.shape[-2:]
+        c = world(w, nx / 2, ny / 2)
+        circles.append(f"{c.ra.deg} {c.dec.deg} {5 * abs(w.proj_plane_pixel_scales()[0].to_value(u.deg))}")
+    # Every ID x region, in that order; those that miss the data make no result.
+    expected = []
+    for name in names:
+        for circle in circles:
+            r = soda(images, ID=did(name), CIRCLE=circle)
+            assert r.status_code in (200, 204)
+            if r.status_code == 200:
+                expected.append(r.content)
+    assert len(expected) == 2, "each circle lies on its own image only"
+    params = [("ID", did(n)) for n in names] + [("CIRCLE", c) for c in circles] + [("RUNID", "two cutouts")]
+    url, job = soda_job(images, params)
+    assert job.phase == "COMPLETED", job.phase
+    assert job.runid == "two cutouts"
+    got = [requests.get(r.href, timeout=60) for r in job.results]
+    assert [r.id_ for r in job.results] == ["cutout-1", "cutout-2"]
+    assert [r.mimetype for r in job.results] == ["application/fits"] * 2
+    assert all(r.headers["content-type"] == "application/fits" for r in got)
+    assert [r.content for r in got] == expected
+    assert int(job.results[0].size) == len(expected[0])
+    # The job stays listed and can be deleted.
+    jobs = uws.parse_job_list(io.BytesIO(requests.get(images.url + "/soda/async", timeout=60).content))
+    assert any(j.jobid == job.jobid for j in jobs)
+    assert requests.delete(url, allow_redirects=False, timeout=60).status_code == 303
+    assert requests.get(url, timeout=60).status_code == 404
+
+
+def test_soda_async_errors_are_job_errors_with_the_soda_prefix(images):
+    for params, prefix in [
+        ([("ID", "ivo://colo.local/images?images/nothing.fits")], "UsageError"),
+        ([("ID", did("ukidss_zpn.fits")), ("CIRCLE", "1 2")], "UsageError"),
+        ([("CIRCLE", "1 2 0.1")], "UsageError"),
+    ]:
+        url, job = soda_job(images, params)
+        assert job.phase == "ERROR", (params, job.phase)
+        r = requests.get(url + "/error", timeout=60)
+        assert r.headers["content-type"].startswith("text/plain")
+        assert r.text.startswith(prefix + ":"), r.text
+        assert job.errorsummary.message.content.startswith(prefix + ":")
+    # A region off every image: the job completes with no result.
+    url, job = soda_job(images, [("ID", did("ukidss_zpn.fits")), ("CIRCLE", "10 -80 0.01")])
+    assert job.phase == "COMPLETED" and list(job.results) == []
+    caps = requests.get(images.url + "/soda/capabilities", timeout=60).text
+    assert 'standardID="ivo://ivoa.net/std/SODA#async-1.0"' in caps
 
 
 def test_sia_errors_are_votable_usage_faults(images):

@@ -19,7 +19,7 @@ use crate::AppState;
 use crate::error::{VoError, xml_escape};
 use crate::images::{all, root_url};
 use crate::obscore::ImageRecord;
-use crate::tap::read_params;
+use crate::request::read_params;
 
 /// DataLink's MIME type.
 pub const LINKS_CONTENT_TYPE: &str = "application/x-votable+xml;content=datalink";

@@ -71,6 +71,13 @@ pub enum VoError {
     /// A dataset identifier that names nothing published here.
     #[error("{id}: no such dataset is published here")]
     NotFound { id: String },
+    /// A SODA fault: the text starts with its standard prefix (`UsageError`,
+    /// `MultiValuedParamNotSupported`, `Error`; SODA 1.0 §5.2).
+    #[error("{fault}: {message}")]
+    Fault {
+        fault: &'static str,
+        message: String,
+    },
     /// DataFusion failed where the query was not to blame (registration, schema inference).
     #[error("query engine: {0}")]
     Engine(#[from] datafusion::error::DataFusionError),
@@ -96,6 +103,11 @@ impl VoError {
             VoError::JobNotFound { .. } | VoError::NotFound { .. } => StatusCode::NOT_FOUND,
             VoError::Origin { .. } => StatusCode::SERVICE_UNAVAILABLE,
             VoError::JobState { .. } => StatusCode::CONFLICT,
+            VoError::Fault { fault, .. } => match *fault {
+                "UsageError" | "MultiValuedParamNotSupported" => StatusCode::BAD_REQUEST,
+                "ServiceUnavailable" => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            },
             VoError::Execution { .. }
             | VoError::Io { .. }
             | VoError::Descriptor { .. }

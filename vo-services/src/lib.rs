@@ -20,6 +20,7 @@ pub mod ingest;
 pub mod obscore;
 pub mod output;
 pub mod preview;
+pub mod request;
 pub mod sia;
 pub mod sky;
 pub mod soda;
@@ -53,6 +54,8 @@ pub struct AppState {
     pub tap: tap::TapState,
     /// Published images (SIA, DataLink, SODA).
     pub images: images::ImageState,
+    /// SODA's async cutout jobs (`<jobs>/soda/`).
+    pub cutout_jobs: Arc<uws::JobStore>,
 }
 
 impl AppState {
@@ -69,7 +72,8 @@ impl AppState {
                 config.limits.execution_duration_secs,
             ),
         };
-        let jobs = uws::JobStore::open(&config.jobs_dir, limits)?;
+        let jobs = uws::JobStore::open(&config.jobs_dir, limits.clone())?;
+        let cutout_jobs = uws::JobStore::open(&config.jobs_dir.join("soda"), limits)?;
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(60))
             .build()
@@ -86,20 +90,27 @@ impl AppState {
                 http,
             },
             images,
+            cutout_jobs,
         })
+    }
+
+    /// Deletes expired TAP and SODA jobs once a minute.
+    pub fn spawn_sweepers(&self) {
+        uws::spawn_sweeper(self.tap.jobs.clone());
+        uws::spawn_sweeper(self.cutout_jobs.clone());
     }
 }
 
 /// The HTTP app: TAP at `/tap` and, for astroquery's ESA modules, at `/tap-server/tap`.
 pub fn router(state: AppState) -> axum::Router {
     let body_limit = state.tap.limits.upload_limit_bytes as usize + 1024 * 1024;
-    let tap = tap::routes().with_state(state.tap.clone());
+    let tap = tap::routes(state.tap.clone());
     axum::Router::new()
         .nest("/tap", tap.clone())
         .nest("/tap-server/tap", tap)
         .nest("/sia", sia::routes().with_state(state.clone()))
         .nest("/datalink", datalink::routes().with_state(state.clone()))
-        .nest("/soda", soda::routes().with_state(state))
+        .nest("/soda", soda::routes(state))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::map_response(server_header))
 }

@@ -22,7 +22,7 @@ use crate::dali::{self, Shape};
 use crate::error::{VoError, votable_error_document, xml_escape};
 use crate::images::{all, root_url};
 use crate::output::{Ending, ResultWriter, votable::VotableWriter};
-use crate::tap::read_params;
+use crate::request::read_params;
 
 pub fn routes() -> axum::Router<AppState> {
     axum::Router::new()

@@ -1,11 +1,16 @@
-//! SODA 1.0 sync at `/soda/sync` (+ VOSI capabilities and availability).
+//! SODA 1.0 at `/soda`: `sync`, `async` (UWS 1.1), VOSI capabilities and availability.
 //!
-//! Parameters: `ID` (exactly one), one region (`CIRCLE`, `POLYGON` or `POS`), `BAND` (metres),
-//! `TIME` (MJD; a dataset whose time range misses it gives no overlap), `POL` (repeatable; all
-//! states in one output). No filter at all returns the whole image HDU. The answer is a FITS file
-//! (see [`crate::cutout`]), HTTP 204 when the constraints miss the data, and errors are
-//! `text/plain` starting with `UsageError:`, `MultiValuedParamNotSupported:` or `Error:` (SODA
-//! §5.2, DALI §4.2).
+//! Parameters: `ID`, a region (`CIRCLE`, `POLYGON` or `POS`), `BAND` (metres), `TIME` (MJD; a
+//! dataset whose time range misses it gives no overlap), `POL` (repeatable; all states in one
+//! output). No filter at all returns the whole image HDU. A sync request takes one value of each
+//! (several POL); an async job takes several IDs, regions and bands and makes one cutout per
+//! combination that overlaps the data, each a result named `cutout-N` (SODA 1.0 §3.2: multiple
+//! values are the async mode's business). The answer is a FITS file (see [`crate::cutout`]), HTTP
+//! 204 (sync) or no result (async) when the constraints miss the data, and errors are `text/plain`
+//! starting with `UsageError:`, `MultiValuedParamNotSupported:` or `Error:` (SODA §5.2, DALI §4.2)
+//! — in an async job, its `/error` resource.
+
+use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -14,161 +19,222 @@ use axum::routing::get;
 
 use crate::AppState;
 use crate::cutout::{CutoutSpec, cut};
-use crate::dali;
+use crate::dali::{self, Shape};
 use crate::error::VoError;
-use crate::images::all;
-use crate::tap::read_params;
+use crate::images::{ImageState, all};
+use crate::obscore::ImageRecord;
+use crate::request::read_params;
+use crate::uws::http::{JobRunner, UwsService};
+use crate::uws::{Job, JobStore, ResultStream};
 
-pub fn routes() -> axum::Router<AppState> {
+/// Most cutouts one async job may make (IDs × regions × bands).
+pub const MAX_CUTOUTS_PER_JOB: usize = 1000;
+
+pub fn routes(state: AppState) -> axum::Router {
+    let jobs = UwsService {
+        jobs: state.cutout_jobs.clone(),
+        limits: state.tap.limits.clone(),
+        runner: Arc::new(CutoutJobs {
+            images: state.images.clone(),
+        }),
+    };
     axum::Router::new()
         .route("/sync", get(sync).post(sync))
         .route("/capabilities", get(capabilities))
         .route("/availability", get(crate::images::availability))
+        .with_state(state)
+        .nest("/async", crate::uws::http::routes().with_state(jobs))
 }
 
-/// A SODA error: status and `text/plain` with the standard prefix.
-fn error(status: StatusCode, prefix: &str, message: &str) -> Response {
+/// A SODA error: the error's own status and `text/plain` with the standard prefix.
+fn error_response(e: &VoError) -> Response {
+    let fault = as_fault(e);
     (
-        status,
+        e.status(),
         [(header::CONTENT_TYPE, "text/plain")],
-        format!("{prefix}: {message}\n"),
+        format!("{}\n", fault.client_message()),
     )
         .into_response()
 }
 
-fn from_vo(e: &VoError) -> Response {
-    match e {
-        VoError::BadParameter { .. } | VoError::NotFound { .. } => {
-            error(e.status(), "UsageError", &e.client_message())
+/// Any error as a SODA fault (its prefix chosen by kind).
+fn as_fault(e: &VoError) -> VoError {
+    let fault = match e {
+        VoError::Fault { fault, message } => {
+            return VoError::Fault {
+                fault,
+                message: message.clone(),
+            };
         }
-        VoError::Origin { .. } => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ServiceUnavailable",
-            &e.client_message(),
-        ),
-        _ => error(e.status(), "Error", &e.client_message()),
+        VoError::BadParameter { .. } | VoError::NotFound { .. } => "UsageError",
+        VoError::Origin { .. } => "ServiceUnavailable",
+        _ => "Error",
+    };
+    VoError::Fault {
+        fault,
+        message: e.client_message(),
     }
 }
 
-/// The cutout request from SODA parameters; errors as (prefix, message).
-pub fn parse_spec(values: &[(String, String)]) -> Result<CutoutSpec, (&'static str, String)> {
-    let usage = |e: dali::BadValue| ("UsageError", e.to_string());
-    let mut regions = Vec::new();
-    for v in all(values, "CIRCLE") {
-        regions.push(dali::circle("CIRCLE", v).map_err(usage)?);
+fn usage(message: impl Into<String>) -> VoError {
+    VoError::Fault {
+        fault: "UsageError",
+        message: message.into(),
     }
-    for v in all(values, "POLYGON") {
-        regions.push(dali::polygon("POLYGON", v).map_err(usage)?);
+}
+
+fn multi_valued(message: &str) -> VoError {
+    VoError::Fault {
+        fault: "MultiValuedParamNotSupported",
+        message: message.into(),
     }
-    for v in all(values, "POS") {
-        regions.push(dali::pos("POS", v).map_err(usage)?);
-    }
-    if regions.len() > 1 {
-        return Err((
-            "MultiValuedParamNotSupported",
-            "give one region (CIRCLE, POLYGON or POS) per sync request".into(),
-        ));
-    }
-    let bands = all(values, "BAND");
-    if bands.len() > 1 {
-        return Err((
-            "MultiValuedParamNotSupported",
-            "give one BAND per sync request".into(),
-        ));
-    }
-    let band_m = match bands.first() {
-        Some(v) => {
-            let (lo, hi) = dali::interval("BAND", v).map_err(usage)?;
-            if hi <= 0.0 {
-                return Err((
-                    "UsageError",
-                    format!("BAND: {v:?}: wavelengths are positive metres"),
-                ));
-            }
-            Some((lo, hi))
+}
+
+/// The constraints of a request, every value of each.
+#[derive(Debug, Default)]
+pub struct Constraints {
+    pub regions: Vec<Shape>,
+    /// Vacuum wavelength intervals, metres.
+    pub bands_m: Vec<(f64, f64)>,
+    /// MJD intervals.
+    pub times_mjd: Vec<(f64, f64)>,
+    /// Stokes names, all in one output.
+    pub pol: Vec<String>,
+}
+
+impl Constraints {
+    /// Reads CIRCLE, POLYGON, POS, BAND, TIME and POL; RESPONSEFORMAT must be FITS.
+    pub fn parse(values: &[(String, String)]) -> Result<Constraints, VoError> {
+        let bad = |e: dali::BadValue| usage(e.to_string());
+        let mut out = Constraints::default();
+        for v in all(values, "CIRCLE") {
+            out.regions.push(dali::circle("CIRCLE", v).map_err(bad)?);
         }
-        None => None,
-    };
-    let pol = all(values, "POL")
-        .into_iter()
-        .flat_map(|v| v.split_whitespace())
-        .map(|s| s.to_ascii_uppercase())
-        .collect();
-    Ok(CutoutSpec {
-        region: regions.pop(),
-        band_m,
-        pol,
-    })
+        for v in all(values, "POLYGON") {
+            out.regions.push(dali::polygon("POLYGON", v).map_err(bad)?);
+        }
+        for v in all(values, "POS") {
+            out.regions.push(dali::pos("POS", v).map_err(bad)?);
+        }
+        for v in all(values, "BAND") {
+            let (lo, hi) = dali::interval("BAND", v).map_err(bad)?;
+            if hi <= 0.0 {
+                return Err(usage(format!(
+                    "BAND: {v:?}: wavelengths are positive metres"
+                )));
+            }
+            out.bands_m.push((lo, hi));
+        }
+        for v in all(values, "TIME") {
+            out.times_mjd.push(dali::interval("TIME", v).map_err(bad)?);
+        }
+        out.pol = all(values, "POL")
+            .into_iter()
+            .flat_map(|v| v.split_whitespace())
+            .map(|s| s.to_ascii_uppercase())
+            .collect();
+        for format in all(values, "RESPONSEFORMAT") {
+            let f = format.to_ascii_lowercase();
+            if !(f.is_empty() || f.contains("fits")) {
+                return Err(usage(format!(
+                    "RESPONSEFORMAT {format:?}: cutouts are FITS (application/fits)"
+                )));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Refuses more than one region, band or time (a sync request).
+    pub fn single(&self) -> Result<(), VoError> {
+        if self.regions.len() > 1 {
+            return Err(multi_valued(
+                "give one region (CIRCLE, POLYGON or POS) per sync request, or use async",
+            ));
+        }
+        if self.bands_m.len() > 1 {
+            return Err(multi_valued("give one BAND per sync request, or use async"));
+        }
+        if self.times_mjd.len() > 1 {
+            return Err(multi_valued("give one TIME per sync request, or use async"));
+        }
+        Ok(())
+    }
+
+    /// One cutout per region × band (a missing one is no constraint).
+    pub fn specs(&self) -> Vec<CutoutSpec> {
+        let regions: Vec<Option<Shape>> = if self.regions.is_empty() {
+            vec![None]
+        } else {
+            self.regions.iter().cloned().map(Some).collect()
+        };
+        let bands: Vec<Option<(f64, f64)>> = if self.bands_m.is_empty() {
+            vec![None]
+        } else {
+            self.bands_m.iter().copied().map(Some).collect()
+        };
+        let mut specs = Vec::new();
+        for region in &regions {
+            for band_m in &bands {
+                specs.push(CutoutSpec {
+                    region: region.clone(),
+                    band_m: *band_m,
+                    pol: self.pol.clone(),
+                });
+            }
+        }
+        specs
+    }
+
+    /// Whether the dataset's time range meets any TIME interval (no TIME, or no dates: yes).
+    pub fn time_overlaps(&self, record: &ImageRecord) -> bool {
+        let (Some(t0), Some(t1)) = (record.t_min, record.t_max) else {
+            return true;
+        };
+        self.times_mjd.is_empty() || self.times_mjd.iter().any(|&(lo, hi)| t1 >= lo && t0 <= hi)
+    }
+}
+
+/// One cutout of one dataset: the FITS bytes, or `None` when it misses the data.
+async fn cut_dataset(
+    images: &ImageState,
+    record: &ImageRecord,
+    spec: &CutoutSpec,
+) -> Result<Option<Vec<u8>>, VoError> {
+    let image = images.open_hdu(record, record.hdu).await?;
+    cut(
+        image.source.as_ref(),
+        &image.header,
+        image.data_offset,
+        spec,
+    )
+    .await
 }
 
 async fn sync(State(state): State<AppState>, request: Request) -> Response {
-    let params = match read_params(request, &state.tap.limits).await {
-        Ok(p) => p,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "UsageError", &e.to_string()),
-    };
-    let ids = all(&params.values, "ID");
-    let id = match ids.as_slice() {
-        [] => return error(StatusCode::BAD_REQUEST, "UsageError", "ID is required"),
-        [one] => *one,
-        _ => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "MultiValuedParamNotSupported",
-                "give one ID per sync request",
-            );
+    let outcome = async {
+        let params = read_params(request, &state.tap.limits)
+            .await
+            .map_err(|e| usage(e.to_string()))?;
+        let ids = all(&params.values, "ID");
+        let id = match ids.as_slice() {
+            [] => return Err(usage("ID is required")),
+            [one] => *one,
+            _ => return Err(multi_valued("give one ID per sync request, or use async")),
+        };
+        let constraints = Constraints::parse(&params.values)?;
+        constraints.single()?;
+        let record = state.images.find(id)?;
+        if !constraints.time_overlaps(record) {
+            return Ok(None);
         }
-    };
-    if let Some(format) = params.get("RESPONSEFORMAT") {
-        let f = format.to_ascii_lowercase();
-        if !(f.is_empty() || f.contains("fits")) {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "UsageError",
-                &format!("RESPONSEFORMAT {format:?}: cutouts are FITS (application/fits)"),
-            );
-        }
-    }
-    let spec = match parse_spec(&params.values) {
-        Ok(spec) => spec,
-        Err((prefix, message)) => return error(StatusCode::BAD_REQUEST, prefix, &message),
-    };
-    let record = match state.images.find(id) {
-        Ok(r) => r,
-        Err(e) => return from_vo(&e),
-    };
-    let times = all(&params.values, "TIME");
-    if times.len() > 1 {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "MultiValuedParamNotSupported",
-            "give one TIME",
-        );
-    }
-    if let Some(t) = times.first() {
-        match dali::interval("TIME", t) {
-            Err(e) => return error(StatusCode::BAD_REQUEST, "UsageError", &e.to_string()),
-            Ok((lo, hi)) => {
-                if let (Some(t0), Some(t1)) = (record.t_min, record.t_max)
-                    && (t1 < lo || t0 > hi)
-                {
-                    return StatusCode::NO_CONTENT.into_response();
-                }
-            }
-        }
-    }
-    let result = async {
-        let image = state.images.open_hdu(record, record.hdu).await?;
-        cut(
-            image.source.as_ref(),
-            &image.header,
-            image.data_offset,
-            &spec,
-        )
-        .await
+        let spec = constraints.specs().remove(0);
+        Ok(cut_dataset(&state.images, record, &spec)
+            .await?
+            .map(|fits| (record, fits)))
     }
     .await;
-    match result {
-        Ok(Some(fits)) => {
+    match outcome {
+        Ok(Some((record, fits))) => {
             let stem = record.obs_id.rsplit('/').next().unwrap_or("cutout");
             (
                 [
@@ -183,15 +249,92 @@ async fn sync(State(state): State<AppState>, request: Request) -> Response {
                 .into_response()
         }
         Ok(None) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => from_vo(&e),
+        Err(e) => error_response(&e),
     }
+}
+
+/// SODA's async jobs: every ID × region × band, one result per cutout that has data.
+struct CutoutJobs {
+    images: ImageState,
+}
+
+impl JobRunner for CutoutJobs {
+    fn start(&self, jobs: &Arc<JobStore>, id: &str, _tapplus: bool) -> Result<Job, VoError> {
+        let images = self.images.clone();
+        jobs.start(id, move |job, sink| {
+            Box::pin(async move {
+                run_cutout_job(&images, &job, &sink)
+                    .await
+                    .map_err(|e| as_fault(&e))
+            })
+        })
+    }
+
+    fn error_response(&self, message: &str) -> Response {
+        (
+            [(header::CONTENT_TYPE, "text/plain")],
+            format!("{message}\n"),
+        )
+            .into_response()
+    }
+}
+
+async fn run_cutout_job(
+    images: &ImageState,
+    job: &Job,
+    sink: &crate::uws::ResultSink,
+) -> Result<(), VoError> {
+    let ids = all(&job.parameters, "ID");
+    if ids.is_empty() {
+        return Err(usage("ID is required"));
+    }
+    let constraints = Constraints::parse(&job.parameters)?;
+    let records = ids
+        .iter()
+        .flat_map(|v| v.split(','))
+        .filter(|v| !v.trim().is_empty())
+        .map(|id| images.find(id))
+        .collect::<Result<Vec<_>, _>>()?;
+    let specs = constraints.specs();
+    let count = records.len() * specs.len();
+    if count > MAX_CUTOUTS_PER_JOB {
+        return Err(usage(format!(
+            "{count} cutouts requested (IDs × regions × bands); one job makes at most {MAX_CUTOUTS_PER_JOB}"
+        )));
+    }
+    let mut made = 0usize;
+    for record in records {
+        if !constraints.time_overlaps(record) {
+            continue;
+        }
+        for spec in &specs {
+            if let Some(fits) = cut_dataset(images, record, spec).await? {
+                made += 1;
+                let stream: ResultStream = Box::pin(futures::stream::once(async move {
+                    Ok(bytes::Bytes::from(fits))
+                }));
+                sink.write(
+                    &format!("cutout-{made}"),
+                    "fits",
+                    "application/fits".into(),
+                    false,
+                    stream,
+                )
+                .await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn capabilities(headers: HeaderMap) -> Response {
     crate::images::capabilities(
         &headers,
         "soda",
-        &[("ivo://ivoa.net/std/SODA#sync-1.0", "sync")],
+        &[
+            ("ivo://ivoa.net/std/SODA#sync-1.0", "sync"),
+            ("ivo://ivoa.net/std/SODA#async-1.0", "async"),
+        ],
     )
 }
 
@@ -208,26 +351,40 @@ mod tests {
 
     #[test]
     fn spec_from_parameters_and_the_errors_soda_names() {
-        let spec = parse_spec(&values(&[
+        let one = Constraints::parse(&values(&[
             ("CIRCLE", "10 20 0.1"),
             ("BAND", "0.0033 0.0034"),
             ("POL", "I"),
             ("POL", "V"),
         ]))
         .expect("valid");
-        assert!(spec.region.is_some());
-        assert_eq!(spec.pol, vec!["I", "V"]);
-        let two = parse_spec(&values(&[
+        one.single().expect("one of each");
+        let specs = one.specs();
+        assert_eq!(specs.len(), 1);
+        assert!(specs[0].region.is_some());
+        assert_eq!(specs[0].pol, vec!["I", "V"]);
+        let two = Constraints::parse(&values(&[
             ("CIRCLE", "10 20 0.1"),
             ("POS", "RANGE 1 2 3 4"),
-        ]));
+            ("BAND", "0.1 0.2"),
+            ("BAND", "0.3 0.4"),
+            ("BAND", "0.5 0.6"),
+        ]))
+        .expect("valid");
+        let fault = |e: VoError| match e {
+            VoError::Fault { fault, .. } => fault,
+            other => panic!("not a fault: {other}"),
+        };
         assert_eq!(
-            two.expect_err("two regions").0,
+            fault(two.single().expect_err("two regions")),
             "MultiValuedParamNotSupported"
         );
-        let bad = parse_spec(&values(&[("POLYGON", "1 2 3")]));
-        assert_eq!(bad.expect_err("bad polygon").0, "UsageError");
-        let band = parse_spec(&values(&[("BAND", "-2 -1")]));
-        assert_eq!(band.expect_err("negative band").0, "UsageError");
+        assert_eq!(two.specs().len(), 6, "regions × bands for async");
+        let bad = Constraints::parse(&values(&[("POLYGON", "1 2 3")]));
+        assert_eq!(fault(bad.expect_err("bad polygon")), "UsageError");
+        let band = Constraints::parse(&values(&[("BAND", "-2 -1")]));
+        assert_eq!(fault(band.expect_err("negative band")), "UsageError");
+        let format = Constraints::parse(&values(&[("RESPONSEFORMAT", "text/csv")]));
+        assert_eq!(fault(format.expect_err("csv")), "UsageError");
     }
 }

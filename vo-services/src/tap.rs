@@ -14,24 +14,18 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequest, OriginalUri, Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::extract::{OriginalUri, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-mod jobs;
-
-use jobs::{
-    create_job, delete_job, job_destruction, job_document, job_error, job_execution_duration,
-    job_owner, job_parameters, job_phase, job_quote, job_result, job_results, list_jobs,
-    post_destruction, post_execution_duration, post_parameters, post_phase, post_to_job,
-};
-
 use crate::engine::{Engine, QueryResult, UploadedTable};
-use crate::error::VoError;
+use crate::error::{VoError, votable_error_document};
 use crate::output::{Format, stream_result};
+use crate::request::{base_url, is_tapplus, parse_pairs, read_params, text, xml};
 use crate::upload::parse_votable;
-use crate::uws::{JobStore, iso8601, now_secs, parse_iso8601};
+use crate::uws::http::{JobRunner, UwsService, load_job_files};
+use crate::uws::{Job, JobStore, iso8601, now_secs, parse_iso8601};
 use crate::vosi::{self, ServiceLimits};
 
 /// Shared state of the TAP service.
@@ -49,124 +43,66 @@ pub struct TapState {
     pub http: reqwest::Client,
 }
 
-/// The TAP routes (relative: nest them under a base path).
-pub fn routes() -> Router<TapState> {
+/// The TAP routes (relative: nest them under a base path); `/async` is UWS over the state's jobs.
+pub fn routes(state: TapState) -> Router {
+    let jobs = UwsService {
+        jobs: state.jobs.clone(),
+        limits: state.limits.clone(),
+        runner: Arc::new(QueryJobs {
+            state: state.clone(),
+        }),
+    };
     Router::new()
         .route("/", get(landing))
         .route("/sync", get(sync_query).post(sync_query))
-        .route("/async", get(list_jobs).post(create_job))
-        .route(
-            "/async/{id}",
-            get(job_document).post(post_to_job).delete(delete_job),
-        )
-        .route("/async/{id}/phase", get(job_phase).post(post_phase))
-        .route(
-            "/async/{id}/executionduration",
-            get(job_execution_duration).post(post_execution_duration),
-        )
-        .route(
-            "/async/{id}/destruction",
-            get(job_destruction).post(post_destruction),
-        )
-        .route("/async/{id}/error", get(job_error))
-        .route("/async/{id}/quote", get(job_quote))
-        .route("/async/{id}/owner", get(job_owner))
-        .route(
-            "/async/{id}/parameters",
-            get(job_parameters).post(post_parameters),
-        )
-        .route("/async/{id}/results", get(job_results))
-        .route("/async/{id}/results/result", get(job_result))
         .route("/capabilities", get(capabilities))
         .route("/availability", get(availability))
         .route("/tables", get(tables))
         .route("/tables/{name}", get(table))
         .route("/examples", get(examples))
         .route("/notification", get(notifications).post(notifications))
+        .with_state(state)
+        .nest("/async", crate::uws::http::routes().with_state(jobs))
 }
 
-/// Request parameters: upper-case names in order, plus multipart file parts by name.
-#[derive(Debug, Default)]
-pub struct Params {
-    pub(crate) values: Vec<(String, String)>,
-    pub(crate) files: HashMap<String, Bytes>,
+/// TAP's async jobs: an ADQL query each, its result written as the requested format.
+struct QueryJobs {
+    state: TapState,
 }
 
-impl Params {
-    pub(crate) fn get(&self, name: &str) -> Option<&str> {
-        self.values
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+impl JobRunner for QueryJobs {
+    fn start(&self, jobs: &Arc<JobStore>, id: &str, tapplus: bool) -> Result<Job, VoError> {
+        let job = jobs.get(id)?;
+        let spec = QuerySpec::from_values(&job.parameters, &self.state.limits, tapplus);
+        let state = self.state.clone();
+        let store = jobs.clone();
+        jobs.start(id, move |job, sink| {
+            Box::pin(async move {
+                let spec = spec?;
+                let files = load_job_files(&store, &job);
+                let result = run(&state, &spec, &files).await?;
+                let writer = writer_for(&spec, &result);
+                let content_type = spec.format.content_type(spec.requested_type.as_deref());
+                let stream = Box::pin(stream_result(result, writer)) as crate::uws::ResultStream;
+                sink.write(
+                    "result",
+                    spec.format.extension(),
+                    content_type,
+                    spec.gzip,
+                    stream,
+                )
+                .await
+            })
+        })
     }
-}
 
-fn parse_pairs(text: &[u8], into: &mut Vec<(String, String)>) {
-    for (key, value) in url::form_urlencoded::parse(text) {
-        into.push((key.to_ascii_uppercase(), value.into_owned()));
-    }
-}
-
-/// Reads parameters from the query string and a form or multipart body.
-pub async fn read_params(request: Request, limits: &ServiceLimits) -> Result<Params, VoError> {
-    let mut params = Params::default();
-    if let Some(query) = request.uri().query() {
-        parse_pairs(query.as_bytes(), &mut params.values);
-    }
-    let content_type = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    if content_type.starts_with("multipart/form-data") {
-        let mut multipart = axum::extract::Multipart::from_request(request, &())
-            .await
-            .map_err(|e| VoError::BadParameter {
-                name: "body".into(),
-                message: e.to_string(),
-            })?;
-        while let Some(field) = multipart
-            .next_field()
-            .await
-            .map_err(|e| VoError::BadParameter {
-                name: "body".into(),
-                message: format!("unreadable multipart body: {e}"),
-            })?
-        {
-            let name = field.name().unwrap_or_default().to_string();
-            let is_file = field.file_name().is_some();
-            let data = field.bytes().await.map_err(|e| VoError::Upload {
-                name: name.clone(),
-                message: format!(
-                    "could not read the part ({e}); uploads are limited to {} bytes",
-                    limits.upload_limit_bytes
-                ),
-            })?;
-            if is_file || data.len() > 4096 || name.eq_ignore_ascii_case("FILE") {
-                params.files.insert(name, data);
-            } else {
-                params.values.push((
-                    name.to_ascii_uppercase(),
-                    String::from_utf8_lossy(&data).into_owned(),
-                ));
-                params.files.insert(name, data);
-            }
-        }
-    } else if matches!(request.method(), &Method::POST | &Method::PUT) {
-        let body = axum::body::to_bytes(
-            request.into_body(),
-            limits.upload_limit_bytes as usize + 1024 * 1024,
+    fn error_response(&self, message: &str) -> Response {
+        (
+            [(header::CONTENT_TYPE, "application/x-votable+xml")],
+            votable_error_document(message),
         )
-        .await
-        .map_err(|e| VoError::BadParameter {
-            name: "body".into(),
-            message: format!("request body too large or unreadable: {e}"),
-        })?;
-        parse_pairs(&body, &mut params.values);
+            .into_response()
     }
-    Ok(params)
 }
 
 /// A checked query request.
@@ -375,36 +311,6 @@ async fn sync_query(
     outcome.unwrap_or_else(IntoResponse::into_response)
 }
 
-/// The TAP base URL as the client sees it (scheme, host and the mount path).
-fn base_url(headers: &HeaderMap, uri: &OriginalUri, suffix: &str) -> String {
-    let path = uri.path();
-    let mount = path.find(suffix).map_or(path, |at| &path[..at]);
-    format!(
-        "{}{}",
-        crate::images::root_url(headers),
-        mount.trim_end_matches('/')
-    )
-}
-
-fn xml(body: String) -> Response {
-    ([(header::CONTENT_TYPE, "text/xml")], body).into_response()
-}
-
-fn text(body: String) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain")], body).into_response()
-}
-
-fn see_other(location: String) -> Response {
-    (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response()
-}
-
-fn is_tapplus(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ua| ua.to_ascii_lowercase().contains("astroquery"))
-}
-
 async fn landing(headers: HeaderMap, uri: OriginalUri) -> Response {
     let base = base_url(&headers, &uri, "/\u{0}");
     text(format!(
@@ -514,17 +420,6 @@ async fn examples(State(state): State<TapState>) -> Response {
 /// astroquery's ESA modules ask for notices when they start; there are none.
 async fn notifications() -> Response {
     text(String::new())
-}
-
-/// Deletes expired jobs once a minute.
-pub fn spawn_sweeper(jobs: Arc<JobStore>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
-        loop {
-            tick.tick().await;
-            jobs.sweep();
-        }
-    })
 }
 
 /// Now, as an ISO 8601 string (for `up_since`).

@@ -1,7 +1,9 @@
-//! UWS 1.1 job store for TAP's `/async` (UWS 1.1 §2; DALI 1.1 §3 for the parameters).
+//! UWS 1.1 job store for TAP's and SODA's `/async` (UWS 1.1 §2; DALI 1.1 §3 for the parameters);
+//! the HTTP resources over it are in [`http`], shared by both services.
 //!
 //! Each job lives in `<jobs>/<id>/`: `job.toml` (phase, parameters, times, error) and, once complete,
-//! `result.<ext>`. Results are written to `result.<ext>.part` and renamed only when the query ended
+//! its results (`result.<ext>` for TAP, one file per cutout for SODA). A running job writes each
+//! result to `<name>.part` through a [`ResultSink`]; all of them are renamed only when the job ended
 //! well, so an aborted, failed or timed-out job never leaves a half-written result. The store is
 //! reloaded at start: finished jobs and their results survive a restart; jobs that were running
 //! when the service stopped are marked ERROR (their result was never published). Phase changes are
@@ -19,6 +21,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
 use crate::error::{VoError, xml_escape};
+
+pub mod http;
 
 /// UWS execution phases (UWS 1.1 §2.2.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +94,8 @@ impl Phase {
 /// A stored result file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JobResult {
+    /// Result identifier (the last segment of its URL under `results/`).
+    pub id: String,
     /// File name inside the job folder.
     pub file: String,
     /// Its media type.
@@ -127,8 +133,10 @@ pub struct Job {
     pub destruction_secs: u64,
     /// Error summary, for phase ERROR.
     pub error: Option<String>,
-    /// The result, for phase COMPLETED.
-    pub result: Option<JobResult>,
+    /// The results, for phase COMPLETED (none when a job legitimately produced nothing, such as a
+    /// SODA cutout that misses the data).
+    #[serde(default)]
+    pub results: Vec<JobResult>,
 }
 
 impl Job {
@@ -139,6 +147,29 @@ impl Job {
             .rev()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+    }
+
+    /// The `<uws:results>` element (standalone: with namespaces, for the `/results` resource).
+    pub fn results_xml(&self, job_url: &str, standalone: bool) -> String {
+        let mut out = if standalone {
+            String::from(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<uws:results xmlns:uws=\"http://www.ivoa.net/xml/UWS/v1.0\" \
+                 xmlns:xlink=\"http://www.w3.org/1999/xlink\">\n",
+            )
+        } else {
+            String::from("<uws:results>\n")
+        };
+        for result in &self.results {
+            out.push_str(&format!(
+                "<uws:result id=\"{id}\" xlink:type=\"simple\" xlink:href=\"{url}/results/{id}\" size=\"{size}\" mime-type=\"{mime}\"/>\n",
+                id = xml_escape(&result.id),
+                url = xml_escape(job_url),
+                size = result.size_bytes,
+                mime = xml_escape(&result.content_type),
+            ));
+        }
+        out.push_str("</uws:results>\n");
+        out
     }
 
     /// The job document (UWS 1.1 schema, `version="1.1"`).
@@ -184,14 +215,8 @@ impl Job {
                 xml_escape(value)
             ));
         }
-        out.push_str("</uws:parameters>\n<uws:results>\n");
-        if self.result.is_some() {
-            out.push_str(&format!(
-                "<uws:result id=\"result\" xlink:type=\"simple\" xlink:href=\"{}/results/result\"/>\n",
-                xml_escape(job_url)
-            ));
-        }
-        out.push_str("</uws:results>\n");
+        out.push_str("</uws:parameters>\n");
+        out.push_str(&self.results_xml(job_url, false));
         if let Some(error) = &self.error {
             out.push_str(&format!(
                 "<uws:errorSummary type=\"fatal\" hasDetail=\"true\">\n<uws:message>{}</uws:message>\n</uws:errorSummary>\n",
@@ -328,7 +353,7 @@ impl JobStore {
             execution_duration_secs: self.limits.execution_duration.as_secs(),
             destruction_secs: now + self.limits.retention.as_secs(),
             error: None,
-            result: None,
+            results: Vec::new(),
         };
         std::fs::create_dir_all(self.dir.join(&id)).map_err(|source| VoError::Io {
             path: self.dir.join(&id),
@@ -401,15 +426,18 @@ impl JobStore {
                     ),
                 });
             }
+            // The posted values of a name replace its old ones; repeated names (SODA's ID, POL,
+            // CIRCLE) keep every posted value, and UPLOADs accumulate across posts.
+            let parameters: Vec<(String, String)> = parameters
+                .into_iter()
+                .filter(|(name, _)| !is_control_parameter(name))
+                .collect();
+            job.parameters
+                .retain(|(k, _)| k == "UPLOAD" || !parameters.iter().any(|(name, _)| name == k));
             for (name, value) in parameters {
-                if is_control_parameter(&name) {
-                    continue;
-                }
                 if name == "RUNID" {
                     job.run_id = Some(value.chars().take(64).collect());
                 }
-                job.parameters
-                    .retain(|(k, _)| k != &name || name == "UPLOAD");
                 job.parameters.push((name, value));
             }
             Ok(())
@@ -434,15 +462,13 @@ impl JobStore {
         })
     }
 
-    /// Starts a PENDING job: `run` produces the result bytes; they go to a `.part` file renamed on
-    /// success. A job in any other phase is left as it is (UWS: RUN is ignored then).
+    /// Starts a PENDING job: `run` writes its results through the [`ResultSink`]; they are renamed
+    /// into place when it returns well, and removed when it fails, times out or is aborted. A job in
+    /// any other phase is left as it is (UWS: RUN is ignored then).
     pub fn start(
         self: &Arc<Self>,
         id: &str,
-        extension: &str,
-        content_type: String,
-        gzip: bool,
-        run: impl FnOnce(Job) -> futures::future::BoxFuture<'static, Result<ResultStream, VoError>>
+        run: impl FnOnce(Job, ResultSink) -> futures::future::BoxFuture<'static, Result<(), VoError>>
         + Send
         + 'static,
     ) -> Result<Job, VoError> {
@@ -456,7 +482,6 @@ impl JobStore {
             return Ok(job);
         }
         let store = self.clone();
-        let file = format!("result.{extension}");
         let job_for_task = job.clone();
         let task = tokio::spawn(async move {
             let id = job_for_task.id.clone();
@@ -467,8 +492,11 @@ impl JobStore {
                 Ok(())
             });
             let dir = store.dir.join(&id);
-            let part = dir.join(format!("{file}.part"));
-            let outcome = tokio::time::timeout(limit, write_result(run(job_for_task), &part)).await;
+            let sink = ResultSink {
+                dir: dir.clone(),
+                written: Arc::default(),
+            };
+            let outcome = tokio::time::timeout(limit, run(job_for_task, sink.clone())).await;
             let outcome = match outcome {
                 Ok(result) => result,
                 Err(_) => Err(VoError::JobState {
@@ -478,26 +506,17 @@ impl JobStore {
                     ),
                 }),
             };
+            let written = std::mem::take(&mut *sink.written.lock());
+            let outcome = outcome.and_then(|()| publish_results(&dir, &written));
             let _ = store.update(&id, |job| {
                 job.end_secs = Some(now_secs());
                 match outcome {
-                    Ok(size_bytes) => match std::fs::rename(&part, dir.join(&file)) {
-                        Ok(()) => {
-                            job.phase = Phase::Completed;
-                            job.result = Some(JobResult {
-                                file: file.clone(),
-                                content_type: content_type.clone(),
-                                size_bytes,
-                                gzip,
-                            });
-                        }
-                        Err(e) => {
-                            job.phase = Phase::Error;
-                            job.error = Some(format!("could not store the result: {e}"));
-                        }
-                    },
+                    Ok(()) => {
+                        job.phase = Phase::Completed;
+                        job.results = written;
+                    }
                     Err(e) => {
-                        let _ = std::fs::remove_file(&part);
+                        remove_parts(&dir);
                         job.phase = Phase::Error;
                         job.error = Some(e.client_message());
                     }
@@ -525,13 +544,7 @@ impl JobStore {
             }
             Ok(())
         })?;
-        if let Ok(entries) = std::fs::read_dir(&part_dir) {
-            for entry in entries.flatten() {
-                if entry.file_name().to_string_lossy().ends_with(".part") {
-                    let _ = std::fs::remove_file(entry.path());
-                }
-            }
-        }
+        remove_parts(&part_dir);
         Ok(job)
     }
 
@@ -587,13 +600,16 @@ impl JobStore {
         self.get(id)
     }
 
-    /// The result file of a completed job.
-    pub fn result_path(&self, id: &str) -> Result<(PathBuf, JobResult), VoError> {
+    /// A result file of a completed job.
+    pub fn result_path(&self, id: &str, result_id: &str) -> Result<(PathBuf, JobResult), VoError> {
         let job = self.get(id)?;
-        match job.result {
+        match job.results.into_iter().find(|r| r.id == result_id) {
             Some(result) => Ok((self.dir.join(id).join(&result.file), result)),
             None => Err(VoError::JobState {
-                message: format!("job {id} has no result (phase {})", job.phase.as_str()),
+                message: format!(
+                    "job {id} has no result {result_id:?} (phase {})",
+                    job.phase.as_str()
+                ),
             }),
         }
     }
@@ -617,25 +633,79 @@ fn write_job(dir: &Path, job: &Job) -> Result<(), VoError> {
     std::fs::rename(&tmp, &path).map_err(|source| VoError::Io { path, source })
 }
 
-async fn write_result(
-    run: futures::future::BoxFuture<'static, Result<ResultStream, VoError>>,
-    part: &Path,
-) -> Result<u64, VoError> {
-    let mut stream = run.await?;
-    let io = |source| VoError::Io {
-        path: part.to_path_buf(),
-        source,
-    };
-    let mut file = tokio::fs::File::create(part).await.map_err(io)?;
-    let mut size = 0u64;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk?;
-        size += chunk.len() as u64;
-        file.write_all(&chunk).await.map_err(io)?;
+/// Where a running job writes its results (see [`JobStore::start`]).
+#[derive(Clone)]
+pub struct ResultSink {
+    dir: PathBuf,
+    written: Arc<Mutex<Vec<JobResult>>>,
+}
+
+impl ResultSink {
+    /// Writes one result, `<id>.<extension>`, from a stream of bytes.
+    pub async fn write(
+        &self,
+        id: &str,
+        extension: &str,
+        content_type: String,
+        gzip: bool,
+        mut stream: ResultStream,
+    ) -> Result<(), VoError> {
+        let file = format!("{id}.{extension}");
+        let part = self.dir.join(format!("{file}.part"));
+        let io = |source| VoError::Io {
+            path: part.clone(),
+            source,
+        };
+        let mut out = tokio::fs::File::create(&part).await.map_err(io)?;
+        let mut size_bytes = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            size_bytes += chunk.len() as u64;
+            out.write_all(&chunk).await.map_err(io)?;
+        }
+        out.flush().await.map_err(io)?;
+        out.sync_all().await.map_err(io)?;
+        self.written.lock().push(JobResult {
+            id: id.to_string(),
+            file,
+            content_type,
+            size_bytes,
+            gzip,
+        });
+        Ok(())
     }
-    file.flush().await.map_err(io)?;
-    file.sync_all().await.map_err(io)?;
-    Ok(size)
+}
+
+/// Renames every written `.part` into place.
+fn publish_results(dir: &Path, written: &[JobResult]) -> Result<(), VoError> {
+    for result in written {
+        let path = dir.join(&result.file);
+        let part = dir.join(format!("{}.part", result.file));
+        std::fs::rename(&part, &path).map_err(|source| VoError::Io { path, source })?;
+    }
+    Ok(())
+}
+
+/// Removes half-written results.
+fn remove_parts(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().ends_with(".part") {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
+/// Deletes expired jobs once a minute.
+pub fn spawn_sweeper(jobs: Arc<JobStore>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            jobs.sweep();
+        }
+    })
 }
 
 fn new_job_id() -> String {
@@ -739,13 +809,12 @@ mod tests {
             .create(vec![("QUERY".into(), "SELECT 1".into())])
             .expect("create");
         store
-            .start(&done.id, "csv", "text/csv".into(), false, |_| {
-                Box::pin(async {
-                    Ok(
-                        Box::pin(futures::stream::iter([Ok(bytes::Bytes::from_static(
-                            b"a\r\n1\r\n",
-                        ))])) as ResultStream,
-                    )
+            .start(&done.id, |_, sink| {
+                Box::pin(async move {
+                    let bytes = bytes::Bytes::from_static(b"a\r\n1\r\n");
+                    let stream = Box::pin(futures::stream::iter([Ok(bytes)])) as ResultStream;
+                    sink.write("result", "csv", "text/csv".into(), false, stream)
+                        .await
                 })
             })
             .expect("start");
@@ -772,7 +841,7 @@ mod tests {
         drop(store);
         let store = JobStore::open(dir.path(), JobLimits::default()).expect("reopen");
         assert_eq!(store.get(&done.id).expect("kept").phase, Phase::Completed);
-        let (path, _) = store.result_path(&done.id).expect("result kept");
+        let (path, _) = store.result_path(&done.id, "result").expect("result kept");
         assert_eq!(std::fs::read(path).expect("read"), b"a\r\n1\r\n");
         assert_eq!(store.get(&running.id).expect("kept").phase, Phase::Error);
     }

@@ -1,29 +1,95 @@
-//! TAP's `/async` endpoints: the UWS 1.1 job list, jobs and their sub-resources (UWS 1.1 §2.2),
-//! over [`crate::uws::JobStore`]. Handlers only convert; astroquery's TapPlus gets HTTP 200 where
-//! UWS says 303 (see the note of [`super`]).
+//! The UWS 1.1 HTTP resources (UWS 1.1 §2.2): the job list, jobs and their sub-resources, over a
+//! [`JobStore`], for any service with async jobs (TAP's queries, SODA's cutouts). Nest
+//! [`routes`] at `<service>/async`; the service supplies a [`JobRunner`] that starts a job and
+//! renders a failed job's error. Handlers only convert; astroquery's TapPlus gets HTTP 200 where
+//! UWS says 303 (see [`crate::tap`]).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{OriginalUri, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 
-use super::{
-    QuerySpec, TapState, base_url, is_tapplus, parse_pairs, read_params, run, see_other, text,
-    writer_for, xml,
-};
-use crate::error::{VoError, votable_error_document};
-use crate::output::stream_result;
-use crate::uws::{Job, Phase, iso8601, parse_iso8601};
+use super::{Job, JobStore, Phase, iso8601, parse_iso8601};
+use crate::error::VoError;
+use crate::request::{base_url, is_tapplus, parse_pairs, read_params, see_other, text, xml};
+use crate::vosi::ServiceLimits;
 
-pub(super) fn jobs_url(headers: &HeaderMap, uri: &OriginalUri) -> String {
+/// What a service does with its jobs.
+pub trait JobRunner: Send + Sync {
+    /// Starts a PENDING job through [`JobStore::start`]; its parameters are checked when it runs,
+    /// so a bad request fails the job, not the HTTP request. `tapplus`: the client is astroquery.
+    fn start(&self, jobs: &Arc<JobStore>, id: &str, tapplus: bool) -> Result<Job, VoError>;
+    /// The `/error` resource of a failed job.
+    fn error_response(&self, message: &str) -> Response;
+}
+
+/// The state of one service's `/async` resources.
+#[derive(Clone)]
+pub struct UwsService {
+    /// The service's jobs.
+    pub jobs: Arc<JobStore>,
+    /// Request limits (body size).
+    pub limits: ServiceLimits,
+    /// Starts jobs and renders their errors.
+    pub runner: Arc<dyn JobRunner>,
+}
+
+/// The UWS routes, relative to the job list (nest them at `<service>/async`).
+pub fn routes() -> Router<UwsService> {
+    Router::new()
+        .route("/", get(list_jobs).post(create_job))
+        .route(
+            "/{id}",
+            get(job_document).post(post_to_job).delete(delete_job),
+        )
+        .route("/{id}/phase", get(job_phase).post(post_phase))
+        .route(
+            "/{id}/executionduration",
+            get(job_execution_duration).post(post_execution_duration),
+        )
+        .route(
+            "/{id}/destruction",
+            get(job_destruction).post(post_destruction),
+        )
+        .route("/{id}/error", get(job_error))
+        .route("/{id}/quote", get(job_quote))
+        .route("/{id}/owner", get(job_owner))
+        .route(
+            "/{id}/parameters",
+            get(job_parameters).post(post_parameters),
+        )
+        .route("/{id}/results", get(job_results))
+        .route("/{id}/results/{result}", get(job_result))
+}
+
+/// Inline upload parts saved with a job, by part name (queries run later, possibly after a restart).
+pub fn load_job_files(jobs: &JobStore, job: &Job) -> HashMap<String, Bytes> {
+    let mut files = HashMap::new();
+    if let Ok(entries) = std::fs::read_dir(jobs.job_dir(&job.id)) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(part) = name.strip_prefix("part-")
+                && let Ok(data) = std::fs::read(entry.path())
+            {
+                files.insert(part.to_string(), Bytes::from(data));
+            }
+        }
+    }
+    files
+}
+
+fn jobs_url(headers: &HeaderMap, uri: &OriginalUri) -> String {
     format!("{}/async", base_url(headers, uri, "/async"))
 }
 
-pub(super) async fn list_jobs(
-    State(state): State<TapState>,
+async fn list_jobs(
+    State(state): State<UwsService>,
     headers: HeaderMap,
     uri: OriginalUri,
 ) -> Response {
@@ -89,8 +155,8 @@ pub(super) async fn list_jobs(
 }
 
 /// Saves inline upload parts with the job (queries run later, possibly after a restart).
-pub(super) fn save_job_files(
-    state: &TapState,
+fn save_job_files(
+    state: &UwsService,
     job: &Job,
     files: &HashMap<String, Bytes>,
 ) -> Result<(), VoError> {
@@ -105,49 +171,8 @@ pub(super) fn save_job_files(
     Ok(())
 }
 
-pub(super) fn load_job_files(state: &TapState, job: &Job) -> HashMap<String, Bytes> {
-    let mut files = HashMap::new();
-    if let Ok(entries) = std::fs::read_dir(state.jobs.job_dir(&job.id)) {
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(part) = name.strip_prefix("part-")
-                && let Ok(data) = std::fs::read(entry.path())
-            {
-                files.insert(part.to_string(), Bytes::from(data));
-            }
-        }
-    }
-    files
-}
-
-/// Starts a job: checks its parameters first (a bad query fails the job, not the request).
-pub(super) fn start_job(state: &TapState, id: &str, tapplus: bool) -> Result<Job, VoError> {
-    let job = state.jobs.get(id)?;
-    let spec = QuerySpec::from_values(&job.parameters, &state.limits, tapplus);
-    let (extension, content_type, gzip) = match &spec {
-        Ok(spec) => (
-            spec.format.extension(),
-            spec.format.content_type(spec.requested_type.as_deref()),
-            spec.gzip,
-        ),
-        Err(_) => ("vot", "application/x-votable+xml".to_string(), false),
-    };
-    let task_state = state.clone();
-    state
-        .jobs
-        .start(id, extension, content_type, gzip, move |job| {
-            Box::pin(async move {
-                let spec = spec?;
-                let files = load_job_files(&task_state, &job);
-                let result = run(&task_state, &spec, &files).await?;
-                let writer = writer_for(&spec, &result);
-                Ok(Box::pin(stream_result(result, writer)) as crate::uws::ResultStream)
-            })
-        })
-}
-
-pub(super) async fn create_job(
-    State(state): State<TapState>,
+async fn create_job(
+    State(state): State<UwsService>,
     headers: HeaderMap,
     uri: OriginalUri,
     request: Request,
@@ -160,7 +185,9 @@ pub(super) async fn create_job(
         let job = state.jobs.create(params.values.clone())?;
         save_job_files(&state, &job, &params.files)?;
         if run_now {
-            start_job(&state, &job.id, is_tapplus(&headers))?;
+            state
+                .runner
+                .start(&state.jobs, &job.id, is_tapplus(&headers))?;
         }
         Ok::<_, VoError>(see_other(format!(
             "{}/{}",
@@ -172,12 +199,12 @@ pub(super) async fn create_job(
     outcome.unwrap_or_else(IntoResponse::into_response)
 }
 
-pub(super) fn job_url(headers: &HeaderMap, uri: &OriginalUri, id: &str) -> String {
+fn job_url(headers: &HeaderMap, uri: &OriginalUri, id: &str) -> String {
     format!("{}/{}", jobs_url(headers, uri), id)
 }
 
-pub(super) async fn job_document(
-    State(state): State<TapState>,
+async fn job_document(
+    State(state): State<UwsService>,
     Path(id): Path<String>,
     headers: HeaderMap,
     uri: OriginalUri,
@@ -215,8 +242,8 @@ pub(super) async fn job_document(
 }
 
 /// Answer to a job modification: 303 to the job (UWS), or 200 with the job for TapPlus.
-pub(super) fn after_change(
-    state: &TapState,
+fn after_change(
+    state: &UwsService,
     headers: &HeaderMap,
     uri: &OriginalUri,
     id: &str,
@@ -229,14 +256,17 @@ pub(super) fn after_change(
     Ok(see_other(format!("{jobs}/{id}")))
 }
 
-pub(super) async fn apply_phase(
-    state: &TapState,
+async fn apply_phase(
+    state: &UwsService,
     id: &str,
     phase: &str,
     headers: &HeaderMap,
 ) -> Result<(), VoError> {
     match phase.trim().to_ascii_uppercase().as_str() {
-        "RUN" => start_job(state, id, is_tapplus(headers)).map(|_| ()),
+        "RUN" => state
+            .runner
+            .start(&state.jobs, id, is_tapplus(headers))
+            .map(|_| ()),
         "ABORT" => state.jobs.abort(id).map(|_| ()),
         other => Err(VoError::BadParameter {
             name: "PHASE".into(),
@@ -245,8 +275,8 @@ pub(super) async fn apply_phase(
     }
 }
 
-pub(super) async fn post_to_job(
-    State(state): State<TapState>,
+async fn post_to_job(
+    State(state): State<UwsService>,
     Path(id): Path<String>,
     headers: HeaderMap,
     uri: OriginalUri,
@@ -270,9 +300,9 @@ pub(super) async fn post_to_job(
 /// Parameters POSTed to a job (or its `/parameters`): stored while PENDING (PHASE and ACTION are
 /// not parameters), uploads saved with the job, then PHASE applied.
 async fn update_job(
-    state: &TapState,
+    state: &UwsService,
     id: &str,
-    params: &super::Params,
+    params: &crate::request::Params,
     headers: &HeaderMap,
     uri: &OriginalUri,
 ) -> Result<Response, VoError> {
@@ -294,8 +324,8 @@ async fn update_job(
     after_change(state, headers, uri, id)
 }
 
-pub(super) async fn delete_job(
-    State(state): State<TapState>,
+async fn delete_job(
+    State(state): State<UwsService>,
     Path(id): Path<String>,
     headers: HeaderMap,
     uri: OriginalUri,
@@ -306,8 +336,8 @@ pub(super) async fn delete_job(
     }
 }
 
-pub(super) async fn post_phase(
-    State(state): State<TapState>,
+async fn post_phase(
+    State(state): State<UwsService>,
     Path(id): Path<String>,
     headers: HeaderMap,
     uri: OriginalUri,
@@ -327,16 +357,12 @@ pub(super) async fn post_phase(
     outcome.unwrap_or_else(IntoResponse::into_response)
 }
 
-pub(super) async fn job_error(State(state): State<TapState>, Path(id): Path<String>) -> Response {
+async fn job_error(State(state): State<UwsService>, Path(id): Path<String>) -> Response {
     match state.jobs.get(&id) {
         Ok(Job {
             error: Some(message),
             ..
-        }) => (
-            [(header::CONTENT_TYPE, "application/x-votable+xml")],
-            votable_error_document(&message),
-        )
-            .into_response(),
+        }) => state.runner.error_response(&message),
         Ok(job) => (
             StatusCode::NOT_FOUND,
             text(format!(
@@ -349,10 +375,7 @@ pub(super) async fn job_error(State(state): State<TapState>, Path(id): Path<Stri
     }
 }
 
-pub(super) async fn job_parameters(
-    State(state): State<TapState>,
-    Path(id): Path<String>,
-) -> Response {
+async fn job_parameters(State(state): State<UwsService>, Path(id): Path<String>) -> Response {
     match state.jobs.get(&id) {
         Ok(job) => {
             let mut out = String::from(
@@ -372,8 +395,8 @@ pub(super) async fn job_parameters(
     }
 }
 
-pub(super) async fn post_parameters(
-    State(state): State<TapState>,
+async fn post_parameters(
+    State(state): State<UwsService>,
     Path(id): Path<String>,
     headers: HeaderMap,
     uri: OriginalUri,
@@ -387,40 +410,31 @@ pub(super) async fn post_parameters(
     outcome.unwrap_or_else(IntoResponse::into_response)
 }
 
-pub(super) async fn job_results(
-    State(state): State<TapState>,
+async fn job_results(
+    State(state): State<UwsService>,
     Path(id): Path<String>,
     headers: HeaderMap,
     uri: OriginalUri,
 ) -> Response {
     match state.jobs.get(&id) {
-        Ok(job) => {
-            let url = format!("{}/async/{id}", base_url(&headers, &uri, "/async"));
-            let mut out = String::from(
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<uws:results xmlns:uws=\"http://www.ivoa.net/xml/UWS/v1.0\" \
-                 xmlns:xlink=\"http://www.w3.org/1999/xlink\">\n",
-            );
-            if job.result.is_some() {
-                out.push_str(&format!("<uws:result id=\"result\" xlink:type=\"simple\" xlink:href=\"{url}/results/result\"/>\n"));
-            }
-            out.push_str("</uws:results>\n");
-            xml(out)
-        }
+        Ok(job) => xml(job.results_xml(&job_url(&headers, &uri, &id), true)),
         Err(e) => e.into_response(),
     }
 }
 
-pub(super) async fn job_result(State(state): State<TapState>, Path(id): Path<String>) -> Response {
+async fn job_result(
+    State(state): State<UwsService>,
+    Path((id, result_id)): Path<(String, String)>,
+) -> Response {
     let outcome = async {
-        let (path, result) = state.jobs.result_path(&id)?;
+        let (path, result) = state.jobs.result_path(&id, &result_id)?;
         let file = tokio::fs::File::open(&path)
             .await
             .map_err(|source| VoError::Io {
                 path: path.clone(),
                 source,
             })?;
-        let stream = tokio_util_stream(file);
-        let mut response = Response::new(Body::from_stream(stream));
+        let mut response = Response::new(Body::from_stream(file_stream(file)));
         if let Ok(value) = HeaderValue::from_str(&result.content_type) {
             response.headers_mut().insert(header::CONTENT_TYPE, value);
         }
@@ -439,7 +453,7 @@ pub(super) async fn job_result(State(state): State<TapState>, Path(id): Path<Str
 }
 
 /// Reads a file as a stream of 256 KiB chunks.
-pub(super) fn tokio_util_stream(
+pub fn file_stream(
     file: tokio::fs::File,
 ) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send {
     use tokio::io::AsyncReadExt;
@@ -457,49 +471,46 @@ pub(super) fn tokio_util_stream(
 }
 
 /// A job's value as plain text (UWS 1.1 §2.2.3: phase, executionduration, destruction, quote, owner).
-async fn job_text(state: &TapState, id: &str, value: impl FnOnce(&Job) -> String) -> Response {
+async fn job_text(state: &UwsService, id: &str, value: impl FnOnce(&Job) -> String) -> Response {
     match state.jobs.get(id) {
         Ok(job) => text(value(&job)),
         Err(e) => e.into_response(),
     }
 }
 
-pub(super) async fn job_phase(State(state): State<TapState>, Path(id): Path<String>) -> Response {
+async fn job_phase(State(state): State<UwsService>, Path(id): Path<String>) -> Response {
     job_text(&state, &id, |job| job.phase.as_str().to_string()).await
 }
 
-pub(super) async fn job_execution_duration(
-    State(state): State<TapState>,
+async fn job_execution_duration(
+    State(state): State<UwsService>,
     Path(id): Path<String>,
 ) -> Response {
     job_text(&state, &id, |job| job.execution_duration_secs.to_string()).await
 }
 
-pub(super) async fn job_destruction(
-    State(state): State<TapState>,
-    Path(id): Path<String>,
-) -> Response {
+async fn job_destruction(State(state): State<UwsService>, Path(id): Path<String>) -> Response {
     job_text(&state, &id, |job| iso8601(job.destruction_secs)).await
 }
 
-pub(super) async fn job_quote(State(state): State<TapState>, Path(id): Path<String>) -> Response {
+async fn job_quote(State(state): State<UwsService>, Path(id): Path<String>) -> Response {
     job_text(&state, &id, |_| String::new()).await
 }
 
-pub(super) async fn job_owner(State(state): State<TapState>, Path(id): Path<String>) -> Response {
+async fn job_owner(State(state): State<UwsService>, Path(id): Path<String>) -> Response {
     job_text(&state, &id, |_| String::new()).await
 }
 
 /// A POST of one job setting (`EXECUTIONDURATION`, `DESTRUCTION`): read the value, apply it, answer
 /// like every job change.
 async fn set_job_value(
-    state: TapState,
+    state: UwsService,
     id: String,
     headers: HeaderMap,
     uri: OriginalUri,
     request: Request,
     name: &'static str,
-    apply: impl FnOnce(&TapState, &str, &str) -> Result<Job, VoError>,
+    apply: impl FnOnce(&UwsService, &str, &str) -> Result<Job, VoError>,
 ) -> Response {
     let outcome = async {
         let params = read_params(request, &state.limits).await?;
@@ -510,8 +521,8 @@ async fn set_job_value(
     outcome.unwrap_or_else(IntoResponse::into_response)
 }
 
-pub(super) async fn post_execution_duration(
-    State(state): State<TapState>,
+async fn post_execution_duration(
+    State(state): State<UwsService>,
     Path(id): Path<String>,
     headers: HeaderMap,
     uri: OriginalUri,
@@ -538,8 +549,8 @@ pub(super) async fn post_execution_duration(
     .await
 }
 
-pub(super) async fn post_destruction(
-    State(state): State<TapState>,
+async fn post_destruction(
+    State(state): State<UwsService>,
     Path(id): Path<String>,
     headers: HeaderMap,
     uri: OriginalUri,
