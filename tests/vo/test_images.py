@@ -1,5 +1,6 @@
 """Images: ObsCore ingest, SIA 2.0, DataLink 1.1 and SODA 1.0 through pyvo, astropy and STILTS,
 against `colo up` over a local and an S3 image volume (the `images` fixture)."""
+import hashlib
 import io
 import json
 import re
@@ -343,3 +344,38 @@ def test_remote_cutout_of_a_1_gib_image_reads_only_its_rows(images):
     assert np.array_equal(cut.data, (y0 + ys) * BIG_SIDE + x0 + xs)
     cutout_bytes = nx * ny * 4
     assert moved <= 2 * cutout_bytes + 3 * 2880, f"{moved} origin bytes for a {cutout_bytes}-byte cutout"
+
+
+def vm_kib(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(line.split()[1] for line in f if line.startswith(field + ":")))
+
+
+def test_download_of_a_1_gib_file_streams_the_exact_bytes(images):
+    """#this of the 1 GiB S3 image: every byte right, and colo's peak RSS grows far less than 1 GiB."""
+    links = pyvo.dal.adhoc.DatalinkResults.from_result_url(
+        f"{images.url}/datalink/links?ID={urllib.parse.quote(did('synthetic_big.fits', 'images-s3'))}")
+    url = next(r.access_url for r in links if r.semantics == "#this")
+    pid = images.proc.proc.pid
+    with open(f"/proc/{pid}/clear_refs", "w") as f:
+        f.write("5")  # resets the peak RSS (VmHWM) to the current RSS
+    rss_before_kib = vm_kib(pid, "VmRSS")
+    got, expected = hashlib.sha256(), hashlib.sha256()
+    size = 0
+    with requests.get(url, stream=True, timeout=600) as r:
+        assert r.status_code == 200
+        assert int(r.headers["content-length"]) == 2880 + BIG_SIDE * BIG_SIDE * 4 + 2880 - (BIG_SIDE * BIG_SIDE * 4) % 2880
+        for chunk in r.iter_content(8 << 20):
+            got.update(chunk)
+            size += len(chunk)
+    head = big_header().tostring().encode()
+    expected.update(head)
+    x = np.arange(BIG_SIDE, dtype=np.int64)
+    for y0 in range(0, BIG_SIDE, 512):
+        y = np.arange(y0, y0 + 512, dtype=np.int64)[:, None]
+        expected.update((y * BIG_SIDE + x).astype(">i4").tobytes())
+    expected.update(b"\0" * ((-(len(head) + BIG_SIDE * BIG_SIDE * 4)) % 2880))
+    assert size == int(r.headers["content-length"])
+    assert got.hexdigest() == expected.hexdigest()
+    grew_mib = (vm_kib(pid, "VmHWM") - rss_before_kib) / 1024
+    assert grew_mib < 200, f"peak RSS grew {grew_mib:.0f} MiB while streaming 1 GiB"

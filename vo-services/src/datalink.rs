@@ -1,5 +1,6 @@
 //! DataLink 1.1 (`{links}` at `/datalink/links`) and the endpoints its rows point at: the dataset
-//! itself (`/datalink/download`, also one HDU of it), and a PNG quick-look (`/datalink/preview`).
+//! itself (`/datalink/download`, also one HDU of it; streamed as it is read), and a PNG quick-look
+//! (`/datalink/preview`).
 //!
 //! A links document has, per ID and consecutively: `#this` (the file), `#preview` (PNG),
 //! `#cutout` (a SODA service descriptor), one `#auxiliary` row per other image HDU; an unknown ID
@@ -10,13 +11,19 @@
 //! (astroquery sends one). TABLEDATA, `INFO name="standardID"` for 1.1, MIME
 //! `application/x-votable+xml;content=datalink`.
 
+use std::sync::Arc;
+
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+
 use crate::AppState;
 use crate::error::{VoError, xml_escape};
+use crate::fits::{ByteSource, stream_range};
 use crate::images::{all, root_url};
 use crate::obscore::ImageRecord;
 use crate::request::read_params;
@@ -277,27 +284,44 @@ async fn download(State(state): State<AppState>, request: Request) -> Response {
         Ok(p) => p,
         Err(e) => return plain_error(&e),
     };
-    match download_bytes(&state, params.get("ID").unwrap_or(""), params.get("HDU")).await {
-        Ok((bytes, content_type, name)) => (
-            [
-                (header::CONTENT_TYPE, content_type.to_string()),
-                (
-                    header::CONTENT_DISPOSITION,
-                    format!("attachment; filename=\"{name}\""),
-                ),
-            ],
-            bytes,
-        )
-            .into_response(),
+    match download_stream(&state, params.get("ID").unwrap_or(""), params.get("HDU")).await {
+        Ok(download) => {
+            let body = axum::body::Body::from_stream(download.body.map_err(|e| {
+                tracing::warn!(error = %e, "download stopped");
+                std::io::Error::other(e.client_message())
+            }));
+            (
+                [
+                    (header::CONTENT_TYPE, download.content_type.to_string()),
+                    (header::CONTENT_LENGTH, download.size_bytes.to_string()),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"{}\"", download.file_name),
+                    ),
+                ],
+                body,
+            )
+                .into_response()
+        }
         Err(e) => plain_error(&e),
     }
 }
 
-async fn download_bytes(
+/// A `#this` or `#auxiliary` download: its bytes as they are read.
+struct Download {
+    body: futures::stream::BoxStream<'static, Result<Bytes, VoError>>,
+    size_bytes: u64,
+    content_type: &'static str,
+    file_name: String,
+}
+
+/// The whole file, or (with `HDU`) one image HDU as a FITS file of its own — streamed, so a 1 GiB
+/// file never sits in memory.
+async fn download_stream(
     state: &AppState,
     id: &str,
     hdu: Option<&str>,
-) -> Result<(Vec<u8>, &'static str, String), VoError> {
+) -> Result<Download, VoError> {
     let record = state.images.find(id)?;
     let file_name = record
         .path
@@ -312,13 +336,19 @@ async fn download_bytes(
                 .volumes
                 .open(&record.volume, &record.path)
                 .await?;
-            let bytes = crate::fits::ByteSource::read(&file, 0, file.version().size).await?;
-            let kind = if record.gzipped {
+            let size_bytes = file.version().size;
+            let body = stream_range(Arc::new(file), 0, size_bytes).boxed();
+            let content_type = if record.gzipped {
                 "application/gzip"
             } else {
                 "application/fits"
             };
-            Ok((bytes.to_vec(), kind, file_name))
+            Ok(Download {
+                body,
+                size_bytes,
+                content_type,
+                file_name,
+            })
         }
         Some(text) => {
             let index: usize = text.trim().parse().map_err(|_| VoError::BadParameter {
@@ -332,8 +362,9 @@ async fn download_bytes(
                 });
             }
             let image = state.images.open_hdu(record, index).await?;
-            let axes = image.header.axes();
-            let selection: Vec<crate::cutout::AxisSelection> = axes
+            let selection: Vec<crate::cutout::AxisSelection> = image
+                .header
+                .axes()
                 .iter()
                 .map(|&n| crate::cutout::AxisSelection {
                     first: 0,
@@ -341,13 +372,24 @@ async fn download_bytes(
                     stride: 1,
                 })
                 .collect();
-            let mut out = crate::cutout::output_header(&image.header, &selection).to_bytes();
+            let header = crate::cutout::output_header(&image.header, &selection).to_bytes();
             let data_bytes = image.header.data_bytes();
-            let data = image.source.read(image.data_offset, data_bytes).await?;
-            out.extend_from_slice(&data);
-            let padded = (out.len() as u64).div_ceil(crate::fits::BLOCK) * crate::fits::BLOCK;
-            out.resize(padded as usize, 0);
-            Ok((out, "application/fits", format!("{index}-{file_name}")))
+            let unpadded = header.len() as u64 + data_bytes;
+            let size_bytes = unpadded.div_ceil(crate::fits::BLOCK) * crate::fits::BLOCK;
+            let padding = vec![0u8; (size_bytes - unpadded) as usize];
+            let source: Arc<dyn ByteSource> = Arc::from(image.source);
+            let body = futures::stream::once(async move { Ok(Bytes::from(header)) })
+                .chain(stream_range(source, image.data_offset, data_bytes))
+                .chain(futures::stream::once(
+                    async move { Ok(Bytes::from(padding)) },
+                ))
+                .boxed();
+            Ok(Download {
+                body,
+                size_bytes,
+                content_type: "application/fits",
+                file_name: format!("{index}-{file_name}"),
+            })
         }
     }
 }

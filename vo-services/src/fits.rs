@@ -40,6 +40,37 @@ pub trait ByteSource: Send + Sync {
     }
 }
 
+/// Bytes of one read of [`stream_range`].
+pub const STREAM_CHUNK_BYTES: u64 = 8 * 1024 * 1024;
+
+/// `[offset, offset + len)` of a source as a stream of [`STREAM_CHUNK_BYTES`] reads, two in flight,
+/// so a download of a large file never sits in memory.
+pub fn stream_range(
+    source: std::sync::Arc<dyn ByteSource>,
+    offset: u64,
+    len: u64,
+) -> impl futures::Stream<Item = Result<Bytes, VoError>> + Send + 'static {
+    use futures::StreamExt;
+    let end = offset + len;
+    let starts: Vec<u64> = (offset..end).step_by(STREAM_CHUNK_BYTES as usize).collect();
+    futures::stream::iter(starts)
+        .map(move |start| {
+            let source = source.clone();
+            async move {
+                let want = STREAM_CHUNK_BYTES.min(end - start);
+                let bytes = source.read(start, want).await?;
+                if (bytes.len() as u64) < want {
+                    return Err(VoError::Fits {
+                        name: source.name().to_string(),
+                        message: format!("the file ended at {} bytes", start + bytes.len() as u64),
+                    });
+                }
+                Ok(bytes)
+            }
+        })
+        .buffered(2)
+}
+
 /// Bytes held in memory (tests, small local files).
 pub struct MemorySource {
     pub name: String,
