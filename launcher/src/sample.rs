@@ -5,6 +5,8 @@
 //!   0.1.0, converted to `catalogs/hip2.parquet`.
 //! * Five real FITS images shipped as test data in `astroquery` 0.4.11: UKIDSS WFCAM (Taurus), MAGPIS
 //!   20 cm (G10.5), IRSA dust E(B-V), NVAS VLA W51 (4-D: RA/Dec/freq/Stokes), CADC MegaPrime SA110.
+//! * A real spectral cube from the `pyspeckit` 1.0.4 source distribution (MIT): HCN 1–0 around
+//!   l = 283.2°, b = −1.0° ("region 5"), 47×37 pixels (galactic SIN) × 352 radio-velocity channels.
 //!
 //! Every download is checked against its sha256 before use. The sample is assembled in a temporary
 //! directory and renamed into place, so an interrupted preparation is simply redone next time.
@@ -31,6 +33,19 @@ const ASTROQUERY: Package = Package {
     url: "https://files.pythonhosted.org/packages/e3/ca/944b328f2c60b83896a9223312e21e46cdc1fef57565e853da4544ff6a8e/astroquery-0.4.11-py3-none-any.whl",
     sha256: "e34f114b285dd07a10ddb2065ebce829b01b0e740fd89dbc81a3077808e24b2d",
 };
+
+const PYSPECKIT: Package = Package {
+    name: "pyspeckit 1.0.4 (sdist)",
+    url: "https://files.pythonhosted.org/packages/50/ce/de5c819d6fbd0cef7756e7db20093964ad6256801772440a35156906f24b/pyspeckit-1.0.4.tar.gz",
+    sha256: "78c5cae0358099a87d821d034965be7deae46366a3dc160785bccdba255a7a9d",
+};
+
+/// (member of the pyspeckit source tarball, name in the sample, what it is)
+const CUBE: (&str, &str, &str) = (
+    "pyspeckit-1.0.4/pyspeckit/tests/data/region5_hcn_crop.fits",
+    "hcn_region5_cube.fits",
+    "HCN 1-0 spectral cube around l=283.2, b=-1.0 (GLON/GLAT SIN, 352 VRAD channels, RESTFRQ 88.63 GHz)",
+);
 
 /// (member of the astroquery wheel, name in the sample, what it is)
 const IMAGES: [(&str, &str, &str); 5] = [
@@ -73,13 +88,14 @@ pub async fn ensure(home: &Path) -> Result<PathBuf> {
     }
     std::fs::create_dir_all(home).with_context(|| format!("creating {}", home.display()))?;
     eprintln!(
-        "colo: preparing the sample mission in {} (first run; ~21 MB from PyPI)",
+        "colo: preparing the sample mission in {} (first run; ~29 MB from PyPI)",
         dir.display()
     );
     let downloads = home.join("downloads");
     std::fs::create_dir_all(&downloads)?;
     let hip = fetch(&HIPPARCOS, &downloads).await?;
     let aq = fetch(&ASTROQUERY, &downloads).await?;
+    let speckit = fetch(&PYSPECKIT, &downloads).await?;
     let staging = home.join(format!("sample.tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
     std::fs::create_dir_all(staging.join("catalogs"))?;
@@ -95,6 +111,10 @@ pub async fn ensure(home: &Path) -> Result<PathBuf> {
             unzip_member(&aq, member)?,
         )?;
     }
+    std::fs::write(
+        staging.join("images").join(CUBE.1),
+        untar_gz_member(&speckit, CUBE.0)?,
+    )?;
     std::fs::write(staging.join("PROVENANCE.md"), provenance(rows))?;
     let _ = std::fs::remove_file(&ready);
     let _ = std::fs::remove_dir_all(&dir);
@@ -115,6 +135,10 @@ fn provenance(rows: usize) -> String {
             ASTROQUERY.name, ASTROQUERY.sha256
         );
     }
+    s += &format!(
+        "- `images/{}`: {}; `{}` of PyPI {} ({}, sha256 {}), MIT licence.\n",
+        CUBE.1, CUBE.2, CUBE.0, PYSPECKIT.name, PYSPECKIT.url, PYSPECKIT.sha256
+    );
     s
 }
 
@@ -166,4 +190,21 @@ fn unzip_member(wheel: &Path, member: &str) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(entry.size() as usize);
     entry.read_to_end(&mut out)?;
     Ok(out)
+}
+
+fn untar_gz_member(tarball: &Path, member: &str) -> Result<Vec<u8>> {
+    let f = std::fs::File::open(tarball)?;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(f));
+    for entry in archive
+        .entries()
+        .with_context(|| format!("{} is not a .tar.gz", tarball.display()))?
+    {
+        let mut entry = entry.with_context(|| format!("reading {}", tarball.display()))?;
+        if entry.path()?.to_str() == Some(member) {
+            let mut out = Vec::with_capacity(entry.size() as usize);
+            entry.read_to_end(&mut out)?;
+            return Ok(out);
+        }
+    }
+    bail!("{member} not found in {}", tarball.display())
 }

@@ -4,6 +4,7 @@ independently (numpy, pyarrow) from the same two packages."""
 import os
 import signal
 import subprocess
+import tarfile
 import time
 
 import numpy as np
@@ -32,7 +33,12 @@ def test_colo_up_mounts_the_sample_mission(tmp_path):
         assert line.startswith("ready")
         sample = os.path.join(root, "sample")
         assert sorted(os.listdir(sample)) == ["PROVENANCE.md", "catalogs", "images"]
-        assert len([f for f in os.listdir(os.path.join(sample, "images")) if f.endswith(".fits")]) == 5
+        assert len([f for f in os.listdir(os.path.join(sample, "images")) if f.endswith(".fits")]) == 6
+        # The cube is the pyspeckit sdist's member, byte for byte, read through the mount.
+        with tarfile.open(os.path.join(downloads, "pyspeckit-1.0.4.tar.gz")) as tar:
+            member = tar.extractfile("pyspeckit-1.0.4/pyspeckit/tests/data/region5_hcn_crop.fits").read()
+        with open(os.path.join(sample, "images/hcn_region5_cube.fits"), "rb") as f:
+            assert f.read() == member
         with fits.open(os.path.join(sample, "images/magpis_g10.5.fits"), memmap=True) as h, \
                 fits.open(os.path.join(FIX, "science/magpis_g10.5.fits")) as ref:
             assert np.array_equal(h[0].data[100:200, 50:150], ref[0].data[100:200, 50:150], equal_nan=True)

@@ -3,6 +3,7 @@ against `colo up` over a local and an S3 image volume (the `images` fixture)."""
 import hashlib
 import io
 import json
+import os
 import re
 import subprocess
 import urllib.parse
@@ -379,3 +380,30 @@ def test_download_of_a_1_gib_file_streams_the_exact_bytes(images):
     assert got.hexdigest() == expected.hexdigest()
     grew_mib = (vm_kib(pid, "VmHWM") - rss_before_kib) / 1024
     assert grew_mib < 200, f"peak RSS grew {grew_mib:.0f} MiB while streaming 1 GiB"
+
+
+def test_newcomer_finds_the_sample_cube_previews_and_cuts_it(up, tap):
+    """After `colo up` with no config: SIA2 by BAND finds the sample's HCN cube; its DataLink has a
+    PNG preview; a SODA cutout by circle and band through pyvo has the source's pixels."""
+    base = tap.rsplit("/tap", 1)[0]
+    path = os.path.join(up.home, "sample/images/hcn_region5_cube.fits")
+    h, data = fits.getheader(path), fits.getdata(path)
+    equiv = u.doppler_radio(h["RESTFRQ"] * u.Hz)
+    lam_m = WCS(h).spectral.pixel_to_world([200, 239]).to(u.m, equivalencies=equiv).value
+    found = pyvo.dal.SIA2Service(base + "/sia").search(band=(min(lam_m), max(lam_m)), collection="sample")
+    rows = [r for r in found if r["obs_publisher_did"].endswith("hcn_region5_cube.fits")]
+    assert len(rows) == 1 and rows[0]["dataproduct_type"] == "cube"
+    assert rows[0]["em_xel"] == 352
+    links = rows[0].getdatalink()
+    preview = next(r for r in links if r.semantics == "#preview")
+    png = requests.get(preview.access_url, timeout=60)
+    assert png.headers["content-type"] == "image/png" and png.content[:8] == b"\x89PNG\r\n\x1a\n"
+    w = WCS(h).celestial
+    centre = world(w, 23, 18)
+    cut = fits.open(io.BytesIO(links.get_first_proc().processed(
+        circle=(centre.ra.deg, centre.dec.deg, 0.01), band=(min(lam_m), max(lam_m))).read()))[0]
+    nz, ny, nx = cut.data.shape
+    assert nz == 40 and nx < 47 and ny < 37
+    sky0 = WCS(cut.header).celestial.pixel_to_world(0, 0)
+    x0, y0 = [int(round(float(v))) for v in w.world_to_pixel(sky0)]
+    assert np.array_equal(cut.data, data[200:240, y0:y0 + ny, x0:x0 + nx], equal_nan=True)
