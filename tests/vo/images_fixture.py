@@ -62,6 +62,16 @@ def build_local(folder, cache, venv):
         header["BITPIX"] = -32
         fits.PrimaryHDU(pixels, header=header).writeto(os.path.join(folder, "maps", f"1904-66_{code}.fits"),
                                                       overwrite=True, output_verify="silentfix")
+    # Tile-compressed copies of a real image: dithered float RICE in 2-D tiles, GZIP_2 integers.
+    tan = fits.Header.fromstring(open(os.path.join(sp, "astropy/wcs/tests/data/maps/1904-66_TAN.hdr")).read())
+    for key in ("BITPIX", "NAXIS", "NAXIS1", "NAXIS2"):
+        tan.remove(key, ignore_missing=True)
+    fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(
+        pixels * 1.37 + 0.25, header=tan, compression_type="RICE_1", quantize_method=1, quantize_level=16,
+        tile_shape=(16, 40))]).writeto(os.path.join(folder, "tiled_rice_dither.fits"), overwrite=True)
+    fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(
+        (pixels * 100).astype(np.int32), header=tan, compression_type="GZIP_2", tile_shape=(10, 192))]).writeto(
+        os.path.join(folder, "tiled_gzip2.fits"), overwrite=True)
     with open(os.path.join(folder, "hcn_cube.fits"), "wb") as f:
         f.write(pyspeckit_cube(cache, venv))
     # Something that is not an image and something that is not FITS: reported and skipped.
@@ -86,22 +96,33 @@ def big_header():
     return header
 
 
-def put_big(s3, bucket):
-    """Streams synthetic_big.fits (1 GiB of int32, pixel value y*16384 + x) into S3."""
+def big_parts(rows_per_part=512):
+    """synthetic_big.fits as consecutive byte strings (header first, padding last), ~32 MiB each."""
     head = big_header().tostring().encode()
-    upload = s3.create_multipart_upload(Bucket=bucket, Key="synthetic_big.fits")
-    parts = []
-    rows_per_part = 512  # 32 MiB parts
     x = np.arange(BIG_SIDE, dtype=np.int64)
-    for number, y0 in enumerate(range(0, BIG_SIDE, rows_per_part), start=1):
+    for y0 in range(0, BIG_SIDE, rows_per_part):
         y = np.arange(y0, y0 + rows_per_part, dtype=np.int64)[:, None]
         body = (y * BIG_SIDE + x).astype(">i4").tobytes()
-        if number == 1:
+        if y0 == 0:
             body = head + body
-        last = y0 + rows_per_part >= BIG_SIDE
-        if last:
-            pad = (-(len(head) + BIG_SIDE * BIG_SIDE * 4)) % 2880
-            body += b"\0" * pad
+        if y0 + rows_per_part >= BIG_SIDE:
+            body += b"\0" * ((-(len(head) + BIG_SIDE * BIG_SIDE * 4)) % 2880)
+        yield body
+
+
+def write_big(path):
+    """synthetic_big.fits on local disk (the benchmarks' copy for DaCHS and local volumes)."""
+    with open(path + ".tmp", "wb") as f:
+        for part in big_parts():
+            f.write(part)
+    os.replace(path + ".tmp", path)
+
+
+def put_big(s3, bucket):
+    """Streams synthetic_big.fits (1 GiB of int32, pixel value y*16384 + x) into S3."""
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="synthetic_big.fits")
+    parts = []
+    for number, body in enumerate(big_parts(), start=1):
         etag = s3.upload_part(Bucket=bucket, Key="synthetic_big.fits", PartNumber=number,
                               UploadId=upload["UploadId"], Body=body)["ETag"]
         parts.append({"PartNumber": number, "ETag": etag})

@@ -161,7 +161,8 @@ def cutout(images, name, **params):
 
 
 @pytest.mark.parametrize("name", [f"maps/1904-66_{p}.fits" for p in PROJECTIONS]
-                         + ["sip-wcs.fits", "1904-66_AZP.fits", "ukidss_zpn.fits", "magpis_glon_sin.fits"])
+                         + ["sip-wcs.fits", "1904-66_AZP.fits", "ukidss_zpn.fits", "magpis_glon_sin.fits",
+                            "m13_rice.fits", "tiled_rice_dither.fits", "tiled_gzip2.fits"])
 def test_cutout_pixels_and_world_coordinates(images, name):
     src = fits.open(f"{images.folder}/{name}")
     hdu = next(h for h in src if h.is_image and h.data is not None)
@@ -407,3 +408,21 @@ def test_newcomer_finds_the_sample_cube_previews_and_cuts_it(up, tap):
     sky0 = WCS(cut.header).celestial.pixel_to_world(0, 0)
     x0, y0 = [int(round(float(v))) for v in w.world_to_pixel(sky0)]
     assert np.array_equal(cut.data, data[200:240, y0:y0 + ny, x0:x0 + nx], equal_nan=True)
+
+
+def test_tile_compressed_image_previews_and_downloads_as_plain_fits(images):
+    """The real RICE image (m13_rice.fits, SkyView via astropy's test data) gets a PNG preview, and
+    its image HDU downloads (#this with HDU) as a plain FITS image equal to astropy's decompression."""
+    did_ = did("m13_rice.fits")
+    links = pyvo.dal.adhoc.DatalinkResults.from_result_url(
+        f"{images.url}/datalink/links?ID={urllib.parse.quote(did_)}")
+    preview = next(r for r in links if r.semantics == "#preview")
+    png = requests.get(preview.access_url, timeout=60)
+    assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
+    r = requests.get(images.url + "/datalink/download", params={"ID": did_, "HDU": "1"}, timeout=60)
+    assert r.status_code == 200, r.text
+    plain = fits.open(io.BytesIO(r.content))
+    assert len(plain) == 1 and "ZIMAGE" not in plain[0].header and "TFORM1" not in plain[0].header
+    src = fits.open(f"{images.folder}/m13_rice.fits")[1]
+    assert np.array_equal(plain[0].data, src.data)
+    assert plain[0].header["CRVAL1"] == src.header["CRVAL1"]

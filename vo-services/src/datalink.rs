@@ -23,7 +23,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use crate::AppState;
 use crate::error::{VoError, xml_escape};
-use crate::fits::{ByteSource, stream_range};
+use crate::fits::stream_range;
 use crate::images::{all, root_url};
 use crate::obscore::ImageRecord;
 use crate::request::read_params;
@@ -377,7 +377,7 @@ async fn download_stream(
             let unpadded = header.len() as u64 + data_bytes;
             let size_bytes = unpadded.div_ceil(crate::fits::BLOCK) * crate::fits::BLOCK;
             let padding = vec![0u8; (size_bytes - unpadded) as usize];
-            let source: Arc<dyn ByteSource> = Arc::from(image.source);
+            let source = image.source;
             let body = futures::stream::once(async move { Ok(Bytes::from(header)) })
                 .chain(stream_range(source, image.data_offset, data_bytes))
                 .chain(futures::stream::once(

@@ -7,10 +7,12 @@
 //! fetching compressed bytes only as far as the headers need; there the walk stops after the first
 //! image HDU, since finding the next header would mean inflating the whole data unit.
 //! Tile-compressed images (FITS 4.0 §10) are BINTABLEs with `ZIMAGE = T`; [`Hdu::image_header`]
-//! gives their image view (ZNAXISn → NAXISn, ZBITPIX → BITPIX), which is what the WCS needs.
+//! gives their image view (ZNAXISn → NAXISn, ZBITPIX → BITPIX, table keywords dropped), which is
+//! what the WCS needs, and [`tiled::TiledImage`] reads their pixels tile by tile.
 
 pub mod header;
 pub mod source;
+pub mod tiled;
 
 use std::io::Read;
 
@@ -140,6 +142,7 @@ impl Hdu {
                 k if k.starts_with("ZNAXIS") => Some(format!("NAXIS{}", &k[6..])),
                 "NAXIS" | "BITPIX" => None,
                 k if k.starts_with("NAXIS") => None,
+                k if is_tile_table_keyword(k) => None,
                 _ => Some(card.key.clone()),
             };
             if let (Some(key), Some(value)) = (renamed, &card.value) {
@@ -152,6 +155,41 @@ impl Hdu {
         }
         out
     }
+}
+
+/// Keywords of the table that holds a tile-compressed image (not the image's own).
+fn is_tile_table_keyword(key: &str) -> bool {
+    let indexed = |prefix: &str| {
+        key.strip_prefix(prefix)
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    matches!(
+        key,
+        "XTENSION"
+            | "PCOUNT"
+            | "GCOUNT"
+            | "TFIELDS"
+            | "THEAP"
+            | "ZIMAGE"
+            | "ZCMPTYPE"
+            | "ZQUANTIZ"
+            | "ZDITHER0"
+            | "ZSIMPLE"
+            | "ZTENSION"
+            | "ZEXTEND"
+            | "ZPCOUNT"
+            | "ZGCOUNT"
+            | "ZHECKSUM"
+            | "ZDATASUM"
+            | "ZBLANK"
+            | "ZMASKCMP"
+            | "CHECKSUM"
+            | "DATASUM"
+    ) || [
+        "TTYPE", "TFORM", "TUNIT", "TDIM", "TNULL", "TSCAL", "TZERO", "ZTILE", "ZNAME", "ZVAL",
+    ]
+    .iter()
+    .any(|p| indexed(p))
 }
 
 /// The HDUs of a file, as far as they were read.

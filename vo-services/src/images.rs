@@ -5,7 +5,8 @@
 //! Opening a dataset stats the file (pinning its version), then reads the HDU layout — a few KiB,
 //! kept in a small cache keyed by version, so repeated cutouts of one file cost one HEAD and their
 //! pixels. A gzip-compressed file is read whole and inflated (gzip cannot be read in ranges);
-//! tile-compressed images are refused for cutouts, with a message saying so.
+//! a tile-compressed image is read through [`TiledImage`], which fetches only the tiles a cutout
+//! or preview touches.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use parking_lot::Mutex;
 
 use crate::error::VoError;
 use crate::fits::source::Volumes;
+use crate::fits::tiled::TiledImage;
 use crate::fits::{ByteSource, Header, Layout, MemorySource, gunzip, read_layout};
 use crate::obscore::publish::Manifest;
 use crate::obscore::{ImageRecord, inherited};
@@ -36,7 +38,8 @@ pub struct ImageState {
 
 /// One image HDU ready to read: where its pixels start and its header (with inherited keywords).
 pub struct OpenImage {
-    pub source: Box<dyn ByteSource>,
+    /// The pixels: the file itself, or for a tile-compressed image its uncompressed view.
+    pub source: Arc<dyn ByteSource>,
     pub header: Header,
     pub data_offset: u64,
     pub layout: Arc<Layout>,
@@ -113,15 +116,15 @@ impl ImageState {
                 name: record.path.clone(),
                 message: format!("HDU {hdu} is not in the file any more"),
             })?;
-        if target.is_compressed_image() {
-            return Err(VoError::BadParameter {
-                name: "ID".into(),
-                message: "this image is tile-compressed; cutouts and previews of tile-compressed images are not supported yet (download it with #this)".into(),
-            });
-        }
+        let source: Arc<dyn ByteSource> = Arc::from(source);
+        let (source, data_offset): (Arc<dyn ByteSource>, u64) = if target.is_compressed_image() {
+            (Arc::new(TiledImage::open(source, target)?), 0)
+        } else {
+            (source, target.data_offset)
+        };
         Ok(OpenImage {
             header: inherited(primary, target),
-            data_offset: target.data_offset,
+            data_offset,
             source,
             layout: layout.clone(),
         })
