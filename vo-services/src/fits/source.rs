@@ -18,7 +18,7 @@ use super::ByteSource;
 use crate::error::VoError;
 
 /// Ranged reads in flight per `read_many`.
-pub const CONCURRENT_READS: usize = 16;
+pub const CONCURRENT_READS: usize = 64;
 
 /// The volumes the services read images from, by name.
 #[derive(Clone, Default)]
