@@ -47,6 +47,8 @@ def build_local(folder, cache, venv):
         "astropy/nddata/tests/data/sip-wcs.fits": "sip-wcs.fits",
         "astropy/modeling/tests/data/1904-66_AZP.fits": "1904-66_AZP.fits",
         "astropy/io/fits/hdu/compressed/tests/data/m13_rice.fits": "m13_rice.fits",
+        "astropy/io/fits/hdu/compressed/tests/data/m13_gzip.fits": "m13_gzip.fits",
+        "astropy/io/fits/hdu/compressed/tests/data/m13_hcomp.fits": "m13_hcomp.fits",
         "astropy/wcs/tests/data/dss.14.29.56-62.41.05.fits.gz": "dss_tan.fits.gz",
         "astroquery/ukidss/tests/data/image.fits": "ukidss_zpn.fits",
         "astroquery/magpis/tests/data/image.fits": "magpis_glon_sin.fits",
