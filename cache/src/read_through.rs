@@ -7,6 +7,11 @@
 //! a second reader (or the prefetcher) wanting a block that is already on its way waits for that
 //! fetch instead of issuing another. A fetch that fails fails only the reads that needed it; nothing
 //! is cached from it.
+//!
+//! Prefetch usefulness: blocks a prefetch brought from the origin are remembered (up to
+//! [`PREFETCH_TRACKED_BLOCKS`]) until a reader reads them; `prefetched_bytes - prefetch_read_bytes`
+//! is what prefetching fetched that nobody has read (yet) — wasted bytes once those blocks are
+//! evicted.
 
 use crate::block_cache::BlockCache;
 use crate::error::{CacheError, Result};
@@ -39,6 +44,21 @@ pub struct ReadStats {
     pub joined_blocks: AtomicU64,
     /// Origin requests issued by this layer.
     pub origin_requests: AtomicU64,
+    /// Bytes fetched from the origin by prefetches (not by a waiting reader).
+    pub prefetched_bytes: AtomicU64,
+    /// Of those, bytes a reader later read.
+    pub prefetch_read_bytes: AtomicU64,
+}
+
+/// Prefetched blocks remembered until read; beyond this, more are counted but not tracked (they
+/// then stay "unread" in the figures).
+pub const PREFETCH_TRACKED_BLOCKS: usize = 65_536;
+
+/// Who asked for blocks: a reader waiting for them, or the prefetcher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wanted {
+    ByReader,
+    ByPrefetch,
 }
 
 type Fetch = Shared<BoxFuture<'static, Result<Arc<Vec<Bytes>>>>>;
@@ -50,6 +70,8 @@ struct Inner {
     block_size: u64,
     max_request_bytes: u64,
     inflight: Mutex<HashMap<BlockKey, (Fetch, usize)>>,
+    /// Blocks fetched by a prefetch and not read yet, with their lengths.
+    prefetched_unread: Mutex<HashMap<BlockKey, u64>>,
     stats: ReadStats,
 }
 
@@ -76,6 +98,7 @@ impl ReadThrough {
                 block_size,
                 max_request_bytes: max_request_bytes.max(block_size),
                 inflight: Mutex::new(HashMap::new()),
+                prefetched_unread: Mutex::new(HashMap::new()),
                 stats: ReadStats::default(),
             }),
         }
@@ -110,8 +133,40 @@ impl ReadThrough {
         }
         let bs = self.inner.block_size;
         let (first, last) = (offset / bs, (end - 1) / bs);
-        let blocks = self.blocks(obj, first, last).await?;
+        let blocks = self.blocks(obj, first, last, Wanted::ByReader).await?;
+        self.note_read(obj, first, last);
         Ok(self.assemble(&blocks, first, offset, end))
+    }
+
+    /// Remembers blocks a prefetch fetched, until a reader reads them.
+    fn note_prefetched(&self, keys: &[BlockKey], blocks: &[Option<Bytes>]) {
+        let mut unread = self.inner.prefetched_unread.lock();
+        for (key, block) in keys.iter().zip(blocks) {
+            let len = block.as_ref().map_or(0, |b| b.len() as u64);
+            self.inner
+                .stats
+                .prefetched_bytes
+                .fetch_add(len, Ordering::Relaxed);
+            if unread.len() < PREFETCH_TRACKED_BLOCKS {
+                unread.insert(key.clone(), len);
+            }
+        }
+    }
+
+    /// Counts a reader's read of blocks a prefetch brought in.
+    fn note_read(&self, obj: &ObjectVersion, first: u64, last: u64) {
+        let mut unread = self.inner.prefetched_unread.lock();
+        if unread.is_empty() {
+            return;
+        }
+        for index in first..=last {
+            if let Some(len) = unread.remove(&self.key(obj, index)) {
+                self.inner
+                    .stats
+                    .prefetch_read_bytes
+                    .fetch_add(len, Ordering::Relaxed);
+            }
+        }
     }
 
     /// The same bytes as [`ReadThrough::read`], but only if every block is in the memory tier right
@@ -139,6 +194,7 @@ impl ReadThrough {
             .stats
             .cached_blocks
             .fetch_add(blocks.len() as u64, Ordering::Relaxed);
+        self.note_read(obj, first, last);
         Some(self.assemble(&blocks, first, offset, end))
     }
 
@@ -164,6 +220,7 @@ impl ReadThrough {
                 .stats
                 .cached_blocks
                 .fetch_add(blocks.len() as u64, Ordering::Relaxed);
+            self.note_read(obj, first, last);
             return Ok(self.assemble(&blocks, first, offset, end));
         }
         self.inner
@@ -204,14 +261,21 @@ impl ReadThrough {
         let this = self.clone();
         let obj = obj.clone();
         tokio::spawn(async move {
-            if let Err(e) = this.blocks(&obj, offset / bs, (end - 1) / bs).await {
+            let (first, last) = (offset / bs, (end - 1) / bs);
+            if let Err(e) = this.blocks(&obj, first, last, Wanted::ByPrefetch).await {
                 tracing::debug!(error = %e, "prefetch failed");
             }
         });
     }
 
     /// Blocks `first..=last`, each whole (the last one of the object may be short).
-    async fn blocks(&self, obj: &ObjectVersion, first: u64, last: u64) -> Result<Vec<Bytes>> {
+    async fn blocks(
+        &self,
+        obj: &ObjectVersion,
+        first: u64,
+        last: u64,
+        wanted: Wanted,
+    ) -> Result<Vec<Bytes>> {
         let count = (last - first + 1) as usize;
         let mut got: Vec<Option<Bytes>> = vec![None; count];
         for (i, slot) in got.iter_mut().enumerate() {
@@ -258,7 +322,7 @@ impl ReadThrough {
                 {
                     j += 1;
                 }
-                let fetch = self.start_fetch(obj, first + i as u64, (j - i) as u64);
+                let fetch = self.start_fetch(obj, first + i as u64, (j - i) as u64, wanted);
                 for (pos, slot) in (i..j).enumerate() {
                     inflight.insert(self.key(obj, first + slot as u64), (fetch.clone(), pos));
                     waits.push((slot, fetch.clone(), pos));
@@ -274,7 +338,7 @@ impl ReadThrough {
     }
 
     /// Fetch `n` blocks from `first` with one request, as a task of its own.
-    fn start_fetch(&self, obj: &ObjectVersion, first: u64, n: u64) -> Fetch {
+    fn start_fetch(&self, obj: &ObjectVersion, first: u64, n: u64, wanted: Wanted) -> Fetch {
         let this = self.clone();
         let obj = obj.clone();
         let task = tokio::spawn(async move {
@@ -316,6 +380,9 @@ impl ReadThrough {
                                 .stats
                                 .fetched_blocks
                                 .fetch_add((hi - lo + 1) as u64, Ordering::Relaxed);
+                            if wanted == Wanted::ByPrefetch {
+                                this.note_prefetched(&keys[lo..=hi], &got[lo..=hi]);
+                            }
                             Ok(Arc::new(
                                 got.into_iter().map(Option::unwrap_or_default).collect(),
                             ))
@@ -403,6 +470,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn prefetched_bytes_count_until_a_reader_reads_them() {
+        let (_m, rt, obj) = setup(10_500).await;
+        rt.prefetch(&obj, 0, 4000);
+        for _ in 0..200 {
+            if rt.stats().prefetched_bytes.load(Ordering::Relaxed) == 4000 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let stats = rt.stats();
+        assert_eq!(stats.prefetched_bytes.load(Ordering::Relaxed), 4000);
+        assert_eq!(stats.prefetch_read_bytes.load(Ordering::Relaxed), 0);
+        // A reader reads blocks 1 and 2 (twice: counted once); block 5 was never prefetched.
+        rt.read(&obj, 1500, 1000).await.unwrap();
+        rt.read(&obj, 1500, 1000).await.unwrap();
+        rt.read(&obj, 5000, 10).await.unwrap();
+        assert_eq!(stats.prefetch_read_bytes.load(Ordering::Relaxed), 2000);
+        assert_eq!(stats.prefetched_bytes.load(Ordering::Relaxed), 4000);
+        // The fast memory path counts too.
+        rt.read_from_memory(&obj, 0, 10).expect("in memory");
+        assert_eq!(stats.prefetch_read_bytes.load(Ordering::Relaxed), 3000);
+    }
+
+    #[tokio::test]
     async fn a_run_of_missing_blocks_is_one_request() {
         let (m, rt, obj) = setup(20_000).await;
         rt.read(&obj, 0, 8000).await.unwrap();
@@ -419,7 +510,7 @@ mod tests {
         rt.read(&obj, 0, 2000).await.unwrap();
         rt.read(&obj, 5000, 1000).await.unwrap();
         let before = m.read_bytes.load(Ordering::Relaxed);
-        let blocks = rt.start_fetch(&obj, 0, 8).await.unwrap();
+        let blocks = rt.start_fetch(&obj, 0, 8, Wanted::ByReader).await.unwrap();
         let all: Vec<u8> = blocks.iter().flat_map(|b| b.to_vec()).collect();
         assert_eq!(all, data(8000));
         assert_eq!(
@@ -428,7 +519,7 @@ mod tests {
             "blocks 2..=7 only"
         );
         let reads = m.reads.load(Ordering::Relaxed);
-        rt.start_fetch(&obj, 0, 8).await.unwrap();
+        rt.start_fetch(&obj, 0, 8, Wanted::ByReader).await.unwrap();
         assert_eq!(
             m.reads.load(Ordering::Relaxed),
             reads,

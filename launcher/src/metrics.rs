@@ -24,6 +24,8 @@ pub const ORIGIN_REQUESTS: &str = "colo_origin_requests_total";
 pub const ORIGIN_BYTES: &str = "colo_origin_bytes_total";
 pub const ORIGIN_ERRORS: &str = "colo_origin_errors_total";
 pub const CACHE_HITS: &str = "colo_cache_hits_total";
+pub const PREFETCH_BYTES: &str = "colo_prefetch_bytes_total";
+pub const PREFETCH_UNREAD_BYTES: &str = "colo_prefetch_unread_bytes";
 pub const CACHE_MISSES: &str = "colo_cache_misses_total";
 pub const CACHE_MEMORY_BYTES: &str = "colo_cache_memory_bytes";
 pub const CACHE_MEMORY_BUDGET_BYTES: &str = "colo_cache_memory_budget_bytes";
@@ -173,6 +175,32 @@ pub async fn render(stack: &Stack, memory_budget_bytes: u64) -> String {
         "counter",
         "Failed requests to each volume's origin.",
         errors,
+    );
+
+    let prefetch: Vec<(String, u64, u64)> = stack
+        .readers
+        .iter()
+        .map(|(v, r)| {
+            let fetched = r.stats().prefetched_bytes.load(Ordering::Relaxed);
+            let read = r.stats().prefetch_read_bytes.load(Ordering::Relaxed);
+            (format!("volume=\"{}\"", label(v)), fetched, read)
+        })
+        .collect();
+    family(
+        &mut out,
+        PREFETCH_BYTES,
+        "counter",
+        "Bytes prefetch brought from each volume's origin.",
+        prefetch.iter().map(|(l, fetched, _)| (l.clone(), *fetched)),
+    );
+    family(
+        &mut out,
+        PREFETCH_UNREAD_BYTES,
+        "gauge",
+        "Of the prefetched bytes, those no reader has read (yet): wasted once evicted.",
+        prefetch
+            .iter()
+            .map(|(l, fetched, read)| (l.clone(), fetched.saturating_sub(*read))),
     );
 
     let tiers = stack.cache.stats();

@@ -34,6 +34,8 @@ def test_page_cache_is_reused_until_the_file_changes(tmp_path):
     size = 4 * 1024 * 1024 + 3
     with open(path, "wb") as f:
         f.write(b"x" * size)
+    with open(os.path.join(MUTABLE, "prefetch_waste.bin"), "wb") as f:
+        f.write(os.urandom(32 << 20))
     c = Colo(cfg, str(tmp_path / "mnt"))
     try:
         target = c.path("pc-local", "pagecache.bin")
@@ -41,6 +43,9 @@ def test_page_cache_is_reused_until_the_file_changes(tmp_path):
         before = metrics()
         assert before['colo_fs_operation_seconds_count{op="read"}'] > 0
         assert before['colo_origin_requests_total{volume="pc-local",kind="get"}'] > 0
+        # The sequential read was prefetched, and every prefetched byte was then read.
+        assert before['colo_prefetch_bytes_total{volume="pc-local"}'] >= 1 << 20
+        assert before['colo_prefetch_unread_bytes{volume="pc-local"}'] == 0
         assert read_all(target) == b"x" * size  # second open: the file has not changed
         after = metrics()
         assert after['colo_fs_operation_seconds_count{op="read"}'] == before['colo_fs_operation_seconds_count{op="read"}']
@@ -56,6 +61,17 @@ def test_page_cache_is_reused_until_the_file_changes(tmp_path):
         out = subprocess.run([BIN, "stats", "--url", f"http://{METRICS}/metrics"], capture_output=True, text=True, timeout=30)
         assert out.returncode == 0, out.stderr
         assert 'colo_origin_requests_total{volume="pc-local",kind="get"}' in out.stdout
+        # A reader that stops early leaves prefetched bytes unread, and the gauge shows them.
+        m0 = metrics()
+        with open(c.path("pc-local", "prefetch_waste.bin"), "rb") as f:
+            for _ in range(12):
+                f.read(128 << 10)
+            time.sleep(0.5)  # prefetches finish in the background
+            m1 = metrics()
+        fetched = m1['colo_prefetch_bytes_total{volume="pc-local"}'] - m0['colo_prefetch_bytes_total{volume="pc-local"}']
+        wasted = m1['colo_prefetch_unread_bytes{volume="pc-local"}'] - m0['colo_prefetch_unread_bytes{volume="pc-local"}']
+        read = m1["colo_fs_read_bytes_total"] - m0["colo_fs_read_bytes_total"]
+        assert wasted >= 512 << 10, (fetched, wasted, read)
     finally:
         c.stop()
 
