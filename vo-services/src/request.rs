@@ -126,3 +126,12 @@ pub(crate) fn is_tapplus(headers: &HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ua| ua.to_ascii_lowercase().contains("astroquery"))
 }
+
+/// Parameters as [`read_params`] gives them, from literals (tests).
+#[cfg(test)]
+pub(crate) fn owned_pairs(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}

@@ -401,12 +401,7 @@ async fn capabilities(headers: HeaderMap) -> Response {
 mod tests {
     use super::*;
 
-    fn values(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::request::owned_pairs as values;
 
     #[test]
     fn or_within_and_across_parameters() {

@@ -342,12 +342,7 @@ async fn capabilities(headers: HeaderMap) -> Response {
 mod tests {
     use super::*;
 
-    fn values(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::request::owned_pairs as values;
 
     #[test]
     fn spec_from_parameters_and_the_errors_soda_names() {

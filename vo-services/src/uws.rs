@@ -152,6 +152,26 @@ impl Job {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The `<uws:parameters>` element (standalone: with its namespace, for `/parameters`).
+    pub fn parameters_xml(&self, standalone: bool) -> String {
+        let mut out = if standalone {
+            String::from(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<uws:parameters xmlns:uws=\"http://www.ivoa.net/xml/UWS/v1.0\">\n",
+            )
+        } else {
+            String::from("<uws:parameters>\n")
+        };
+        for (name, value) in &self.parameters {
+            out.push_str(&format!(
+                "<uws:parameter id=\"{}\">{}</uws:parameter>\n",
+                xml_escape(&name.to_ascii_lowercase()),
+                xml_escape(value)
+            ));
+        }
+        out.push_str("</uws:parameters>\n");
+        out
+    }
+
     /// The `<uws:results>` element (standalone: with namespaces, for the `/results` resource).
     pub fn results_xml(&self, job_url: &str, standalone: bool) -> String {
         let mut out = if standalone {
@@ -210,15 +230,7 @@ impl Job {
             "<uws:destruction>{}</uws:destruction>\n",
             iso8601(self.destruction_secs)
         ));
-        out.push_str("<uws:parameters>\n");
-        for (name, value) in &self.parameters {
-            out.push_str(&format!(
-                "<uws:parameter id=\"{}\">{}</uws:parameter>\n",
-                xml_escape(&name.to_ascii_lowercase()),
-                xml_escape(value)
-            ));
-        }
-        out.push_str("</uws:parameters>\n");
+        out.push_str(&self.parameters_xml(false));
         out.push_str(&self.results_xml(job_url, false));
         if let Some(error) = &self.error {
             out.push_str(&format!(

@@ -377,20 +377,7 @@ async fn job_error(State(state): State<UwsService>, Path(id): Path<String>) -> R
 
 async fn job_parameters(State(state): State<UwsService>, Path(id): Path<String>) -> Response {
     match state.jobs.get(&id) {
-        Ok(job) => {
-            let mut out = String::from(
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<uws:parameters xmlns:uws=\"http://www.ivoa.net/xml/UWS/v1.0\">\n",
-            );
-            for (name, value) in &job.parameters {
-                out.push_str(&format!(
-                    "<uws:parameter id=\"{}\">{}</uws:parameter>\n",
-                    crate::error::xml_escape(&name.to_ascii_lowercase()),
-                    crate::error::xml_escape(value)
-                ));
-            }
-            out.push_str("</uws:parameters>\n");
-            xml(out)
-        }
+        Ok(job) => xml(job.parameters_xml(true)),
         Err(e) => e.into_response(),
     }
 }
