@@ -84,6 +84,8 @@ pub fn load_job_files(jobs: &JobStore, job: &Job) -> HashMap<String, Bytes> {
     files
 }
 
+/// The job list's URL as the client sees it (the path up to the first `/async`, which is where
+/// [`routes`] is nested).
 fn jobs_url(headers: &HeaderMap, uri: &OriginalUri) -> String {
     format!("{}/async", base_url(headers, uri, "/async"))
 }
@@ -233,9 +235,7 @@ async fn job_document(
                     .await?;
             }
         }
-        Ok::<_, VoError>(xml(
-            job.to_xml(&job_url(&headers, &uri, &id).replace("/async/async", "/async"))
-        ))
+        Ok::<_, VoError>(xml(job.to_xml(&job_url(&headers, &uri, &id))))
     }
     .await;
     outcome.unwrap_or_else(IntoResponse::into_response)
@@ -248,12 +248,11 @@ fn after_change(
     uri: &OriginalUri,
     id: &str,
 ) -> Result<Response, VoError> {
-    let jobs = format!("{}/async", base_url(headers, uri, "/async"));
+    let url = job_url(headers, uri, id);
     if is_tapplus(headers) {
-        let job = state.jobs.get(id)?;
-        return Ok(xml(job.to_xml(&format!("{jobs}/{id}"))));
+        return Ok(xml(state.jobs.get(id)?.to_xml(&url)));
     }
-    Ok(see_other(format!("{jobs}/{id}")))
+    Ok(see_other(url))
 }
 
 async fn apply_phase(
@@ -331,7 +330,7 @@ async fn delete_job(
     uri: OriginalUri,
 ) -> Response {
     match state.jobs.delete(&id) {
-        Ok(()) => see_other(format!("{}/async", base_url(&headers, &uri, "/async"))),
+        Ok(()) => see_other(jobs_url(&headers, &uri)),
         Err(e) => e.into_response(),
     }
 }
