@@ -429,6 +429,7 @@ mod tests {
             volume: "vol".into(),
             path: "dir/file.fits".into(),
             identity: "etag:\"abc\"".into(),
+            unit_bytes: 1 << 20,
             index: i,
         }
     }

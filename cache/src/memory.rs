@@ -58,6 +58,7 @@ mod tests {
             volume: "v".into(),
             path: "p".into(),
             identity: "etag:1".into(),
+            unit_bytes: 1 << 20,
             index: i,
         }
     }

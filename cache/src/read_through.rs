@@ -1,12 +1,19 @@
-//! Byte ranges served from blocks, blocks fetched from the origin on a miss.
+//! Byte ranges served from cached units, units fetched from the origin on a miss.
 //!
-//! A read maps to the blocks it covers. Cached blocks come from the tiers; the missing ones are
-//! grouped into contiguous runs and each run is fetched with ONE ranged request (split at
+//! Two grids of units cover an object: blocks (`block_size`, the default 1 MiB) and pages
+//! (`page_size`, 64 KiB), keyed apart. A streaming or whole-object read ([`ReadThrough::read`],
+//! [`ReadThrough::read_span`], prefetch) works in blocks. A sparse read
+//! ([`ReadThrough::read_sparse`]: a Parquet column chunk, a random `pread`) takes the blocks that are
+//! cached already and fetches only the pages it needs of the rest — bytes near the request instead of
+//! whole blocks, still on a grid so that a page once fetched is reused by the next reader.
+//!
+//! A read maps to the units it covers. Cached units come from the tiers; the missing ones are grouped
+//! into contiguous runs and each run is fetched with ONE ranged request (split at
 //! `max_request_bytes`), carrying the object's expected identity so the connector refuses bytes of
-//! another version. Fetches run as their own tasks and are registered per block while in flight:
-//! a second reader (or the prefetcher) wanting a block that is already on its way waits for that
-//! fetch instead of issuing another. A fetch that fails fails only the reads that needed it; nothing
-//! is cached from it.
+//! another version. Fetches run as their own tasks and are registered per unit while in flight: a
+//! second reader (or the prefetcher) wanting a unit that is already on its way waits for that fetch
+//! instead of issuing another. A fetch that fails fails only the reads that needed it; nothing is
+//! cached from it.
 //!
 //! Prefetch usefulness: blocks a prefetch brought from the origin are remembered (up to
 //! [`PREFETCH_TRACKED_BLOCKS`]) until a reader reads them; `prefetched_bytes - prefetch_read_bytes`
@@ -23,8 +30,12 @@ use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Bytes per page, the grid of sparse reads (when the block size is a multiple of it).
+pub const DEFAULT_PAGE_BYTES: u64 = 64 * 1024;
 
 /// One version of one object: what a read is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +65,7 @@ pub struct ReadStats {
 /// then stay "unread" in the figures).
 pub const PREFETCH_TRACKED_BLOCKS: usize = 65_536;
 
-/// Who asked for blocks: a reader waiting for them, or the prefetcher.
+/// Who asked for units: a reader waiting for them, or the prefetcher.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Wanted {
     ByReader,
@@ -68,6 +79,7 @@ struct Inner {
     cache: Arc<TieredCache>,
     volume: Arc<str>,
     block_size: u64,
+    page_size: u64,
     max_request_bytes: u64,
     inflight: Mutex<HashMap<BlockKey, (Fetch, usize)>>,
     /// Blocks fetched by a prefetch and not read yet, with their lengths.
@@ -80,8 +92,17 @@ pub struct ReadThrough {
     inner: Arc<Inner>,
 }
 
+/// Consecutive units of one grid, as fetched or found: unit `first + i` is `units[i]`.
+struct Piece {
+    unit: u64,
+    first: u64,
+    units: Vec<Bytes>,
+}
+
 impl ReadThrough {
-    /// `block_size`: bytes per cached block; `max_request_bytes`: the most one origin request asks for.
+    /// `block_size`: bytes per cached block; `max_request_bytes`: the most one origin request asks
+    /// for. Pages are [`DEFAULT_PAGE_BYTES`] when that divides the block size, else blocks (sparse
+    /// reads then fetch whole blocks).
     pub fn new(
         connector: Arc<dyn Connector>,
         cache: Arc<TieredCache>,
@@ -89,6 +110,12 @@ impl ReadThrough {
         max_request_bytes: u64,
     ) -> Self {
         assert!(block_size > 0, "block size must be positive");
+        assert!(block_size <= u32::MAX as u64, "block size must fit a key");
+        let page_size = if block_size > DEFAULT_PAGE_BYTES && block_size % DEFAULT_PAGE_BYTES == 0 {
+            DEFAULT_PAGE_BYTES
+        } else {
+            block_size
+        };
         let volume: Arc<str> = connector.volume().into();
         ReadThrough {
             inner: Arc::new(Inner {
@@ -96,6 +123,7 @@ impl ReadThrough {
                 cache,
                 volume,
                 block_size,
+                page_size,
                 max_request_bytes: max_request_bytes.max(block_size),
                 inflight: Mutex::new(HashMap::new()),
                 prefetched_unread: Mutex::new(HashMap::new()),
@@ -104,8 +132,24 @@ impl ReadThrough {
         }
     }
 
+    /// The same reader with pages of `page_size` bytes (a divisor of the block size); before the
+    /// reader is shared.
+    pub fn with_page_size(mut self, page_size: u64) -> Self {
+        let inner = Arc::get_mut(&mut self.inner).expect("page size is set before sharing");
+        assert!(
+            page_size > 0 && inner.block_size % page_size == 0,
+            "pages must divide blocks"
+        );
+        inner.page_size = page_size;
+        self
+    }
+
     pub fn block_size(&self) -> u64 {
         self.inner.block_size
+    }
+
+    pub fn page_size(&self) -> u64 {
+        self.inner.page_size
     }
 
     pub fn stats(&self) -> &ReadStats {
@@ -116,26 +160,157 @@ impl ReadThrough {
         &self.inner.connector
     }
 
+    /// The key of block `index` of `obj`.
     pub fn key(&self, obj: &ObjectVersion, index: u64) -> BlockKey {
+        self.unit_key(obj, self.inner.block_size, index)
+    }
+
+    fn unit_key(&self, obj: &ObjectVersion, unit: u64, index: u64) -> BlockKey {
         BlockKey {
             volume: self.inner.volume.clone(),
             path: obj.path.as_str().into(),
             identity: obj.identity.to_string().into(),
+            unit_bytes: unit as u32,
             index,
         }
     }
 
-    /// Bytes `[offset, offset + len)` of `obj`, clamped to its size.
-    pub async fn read(&self, obj: &ObjectVersion, offset: u64, len: u64) -> Result<Bytes> {
+    /// `[offset, offset + len)` clamped to the object, or `None` when empty.
+    fn clamp(obj: &ObjectVersion, offset: u64, len: u64) -> Option<Range<u64>> {
         let end = offset.saturating_add(len).min(obj.size);
-        if offset >= end {
+        (offset < end).then_some(offset..end)
+    }
+
+    /// Bytes `[offset, offset + len)` of `obj`, clamped to its size, fetching whole blocks.
+    pub async fn read(&self, obj: &ObjectVersion, offset: u64, len: u64) -> Result<Bytes> {
+        let Some(want) = Self::clamp(obj, offset, len) else {
             return Ok(Bytes::new());
-        }
+        };
+        self.read_span(obj, want.start, want.end - want.start, want)
+            .await
+    }
+
+    /// Bytes `[offset, offset + len)`, where any miss fetches the whole blocks of `span` (which
+    /// should contain the read) in the same request: one GET for a small file read piece by piece.
+    pub async fn read_span(
+        &self,
+        obj: &ObjectVersion,
+        offset: u64,
+        len: u64,
+        span: Range<u64>,
+    ) -> Result<Bytes> {
+        let Some(want) = Self::clamp(obj, offset, len) else {
+            return Ok(Bytes::new());
+        };
         let bs = self.inner.block_size;
-        let (first, last) = (offset / bs, (end - 1) / bs);
-        let blocks = self.blocks(obj, first, last, Wanted::ByReader).await?;
+        let span = span.start.min(want.start)..span.end.max(want.end).min(obj.size);
+        let (first, last) = (want.start / bs, (want.end - 1) / bs);
+        let (span_first, span_last) = (span.start / bs, (span.end - 1) / bs);
+        let mut cached = self.cached_units(obj, bs, span_first, span_last).await;
+        let wanted_units = (first - span_first) as usize..=(last - span_first) as usize;
+        if !cached[wanted_units.clone()].iter().all(Option::is_some) {
+            cached = self
+                .units_from(obj, bs, span_first, cached, Wanted::ByReader)
+                .await?
+                .into_iter()
+                .map(Some)
+                .collect();
+        }
+        let units = cached[wanted_units].iter().flatten().cloned().collect();
         self.note_read(obj, first, last);
-        Ok(self.assemble(&blocks, first, offset, end))
+        let mut out = BytesMut::new();
+        Ok(Self::assemble(
+            &mut out,
+            &[Piece {
+                unit: bs,
+                first,
+                units,
+            }],
+            want,
+        ))
+    }
+
+    /// Bytes `[offset, offset + len)` for a reader that jumps around: blocks already cached (or on
+    /// their way) serve as they are; of the others, only the pages this read covers are fetched,
+    /// one request per run of missing pages.
+    pub async fn read_sparse(&self, obj: &ObjectVersion, offset: u64, len: u64) -> Result<Bytes> {
+        let Some(want) = Self::clamp(obj, offset, len) else {
+            return Ok(Bytes::new());
+        };
+        let (bs, ps) = (self.inner.block_size, self.inner.page_size);
+        if ps >= bs {
+            return self.read(obj, offset, len).await;
+        }
+        let (first, last) = (want.start / bs, (want.end - 1) / bs);
+        let cached = self.cached_units(obj, bs, first, last).await;
+        // Each block: whole (cached or in flight), or served from pages. Runs of the latter share
+        // one page fetch, so a read across a block boundary is still one request.
+        let mut jobs: Vec<BoxFuture<'_, Result<Piece>>> = Vec::new();
+        let mut b = first;
+        while b <= last {
+            let i = (b - first) as usize;
+            if let Some(block) = &cached[i] {
+                let block = block.clone();
+                jobs.push(
+                    async move {
+                        Ok(Piece {
+                            unit: bs,
+                            first: b,
+                            units: vec![block],
+                        })
+                    }
+                    .boxed(),
+                );
+                b += 1;
+                continue;
+            }
+            if self.inner.inflight.lock().contains_key(&self.key(obj, b)) {
+                jobs.push(
+                    async move {
+                        let units = self.units(obj, bs, b, b, Wanted::ByReader).await?;
+                        Ok(Piece {
+                            unit: bs,
+                            first: b,
+                            units,
+                        })
+                    }
+                    .boxed(),
+                );
+                b += 1;
+                continue;
+            }
+            let mut e = b;
+            while e < last
+                && cached[(e + 1 - first) as usize].is_none()
+                && !self
+                    .inner
+                    .inflight
+                    .lock()
+                    .contains_key(&self.key(obj, e + 1))
+            {
+                e += 1;
+            }
+            let from = want.start.max(b * bs);
+            let to = want.end.min((e + 1) * bs);
+            let (p_first, p_last) = (from / ps, (to - 1) / ps);
+            jobs.push(
+                async move {
+                    let units = self
+                        .units(obj, ps, p_first, p_last, Wanted::ByReader)
+                        .await?;
+                    Ok(Piece {
+                        unit: ps,
+                        first: p_first,
+                        units,
+                    })
+                }
+                .boxed(),
+            );
+            b = e + 1;
+        }
+        let pieces = futures::future::try_join_all(jobs).await?;
+        self.note_read(obj, first, last);
+        Ok(Self::assemble(&mut BytesMut::new(), &pieces, want))
     }
 
     /// Remembers blocks a prefetch fetched, until a reader reads them.
@@ -169,45 +344,62 @@ impl ReadThrough {
         }
     }
 
-    /// The same bytes as [`ReadThrough::read`], but only if every block is in the memory tier right
-    /// now; never waits, never fetches. Lets a caller that is not on the runtime (a FUSE thread)
-    /// answer cache hits at once instead of handing them to a task.
+    /// The same bytes as [`ReadThrough::read`], but only if every block (or, for a block not held
+    /// whole, every page the read needs of it) is in the memory tier right now; never waits, never
+    /// fetches. Lets a caller that is not on the runtime (a FUSE thread) answer cache hits at once
+    /// instead of handing them to a task.
     pub fn read_from_memory(&self, obj: &ObjectVersion, offset: u64, len: u64) -> Option<Bytes> {
-        let end = offset.saturating_add(len).min(obj.size);
-        if offset >= end {
+        let Some(want) = Self::clamp(obj, offset, len) else {
             return Some(Bytes::new());
-        }
+        };
         let memory = self.inner.cache.memory()?;
-        let bs = self.inner.block_size;
-        let (first, last) = (offset / bs, (end - 1) / bs);
-        let mut blocks = Vec::with_capacity((last - first + 1) as usize);
-        for index in first..=last {
-            // moka's lookup completes without waiting; anything else counts as a miss here.
-            blocks.push(
-                memory
-                    .get_block(&self.key(obj, index))
-                    .now_or_never()
-                    .flatten()?,
-            );
+        // moka's lookup completes without waiting; anything else counts as a miss here.
+        let get = |key: BlockKey| memory.get_block(&key).now_or_never().flatten();
+        let (bs, ps) = (self.inner.block_size, self.inner.page_size);
+        let (first, last) = (want.start / bs, (want.end - 1) / bs);
+        let mut pieces = Vec::with_capacity((last - first + 1) as usize);
+        for b in first..=last {
+            if let Some(block) = get(self.key(obj, b)) {
+                pieces.push(Piece {
+                    unit: bs,
+                    first: b,
+                    units: vec![block],
+                });
+                continue;
+            }
+            if ps >= bs {
+                return None;
+            }
+            let from = want.start.max(b * bs);
+            let to = want.end.min((b + 1) * bs);
+            let (p_first, p_last) = (from / ps, (to - 1) / ps);
+            let units = (p_first..=p_last)
+                .map(|p| get(self.unit_key(obj, ps, p)))
+                .collect::<Option<Vec<_>>>()?;
+            pieces.push(Piece {
+                unit: ps,
+                first: p_first,
+                units,
+            });
         }
+        let found: usize = pieces.iter().map(|p| p.units.len()).sum();
         self.inner
             .stats
             .cached_blocks
-            .fetch_add(blocks.len() as u64, Ordering::Relaxed);
+            .fetch_add(found as u64, Ordering::Relaxed);
         self.note_read(obj, first, last);
-        Some(self.assemble(&blocks, first, offset, end))
+        Some(Self::assemble(&mut BytesMut::new(), &pieces, want))
     }
 
     /// Bytes `[offset, offset + len)` for a sparse reader (a cutout reading image rows): from the
-    /// cache tiers when every covering block is there, otherwise exactly these bytes from the
+    /// cached blocks when every covering block is there, otherwise exactly these bytes from the
     /// origin, which are not cached — whole blocks would multiply what a strided read transfers.
     pub async fn read_exact(&self, obj: &ObjectVersion, offset: u64, len: u64) -> Result<Bytes> {
-        let end = offset.saturating_add(len).min(obj.size);
-        if offset >= end {
+        let Some(want) = Self::clamp(obj, offset, len) else {
             return Ok(Bytes::new());
-        }
+        };
         let bs = self.inner.block_size;
-        let (first, last) = (offset / bs, (end - 1) / bs);
+        let (first, last) = (want.start / bs, (want.end - 1) / bs);
         let mut blocks = Vec::with_capacity((last - first + 1) as usize);
         for index in first..=last {
             match self.inner.cache.get_block(&self.key(obj, index)).await {
@@ -221,7 +413,12 @@ impl ReadThrough {
                 .cached_blocks
                 .fetch_add(blocks.len() as u64, Ordering::Relaxed);
             self.note_read(obj, first, last);
-            return Ok(self.assemble(&blocks, first, offset, end));
+            let piece = Piece {
+                unit: bs,
+                first,
+                units: blocks,
+            };
+            return Ok(Self::assemble(&mut BytesMut::new(), &[piece], want));
         }
         self.inner
             .stats
@@ -229,79 +426,113 @@ impl ReadThrough {
             .fetch_add(1, Ordering::Relaxed);
         self.inner
             .connector
-            .read_range(&obj.path, offset..end, Some(&obj.identity))
+            .read_range(&obj.path, want, Some(&obj.identity))
             .await
             .map_err(CacheError::from)
     }
 
-    /// Bytes `[offset, end)` out of whole blocks starting at block `first`.
-    fn assemble(&self, blocks: &[Bytes], first: u64, offset: u64, end: u64) -> Bytes {
-        let bs = self.inner.block_size;
-        if blocks.len() == 1 {
-            let start = (offset - first * bs) as usize;
-            return blocks[0].slice(start..start + (end - offset) as usize);
+    /// Bytes `want` out of pieces that cover it in order. One unit is sliced without a copy.
+    fn assemble(out: &mut BytesMut, pieces: &[Piece], want: Range<u64>) -> Bytes {
+        let mut parts: Vec<Bytes> = Vec::new();
+        for piece in pieces {
+            for (i, unit) in piece.units.iter().enumerate() {
+                let unit_start = (piece.first + i as u64) * piece.unit;
+                let unit_end = unit_start + unit.len() as u64;
+                let (from, to) = (want.start.max(unit_start), want.end.min(unit_end));
+                if from < to {
+                    parts
+                        .push(unit.slice((from - unit_start) as usize..(to - unit_start) as usize));
+                }
+            }
         }
-        let mut out = BytesMut::with_capacity((end - offset) as usize);
-        for (i, b) in blocks.iter().enumerate() {
-            let block_start = (first + i as u64) * bs;
-            let from = offset.saturating_sub(block_start) as usize;
-            let to = ((end - block_start) as usize).min(b.len());
-            out.extend_from_slice(&b[from..to]);
+        if parts.len() == 1 {
+            return parts.pop().unwrap_or_default();
         }
-        out.freeze()
+        out.reserve((want.end - want.start) as usize);
+        for part in &parts {
+            out.extend_from_slice(part);
+        }
+        out.split().freeze()
     }
 
     /// Make sure blocks covering `[offset, offset + len)` are cached, in the background.
     pub fn prefetch(&self, obj: &ObjectVersion, offset: u64, len: u64) {
-        let end = offset.saturating_add(len).min(obj.size);
-        if offset >= end {
+        let Some(want) = Self::clamp(obj, offset, len) else {
             return;
-        }
+        };
         let bs = self.inner.block_size;
         let this = self.clone();
         let obj = obj.clone();
         tokio::spawn(async move {
-            let (first, last) = (offset / bs, (end - 1) / bs);
-            if let Err(e) = this.blocks(&obj, first, last, Wanted::ByPrefetch).await {
+            let (first, last) = (want.start / bs, (want.end - 1) / bs);
+            if let Err(e) = this.units(&obj, bs, first, last, Wanted::ByPrefetch).await {
                 tracing::debug!(error = %e, "prefetch failed");
             }
         });
     }
 
-    /// Blocks `first..=last`, each whole (the last one of the object may be short).
-    async fn blocks(
+    /// Units `first..=last` of the `unit` grid as the cache tiers hold them now.
+    async fn cached_units(
         &self,
         obj: &ObjectVersion,
+        unit: u64,
+        first: u64,
+        last: u64,
+    ) -> Vec<Option<Bytes>> {
+        let mut got = Vec::with_capacity((last - first + 1) as usize);
+        for index in first..=last {
+            got.push(
+                self.inner
+                    .cache
+                    .get_block(&self.unit_key(obj, unit, index))
+                    .await,
+            );
+        }
+        let hits = got.iter().filter(|b| b.is_some()).count() as u64;
+        self.inner
+            .stats
+            .cached_blocks
+            .fetch_add(hits, Ordering::Relaxed);
+        got
+    }
+
+    /// Units `first..=last` of the `unit` grid, each whole (the object's last may be short).
+    async fn units(
+        &self,
+        obj: &ObjectVersion,
+        unit: u64,
         first: u64,
         last: u64,
         wanted: Wanted,
     ) -> Result<Vec<Bytes>> {
-        let count = (last - first + 1) as usize;
-        let mut got: Vec<Option<Bytes>> = vec![None; count];
-        for (i, slot) in got.iter_mut().enumerate() {
-            *slot = self
-                .inner
-                .cache
-                .get_block(&self.key(obj, first + i as u64))
-                .await;
-        }
-        let cached = got.iter().filter(|b| b.is_some()).count() as u64;
-        self.inner
-            .stats
-            .cached_blocks
-            .fetch_add(cached, Ordering::Relaxed);
+        let got = self.cached_units(obj, unit, first, last).await;
+        self.units_from(obj, unit, first, got, wanted).await
+    }
 
-        // Waits: (slot, fetch, position of the block in that fetch).
+    /// Units from `first` on, given what the tiers held (`got`): the missing ones are joined to a
+    /// fetch in flight or fetched, one request per run.
+    async fn units_from(
+        &self,
+        obj: &ObjectVersion,
+        unit: u64,
+        first: u64,
+        mut got: Vec<Option<Bytes>>,
+        wanted: Wanted,
+    ) -> Result<Vec<Bytes>> {
+        let count = got.len();
+
+        // Waits: (slot, fetch, position of the unit in that fetch).
         let mut waits: Vec<(usize, Fetch, usize)> = Vec::new();
         {
             let mut inflight = self.inner.inflight.lock();
+            let max_units = (self.inner.max_request_bytes / unit).max(1) as usize;
             let mut i = 0;
             while i < count {
                 if got[i].is_some() {
                     i += 1;
                     continue;
                 }
-                let key = self.key(obj, first + i as u64);
+                let key = self.unit_key(obj, unit, first + i as u64);
                 if let Some((fetch, pos)) = inflight.get(&key) {
                     self.inner
                         .stats
@@ -311,41 +542,50 @@ impl ReadThrough {
                     i += 1;
                     continue;
                 }
-                // A run of missing blocks nobody is fetching yet, up to the request cap.
-                let max_blocks =
-                    (self.inner.max_request_bytes / self.inner.block_size).max(1) as usize;
+                // A run of missing units nobody is fetching yet, up to the request cap.
                 let mut j = i;
                 while j < count
-                    && j - i < max_blocks
+                    && j - i < max_units
                     && got[j].is_none()
-                    && !inflight.contains_key(&self.key(obj, first + j as u64))
+                    && !inflight.contains_key(&self.unit_key(obj, unit, first + j as u64))
                 {
                     j += 1;
                 }
-                let fetch = self.start_fetch(obj, first + i as u64, (j - i) as u64, wanted);
+                let fetch = self.start_fetch(obj, unit, first + i as u64, (j - i) as u64, wanted);
                 for (pos, slot) in (i..j).enumerate() {
-                    inflight.insert(self.key(obj, first + slot as u64), (fetch.clone(), pos));
+                    inflight.insert(
+                        self.unit_key(obj, unit, first + slot as u64),
+                        (fetch.clone(), pos),
+                    );
                     waits.push((slot, fetch.clone(), pos));
                 }
                 i = j;
             }
         }
         for (slot, fetch, pos) in waits {
-            let blocks = fetch.await?;
-            got[slot] = Some(blocks[pos].clone());
+            let units = fetch.await?;
+            got[slot] = Some(units[pos].clone());
         }
         Ok(got.into_iter().map(|b| b.unwrap_or_default()).collect())
     }
 
-    /// Fetch `n` blocks from `first` with one request, as a task of its own.
-    fn start_fetch(&self, obj: &ObjectVersion, first: u64, n: u64, wanted: Wanted) -> Fetch {
+    /// Fetch `n` units of the `unit` grid from `first` with one request, as a task of its own.
+    fn start_fetch(
+        &self,
+        obj: &ObjectVersion,
+        unit: u64,
+        first: u64,
+        n: u64,
+        wanted: Wanted,
+    ) -> Fetch {
         let this = self.clone();
         let obj = obj.clone();
         let task = tokio::spawn(async move {
-            let bs = this.inner.block_size;
-            let keys: Vec<BlockKey> = (0..n).map(|i| this.key(&obj, first + i)).collect();
+            let keys: Vec<BlockKey> = (0..n)
+                .map(|i| this.unit_key(&obj, unit, first + i))
+                .collect();
             // A fetch that finished between the reader's cache lookup and this fetch's
-            // registration may already have cached some of these blocks: look once more, and ask
+            // registration may already have cached some of these units: look once more, and ask
             // the origin only for the span that is still missing.
             let mut got: Vec<Option<Bytes>> = Vec::with_capacity(keys.len());
             for key in &keys {
@@ -356,8 +596,8 @@ impl ReadThrough {
                 got.iter().rposition(Option::is_none),
             ) {
                 (Some(lo), Some(hi)) => {
-                    let start = (first + lo as u64) * bs;
-                    let end = ((first + hi as u64 + 1) * bs).min(obj.size);
+                    let start = (first + lo as u64) * unit;
+                    let end = ((first + hi as u64 + 1) * unit).min(obj.size);
                     this.inner
                         .stats
                         .origin_requests
@@ -370,11 +610,11 @@ impl ReadThrough {
                     {
                         Ok(bytes) => {
                             for (i, slot) in got.iter_mut().enumerate().take(hi + 1).skip(lo) {
-                                let from = (i - lo) * bs as usize;
-                                let to = (from + bs as usize).min(bytes.len());
-                                let block = bytes.slice(from..to);
-                                this.inner.cache.put_block(&keys[i], block.clone()).await;
-                                *slot = Some(block);
+                                let from = (i - lo) * unit as usize;
+                                let to = (from + unit as usize).min(bytes.len());
+                                let piece = bytes.slice(from..to);
+                                this.inner.cache.put_block(&keys[i], piece.clone()).await;
+                                *slot = Some(piece);
                             }
                             this.inner
                                 .stats
@@ -413,206 +653,4 @@ impl ReadThrough {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{DiskCache, MemoryCache};
-    use colo_connectors::{MemoryConnector, ObjectMeta};
-
-    fn data(n: usize) -> Vec<u8> {
-        (0..n).map(|i| (i * 31 % 251) as u8).collect()
-    }
-
-    async fn setup(size: usize) -> (Arc<MemoryConnector>, ReadThrough, ObjectVersion) {
-        let m = Arc::new(MemoryConnector::new("mem"));
-        m.put("f.bin", data(size));
-        let meta: ObjectMeta = m.stat(&ObjectPath::parse("f.bin").unwrap()).await.unwrap();
-        let cache = Arc::new(TieredCache::new(Some(MemoryCache::new(64 << 20)), None));
-        let rt = ReadThrough::new(m.clone(), cache, 1000, 8000);
-        let obj = ObjectVersion {
-            path: ObjectPath::parse("f.bin").unwrap(),
-            identity: meta.identity(),
-            size: meta.size,
-        };
-        (m, rt, obj)
-    }
-
-    #[tokio::test]
-    async fn ranges_match_the_source_at_every_alignment() {
-        let (m, rt, obj) = setup(10_500).await;
-        let src = data(10_500);
-        for (off, len) in [
-            (0, 1),
-            (0, 1000),
-            (999, 2),
-            (1000, 1000),
-            (2500, 5001),
-            (10_000, 9999),
-            (0, 10_500),
-            (10_499, 1),
-            (10_500, 10),
-        ] {
-            let got = rt.read(&obj, off, len).await.unwrap();
-            let end = (off + len).min(10_500) as usize;
-            assert_eq!(
-                &got[..],
-                &src[off as usize..end.max(off as usize)],
-                "off {off} len {len}"
-            );
-        }
-        let reads = m.reads.load(Ordering::Relaxed);
-        let again = rt.read(&obj, 0, 10_500).await.unwrap();
-        assert_eq!(&again[..], &src[..]);
-        assert_eq!(
-            m.reads.load(Ordering::Relaxed),
-            reads,
-            "second read is all cached"
-        );
-    }
-
-    #[tokio::test]
-    async fn prefetched_bytes_count_until_a_reader_reads_them() {
-        let (_m, rt, obj) = setup(10_500).await;
-        rt.prefetch(&obj, 0, 4000);
-        for _ in 0..200 {
-            if rt.stats().prefetched_bytes.load(Ordering::Relaxed) == 4000 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-        let stats = rt.stats();
-        assert_eq!(stats.prefetched_bytes.load(Ordering::Relaxed), 4000);
-        assert_eq!(stats.prefetch_read_bytes.load(Ordering::Relaxed), 0);
-        // A reader reads blocks 1 and 2 (twice: counted once); block 5 was never prefetched.
-        rt.read(&obj, 1500, 1000).await.unwrap();
-        rt.read(&obj, 1500, 1000).await.unwrap();
-        rt.read(&obj, 5000, 10).await.unwrap();
-        assert_eq!(stats.prefetch_read_bytes.load(Ordering::Relaxed), 2000);
-        assert_eq!(stats.prefetched_bytes.load(Ordering::Relaxed), 4000);
-        // The fast memory path counts too.
-        rt.read_from_memory(&obj, 0, 10).expect("in memory");
-        assert_eq!(stats.prefetch_read_bytes.load(Ordering::Relaxed), 3000);
-    }
-
-    #[tokio::test]
-    async fn a_run_of_missing_blocks_is_one_request() {
-        let (m, rt, obj) = setup(20_000).await;
-        rt.read(&obj, 0, 8000).await.unwrap();
-        assert_eq!(m.reads.load(Ordering::Relaxed), 1);
-        rt.read(&obj, 0, 20_000).await.unwrap();
-        // 12 missing blocks, at most 8 per request.
-        assert_eq!(m.reads.load(Ordering::Relaxed), 3);
-    }
-
-    #[tokio::test]
-    async fn a_fetch_asks_only_for_the_blocks_still_missing() {
-        let (m, rt, obj) = setup(8000).await;
-        // Blocks 0, 1 and 5 are cached already (as if another fetch landed first).
-        rt.read(&obj, 0, 2000).await.unwrap();
-        rt.read(&obj, 5000, 1000).await.unwrap();
-        let before = m.read_bytes.load(Ordering::Relaxed);
-        let blocks = rt.start_fetch(&obj, 0, 8, Wanted::ByReader).await.unwrap();
-        let all: Vec<u8> = blocks.iter().flat_map(|b| b.to_vec()).collect();
-        assert_eq!(all, data(8000));
-        assert_eq!(
-            m.read_bytes.load(Ordering::Relaxed) - before,
-            6000,
-            "blocks 2..=7 only"
-        );
-        let reads = m.reads.load(Ordering::Relaxed);
-        rt.start_fetch(&obj, 0, 8, Wanted::ByReader).await.unwrap();
-        assert_eq!(
-            m.reads.load(Ordering::Relaxed),
-            reads,
-            "a fully cached run asks nothing"
-        );
-    }
-
-    #[tokio::test]
-    async fn concurrent_readers_share_one_fetch() {
-        let (m, rt, obj) = setup(8000).await;
-        m.set_delay(std::time::Duration::from_millis(50));
-        let reads = (0..8).map(|i| {
-            let (rt, obj) = (rt.clone(), obj.clone());
-            async move { rt.read(&obj, i * 100, 8000 - i * 100).await.unwrap() }
-        });
-        let results = futures::future::join_all(reads).await;
-        let src = data(8000);
-        for (i, r) in results.iter().enumerate() {
-            assert_eq!(&r[..], &src[i * 100..]);
-        }
-        assert_eq!(
-            m.reads.load(Ordering::Relaxed),
-            1,
-            "one origin request for all readers"
-        );
-        assert!(rt.stats().joined_blocks.load(Ordering::Relaxed) > 0);
-    }
-
-    #[tokio::test]
-    async fn an_origin_failure_fails_that_read_only() {
-        let (m, rt, obj) = setup(5000).await;
-        m.fail_next(1);
-        let e = rt.read(&obj, 0, 100).await.unwrap_err();
-        assert!(
-            matches!(e, CacheError::Origin(ref c) if c.is_temporary()),
-            "{e}"
-        );
-        assert_eq!(
-            &rt.read(&obj, 0, 100).await.unwrap()[..],
-            &data(5000)[..100]
-        );
-    }
-
-    #[tokio::test]
-    async fn a_changed_object_is_never_mixed() {
-        let (m, rt, obj) = setup(5000).await;
-        let first = rt.read(&obj, 0, 1000).await.unwrap();
-        m.put("f.bin", vec![9u8; 5000]);
-        // Cached block of the old version still serves the old version...
-        assert_eq!(rt.read(&obj, 0, 1000).await.unwrap(), first);
-        // ...but an uncached block of the old version cannot be had: Stale, not new bytes.
-        let e = rt.read(&obj, 3000, 1000).await.unwrap_err();
-        assert!(
-            matches!(e, CacheError::Origin(ref c) if c.kind() == colo_connectors::ErrorKind::Stale),
-            "{e}"
-        );
-        // The new version has a new identity and reads the new bytes only.
-        let meta = m.stat(&obj.path).await.unwrap();
-        let new = ObjectVersion {
-            identity: meta.identity(),
-            ..obj.clone()
-        };
-        assert_eq!(&rt.read(&new, 0, 5000).await.unwrap()[..], &[9u8; 5000][..]);
-    }
-
-    #[tokio::test]
-    async fn disk_tier_refetches_a_corrupted_block() {
-        let dir = tempfile::tempdir().unwrap();
-        let m = Arc::new(MemoryConnector::new("mem"));
-        m.put("f", data(3000));
-        let meta = m.stat(&ObjectPath::parse("f").unwrap()).await.unwrap();
-        let disk = DiskCache::open(dir.path(), 1 << 20).unwrap();
-        let cache = Arc::new(TieredCache::new(None, Some(disk.clone())));
-        let rt = ReadThrough::new(m.clone(), cache.clone(), 1000, 8000);
-        let obj = ObjectVersion {
-            path: ObjectPath::parse("f").unwrap(),
-            identity: meta.identity(),
-            size: 3000,
-        };
-        rt.read(&obj, 0, 3000).await.unwrap();
-        cache.flush().await;
-        let block = disk.block_path(&rt.key(&obj, 1));
-        let mut raw = std::fs::read(&block).unwrap();
-        let n = raw.len();
-        raw[n - 10] ^= 0xff;
-        std::fs::write(&block, raw).unwrap();
-        let before = m.reads.load(Ordering::Relaxed);
-        assert_eq!(&rt.read(&obj, 0, 3000).await.unwrap()[..], &data(3000)[..]);
-        assert_eq!(
-            m.reads.load(Ordering::Relaxed),
-            before + 1,
-            "only the bad block is refetched"
-        );
-        assert_eq!(disk.stats().corrupt_blocks.load(Ordering::Relaxed), 1);
-    }
-}
+mod tests;
