@@ -56,6 +56,7 @@ pub fn build(settings: &Settings) -> Result<Stack> {
         prefetch_budget_bytes: (settings.memory_bytes / 4).max(4 * settings.block_bytes),
         uid: me.as_ref().map(|m| m.uid()).unwrap_or(0),
         gid: me.as_ref().map(|m| m.gid()).unwrap_or(0),
+        ..VfsOptions::default()
     };
     Ok(Stack {
         core: Arc::new(VfsCore::new(volumes, options)),
@@ -85,6 +86,7 @@ pub async fn mount_stack_and_wait(
 ) -> Result<()> {
     let options = MountOptions {
         root: settings.mount_root.clone(),
+        readahead_kib: u32::try_from(settings.block_bytes / 1024).unwrap_or(u32::MAX),
         ..MountOptions::default()
     };
     let mounted = colo_vfs::mount(

@@ -18,7 +18,7 @@
 use crate::error::{Result, VfsError};
 use crate::inode::{InodeTable, Node, ROOT_INO};
 use crate::metrics::{FsOp, FsStats};
-use crate::prefetch::SequentialDetector;
+use crate::prefetch::{ReadPattern, SequentialDetector};
 use bytes::Bytes;
 use colo_cache::{ObjectVersion, ReadThrough};
 use colo_connectors::{ConnectorError, EntryKind, ObjectMeta, ObjectPath};
@@ -44,6 +44,8 @@ pub struct VfsOptions {
     /// Bytes all prefetch windows together may ask for at once (a share of the memory budget):
     /// each open file's window is at most this divided by the number of open files.
     pub prefetch_budget_bytes: u64,
+    /// Files up to this size are fetched whole (one request) by the first read that misses.
+    pub whole_file_bytes: u64,
     /// Owner shown for every file.
     pub uid: u32,
     pub gid: u32,
@@ -55,6 +57,7 @@ impl Default for VfsOptions {
             prefetch_initial_bytes: 1 << 20,
             prefetch_max_bytes: 32 << 20,
             prefetch_budget_bytes: 128 << 20,
+            whole_file_bytes: 4 << 20,
             uid: 0,
             gid: 0,
         }
@@ -96,6 +99,14 @@ struct State {
     dirs: HashMap<u64, CachedDir>,
     /// The version each file was last opened at (decides whether the kernel keeps its pages).
     opened: HashMap<u64, ObjectVersion>,
+}
+
+/// How a read's missing bytes are fetched (see [`VfsCore::fetch_plan`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FetchPlan {
+    WholeFile,
+    Blocks,
+    Pages,
 }
 
 /// An open file handle, and whether the kernel may keep the pages it has cached for the file.
@@ -475,18 +486,19 @@ impl VfsCore {
     }
 
     /// Feed the handle's sequential detector and start the prefetch it asks for.
-    fn note_read(&self, file: &OpenFile, offset: u64, size: u32) {
+    fn note_read(&self, file: &OpenFile, offset: u64, size: u32) -> ReadPattern {
         let per_file = self.options.prefetch_budget_bytes / self.open_handles().max(1) as u64;
-        let prefetch = {
+        let pattern = {
             let mut detector = file.detector.lock();
             detector.limit_window(per_file.min(self.options.prefetch_max_bytes));
             detector.on_read(offset, size as u64)
         };
-        if let Some((start, len)) = prefetch {
+        if let Some((start, len)) = pattern.prefetch {
             self.volumes[file.volume]
                 .reader
                 .prefetch(&file.version, start, len);
         }
+        pattern
     }
 
     pub async fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Bytes> {
@@ -502,9 +514,40 @@ impl VfsCore {
 
     async fn read_inner(&self, fh: u64, offset: u64, size: u32) -> Result<Bytes> {
         let file = self.handle(fh)?;
-        self.note_read(&file, offset, size);
+        let pattern = self.note_read(&file, offset, size);
         let reader = &self.volumes[file.volume].reader;
-        Ok(reader.read(&file.version, offset, size as u64).await?)
+        let (version, len) = (&file.version, size as u64);
+        let bytes = match self.fetch_plan(version, reader.block_size(), offset, len, pattern) {
+            FetchPlan::WholeFile => {
+                reader
+                    .read_span(version, offset, len, 0..version.size)
+                    .await?
+            }
+            FetchPlan::Blocks => reader.read(version, offset, len).await?,
+            FetchPlan::Pages => reader.read_sparse(version, offset, len).await?,
+        };
+        Ok(bytes)
+    }
+
+    /// What a read fetches on a miss: a small file whole; whole blocks for a sequential stream and
+    /// for the first and last block of a file (FITS headers, Parquet footers: read by every
+    /// client, so kept whole); only the pages a read needs when it jumps around a large file.
+    fn fetch_plan(
+        &self,
+        version: &ObjectVersion,
+        block_bytes: u64,
+        offset: u64,
+        len: u64,
+        pattern: ReadPattern,
+    ) -> FetchPlan {
+        let last_block_start = version.size.saturating_sub(1) / block_bytes * block_bytes;
+        if version.size <= self.options.whole_file_bytes {
+            FetchPlan::WholeFile
+        } else if pattern.sequential || offset < block_bytes || offset + len > last_block_start {
+            FetchPlan::Blocks
+        } else {
+            FetchPlan::Pages
+        }
     }
 
     /// A read answered from the memory tier without waiting, or `None` (then use [`Self::read`]).

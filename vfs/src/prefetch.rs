@@ -1,12 +1,26 @@
 //! Sequential-read detection for one open file. A read that starts where the previous one ended
 //! (within a tolerance, since the kernel's readahead arrives split and out of order across FUSE
-//! threads) grows the prefetch window, doubling up to a maximum; a jump elsewhere resets it. The
-//! window is fetched ahead of the reader in the background, so a sequential reader finds its next
-//! blocks cached or already in flight.
+//! threads) continues a stream; a jump elsewhere starts a new one. A stream is *confirmed* once it
+//! began at the start of the file or has run for `confirm_bytes` — so the two halves of one random
+//! `pread`, or one Parquet column chunk, are not taken for a stream. A confirmed stream grows the
+//! prefetch window, doubling up to a maximum; it is fetched ahead of the reader in the background,
+//! so a sequential reader finds its next blocks cached or already in flight.
+
+/// What one read looks like to the detector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadPattern {
+    /// Part of a confirmed sequential stream (fetch whole blocks).
+    pub sequential: bool,
+    /// `(offset, len)` to prefetch now.
+    pub prefetch: Option<(u64, u64)>,
+}
 
 #[derive(Debug, Clone)]
 pub struct SequentialDetector {
     next_offset: u64,
+    /// Where the current stream began.
+    stream_start: u64,
+    confirm_bytes: u64,
     window: u64,
     prefetched_until: u64,
     initial_window: u64,
@@ -18,6 +32,8 @@ impl SequentialDetector {
     pub fn new(initial_window: u64, max_window: u64) -> Self {
         SequentialDetector {
             next_offset: 0,
+            stream_start: 0,
+            confirm_bytes: 2 * initial_window,
             window: 0,
             prefetched_until: 0,
             initial_window,
@@ -33,12 +49,28 @@ impl SequentialDetector {
         self.window = self.window.min(self.max_window);
     }
 
-    /// Record a read of `[offset, offset + len)`; returns the range to prefetch now, if any.
-    pub fn on_read(&mut self, offset: u64, len: u64) -> Option<(u64, u64)> {
+    /// Record a read of `[offset, offset + len)`: whether it belongs to a confirmed sequential
+    /// stream, and the range to prefetch now, if any.
+    pub fn on_read(&mut self, offset: u64, len: u64) -> ReadPattern {
         let end = offset + len;
-        let sequential = offset + self.tolerance >= self.next_offset
+        let continues = offset + self.tolerance >= self.next_offset
             && offset <= self.next_offset + self.tolerance
             && (self.next_offset > 0 || offset == 0);
+        if !continues {
+            self.stream_start = offset;
+            self.next_offset = 0;
+        }
+        let sequential = continues
+            && (self.stream_start == 0
+                || end.max(self.next_offset) - self.stream_start >= self.confirm_bytes);
+        let prefetch = self.advance(sequential, end);
+        ReadPattern {
+            sequential,
+            prefetch,
+        }
+    }
+
+    fn advance(&mut self, sequential: bool, end: u64) -> Option<(u64, u64)> {
         if sequential {
             self.window = if self.window == 0 {
                 self.initial_window
@@ -72,12 +104,12 @@ mod tests {
     #[test]
     fn sequential_reads_grow_the_window() {
         let mut d = SequentialDetector::new(1 << 20, 8 << 20);
-        let first = d.on_read(0, 128 << 10).unwrap();
+        let first = d.on_read(0, 128 << 10).prefetch.unwrap();
         assert_eq!(first, (128 << 10, 1 << 20));
         let mut total = 0;
         let mut off = 128 << 10;
         for _ in 0..100 {
-            if let Some((_, len)) = d.on_read(off, 128 << 10) {
+            if let Some((_, len)) = d.on_read(off, 128 << 10).prefetch {
                 total += len;
                 assert!(len <= 8 << 20);
             }
@@ -92,9 +124,9 @@ mod tests {
     #[test]
     fn random_reads_do_not_prefetch() {
         let mut d = SequentialDetector::new(1 << 20, 8 << 20);
-        assert!(d.on_read(500 << 20, 4096).is_none());
-        assert!(d.on_read(100 << 20, 4096).is_none());
-        assert!(d.on_read(900 << 20, 4096).is_none());
+        assert!(d.on_read(500 << 20, 4096).prefetch.is_none());
+        assert!(d.on_read(100 << 20, 4096).prefetch.is_none());
+        assert!(d.on_read(900 << 20, 4096).prefetch.is_none());
     }
 
     #[test]
@@ -112,7 +144,7 @@ mod tests {
         let mut offset = 0;
         let mut last = 0;
         for _ in 0..12 {
-            if let Some((_, len)) = d.on_read(offset, 128 << 10) {
+            if let Some((_, len)) = d.on_read(offset, 128 << 10).prefetch {
                 last = len;
             }
             offset += 128 << 10;
@@ -120,12 +152,36 @@ mod tests {
         assert!(last > 1 << 20, "a sequential stream grows its window");
         d.limit_window(2 << 20);
         for _ in 0..12 {
-            if let Some((_, len)) = d.on_read(offset, 128 << 10) {
+            if let Some((_, len)) = d.on_read(offset, 128 << 10).prefetch {
                 assert!(len <= 2 << 20, "window {len} over the budget's share");
             }
             offset += 128 << 10;
         }
         d.limit_window(0);
         assert_eq!(d.max_window, 1 << 20, "never below one initial window");
+    }
+
+    #[test]
+    fn the_halves_of_a_random_read_are_not_a_stream() {
+        let mut d = SequentialDetector::new(1 << 20, 8 << 20);
+        for base in [300u64 << 20, 20 << 20, 700 << 20] {
+            for half in 0..2 {
+                let p = d.on_read(base + half * (128 << 10), 128 << 10);
+                assert!(!p.sequential && p.prefetch.is_none(), "{base} {half}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_stream_from_the_middle_is_confirmed_after_two_windows() {
+        let mut d = SequentialDetector::new(1 << 20, 8 << 20);
+        let base = 100u64 << 20;
+        let pattern: Vec<bool> = (0..4)
+            .map(|i| d.on_read(base + i * (1 << 20), 1 << 20).sequential)
+            .collect();
+        assert_eq!(pattern, [false, true, true, true]);
+        assert!(d.on_read(base + (4 << 20), 1 << 20).prefetch.is_some() || d.window > 0);
+        // A jump backwards starts again.
+        assert!(!d.on_read(base - (50 << 20), 4096).sequential);
     }
 }

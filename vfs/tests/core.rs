@@ -15,20 +15,30 @@ fn pattern(n: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
+/// A core over `m` with 4 KiB blocks, 1 KiB pages and no whole-file fetches.
 fn core_with(m: Arc<MemoryConnector>, ttl: Duration) -> VfsCore {
+    core_with_options(
+        m,
+        ttl,
+        VfsOptions {
+            prefetch_initial_bytes: 8192,
+            prefetch_max_bytes: 65536,
+            whole_file_bytes: 0,
+            ..Default::default()
+        },
+    )
+}
+
+fn core_with_options(m: Arc<MemoryConnector>, ttl: Duration, options: VfsOptions) -> VfsCore {
     let cache = Arc::new(TieredCache::new(Some(MemoryCache::new(64 << 20)), None));
-    let reader = ReadThrough::new(m, cache, 4096, 64 * 1024);
+    let reader = ReadThrough::new(m, cache, 4096, 64 * 1024).with_page_size(1024);
     VfsCore::new(
         vec![VolumeMount {
             name: "vol".into(),
             reader,
             metadata_ttl: ttl,
         }],
-        VfsOptions {
-            prefetch_initial_bytes: 8192,
-            prefetch_max_bytes: 65536,
-            ..Default::default()
-        },
+        options,
     )
 }
 
@@ -307,4 +317,62 @@ async fn invalidating_metadata_makes_changes_visible_before_the_ttl() {
     );
     assert!(inodes.contains(&dir));
     assert_eq!(core.readdir(dir).await.unwrap().entries.len(), before + 1);
+}
+
+#[tokio::test]
+async fn a_jumping_reader_fetches_pages_and_file_ends_come_whole() {
+    let m = sample();
+    let core = core_with(m.clone(), Duration::from_secs(60));
+    let ino = path_ino(&core, "vol/dir/b.bin").await;
+    let fh = core.open(ino, false).await.unwrap().fh;
+    let src = pattern(50_000, 1);
+    let fetched = || m.read_bytes.load(Ordering::Relaxed);
+    // Inside the file, away from its ends: pages 19..=20 only (1 KiB pages), one request.
+    let got = core.read(fh, 20_000, 1500).await.unwrap();
+    assert_eq!(&got[..], &src[20_000..21_500]);
+    assert_eq!((m.reads.load(Ordering::Relaxed), fetched()), (1, 2048));
+    // The halves of one read arriving separately are not a stream: still pages.
+    core.read(fh, 30_000, 2000).await.unwrap();
+    core.read(fh, 32_000, 2000).await.unwrap();
+    assert_eq!(fetched(), 2048 + 3072 + 2048);
+    // The first and the last block are fetched whole (headers, footers).
+    core.read(fh, 100, 10).await.unwrap();
+    assert_eq!(fetched(), 7168 + 4096);
+    let got = core.read(fh, 49_990, 100).await.unwrap();
+    assert_eq!(&got[..], &src[49_990..]);
+    assert_eq!(fetched(), 11_264 + (50_000 - 12 * 4096));
+}
+
+#[tokio::test]
+async fn a_small_file_is_fetched_whole_by_its_first_read() {
+    let m = sample();
+    let core = core_with_options(
+        m.clone(),
+        Duration::from_secs(60),
+        VfsOptions {
+            whole_file_bytes: 64 * 1024,
+            ..Default::default()
+        },
+    );
+    let ino = path_ino(&core, "vol/dir/b.bin").await;
+    let fh = core.open(ino, false).await.unwrap().fh;
+    let src = pattern(50_000, 1);
+    assert_eq!(
+        &core.read(fh, 20_000, 100).await.unwrap()[..],
+        &src[20_000..20_100]
+    );
+    assert_eq!(m.reads.load(Ordering::Relaxed), 1);
+    assert_eq!(m.read_bytes.load(Ordering::Relaxed), 50_000);
+    for off in [0u64, 4000, 33_333, 49_000] {
+        let got = core.read(fh, off, 3000).await.unwrap();
+        assert_eq!(
+            &got[..],
+            &src[off as usize..(off as usize + 3000).min(50_000)]
+        );
+    }
+    assert_eq!(
+        m.reads.load(Ordering::Relaxed),
+        1,
+        "one request for the whole file"
+    );
 }
