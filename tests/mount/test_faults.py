@@ -147,9 +147,11 @@ def test_a_stale_mount_from_a_crashed_run_is_cleaned_up(tmp_path):
     write_config(cfg)
     root = str(tmp_path / "mnt")
     c = Colo(cfg, root)
+    os.stat(root)  # the kernel now holds the root's attributes: `stat` alone cannot tell it is dead
     c.proc.send_signal(signal.SIGKILL)
     c.proc.wait()
     assert mounted(root)
+    os.stat(root)
     with pytest.raises(OSError) as e:
         os.listdir(root)
     assert e.value.errno == errno.ENOTCONN

@@ -2,7 +2,14 @@
 //!
 //! Before mounting: `/dev/fuse` must exist; a non-root user needs `fusermount3`; the mount root is
 //! created if missing. If the root is already a mount point, it is either stale (a crashed colo: the
-//! kernel answers ENOTCONN) and is lazily unmounted, or alive and the mount is refused as busy.
+//! kernel answers `opendir` with ENOTCONN) and is lazily unmounted, or alive and the mount is refused
+//! as busy. (`stat` would not do: the kernel answers it from attributes cached before the crash.)
+//!
+//! After mounting, the mount's kernel readahead is raised to `readahead_kib` (one cache block) via
+//! `/sys/class/bdi/<dev>/read_ahead_kb`: the kernel then sends a `pread` of up to that size as one
+//! FUSE read instead of 128 KiB pieces, so colo sees the reader's real request (one ranged GET for
+//! a 256 KiB random read, not two) and sequential streams arrive in block-sized reads. Only root
+//! may write it; otherwise the kernel default stays and colo still works, with smaller reads.
 
 use crate::core::VfsCore;
 use crate::error::{Result, VfsError};
@@ -20,6 +27,8 @@ pub struct MountOptions {
     pub threads: usize,
     /// Let every user read the mount (as a platform's notebooks need); root only.
     pub allow_other: bool,
+    /// Kernel readahead for the mount, KiB (0: leave the kernel's default).
+    pub readahead_kib: u32,
 }
 
 impl Default for MountOptions {
@@ -28,6 +37,7 @@ impl Default for MountOptions {
             root: PathBuf::from("/media/data"),
             threads: 4,
             allow_other: true,
+            readahead_kib: 1024,
         }
     }
 }
@@ -128,6 +138,13 @@ pub fn is_mount_point(root: &Path) -> bool {
         .any(|mp| mp == want)
 }
 
+/// Opens `root` as a directory: `opendir` always reaches the filesystem (unlike `stat`, which the
+/// kernel may answer from attributes it cached before the filesystem died), so a dead FUSE mount
+/// gives ENOTCONN.
+fn probe(root: &Path) -> std::io::Result<()> {
+    std::fs::read_dir(root).map(drop)
+}
+
 /// Check the machine and the mount root; clean up a stale mount left by a crashed run.
 pub fn prepare(root: &Path) -> Result<()> {
     if !Path::new("/dev/fuse").exists() {
@@ -137,7 +154,7 @@ pub fn prepare(root: &Path) -> Result<()> {
         return Err(VfsError::NoFusermount);
     }
     if is_mount_point(root) {
-        match std::fs::metadata(root) {
+        match probe(root) {
             Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
                 tracing::warn!(root = %root.display(), "cleaning up a stale mount from a crashed run");
                 let ok = Command::new("fusermount3")
@@ -195,8 +212,29 @@ pub fn mount(
         root: options.root.clone(),
         detail: e.to_string(),
     })?;
+    if options.readahead_kib > 0 {
+        set_readahead(&options.root, options.readahead_kib);
+    }
     Ok(MountedFs {
         session: Some(session),
         root: options.root.clone(),
     })
+}
+
+/// Sets the kernel readahead of the mount at `root`. The `stat` first waits for the FUSE handshake,
+/// which would otherwise lower the value again. Failure (not root, no sysfs) only logs.
+fn set_readahead(root: &Path, kib: u32) {
+    let result = std::fs::metadata(root).and_then(|m| {
+        let dev = m.dev();
+        let bdi = format!(
+            "/sys/class/bdi/{}:{}/read_ahead_kb",
+            libc::major(dev),
+            libc::minor(dev)
+        );
+        std::fs::write(&bdi, kib.to_string()).map(|()| bdi)
+    });
+    match result {
+        Ok(bdi) => tracing::debug!(%bdi, kib, "kernel readahead set"),
+        Err(e) => tracing::info!(error = %e, "kernel readahead left at its default"),
+    }
 }

@@ -1,0 +1,116 @@
+"""How access patterns reach the origin, counted by colo's own metrics on a real S3 volume: a random
+`pread` is one ranged GET of about its own size, a Parquet column subset costs at most one GET per
+column chunk, a small file is fetched once whatever is read of it — and the bytes are always right."""
+import io
+import os
+import random
+import urllib.request
+import uuid
+
+import pytest
+from conftest import S3_ENDPOINT, S3_KEY, S3_SECRET, Colo, write_config
+
+METRICS = "127.0.0.1:18772"
+BUCKET = "colo-mutable"
+VOLUME = "acc-s3"
+GETS = f'colo_origin_requests_total{{volume="{VOLUME}",kind="get"}}'
+BYTES = f'colo_origin_bytes_total{{volume="{VOLUME}"}}'
+MIB = 1 << 20
+
+
+def metrics():
+    text = urllib.request.urlopen(f"http://{METRICS}/metrics", timeout=10).read().decode()
+    return {s: float(v) for s, v in (l.rsplit(" ", 1) for l in text.splitlines() if l and not l.startswith("#"))}
+
+
+def parquet_table():
+    import numpy as np
+    import pyarrow as pa
+    rng = np.random.default_rng(3)
+    return pa.table({f"c{i}": rng.random(ROWS_PER_GROUP * GROUPS) for i in range(6)})
+
+
+ROWS_PER_GROUP, GROUPS = 100_000, 6
+
+
+@pytest.fixture(scope="module")
+def data():
+    """The objects, put before the mount lists them (the volume caches listings for an hour)."""
+    import boto3
+    import pyarrow.parquet as pq
+    from botocore.config import Config
+    s3 = boto3.client("s3", endpoint_url=S3_ENDPOINT, region_name="us-east-1",
+                      aws_access_key_id=S3_KEY, aws_secret_access_key=S3_SECRET,
+                      config=Config(s3={"addressing_style": "path"}))
+    buf = io.BytesIO()
+    pq.write_table(parquet_table(), buf, row_group_size=ROWS_PER_GROUP, compression="none")
+    objects = {"random": os.urandom(40 * MIB), "parquet": buf.getvalue(), "small": os.urandom(3 * MIB + 1234)}
+    prefix = f"access-{uuid.uuid4().hex[:8]}"
+    keys = {}
+    for name, body in objects.items():
+        keys[name] = f"{prefix}/{name}.bin"
+        s3.put_object(Bucket=BUCKET, Key=keys[name], Body=body)
+    return {name: (keys[name], body) for name, body in objects.items()}
+
+
+@pytest.fixture(scope="module")
+def mount(tmp_path_factory, data):
+    tmp = tmp_path_factory.mktemp("access")
+    cfg = str(tmp / "c.toml")
+    extra = (f'\n[[volume]]\nname = "{VOLUME}"\nurl = "s3://{BUCKET}/"\nendpoint = "{S3_ENDPOINT}"\n'
+             f'access_key_id = "{S3_KEY}"\nsecret_access_key = "{S3_SECRET}"\nmetadata_ttl_secs = 3600\n')
+    write_config(cfg, extra, metrics_listen=METRICS)
+    c = Colo(cfg, str(tmp / "mnt"))
+    yield c
+    c.stop()
+
+
+def counts():
+    m = metrics()
+    return m.get(GETS, 0), m.get(BYTES, 0)
+
+
+def test_the_mount_reads_ahead_one_block(mount):
+    dev = os.stat(mount.root).st_dev
+    with open(f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb") as f:
+        assert int(f.read()) == 1024
+
+
+def test_a_random_pread_is_one_get_of_about_its_size(mount, data):
+    key, src = data["random"]
+    rnd = random.Random(5)
+    # 16 reads of 256 KiB, 4 KiB-aligned, each in its own 2 MiB stretch away from the file's ends.
+    offsets = [MIB + i * 2 * MIB + rnd.randrange(0, MIB) // 4096 * 4096 for i in range(16)]
+    fd = os.open(mount.path(VOLUME, key), os.O_RDONLY)
+    try:
+        gets0, bytes0 = counts()
+        for off in offsets:
+            assert os.pread(fd, 256 << 10, off) == src[off:off + (256 << 10)], off
+        gets1, bytes1 = counts()
+    finally:
+        os.close(fd)
+    assert gets1 - gets0 == 16, (gets0, gets1)
+    # Pages are 64 KiB: at most one page more than asked for, per read.
+    assert 16 * (256 << 10) <= bytes1 - bytes0 <= 16 * (320 << 10), bytes1 - bytes0
+
+
+def test_a_parquet_column_subset_costs_at_most_one_get_per_chunk(mount, data):
+    import pyarrow.parquet as pq
+    key, _ = data["parquet"]
+    gets0, _ = counts()
+    got = pq.read_table(mount.path(VOLUME, key), columns=["c1", "c4"])
+    gets1, _ = counts()
+    assert got.equals(parquet_table().select(["c1", "c4"]))
+    chunks = 2 * GROUPS
+    assert gets1 - gets0 <= chunks + 1, f"{gets1 - gets0} GETs for {chunks} column chunks and a footer"
+
+
+def test_a_small_file_is_one_get_whatever_is_read_of_it(mount, data):
+    key, src = data["small"]
+    gets0, bytes0 = counts()
+    with open(mount.path(VOLUME, key), "rb") as f:
+        for off, n in [(2 * MIB + 5, 4096), (100, 300_000), (3 * MIB, 5000), (MIB - 7, 2 * MIB)]:
+            f.seek(off)
+            assert f.read(n) == src[off:off + n]
+    gets1, bytes1 = counts()
+    assert (gets1 - gets0, bytes1 - bytes0) == (1, len(src))
