@@ -26,8 +26,8 @@ use crate::key::BlockKey;
 use crate::tiered::TieredCache;
 use bytes::{Bytes, BytesMut};
 use colo_connectors::{Connector, ObjectIdentity, ObjectPath};
-use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
+use futures::{FutureExt, StreamExt};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::ops::Range;
@@ -111,11 +111,12 @@ impl ReadThrough {
     ) -> Self {
         assert!(block_size > 0, "block size must be positive");
         assert!(block_size <= u32::MAX as u64, "block size must fit a key");
-        let page_size = if block_size > DEFAULT_PAGE_BYTES && block_size % DEFAULT_PAGE_BYTES == 0 {
-            DEFAULT_PAGE_BYTES
-        } else {
-            block_size
-        };
+        let page_size =
+            if block_size > DEFAULT_PAGE_BYTES && block_size.is_multiple_of(DEFAULT_PAGE_BYTES) {
+                DEFAULT_PAGE_BYTES
+            } else {
+                block_size
+            };
         let volume: Arc<str> = connector.volume().into();
         ReadThrough {
             inner: Arc::new(Inner {
@@ -137,7 +138,7 @@ impl ReadThrough {
     pub fn with_page_size(mut self, page_size: u64) -> Self {
         let inner = Arc::get_mut(&mut self.inner).expect("page size is set before sharing");
         assert!(
-            page_size > 0 && inner.block_size % page_size == 0,
+            page_size > 0 && inner.block_size.is_multiple_of(page_size),
             "pages must divide blocks"
         );
         inner.page_size = page_size;
@@ -467,6 +468,36 @@ impl ReadThrough {
             let (first, last) = (want.start / bs, (want.end - 1) / bs);
             if let Err(e) = this.units(&obj, bs, first, last, Wanted::ByPrefetch).await {
                 tracing::debug!(error = %e, "prefetch failed");
+            }
+        });
+    }
+
+    /// Make sure all of `obj` is cached, in the background: one request per missing run of up to
+    /// `max_request_bytes`, at most `parallel` at a time (so a fill never holds more than that many
+    /// requests' bytes in flight). Readers wanting a block meanwhile join its fetch.
+    pub fn fill(&self, obj: &ObjectVersion, parallel: usize) {
+        if obj.size == 0 {
+            return;
+        }
+        let bs = self.inner.block_size;
+        let per_request = (self.inner.max_request_bytes / bs).max(1);
+        let last = (obj.size - 1) / bs;
+        let this = self.clone();
+        let obj = obj.clone();
+        tokio::spawn(async move {
+            let chunks = (0..=last).step_by(per_request as usize).map(|first| {
+                let (this, obj) = (&this, &obj);
+                async move {
+                    let end = (first + per_request - 1).min(last);
+                    this.units(obj, bs, first, end, Wanted::ByPrefetch).await
+                }
+            });
+            let mut running = futures::stream::iter(chunks).buffer_unordered(parallel.max(1));
+            while let Some(result) = running.next().await {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "fill stopped");
+                    return;
+                }
             }
         });
     }

@@ -32,6 +32,8 @@ pub struct CacheConfig {
     pub block_kib: Option<u64>,
     /// Largest prefetch window in MiB for one sequential reader.
     pub prefetch_max_mib: Option<u64>,
+    /// Files up to this size (MiB) that are read at random are fetched whole in the background.
+    pub random_fill_max_mib: Option<u64>,
 }
 
 /// `[services]`: the IVOA services (TAP) and where they keep tables and jobs.
@@ -86,6 +88,7 @@ pub struct Settings {
     pub disk_bytes: u64,
     pub block_bytes: u64,
     pub prefetch_max_bytes: u64,
+    pub random_fill_max_bytes: u64,
     pub volumes: Vec<VolumeSpec>,
     pub services: ServiceSettings,
     pub metrics_listen: std::net::SocketAddr,
@@ -226,6 +229,7 @@ pub fn settings(raw: ColoConfig, file: &str) -> Result<Settings, ConfigError> {
         disk_bytes: (disk_gib * (1u64 << 30) as f64) as u64,
         block_bytes: block_kib << 10,
         prefetch_max_bytes: c.prefetch_max_mib.unwrap_or(32) << 20,
+        random_fill_max_bytes: c.random_fill_max_mib.unwrap_or(0) << 20,
         volumes,
         services,
         metrics_listen,

@@ -56,6 +56,7 @@ pub fn build(settings: &Settings) -> Result<Stack> {
         prefetch_budget_bytes: (settings.memory_bytes / 4).max(4 * settings.block_bytes),
         uid: me.as_ref().map(|m| m.uid()).unwrap_or(0),
         gid: me.as_ref().map(|m| m.gid()).unwrap_or(0),
+        random_fill_max_bytes: settings.random_fill_max_bytes,
         ..VfsOptions::default()
     };
     Ok(Stack {

@@ -25,7 +25,7 @@ use colo_connectors::{ConnectorError, EntryKind, ObjectMeta, ObjectPath};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 /// One volume as the VFS sees it.
@@ -46,6 +46,9 @@ pub struct VfsOptions {
     pub prefetch_budget_bytes: u64,
     /// Files up to this size are fetched whole (one request) by the first read that misses.
     pub whole_file_bytes: u64,
+    /// Files up to this size that a reader jumps around in are fetched whole in the background
+    /// after [`RANDOM_FILL_AFTER_READS`] such reads (0: never). Trades origin bytes for latency.
+    pub random_fill_max_bytes: u64,
     /// Owner shown for every file.
     pub uid: u32,
     pub gid: u32,
@@ -58,6 +61,7 @@ impl Default for VfsOptions {
             prefetch_max_bytes: 32 << 20,
             prefetch_budget_bytes: 128 << 20,
             whole_file_bytes: 4 << 20,
+            random_fill_max_bytes: 0,
             uid: 0,
             gid: 0,
         }
@@ -101,6 +105,11 @@ struct State {
     opened: HashMap<u64, ObjectVersion>,
 }
 
+/// Jumping reads of one handle after which a file under `random_fill_max_bytes` is filled.
+pub const RANDOM_FILL_AFTER_READS: u32 = 4;
+/// Requests a fill keeps in flight.
+const FILL_PARALLEL_REQUESTS: usize = 4;
+
 /// How a read's missing bytes are fetched (see [`VfsCore::fetch_plan`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum FetchPlan {
@@ -120,6 +129,8 @@ struct OpenFile {
     volume: usize,
     version: ObjectVersion,
     detector: Mutex<SequentialDetector>,
+    /// Reads answered with the page plan (a reader jumping around).
+    jumps: AtomicU32,
 }
 
 pub struct VfsCore {
@@ -472,6 +483,7 @@ impl VfsCore {
                 self.options.prefetch_initial_bytes,
                 self.options.prefetch_max_bytes,
             )),
+            jumps: AtomicU32::new(0),
         };
         self.handles.lock().insert(fh, Arc::new(file));
         Ok(Opened { fh, keep_cache })
@@ -524,7 +536,15 @@ impl VfsCore {
                     .await?
             }
             FetchPlan::Blocks => reader.read(version, offset, len).await?,
-            FetchPlan::Pages => reader.read_sparse(version, offset, len).await?,
+            FetchPlan::Pages => {
+                let jumps = file.jumps.fetch_add(1, Ordering::Relaxed) + 1;
+                if jumps == RANDOM_FILL_AFTER_READS
+                    && version.size <= self.options.random_fill_max_bytes
+                {
+                    reader.fill(version, FILL_PARALLEL_REQUESTS);
+                }
+                reader.read_sparse(version, offset, len).await?
+            }
         };
         Ok(bytes)
     }

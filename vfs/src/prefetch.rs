@@ -1,8 +1,8 @@
 //! Sequential-read detection for one open file. A read that starts where the previous one ended
 //! (within a tolerance, since the kernel's readahead arrives split and out of order across FUSE
 //! threads) continues a stream; a jump elsewhere starts a new one. A stream is *confirmed* once it
-//! began at the start of the file or has run for `confirm_bytes` — so the two halves of one random
-//! `pread`, or one Parquet column chunk, are not taken for a stream. A confirmed stream grows the
+//! began at the start of the file or has densely read `confirm_bytes` — so the two halves of one
+//! random `pread`, or Parquet column chunks a few MiB apart, are not taken for a stream. A confirmed stream grows the
 //! prefetch window, doubling up to a maximum; it is fetched ahead of the reader in the background,
 //! so a sequential reader finds its next blocks cached or already in flight.
 
@@ -18,8 +18,9 @@ pub struct ReadPattern {
 #[derive(Debug, Clone)]
 pub struct SequentialDetector {
     next_offset: u64,
-    /// Where the current stream began.
+    /// Where the current stream began, and the bytes read in it.
     stream_start: u64,
+    stream_bytes: u64,
     confirm_bytes: u64,
     window: u64,
     prefetched_until: u64,
@@ -33,6 +34,7 @@ impl SequentialDetector {
         SequentialDetector {
             next_offset: 0,
             stream_start: 0,
+            stream_bytes: 0,
             confirm_bytes: 2 * initial_window,
             window: 0,
             prefetched_until: 0,
@@ -53,16 +55,24 @@ impl SequentialDetector {
     /// stream, and the range to prefetch now, if any.
     pub fn on_read(&mut self, offset: u64, len: u64) -> ReadPattern {
         let end = offset + len;
-        let continues = offset + self.tolerance >= self.next_offset
-            && offset <= self.next_offset + self.tolerance
+        // Reads in flight together arrive in any order: up to a few reads' worth around the end.
+        let tolerance = self.tolerance.max(4 * len);
+        let continues = offset + tolerance >= self.next_offset
+            && offset <= self.next_offset + tolerance
             && (self.next_offset > 0 || offset == 0);
         if !continues {
             self.stream_start = offset;
+            self.stream_bytes = 0;
             self.next_offset = 0;
         }
+        self.stream_bytes += len;
+        // Confirmed: from the file's start, or confirm_bytes read densely (at least two thirds of
+        // the span covered — reads that skip as much as they read, like column chunks of a
+        // Parquet file, are not a stream).
+        let span = end.max(self.next_offset) - self.stream_start;
         let sequential = continues
             && (self.stream_start == 0
-                || end.max(self.next_offset) - self.stream_start >= self.confirm_bytes);
+                || (self.stream_bytes >= self.confirm_bytes && 3 * self.stream_bytes >= 2 * span));
         let prefetch = self.advance(sequential, end);
         ReadPattern {
             sequential,
@@ -169,6 +179,16 @@ mod tests {
                 let p = d.on_read(base + half * (128 << 10), 128 << 10);
                 assert!(!p.sequential && p.prefetch.is_none(), "{base} {half}");
             }
+        }
+    }
+
+    #[test]
+    fn chunks_that_skip_as_much_as_they_read_are_not_a_stream() {
+        let mut d = SequentialDetector::new(1 << 20, 8 << 20);
+        let chunk = 800_000u64;
+        for i in 0..12 {
+            let p = d.on_read((10 << 20) + i * 2 * chunk, chunk);
+            assert!(!p.sequential && p.prefetch.is_none(), "chunk {i}");
         }
     }
 

@@ -376,3 +376,69 @@ async fn a_small_file_is_fetched_whole_by_its_first_read() {
         "one request for the whole file"
     );
 }
+
+#[tokio::test]
+async fn a_file_read_at_random_is_filled_when_small_enough() {
+    let m = sample();
+    let core = core_with_options(
+        m.clone(),
+        Duration::from_secs(60),
+        VfsOptions {
+            whole_file_bytes: 0,
+            random_fill_max_bytes: 64 * 1024,
+            ..Default::default()
+        },
+    );
+    let ino = path_ino(&core, "vol/dir/b.bin").await;
+    let fh = core.open(ino, false).await.unwrap().fh;
+    let src = pattern(50_000, 1);
+    for off in [20_000u64, 8_000, 36_000, 28_000] {
+        let got = core.read(fh, off, 500).await.unwrap();
+        assert_eq!(&got[..], &src[off as usize..off as usize + 500]);
+    }
+    // The fourth jump started a fill of the whole file; wait for it.
+    for _ in 0..100 {
+        if core.read_from_memory(fh, 4096, 45_000).is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let reads = m.reads.load(Ordering::Relaxed);
+    for off in (0..50_000u64).step_by(3_333) {
+        let got = core.read(fh, off, 2000).await.unwrap();
+        assert_eq!(
+            &got[..],
+            &src[off as usize..(off as usize + 2000).min(50_000)]
+        );
+    }
+    assert_eq!(
+        m.reads.load(Ordering::Relaxed),
+        reads,
+        "all of it is cached"
+    );
+}
+
+#[tokio::test]
+async fn a_file_over_the_fill_limit_is_never_filled() {
+    let m = sample();
+    let core = core_with_options(
+        m.clone(),
+        Duration::from_secs(60),
+        VfsOptions {
+            whole_file_bytes: 0,
+            random_fill_max_bytes: 40_000,
+            ..Default::default()
+        },
+    );
+    let ino = path_ino(&core, "vol/dir/b.bin").await;
+    let fh = core.open(ino, false).await.unwrap().fh;
+    for off in [20_000u64, 8_000, 36_000, 28_000, 12_000, 24_000] {
+        core.read(fh, off, 500).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        m.read_bytes.load(Ordering::Relaxed) <= 6 * 2048,
+        "two pages a read at most, no fill: {}",
+        m.read_bytes.load(Ordering::Relaxed)
+    );
+}
