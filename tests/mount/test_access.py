@@ -4,6 +4,7 @@ column chunk, a small file is fetched once whatever is read of it — and the by
 import io
 import os
 import random
+import time
 import urllib.request
 import uuid
 
@@ -114,3 +115,47 @@ def test_a_small_file_is_one_get_whatever_is_read_of_it(mount, data):
             assert f.read(n) == src[off:off + n]
     gets1, bytes1 = counts()
     assert (gets1 - gets0, bytes1 - bytes0) == (1, len(src))
+
+
+def test_random_fill_fetches_a_small_enough_file_whole_after_four_jumps(tmp_path, data):
+    key, src = data["random"]
+    cfg = str(tmp_path / "c.toml")
+    extra = (f'\n[[volume]]\nname = "{VOLUME}"\nurl = "s3://{BUCKET}/"\nendpoint = "{S3_ENDPOINT}"\n'
+             f'access_key_id = "{S3_KEY}"\nsecret_access_key = "{S3_SECRET}"\n')
+    write_config(cfg, extra, metrics_listen="127.0.0.1:18773")
+    with open(cfg) as f:
+        text = f.read().replace("[cache]\n", "[cache]\nrandom_fill_max_mib = 64\n", 1)
+    with open(cfg, "w") as f:
+        f.write(text)
+    c = Colo(cfg, str(tmp_path / "mnt"))
+    url = "http://127.0.0.1:18773/metrics"
+
+    def gets():
+        text = urllib.request.urlopen(url, timeout=10).read().decode()
+        return sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines() if l.startswith(GETS))
+
+    try:
+        rnd = random.Random(9)
+        fd = os.open(c.path(VOLUME, key), os.O_RDONLY)
+        try:
+            for _ in range(4):
+                off = rnd.randrange(MIB, 38 * MIB) // 4096 * 4096
+                assert os.pread(fd, 256 << 10, off) == src[off:off + (256 << 10)]
+            settled, last = 0, -1
+            for _ in range(100):  # the fill runs in the background: wait until requests stop
+                now = gets()
+                settled = settled + 1 if now == last else 0
+                if settled == 3:
+                    break
+                last = now
+                time.sleep(0.1)
+            before = gets()
+            assert before <= 4 + 40 / 8 + 2, before  # four reads, then 8 MiB requests
+            for _ in range(32):
+                off = rnd.randrange(0, 40 * MIB - (256 << 10))
+                assert os.pread(fd, 256 << 10, off) == src[off:off + (256 << 10)]
+            assert gets() == before, "every later read is served from the cache"
+        finally:
+            os.close(fd)
+    finally:
+        c.stop()
