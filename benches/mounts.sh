@@ -14,13 +14,15 @@ wait_mounted() { for _ in $(seq 1 100); do mountpoint -q "$1" && return 0; sleep
 stop_pid() { kill -TERM "$1" 2>/dev/null || true; for _ in $(seq 1 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.2; done; kill -KILL "$1" 2>/dev/null || true; }
 
 # colo_config FILE CACHE_DIR [TOP_LINES] [VOLUME_LINES]: a colo.toml with one S3 volume "s3" on $BUCKET.
-# COLO_BLOCK_KIB, if set, sets the cache block size (for block-size experiments).
+# COLO_BLOCK_KIB, if set, sets the cache block size (for block-size experiments);
+# COLO_RANDOM_FILL_MIB sets cache.random_fill_max_mib.
 colo_config() {
   cat > "$1" <<TOML
 ${3:-}
 [cache]
 dir = "$2"
 ${COLO_BLOCK_KIB:+block_kib = $COLO_BLOCK_KIB}
+${COLO_RANDOM_FILL_MIB:+random_fill_max_mib = $COLO_RANDOM_FILL_MIB}
 [[volume]]
 name = "s3"
 url = "s3://$BUCKET/"

@@ -1,9 +1,11 @@
 """Science-shaped workloads on one mount (issue 5's bench rows), printed as JSON.
 
-usage: workloads.py MOUNT_PREFIX [METRICS_URL] [--drop-caches]
-MOUNT_PREFIX is where the bucket's `wl/` folder appears (e.g. /mnt/colo/s3/wl). With METRICS_URL
-(colo's /metrics) each row also reports colo's origin requests (GET/HEAD/LIST) and bytes.
-Every "cold" row drops the kernel page cache first (root).
+usage: workloads.py MOUNT_PREFIX [METRICS_URL]
+MOUNT_PREFIX is where the bucket's `wl/` folder appears (e.g. /mnt/colo/s3/wl). Each row reports
+the requests and bytes the S3 server saw for the bucket (SeaweedFS's own metrics, S3_METRICS_URL),
+so every client is counted the same way; with METRICS_URL (colo's /metrics) also colo's own count.
+Every "cold" row drops the kernel page cache first (root). ROWS=seq runs only the sequential (fio)
+rows, for a local-disk copy of the files.
 """
 import json
 import os
@@ -34,21 +36,62 @@ def origin(url):
     return out
 
 
+SERVER_METRICS = os.environ.get("S3_METRICS_URL", "http://127.0.0.1:18335/metrics")
+BUCKET = os.environ.get("S3_BUCKET", "colo-bench")
+FIO_JOB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fio", "seq_read.fio")
+
+
+def server():
+    """Requests by type and bytes sent for BUCKET, as the S3 server counts them."""
+    try:
+        text = urllib.request.urlopen(SERVER_METRICS, timeout=10).read().decode()
+    except OSError:
+        return None
+    out = {"srv_get": 0, "srv_head": 0, "srv_list": 0, "srv_other": 0, "srv_bytes": 0}
+    for line in text.splitlines():
+        if f'bucket="{BUCKET}"' not in line:
+            continue
+        value = int(float(line.rsplit(" ", 1)[1]))
+        if line.startswith("SeaweedFS_s3_request_total{"):
+            kind = "srv_" + line.split('type="')[1].split('"')[0].lower()
+            out[kind if kind in out else "srv_other"] += value
+        elif line.startswith("SeaweedFS_s3_bucket_traffic_sent_bytes_total{"):
+            out["srv_bytes"] += value
+    return out
+
+
+def counters(url):
+    out = {}
+    for part in (origin(url), server()):
+        out.update(part or {})
+    return out
+
+
 def timed(label, fn, url, results, drop=False):
     if drop:
         drop_caches()
-    before = origin(url)
+    before = counters(url)
     t0 = time.perf_counter()
     detail = fn()
     seconds = time.perf_counter() - t0
-    after = origin(url)
+    after = counters(url)
     row = {"row": label, "seconds": round(seconds, 3)}
     if detail:
         row.update(detail)
-    if before is not None:
-        row.update({k: after[k] - before[k] for k in after})
+    row.update({k: after[k] - before[k] for k in after})
     results.append(row)
     print(json.dumps(row), file=sys.stderr, flush=True)
+
+
+def fio_seq(path, jobs):
+    """fio's sequential read of the 1 GiB file in `jobs` streams: MiB/s over the whole file."""
+    size = os.path.getsize(path)
+    env = dict(os.environ, FILE=path, JOBS=str(jobs), PART=str(size // jobs))
+    out = subprocess.run(["fio", "--readonly", "--output-format=json", FIO_JOB], env=env, capture_output=True, text=True,
+                         check=True)
+    read = json.loads(out.stdout)["jobs"][0]["read"]
+    assert read["io_bytes"] == size // jobs * jobs, f"fio read {read['io_bytes']} of {size} bytes"
+    return {"mib_s": round(read["bw_bytes"] / 2**20)}
 
 
 def fits_pass(prefix):
@@ -96,6 +139,13 @@ def main():
     prefix = sys.argv[1]
     url = sys.argv[2] if len(sys.argv) > 2 and sys.argv[2].startswith("http") else None
     results = []
+    for jobs, name in [(1, "seq_1job.bin"), (4, "seq_4jobs.bin")]:
+        path = os.path.join(prefix, name)
+        timed(f"sequential 1 GiB, fio {jobs} job(s) (cold)", lambda: fio_seq(path, jobs), url, results, drop=True)
+        timed(f"sequential 1 GiB, fio {jobs} job(s) (warm)", lambda: fio_seq(path, jobs), url, results)
+    if os.environ.get("ROWS") == "seq":
+        print(json.dumps(results))
+        return
     timed("fits header + 256x256 section, 200 files, pass 1", lambda: fits_pass(prefix), url, results, drop=True)
     timed("fits header + 256x256 section, 200 files, pass 2", lambda: fits_pass(prefix), url, results)
     timed("parquet 2 of 18 columns (cold)", lambda: parquet_columns(prefix), url, results, drop=True)

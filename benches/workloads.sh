@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Issue 5's science workloads on the same loopback SeaweedFS bucket through colo, s3fs and rclone
-# mount (vfs-cache-mode full), one fresh mount per client: FITS headers + sections on 200 files
-# (twice), a 2-of-18-column Parquet read, `ls -l` and `find` on 10,000 entries, random 256 KiB reads.
-# colo's rows also give its origin requests (from its /metrics). Data is made by this script
-# (synthetic_*) and uploaded once.
+# mount (vfs-cache-mode full), one fresh mount per client: fio sequential reads of 1 GiB (1 and 4
+# jobs, cold and warm), FITS headers + sections on 200 files (twice), a 2-of-18-column Parquet read,
+# `ls -l` and `find` on 10,000 entries, random 256 KiB reads. Also in the same run: a direct
+# single-stream GET (the ceiling) and fio on a local-disk copy (the warm target). Requests and bytes
+# per row are counted by the S3 server for every client (SeaweedFS metrics); peak RSS is VmHWM.
+# Data is made by this script (synthetic random/normal values) and uploaded once.
 #
 #   bash benches/workloads.sh                  (needs root: drops the page cache for cold rows)
-#   CLIENTS="colo s3fs" bash benches/workloads.sh
+#   CLIENTS="colo s3fs" bash benches/workloads.sh   (of: colo colo-fill s3fs rclone)
 source "$(dirname "$0")/mounts.sh"
 B="$COLO_TEST_DIR/workloads"
 mkdir -p "$B"
@@ -38,15 +40,32 @@ PY
   rm -rf "$B/data"
   touch "$B/uploaded"
 fi
+if [ ! -f "$B/uploaded-seq" ]; then  # two 1 GiB objects for fio, kept on local disk as the warm target
+  rm -rf "$B/local" "$B/data" && mkdir -p "$B/local/wl" "$B/data/wl"
+  for f in seq_1job.bin seq_4jobs.bin; do head -c $((1 << 30)) /dev/urandom > "$B/local/wl/$f"; done
+  ln "$B/local/wl/"seq_*.bin "$B/data/wl/"
+  COLO_S3_KEY=$KEY COLO_S3_SECRET=$SECRET "$PY" tests/fixtures/s3_put.py $EP $BUCKET tree "$B/data"
+  rm -rf "$B/data"
+  touch "$B/uploaded-seq"
+fi
 
-CLIENTS="${CLIENTS:-colo s3fs rclone}"
+drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+drop_caches
+curl -s --aws-sigv4 "aws:amz:us-east-1:s3" --user "$KEY:$SECRET" "$EP/$BUCKET/wl/seq_1job.bin" -o /dev/null \
+  -w '%{speed_download}' | awk '{printf "[{\"row\": \"sequential 1 GiB, fio 1 job(s) (cold)\", \"mib_s\": %.0f}]\n", $1 / 1048576}' \
+  > "$B/result-direct.json"
+echo "== local disk" >&2
+ROWS=seq "$PY" benches/workloads.py "$B/local/wl" > "$B/result-local.json"
+
+CLIENTS="${CLIENTS:-colo colo-fill s3fs rclone}"
 
 for client in $CLIENTS; do
   M="$B/mnt-$client"; mkdir -p "$M"; rm -rf "$B/cache-$client"
   case $client in
-    colo)
-      colo_config "$B/colo.toml" "$B/cache-colo" 'metrics_listen = "127.0.0.1:18772"' "metadata_ttl_secs = 3600"
-      "$COLO" mount --config "$B/colo.toml" --root "$M" > "$B/colo.out" 2> "$B/colo.err" &
+    colo|colo-fill)  # colo-fill: colo with cache.random_fill_max_mib = 256
+      COLO_RANDOM_FILL_MIB=$([ $client = colo-fill ] && echo 256 || true) \
+        colo_config "$B/$client.toml" "$B/cache-$client" 'metrics_listen = "127.0.0.1:18772"' "metadata_ttl_secs = 3600"
+      "$COLO" mount --config "$B/$client.toml" --root "$M" > "$B/$client.out" 2> "$B/$client.err" &
       pid=$!; prefix="$M/s3/wl"; url=http://127.0.0.1:18772/metrics ;;
     s3fs)
       echo "$KEY:$SECRET" > "$B/s3fs.passwd"; chmod 600 "$B/s3fs.passwd"
@@ -61,20 +80,40 @@ for client in $CLIENTS; do
   wait_mounted "$M"
   echo "== $client" >&2
   "$PY" benches/workloads.py "$prefix" $url > "$B/result-$client.json" || echo "[]" > "$B/result-$client.json"
-  ps -o rss= -p "$pid" | awk -v c="$client" '{printf "%s peak-ish RSS %.0f MiB\n", c, $1/1024}' >&2
+  awk '/VmHWM/ {printf "%.0f\n", $2 / 1024}' "/proc/$pid/status" > "$B/peak-rss-$client"
   stop_pid "$pid"
 done
 
-"$PY" - $CLIENTS <<PY
+"$PY" - "$B" direct local $CLIENTS <<'PY'
 import json, sys
-clients = sys.argv[1:]
-results = {c: {r["row"]: r for r in json.load(open(f"$B/result-{c}.json"))} for c in clients}
-rows = list(next(iter(results.values())).keys())
-print("| row | " + " | ".join(clients) + " | colo origin GET/HEAD/LIST |")
-print("|---" * (len(clients) + 2) + "|")
+base, clients = sys.argv[1], sys.argv[2:]
+results = {c: {r["row"]: r for r in json.load(open(f"{base}/result-{c}.json"))} for c in clients}
+rows = []
+for c in clients:
+    rows += [r for r in results[c] if r not in rows]
+def cell(r):
+    if r is None:
+        return "-"
+    main = f"{r['mib_s']} MiB/s" if "mib_s" in r else f"{r['seconds']:.2f} s"
+    if "srv_get" in r:
+        main += f" · {r['srv_get']}/{r['srv_head']}/{r['srv_list']} · {r['srv_bytes'] / 2**20:.1f} MiB"
+    return main
+print("cells: time or MiB/s · requests the S3 server saw (GET/HEAD/LIST) · MiB it sent")
+print()
+print("| row | " + " | ".join(clients) + " |")
+print("|---" * (len(clients) + 1) + "|")
 for row in rows:
-    cells = [f"{results[c][row]['seconds']:.2f} s" if row in results[c] else "failed" for c in clients]
-    o = results.get("colo", {}).get(row, {})
-    origin = f"{o.get('get', '-')}/{o.get('head', '-')}/{o.get('list', '-')}" if o else "-"
-    print(f"| {row} | " + " | ".join(cells) + f" | {origin} |")
+    print(f"| {row} | " + " | ".join(cell(results[c].get(row)) for c in clients) + " |")
+peaks = []
+for c in clients:
+    try:
+        peaks.append(open(f"{base}/peak-rss-{c}").read().strip() + " MiB")
+    except OSError:
+        peaks.append("-")
+print("| peak RSS (VmHWM) | " + " | ".join(peaks) + " |")
+colo = results.get("colo", {})
+if colo:
+    print()
+    print("colo's own count (GET/HEAD/LIST, MiB): " + "; ".join(
+        f"{k}: {r.get('get')}/{r.get('head')}/{r.get('list')}, {r.get('bytes', 0) / 2**20:.1f}" for k, r in colo.items()))
 PY

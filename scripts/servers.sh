@@ -16,6 +16,7 @@ mkdir -p "$RUN" "$PIDS" "$RUN/logs"
 chmod 755 "$RUN"
 
 S3_PORT=18333; DAV_PORT=18081; FTP_PORT=18021; SFTP_PORT=18022; HTTP_PORT=18082
+S3_METRICS_PORT=18335  # SeaweedFS Prometheus metrics: request counts per S3 action, for the benches
 export COLO_S3_KEY=colotest COLO_S3_SECRET=colotestsecret-s3
 DAV_USER=colo; DAV_PASS=colotestsecret-dav
 FTP_USER=colo; FTP_PASS=colotestsecret-ftp
@@ -74,7 +75,7 @@ JSON
       launch s3 "$COLO_VENV/bin/weed" server -dir="$RUN/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
         -master.port=19333 -volume.port=18080 -filer.port=18888 -master.volumeSizeLimitMB=1024 \
         -volume.max=0 -s3 -s3.port=$S3_PORT -s3.config="$RUN/s3.json" \
-        -s3.port.iceberg=0 -s3.port.lance=0
+        -s3.port.iceberg=0 -s3.port.lance=0 -metricsPort=$S3_METRICS_PORT
       wait_port $S3_PORT 60 || { tail -20 "$RUN/logs/s3.log"; return 1; }
       # The filer and volume server come up a little after the S3 port opens: retry the upload.
       if [ ! -f "$RUN/weed/.uploaded" ]; then
