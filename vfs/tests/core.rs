@@ -377,20 +377,26 @@ async fn a_small_file_is_fetched_whole_by_its_first_read() {
     );
 }
 
-#[tokio::test]
-async fn a_file_read_at_random_is_filled_when_small_enough() {
+/// `dir/b.bin` (50,000 bytes) opened on a core that fills files up to `limit` bytes.
+async fn open_with_fill_limit(limit: u64) -> (Arc<MemoryConnector>, VfsCore, u64) {
     let m = sample();
     let core = core_with_options(
         m.clone(),
         Duration::from_secs(60),
         VfsOptions {
             whole_file_bytes: 0,
-            random_fill_max_bytes: 64 * 1024,
+            random_fill_max_bytes: limit,
             ..Default::default()
         },
     );
     let ino = path_ino(&core, "vol/dir/b.bin").await;
     let fh = core.open(ino, false).await.unwrap().fh;
+    (m, core, fh)
+}
+
+#[tokio::test]
+async fn a_file_read_at_random_is_filled_when_small_enough() {
+    let (m, core, fh) = open_with_fill_limit(64 * 1024).await;
     let src = pattern(50_000, 1);
     for off in [20_000u64, 8_000, 36_000, 28_000] {
         let got = core.read(fh, off, 500).await.unwrap();
@@ -420,18 +426,7 @@ async fn a_file_read_at_random_is_filled_when_small_enough() {
 
 #[tokio::test]
 async fn a_file_over_the_fill_limit_is_never_filled() {
-    let m = sample();
-    let core = core_with_options(
-        m.clone(),
-        Duration::from_secs(60),
-        VfsOptions {
-            whole_file_bytes: 0,
-            random_fill_max_bytes: 40_000,
-            ..Default::default()
-        },
-    );
-    let ino = path_ino(&core, "vol/dir/b.bin").await;
-    let fh = core.open(ino, false).await.unwrap().fh;
+    let (m, core, fh) = open_with_fill_limit(40_000).await;
     for off in [20_000u64, 8_000, 36_000, 28_000, 12_000, 24_000] {
         core.read(fh, off, 500).await.unwrap();
     }
