@@ -390,7 +390,7 @@ async fn open_with_fill_limit(limit: u64) -> (Arc<MemoryConnector>, VfsCore, u64
         },
     );
     let ino = path_ino(&core, "vol/dir/b.bin").await;
-    let fh = core.open(ino, false).await.unwrap().fh;
+    let fh = core.open(ino, false).await.expect("open b.bin").fh;
     (m, core, fh)
 }
 
