@@ -219,9 +219,7 @@ impl ReadThrough {
         }
         let units = cached[wanted_units].iter().flatten().cloned().collect();
         self.note_read(obj, first, last);
-        let mut out = BytesMut::new();
         Ok(Self::assemble(
-            &mut out,
             &[Piece {
                 unit: bs,
                 first,
@@ -311,7 +309,7 @@ impl ReadThrough {
         }
         let pieces = futures::future::try_join_all(jobs).await?;
         self.note_read(obj, first, last);
-        Ok(Self::assemble(&mut BytesMut::new(), &pieces, want))
+        Ok(Self::assemble(&pieces, want))
     }
 
     /// Remembers blocks a prefetch fetched, until a reader reads them.
@@ -389,7 +387,7 @@ impl ReadThrough {
             .cached_blocks
             .fetch_add(found as u64, Ordering::Relaxed);
         self.note_read(obj, first, last);
-        Some(Self::assemble(&mut BytesMut::new(), &pieces, want))
+        Some(Self::assemble(&pieces, want))
     }
 
     /// Bytes `[offset, offset + len)` for a sparse reader (a cutout reading image rows): from the
@@ -419,7 +417,7 @@ impl ReadThrough {
                 first,
                 units: blocks,
             };
-            return Ok(Self::assemble(&mut BytesMut::new(), &[piece], want));
+            return Ok(Self::assemble(&[piece], want));
         }
         self.inner
             .stats
@@ -432,28 +430,32 @@ impl ReadThrough {
             .map_err(CacheError::from)
     }
 
-    /// Bytes `want` out of pieces that cover it in order. One unit is sliced without a copy.
-    fn assemble(out: &mut BytesMut, pieces: &[Piece], want: Range<u64>) -> Bytes {
-        let mut parts: Vec<Bytes> = Vec::new();
-        for piece in pieces {
-            for (i, unit) in piece.units.iter().enumerate() {
-                let unit_start = (piece.first + i as u64) * piece.unit;
+    /// Bytes `want` out of pieces that cover it in order. A read within one unit is a slice of
+    /// it (no copy, no allocation); only a read across units is copied together.
+    fn assemble(pieces: &[Piece], want: Range<u64>) -> Bytes {
+        let mut slices = pieces
+            .iter()
+            .flat_map(|p| {
+                let starts = (p.first..).map(move |index| index * p.unit);
+                starts.zip(p.units.iter())
+            })
+            .filter_map(|(unit_start, unit)| {
                 let unit_end = unit_start + unit.len() as u64;
                 let (from, to) = (want.start.max(unit_start), want.end.min(unit_end));
-                if from < to {
-                    parts
-                        .push(unit.slice((from - unit_start) as usize..(to - unit_start) as usize));
-                }
-            }
+                (from < to)
+                    .then(|| unit.slice((from - unit_start) as usize..(to - unit_start) as usize))
+            });
+        let Some(first) = slices.next() else {
+            return Bytes::new();
+        };
+        let Some(second) = slices.next() else {
+            return first;
+        };
+        let mut out = BytesMut::with_capacity((want.end - want.start) as usize);
+        for part in [first, second].into_iter().chain(slices) {
+            out.extend_from_slice(&part);
         }
-        if parts.len() == 1 {
-            return parts.pop().unwrap_or_default();
-        }
-        out.reserve((want.end - want.start) as usize);
-        for part in &parts {
-            out.extend_from_slice(part);
-        }
-        out.split().freeze()
+        out.freeze()
     }
 
     /// Make sure blocks covering `[offset, offset + len)` are cached, in the background.

@@ -299,13 +299,12 @@ async fn read_span_fetches_the_whole_span_once() {
 
 #[tokio::test]
 async fn readers_with_different_block_sizes_never_share_units() {
-    let (m, small, obj) = setup(10_000).await;
+    let (m, _, obj) = setup(10_000).await;
     let cache = Arc::new(TieredCache::new(Some(MemoryCache::new(64 << 20)), None));
     let (a, b) = (
         ReadThrough::new(m.clone(), cache.clone(), 1000, 8000),
         ReadThrough::new(m.clone(), cache, 2000, 8000),
     );
-    drop(small);
     let src = data(10_000);
     assert_eq!(&a.read(&obj, 0, 10_000).await.unwrap()[..], &src[..]);
     // Block 3 of the 2000-byte grid is bytes 6000..8000, not the 1000-byte grid's 3000..4000.
