@@ -11,6 +11,7 @@
 pub mod block_cache;
 pub mod disk;
 pub mod error;
+pub mod fetch_budget;
 pub mod key;
 pub mod memory;
 pub mod read_through;
@@ -19,6 +20,7 @@ pub mod tiered;
 pub use block_cache::BlockCache;
 pub use disk::{DiskCache, DiskCacheStats};
 pub use error::{CacheError, Result};
+pub use fetch_budget::{FetchBudget, FetchPermit};
 pub use key::BlockKey;
 pub use memory::MemoryCache;
 pub use read_through::{ObjectVersion, ReadStats, ReadThrough};

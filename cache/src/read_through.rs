@@ -15,6 +15,10 @@
 //! instead of issuing another. A fetch that fails fails only the reads that needed it; nothing is
 //! cached from it.
 //!
+//! Every fetch holds permits for its bytes from the process's [`FetchBudget`] (when given one) from
+//! before its request until its units are in the tier, so bytes in flight stay within their share of
+//! the memory budget however many readers there are.
+//!
 //! Prefetch usefulness: blocks a prefetch brought from the origin are remembered (up to
 //! [`PREFETCH_TRACKED_BLOCKS`]) until a reader reads them; `prefetched_bytes - prefetch_read_bytes`
 //! is what prefetching fetched that nobody has read (yet) — wasted bytes once those blocks are
@@ -22,6 +26,7 @@
 
 use crate::block_cache::BlockCache;
 use crate::error::{CacheError, Result};
+use crate::fetch_budget::{FetchBudget, FetchPermit};
 use crate::key::BlockKey;
 use crate::tiered::TieredCache;
 use bytes::{Bytes, BytesMut};
@@ -81,6 +86,7 @@ struct Inner {
     block_size: u64,
     page_size: u64,
     max_request_bytes: u64,
+    fetch_budget: Option<Arc<FetchBudget>>,
     inflight: Mutex<HashMap<BlockKey, (Fetch, usize)>>,
     /// Blocks fetched by a prefetch and not read yet, with their lengths.
     prefetched_unread: Mutex<HashMap<BlockKey, u64>>,
@@ -126,6 +132,7 @@ impl ReadThrough {
                 block_size,
                 page_size,
                 max_request_bytes: max_request_bytes.max(block_size),
+                fetch_budget: None,
                 inflight: Mutex::new(HashMap::new()),
                 prefetched_unread: Mutex::new(HashMap::new()),
                 stats: ReadStats::default(),
@@ -143,6 +150,21 @@ impl ReadThrough {
         );
         inner.page_size = page_size;
         self
+    }
+
+    /// The same reader with its fetches bounded by `budget` (shared with the process's other
+    /// readers); before the reader is shared.
+    pub fn with_fetch_budget(mut self, budget: Arc<FetchBudget>) -> Self {
+        let inner = Arc::get_mut(&mut self.inner).expect("fetch budget is set before sharing");
+        inner.fetch_budget = Some(budget);
+        self
+    }
+
+    async fn fetch_permit(&self, bytes: u64) -> Option<FetchPermit> {
+        match &self.inner.fetch_budget {
+            Some(budget) => Some(budget.acquire(bytes).await),
+            None => None,
+        }
     }
 
     pub fn block_size(&self) -> u64 {
@@ -423,6 +445,7 @@ impl ReadThrough {
             .stats
             .origin_requests
             .fetch_add(1, Ordering::Relaxed);
+        let _permit = self.fetch_permit(want.end - want.start).await;
         self.inner
             .connector
             .read_range(&obj.path, want, Some(&obj.identity))
@@ -631,6 +654,8 @@ impl ReadThrough {
                 (Some(lo), Some(hi)) => {
                     let start = (first + lo as u64) * unit;
                     let end = ((first + hi as u64 + 1) * unit).min(obj.size);
+                    // Held until the units are in the tier, which then counts them.
+                    let _permit = this.fetch_permit(end - start).await;
                     this.inner
                         .stats
                         .origin_requests

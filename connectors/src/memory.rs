@@ -4,7 +4,8 @@
 //!
 //! Faults: [`MemoryConnector::fail_next`] makes the next N requests fail as Unavailable;
 //! [`MemoryConnector::set_down`] fails everything until lifted; [`MemoryConnector::set_delay`] slows
-//! every request. Counters tell how many reads and lists reached the "origin".
+//! every request. Counters tell how many reads and lists reached the "origin", and the most reads
+//! that were in progress at once.
 
 use crate::connector::{Capability, Connector, DirEntry, ObjectIdentity, ObjectMeta};
 use crate::error::{ConnectorError, Result};
@@ -35,6 +36,9 @@ pub struct MemoryConnector {
     /// Requests that reached this connector, by kind.
     pub reads: AtomicU64,
     pub read_bytes: AtomicU64,
+    /// Reads in progress now, and the most there have been at once.
+    pub reads_in_progress: AtomicU64,
+    pub most_reads_at_once: AtomicU64,
     pub stats: AtomicU64,
     pub lists: AtomicU64,
 }
@@ -146,7 +150,11 @@ impl Connector for MemoryConnector {
         expect: Option<&ObjectIdentity>,
     ) -> Result<Bytes> {
         self.reads.fetch_add(1, Ordering::Relaxed);
-        self.gate(path).await?;
+        let now = self.reads_in_progress.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_reads_at_once.fetch_max(now, Ordering::SeqCst);
+        let gate = self.gate(path).await;
+        self.reads_in_progress.fetch_sub(1, Ordering::SeqCst);
+        gate?;
         let o = self
             .objects
             .lock()

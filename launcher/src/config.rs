@@ -24,7 +24,8 @@ pub const DEFAULT_MOUNT_ROOT: &str = "/media/data";
 pub struct CacheConfig {
     /// Directory of the disk tier (default `$COLO_HOME/cache`).
     pub dir: Option<PathBuf>,
-    /// Memory tier size in MiB (0 turns the memory tier off).
+    /// The memory budget in MiB: fetches in flight (an eighth, at least two blocks) and the memory
+    /// tier (the rest; 0 turns the memory tier off).
     pub memory_mib: Option<u64>,
     /// Disk tier size in GiB (0 turns the disk tier off).
     pub disk_gib: Option<f64>,

@@ -29,6 +29,8 @@ pub const PREFETCH_UNREAD_BYTES: &str = "colo_prefetch_unread_bytes";
 pub const CACHE_MISSES: &str = "colo_cache_misses_total";
 pub const CACHE_MEMORY_BYTES: &str = "colo_cache_memory_bytes";
 pub const CACHE_MEMORY_BUDGET_BYTES: &str = "colo_cache_memory_budget_bytes";
+pub const FETCH_IN_FLIGHT_BYTES: &str = "colo_fetch_in_flight_bytes";
+pub const FETCH_BUDGET_BYTES: &str = "colo_fetch_budget_bytes";
 
 /// The default address of the metrics endpoint.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8766";
@@ -64,7 +66,7 @@ fn label(value: &str) -> String {
 }
 
 /// Renders every metric of a running mount.
-pub async fn render(stack: &Stack, memory_budget_bytes: u64) -> String {
+pub async fn render(stack: &Stack) -> String {
     let mut out = String::new();
     let fs = stack.core.stats();
     header(
@@ -243,19 +245,29 @@ pub async fn render(stack: &Stack, memory_budget_bytes: u64) -> String {
         &mut out,
         CACHE_MEMORY_BUDGET_BYTES,
         "gauge",
-        "The memory tier's budget.",
-        single(memory_budget_bytes),
+        "The memory tier's cap (the memory budget less the fetch budget).",
+        single(stack.memory_tier_bytes),
+    );
+    family(
+        &mut out,
+        FETCH_IN_FLIGHT_BYTES,
+        "gauge",
+        "Bytes of origin fetches in flight (not yet in the memory tier).",
+        single(stack.fetch_budget.in_flight_bytes()),
+    );
+    family(
+        &mut out,
+        FETCH_BUDGET_BYTES,
+        "gauge",
+        "The most bytes fetches may hold in flight together (a share of the memory budget).",
+        single(stack.fetch_budget.cap_bytes()),
     );
     out
 }
 
 /// Serves `/metrics` in the background. When the address is taken (another colo runs), a free port
 /// is used instead and named on stderr: the mount matters more than a fixed metrics port.
-pub async fn serve(
-    stack: Arc<Stack>,
-    memory_budget_bytes: u64,
-    listen: std::net::SocketAddr,
-) -> Option<String> {
+pub async fn serve(stack: Arc<Stack>, listen: std::net::SocketAddr) -> Option<String> {
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(listener) => listener,
         Err(e) => {
@@ -285,7 +297,7 @@ pub async fn serve(
                         axum::http::header::CONTENT_TYPE,
                         "text/plain; version=0.0.4",
                     )],
-                    render(&stack, memory_budget_bytes).await,
+                    render(&stack).await,
                 )
             }
         }),

@@ -3,7 +3,7 @@
 
 use crate::config::Settings;
 use anyhow::{Context, Result};
-use colo_cache::{DiskCache, MemoryCache, ReadThrough, TieredCache};
+use colo_cache::{DiskCache, FetchBudget, MemoryCache, ReadThrough, TieredCache};
 use colo_connectors::{OriginStats, open_volume};
 use colo_vfs::{MountOptions, VfsCore, VfsOptions, VolumeMount};
 use std::os::unix::fs::MetadataExt;
@@ -14,11 +14,25 @@ pub struct Stack {
     /// The volumes' read-through layers, shared by the mount and the services.
     pub readers: Vec<(String, ReadThrough)>,
     pub cache: Arc<TieredCache>,
+    /// Bytes of origin fetches in flight, for every volume together.
+    pub fetch_budget: Arc<FetchBudget>,
+    /// The memory tier's cap: the memory budget less the fetch budget.
+    pub memory_tier_bytes: u64,
     pub origin: Vec<(String, Arc<OriginStats>)>,
 }
 
+/// The memory budget (`cache.memory_mib`) split between fetches in flight and the memory tier:
+/// an eighth for fetches, at least two blocks; the rest for the tier. Returns (fetch, tier) bytes.
+pub fn split_memory_budget(memory_bytes: u64, block_bytes: u64) -> (u64, u64) {
+    let fetch = (memory_bytes / 8).max(2 * block_bytes);
+    (fetch, memory_bytes.saturating_sub(fetch))
+}
+
 pub fn build(settings: &Settings) -> Result<Stack> {
-    let memory = (settings.memory_bytes > 0).then(|| MemoryCache::new(settings.memory_bytes));
+    let (fetch_bytes, memory_tier_bytes) =
+        split_memory_budget(settings.memory_bytes, settings.block_bytes);
+    let fetch_budget = FetchBudget::new(fetch_bytes);
+    let memory = (memory_tier_bytes > 0).then(|| MemoryCache::new(memory_tier_bytes));
     let disk = if settings.disk_bytes > 0 {
         Some(
             DiskCache::open(&settings.cache_dir, settings.disk_bytes).with_context(|| {
@@ -40,7 +54,8 @@ pub fn build(settings: &Settings) -> Result<Stack> {
             cache.clone(),
             settings.block_bytes,
             8 * settings.block_bytes,
-        );
+        )
+        .with_fetch_budget(fetch_budget.clone());
         readers.push((spec.name.clone(), reader.clone()));
         volumes.push(VolumeMount {
             name: spec.name.clone(),
@@ -63,6 +78,8 @@ pub fn build(settings: &Settings) -> Result<Stack> {
         core: Arc::new(VfsCore::new(volumes, options)),
         readers,
         cache,
+        fetch_budget,
+        memory_tier_bytes,
         origin,
     })
 }
@@ -111,13 +128,7 @@ pub async fn mount_stack_and_wait(
     if let Some(invalidator) = mounted.invalidator() {
         spawn_invalidate_on_sighup(stack.core.clone(), invalidator)?;
     }
-    if let Some(url) = crate::metrics::serve(
-        stack.clone(),
-        settings.memory_bytes,
-        settings.metrics_listen,
-    )
-    .await
-    {
+    if let Some(url) = crate::metrics::serve(stack.clone(), settings.metrics_listen).await {
         eprintln!("colo: metrics at {url} (`colo stats` prints them)");
         println!("metrics {url}");
     }

@@ -314,3 +314,44 @@ async fn readers_with_different_block_sizes_never_share_units() {
     );
     assert_eq!(&b.read(&obj, 0, 10_000).await.unwrap()[..], &src[..]);
 }
+
+/// The fetch budget bounds the bytes in flight across readers: with room for one block, eight
+/// readers of eight different blocks reach the origin one at a time (and all get their bytes);
+/// with room for all, they go together.
+#[tokio::test]
+async fn the_fetch_budget_bounds_fetches_in_flight() {
+    for (budget_bytes, most_at_once) in [(4096u64, 1u64), (64 << 10, 8)] {
+        let m = Arc::new(MemoryConnector::new("mem"));
+        m.put("f.bin", data(8 * 4096));
+        m.set_delay(std::time::Duration::from_millis(20));
+        let meta = m.stat(&ObjectPath::parse("f.bin").unwrap()).await.unwrap();
+        let obj = ObjectVersion {
+            path: ObjectPath::parse("f.bin").unwrap(),
+            identity: meta.identity(),
+            size: meta.size,
+        };
+        let cache = Arc::new(TieredCache::new(Some(MemoryCache::new(1 << 20)), None));
+        let budget = FetchBudget::new(budget_bytes);
+        let rt = ReadThrough::new(m.clone(), cache, 4096, 4096).with_fetch_budget(budget.clone());
+        let reads = (0..8u64).map(|i| {
+            let (rt, obj) = (rt.clone(), obj.clone());
+            tokio::spawn(async move { rt.read(&obj, i * 4096, 4096).await })
+        });
+        let src = data(8 * 4096);
+        for (i, read) in futures::future::join_all(reads)
+            .await
+            .into_iter()
+            .enumerate()
+        {
+            let got = read.unwrap().unwrap();
+            assert_eq!(&got[..], &src[i * 4096..(i + 1) * 4096]);
+        }
+        assert_eq!(m.reads.load(Ordering::Relaxed), 8);
+        assert_eq!(
+            m.most_reads_at_once.load(Ordering::SeqCst),
+            most_at_once,
+            "budget {budget_bytes}"
+        );
+        assert_eq!(budget.in_flight_bytes(), 0, "every permit is given back");
+    }
+}
