@@ -18,14 +18,14 @@
 use crate::error::{Result, VfsError};
 use crate::inode::{InodeTable, Node, ROOT_INO};
 use crate::metrics::{FsOp, FsStats};
-use crate::prefetch::{ReadPattern, SequentialDetector};
+use crate::prefetch::{ReadPattern, StreamSet};
 use bytes::Bytes;
 use colo_cache::{ObjectVersion, ReadThrough};
 use colo_connectors::{ConnectorError, EntryKind, ObjectMeta, ObjectPath};
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 /// One volume as the VFS sees it.
@@ -125,10 +125,14 @@ pub struct Opened {
     pub keep_cache: bool,
 }
 
+/// One file's streams, shared by its handles.
+type SharedStreams = Mutex<StreamSet>;
+
 struct OpenFile {
     volume: usize,
     version: ObjectVersion,
-    detector: Mutex<SequentialDetector>,
+    /// The file's streams, shared with its other handles.
+    streams: Arc<SharedStreams>,
     /// Reads answered with the page plan (a reader jumping around).
     jumps: AtomicU32,
 }
@@ -138,6 +142,9 @@ pub struct VfsCore {
     options: VfsOptions,
     state: Mutex<State>,
     handles: Mutex<HashMap<u64, Arc<OpenFile>>>,
+    /// Each open file's streams by inode (the version they belong to, and the set while a handle
+    /// holds it).
+    streams: Mutex<HashMap<u64, (ObjectVersion, Weak<SharedStreams>)>>,
     next_handle: AtomicU64,
     started: SystemTime,
     stats: FsStats,
@@ -163,6 +170,7 @@ impl VfsCore {
             options,
             state: Mutex::new(state),
             handles: Mutex::new(HashMap::new()),
+            streams: Mutex::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
             started: SystemTime::now(),
             stats: FsStats::default(),
@@ -478,15 +486,29 @@ impl VfsCore {
         let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
         let file = OpenFile {
             volume: vol,
+            streams: self.file_streams(ino, &version),
             version,
-            detector: Mutex::new(SequentialDetector::new(
-                self.options.prefetch_initial_bytes,
-                self.options.prefetch_max_bytes,
-            )),
             jumps: AtomicU32::new(0),
         };
         self.handles.lock().insert(fh, Arc::new(file));
         Ok(Opened { fh, keep_cache })
+    }
+
+    /// The streams of `ino` at `version`: those of its other open handles, or a new set.
+    fn file_streams(&self, ino: u64, version: &ObjectVersion) -> Arc<SharedStreams> {
+        let mut all = self.streams.lock();
+        if let Some((v, weak)) = all.get(&ino)
+            && v == version
+            && let Some(set) = weak.upgrade()
+        {
+            return set;
+        }
+        let set = Arc::new(Mutex::new(StreamSet::new(
+            self.options.prefetch_initial_bytes,
+            self.options.prefetch_max_bytes,
+        )));
+        all.insert(ino, (version.clone(), Arc::downgrade(&set)));
+        set
     }
 
     fn handle(&self, fh: u64) -> Result<Arc<OpenFile>> {
@@ -497,14 +519,10 @@ impl VfsCore {
             .ok_or(VfsError::BadHandle { handle: fh })
     }
 
-    /// Feed the handle's sequential detector and start the prefetch it asks for.
+    /// Feed the file's streams and start the prefetch they ask for.
     fn note_read(&self, file: &OpenFile, offset: u64, size: u32) -> ReadPattern {
-        let per_file = self.options.prefetch_budget_bytes / self.open_handles().max(1) as u64;
-        let pattern = {
-            let mut detector = file.detector.lock();
-            detector.limit_window(per_file.min(self.options.prefetch_max_bytes));
-            detector.on_read(offset, size as u64)
-        };
+        let per_handle = self.options.prefetch_budget_bytes / self.open_handles().max(1) as u64;
+        let pattern = file.streams.lock().on_read(offset, size as u64, per_handle);
         if let Some((start, len)) = pattern.prefetch {
             self.volumes[file.volume]
                 .reader
@@ -587,7 +605,18 @@ impl VfsCore {
     }
 
     pub fn release(&self, fh: u64) {
-        self.handles.lock().remove(&fh);
+        let Some(file) = self.handles.lock().remove(&fh) else {
+            return;
+        };
+        let streams = Arc::downgrade(&file.streams);
+        drop(file);
+        if streams.strong_count() == 0 {
+            // The file's last handle (reads still running hold theirs; a later open then finds
+            // the entry dead and replaces it).
+            self.streams
+                .lock()
+                .retain(|_, (_, weak)| weak.strong_count() > 0);
+        }
     }
 
     pub fn open_handles(&self) -> usize {

@@ -5,6 +5,12 @@
 //! random `pread`, or Parquet column chunks a few MiB apart, are not taken for a stream. A confirmed stream grows the
 //! prefetch window, doubling up to a maximum; it is fetched ahead of the reader in the background,
 //! so a sequential reader finds its next blocks cached or already in flight.
+//!
+//! One [`StreamSet`] per open file, shared by all its handles: up to [`MAX_STREAMS_PER_FILE`]
+//! detectors, a read joining the stream it continues and otherwise taking over the least recently
+//! used one. So a stream continued through another handle keeps its window, and interleaved streams
+//! in one file (fio's jobs on one object, a reader alternating between two HDUs, another process
+//! reading elsewhere) each keep theirs instead of resetting each other.
 
 /// What one read looks like to the detector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,15 +57,25 @@ impl SequentialDetector {
         self.window = self.window.min(self.max_window);
     }
 
+    /// Whether a read at `offset` of `len` bytes continues this stream. Reads in flight together
+    /// arrive in any order: up to a few reads' worth around the stream's end counts.
+    pub fn continues(&self, offset: u64, len: u64) -> bool {
+        let tolerance = self.tolerance.max(4 * len);
+        offset + tolerance >= self.next_offset
+            && offset <= self.next_offset + tolerance
+            && (self.next_offset > 0 || offset == 0)
+    }
+
+    /// Whether this stream is being prefetched (confirmed and not reset since).
+    pub fn is_streaming(&self) -> bool {
+        self.window > 0
+    }
+
     /// Record a read of `[offset, offset + len)`: whether it belongs to a confirmed sequential
     /// stream, and the range to prefetch now, if any.
     pub fn on_read(&mut self, offset: u64, len: u64) -> ReadPattern {
         let end = offset + len;
-        // Reads in flight together arrive in any order: up to a few reads' worth around the end.
-        let tolerance = self.tolerance.max(4 * len);
-        let continues = offset + tolerance >= self.next_offset
-            && offset <= self.next_offset + tolerance
-            && (self.next_offset > 0 || offset == 0);
+        let continues = self.continues(offset, len);
         if !continues {
             self.stream_start = offset;
             self.stream_bytes = 0;
@@ -104,6 +120,73 @@ impl SequentialDetector {
         } else {
             None
         }
+    }
+}
+
+/// Streams one file may have at once; a further stream takes over the least recently read one.
+pub const MAX_STREAMS_PER_FILE: usize = 8;
+
+/// The streams of one open file (see the module notes).
+#[derive(Debug)]
+pub struct StreamSet {
+    /// Each detector with the read count when it was last used.
+    streams: Vec<(SequentialDetector, u64)>,
+    reads: u64,
+    initial_window: u64,
+    max_window: u64,
+}
+
+impl StreamSet {
+    pub fn new(initial_window: u64, max_window: u64) -> Self {
+        StreamSet {
+            streams: Vec::new(),
+            reads: 0,
+            initial_window,
+            max_window,
+        }
+    }
+
+    /// Record a read against the stream it continues (or a new one). `file_window` is what all of
+    /// this file's streams may prefetch together (the memory budget's share for the file): each
+    /// stream being prefetched gets an equal part, never less than one initial window.
+    pub fn on_read(&mut self, offset: u64, len: u64, file_window: u64) -> ReadPattern {
+        self.reads += 1;
+        let index = match self
+            .streams
+            .iter()
+            .position(|(d, _)| d.continues(offset, len))
+        {
+            Some(i) => i,
+            None if self.streams.len() < MAX_STREAMS_PER_FILE => {
+                let fresh = SequentialDetector::new(self.initial_window, self.max_window);
+                self.streams.push((fresh, 0));
+                self.streams.len() - 1
+            }
+            None => self
+                .streams
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, (_, used))| *used)
+                .map_or(0, |(i, _)| i),
+        };
+        let streaming = self
+            .streams
+            .iter()
+            .filter(|(d, _)| d.is_streaming())
+            .count();
+        let share = file_window / streaming.max(1) as u64;
+        let (detector, used) = &mut self.streams[index];
+        *used = self.reads;
+        detector.limit_window(share.min(self.max_window));
+        detector.on_read(offset, len)
+    }
+
+    pub fn len(&self) -> usize {
+        self.streams.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.streams.is_empty()
     }
 }
 
@@ -203,5 +286,70 @@ mod tests {
         assert!(d.on_read(base + (4 << 20), 1 << 20).prefetch.is_some() || d.window > 0);
         // A jump backwards starts again.
         assert!(!d.on_read(base - (50 << 20), 4096).sequential);
+    }
+}
+
+#[cfg(test)]
+mod stream_set_tests {
+    use super::*;
+
+    const KIB_256: u64 = 256 << 10;
+
+    /// fio's 4 jobs on one object: 4 interleaved streams 256 MiB apart, each confirmed from its
+    /// own place and each prefetched; one shared detector would reset on every read.
+    #[test]
+    fn interleaved_streams_each_keep_their_window() {
+        let mut set = StreamSet::new(1 << 20, 8 << 20);
+        let mut prefetching = [false; 4];
+        for step in 0..40u64 {
+            for (job, seen) in prefetching.iter_mut().enumerate() {
+                let offset = job as u64 * (256 << 20) + step * KIB_256;
+                let p = set.on_read(offset, KIB_256, 64 << 20);
+                if step >= 12 {
+                    assert!(p.sequential, "job {job} step {step}");
+                }
+                *seen |= p.prefetch.is_some();
+            }
+        }
+        assert_eq!(prefetching, [true; 4]);
+        assert_eq!(set.len(), 4);
+    }
+
+    /// Random reads take fresh slots or recycle the least recently used; a stream that keeps
+    /// reading stays confirmed among them.
+    #[test]
+    fn random_reads_do_not_evict_a_live_stream() {
+        let mut set = StreamSet::new(1 << 20, 8 << 20);
+        let mut jump = 7u64;
+        for step in 0..64u64 {
+            let p = set.on_read(step * KIB_256, KIB_256, 64 << 20);
+            assert!(p.sequential, "stream read {step}");
+            jump = jump.wrapping_mul(6364136223846793005) % 1_000_003;
+            let r = set.on_read((512 << 20) + jump * 4096, 4096, 64 << 20);
+            assert!(!r.sequential && r.prefetch.is_none(), "random read {step}");
+        }
+        assert!(set.len() <= MAX_STREAMS_PER_FILE);
+    }
+
+    /// The file's window is split between its streams: once two are streaming, neither asks for
+    /// more than half the file's share at once.
+    #[test]
+    fn streams_share_the_files_window() {
+        let mut set = StreamSet::new(1 << 20, 32 << 20);
+        let mut most = 0;
+        for step in 0..64u64 {
+            for base in [0u64, 512 << 20] {
+                let p = set.on_read(base + step * KIB_256, KIB_256, 8 << 20);
+                // Once both are streaming (the second is confirmed after 2 MiB).
+                if let (Some((_, len)), true) = (p.prefetch, step >= 16) {
+                    most = most.max(len);
+                }
+            }
+        }
+        assert!(
+            most <= 4 << 20,
+            "one of two streams asked for {most} bytes of an 8 MiB share"
+        );
+        assert!(most >= 1 << 20);
     }
 }
