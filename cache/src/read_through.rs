@@ -43,7 +43,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub const DEFAULT_PAGE_BYTES: u64 = 64 * 1024;
 
 /// One version of one object: what a read is about.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ObjectVersion {
     pub path: ObjectPath,
     pub identity: ObjectIdentity,
@@ -255,14 +255,32 @@ impl ReadThrough {
     /// their way) serve as they are; of the others, only the pages this read covers are fetched,
     /// one request per run of missing pages.
     pub async fn read_sparse(&self, obj: &ObjectVersion, offset: u64, len: u64) -> Result<Bytes> {
+        self.read_sparse_ahead(obj, offset, len, 0).await
+    }
+
+    /// [`ReadThrough::read_sparse`], fetching on to `fetch_end` in the same request when the read
+    /// misses: the rest of a Parquet column chunk whose first part this read is (the kernel cuts
+    /// a chunk's read at 1 MiB; the remainder then comes from the cache, not a second GET).
+    pub async fn read_sparse_ahead(
+        &self,
+        obj: &ObjectVersion,
+        offset: u64,
+        len: u64,
+        fetch_end: u64,
+    ) -> Result<Bytes> {
         let Some(want) = Self::clamp(obj, offset, len) else {
             return Ok(Bytes::new());
         };
         let (bs, ps) = (self.inner.block_size, self.inner.page_size);
         if ps >= bs {
-            return self.read(obj, offset, len).await;
+            let span = want.start..fetch_end.max(want.end);
+            return self
+                .read_span(obj, want.start, want.end - want.start, span)
+                .await;
         }
-        let (first, last) = (want.start / bs, (want.end - 1) / bs);
+        // What to fetch: the read, and on to fetch_end (within the object).
+        let fetch = want.start..want.end.max(fetch_end.min(obj.size));
+        let (first, last) = (fetch.start / bs, (fetch.end - 1) / bs);
         let cached = self.cached_units(obj, bs, first, last).await;
         // Each block: whole (cached or in flight), or served from pages. Runs of the latter share
         // one page fetch, so a read across a block boundary is still one request.
@@ -311,8 +329,8 @@ impl ReadThrough {
             {
                 e += 1;
             }
-            let from = want.start.max(b * bs);
-            let to = want.end.min((e + 1) * bs);
+            let from = fetch.start.max(b * bs);
+            let to = fetch.end.min((e + 1) * bs);
             let (p_first, p_last) = (from / ps, (to - 1) / ps);
             jobs.push(
                 async move {
@@ -330,7 +348,7 @@ impl ReadThrough {
             b = e + 1;
         }
         let pieces = futures::future::try_join_all(jobs).await?;
-        self.note_read(obj, first, last);
+        self.note_read(obj, want.start / bs, (want.end - 1) / bs);
         Ok(Self::assemble(&pieces, want))
     }
 

@@ -32,6 +32,14 @@ def parquet_table():
 
 
 ROWS_PER_GROUP, GROUPS = 100_000, 6
+BIG_ROWS_PER_GROUP, BIG_GROUPS = 300_000, 3  # column chunks of 2.3 MiB: over the kernel's 1 MiB reads
+
+
+def big_parquet_table():
+    import numpy as np
+    import pyarrow as pa
+    rng = np.random.default_rng(4)
+    return pa.table({f"b{i}": rng.random(BIG_ROWS_PER_GROUP * BIG_GROUPS) for i in range(3)})
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +53,10 @@ def data():
                       config=Config(s3={"addressing_style": "path"}))
     buf = io.BytesIO()
     pq.write_table(parquet_table(), buf, row_group_size=ROWS_PER_GROUP, compression="none")
-    objects = {"random": os.urandom(40 * MIB), "parquet": buf.getvalue(), "small": os.urandom(3 * MIB + 1234)}
+    big = io.BytesIO()
+    pq.write_table(big_parquet_table(), big, row_group_size=BIG_ROWS_PER_GROUP, compression="none")
+    objects = {"random": os.urandom(40 * MIB), "parquet": buf.getvalue(), "small": os.urandom(3 * MIB + 1234),
+               "parquet_big": big.getvalue()}
     prefix = f"access-{uuid.uuid4().hex[:8]}"
     keys = {}
     for name, body in objects.items():
@@ -106,6 +117,43 @@ def test_a_parquet_column_subset_costs_at_most_one_get_per_chunk(mount, data):
     # One per chunk, one for the footer, and at most one more: the kernel's readahead state is shared
     # by pyarrow's threads on one descriptor and now and then reads on past a chunk (13 or 14 seen).
     assert gets1 - gets0 <= chunks + 2, f"{gets1 - gets0} GETs for {chunks} column chunks and a footer"
+
+
+def test_column_chunks_over_the_kernels_read_size_are_one_get_each(mount, data):
+    """The kernel hands colo a 2.3 MiB chunk as 1 MiB reads; colo knows the chunks from the footer
+    and fetches each whole with its first read (before: three or more GETs per chunk). Read as
+    pyarrow reads — footer, then one pread per chunk — with the kernel's readahead off for the
+    descriptor (POSIX_FADV_RANDOM): exactly one GET for the footer and one per chunk."""
+    import pyarrow.parquet as pq
+    key, body = data["parquet_big"]
+    meta = pq.ParquetFile(io.BytesIO(body)).metadata
+    chunks = [meta.row_group(g).column(1) for g in range(BIG_GROUPS)]
+    fd = os.open(mount.path(VOLUME, key), os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+        gets0, _ = counts()
+        assert os.pread(fd, 64 << 10, len(body) - (64 << 10)) == body[-(64 << 10):]
+        for c in chunks:
+            start = min(c.data_page_offset, c.dictionary_page_offset or c.data_page_offset)
+            n = c.total_compressed_size
+            assert os.pread(fd, n, start) == body[start:start + n]
+        gets1, _ = counts()
+    finally:
+        os.close(fd)
+    assert gets1 - gets0 == 1 + BIG_GROUPS, f"{gets1 - gets0} GETs for a footer and {BIG_GROUPS} chunks"
+
+
+def test_pyarrow_reads_big_column_chunks_with_few_gets(mount, data):
+    """The same through pyarrow with the kernel's readahead on: it reads on past each chunk (two
+    1 MiB reads past a 2.3 MiB chunk seen), and those reads cost a GET each; 10 GETs for 3 chunks
+    here (17 before colo knew the chunks)."""
+    import pyarrow.parquet as pq
+    key, _ = data["parquet_big"]
+    gets0, _ = counts()
+    got = pq.read_table(mount.path(VOLUME, key), columns=["b2"])
+    gets1, _ = counts()
+    assert got.equals(big_parquet_table().select(["b2"]))
+    assert gets1 - gets0 <= 4 * BIG_GROUPS + 1, f"{gets1 - gets0} GETs for {BIG_GROUPS} column chunks and a footer"
 
 
 def test_a_small_file_is_one_get_whatever_is_read_of_it(mount, data):

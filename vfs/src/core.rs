@@ -16,6 +16,7 @@
 //! FUSE reads at all, and a changed file is never read from stale pages.
 
 use crate::error::{Result, VfsError};
+use crate::extents::{ChunkExtents, KnownExtents, TailExtents, parquet_column_chunks};
 use crate::inode::{InodeTable, Node, ROOT_INO};
 use crate::metrics::{FsOp, FsStats};
 use crate::prefetch::{ReadPattern, StreamSet};
@@ -24,6 +25,7 @@ use colo_cache::{ObjectVersion, ReadThrough};
 use colo_connectors::{ConnectorError, EntryKind, ObjectMeta, ObjectPath};
 use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime};
@@ -110,12 +112,33 @@ pub const RANDOM_FILL_AFTER_READS: u32 = 4;
 /// Requests a fill keeps in flight.
 const FILL_PARALLEL_REQUESTS: usize = 4;
 
+/// Where the last block of a file of `size` bytes begins.
+fn last_block_start(size: u64, block_bytes: u64) -> u64 {
+    size.saturating_sub(1) / block_bytes * block_bytes
+}
+
+/// The kernel's page: FUSE reads start on one, so a read of a chunk starting mid-page begins in
+/// the chunk before.
+const KERNEL_PAGE_BYTES: u64 = 4096;
+
+/// Files whose column chunks (or that they have none) are remembered.
+const KNOWN_EXTENTS_FILES: usize = 4096;
+
+/// The most a read of a column chunk fetches on to the chunk's end (in requests of at most the
+/// reader's request size, in parallel).
+const MAX_CHUNK_FETCH_BYTES: u64 = 64 << 20;
+
+/// The largest Parquet footer read to learn a file's column chunks.
+pub const MAX_FOOTER_BYTES: u64 = 16 << 20;
+
 /// How a read's missing bytes are fetched (see [`VfsCore::fetch_plan`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum FetchPlan {
     WholeFile,
     Blocks,
     Pages,
+    /// Pages from the read on to this offset: the rest of a known column chunk.
+    RestOfChunk(u64),
 }
 
 /// An open file handle, and whether the kernel may keep the pages it has cached for the file.
@@ -125,14 +148,19 @@ pub struct Opened {
     pub keep_cache: bool,
 }
 
-/// One file's streams, shared by its handles.
-type SharedStreams = Mutex<StreamSet>;
+/// What the handles of one open file share: its streams.
+struct FileShared {
+    streams: Mutex<StreamSet>,
+}
 
 struct OpenFile {
     volume: usize,
     version: ObjectVersion,
-    /// The file's streams, shared with its other handles.
-    streams: Arc<SharedStreams>,
+    /// Shared with the file's other handles.
+    shared: Arc<FileShared>,
+    /// A hash of (volume, version), naming the file's extents without a copy of its path per read.
+    /// (A collision could only change how much a read fetches ahead, never the bytes it returns.)
+    extents_key: u64,
     /// Reads answered with the page plan (a reader jumping around).
     jumps: AtomicU32,
 }
@@ -142,9 +170,11 @@ pub struct VfsCore {
     options: VfsOptions,
     state: Mutex<State>,
     handles: Mutex<HashMap<u64, Arc<OpenFile>>>,
-    /// Each open file's streams by inode (the version they belong to, and the set while a handle
-    /// holds it).
-    streams: Mutex<HashMap<u64, (ObjectVersion, Weak<SharedStreams>)>>,
+    /// Each open file's shared state by inode (the version it belongs to, and the state while a
+    /// handle holds it).
+    files: Mutex<HashMap<u64, (ObjectVersion, Weak<FileShared>)>>,
+    /// Column chunks learnt from files' footers, by [`OpenFile::extents_key`].
+    chunks: KnownExtents<u64>,
     next_handle: AtomicU64,
     started: SystemTime,
     stats: FsStats,
@@ -170,7 +200,8 @@ impl VfsCore {
             options,
             state: Mutex::new(state),
             handles: Mutex::new(HashMap::new()),
-            streams: Mutex::new(HashMap::new()),
+            files: Mutex::new(HashMap::new()),
+            chunks: KnownExtents::new(KNOWN_EXTENTS_FILES),
             next_handle: AtomicU64::new(1),
             started: SystemTime::now(),
             stats: FsStats::default(),
@@ -486,7 +517,12 @@ impl VfsCore {
         let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
         let file = OpenFile {
             volume: vol,
-            streams: self.file_streams(ino, &version),
+            shared: self.file_shared(ino, &version),
+            extents_key: {
+                let mut h = std::hash::DefaultHasher::new();
+                (vol, &version).hash(&mut h);
+                h.finish()
+            },
             version,
             jumps: AtomicU32::new(0),
         };
@@ -494,21 +530,23 @@ impl VfsCore {
         Ok(Opened { fh, keep_cache })
     }
 
-    /// The streams of `ino` at `version`: those of its other open handles, or a new set.
-    fn file_streams(&self, ino: u64, version: &ObjectVersion) -> Arc<SharedStreams> {
-        let mut all = self.streams.lock();
+    /// The shared state of `ino` at `version`: that of its other open handles, or a new one.
+    fn file_shared(&self, ino: u64, version: &ObjectVersion) -> Arc<FileShared> {
+        let mut all = self.files.lock();
         if let Some((v, weak)) = all.get(&ino)
             && v == version
-            && let Some(set) = weak.upgrade()
+            && let Some(shared) = weak.upgrade()
         {
-            return set;
+            return shared;
         }
-        let set = Arc::new(Mutex::new(StreamSet::new(
-            self.options.prefetch_initial_bytes,
-            self.options.prefetch_max_bytes,
-        )));
-        all.insert(ino, (version.clone(), Arc::downgrade(&set)));
-        set
+        let shared = Arc::new(FileShared {
+            streams: Mutex::new(StreamSet::new(
+                self.options.prefetch_initial_bytes,
+                self.options.prefetch_max_bytes,
+            )),
+        });
+        all.insert(ino, (version.clone(), Arc::downgrade(&shared)));
+        shared
     }
 
     fn handle(&self, fh: u64) -> Result<Arc<OpenFile>> {
@@ -519,11 +557,18 @@ impl VfsCore {
             .ok_or(VfsError::BadHandle { handle: fh })
     }
 
-    /// Feed the file's streams and start the prefetch they ask for.
+    /// Feed the file's streams and start the prefetch they ask for — except in a file with known
+    /// column chunks, where a chunk's first read fetches the rest of the chunk instead (a stream
+    /// of chunks would otherwise prefetch the next chunk, usually a column nobody asked for).
     fn note_read(&self, file: &OpenFile, offset: u64, size: u32) -> ReadPattern {
         let per_handle = self.options.prefetch_budget_bytes / self.open_handles().max(1) as u64;
-        let pattern = file.streams.lock().on_read(offset, size as u64, per_handle);
-        if let Some((start, len)) = pattern.prefetch {
+        let pattern = file
+            .shared
+            .streams
+            .lock()
+            .on_read(offset, size as u64, per_handle);
+        let chunked = self.chunk_plan(file, offset, size as u64).is_some();
+        if let (Some((start, len)), false) = (pattern.prefetch, chunked) {
             self.volumes[file.volume]
                 .reader
                 .prefetch(&file.version, start, len);
@@ -547,13 +592,24 @@ impl VfsCore {
         let pattern = self.note_read(&file, offset, size);
         let reader = &self.volumes[file.volume].reader;
         let (version, len) = (&file.version, size as u64);
-        let bytes = match self.fetch_plan(version, reader.block_size(), offset, len, pattern) {
+        let plan = self
+            .chunk_plan(&file, offset, len)
+            .unwrap_or_else(|| self.fetch_plan(version, reader.block_size(), offset, len, pattern));
+        let bytes = match plan {
             FetchPlan::WholeFile => {
                 reader
                     .read_span(version, offset, len, 0..version.size)
                     .await?
             }
-            FetchPlan::Blocks => reader.read(version, offset, len).await?,
+            FetchPlan::Blocks => {
+                let bytes = reader.read(version, offset, len).await?;
+                let tail_start = last_block_start(version.size, reader.block_size());
+                if offset + len > tail_start && self.chunks.get(&file.extents_key).is_none() {
+                    let chunks = self.learn_chunks(reader, version).await;
+                    self.chunks.insert(file.extents_key, chunks);
+                }
+                bytes
+            }
             FetchPlan::Pages => {
                 let jumps = file.jumps.fetch_add(1, Ordering::Relaxed) + 1;
                 if jumps == RANDOM_FILL_AFTER_READS
@@ -563,8 +619,60 @@ impl VfsCore {
                 }
                 reader.read_sparse(version, offset, len).await?
             }
+            // The kernel's next piece of the same chunk is then a cache hit.
+            FetchPlan::RestOfChunk(end) => {
+                reader.read_sparse_ahead(version, offset, len, end).await?
+            }
         };
         Ok(bytes)
+    }
+
+    /// How a read of a file with known column chunks is fetched (`None`: not such a file, or a
+    /// read of its first or last block — header and footer, fetched whole as in any file).
+    /// A client's read of a chunk — from the chunk's start, give or take the kernel page the
+    /// start was rounded down to, and within the chunk — fetches on to the chunk's end (up to
+    /// [`MAX_CHUNK_FETCH_BYTES`]), so the kernel's further pieces of it are cache hits. Any other
+    /// read fetches only its own pages: the rest of a chunk already fetched (hits), or the kernel's
+    /// readahead spilling past the chunk the client asked for into columns it may never want.
+    /// Such files are never prefetched in blocks.
+    fn chunk_plan(&self, file: &OpenFile, offset: u64, len: u64) -> Option<FetchPlan> {
+        let chunks = self.chunks.get(&file.extents_key)??;
+        let block = self.volumes[file.volume].reader.block_size();
+        if offset < block || offset + len > last_block_start(file.version.size, block) {
+            return None;
+        }
+        let probe = (offset + KERNEL_PAGE_BYTES - 1).min(offset + len.max(1) - 1);
+        Some(match chunks.extent_at(probe) {
+            Some(c)
+                if offset <= c.start
+                    && c.start - offset < KERNEL_PAGE_BYTES
+                    && offset + len <= c.end =>
+            {
+                FetchPlan::RestOfChunk(c.end.min(offset + MAX_CHUNK_FETCH_BYTES))
+            }
+            _ => FetchPlan::Pages,
+        })
+    }
+
+    /// The column chunks of a file whose last block was just read (so it is cached): from its
+    /// Parquet footer, reading further back when the metadata is larger than a block (up to
+    /// [`MAX_FOOTER_BYTES`]; the client reads it next anyway). `None` for any other file.
+    async fn learn_chunks(
+        &self,
+        reader: &ReadThrough,
+        version: &ObjectVersion,
+    ) -> Option<ChunkExtents> {
+        let mut tail_bytes = version.size - last_block_start(version.size, reader.block_size());
+        for _ in 0..2 {
+            let start = version.size - tail_bytes;
+            let tail = reader.read(version, start, tail_bytes).await.ok()?;
+            match parquet_column_chunks(&tail, version.size) {
+                TailExtents::Chunks(chunks) => return Some(chunks),
+                TailExtents::NeedTail(needed) if needed <= MAX_FOOTER_BYTES => tail_bytes = needed,
+                TailExtents::NeedTail(_) | TailExtents::Unknown => return None,
+            }
+        }
+        None
     }
 
     /// What a read fetches on a miss: a small file whole; whole blocks for a sequential stream and
@@ -578,7 +686,7 @@ impl VfsCore {
         len: u64,
         pattern: ReadPattern,
     ) -> FetchPlan {
-        let last_block_start = version.size.saturating_sub(1) / block_bytes * block_bytes;
+        let last_block_start = last_block_start(version.size, block_bytes);
         if version.size <= self.options.whole_file_bytes {
             FetchPlan::WholeFile
         } else if pattern.sequential || offset < block_bytes || offset + len > last_block_start {
@@ -608,12 +716,12 @@ impl VfsCore {
         let Some(file) = self.handles.lock().remove(&fh) else {
             return;
         };
-        let streams = Arc::downgrade(&file.streams);
+        let shared = Arc::downgrade(&file.shared);
         drop(file);
-        if streams.strong_count() == 0 {
+        if shared.strong_count() == 0 {
             // The file's last handle (reads still running hold theirs; a later open then finds
             // the entry dead and replaces it).
-            self.streams
+            self.files
                 .lock()
                 .retain(|_, (_, weak)| weak.strong_count() > 0);
         }

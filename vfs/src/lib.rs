@@ -10,6 +10,7 @@
 pub mod core;
 pub mod errno;
 pub mod error;
+pub mod extents;
 pub mod fuse;
 pub mod inode;
 pub mod metrics;

@@ -241,6 +241,35 @@ async fn a_sparse_read_fetches_only_its_pages_in_one_request() {
     assert_eq!(m.read_bytes.load(Ordering::Relaxed), 1750);
 }
 
+/// A sparse read fetching ahead: one request from the read's first page to `fetch_end` (a column
+/// chunk's end), returning only the read's bytes; the rest of the span is then cached.
+#[tokio::test]
+async fn a_sparse_read_ahead_fetches_on_to_its_end_in_one_request() {
+    let (m, rt, obj) = setup_pages(10_000).await;
+    let src = data(10_000);
+    let got = rt.read_sparse_ahead(&obj, 4300, 1000, 7100).await.unwrap();
+    assert_eq!(&got[..], &src[4300..5300]);
+    // Pages 17..=28 (4250..7250): one request.
+    assert_eq!(m.reads.load(Ordering::Relaxed), 1);
+    assert_eq!(m.read_bytes.load(Ordering::Relaxed), 7250 - 4250);
+    let rest = rt.read_sparse(&obj, 5300, 1800).await.unwrap();
+    assert_eq!(&rest[..], &src[5300..7100]);
+    assert_eq!(
+        m.reads.load(Ordering::Relaxed),
+        1,
+        "the rest came from the cache"
+    );
+    // An end before the read's own end, or past the object, changes nothing but the clamp.
+    let tail = rt.read_sparse_ahead(&obj, 9000, 500, 0).await.unwrap();
+    assert_eq!(&tail[..], &src[9000..9500]);
+    let last = rt
+        .read_sparse_ahead(&obj, 9600, 100, 1 << 30)
+        .await
+        .unwrap();
+    assert_eq!(&last[..], &src[9600..9700]);
+    assert_eq!(m.read_bytes.load(Ordering::Relaxed), 3000 + 500 + 500);
+}
+
 #[tokio::test]
 async fn a_sparse_read_uses_whole_cached_blocks() {
     let (m, rt, obj) = setup_pages(10_000).await;

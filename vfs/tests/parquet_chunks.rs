@@ -1,0 +1,187 @@
+//! Column chunks of a Parquet file, learnt from its footer: one origin request per chunk however
+//! the kernel cuts the chunk's read. A real file written by the parquet crate's Arrow writer.
+
+use arrow_array::{ArrayRef, Float64Array, RecordBatch};
+use bytes::Bytes;
+use colo_cache::{MemoryCache, ReadThrough, TieredCache};
+use colo_connectors::MemoryConnector;
+use colo_vfs::extents::{TailExtents, parquet_column_chunks};
+use colo_vfs::{VfsCore, VfsOptions, VolumeMount};
+use parquet::arrow::ArrowWriter;
+use parquet::file::properties::WriterProperties;
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// 3 float64 columns × 20,000 rows in 4 row groups, uncompressed: 12 chunks of about 40 KB.
+fn parquet_file() -> Vec<u8> {
+    let column = |seed: f64| -> ArrayRef {
+        Arc::new(Float64Array::from_iter_values(
+            (0..20_000).map(|i| (i as f64 * seed).sin()),
+        ))
+    };
+    let batch =
+        RecordBatch::try_from_iter([("a", column(1.1)), ("b", column(2.3)), ("c", column(0.7))])
+            .expect("batch");
+    let props = WriterProperties::builder()
+        .set_max_row_group_row_count(Some(5000))
+        .set_dictionary_enabled(false)
+        .build();
+    let mut out = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).expect("writer");
+    writer.write(&batch).expect("write");
+    writer.close().expect("close");
+    out
+}
+
+/// Every column chunk's (start, length), as the parquet crate's own reader sees them.
+fn chunks_of(file: &[u8]) -> Vec<(u64, u64)> {
+    let reader = SerializedFileReader::new(Bytes::copy_from_slice(file)).expect("parquet");
+    let meta = reader.metadata();
+    meta.row_groups()
+        .iter()
+        .flat_map(|rg| rg.columns().iter().map(|c| c.byte_range()))
+        .collect()
+}
+
+#[test]
+fn the_footer_gives_every_column_chunk() {
+    let file = parquet_file();
+    let chunks = chunks_of(&file);
+    assert_eq!(chunks.len(), 12);
+    let TailExtents::Chunks(extents) = parquet_column_chunks(&file, file.len() as u64) else {
+        panic!("a whole Parquet file has known chunks");
+    };
+    assert_eq!(extents.len(), 12);
+    for (start, len) in chunks {
+        assert_eq!(extents.end_of_extent_at(start), Some(start + len));
+        assert_eq!(extents.end_of_extent_at(start + len - 1), Some(start + len));
+    }
+    // A tail too short for the metadata asks for exactly what it needs.
+    let short = &file[file.len() - 100..];
+    let TailExtents::NeedTail(needed) = parquet_column_chunks(short, file.len() as u64) else {
+        panic!("the metadata is longer than 92 bytes");
+    };
+    let tail = &file[file.len() - needed as usize..];
+    assert!(matches!(
+        parquet_column_chunks(tail, file.len() as u64),
+        TailExtents::Chunks(_)
+    ));
+}
+
+/// A core with 4 KiB blocks and 1 KiB pages over one volume holding `name` = `data`.
+async fn open(name: &str, data: Vec<u8>) -> (Arc<MemoryConnector>, VfsCore, u64) {
+    let m = Arc::new(MemoryConnector::new("vol"));
+    m.put(name, data);
+    let cache = Arc::new(TieredCache::new(Some(MemoryCache::new(64 << 20)), None));
+    let reader = ReadThrough::new(m.clone(), cache, 4096, 64 * 1024).with_page_size(1024);
+    let core = VfsCore::new(
+        vec![VolumeMount {
+            name: "vol".into(),
+            reader,
+            metadata_ttl: Duration::from_secs(60),
+        }],
+        VfsOptions {
+            prefetch_initial_bytes: 8192,
+            prefetch_max_bytes: 65536,
+            whole_file_bytes: 0,
+            ..Default::default()
+        },
+    );
+    let vol = core.lookup(1, "vol").await.expect("volume").ino;
+    let ino = core.lookup(vol, name).await.expect("file").ino;
+    let fh = core.open(ino, false).await.expect("open").fh;
+    (m, core, fh)
+}
+
+/// After the footer, each chunk read in two pieces (as the kernel cuts a read over its maximum)
+/// costs one request; the same bytes without a Parquet footer cost two per chunk.
+#[tokio::test]
+async fn a_chunk_read_in_pieces_is_one_request() {
+    let file = parquet_file();
+    let size = file.len() as u64;
+    let chunks = chunks_of(&file);
+    for parquet in [true, false] {
+        let mut data = file.clone();
+        if !parquet {
+            let n = data.len();
+            data[n - 4..].copy_from_slice(b"NOPE");
+        }
+        let (m, core, fh) = open("t.parquet", data.clone()).await;
+        // The client reads the footer first.
+        let footer = core.read(fh, size - 8, 8).await.expect("footer");
+        assert_eq!(&footer[..], &data[data.len() - 8..]);
+        let mut requests = 0;
+        // Column b of the middle row groups: away from the file's first and last blocks.
+        for &(start, len) in &chunks[4..8] {
+            let before = m.reads.load(Ordering::Relaxed);
+            let cut = start + len * 3 / 5;
+            let first = core.read(fh, start, (cut - start) as u32).await.unwrap();
+            let second = core
+                .read(fh, cut, (start + len - cut) as u32)
+                .await
+                .unwrap();
+            assert_eq!(&first[..], &data[start as usize..cut as usize]);
+            assert_eq!(&second[..], &data[cut as usize..(start + len) as usize]);
+            requests += m.reads.load(Ordering::Relaxed) - before;
+        }
+        if parquet {
+            assert_eq!(requests, 4, "one request per chunk");
+        } else {
+            assert_eq!(requests, 8, "without chunks, one per piece");
+        }
+    }
+}
+
+/// A read spilling from one chunk into the next (the kernel reading ahead past the chunk a client
+/// asked for) fetches only its own pages, not the rest of the next chunk.
+#[tokio::test]
+async fn a_read_across_chunks_does_not_fetch_the_next_chunk() {
+    let file = parquet_file();
+    let size = file.len() as u64;
+    let chunks = chunks_of(&file);
+    let (m, core, fh) = open("t.parquet", file.clone()).await;
+    core.read(fh, size - 8, 8).await.expect("footer");
+    let (start, len) = chunks[4];
+    let (next_start, next_len) = chunks[5];
+    let before = m.read_bytes.load(Ordering::Relaxed);
+    let spill_end = next_start + 3000;
+    let got = core
+        .read(fh, start, (spill_end - start) as u32)
+        .await
+        .unwrap();
+    assert_eq!(&got[..], &file[start as usize..spill_end as usize]);
+    let fetched = m.read_bytes.load(Ordering::Relaxed) - before;
+    assert!(
+        fetched < len + 3000 + 2048 && fetched < len + next_len,
+        "{fetched} bytes fetched for a read of {} spilling 3000 into a chunk of {next_len}",
+        spill_end - start
+    );
+}
+
+/// The kernel starts reads on a 4 KiB page: a chunk's read then begins up to a page before the
+/// chunk, in the previous one, and still fetches its chunk whole.
+#[tokio::test]
+async fn a_chunk_read_from_the_page_before_it_is_one_request() {
+    let file = parquet_file();
+    let size = file.len() as u64;
+    let chunks = chunks_of(&file);
+    let (m, core, fh) = open("t.parquet", file.clone()).await;
+    core.read(fh, size - 8, 8).await.expect("footer");
+    let (start, len) = *chunks[4..8]
+        .iter()
+        .find(|(start, _)| start % 4096 != 0)
+        .expect("a chunk not on a page boundary");
+    let page = start / 4096 * 4096;
+    let before = m.reads.load(Ordering::Relaxed);
+    let cut = start + len / 2;
+    let first = core.read(fh, page, (cut - page) as u32).await.unwrap();
+    let second = core
+        .read(fh, cut, (start + len - cut) as u32)
+        .await
+        .unwrap();
+    assert_eq!(&first[..], &file[page as usize..cut as usize]);
+    assert_eq!(&second[..], &file[cut as usize..(start + len) as usize]);
+    assert_eq!(m.reads.load(Ordering::Relaxed) - before, 1);
+}
