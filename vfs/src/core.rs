@@ -124,6 +124,24 @@ const KERNEL_PAGE_BYTES: u64 = 4096;
 /// Files whose column chunks (or that they have none) are remembered.
 const KNOWN_EXTENTS_FILES: usize = 4096;
 
+/// The largest read the kernel sends a FUSE filesystem (`fs.fuse.max_pages_limit`, 256 pages).
+const KERNEL_MAX_READ_BYTES: u64 = 1 << 20;
+
+/// Where a chunk's first read (`len` bytes at `offset`) fetches to: the chunk's end — and, when the
+/// kernel cut the read at its maximum size, on to where the kernel's readahead for the client's
+/// read ends: the chunk's read slots rounded up to a power of two (seen: a 1.26 MiB chunk arrives
+/// as two 1 MiB reads, a 2.55 MiB one as four, the last past the chunk). Those bytes are fetched
+/// anyway; fetching them with the chunk saves the requests.
+pub fn chunk_fetch_end(offset: u64, len: u64, chunk_end: u64) -> u64 {
+    let end = if len + KERNEL_PAGE_BYTES > KERNEL_MAX_READ_BYTES && len > 0 {
+        let slots = (chunk_end - offset).div_ceil(len).next_power_of_two();
+        offset + slots * len
+    } else {
+        chunk_end
+    };
+    end.max(chunk_end).min(offset + MAX_CHUNK_FETCH_BYTES)
+}
+
 /// The most a read of a column chunk fetches on to the chunk's end (in requests of at most the
 /// reader's request size, in parallel).
 const MAX_CHUNK_FETCH_BYTES: u64 = 64 << 20;
@@ -648,7 +666,7 @@ impl VfsCore {
                     && c.start - offset < KERNEL_PAGE_BYTES
                     && offset + len <= c.end =>
             {
-                FetchPlan::RestOfChunk(c.end.min(offset + MAX_CHUNK_FETCH_BYTES))
+                FetchPlan::RestOfChunk(chunk_fetch_end(offset, len, c.end))
             }
             _ => FetchPlan::Pages,
         })

@@ -185,3 +185,18 @@ async fn a_chunk_read_from_the_page_before_it_is_one_request() {
     assert_eq!(&second[..], &file[cut as usize..(start + len) as usize]);
     assert_eq!(m.reads.load(Ordering::Relaxed) - before, 1);
 }
+
+/// A chunk's first read cut at the kernel's maximum (1 MiB) fetches on to where the kernel's
+/// readahead for the whole chunk ends (its slots rounded up to a power of two); a read shorter than
+/// that fetches exactly to the chunk's end.
+#[test]
+fn a_maximum_size_read_fetches_as_far_as_the_kernel_will_read() {
+    use colo_vfs::core::chunk_fetch_end;
+    const MIB: u64 = 1 << 20;
+    // A 1.26 MiB chunk read as two 1 MiB reads.
+    assert_eq!(chunk_fetch_end(4096, MIB, 4096 + 1_318_027), 4096 + 2 * MIB);
+    // A 2.55 MiB chunk: three slots, read as four.
+    assert_eq!(chunk_fetch_end(0, MIB, 2_671_868), 4 * MIB);
+    // A read under the maximum: just the chunk.
+    assert_eq!(chunk_fetch_end(8192, 800_000, 808_192), 808_192);
+}
