@@ -95,6 +95,19 @@ async fn open(name: &str, data: Vec<u8>) -> (Arc<MemoryConnector>, VfsCore, u64)
     (m, core, fh)
 }
 
+/// The file opened on a core that has read its footer (as a client does first), with its chunks.
+async fn opened_after_footer() -> (Vec<u8>, Vec<(u64, u64)>, Arc<MemoryConnector>, VfsCore, u64) {
+    let file = parquet_file();
+    let chunks = chunks_of(&file);
+    let (m, core, fh) = open("t.parquet", file.clone()).await;
+    let footer = core
+        .read(fh, file.len() as u64 - 8, 8)
+        .await
+        .expect("footer");
+    assert_eq!(&footer[..], &file[file.len() - 8..]);
+    (file, chunks, m, core, fh)
+}
+
 /// After the footer, each chunk read in two pieces (as the kernel cuts a read over its maximum)
 /// costs one request; the same bytes without a Parquet footer cost two per chunk.
 #[tokio::test]
@@ -138,11 +151,7 @@ async fn a_chunk_read_in_pieces_is_one_request() {
 /// asked for) fetches only its own pages, not the rest of the next chunk.
 #[tokio::test]
 async fn a_read_across_chunks_does_not_fetch_the_next_chunk() {
-    let file = parquet_file();
-    let size = file.len() as u64;
-    let chunks = chunks_of(&file);
-    let (m, core, fh) = open("t.parquet", file.clone()).await;
-    core.read(fh, size - 8, 8).await.expect("footer");
+    let (file, chunks, m, core, fh) = opened_after_footer().await;
     let (start, len) = chunks[4];
     let (next_start, next_len) = chunks[5];
     let before = m.read_bytes.load(Ordering::Relaxed);
@@ -164,11 +173,7 @@ async fn a_read_across_chunks_does_not_fetch_the_next_chunk() {
 /// chunk, in the previous one, and still fetches its chunk whole.
 #[tokio::test]
 async fn a_chunk_read_from_the_page_before_it_is_one_request() {
-    let file = parquet_file();
-    let size = file.len() as u64;
-    let chunks = chunks_of(&file);
-    let (m, core, fh) = open("t.parquet", file.clone()).await;
-    core.read(fh, size - 8, 8).await.expect("footer");
+    let (file, chunks, m, core, fh) = opened_after_footer().await;
     let (start, len) = *chunks[4..8]
         .iter()
         .find(|(start, _)| start % 4096 != 0)
