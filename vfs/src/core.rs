@@ -127,6 +127,10 @@ const KNOWN_EXTENTS_FILES: usize = 4096;
 /// The largest read the kernel sends a FUSE filesystem (`fs.fuse.max_pages_limit`, 256 pages).
 const KERNEL_MAX_READ_BYTES: u64 = 1 << 20;
 
+/// The most a read of a column chunk fetches on to the chunk's end (in requests of at most the
+/// reader's request size, in parallel).
+const MAX_CHUNK_FETCH_BYTES: u64 = 64 << 20;
+
 /// Where a chunk's first read (`len` bytes at `offset`) fetches to: the chunk's end — and, when the
 /// kernel cut the read at its maximum size, on to where the kernel's readahead for the client's
 /// read ends: the chunk's read slots rounded up to a power of two (seen: a 1.26 MiB chunk arrives
@@ -141,10 +145,6 @@ pub fn chunk_fetch_end(offset: u64, len: u64, chunk_end: u64) -> u64 {
     };
     end.max(chunk_end).min(offset + MAX_CHUNK_FETCH_BYTES)
 }
-
-/// The most a read of a column chunk fetches on to the chunk's end (in requests of at most the
-/// reader's request size, in parallel).
-const MAX_CHUNK_FETCH_BYTES: u64 = 64 << 20;
 
 /// The largest Parquet footer read to learn a file's column chunks.
 pub const MAX_FOOTER_BYTES: u64 = 16 << 20;
@@ -575,17 +575,17 @@ impl VfsCore {
             .ok_or(VfsError::BadHandle { handle: fh })
     }
 
-    /// Feed the file's streams and start the prefetch they ask for — except in a file with known
-    /// column chunks, where a chunk's first read fetches the rest of the chunk instead (a stream
-    /// of chunks would otherwise prefetch the next chunk, usually a column nobody asked for).
-    fn note_read(&self, file: &OpenFile, offset: u64, size: u32) -> ReadPattern {
+    /// Feed the file's streams and start the prefetch they ask for — unless the read has a chunk
+    /// plan (a file with known column chunks), where a chunk's first read fetches the rest of the
+    /// chunk instead (a stream of chunks would otherwise prefetch the next chunk, usually a column
+    /// nobody asked for).
+    fn note_read(&self, file: &OpenFile, offset: u64, size: u32, chunked: bool) -> ReadPattern {
         let per_handle = self.options.prefetch_budget_bytes / self.open_handles().max(1) as u64;
         let pattern = file
             .shared
             .streams
             .lock()
             .on_read(offset, size as u64, per_handle);
-        let chunked = self.chunk_plan(file, offset, size as u64).is_some();
         if let (Some((start, len)), false) = (pattern.prefetch, chunked) {
             self.volumes[file.volume]
                 .reader
@@ -607,11 +607,11 @@ impl VfsCore {
 
     async fn read_inner(&self, fh: u64, offset: u64, size: u32) -> Result<Bytes> {
         let file = self.handle(fh)?;
-        let pattern = self.note_read(&file, offset, size);
         let reader = &self.volumes[file.volume].reader;
         let (version, len) = (&file.version, size as u64);
-        let plan = self
-            .chunk_plan(&file, offset, len)
+        let chunk_plan = self.chunk_plan(&file, offset, len);
+        let pattern = self.note_read(&file, offset, size, chunk_plan.is_some());
+        let plan = chunk_plan
             .unwrap_or_else(|| self.fetch_plan(version, reader.block_size(), offset, len, pattern));
         let bytes = match plan {
             FetchPlan::WholeFile => {
@@ -721,7 +721,8 @@ impl VfsCore {
         let file = self.handle(fh).ok()?;
         let reader = &self.volumes[file.volume].reader;
         let bytes = reader.read_from_memory(&file.version, offset, size as u64)?;
-        self.note_read(&file, offset, size);
+        let chunked = self.chunk_plan(&file, offset, size as u64).is_some();
+        self.note_read(&file, offset, size, chunked);
         self.stats.fast_reads.fetch_add(1, Ordering::Relaxed);
         self.stats
             .read_bytes

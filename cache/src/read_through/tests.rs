@@ -349,31 +349,24 @@ async fn readers_with_different_block_sizes_never_share_units() {
 /// with room for all, they go together.
 #[tokio::test]
 async fn the_fetch_budget_bounds_fetches_in_flight() {
-    for (budget_bytes, most_at_once) in [(4096u64, 1u64), (64 << 10, 8)] {
-        let m = Arc::new(MemoryConnector::new("mem"));
-        m.put("f.bin", data(8 * 4096));
+    // Blocks of 1000 bytes; a budget of 1 KiB holds one block's fetch, 64 KiB all eight.
+    for (budget_bytes, most_at_once) in [(1024u64, 1u64), (64 << 10, 8)] {
+        let (m, rt, obj) = setup(8000).await;
         m.set_delay(std::time::Duration::from_millis(20));
-        let meta = m.stat(&ObjectPath::parse("f.bin").unwrap()).await.unwrap();
-        let obj = ObjectVersion {
-            path: ObjectPath::parse("f.bin").unwrap(),
-            identity: meta.identity(),
-            size: meta.size,
-        };
-        let cache = Arc::new(TieredCache::new(Some(MemoryCache::new(1 << 20)), None));
         let budget = FetchBudget::new(budget_bytes);
-        let rt = ReadThrough::new(m.clone(), cache, 4096, 4096).with_fetch_budget(budget.clone());
+        let rt = rt.with_fetch_budget(budget.clone());
         let reads = (0..8u64).map(|i| {
             let (rt, obj) = (rt.clone(), obj.clone());
-            tokio::spawn(async move { rt.read(&obj, i * 4096, 4096).await })
+            tokio::spawn(async move { rt.read(&obj, i * 1000, 1000).await })
         });
-        let src = data(8 * 4096);
+        let src = data(8000);
         for (i, read) in futures::future::join_all(reads)
             .await
             .into_iter()
             .enumerate()
         {
             let got = read.unwrap().unwrap();
-            assert_eq!(&got[..], &src[i * 4096..(i + 1) * 4096]);
+            assert_eq!(&got[..], &src[i * 1000..(i + 1) * 1000]);
         }
         assert_eq!(m.reads.load(Ordering::Relaxed), 8);
         assert_eq!(
