@@ -255,31 +255,32 @@ impl ReadThrough {
     /// their way) serve as they are; of the others, only the pages this read covers are fetched,
     /// one request per run of missing pages.
     pub async fn read_sparse(&self, obj: &ObjectVersion, offset: u64, len: u64) -> Result<Bytes> {
-        self.read_sparse_ahead(obj, offset, len, 0).await
+        self.read_sparse_span(obj, offset, len, offset..offset)
+            .await
     }
 
-    /// [`ReadThrough::read_sparse`], fetching on to `fetch_end` in the same request when the read
-    /// misses: the rest of a Parquet column chunk whose first part this read is (the kernel cuts
-    /// a chunk's read at 1 MiB; the remainder then comes from the cache, not a second GET).
-    pub async fn read_sparse_ahead(
+    /// [`ReadThrough::read_sparse`], fetching the pages of all of `span` (which may start before
+    /// the read and end after it) in the same request when the read misses: a whole Parquet column
+    /// chunk, whichever of the pieces the kernel cut its read into arrives first (the others then
+    /// come from the cache or join that fetch, not a GET of their own).
+    pub async fn read_sparse_span(
         &self,
         obj: &ObjectVersion,
         offset: u64,
         len: u64,
-        fetch_end: u64,
+        span: Range<u64>,
     ) -> Result<Bytes> {
         let Some(want) = Self::clamp(obj, offset, len) else {
             return Ok(Bytes::new());
         };
         let (bs, ps) = (self.inner.block_size, self.inner.page_size);
         if ps >= bs {
-            let span = want.start..fetch_end.max(want.end);
             return self
                 .read_span(obj, want.start, want.end - want.start, span)
                 .await;
         }
-        // What to fetch: the read, and on to fetch_end (within the object).
-        let fetch = want.start..want.end.max(fetch_end.min(obj.size));
+        // What to fetch: the read and the span (within the object).
+        let fetch = want.start.min(span.start)..want.end.max(span.end.min(obj.size));
         let (first, last) = (fetch.start / bs, (fetch.end - 1) / bs);
         let cached = self.cached_units(obj, bs, first, last).await;
         // Each block: whole (cached or in flight), or served from pages. Runs of the latter share

@@ -26,6 +26,7 @@ use colo_connectors::{ConnectorError, EntryKind, ObjectMeta, ObjectPath};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::ops::Range;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime};
@@ -124,6 +125,10 @@ const KERNEL_PAGE_BYTES: u64 = 4096;
 /// Files whose column chunks (or that they have none) are remembered.
 const KNOWN_EXTENTS_FILES: usize = 4096;
 
+/// How much a stream in a file with known column chunks reads before it is prefetched (see
+/// [`VfsCore::note_read`]).
+const CHUNKED_FILE_STREAM_BYTES: u64 = 16 << 20;
+
 /// The largest read the kernel sends a FUSE filesystem (`fs.fuse.max_pages_limit`, 256 pages).
 const KERNEL_MAX_READ_BYTES: u64 = 1 << 20;
 
@@ -155,8 +160,12 @@ enum FetchPlan {
     WholeFile,
     Blocks,
     Pages,
-    /// Pages from the read on to this offset: the rest of a known column chunk.
-    RestOfChunk(u64),
+    /// The pages of `start..end` (containing the read): a known column chunk, from its first
+    /// page on to where the kernel's reads of it end.
+    ChunkSpan {
+        start: u64,
+        end: u64,
+    },
 }
 
 /// An open file handle, and whether the kernel may keep the pages it has cached for the file.
@@ -575,18 +584,24 @@ impl VfsCore {
             .ok_or(VfsError::BadHandle { handle: fh })
     }
 
-    /// Feed the file's streams and start the prefetch they ask for — unless the read has a chunk
-    /// plan (a file with known column chunks), where a chunk's first read fetches the rest of the
-    /// chunk instead (a stream of chunks would otherwise prefetch the next chunk, usually a column
-    /// nobody asked for).
+    /// Feed the file's streams and start the prefetch they ask for — in a file with known column
+    /// chunks (a read with a chunk plan) only once the stream has read
+    /// [`CHUNKED_FILE_STREAM_BYTES`]: a chunk's read fetches the chunk itself, and a short stream
+    /// of chunks (a few neighbouring columns) would prefetch the next, usually a column nobody
+    /// asked for; a long one is a copy or a whole-table read.
     fn note_read(&self, file: &OpenFile, offset: u64, size: u32, chunked: bool) -> ReadPattern {
         let per_handle = self.options.prefetch_budget_bytes / self.open_handles().max(1) as u64;
-        let pattern = file
-            .shared
-            .streams
-            .lock()
-            .on_read(offset, size as u64, per_handle);
-        if let (Some((start, len)), false) = (pattern.prefetch, chunked) {
+        let hold_bytes = if chunked {
+            CHUNKED_FILE_STREAM_BYTES
+        } else {
+            0
+        };
+        let pattern =
+            file.shared
+                .streams
+                .lock()
+                .on_read(offset, size as u64, per_handle, hold_bytes);
+        if let Some((start, len)) = pattern.prefetch {
             self.volumes[file.volume]
                 .reader
                 .prefetch(&file.version, start, len);
@@ -637,9 +652,11 @@ impl VfsCore {
                 }
                 reader.read_sparse(version, offset, len).await?
             }
-            // The kernel's next piece of the same chunk is then a cache hit.
-            FetchPlan::RestOfChunk(end) => {
-                reader.read_sparse_ahead(version, offset, len, end).await?
+            // The kernel's other pieces of the same chunk are then cache hits, or join the fetch.
+            FetchPlan::ChunkSpan { start, end } => {
+                reader
+                    .read_sparse_span(version, offset, len, start..end)
+                    .await?
             }
         };
         Ok(bytes)
@@ -647,29 +664,41 @@ impl VfsCore {
 
     /// How a read of a file with known column chunks is fetched (`None`: not such a file, or a
     /// read of its first or last block — header and footer, fetched whole as in any file).
-    /// A client's read of a chunk — from the chunk's start, give or take the kernel page the
-    /// start was rounded down to, and within the chunk — fetches on to the chunk's end (up to
-    /// [`MAX_CHUNK_FETCH_BYTES`]), so the kernel's further pieces of it are cache hits. Any other
-    /// read fetches only its own pages: the rest of a chunk already fetched (hits), or the kernel's
+    /// A client's read of a chunk fetches the chunk's pages, from the page its start is in on to
+    /// the chunk's end (or, when the kernel cut the read at its maximum size, on to where its
+    /// pieces end: [`chunk_fetch_end`]), so that the kernel's other pieces of it are cache hits —
+    /// whichever piece arrives first: the first (from the chunk's start, give or take the page
+    /// the kernel rounded it down to, within the chunk), or a further maximum-size piece (at a
+    /// whole number of pieces from the chunk's first page; the kernel sends them at once, and FUSE
+    /// threads take them in any order). Any other read fetches only its own pages: the kernel's
     /// readahead spilling past the chunk the client asked for into columns it may never want.
-    /// Such files are never prefetched in blocks.
     fn chunk_plan(&self, file: &OpenFile, offset: u64, len: u64) -> Option<FetchPlan> {
         let chunks = self.chunks.get(&file.extents_key)??;
         let block = self.volumes[file.volume].reader.block_size();
         if offset < block || offset + len > last_block_start(file.version.size, block) {
             return None;
         }
+        let first_page = |c: &Range<u64>| c.start - c.start % KERNEL_PAGE_BYTES;
         let probe = (offset + KERNEL_PAGE_BYTES - 1).min(offset + len.max(1) - 1);
-        Some(match chunks.extent_at(probe) {
-            Some(c)
-                if offset <= c.start
-                    && c.start - offset < KERNEL_PAGE_BYTES
-                    && offset + len <= c.end =>
-            {
-                FetchPlan::RestOfChunk(chunk_fetch_end(offset, len, c.end))
-            }
-            _ => FetchPlan::Pages,
-        })
+        if let Some(c) = chunks.extent_at(probe)
+            && offset <= c.start
+            && c.start - offset < KERNEL_PAGE_BYTES
+            && offset + len <= c.end
+        {
+            let start = first_page(&c);
+            let end = chunk_fetch_end(start, len, c.end);
+            return Some(FetchPlan::ChunkSpan { start, end });
+        }
+        // A further piece: the first was then of the maximum size, and fetches the same span.
+        if let Some(c) = chunks.extent_at(offset)
+            && offset > first_page(&c)
+            && (offset - first_page(&c)).is_multiple_of(KERNEL_MAX_READ_BYTES)
+        {
+            let start = first_page(&c);
+            let end = chunk_fetch_end(start, KERNEL_MAX_READ_BYTES, c.end);
+            return Some(FetchPlan::ChunkSpan { start, end });
+        }
+        Some(FetchPlan::Pages)
     }
 
     /// The column chunks of a file whose last block was just read (so it is cached): from its

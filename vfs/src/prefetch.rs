@@ -74,6 +74,12 @@ impl SequentialDetector {
     /// Record a read of `[offset, offset + len)`: whether it belongs to a confirmed sequential
     /// stream, and the range to prefetch now, if any.
     pub fn on_read(&mut self, offset: u64, len: u64) -> ReadPattern {
+        self.on_read_held(offset, len, 0)
+    }
+
+    /// [`SequentialDetector::on_read`], prefetching nothing until the stream has read
+    /// `hold_bytes` (its window grows meanwhile, and its first prefetch starts at the reader).
+    pub fn on_read_held(&mut self, offset: u64, len: u64, hold_bytes: u64) -> ReadPattern {
         let end = offset + len;
         let continues = self.continues(offset, len);
         if !continues {
@@ -89,14 +95,14 @@ impl SequentialDetector {
         let sequential = continues
             && (self.stream_start == 0
                 || (self.stream_bytes >= self.confirm_bytes && 3 * self.stream_bytes >= 2 * span));
-        let prefetch = self.advance(sequential, end);
+        let prefetch = self.advance(sequential, end, self.stream_bytes < hold_bytes);
         ReadPattern {
             sequential,
             prefetch,
         }
     }
 
-    fn advance(&mut self, sequential: bool, end: u64) -> Option<(u64, u64)> {
+    fn advance(&mut self, sequential: bool, end: u64, hold: bool) -> Option<(u64, u64)> {
         if sequential {
             self.window = if self.window == 0 {
                 self.initial_window
@@ -108,7 +114,8 @@ impl SequentialDetector {
             self.prefetched_until = end;
         }
         self.next_offset = self.next_offset.max(end);
-        if self.window == 0 {
+        if self.window == 0 || hold {
+            self.prefetched_until = self.prefetched_until.min(end);
             return None;
         }
         let target = end + self.window;
@@ -148,8 +155,15 @@ impl StreamSet {
 
     /// Record a read against the stream it continues (or a new one). `file_window` is what all of
     /// this file's streams may prefetch together (the memory budget's share for the file): each
-    /// stream being prefetched gets an equal part, never less than one initial window.
-    pub fn on_read(&mut self, offset: u64, len: u64, file_window: u64) -> ReadPattern {
+    /// stream being prefetched gets an equal part, never less than one initial window. A stream
+    /// prefetches nothing until it has read `hold_bytes`.
+    pub fn on_read(
+        &mut self,
+        offset: u64,
+        len: u64,
+        file_window: u64,
+        hold_bytes: u64,
+    ) -> ReadPattern {
         self.reads += 1;
         let index = match self
             .streams
@@ -178,7 +192,7 @@ impl StreamSet {
         let (detector, used) = &mut self.streams[index];
         *used = self.reads;
         detector.limit_window(share.min(self.max_window));
-        detector.on_read(offset, len)
+        detector.on_read_held(offset, len, hold_bytes)
     }
 
     pub fn len(&self) -> usize {
@@ -212,6 +226,28 @@ mod tests {
             total >= off - (1 << 20),
             "prefetch keeps ahead of the reader"
         );
+    }
+
+    /// A held stream prefetches nothing until it has read the hold, then starts at the reader
+    /// with its grown window (nothing between the reader and the prefetch is skipped).
+    #[test]
+    fn a_held_stream_prefetches_from_the_reader_once_it_has_read_enough() {
+        let mut d = SequentialDetector::new(1 << 20, 8 << 20);
+        let step = 128 << 10;
+        let mut off = 0;
+        while off + step < 4 << 20 {
+            assert!(
+                d.on_read_held(off, step, 4 << 20).prefetch.is_none(),
+                "{off}"
+            );
+            off += step;
+        }
+        let (start, len) = d
+            .on_read_held(off, step, 4 << 20)
+            .prefetch
+            .expect("released");
+        assert_eq!(start, 4 << 20);
+        assert_eq!(len, 8 << 20, "the window grew while held");
     }
 
     #[test]
@@ -304,7 +340,7 @@ mod stream_set_tests {
         for step in 0..40u64 {
             for (job, seen) in prefetching.iter_mut().enumerate() {
                 let offset = job as u64 * (256 << 20) + step * KIB_256;
-                let p = set.on_read(offset, KIB_256, 64 << 20);
+                let p = set.on_read(offset, KIB_256, 64 << 20, 0);
                 if step >= 12 {
                     assert!(p.sequential, "job {job} step {step}");
                 }
@@ -322,10 +358,10 @@ mod stream_set_tests {
         let mut set = StreamSet::new(1 << 20, 8 << 20);
         let mut jump = 7u64;
         for step in 0..64u64 {
-            let p = set.on_read(step * KIB_256, KIB_256, 64 << 20);
+            let p = set.on_read(step * KIB_256, KIB_256, 64 << 20, 0);
             assert!(p.sequential, "stream read {step}");
             jump = jump.wrapping_mul(6364136223846793005) % 1_000_003;
-            let r = set.on_read((512 << 20) + jump * 4096, 4096, 64 << 20);
+            let r = set.on_read((512 << 20) + jump * 4096, 4096, 64 << 20, 0);
             assert!(!r.sequential && r.prefetch.is_none(), "random read {step}");
         }
         assert!(set.len() <= MAX_STREAMS_PER_FILE);
@@ -339,7 +375,7 @@ mod stream_set_tests {
         let mut most = 0;
         for step in 0..64u64 {
             for base in [0u64, 512 << 20] {
-                let p = set.on_read(base + step * KIB_256, KIB_256, 8 << 20);
+                let p = set.on_read(base + step * KIB_256, KIB_256, 8 << 20, 0);
                 // Once both are streaming (the second is confirmed after 2 MiB).
                 if let (Some((_, len)), true) = (p.prefetch, step >= 16) {
                     most = most.max(len);

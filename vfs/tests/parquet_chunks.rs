@@ -4,7 +4,7 @@
 use arrow_array::{ArrayRef, Float64Array, RecordBatch};
 use bytes::Bytes;
 use colo_cache::{MemoryCache, ReadThrough, TieredCache};
-use colo_connectors::MemoryConnector;
+use colo_connectors::{Connector, MemoryConnector};
 use colo_vfs::extents::{TailExtents, parquet_column_chunks};
 use colo_vfs::{VfsCore, VfsOptions, VolumeMount};
 use parquet::arrow::ArrowWriter;
@@ -16,16 +16,22 @@ use std::time::Duration;
 
 /// 3 float64 columns × 20,000 rows in 4 row groups, uncompressed: 12 chunks of about 40 KB.
 fn parquet_file() -> Vec<u8> {
+    parquet_file_of(5000, 4)
+}
+
+/// 3 float64 columns in `groups` row groups of `rows_per_group` rows, uncompressed: chunks of
+/// about 8 bytes a row.
+fn parquet_file_of(rows_per_group: usize, groups: usize) -> Vec<u8> {
     let column = |seed: f64| -> ArrayRef {
         Arc::new(Float64Array::from_iter_values(
-            (0..20_000).map(|i| (i as f64 * seed).sin()),
+            (0..rows_per_group * groups).map(|i| (i as f64 * seed).sin()),
         ))
     };
     let batch =
         RecordBatch::try_from_iter([("a", column(1.1)), ("b", column(2.3)), ("c", column(0.7))])
             .expect("batch");
     let props = WriterProperties::builder()
-        .set_max_row_group_row_count(Some(5000))
+        .set_max_row_group_row_count(Some(rows_per_group))
         .set_dictionary_enabled(false)
         .build();
     let mut out = Vec::new();
@@ -72,22 +78,50 @@ fn the_footer_gives_every_column_chunk() {
 
 /// A core with 4 KiB blocks and 1 KiB pages over one volume holding `name` = `data`.
 async fn open(name: &str, data: Vec<u8>) -> (Arc<MemoryConnector>, VfsCore, u64) {
+    let reader = |m| ReadThrough::new(m, memory_cache(), 4096, 64 * 1024).with_page_size(1024);
+    let options = VfsOptions {
+        prefetch_initial_bytes: 8192,
+        prefetch_max_bytes: 65536,
+        whole_file_bytes: 0,
+        ..Default::default()
+    };
+    open_on(name, data, reader, options).await
+}
+
+/// A core sized as `colo mount`'s defaults (1 MiB blocks, 64 KiB pages, 8 MiB requests, windows of
+/// 1 to 8 MiB), for reads cut as the kernel cuts them.
+async fn open_as_mounted(name: &str, data: Vec<u8>) -> (Arc<MemoryConnector>, VfsCore, u64) {
+    let reader = |m| ReadThrough::new(m, memory_cache(), MIB, 8 * MIB);
+    let options = VfsOptions {
+        prefetch_initial_bytes: MIB,
+        prefetch_max_bytes: 8 * MIB,
+        whole_file_bytes: 0,
+        ..Default::default()
+    };
+    open_on(name, data, reader, options).await
+}
+
+const MIB: u64 = 1 << 20;
+
+fn memory_cache() -> Arc<TieredCache> {
+    Arc::new(TieredCache::new(Some(MemoryCache::new(256 << 20)), None))
+}
+
+async fn open_on(
+    name: &str,
+    data: Vec<u8>,
+    reader: impl FnOnce(Arc<dyn Connector>) -> ReadThrough,
+    options: VfsOptions,
+) -> (Arc<MemoryConnector>, VfsCore, u64) {
     let m = Arc::new(MemoryConnector::new("vol"));
     m.put(name, data);
-    let cache = Arc::new(TieredCache::new(Some(MemoryCache::new(64 << 20)), None));
-    let reader = ReadThrough::new(m.clone(), cache, 4096, 64 * 1024).with_page_size(1024);
     let core = VfsCore::new(
         vec![VolumeMount {
             name: "vol".into(),
-            reader,
+            reader: reader(m.clone()),
             metadata_ttl: Duration::from_secs(60),
         }],
-        VfsOptions {
-            prefetch_initial_bytes: 8192,
-            prefetch_max_bytes: 65536,
-            whole_file_bytes: 0,
-            ..Default::default()
-        },
+        options,
     );
     let vol = core.lookup(1, "vol").await.expect("volume").ino;
     let ino = core.lookup(vol, name).await.expect("file").ino;
@@ -204,4 +238,61 @@ fn a_maximum_size_read_fetches_as_far_as_the_kernel_will_read() {
     assert_eq!(chunk_fetch_end(0, MIB, 2_671_868), 4 * MIB);
     // A read under the maximum: just the chunk.
     assert_eq!(chunk_fetch_end(8192, 800_000, 808_192), 808_192);
+}
+
+/// Chunks of 1.3 MB, read as the kernel reads them: two 1 MiB pieces from the chunk's first page,
+/// sent at once. Whichever piece colo takes first fetches the whole span in one request — here the
+/// second piece first (before, it fetched its own pages and the first piece the rest: two GETs),
+/// and both at once.
+#[tokio::test]
+async fn a_chunk_read_in_maximum_pieces_is_one_request_in_any_order() {
+    let file = parquet_file_of(170_000, 4);
+    let size = file.len() as u64;
+    let chunks = chunks_of(&file);
+    assert!(chunks.iter().all(|(_, len)| *len > MIB && *len < 2 * MIB));
+    let (m, core, fh) = open_as_mounted("big.parquet", file.clone()).await;
+    core.read(fh, size - 8, 8).await.expect("footer");
+    let expect = |at: u64| &file[at as usize..(at + MIB).min(size) as usize];
+    let before = m.reads.load(Ordering::Relaxed);
+    // Row groups 1 and 2, away from the file's first and last blocks.
+    for (i, &(start, _)) in chunks[3..9].iter().enumerate() {
+        let page = start / 4096 * 4096;
+        if i % 2 == 0 {
+            let second = core.read(fh, page + MIB, MIB as u32).await.unwrap();
+            let first = core.read(fh, page, MIB as u32).await.unwrap();
+            assert_eq!(&second[..], expect(page + MIB));
+            assert_eq!(&first[..], expect(page));
+        } else {
+            let (first, second) = tokio::join!(
+                core.read(fh, page, MIB as u32),
+                core.read(fh, page + MIB, MIB as u32)
+            );
+            assert_eq!(&first.unwrap()[..], expect(page));
+            assert_eq!(&second.unwrap()[..], expect(page + MIB));
+        }
+    }
+    assert_eq!(m.reads.load(Ordering::Relaxed) - before, 6, "one per chunk");
+}
+
+/// A copy of a Parquet file (1 MiB reads from its start) is prefetched once it has read 16 MiB:
+/// far fewer requests than reads, where a few neighbouring chunks are not (one request each).
+#[tokio::test]
+async fn a_long_stream_through_a_parquet_file_is_prefetched() {
+    let file = parquet_file_of(170_000, 10);
+    let size = file.len() as u64;
+    let (m, core, fh) = open_as_mounted("copy.parquet", file.clone()).await;
+    core.read(fh, size - 8, 8).await.expect("footer");
+    let before = m.reads.load(Ordering::Relaxed);
+    let mut reads = 0;
+    for at in (0..size).step_by(MIB as usize) {
+        let got = core.read(fh, at, MIB as u32).await.unwrap();
+        assert_eq!(&got[..], &file[at as usize..(at + MIB).min(size) as usize]);
+        reads += 1;
+    }
+    let requests = m.reads.load(Ordering::Relaxed) - before;
+    assert!(reads >= 38, "{reads} reads");
+    assert!(
+        requests <= 16 + 8,
+        "{requests} requests for {reads} reads: at most one per MiB up to 16 MiB, then windows"
+    );
 }

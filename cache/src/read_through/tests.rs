@@ -241,13 +241,16 @@ async fn a_sparse_read_fetches_only_its_pages_in_one_request() {
     assert_eq!(m.read_bytes.load(Ordering::Relaxed), 1750);
 }
 
-/// A sparse read fetching ahead: one request from the read's first page to `fetch_end` (a column
-/// chunk's end), returning only the read's bytes; the rest of the span is then cached.
+/// A sparse read fetching ahead: one request from the read's first page to the span's end (a
+/// column chunk's end), returning only the read's bytes; the rest of the span is then cached.
 #[tokio::test]
 async fn a_sparse_read_ahead_fetches_on_to_its_end_in_one_request() {
     let (m, rt, obj) = setup_pages(10_000).await;
     let src = data(10_000);
-    let got = rt.read_sparse_ahead(&obj, 4300, 1000, 7100).await.unwrap();
+    let got = rt
+        .read_sparse_span(&obj, 4300, 1000, 4300..7100)
+        .await
+        .unwrap();
     assert_eq!(&got[..], &src[4300..5300]);
     // Pages 17..=28 (4250..7250): one request.
     assert_eq!(m.reads.load(Ordering::Relaxed), 1);
@@ -260,14 +263,40 @@ async fn a_sparse_read_ahead_fetches_on_to_its_end_in_one_request() {
         "the rest came from the cache"
     );
     // An end before the read's own end, or past the object, changes nothing but the clamp.
-    let tail = rt.read_sparse_ahead(&obj, 9000, 500, 0).await.unwrap();
+    let tail = rt.read_sparse_span(&obj, 9000, 500, 9000..0).await.unwrap();
     assert_eq!(&tail[..], &src[9000..9500]);
     let last = rt
-        .read_sparse_ahead(&obj, 9600, 100, 1 << 30)
+        .read_sparse_span(&obj, 9600, 100, 9600..1 << 30)
         .await
         .unwrap();
     assert_eq!(&last[..], &src[9600..9700]);
     assert_eq!(m.read_bytes.load(Ordering::Relaxed), 3000 + 500 + 500);
+}
+
+/// A read from the middle of a span (the kernel's second piece of a column chunk, arriving
+/// first) fetches the whole span in one request; the first piece is then a cache hit.
+#[tokio::test]
+async fn a_sparse_read_in_a_span_fetches_the_span_before_it_too() {
+    let (m, rt, obj) = setup_pages(10_000).await;
+    let src = data(10_000);
+    let second = rt
+        .read_sparse_span(&obj, 6000, 500, 2100..7100)
+        .await
+        .unwrap();
+    assert_eq!(&second[..], &src[6000..6500]);
+    // Pages 8..=28 (2000..7250): one request.
+    assert_eq!(m.reads.load(Ordering::Relaxed), 1);
+    assert_eq!(m.read_bytes.load(Ordering::Relaxed), 7250 - 2000);
+    let first = rt
+        .read_sparse_span(&obj, 2100, 3900, 2100..7100)
+        .await
+        .unwrap();
+    assert_eq!(&first[..], &src[2100..6000]);
+    assert_eq!(
+        m.reads.load(Ordering::Relaxed),
+        1,
+        "the first piece was cached"
+    );
 }
 
 #[tokio::test]
