@@ -275,12 +275,17 @@ impl ReadThrough {
         };
         let (bs, ps) = (self.inner.block_size, self.inner.page_size);
         if ps >= bs {
+            let span = if span.is_empty() { want.clone() } else { span };
             return self
                 .read_span(obj, want.start, want.end - want.start, span)
                 .await;
         }
-        // What to fetch: the read and the span (within the object).
-        let fetch = want.start.min(span.start)..want.end.max(span.end.min(obj.size));
+        // What to fetch: the read and the span (within the object; an empty span adds nothing).
+        let fetch = if span.is_empty() {
+            want.clone()
+        } else {
+            want.start.min(span.start)..want.end.max(span.end.min(obj.size))
+        };
         let (first, last) = (fetch.start / bs, (fetch.end - 1) / bs);
         let cached = self.cached_units(obj, bs, first, last).await;
         // Each block: whole (cached or in flight), or served from pages. Runs of the latter share
@@ -682,16 +687,13 @@ impl ReadThrough {
                     match this
                         .inner
                         .connector
-                        .read_range(&obj.path, start..end, Some(&obj.identity))
+                        .read_range_pieces(&obj.path, start..end, Some(&obj.identity), unit)
                         .await
                     {
-                        Ok(bytes) => {
-                            for (i, slot) in got.iter_mut().enumerate().take(hi + 1).skip(lo) {
-                                let from = (i - lo) * unit as usize;
-                                let to = (from + unit as usize).min(bytes.len());
-                                let piece = bytes.slice(from..to);
+                        Ok(pieces) => {
+                            for (i, piece) in (lo..=hi).zip(pieces) {
                                 this.inner.cache.put_block(&keys[i], piece.clone()).await;
-                                *slot = Some(piece);
+                                got[i] = Some(piece);
                             }
                             this.inner
                                 .stats

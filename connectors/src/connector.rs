@@ -132,6 +132,20 @@ pub trait Connector: Send + Sync + fmt::Debug {
         expect: Option<&ObjectIdentity>,
     ) -> Result<Bytes>;
 
+    /// [`Connector::read_range`] in pieces of `piece_bytes` (the last may be shorter) — a cache's
+    /// blocks or pages. Backends that receive the body in chunks copy it once, straight into
+    /// pieces of their own (see [`crate::pieces`]); the default slices `read_range`'s bytes.
+    async fn read_range_pieces(
+        &self,
+        path: &ObjectPath,
+        range: Range<u64>,
+        expect: Option<&ObjectIdentity>,
+        piece_bytes: u64,
+    ) -> Result<Vec<Bytes>> {
+        let bytes = self.read_range(path, range, expect).await?;
+        Ok(crate::pieces::slice_pieces(bytes, piece_bytes))
+    }
+
     /// The direct children of the directory at `path`, never including the directory itself.
     async fn list(&self, path: &ObjectPath) -> Result<Vec<DirEntry>>;
 }

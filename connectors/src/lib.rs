@@ -19,6 +19,7 @@ pub mod metered;
 pub mod open;
 pub mod opendal_backend;
 pub mod path;
+pub mod pieces;
 pub mod retry;
 pub mod secret;
 pub mod spec;

@@ -95,6 +95,27 @@ impl<C: Connector> Connector for Metered<C> {
         self.count(r)
     }
 
+    async fn read_range_pieces(
+        &self,
+        path: &ObjectPath,
+        range: Range<u64>,
+        expect: Option<&ObjectIdentity>,
+        piece_bytes: u64,
+    ) -> Result<Vec<Bytes>> {
+        self.stats.read_requests.fetch_add(1, Ordering::Relaxed);
+        let r = self
+            .inner
+            .read_range_pieces(path, range, expect, piece_bytes)
+            .await;
+        if let Ok(pieces) = &r {
+            let len: usize = pieces.iter().map(Bytes::len).sum();
+            self.stats
+                .read_bytes
+                .fetch_add(len as u64, Ordering::Relaxed);
+        }
+        self.count(r)
+    }
+
     async fn list(&self, path: &ObjectPath) -> Result<Vec<DirEntry>> {
         self.stats.list_requests.fetch_add(1, Ordering::Relaxed);
         let r = self.inner.list(path).await;

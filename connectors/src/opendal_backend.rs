@@ -14,6 +14,7 @@
 use crate::connector::{Capability, Connector, DirEntry, EntryKind, ObjectIdentity, ObjectMeta};
 use crate::error::{ConnectorError, Result};
 use crate::path::ObjectPath;
+use crate::pieces::PieceWriter;
 use crate::secret::Redactor;
 use crate::spec::{Backend, KnownHosts, VolumeSpec};
 use async_trait::async_trait;
@@ -33,6 +34,57 @@ pub struct OpendalConnector {
 }
 
 impl OpendalConnector {
+    /// The body of `range` (not empty) as OpenDAL received it, in parts: its length checked, and
+    /// its identity (in the request, or by a `stat` after it where the protocol cannot).
+    async fn read_body(
+        &self,
+        path: &ObjectPath,
+        range: Range<u64>,
+        expect: Option<&ObjectIdentity>,
+    ) -> Result<opendal::Buffer> {
+        let want = range.end - range.start;
+        let file_path = Self::file_path(path);
+        // FTP: OpenDAL returns a connection to its pool after a ranged RETR without aborting the
+        // transfer, which leaves that connection unusable ("data connection already open"). A
+        // ranged FTP read therefore gets a connection of its own, closed when the read is done.
+        let fresh_op;
+        let op = match &self.ftp_spec {
+            Some(spec) => {
+                fresh_op = Self::build(spec, &self.redactor)?.0;
+                &fresh_op
+            }
+            None => &self.op,
+        };
+        let mut req = op.read_with(&file_path).range(range.clone());
+        let etag = match expect {
+            Some(ObjectIdentity::ETag(e)) if self.capability.conditional_read => Some(e.clone()),
+            _ => None,
+        };
+        if let Some(e) = &etag {
+            req = req.if_match(e);
+        }
+        let buf = req.await.map_err(|e| self.convert(path, e))?;
+        if buf.len() as u64 != want {
+            // Shorter than asked: the object shrank (changed) under us, or the transfer broke.
+            return Err(match expect {
+                Some(_) => ConnectorError::stale(&self.volume, &path.to_string()),
+                None => ConnectorError::unavailable(
+                    &self.volume,
+                    &path.to_string(),
+                    format!("short read: {} of {want} bytes", buf.len()),
+                ),
+            });
+        }
+        if let (Some(expected), None) = (expect, &etag) {
+            // No conditional read on this protocol: check the object is still the one we meant.
+            let now = self.stat(path).await?;
+            if !expected.matches(&now) {
+                return Err(ConnectorError::stale(&self.volume, &path.to_string()));
+            }
+        }
+        Ok(buf)
+    }
+
     /// Build the operator for an S3, FTP, WebDAV or SFTP spec.
     pub fn new(spec: &VolumeSpec, redactor: Redactor) -> Result<Self> {
         let (op, list_has_metadata, conditional_read) = Self::build(spec, &redactor)?;
@@ -303,48 +355,24 @@ impl Connector for OpendalConnector {
         if range.is_empty() {
             return Ok(Bytes::new());
         }
-        let want = range.end - range.start;
-        let file_path = Self::file_path(path);
-        // FTP: OpenDAL returns a connection to its pool after a ranged RETR without aborting the
-        // transfer, which leaves that connection unusable ("data connection already open"). A
-        // ranged FTP read therefore gets a connection of its own, closed when the read is done.
-        let fresh_op;
-        let op = match &self.ftp_spec {
-            Some(spec) => {
-                fresh_op = Self::build(spec, &self.redactor)?.0;
-                &fresh_op
-            }
-            None => &self.op,
-        };
-        let mut req = op.read_with(&file_path).range(range.clone());
-        let etag = match expect {
-            Some(ObjectIdentity::ETag(e)) if self.capability.conditional_read => Some(e.clone()),
-            _ => None,
-        };
-        if let Some(e) = &etag {
-            req = req.if_match(e);
+        Ok(self.read_body(path, range, expect).await?.to_bytes())
+    }
+
+    async fn read_range_pieces(
+        &self,
+        path: &ObjectPath,
+        range: Range<u64>,
+        expect: Option<&ObjectIdentity>,
+        piece_bytes: u64,
+    ) -> Result<Vec<Bytes>> {
+        if range.is_empty() {
+            return Ok(Vec::new());
         }
-        let buf = req.await.map_err(|e| self.convert(path, e))?;
-        let bytes = buf.to_bytes();
-        if bytes.len() as u64 != want {
-            // Shorter than asked: the object shrank (changed) under us, or the transfer broke.
-            return Err(match expect {
-                Some(_) => ConnectorError::stale(&self.volume, &path.to_string()),
-                None => ConnectorError::unavailable(
-                    &self.volume,
-                    &path.to_string(),
-                    format!("short read: {} of {want} bytes", bytes.len()),
-                ),
-            });
+        let mut pieces = PieceWriter::new(range.end - range.start, piece_bytes);
+        for part in self.read_body(path, range, expect).await? {
+            pieces.push(&part);
         }
-        if let (Some(expected), None) = (expect, &etag) {
-            // No conditional read on this protocol: check the object is still the one we meant.
-            let now = self.stat(path).await?;
-            if !expected.matches(&now) {
-                return Err(ConnectorError::stale(&self.volume, &path.to_string()));
-            }
-        }
-        Ok(bytes)
+        Ok(pieces.finish())
     }
 
     async fn list(&self, path: &ObjectPath) -> Result<Vec<DirEntry>> {

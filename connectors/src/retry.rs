@@ -97,6 +97,20 @@ impl<C: Connector> Connector for Retry<C> {
             .await
     }
 
+    async fn read_range_pieces(
+        &self,
+        path: &ObjectPath,
+        range: Range<u64>,
+        expect: Option<&ObjectIdentity>,
+        piece_bytes: u64,
+    ) -> Result<Vec<Bytes>> {
+        self.run(path, || {
+            self.inner
+                .read_range_pieces(path, range.clone(), expect, piece_bytes)
+        })
+        .await
+    }
+
     async fn list(&self, path: &ObjectPath) -> Result<Vec<DirEntry>> {
         self.run(path, || self.inner.list(path)).await
     }

@@ -175,6 +175,29 @@ pub async fn check_volume(
                 got[..] == local[off as usize..(off + len).min(s) as usize],
                 "{vol}: range {off}+{len} of {rel}"
             );
+            // The same range in pieces (as the cache fetches blocks and pages): full pieces but
+            // the last, together the same bytes.
+            let piece_bytes = 1000;
+            let pieces = connector
+                .read_range_pieces(
+                    &obj.path,
+                    off..(off + len).min(s),
+                    Some(&obj.identity),
+                    piece_bytes,
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{vol}: pieces of {off}+{len} of {rel}: {e}"));
+            let (last, full) = pieces.split_last().expect("a non-empty range has pieces");
+            assert!(
+                full.iter().all(|p| p.len() as u64 == piece_bytes)
+                    && !last.is_empty()
+                    && last.len() as u64 <= piece_bytes,
+                "{vol}: piece sizes of {off}+{len} of {rel}"
+            );
+            assert!(
+                pieces.concat() == got[..],
+                "{vol}: pieces of {off}+{len} of {rel}"
+            );
         }
     }
 

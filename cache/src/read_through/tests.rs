@@ -262,8 +262,8 @@ async fn a_sparse_read_ahead_fetches_on_to_its_end_in_one_request() {
         1,
         "the rest came from the cache"
     );
-    // An end before the read's own end, or past the object, changes nothing but the clamp.
-    let tail = rt.read_sparse_span(&obj, 9000, 500, 9000..0).await.unwrap();
+    // A span inside the read (even empty), or past the object, changes nothing but the clamp.
+    let tail = rt.read_sparse_span(&obj, 9000, 500, 0..0).await.unwrap();
     assert_eq!(&tail[..], &src[9000..9500]);
     let last = rt
         .read_sparse_span(&obj, 9600, 100, 9600..1 << 30)
