@@ -342,24 +342,22 @@ async fn main_inner(cli: Cli) -> Result<i32> {
     }
 }
 
-/// Fixes glibc's mmap threshold at 128 KiB. By default glibc raises it after the first large frees,
-/// after which colo's 1 MiB block buffers come from heap arenas that keep freed memory: measured
-/// with 1000 open files doing random reads and a 64 MiB memory tier, RSS grew 114 MiB over idle
-/// with the default and 81 MiB with the threshold fixed (tests/mount/test_memory.py).
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[allow(unsafe_code)]
-fn fix_malloc_mmap_threshold() {
-    // SAFETY: mallopt only changes allocator tuning; it is called once, before any thread starts.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
-    }
-}
+/// jemalloc, not glibc's allocator. Every cache block is a fresh 1 MiB buffer: glibc (with its mmap
+/// threshold fixed, which kept RSS near the budget) mapped each and took a page fault per 4 KiB —
+/// half of colo's CPU on a cold sequential read. jemalloc reuses freed blocks' memory, and with
+/// the settings below gives back what it no longer uses within 200 ms (one arena: freed memory is
+/// reused by any thread). Measured on a cold 1 GiB read (BENCHMARKS.md, "allocator"): CPU 3.6 →
+/// 2.1 s per GiB; peak RSS over idle with the 512 MiB budget 500 → 560 MiB.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn fix_malloc_mmap_threshold() {}
+/// jemalloc's settings (its `malloc_conf`, read once at start).
+#[allow(unsafe_code, non_upper_case_globals)]
+// SAFETY: a NUL-terminated static string under the name jemalloc reads its settings from.
+#[unsafe(export_name = "_rjem_malloc_conf")]
+static malloc_conf: &[u8; 46] = b"narenas:1,dirty_decay_ms:200,muzzy_decay_ms:0\0";
 
 fn main() {
-    fix_malloc_mmap_threshold();
     let cli = Cli::parse();
     let default_level = match cli.verbose {
         0 => "warn",

@@ -2,8 +2,9 @@
 some streamed, and colo's peak RSS (VmHWM) stays within its memory budget plus a small margin over
 its idle size.
 
-Measured here with a 64 MiB budget: the peak is 71–72 MiB over idle (the memory tier's 64 MiB, the
-FUSE requests and fetches in flight). Before the memory tier ran moka's eviction itself it was
+Measured here with a 64 MiB budget: the peak is 71–73 MiB over idle (the memory tier's 48 MiB, the
+fetches in flight, the allocator's freed memory kept for reuse, FUSE requests). With jemalloc and
+the tier at 56 MiB (no share for the allocator) it was 75–89. Before the memory tier ran moka's eviction itself it was
 80–96 MiB (1 MiB blocks piled up between moka's maintenance passes); without a budget, 1000 files
 × 8 MiB would be held."""
 from concurrent.futures import ThreadPoolExecutor
@@ -61,10 +62,11 @@ def test_rss_stays_within_the_budget_with_1000_open_files(tmp_path):
                 got = list(pool.map(lambda r: os.pread(r[0], 64 << 10, r[1]) == bytes(64 << 10), reads))
             assert all(got) and len(got) == 3000
             random_peak = rss_kib(c.proc.pid, "VmHWM")
-            # The budget is split: an eighth for fetches in flight, the rest for the memory tier.
+            # The budget is split: an eighth for fetches in flight, an eighth for the allocator's
+            # reuse of freed memory, the rest for the memory tier.
             g = gauges()
             assert g["colo_fetch_budget_bytes"] == (BUDGET_MIB << 20) // 8, g
-            assert g["colo_cache_memory_budget_bytes"] == (BUDGET_MIB << 20) * 7 // 8, g
+            assert g["colo_cache_memory_budget_bytes"] == (BUDGET_MIB << 20) * 6 // 8, g
             assert g["colo_cache_memory_bytes"] <= g["colo_cache_memory_budget_bytes"], g
             assert g["colo_fetch_in_flight_bytes"] == 0, g
             for f in files[:50]:  # then sequential streams too, which prefetch (a quarter of the budget)
