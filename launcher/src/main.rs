@@ -347,7 +347,8 @@ async fn main_inner(cli: Cli) -> Result<i32> {
 /// half of colo's CPU on a cold sequential read. jemalloc reuses freed blocks' memory, and with
 /// the settings below gives back what it no longer uses within 200 ms (one arena: freed memory is
 /// reused by any thread). Measured on a cold 1 GiB read (BENCHMARKS.md, "allocator"): CPU 3.6 →
-/// 2.1 s per GiB; peak RSS over idle with the 512 MiB budget 500 → 560 MiB.
+/// 2.2 s per GiB. The memory budget leaves an eighth to the allocator for what it keeps
+/// (`run::split_memory_budget`).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
