@@ -14,6 +14,7 @@
 use crate::connector::{Capability, Connector, DirEntry, ObjectIdentity, ObjectMeta};
 use crate::error::{ConnectorError, Result};
 use crate::path::ObjectPath;
+use crate::pieces::PieceWriter;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
@@ -53,6 +54,46 @@ pub struct HttpConnector {
 }
 
 impl HttpConnector {
+    /// The response to a GET of `range` (not empty), its status and validators checked: `true`
+    /// with it when the server ignored the Range and sends the whole object.
+    async fn ranged_response(
+        &self,
+        path: &ObjectPath,
+        range: &Range<u64>,
+        expect: Option<&ObjectIdentity>,
+    ) -> Result<(reqwest::Response, bool)> {
+        let mut req = self.client.get(self.url(path, false)).header(
+            header::RANGE,
+            format!("bytes={}-{}", range.start, range.end - 1),
+        );
+        if let Some(ObjectIdentity::ETag(e)) = expect {
+            req = req.header(header::IF_MATCH, e.as_str());
+        }
+        let resp = req.send().await.map_err(|e| self.convert(path, e))?;
+        let status = resp.status();
+        if status != StatusCode::PARTIAL_CONTENT && status != StatusCode::OK {
+            return Err(self.status_error(path, status));
+        }
+        let headers = resp.headers().clone();
+        if let Some(expected) = expect {
+            let total = if status == StatusCode::OK {
+                header_u64(&headers, header::CONTENT_LENGTH)
+            } else {
+                content_range_total(&headers)
+            };
+            let seen =
+                ObjectMeta::file(total.unwrap_or(0), last_modified(&headers), etag(&headers));
+            let consistent = match expected {
+                ObjectIdentity::ETag(e) => seen.etag.as_deref().is_none_or(|s| s == e),
+                ObjectIdentity::SizeMtime { .. } => seen.etag.is_none() && expected.matches(&seen),
+            };
+            if !consistent {
+                return Err(ConnectorError::stale(&self.volume, &path.to_string()));
+            }
+        }
+        Ok((resp, status == StatusCode::OK))
+    }
+
     pub fn new(volume: &str, base: Url, timeout: Duration) -> Result<Self> {
         let client = reqwest::Client::builder()
             .connect_timeout(timeout)
@@ -252,38 +293,10 @@ impl Connector for HttpConnector {
         if range.is_empty() {
             return Ok(Bytes::new());
         }
-        let mut req = self.client.get(self.url(path, false)).header(
-            header::RANGE,
-            format!("bytes={}-{}", range.start, range.end - 1),
-        );
-        if let Some(ObjectIdentity::ETag(e)) = expect {
-            req = req.header(header::IF_MATCH, e.as_str());
-        }
-        let resp = req.send().await.map_err(|e| self.convert(path, e))?;
-        let status = resp.status();
-        if status != StatusCode::PARTIAL_CONTENT && status != StatusCode::OK {
-            return Err(self.status_error(path, status));
-        }
-        let headers = resp.headers().clone();
-        if let Some(expected) = expect {
-            let total = if status == StatusCode::OK {
-                header_u64(&headers, header::CONTENT_LENGTH)
-            } else {
-                content_range_total(&headers)
-            };
-            let seen =
-                ObjectMeta::file(total.unwrap_or(0), last_modified(&headers), etag(&headers));
-            let consistent = match expected {
-                ObjectIdentity::ETag(e) => seen.etag.as_deref().is_none_or(|s| s == e),
-                ObjectIdentity::SizeMtime { .. } => seen.etag.is_none() && expected.matches(&seen),
-            };
-            if !consistent {
-                return Err(ConnectorError::stale(&self.volume, &path.to_string()));
-            }
-        }
+        let (resp, whole) = self.ranged_response(path, &range, expect).await?;
         let body = resp.bytes().await.map_err(|e| self.convert(path, e))?;
         let want = (range.end - range.start) as usize;
-        let bytes = if status == StatusCode::OK {
+        let bytes = if whole {
             // The server ignored Range and sent everything.
             let start = range.start as usize;
             if body.len() < start + want {
@@ -301,6 +314,42 @@ impl Connector for HttpConnector {
             ));
         }
         Ok(bytes)
+    }
+
+    async fn read_range_pieces(
+        &self,
+        path: &ObjectPath,
+        range: Range<u64>,
+        expect: Option<&ObjectIdentity>,
+        piece_bytes: u64,
+    ) -> Result<Vec<Bytes>> {
+        if range.is_empty() {
+            return Ok(Vec::new());
+        }
+        let want = range.end - range.start;
+        let (mut resp, whole) = self.ranged_response(path, &range, expect).await?;
+        // A server that ignored the Range sends the object from its start: skip to the range.
+        let mut skip = if whole { range.start } else { 0 };
+        let mut pieces = PieceWriter::new(want, piece_bytes);
+        while pieces.len() < want
+            && let Some(chunk) = resp.chunk().await.map_err(|e| self.convert(path, e))?
+        {
+            let from = skip.min(chunk.len() as u64);
+            skip -= from;
+            pieces.push(&chunk[from as usize..]);
+        }
+        if pieces.len() != want {
+            return Err(if whole {
+                ConnectorError::stale(&self.volume, &path.to_string())
+            } else {
+                ConnectorError::unavailable(
+                    &self.volume,
+                    &path.to_string(),
+                    format!("short read: {} of {want} bytes", pieces.len()),
+                )
+            });
+        }
+        Ok(pieces.finish())
     }
 
     async fn list(&self, path: &ObjectPath) -> Result<Vec<DirEntry>> {
@@ -371,6 +420,50 @@ mod tests {
                 ("plain.dat".to_string(), false),
             ]
         );
+    }
+
+    /// A server that ignores Range and sends the whole object (200): both reads still return
+    /// exactly the range — the pieces skipping the object's start as it streams past.
+    #[tokio::test]
+    async fn a_server_ignoring_range_still_gives_the_range() {
+        use std::io::{Read, Write};
+        let body: Vec<u8> = (0..5000u32).map(|i| (i % 253) as u8).collect();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let served = body.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(2) {
+                let mut stream = stream.unwrap();
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request).unwrap();
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    served.len()
+                );
+                stream.write_all(head.as_bytes()).unwrap();
+                for chunk in served.chunks(700) {
+                    stream.write_all(chunk).unwrap();
+                }
+            }
+        });
+        let c = HttpConnector::new(
+            "h",
+            Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap(),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let path = ObjectPath::parse("f.bin").unwrap();
+        let whole = c.read_range(&path, 1000..3500, None).await.unwrap();
+        assert_eq!(&whole[..], &body[1000..3500]);
+        let pieces = c
+            .read_range_pieces(&path, 1000..3500, None, 1000)
+            .await
+            .unwrap();
+        assert_eq!(
+            pieces.iter().map(Bytes::len).collect::<Vec<_>>(),
+            [1000, 1000, 500]
+        );
+        assert_eq!(pieces.concat(), body[1000..3500]);
     }
 
     #[test]
