@@ -276,13 +276,8 @@ impl DiskCache {
     fn write_blocking(&self, key: &BlockKey, data: &[u8]) -> std::io::Result<()> {
         let digest = key.digest();
         let path = self.path_of(&digest);
-        let key_bytes = key.encode();
-        let len = HEADER_LEN + key_bytes.len() + data.len();
-        let padded = len.div_ceil(DIRECT_ALIGN) * DIRECT_ALIGN;
         let mut buf = self.inner.write_buffers.lock().pop().unwrap_or_default();
-        let written = self.write_file(&path, &digest, &mut buf, len, padded, |out| {
-            encode_into(out, &key_bytes, data)
-        });
+        let written = self.write_file(&path, &digest, &mut buf, &key.encode(), data);
         let mut kept = self.inner.write_buffers.lock();
         if kept.len() < KEPT_WRITE_BUFFERS {
             kept.push(buf);
@@ -290,17 +285,18 @@ impl DiskCache {
         written
     }
 
-    /// Writes a block file of `len` bytes (`padded` up to the O_DIRECT alignment), its content
-    /// encoded by `encode` into `buf` (a reused buffer), through a temporary file.
+    /// Writes the block file for `key_bytes` and `data`, encoded in `buf` (a reused buffer),
+    /// through a temporary file.
     fn write_file(
         &self,
         path: &Path,
         digest: &[u8; 32],
         buf: &mut Vec<u8>,
-        len: usize,
-        padded: usize,
-        encode: impl FnOnce(&mut [u8]),
+        key_bytes: &[u8],
+        data: &[u8],
     ) -> std::io::Result<()> {
+        let len = HEADER_LEN + key_bytes.len() + data.len();
+        let padded = len.div_ceil(DIRECT_ALIGN) * DIRECT_ALIGN;
         if buf.len() < padded + DIRECT_ALIGN {
             buf.resize(padded + DIRECT_ALIGN, 0);
         }
@@ -308,7 +304,7 @@ impl DiskCache {
         // then cut off by set_len).
         let start = buf.as_ptr().align_offset(DIRECT_ALIGN).min(DIRECT_ALIGN);
         let aligned = &mut buf[start..start + padded];
-        encode(&mut aligned[..len]);
+        encode_into(&mut aligned[..len], key_bytes, data);
         aligned[len..].fill(0);
         let n = self.inner.tmp_counter.fetch_add(1, Ordering::Relaxed);
         let tmp =

@@ -293,27 +293,10 @@ impl Connector for HttpConnector {
         if range.is_empty() {
             return Ok(Bytes::new());
         }
-        let (resp, whole) = self.ranged_response(path, &range, expect).await?;
-        let body = resp.bytes().await.map_err(|e| self.convert(path, e))?;
-        let want = (range.end - range.start) as usize;
-        let bytes = if whole {
-            // The server ignored Range and sent everything.
-            let start = range.start as usize;
-            if body.len() < start + want {
-                return Err(ConnectorError::stale(&self.volume, &path.to_string()));
-            }
-            body.slice(start..start + want)
-        } else {
-            body
-        };
-        if bytes.len() != want {
-            return Err(ConnectorError::unavailable(
-                &self.volume,
-                &path.to_string(),
-                format!("short read: {} of {want} bytes", bytes.len()),
-            ));
-        }
-        Ok(bytes)
+        // One piece: the body copied once, as reqwest would to make it contiguous.
+        let want = range.end - range.start;
+        let mut pieces = self.read_range_pieces(path, range, expect, want).await?;
+        Ok(pieces.pop().unwrap_or_default())
     }
 
     async fn read_range_pieces(
