@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Install what colo needs on Debian 12: `setup.sh run` for `colo up`, `setup.sh test` for the tests
-# and benches (test servers, peers, a Python venv with the test clients). Idempotent and quick when
-# everything is already there.
+# Install what colo needs on Debian 12: `setup.sh run` for `colo up` (FUSE, and a Python venv with
+# the science clients its "Try:" lines use: astropy, pyarrow, pyvo, astroquery), `setup.sh test` for
+# the tests and benches (test servers, peers, the test clients in the same venv). Idempotent and
+# quick when everything is already there.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 what="${1:-run}"
 
-need_pkgs=(fuse3 ca-certificates curl)
+need_pkgs=(fuse3 ca-certificates curl python3 python3-venv)
 if [ "$what" = test ]; then
-  need_pkgs+=(openssh-server openssh-client nginx-light python3-venv s3fs rclone fio stilts)
+  need_pkgs+=(openssh-server openssh-client nginx-light s3fs rclone fio stilts)
 fi
 missing=()
 for p in "${need_pkgs[@]}"; do
@@ -30,14 +31,24 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 command -v cargo >/dev/null || { echo "setup: cargo not found: install Rust (rustup) first" >&2; exit 1; }
 
-if [ "$what" = test ]; then
-  req="$COLO_REPO/tests/requirements.txt"
-  stamp="$COLO_VENV/.requirements.sha256"
-  want="$(sha256sum "$req" | cut -d' ' -f1)"
+# ensure_venv NAME FILE...: the venv holds what FILE (the first, which pip reads) pins; a stamp of
+# all the files' contents skips pip when nothing changed.
+ensure_venv() {
+  local name=$1; shift
+  local stamp="$COLO_VENV/.requirements-$name.sha256"
+  local want
+  want="$(cat "$@" | sha256sum | cut -d' ' -f1)"
   if [ ! -x "$COLO_VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    echo "setup: creating the Python venv for test clients and servers in $COLO_VENV"
-    python3 -m venv "$COLO_VENV"
-    "$COLO_VENV/bin/pip" install -q -r "$req"
+    echo "setup: installing the Python packages of $1 into $COLO_VENV"
+    [ -x "$COLO_VENV/bin/python" ] || python3 -m venv "$COLO_VENV"
+    "$COLO_VENV/bin/pip" install -q -r "$1"
     echo "$want" > "$stamp"
   fi
+}
+
+clients="$COLO_REPO/scripts/requirements-clients.txt"
+if [ "$what" = test ]; then
+  ensure_venv test "$COLO_REPO/tests/requirements.txt" "$clients"
+else
+  ensure_venv clients "$clients"
 fi

@@ -7,8 +7,11 @@ source "$(dirname "$0")/env.sh"
 cd "$COLO_REPO"
 
 bash scripts/setup.sh test
-echo "== build"
-cargo test --workspace --no-run --quiet
+echo "== build: the colo binary (the real-mount and VO tests run it) and every test binary"
+# One build of all targets: the binary gets the same feature set as the tests (`cargo build --bin`
+# alone resolves features without the dev-dependencies and would rebuild DataFusion a second time).
+cargo build --workspace --all-targets --quiet
+test -x "$CARGO_TARGET_DIR/debug/colo" || { echo "test: $CARGO_TARGET_DIR/debug/colo was not built" >&2; exit 1; }
 
 echo "== clean test state in $COLO_TEST_DIR"
 bash scripts/servers.sh stop || true
