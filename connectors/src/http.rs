@@ -95,7 +95,7 @@ impl HttpConnector {
     }
 
     pub fn new(volume: &str, base: Url, timeout: Duration) -> Result<Self> {
-        let client = reqwest::Client::builder()
+        let client = crate::tls::http_client_builder()
             .connect_timeout(timeout)
             .user_agent(concat!("colo/", env!("CARGO_PKG_VERSION")))
             .build()

@@ -23,6 +23,7 @@ pub mod pieces;
 pub mod retry;
 pub mod secret;
 pub mod spec;
+pub mod tls;
 
 pub use connector::{Capability, Connector, DirEntry, EntryKind, ObjectIdentity, ObjectMeta};
 pub use error::{ConnectorError, ErrorKind, Result};
@@ -33,3 +34,4 @@ pub use path::ObjectPath;
 pub use retry::{Retry, RetryPolicy};
 pub use secret::{Redactor, SecretSource, SecretString};
 pub use spec::{Backend, SpecError, VolumeConfig, VolumeSpec};
+pub use tls::{http_client_builder, install_crypto_provider};

@@ -103,9 +103,11 @@ impl OpendalConnector {
 
     /// The operator for a spec, with (listings carry metadata, reads are conditional).
     fn build(spec: &VolumeSpec, redactor: &Redactor) -> Result<(Operator, bool, bool)> {
-        // OpenDAL 0.59 needs its HTTP transport installed once per process (we build it without
-        // `auto-register-services`, which would do it from a constructor before main). Idempotent.
+        // OpenDAL 0.59 needs its services registered and an HTTP transport installed once per
+        // process (we build it without `auto-register-services`, which would do it from a
+        // constructor before main). Idempotent.
         opendal::install_default();
+        install_http_transport();
         let volume = spec.name.clone();
         let built = match &spec.backend {
             Backend::S3 {
@@ -400,5 +402,48 @@ impl Connector for OpendalConnector {
             });
         }
         Ok(out)
+    }
+}
+
+/// OpenDAL's process-wide HTTP transport: reqwest with colo's TLS set-up (`crate::tls`; opendal's
+/// own default would build a client before a crypto provider is installed). Once per process.
+fn install_http_transport() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| match crate::tls::http_client_builder().build() {
+        Ok(client) => opendal::HttpTransporter::install_default(
+            opendal_http_transport_reqwest::ReqwestTransport::new(client),
+        ),
+        // Requests then fail with opendal's "transport is not installed", which names the cause.
+        Err(e) => tracing::error!(error = %e, "no HTTP client for the S3 and WebDAV backends"),
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::VolumeConfig;
+
+    /// An S3 volume whose endpoint refuses connections: the request reaches the network (the
+    /// HTTP transport and TLS are set up) and fails as an unreachable origin.
+    #[tokio::test]
+    async fn requests_go_out_through_the_installed_transport() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let port = listener.local_addr().expect("address").port();
+        drop(listener);
+        let spec = VolumeSpec::from_config(&VolumeConfig {
+            name: Some("down".into()),
+            url: Some("s3://bucket/prefix".into()),
+            endpoint: Some(format!("http://127.0.0.1:{port}")),
+            anonymous: Some(true),
+            ..Default::default()
+        })
+        .expect("a valid spec");
+        let connector = OpendalConnector::new(&spec, Redactor::new(vec![])).expect("built");
+        let error = connector
+            .stat(&ObjectPath::parse("a.fits").expect("path"))
+            .await
+            .expect_err("nothing listens there");
+        assert_eq!(error.kind(), crate::ErrorKind::Unavailable, "{error}");
+        assert!(!error.to_string().contains("not installed"), "{error}");
     }
 }

@@ -4,6 +4,7 @@ independently (numpy, pyarrow) from the same two packages."""
 import os
 import signal
 import subprocess
+import sys
 import tarfile
 import time
 
@@ -21,8 +22,12 @@ def test_colo_up_mounts_the_sample_mission(tmp_path):
     os.makedirs(downloads, exist_ok=True)
     os.symlink(downloads, home / "downloads")
     root = str(tmp_path / "data")
+    # stderr to a file: the "Try:" lines are read from it while colo runs.
+    stderr = open(tmp_path / "up.err", "w+")
+    # As scripts/up.sh does: the printed lines call the venv's Python (astropy, pyarrow, pyvo).
+    env = {**os.environ, "COLO_HOME": str(home), "COLO_PYTHON": sys.executable}
     proc = subprocess.Popen([BIN, "up", "--root", root, "--listen", "127.0.0.1:18769"], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "COLO_HOME": str(home)})
+                            stderr=stderr, text=True, env=env)
     try:
         deadline = time.time() + 300
         line = ""
@@ -31,6 +36,7 @@ def test_colo_up_mounts_the_sample_mission(tmp_path):
             if proc.poll() is not None:
                 raise AssertionError(proc.stderr.read())
         assert line.startswith("ready")
+        run_the_try_lines(open(tmp_path / "up.err").read(), root)
         sample = os.path.join(root, "sample")
         assert sorted(os.listdir(sample)) == ["PROVENANCE.md", "catalogs", "images"]
         assert len([f for f in os.listdir(os.path.join(sample, "images")) if f.endswith(".fits")]) == 6
@@ -53,4 +59,25 @@ def test_colo_up_mounts_the_sample_mission(tmp_path):
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)
+        stderr.close()
     assert not mounted(root)
+
+
+def run_the_try_lines(stderr, root):
+    """Every line `colo up` offers to try runs as printed and shows what it promises."""
+    lines = stderr.split("Try:\n", 1)[1].splitlines()
+    commands = [l.strip() for l in lines if l.startswith("  ")]
+    assert len(commands) == 5, stderr
+    outputs = []
+    for command in commands:
+        assert command.startswith(("ls ", sys.executable)), command
+        run = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, f"{command}\n{run.stderr}"
+        outputs.append(run.stdout)
+    ls, astropy_out, pyarrow_out, tap_out, sia_out = outputs
+    assert "magpis_g10.5.fits" in ls and root in commands[0]
+    with fits.open(os.path.join(FIX, "science/magpis_g10.5.fits")) as ref:
+        assert astropy_out.split()[0] == str(ref[0].header["NAXIS1"])
+    assert pyarrow_out.startswith("pyarrow.Table") and "hip: int32" in pyarrow_out and "hpmag:" in pyarrow_out
+    assert "hip" in tap_out and "hpmag" in tap_out and len(tap_out.strip().splitlines()) >= 5 + 2
+    assert "ivo://" in sia_out

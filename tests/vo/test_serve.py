@@ -10,7 +10,7 @@ import pyvo
 import requests
 from conftest import BIN, REPO, RUN, SERVE_PORT, Process
 
-FIXTURE = os.path.join(REPO, "vo-services/tests/fixtures/hip2_sample.csv")
+FIXTURE = os.path.join(REPO, "vo-services/tap/tests/fixtures/hip2_sample.csv")
 
 
 def colo(home, *args):

@@ -17,7 +17,12 @@ use colo_connectors::{VolumeConfig, VolumeSpec};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
+/// Where the volumes appear by default.
 pub const DEFAULT_MOUNT_ROOT: &str = "/media/data";
+/// Default address of the VO services (TAP, SIA, DataLink, SODA).
+pub const DEFAULT_SERVICES_LISTEN: &str = "127.0.0.1:8765";
+/// Default address of the metrics endpoint (`GET /metrics`, what `colo stats` reads).
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:8766";
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -56,8 +61,6 @@ pub struct ServicesConfig {
     /// Longest async job run in seconds (default 3600).
     pub execution_duration_secs: Option<u64>,
 }
-
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:8765";
 
 /// The checked `[services]` settings.
 #[derive(Debug, Clone)]
@@ -202,10 +205,10 @@ pub fn settings(raw: ColoConfig, file: &str) -> Result<Settings, ConfigError> {
     let metrics_text = raw
         .metrics_listen
         .clone()
-        .unwrap_or_else(|| crate::metrics::DEFAULT_LISTEN.to_string());
+        .unwrap_or_else(|| DEFAULT_METRICS_LISTEN.to_string());
     let metrics_listen = metrics_text.parse().map_err(|_| {
         invalid(format!(
-            "key 'metrics_listen' = {metrics_text:?}: expected host:port, e.g. 127.0.0.1:8766"
+            "key 'metrics_listen' = {metrics_text:?}: expected host:port, e.g. {DEFAULT_METRICS_LISTEN}"
         ))
     })?;
     let c = &raw.cache;
@@ -263,11 +266,11 @@ pub fn service_settings(raw: &ServicesConfig, file: &str) -> Result<ServiceSetti
     let listen_text = raw
         .listen
         .clone()
-        .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        .unwrap_or_else(|| DEFAULT_SERVICES_LISTEN.to_string());
     let listen = listen_text.parse().map_err(|_| ConfigError::Invalid {
         file: file.to_string(),
         message: format!(
-            "key 'services.listen' = {listen_text:?}: expected host:port, e.g. 127.0.0.1:8765"
+            "key 'services.listen' = {listen_text:?}: expected host:port, e.g. {DEFAULT_SERVICES_LISTEN}"
         ),
     })?;
     let defaults = colo_vo_services::vosi::ServiceLimits::default();

@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use anyhow::{Context, Result};
 use colo_vfs::metrics::{FsOp, LATENCY_BUCKETS_SECS};
 
-use crate::run::Stack;
+use crate::stack::Stack;
 
 pub const FS_OPERATION_SECONDS: &str = "colo_fs_operation_seconds";
 pub const FS_OPERATION_ERRORS: &str = "colo_fs_operation_errors_total";
@@ -31,9 +31,6 @@ pub const CACHE_MEMORY_BYTES: &str = "colo_cache_memory_bytes";
 pub const CACHE_MEMORY_BUDGET_BYTES: &str = "colo_cache_memory_budget_bytes";
 pub const FETCH_IN_FLIGHT_BYTES: &str = "colo_fetch_in_flight_bytes";
 pub const FETCH_BUDGET_BYTES: &str = "colo_fetch_budget_bytes";
-
-/// The default address of the metrics endpoint.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:8766";
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -310,7 +307,10 @@ pub async fn serve(stack: Arc<Stack>, listen: std::net::SocketAddr) -> Option<St
 
 /// `colo stats`: the non-zero series of a running colo's endpoint, one per line.
 pub async fn stats(url: &str) -> Result<()> {
-    let text = reqwest::get(url)
+    let text = colo_connectors::http_client_builder()
+        .build()?
+        .get(url)
+        .send()
         .await
         .and_then(reqwest::Response::error_for_status)
         .with_context(|| format!("no colo metrics at {url} (is colo mount or colo up running? --url to point elsewhere)"))?

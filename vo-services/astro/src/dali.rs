@@ -3,6 +3,7 @@
 //! `-Inf`/`+Inf` open ends. Errors name the parameter and what was expected, ready to be
 //! prefixed with the protocol's fault word.
 
+use crate::error::AstroError;
 use crate::sky;
 
 /// A sky region in ICRS degrees.
@@ -21,28 +22,15 @@ pub enum Shape {
     Polygon(Vec<(f64, f64)>),
 }
 
-/// A parameter value that could not be used.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BadValue {
-    pub param: String,
-    pub message: String,
-}
-
-impl std::fmt::Display for BadValue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.param, self.message)
-    }
-}
-
-fn bad(param: &str, message: impl Into<String>) -> BadValue {
-    BadValue {
-        param: param.to_string(),
+fn bad(param: &str, message: impl Into<String>) -> AstroError {
+    AstroError::BadParameter {
+        name: param.to_string(),
         message: message.into(),
     }
 }
 
 /// Numbers of a DALI value, accepting `-Inf`, `+Inf`, `Inf`.
-fn numbers(param: &str, text: &str) -> Result<Vec<f64>, BadValue> {
+fn numbers(param: &str, text: &str) -> Result<Vec<f64>, AstroError> {
     text.split_whitespace()
         .map(|t| match t.to_ascii_lowercase().as_str() {
             "-inf" => Ok(f64::NEG_INFINITY),
@@ -56,7 +44,7 @@ fn numbers(param: &str, text: &str) -> Result<Vec<f64>, BadValue> {
         .collect()
 }
 
-fn check_position(param: &str, ra: f64, dec: f64) -> Result<(), BadValue> {
+fn check_position(param: &str, ra: f64, dec: f64) -> Result<(), AstroError> {
     if !ra.is_finite() || !dec.is_finite() || !(-90.0..=90.0).contains(&dec) {
         return Err(bad(
             param,
@@ -67,7 +55,7 @@ fn check_position(param: &str, ra: f64, dec: f64) -> Result<(), BadValue> {
 }
 
 /// `CIRCLE` value: `ra dec radius`.
-pub fn circle(param: &str, text: &str) -> Result<Shape, BadValue> {
+pub fn circle(param: &str, text: &str) -> Result<Shape, AstroError> {
     let v = numbers(param, text)?;
     let [ra, dec, radius] = v[..] else {
         return Err(bad(
@@ -93,7 +81,7 @@ pub fn circle(param: &str, text: &str) -> Result<Shape, BadValue> {
 }
 
 /// `POLYGON` value: at least 3 vertices.
-pub fn polygon(param: &str, text: &str) -> Result<Shape, BadValue> {
+pub fn polygon(param: &str, text: &str) -> Result<Shape, AstroError> {
     let v = numbers(param, text)?;
     if v.len() < 6 || v.len() % 2 != 0 {
         return Err(bad(
@@ -120,7 +108,7 @@ pub fn polygon(param: &str, text: &str) -> Result<Shape, BadValue> {
 }
 
 /// `RANGE` value: `lon1 lon2 lat1 lat2`, open ends allowed.
-pub fn range(param: &str, text: &str) -> Result<Shape, BadValue> {
+pub fn range(param: &str, text: &str) -> Result<Shape, AstroError> {
     let v = numbers(param, text)?;
     let [lon1, lon2, lat1, lat2] = v[..] else {
         return Err(bad(
@@ -150,7 +138,7 @@ pub fn range(param: &str, text: &str) -> Result<Shape, BadValue> {
 }
 
 /// `POS` value: `CIRCLE ...`, `RANGE ...` or `POLYGON ...`.
-pub fn pos(param: &str, text: &str) -> Result<Shape, BadValue> {
+pub fn pos(param: &str, text: &str) -> Result<Shape, AstroError> {
     let text = text.trim();
     let (kind, rest) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
     match kind.to_ascii_uppercase().as_str() {
@@ -165,7 +153,7 @@ pub fn pos(param: &str, text: &str) -> Result<Shape, BadValue> {
 }
 
 /// An interval `lo hi` (or one value meaning `v v`), open ends as infinities.
-pub fn interval(param: &str, text: &str) -> Result<(f64, f64), BadValue> {
+pub fn interval(param: &str, text: &str) -> Result<(f64, f64), AstroError> {
     let v = numbers(param, text)?;
     let (lo, hi) = match v[..] {
         [x] => (x, x),
@@ -287,15 +275,15 @@ mod tests {
             ("RANGE 1 2 5 4", "empty"),
         ] {
             let err = pos("POS", text).expect_err(text);
-            assert!(err.message.contains(says), "{text}: {err}");
+            assert!(err.to_string().contains(says), "{text}: {err}");
         }
     }
 
     #[test]
     fn intervals_with_open_ends() {
-        assert_eq!(interval("BAND", "1e-7 2e-7"), Ok((1e-7, 2e-7)));
-        assert_eq!(interval("BAND", "-Inf 3"), Ok((f64::NEG_INFINITY, 3.0)));
-        assert_eq!(interval("BAND", "5"), Ok((5.0, 5.0)));
+        assert_eq!(interval("BAND", "1e-7 2e-7").ok(), Some((1e-7, 2e-7)));
+        assert_eq!(interval("BAND", "-Inf 3").ok(), Some((f64::NEG_INFINITY, 3.0)));
+        assert_eq!(interval("BAND", "5").ok(), Some((5.0, 5.0)));
         assert!(interval("BAND", "3 1").is_err());
         assert!(interval("BAND", "1 2 3").is_err());
     }

@@ -1,7 +1,7 @@
 //! FITS files read in ranges: headers and the layout of every HDU, without reading data units.
 //!
-//! A [`ByteSource`] is anything that answers byte ranges: a file on a volume (through the block
-//! cache, see [`source`]) or bytes in memory. [`read_layout`] walks the HDUs, reading each header
+//! A [`ByteSource`] is anything that answers byte ranges: a file on a volume (the services read
+//! through colo's block cache) or bytes in memory ([`MemorySource`]). [`read_layout`] walks the HDUs, reading each header
 //! with exact ranged reads (two blocks first, doubling until `END`) and jumping over data units, so a
 //! 1 GiB image costs a few KiB. Gzip-compressed files (`.fits.gz`) are decompressed as a stream,
 //! fetching compressed bytes only as far as the headers need; there the walk stops after the first
@@ -10,8 +10,8 @@
 //! gives their image view (ZNAXISn → NAXISn, ZBITPIX → BITPIX, table keywords dropped), which is
 //! what the WCS needs, and [`tiled::TiledImage`] reads their pixels tile by tile.
 
+pub mod bintable;
 pub mod header;
-pub mod source;
 pub mod tiled;
 
 use std::io::Read;
@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use crate::error::VoError;
+use crate::error::AstroError;
 pub use header::{BLOCK, Header, Value};
 
 /// Byte ranges of one file.
@@ -31,9 +31,9 @@ pub trait ByteSource: Send + Sync {
     /// The file's size in bytes.
     fn size(&self) -> u64;
     /// Bytes `[offset, offset + len)`, clamped to the size.
-    async fn read(&self, offset: u64, len: u64) -> Result<Bytes, VoError>;
+    async fn read(&self, offset: u64, len: u64) -> Result<Bytes, AstroError>;
     /// Several ranges at once (a source may fetch them concurrently); same order as asked.
-    async fn read_many(&self, ranges: &[(u64, u64)]) -> Result<Vec<Bytes>, VoError> {
+    async fn read_many(&self, ranges: &[(u64, u64)]) -> Result<Vec<Bytes>, AstroError> {
         let mut out = Vec::with_capacity(ranges.len());
         for &(offset, len) in ranges {
             out.push(self.read(offset, len).await?);
@@ -51,7 +51,7 @@ pub fn stream_range(
     source: std::sync::Arc<dyn ByteSource>,
     offset: u64,
     len: u64,
-) -> impl futures::Stream<Item = Result<Bytes, VoError>> + Send + 'static {
+) -> impl futures::Stream<Item = Result<Bytes, AstroError>> + Send + 'static {
     use futures::StreamExt;
     let end = offset + len;
     let starts: Vec<u64> = (offset..end).step_by(STREAM_CHUNK_BYTES as usize).collect();
@@ -62,7 +62,7 @@ pub fn stream_range(
                 let want = STREAM_CHUNK_BYTES.min(end - start);
                 let bytes = source.read(start, want).await?;
                 if (bytes.len() as u64) < want {
-                    return Err(VoError::Fits {
+                    return Err(AstroError::Fits {
                         name: source.name().to_string(),
                         message: format!("the file ended at {} bytes", start + bytes.len() as u64),
                     });
@@ -87,7 +87,7 @@ impl ByteSource for MemorySource {
     fn size(&self) -> u64 {
         self.bytes.len() as u64
     }
-    async fn read(&self, offset: u64, len: u64) -> Result<Bytes, VoError> {
+    async fn read(&self, offset: u64, len: u64) -> Result<Bytes, AstroError> {
         let start = (offset as usize).min(self.bytes.len());
         let end = (offset.saturating_add(len) as usize).min(self.bytes.len());
         Ok(self.bytes.slice(start..end))
@@ -200,11 +200,44 @@ pub struct Layout {
     pub gzipped: bool,
 }
 
+/// The image HDU's header with the primary header's keywords it lacks (INHERIT, FITS 4.0 App. K),
+/// structural keywords excepted.
+pub fn inherited(primary: &Hdu, hdu: &Hdu) -> Header {
+    let mut header = hdu.image_header();
+    if hdu.index == 0 {
+        return header;
+    }
+    for card in &primary.header.cards {
+        let structural = matches!(
+            card.key.as_str(),
+            "SIMPLE"
+                | "BITPIX"
+                | "EXTEND"
+                | "NAXIS"
+                | "PCOUNT"
+                | "GCOUNT"
+                | "COMMENT"
+                | "HISTORY"
+                | ""
+        ) || card.key.starts_with("NAXIS");
+        if !structural && card.value.is_some() && !header.contains(&card.key) {
+            header.cards.push(card.clone());
+        }
+    }
+    header
+}
+
+/// `len` rounded up to whole FITS blocks: where the next HDU starts after a header or data unit of
+/// `len` bytes (FITS 4.0 §3.1: data units are padded, with zeros, to whole blocks).
+pub fn padded_len(len: u64) -> u64 {
+    len.div_ceil(BLOCK) * BLOCK
+}
+
 /// Most bytes of one header before we call it broken.
 const MAX_HEADER_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Reads the headers of every HDU (see the module note for gzip files).
-pub async fn read_layout(source: &dyn ByteSource) -> Result<Layout, VoError> {
+pub async fn read_layout(source: &dyn ByteSource) -> Result<Layout, AstroError> {
     let magic = source.read(0, 2).await?;
     if magic.as_ref() == [0x1f, 0x8b] {
         let inflated = Inflated::new(source);
@@ -221,7 +254,7 @@ pub async fn read_layout(source: &dyn ByteSource) -> Result<Layout, VoError> {
     })
 }
 
-async fn walk(source: &dyn ByteSource, stop_after_image: bool) -> Result<Vec<Hdu>, VoError> {
+async fn walk(source: &dyn ByteSource, stop_after_image: bool) -> Result<Vec<Hdu>, AstroError> {
     let mut hdus = Vec::new();
     let mut offset = 0u64;
     loop {
@@ -238,7 +271,7 @@ async fn walk(source: &dyn ByteSource, stop_after_image: bool) -> Result<Vec<Hdu
             data_bytes,
         };
         let image = hdu.is_image();
-        offset = hdu.data_offset + data_bytes.div_ceil(BLOCK) * BLOCK;
+        offset = hdu.data_offset + padded_len(data_bytes);
         hdus.push(hdu);
         if (stop_after_image && image) || hdus.len() >= 1000 {
             break;
@@ -252,8 +285,8 @@ async fn read_header(
     source: &dyn ByteSource,
     offset: u64,
     first: bool,
-) -> Result<Option<(Header, u64)>, VoError> {
-    let bad = |message: String| VoError::Fits {
+) -> Result<Option<(Header, u64)>, AstroError> {
+    let bad = |message: String| AstroError::Fits {
         name: source.name().to_string(),
         message,
     };
@@ -315,7 +348,7 @@ impl ByteSource for Inflated<'_> {
     fn size(&self) -> u64 {
         u64::MAX
     }
-    async fn read(&self, offset: u64, len: u64) -> Result<Bytes, VoError> {
+    async fn read(&self, offset: u64, len: u64) -> Result<Bytes, AstroError> {
         let end = offset.saturating_add(len);
         let mut chunk = 64 * 1024u64;
         loop {
@@ -334,7 +367,7 @@ impl ByteSource for Inflated<'_> {
             let mut state = self.state.lock();
             let fed = std::io::Write::write_all(&mut state.decoder, &compressed)
                 .and_then(|()| std::io::Write::flush(&mut state.decoder));
-            fed.map_err(|e| VoError::Fits {
+            fed.map_err(|e| AstroError::Fits {
                 name: self.source.name().to_string(),
                 message: format!("gzip: {e}"),
             })?;
@@ -348,11 +381,11 @@ impl ByteSource for Inflated<'_> {
 }
 
 /// Decompresses a whole gzip file held in memory (for cutouts of `.fits.gz` files).
-pub fn gunzip(name: &str, bytes: &[u8]) -> Result<Vec<u8>, VoError> {
+pub fn gunzip(name: &str, bytes: &[u8]) -> Result<Vec<u8>, AstroError> {
     let mut out = Vec::new();
     flate2::read::MultiGzDecoder::new(bytes)
         .read_to_end(&mut out)
-        .map_err(|e| VoError::Fits {
+        .map_err(|e| AstroError::Fits {
             name: name.to_string(),
             message: format!("gzip: {e}"),
         })?;

@@ -9,7 +9,7 @@
 
 use std::io::Write;
 
-use crate::error::VoError;
+use crate::error::AstroError;
 use crate::fits::{ByteSource, Header};
 
 /// Longest side of a preview, pixels.
@@ -52,10 +52,10 @@ pub async fn render(
     source: &dyn ByteSource,
     header: &Header,
     data_offset: u64,
-) -> Result<Vec<u8>, VoError> {
+) -> Result<Vec<u8>, AstroError> {
     let axes = header.axes();
     if axes.len() < 2 {
-        return Err(VoError::Fits {
+        return Err(AstroError::Fits {
             name: source.name().to_string(),
             message: "not an image".into(),
         });

@@ -14,8 +14,6 @@ use std::ops::Range;
 
 /// Finest HEALPix order stored per row (`_healpix_29`).
 pub const HEALPIX_ORDER: u8 = 29;
-/// Name of the per-row HEALPix index column written by ingest.
-pub const HEALPIX_COLUMN: &str = "_healpix_29";
 /// At most this many index ranges are handed to the query planner for one region.
 const MAX_RANGES: usize = 48;
 

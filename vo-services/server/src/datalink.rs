@@ -14,19 +14,23 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
+use colo_astro::cutout::StandaloneImage;
+use colo_astro::fits::stream_range;
+use colo_tap::output::votable::xml_escape;
+
 use crate::AppState;
-use crate::error::{VoError, xml_escape};
-use crate::fits::stream_range;
-use crate::images::{all, root_url};
+use crate::error::VoError;
+use crate::fault::{self, Protocol};
+use crate::http::root_url;
 use crate::obscore::ImageRecord;
-use crate::request::read_params;
+use crate::params::Params;
 
 /// DataLink's MIME type.
 pub const LINKS_CONTENT_TYPE: &str = "application/x-votable+xml;content=datalink";
@@ -38,20 +42,10 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/preview", get(preview))
 }
 
-/// A DataLink error document (fault-prefixed message).
-fn fault(status: StatusCode, message: &str) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/x-votable+xml")],
-        crate::error::votable_error_document(message),
-    )
-        .into_response()
-}
-
 async fn links(State(state): State<AppState>, headers: HeaderMap, request: Request) -> Response {
-    let params = match read_params(request, &state.tap.limits).await {
+    let params = match Params::read(request, &state.tap.limits).await {
         Ok(p) => p,
-        Err(e) => return fault(StatusCode::BAD_REQUEST, &format!("UsageFault: {e}")),
+        Err(e) => return fault::response(Protocol::DataLink, &e),
     };
     if let Some(format) = params.get("RESPONSEFORMAT") {
         let f = format.trim().to_ascii_lowercase();
@@ -60,14 +54,15 @@ async fn links(State(state): State<AppState>, headers: HeaderMap, request: Reque
             || f == "application/x-votable+xml"
             || f.starts_with("application/x-votable+xml;content=datalink");
         if !known {
-            return fault(
-                StatusCode::BAD_REQUEST,
-                &format!("UsageFault: RESPONSEFORMAT {format:?} is not supported (only VOTable)"),
+            let e = VoError::bad_parameter(
+                "RESPONSEFORMAT",
+                format!("{format:?} is not supported (only VOTable)"),
             );
+            return fault::response(Protocol::DataLink, &e);
         }
     }
     let mut ids: Vec<String> = Vec::new();
-    for value in all(&params.values, "ID") {
+    for value in params.all("ID") {
         // One value may be a comma-separated list (astroquery); an ID that itself contains a
         // comma and is published wins over the split.
         if state.images.find(value).is_ok() || !value.contains(',') {
@@ -264,31 +259,16 @@ fn soda_descriptor(id: &str, r: &ImageRecord, base: &str) -> String {
     out
 }
 
-/// Text errors for the download and preview endpoints.
-fn plain_error(e: &VoError) -> Response {
-    let prefix = match e {
-        VoError::NotFound { .. } => "NotFoundFault",
-        VoError::BadParameter { .. } => "UsageFault",
-        _ => "FatalFault",
-    };
-    (
-        e.status(),
-        [(header::CONTENT_TYPE, "text/plain")],
-        format!("{prefix}: {}\n", e.client_message()),
-    )
-        .into_response()
-}
-
 async fn download(State(state): State<AppState>, request: Request) -> Response {
-    let params = match read_params(request, &state.tap.limits).await {
+    let params = match Params::read(request, &state.tap.limits).await {
         Ok(p) => p,
-        Err(e) => return plain_error(&e),
+        Err(e) => return fault::response(Protocol::DataLinkFile, &e),
     };
     match download_stream(&state, params.get("ID").unwrap_or(""), params.get("HDU")).await {
         Ok(download) => {
             let body = axum::body::Body::from_stream(download.body.map_err(|e| {
                 tracing::warn!(error = %e, "download stopped");
-                std::io::Error::other(e.client_message())
+                std::io::Error::other(VoError::from(e).client_message())
             }));
             (
                 [
@@ -303,13 +283,13 @@ async fn download(State(state): State<AppState>, request: Request) -> Response {
             )
                 .into_response()
         }
-        Err(e) => plain_error(&e),
+        Err(e) => fault::response(Protocol::DataLinkFile, &e),
     }
 }
 
 /// A `#this` or `#auxiliary` download: its bytes as they are read.
 struct Download {
-    body: futures::stream::BoxStream<'static, Result<Bytes, VoError>>,
+    body: futures::stream::BoxStream<'static, Result<Bytes, colo_astro::AstroError>>,
     size_bytes: u64,
     content_type: &'static str,
     file_name: String,
@@ -351,38 +331,23 @@ async fn download_stream(
             })
         }
         Some(text) => {
-            let index: usize = text.trim().parse().map_err(|_| VoError::BadParameter {
-                name: "HDU".into(),
-                message: format!("{text:?} is not an HDU number"),
+            let index: usize = text.trim().parse().map_err(|_| {
+                VoError::bad_parameter("HDU", format!("{text:?} is not an HDU number"))
             })?;
             if !record.auxiliary.iter().any(|a| a.index == index) && index != record.hdu {
-                return Err(VoError::BadParameter {
-                    name: "HDU".into(),
-                    message: format!("HDU {index} is not an image of this dataset"),
-                });
+                return Err(VoError::bad_parameter(
+                    "HDU",
+                    format!("HDU {index} is not an image of this dataset"),
+                ));
             }
             let image = state.images.open_hdu(record, index).await?;
-            let selection: Vec<crate::cutout::AxisSelection> = image
-                .header
-                .axes()
-                .iter()
-                .map(|&n| crate::cutout::AxisSelection {
-                    first: 0,
-                    count: n,
-                    stride: 1,
-                })
-                .collect();
-            let header = crate::cutout::output_header(&image.header, &selection).to_bytes();
-            let data_bytes = image.header.data_bytes();
-            let unpadded = header.len() as u64 + data_bytes;
-            let size_bytes = unpadded.div_ceil(crate::fits::BLOCK) * crate::fits::BLOCK;
-            let padding = vec![0u8; (size_bytes - unpadded) as usize];
-            let source = image.source;
-            let body = futures::stream::once(async move { Ok(Bytes::from(header)) })
-                .chain(stream_range(source, image.data_offset, data_bytes))
-                .chain(futures::stream::once(
-                    async move { Ok(Bytes::from(padding)) },
-                ))
+            let file = StandaloneImage::new(&image.header);
+            let size_bytes = file.size_bytes();
+            let header = Bytes::from(file.header_bytes);
+            let padding = Bytes::from(vec![0u8; file.padding_bytes as usize]);
+            let body = futures::stream::iter([Ok(header)])
+                .chain(stream_range(image.source, image.data_offset, file.data_bytes))
+                .chain(futures::stream::iter([Ok(padding)]))
                 .boxed();
             Ok(Download {
                 body,
@@ -395,18 +360,18 @@ async fn download_stream(
 }
 
 async fn preview(State(state): State<AppState>, request: Request) -> Response {
-    let params = match read_params(request, &state.tap.limits).await {
-        Ok(p) => p,
-        Err(e) => return plain_error(&e),
-    };
     let result = async {
+        let params = Params::read(request, &state.tap.limits).await?;
         let record = state.images.find(params.get("ID").unwrap_or(""))?;
         let image = state.images.open_hdu(record, record.hdu).await?;
-        crate::preview::render(image.source.as_ref(), &image.header, image.data_offset).await
+        let png =
+            colo_astro::preview::render(image.source.as_ref(), &image.header, image.data_offset)
+                .await?;
+        Ok::<_, VoError>(png)
     }
     .await;
     match result {
         Ok(png) => ([(header::CONTENT_TYPE, "image/png")], png).into_response(),
-        Err(e) => plain_error(&e),
+        Err(e) => fault::response(Protocol::DataLinkFile, &e),
     }
 }

@@ -1,234 +1,250 @@
-//! The one error type of colo-vo-services, and its single mapping to HTTP: a VOTable error document
-//! (DALI 1.1 §4.2, TAP 1.1 §3.3) whose status INFO is serialised byte-exactly as
-//! `<INFO name="QUERY_STATUS" value="ERROR">message</INFO>` (astroquery's TapPlus matches it
-//! textually). Internal causes are logged, never shown to clients.
+//! The one error type of colo-vo-services. The lower crates' errors come in whole ([`TapError`],
+//! [`AstroError`]) and a volume's failure keeps the cache's error (and so the connector's kind:
+//! missing, changed, unreachable). How each error is spelled for a client is decided in one place,
+//! [`crate::fault`], from [`VoError::class`].
 
 use std::path::PathBuf;
 
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
-
-use crate::adql::AdqlError;
+use colo_astro::{AstroError, ReadFailure};
+use colo_cache::CacheError;
+use colo_connectors::ErrorKind;
+use colo_tap::TapError;
 
 /// Everything that can go wrong in the VO services.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum VoError {
-    /// The query is not valid ADQL (or uses something colo does not support).
-    #[error("{0}")]
-    Adql(#[from] AdqlError),
-    /// The query names a table that does not exist.
-    #[error("unknown table {name}{}", suggest(suggestion))]
-    UnknownTable {
-        name: String,
-        suggestion: Option<String>,
-    },
-    /// The query names a column that does not exist.
-    #[error("unknown column {name}{}", suggest(suggestion))]
-    UnknownColumn {
-        name: String,
-        suggestion: Option<String>,
-    },
-    /// The query is valid ADQL but cannot be planned (types, ambiguity, ...).
-    #[error("{message}")]
-    Query { message: String },
-    /// The query failed while running.
-    #[error("the query failed while running: {message}")]
-    Execution { message: String },
+    /// From the TAP engine: bad ADQL, unknown names, uploads, the engine itself.
+    #[error(transparent)]
+    Tap(#[from] TapError),
+    /// From the numerics: FITS files, regions, cutouts.
+    #[error(transparent)]
+    Astro(#[from] AstroError),
     /// A request parameter is missing or wrong.
     #[error("{name}: {message}")]
     BadParameter { name: String, message: String },
-    /// An uploaded table could not be used.
-    #[error("upload {name}: {message}")]
-    Upload { name: String, message: String },
+    /// A parameter given more often than the request allows (SODA sync: one region, one band).
+    #[error("{message}")]
+    MultiValued { name: String, message: String },
+    /// A dataset identifier that names nothing published here.
+    #[error("{id}: no such dataset is published here")]
+    NotFound { id: String },
     /// A UWS job that does not exist.
     #[error("no job {id}")]
     JobNotFound { id: String },
     /// A UWS request that the job's phase does not allow.
-    #[error("{message}")]
-    JobState { message: String },
-    /// A file could not be read or written.
+    #[error("job {id} is {phase}: {refused}")]
+    JobPhase {
+        id: String,
+        phase: &'static str,
+        refused: String,
+    },
+    /// An async job ran longer than its execution duration.
+    #[error("the job exceeded its execution duration of {secs} s")]
+    ExecutionDuration { secs: u64 },
+    /// A volume failed (its cause as the cache reports it: a connector error, which names the
+    /// volume itself, or the cache's own).
+    #[error("{}", volume_message(volume, source))]
+    Volume {
+        volume: String,
+        #[source]
+        source: CacheError,
+    },
+    /// A published record names a volume this configuration does not have.
+    #[error("no volume {volume} in this configuration")]
+    UnknownVolume { volume: String },
+    /// A file of the services' own (jobs, the image manifest) could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
-    /// A table descriptor is not valid TOML for [`crate::catalog::TableDescriptor`].
+    /// The HTTP client for uploads by URL could not be set up.
+    #[error("HTTP client: {0}")]
+    HttpClient(reqwest::Error),
+    /// A file of the services' own holds what it should not (a job or manifest that is not TOML).
     #[error("{}: {message}", path.display())]
-    Descriptor { path: PathBuf, message: String },
-    /// A catalogue could not be ingested.
-    #[error("ingest {source_name}: {message}")]
-    Ingest {
-        source_name: String,
-        message: String,
-    },
-    /// A FITS file could not be understood.
-    #[error("{name}: {message}")]
-    Fits { name: String, message: String },
-    /// A volume could not be read.
-    #[error("volume {volume}: {message}")]
-    Origin { volume: String, message: String },
-    /// A dataset identifier that names nothing published here.
-    #[error("{id}: no such dataset is published here")]
-    NotFound { id: String },
-    /// A SODA fault: the text starts with its standard prefix (`UsageError`,
-    /// `MultiValuedParamNotSupported`, `Error`; SODA 1.0 §5.2).
-    #[error("{fault}: {message}")]
-    Fault {
-        fault: &'static str,
-        message: String,
-    },
-    /// DataFusion failed where the query was not to blame (registration, schema inference).
-    #[error("query engine: {0}")]
-    Engine(#[from] datafusion::error::DataFusionError),
+    Corrupt { path: PathBuf, message: String },
 }
 
-fn suggest(suggestion: &Option<String>) -> String {
-    suggestion
-        .as_ref()
-        .map(|s| format!(" (did you mean {s}?)"))
-        .unwrap_or_default()
+/// What kind of fault an error is, whatever the protocol: the fault map turns this into each
+/// protocol's status and spelling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultClass {
+    /// The request is wrong: the client can fix it (400).
+    Usage,
+    /// A parameter repeated where one value is allowed (400).
+    MultiValued,
+    /// What the request names does not exist (404).
+    NotFound,
+    /// The request conflicts with a job's state (409).
+    Conflict,
+    /// Something the service needs is unreachable for now: try again later (503).
+    Unavailable,
+    /// The service failed (500).
+    Internal,
 }
 
 impl VoError {
-    /// HTTP status for this error (DALI allows 4xx/5xx for sync errors; bad input is 400).
-    pub fn status(&self) -> StatusCode {
+    /// A bad value of parameter `name`.
+    pub fn bad_parameter(name: &str, message: impl Into<String>) -> Self {
+        VoError::BadParameter {
+            name: name.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// A failure of `volume`, classified by the connector's kind when there is one.
+    pub fn volume(volume: &str, source: impl Into<CacheError>) -> Self {
+        VoError::Volume {
+            volume: volume.to_string(),
+            source: source.into(),
+        }
+    }
+
+    /// I/O on one of the services' own files.
+    pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> VoError {
+        let path = path.into();
+        move |source| VoError::Io { path, source }
+    }
+
+    /// The kind of fault this is.
+    pub fn class(&self) -> FaultClass {
         match self {
-            VoError::Adql(_)
-            | VoError::UnknownTable { .. }
-            | VoError::UnknownColumn { .. }
-            | VoError::Query { .. }
-            | VoError::BadParameter { .. }
-            | VoError::Upload { .. } => StatusCode::BAD_REQUEST,
-            VoError::JobNotFound { .. } | VoError::NotFound { .. } => StatusCode::NOT_FOUND,
-            VoError::Origin { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            VoError::JobState { .. } => StatusCode::CONFLICT,
-            VoError::Fault { fault, .. } => match *fault {
-                "UsageError" | "MultiValuedParamNotSupported" => StatusCode::BAD_REQUEST,
-                "ServiceUnavailable" => StatusCode::SERVICE_UNAVAILABLE,
-                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            VoError::Tap(e) if e.is_user_error() => FaultClass::Usage,
+            VoError::Tap(_) => FaultClass::Internal,
+            VoError::Astro(AstroError::BadParameter { .. }) => FaultClass::Usage,
+            VoError::Astro(AstroError::Read { kind, .. }) => match kind {
+                ReadFailure::NotFound => FaultClass::NotFound,
+                ReadFailure::Stale | ReadFailure::Unavailable => FaultClass::Unavailable,
+                ReadFailure::Other => FaultClass::Internal,
             },
-            VoError::Execution { .. }
+            VoError::Astro(_) => FaultClass::Internal,
+            VoError::BadParameter { .. } => FaultClass::Usage,
+            VoError::MultiValued { .. } => FaultClass::MultiValued,
+            VoError::NotFound { .. } | VoError::JobNotFound { .. } => FaultClass::NotFound,
+            VoError::JobPhase { .. } => FaultClass::Conflict,
+            VoError::Volume { source, .. } => match origin_kind(source) {
+                Some(ErrorKind::NotFound) => FaultClass::NotFound,
+                Some(ErrorKind::Stale | ErrorKind::Unavailable) => FaultClass::Unavailable,
+                _ => FaultClass::Internal,
+            },
+            VoError::ExecutionDuration { .. }
+            | VoError::UnknownVolume { .. }
+            | VoError::HttpClient(_)
             | VoError::Io { .. }
-            | VoError::Descriptor { .. }
-            | VoError::Ingest { .. }
-            | VoError::Fits { .. }
-            | VoError::Engine(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            | VoError::Corrupt { .. } => FaultClass::Internal,
         }
     }
 
-    /// The message clients see (internal details stay in the log).
+    /// The message a client sees. Internal details (paths of the service's files, engine
+    /// internals, an origin's own words) are logged here and replaced by a short note.
     pub fn client_message(&self) -> String {
-        match self {
-            VoError::Io { .. } | VoError::Descriptor { .. } | VoError::Engine(_) => {
-                tracing::error!(error = %self, "internal error");
-                "internal error in the service (logged)".to_string()
+        let hidden = match self {
+            VoError::Tap(e) => !e.is_shown_to_clients(),
+            VoError::Io { .. }
+            | VoError::Corrupt { .. }
+            | VoError::UnknownVolume { .. }
+            | VoError::HttpClient(_) => true,
+            _ => false,
+        };
+        if hidden {
+            tracing::error!(error = %self, "internal error");
+            return "internal error in the service (logged)".to_string();
+        }
+        let unreadable = |what: &str| {
+            tracing::error!(error = %self, "volume read failed");
+            format!("{what} could not be read (logged); try again later")
+        };
+        match (self, self.class()) {
+            (VoError::Volume { volume, .. }, FaultClass::Unavailable | FaultClass::Internal) => {
+                unreadable(&format!("volume {volume}"))
             }
-            VoError::Origin { volume, .. } => {
-                tracing::error!(error = %self, "volume read failed");
-                format!("volume {volume} could not be read (logged); try again later")
+            (VoError::Astro(AstroError::Read { name, .. }), class)
+                if class != FaultClass::NotFound =>
+            {
+                unreadable(name)
             }
-            other => other.to_string(),
+            _ => self.to_string(),
         }
     }
 }
 
-/// Escapes text for XML content and attribute values.
-pub fn xml_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && c != '\n' && c != '\t' && c != '\r' => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// A VOTable error document (TAP 1.1 §3.3).
-pub fn votable_error_document(message: &str) -> String {
-    format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
-         <VOTABLE version=\"1.4\" xmlns=\"http://www.ivoa.net/xml/VOTable/v1.3\">\n\
-         <RESOURCE type=\"results\">\n\
-         <INFO name=\"QUERY_STATUS\" value=\"ERROR\">{}</INFO>\n\
-         </RESOURCE>\n\
-         </VOTABLE>\n",
-        xml_escape(message)
-    )
-}
-
-impl IntoResponse for VoError {
-    fn into_response(self) -> Response {
-        let body = votable_error_document(&self.client_message());
-        (
-            self.status(),
-            [(header::CONTENT_TYPE, "application/x-votable+xml")],
-            body,
-        )
-            .into_response()
+fn volume_message(volume: &str, source: &CacheError) -> String {
+    match source {
+        CacheError::Origin(e) => e.to_string(),
+        other => format!("volume {volume}: {other}"),
     }
 }
 
-/// The closest name to `wanted` among `candidates` (edit distance ≤ 1/3 of its length).
-pub fn nearest_name<'a>(
-    wanted: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<String> {
-    let wanted_lower = wanted.to_ascii_lowercase();
-    let limit = (wanted.len() / 3).max(2);
-    candidates
-        .into_iter()
-        .map(|c| (edit_distance(&wanted_lower, &c.to_ascii_lowercase()), c))
-        .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c.to_string())
+/// The connector's kind of a cache error that came from the origin.
+fn origin_kind(error: &CacheError) -> Option<ErrorKind> {
+    match error {
+        CacheError::Origin(e) => Some(e.kind()),
+        CacheError::Io { .. } | CacheError::Task { .. } => None,
+    }
 }
 
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for j in 0..b.len() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != b[j]))
-                .min(row[j] + 1)
-                .min(cur + 1);
-            prev = cur;
-        }
+/// How a volume read failed, for the numerics (which only pass it on).
+pub fn read_failure(error: &CacheError) -> ReadFailure {
+    match origin_kind(error) {
+        Some(ErrorKind::NotFound) => ReadFailure::NotFound,
+        Some(ErrorKind::Stale) => ReadFailure::Stale,
+        Some(ErrorKind::Unavailable) => ReadFailure::Unavailable,
+        _ => ReadFailure::Other,
     }
-    row[b.len()]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use colo_connectors::ConnectorError;
 
     #[test]
-    fn error_document_has_the_exact_status_info() {
-        let doc = votable_error_document("bad <query>");
-        assert!(
-            doc.contains("<INFO name=\"QUERY_STATUS\" value=\"ERROR\">bad &lt;query&gt;</INFO>")
+    fn volume_failures_keep_their_kind() {
+        let gone = VoError::volume(
+            "archive",
+            ConnectorError::NotFound {
+                volume: "archive".into(),
+                path: "a.fits".into(),
+            },
         );
+        assert_eq!(gone.class(), FaultClass::NotFound);
+        let down = VoError::volume(
+            "archive",
+            ConnectorError::Unavailable {
+                volume: "archive".into(),
+                path: "a.fits".into(),
+                detail: "connection refused to 10.0.0.1".into(),
+            },
+        );
+        assert_eq!(down.class(), FaultClass::Unavailable);
+        let message = down.client_message();
+        assert_eq!(message, "volume archive could not be read (logged); try again later");
+        let stale = AstroError::Read {
+            name: "archive/a.fits".into(),
+            kind: read_failure(&CacheError::from(ConnectorError::Stale {
+                volume: "archive".into(),
+                path: "a.fits".into(),
+            })),
+            source: "changed".into(),
+        };
+        assert_eq!(VoError::from(stale).class(), FaultClass::Unavailable);
     }
 
     #[test]
-    fn nearest_name_suggests_close_spellings_only() {
-        assert_eq!(
-            nearest_name("hip3", ["hip2", "tables"]),
-            Some("hip2".into())
-        );
-        assert_eq!(
-            nearest_name("phot_g_mean_mg", ["phot_g_mean_mag", "ra"]),
-            Some("phot_g_mean_mag".into())
-        );
-        assert_eq!(nearest_name("zzz", ["hip2", "tables"]), None);
+    fn the_users_mistakes_are_usage_faults_and_internals_are_hidden() {
+        let unknown = VoError::from(TapError::UnknownColumn {
+            name: "nope".into(),
+            suggestion: None,
+        });
+        assert_eq!(unknown.class(), FaultClass::Usage);
+        assert_eq!(unknown.client_message(), "unknown column nope");
+        let io = VoError::Io {
+            path: "/var/lib/colo/jobs/x/job.toml".into(),
+            source: std::io::Error::other("disk full"),
+        };
+        assert_eq!(io.class(), FaultClass::Internal);
+        assert!(!io.client_message().contains("/var/lib"));
     }
 }

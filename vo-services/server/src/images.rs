@@ -11,16 +11,16 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::http::{HeaderMap, header};
 use bytes::Bytes;
+use colo_astro::AstroError;
+use colo_astro::fits::tiled::TiledImage;
+use colo_astro::fits::{ByteSource, Header, Layout, MemorySource, gunzip, inherited, read_layout};
 use parking_lot::Mutex;
 
 use crate::error::VoError;
-use crate::fits::source::Volumes;
-use crate::fits::tiled::TiledImage;
-use crate::fits::{ByteSource, Header, Layout, MemorySource, gunzip, read_layout};
+use crate::obscore::ImageRecord;
 use crate::obscore::publish::Manifest;
-use crate::obscore::{ImageRecord, inherited};
+use crate::volumes::Volumes;
 
 /// Layouts kept (each a few KiB).
 const LAYOUT_CACHE_ENTRIES: usize = 512;
@@ -104,18 +104,15 @@ impl ImageState {
             };
             (Box::new(file), layout)
         };
-        let primary = layout.hdus.first().ok_or_else(|| VoError::Fits {
-            name: record.path.clone(),
-            message: "no HDU".into(),
-        })?;
+        let primary = layout
+            .hdus
+            .first()
+            .ok_or_else(|| AstroError::fits(&record.path, "no HDU"))?;
         let target = layout
             .hdus
             .iter()
             .find(|h| h.index == hdu)
-            .ok_or_else(|| VoError::Fits {
-                name: record.path.clone(),
-                message: format!("HDU {hdu} is not in the file any more"),
-            })?;
+            .ok_or_else(|| AstroError::fits(&record.path, format!("HDU {hdu} is not in the file any more")))?;
         let source: Arc<dyn ByteSource> = Arc::from(source);
         let (source, data_offset): (Arc<dyn ByteSource>, u64) = if target.is_compressed_image() {
             (Arc::new(TiledImage::open(source, target)?), 0)
@@ -129,53 +126,4 @@ impl ImageState {
             layout: layout.clone(),
         })
     }
-}
-
-/// `scheme://host` of a request, for the URLs services hand out.
-pub fn root_url(headers: &HeaderMap) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("127.0.0.1");
-    let scheme = headers
-        .get("x-forwarded-proto")
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("http");
-    format!("{scheme}://{host}")
-}
-
-/// Every value of a parameter, in order (`ID=a&ID=b`).
-pub fn all<'a>(values: &'a [(String, String)], name: &str) -> Vec<&'a str> {
-    values
-        .iter()
-        .filter(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-        .collect()
-}
-
-/// VOSI availability of the image services (they are up when TAP is).
-pub async fn availability(
-    axum::extract::State(state): axum::extract::State<crate::AppState>,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    (
-        [(header::CONTENT_TYPE, "text/xml")],
-        crate::vosi::availability(&state.tap.up_since),
-    )
-        .into_response()
-}
-
-/// VOSI capabilities of the image service mounted at `/<service>`, listing `(standardID, path)`.
-pub fn capabilities(
-    headers: &HeaderMap,
-    service: &str,
-    endpoints: &[(&str, &str)],
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let base = format!("{}/{service}", root_url(headers));
-    (
-        [(header::CONTENT_TYPE, "text/xml")],
-        crate::vosi::simple_capabilities(&base, endpoints),
-    )
-        .into_response()
 }

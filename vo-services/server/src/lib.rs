@@ -1,37 +1,32 @@
-//! colo-vo-services: the IVOA services — TAP 1.1 with ADQL 2.1 over Parquet (DataFusion), SIA 2.0
-//! over ObsCore, DataLink 1.1 and SODA 1.0 cutouts — reading through the same connectors and
-//! block cache as the mounts (never through the VFS).
+//! colo-vo-services: the HTTP edge of colo's IVOA services — TAP 1.1 (with UWS 1.1 jobs and VOSI
+//! 1.1), SIA 2.0 over ObsCore, DataLink 1.1 and SODA 1.0 cutouts — reading through the same
+//! connectors and block cache as the mounts (never through the VFS).
 //!
-//! The app is `router(state) -> axum::Router`; protocol logic lives in plain modules (ADQL
-//! translation in [`adql`], query execution in [`engine`], serialisations in [`output`], jobs in
-//! [`uws`]) and the handlers in [`tap`] only convert.
+//! The app is [`router`]`(state) -> axum::Router`. Handlers only convert: parameters are read one
+//! way ([`params`]), the protocol logic lives below this crate (`colo-tap`: ADQL, the engine,
+//! writers, uploads, ingest; `colo-astro`: FITS, WCS, geometry, cutouts, previews), and every
+//! failure is answered by one fault map ([`fault`]) from one error type ([`error`]).
+//!
+//! Modules: [`tap`], [`sia`], [`datalink`], [`soda`] (the protocols); [`uws`] (async jobs for TAP
+//! and SODA); [`vosi`] (capabilities, availability, tables); [`obscore`] (image records from FITS
+//! headers, published as `ivoa.obscore`); [`images`] (published images opened for DataLink, SODA
+//! and previews); [`volumes`] (files on volumes as byte sources); [`http`] (URLs and small answers).
 
-pub mod adql;
-pub mod catalog;
-pub mod cutout;
-pub mod dali;
 pub mod datalink;
-pub mod engine;
 pub mod error;
-pub mod fits;
-pub mod fits_table;
+pub mod fault;
+pub mod http;
 pub mod images;
-pub mod ingest;
 pub mod obscore;
-pub mod output;
-pub mod preview;
-pub mod request;
+pub mod params;
 pub mod sia;
-pub mod sky;
 pub mod soda;
-pub mod tap_schema;
-pub mod wcs;
+pub mod tap;
+pub mod uws;
+pub mod volumes;
+pub mod vosi;
 
 pub use error::VoError;
-pub mod tap;
-pub mod upload;
-pub mod uws;
-pub mod vosi;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -62,25 +57,23 @@ impl AppState {
     /// Opens the published tables and images and the job store; `volumes` are where images live.
     pub async fn open(
         config: &ServiceConfig,
-        volumes: fits::source::Volumes,
+        volumes: volumes::Volumes,
     ) -> Result<AppState, VoError> {
         let images = images::ImageState::open(&config.tables_dir, volumes)?;
-        let engine = Arc::new(engine::open(&config.tables_dir).await?);
+        let engine = Arc::new(colo_tap::engine::open(&config.tables_dir).await?);
         let limits = uws::JobLimits {
             retention: std::time::Duration::from_secs(config.limits.retention_secs),
             execution_duration: std::time::Duration::from_secs(
                 config.limits.execution_duration_secs,
             ),
         };
-        let jobs = uws::JobStore::open(&config.jobs_dir, limits.clone())?;
-        let cutout_jobs = uws::JobStore::open(&config.jobs_dir.join("soda"), limits)?;
-        let http = reqwest::Client::builder()
+        let jobs = uws::JobStore::open(&config.jobs_dir, limits.clone(), fault::Protocol::Tap)?;
+        let cutout_jobs =
+            uws::JobStore::open(&config.jobs_dir.join("soda"), limits, fault::Protocol::Soda)?;
+        let http = colo_connectors::http_client_builder()
             .timeout(std::time::Duration::from_secs(60))
             .build()
-            .map_err(|e| VoError::BadParameter {
-                name: "http client".into(),
-                message: e.to_string(),
-            })?;
+            .map_err(VoError::HttpClient)?;
         Ok(AppState {
             tap: tap::TapState {
                 engine,

@@ -17,9 +17,9 @@ pub mod walk;
 
 use serde::{Deserialize, Serialize};
 
-use crate::fits::{Hdu, Header, Layout};
-use crate::sky;
-use crate::wcs::Wcs;
+use colo_astro::fits::{Hdu, Header, Layout, inherited};
+use colo_astro::sky;
+use colo_astro::wcs::Wcs;
 
 /// What the operator says about a collection (command-line flags or the collection's TOML).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -252,33 +252,6 @@ pub fn describe(
         instrument_name: text("INSTRUME").or_else(|| defaults.instrument_name.clone()),
     };
     Ok(Described { record, warnings })
-}
-
-/// The image HDU's header with the primary header's keywords it lacks (INHERIT, FITS 4.0 App. K),
-/// structural keywords excepted.
-pub fn inherited(primary: &Hdu, hdu: &Hdu) -> Header {
-    let mut header = hdu.image_header();
-    if hdu.index == 0 {
-        return header;
-    }
-    for card in &primary.header.cards {
-        let structural = matches!(
-            card.key.as_str(),
-            "SIMPLE"
-                | "BITPIX"
-                | "EXTEND"
-                | "NAXIS"
-                | "PCOUNT"
-                | "GCOUNT"
-                | "COMMENT"
-                | "HISTORY"
-                | ""
-        ) || card.key.starts_with("NAXIS");
-        if !structural && card.value.is_some() && !header.contains(&card.key) {
-            header.cards.push(card.clone());
-        }
-    }
-    header
 }
 
 /// `obs_id`: the path without its FITS extensions.

@@ -17,18 +17,22 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::StreamExt;
 
+use colo_astro::dali::{self, Shape};
+use colo_tap::output::votable::{VotableWriter, xml_escape};
+use colo_tap::TapError;
+use colo_tap::output::{Ending, ResultWriter};
+
 use crate::AppState;
-use crate::dali::{self, Shape};
-use crate::error::{VoError, votable_error_document, xml_escape};
-use crate::images::{all, root_url};
-use crate::output::{Ending, ResultWriter, votable::VotableWriter};
-use crate::request::read_params;
+use crate::error::VoError;
+use crate::fault::{self, Protocol};
+use crate::http::root_url;
+use crate::params::Params;
 
 pub fn routes() -> axum::Router<AppState> {
     axum::Router::new()
         .route("/query", get(query).post(query))
         .route("/capabilities", get(capabilities))
-        .route("/availability", get(crate::images::availability))
+        .route("/availability", get(crate::vosi::availability_handler))
 }
 
 /// (parameter, ObsCore column) for numeric interval parameters.
@@ -52,13 +56,6 @@ const STRINGS: [(&str, &str); 6] = [
 
 fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
-}
-
-fn usage(e: dali::BadValue) -> VoError {
-    VoError::BadParameter {
-        name: e.param,
-        message: e.message,
-    }
 }
 
 /// `lo <= column <= hi` with infinite ends left out; `None` for (-Inf, +Inf).
@@ -113,57 +110,56 @@ fn shape_adql(shape: &Shape) -> String {
     format!("(1 = INTERSECTS({geometry}, s_region) OR s_region IS NULL)")
 }
 
-/// The ADQL query for SIA parameters (upper-case names).
-pub fn to_adql(values: &[(String, String)]) -> Result<String, VoError> {
+/// The ADQL query for SIA parameters.
+pub fn to_adql(params: &Params) -> Result<String, VoError> {
     let mut conditions = vec!["dataproduct_type IN ('image', 'cube')".to_string()];
     let mut add = |alternatives: Vec<String>| {
         if !alternatives.is_empty() {
             conditions.push(format!("({})", alternatives.join(" OR ")));
         }
     };
-    let pos: Result<Vec<String>, VoError> = all(values, "POS")
+    let pos: Result<Vec<String>, VoError> = params.all("POS")
         .into_iter()
-        .map(|v| dali::pos("POS", v).map(|s| shape_adql(&s)).map_err(usage))
+        .map(|v| Ok(shape_adql(&dali::pos("POS", v)?)))
         .collect();
     add(pos?);
     for (param, lo_col, hi_col) in [("BAND", "em_min", "em_max"), ("TIME", "t_min", "t_max")] {
-        let parts: Result<Vec<String>, VoError> = all(values, param)
+        let parts: Result<Vec<String>, VoError> = params.all(param)
             .into_iter()
             .map(|v| {
-                dali::interval(param, v)
-                    .map(|(lo, hi)| overlap(lo_col, hi_col, lo, hi))
-                    .map_err(usage)
+                let (lo, hi) = dali::interval(param, v)?;
+                Ok(overlap(lo_col, hi_col, lo, hi))
             })
             .collect();
         add(parts?);
     }
-    add(all(values, "POL")
+    add(params.all("POL")
         .into_iter()
         .flat_map(|v| v.split_whitespace())
         .map(|p| {
             let p = p.to_ascii_uppercase();
-            let known = crate::wcs::stokes_code(&p).is_some();
+            let known = colo_astro::wcs::stokes_code(&p).is_some();
             if known {
                 Ok(format!("pol_states LIKE {}", quote(&format!("%/{p}/%"))))
             } else {
-                Err(VoError::BadParameter {
-                    name: "POL".into(),
-                    message: format!(
-                        "{p:?} is not a polarization state (I Q U V RR LL RL LR XX YY XY YX)"
-                    ),
-                })
+                Err(VoError::bad_parameter(
+                    "POL",
+                    format!("{p:?} is not a polarization state (I Q U V RR LL RL LR XX YY XY YX)"),
+                ))
             }
         })
         .collect::<Result<Vec<_>, _>>()?);
     for (param, column) in NUMERIC {
-        let parts: Result<Vec<String>, VoError> = all(values, param)
+        let parts: Result<Vec<String>, VoError> = params.all(param)
             .into_iter()
-            .map(|v| dali::interval(param, v).map_err(usage))
-            .map(|r| r.map(|(lo, hi)| between(column, lo, hi).unwrap_or_default()))
+            .map(|v| {
+                let (lo, hi) = dali::interval(param, v)?;
+                Ok(between(column, lo, hi).unwrap_or_default())
+            })
             .collect();
         add(parts?);
     }
-    let ids: Vec<String> = all(values, "ID")
+    let ids: Vec<String> = params.all("ID")
         .into_iter()
         .map(|v| {
             format!(
@@ -174,20 +170,19 @@ pub fn to_adql(values: &[(String, String)]) -> Result<String, VoError> {
         .collect();
     add(ids);
     for (param, column) in STRINGS {
-        let list: Vec<String> = all(values, param).into_iter().map(quote).collect();
+        let list: Vec<String> = params.all(param).into_iter().map(quote).collect();
         if !list.is_empty() {
             conditions.push(format!("{column} IN ({})", list.join(", ")));
         }
     }
-    let calib: Result<Vec<String>, VoError> = all(values, "CALIB")
+    let calib: Result<Vec<String>, VoError> = params.all("CALIB")
         .into_iter()
         .map(|v| {
             v.trim()
                 .parse::<i32>()
                 .map(|c| c.to_string())
-                .map_err(|_| VoError::BadParameter {
-                    name: "CALIB".into(),
-                    message: format!("{v:?} is not an integer calibration level"),
+                .map_err(|_| {
+                    VoError::bad_parameter("CALIB", format!("{v:?} is not an integer calibration level"))
                 })
         })
         .collect();
@@ -202,43 +197,27 @@ pub fn to_adql(values: &[(String, String)]) -> Result<String, VoError> {
 }
 
 fn fault(e: &VoError) -> Response {
-    let prefix = match e {
-        VoError::BadParameter { .. } | VoError::Adql(_) => "UsageFault",
-        _ => "FatalFault",
-    };
-    (
-        e.status(),
-        [(header::CONTENT_TYPE, "application/x-votable+xml")],
-        votable_error_document(&format!("{prefix}: {}", e.client_message())),
-    )
-        .into_response()
+    fault::response(Protocol::Sia, e)
 }
 
 async fn query(State(state): State<AppState>, headers: HeaderMap, request: Request) -> Response {
-    let params = match read_params(request, &state.tap.limits).await {
+    let params = match Params::read(request, &state.tap.limits).await {
         Ok(p) => p,
         Err(e) => return fault(&e),
     };
     if let Some(format) = params.get("RESPONSEFORMAT") {
         let f = format.to_ascii_lowercase();
         if !(f.is_empty() || f.contains("votable")) {
-            return fault(&VoError::BadParameter {
-                name: "RESPONSEFORMAT".into(),
-                message: format!("{format:?} is not supported (only VOTable)"),
-            });
+            return fault(&VoError::bad_parameter(
+                "RESPONSEFORMAT",
+                format!("{format:?} is not supported (only VOTable)"),
+            ));
         }
     }
-    let maxrec = match params.get("MAXREC") {
-        None => state.tap.limits.default_maxrec,
-        Some(v) => match v.trim().parse::<u64>() {
-            Ok(m) => m.min(state.tap.limits.hard_maxrec),
-            Err(_) => {
-                return fault(&VoError::BadParameter {
-                    name: "MAXREC".into(),
-                    message: format!("{v:?} is not a non-negative integer"),
-                });
-            }
-        },
+    let limits = &state.tap.limits;
+    let maxrec = match params.parse::<u64>("MAXREC", "a non-negative integer") {
+        Ok(m) => m.map_or(limits.default_maxrec, |m| m.min(limits.hard_maxrec)),
+        Err(e) => return fault(&e),
     };
     let has_obscore = state
         .tap
@@ -247,12 +226,12 @@ async fn query(State(state): State<AppState>, headers: HeaderMap, request: Reque
         .iter()
         .any(|t| t.qualified_name() == "ivoa.obscore");
     if !has_obscore {
-        return fault(&VoError::BadParameter {
-            name: "service".into(),
-            message: "no images are published yet (colo ingest images VOLUME[/PREFIX])".into(),
-        });
+        return fault(&VoError::bad_parameter(
+            "service",
+            "no images are published yet (colo ingest images VOLUME[/PREFIX])",
+        ));
     }
-    let adql = match to_adql(&params.values) {
+    let adql = match to_adql(&params) {
         Ok(q) => q,
         Err(e) => return fault(&e),
     };
@@ -271,12 +250,13 @@ async fn run(state: &AppState, adql: &str, maxrec: u64, root: &str) -> Result<St
     let mut written = 0u64;
     let mut ending = Ending::Complete;
     while let Some(batch) = stream.next().await {
-        let batch = batch.map_err(|e| VoError::Execution {
-            message: e.to_string(),
-        })?;
-        let mut batch = batch.project(&keep).map_err(|e| VoError::Execution {
-            message: e.to_string(),
-        })?;
+        let execution = |e: &dyn std::fmt::Display| {
+            VoError::from(TapError::Execution {
+                message: e.to_string(),
+            })
+        };
+        let batch = batch.map_err(|e| execution(&e))?;
+        let mut batch = batch.project(&keep).map_err(|e| execution(&e))?;
         if written + batch.num_rows() as u64 > maxrec {
             batch = batch.slice(0, (maxrec - written) as usize);
             ending = Ending::Overflow;
@@ -390,7 +370,7 @@ fn datalink_descriptor(root: &str) -> String {
 }
 
 async fn capabilities(headers: HeaderMap) -> Response {
-    crate::images::capabilities(
+    crate::vosi::image_capabilities(
         &headers,
         "sia",
         &[("ivo://ivoa.net/std/SIA#query-2.0", "query")],
@@ -401,7 +381,9 @@ async fn capabilities(headers: HeaderMap) -> Response {
 mod tests {
     use super::*;
 
-    use crate::request::owned_pairs as values;
+    fn values(pairs: &[(&str, &str)]) -> Params {
+        Params::from_pairs(pairs.iter().copied())
+    }
 
     #[test]
     fn or_within_and_across_parameters() {

@@ -17,15 +17,17 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use colo_astro::cutout::{CutoutSpec, cut};
+use colo_astro::dali::{self, Shape};
+
 use crate::AppState;
-use crate::cutout::{CutoutSpec, cut};
-use crate::dali::{self, Shape};
 use crate::error::VoError;
-use crate::images::{ImageState, all};
+use crate::fault::{self, Protocol};
+use crate::images::ImageState;
 use crate::obscore::ImageRecord;
-use crate::request::read_params;
+use crate::params::Params;
 use crate::uws::http::{JobRunner, UwsService};
-use crate::uws::{Job, JobStore, ResultStream};
+use crate::uws::{Job, JobStore, ResultSink, ResultStream};
 
 /// Most cutouts one async job may make (IDs × regions × bands).
 pub const MAX_CUTOUTS_PER_JOB: usize = 1000;
@@ -41,52 +43,15 @@ pub fn routes(state: AppState) -> axum::Router {
     axum::Router::new()
         .route("/sync", get(sync).post(sync))
         .route("/capabilities", get(capabilities))
-        .route("/availability", get(crate::images::availability))
+        .route("/availability", get(crate::vosi::availability_handler))
         .with_state(state)
         .nest("/async", crate::uws::http::routes().with_state(jobs))
 }
 
-/// A SODA error: the error's own status and `text/plain` with the standard prefix.
-fn error_response(e: &VoError) -> Response {
-    let fault = as_fault(e);
-    (
-        e.status(),
-        [(header::CONTENT_TYPE, "text/plain")],
-        format!("{}\n", fault.client_message()),
-    )
-        .into_response()
-}
-
-/// Any error as a SODA fault (its prefix chosen by kind).
-fn as_fault(e: &VoError) -> VoError {
-    let fault = match e {
-        VoError::Fault { fault, message } => {
-            return VoError::Fault {
-                fault,
-                message: message.clone(),
-            };
-        }
-        VoError::BadParameter { .. } | VoError::NotFound { .. } => "UsageError",
-        VoError::Origin { .. } => "ServiceUnavailable",
-        _ => "Error",
-    };
-    VoError::Fault {
-        fault,
-        message: e.client_message(),
-    }
-}
-
-fn usage(message: impl Into<String>) -> VoError {
-    VoError::Fault {
-        fault: "UsageError",
-        message: message.into(),
-    }
-}
-
-fn multi_valued(message: &str) -> VoError {
-    VoError::Fault {
-        fault: "MultiValuedParamNotSupported",
-        message: message.into(),
+fn multi_valued(name: &str, message: &str) -> VoError {
+    VoError::MultiValued {
+        name: name.to_string(),
+        message: message.to_string(),
     }
 }
 
@@ -104,41 +69,43 @@ pub struct Constraints {
 
 impl Constraints {
     /// Reads CIRCLE, POLYGON, POS, BAND, TIME and POL; RESPONSEFORMAT must be FITS.
-    pub fn parse(values: &[(String, String)]) -> Result<Constraints, VoError> {
-        let bad = |e: dali::BadValue| usage(e.to_string());
+    pub fn parse(params: &Params) -> Result<Constraints, VoError> {
         let mut out = Constraints::default();
-        for v in all(values, "CIRCLE") {
-            out.regions.push(dali::circle("CIRCLE", v).map_err(bad)?);
+        for v in params.all("CIRCLE") {
+            out.regions.push(dali::circle("CIRCLE", v)?);
         }
-        for v in all(values, "POLYGON") {
-            out.regions.push(dali::polygon("POLYGON", v).map_err(bad)?);
+        for v in params.all("POLYGON") {
+            out.regions.push(dali::polygon("POLYGON", v)?);
         }
-        for v in all(values, "POS") {
-            out.regions.push(dali::pos("POS", v).map_err(bad)?);
+        for v in params.all("POS") {
+            out.regions.push(dali::pos("POS", v)?);
         }
-        for v in all(values, "BAND") {
-            let (lo, hi) = dali::interval("BAND", v).map_err(bad)?;
+        for v in params.all("BAND") {
+            let (lo, hi) = dali::interval("BAND", v)?;
             if hi <= 0.0 {
-                return Err(usage(format!(
-                    "BAND: {v:?}: wavelengths are positive metres"
-                )));
+                return Err(VoError::bad_parameter(
+                    "BAND",
+                    format!("{v:?}: wavelengths are positive metres"),
+                ));
             }
             out.bands_m.push((lo, hi));
         }
-        for v in all(values, "TIME") {
-            out.times_mjd.push(dali::interval("TIME", v).map_err(bad)?);
+        for v in params.all("TIME") {
+            out.times_mjd.push(dali::interval("TIME", v)?);
         }
-        out.pol = all(values, "POL")
+        out.pol = params
+            .all("POL")
             .into_iter()
             .flat_map(|v| v.split_whitespace())
             .map(|s| s.to_ascii_uppercase())
             .collect();
-        for format in all(values, "RESPONSEFORMAT") {
+        for format in params.all("RESPONSEFORMAT") {
             let f = format.to_ascii_lowercase();
             if !(f.is_empty() || f.contains("fits")) {
-                return Err(usage(format!(
-                    "RESPONSEFORMAT {format:?}: cutouts are FITS (application/fits)"
-                )));
+                return Err(VoError::bad_parameter(
+                    "RESPONSEFORMAT",
+                    format!("{format:?}: cutouts are FITS (application/fits)"),
+                ));
             }
         }
         Ok(out)
@@ -148,14 +115,21 @@ impl Constraints {
     pub fn single(&self) -> Result<(), VoError> {
         if self.regions.len() > 1 {
             return Err(multi_valued(
+                "POS",
                 "give one region (CIRCLE, POLYGON or POS) per sync request, or use async",
             ));
         }
         if self.bands_m.len() > 1 {
-            return Err(multi_valued("give one BAND per sync request, or use async"));
+            return Err(multi_valued(
+                "BAND",
+                "give one BAND per sync request, or use async",
+            ));
         }
         if self.times_mjd.len() > 1 {
-            return Err(multi_valued("give one TIME per sync request, or use async"));
+            return Err(multi_valued(
+                "TIME",
+                "give one TIME per sync request, or use async",
+            ));
         }
         Ok(())
     }
@@ -201,39 +175,11 @@ async fn cut_dataset(
     spec: &CutoutSpec,
 ) -> Result<Option<Vec<u8>>, VoError> {
     let image = images.open_hdu(record, record.hdu).await?;
-    cut(
-        image.source.as_ref(),
-        &image.header,
-        image.data_offset,
-        spec,
-    )
-    .await
+    Ok(cut(image.source.as_ref(), &image.header, image.data_offset, spec).await?)
 }
 
 async fn sync(State(state): State<AppState>, request: Request) -> Response {
-    let outcome = async {
-        let params = read_params(request, &state.tap.limits)
-            .await
-            .map_err(|e| usage(e.to_string()))?;
-        let ids = all(&params.values, "ID");
-        let id = match ids.as_slice() {
-            [] => return Err(usage("ID is required")),
-            [one] => *one,
-            _ => return Err(multi_valued("give one ID per sync request, or use async")),
-        };
-        let constraints = Constraints::parse(&params.values)?;
-        constraints.single()?;
-        let record = state.images.find(id)?;
-        if !constraints.time_overlaps(record) {
-            return Ok(None);
-        }
-        let spec = constraints.specs().remove(0);
-        Ok(cut_dataset(&state.images, record, &spec)
-            .await?
-            .map(|fits| (record, fits)))
-    }
-    .await;
-    match outcome {
+    match sync_cutout(&state, request).await {
         Ok(Some((record, fits))) => {
             let stem = record.obs_id.rsplit('/').next().unwrap_or("cutout");
             (
@@ -249,8 +195,31 @@ async fn sync(State(state): State<AppState>, request: Request) -> Response {
                 .into_response()
         }
         Ok(None) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => error_response(&e),
+        Err(e) => fault::response(Protocol::Soda, &e),
     }
+}
+
+/// A sync cutout: one ID, one region, band and time; `None` when it misses the data.
+async fn sync_cutout(
+    state: &AppState,
+    request: Request,
+) -> Result<Option<(&ImageRecord, Vec<u8>)>, VoError> {
+    let params = Params::read(request, &state.tap.limits).await?;
+    let id = match params.all("ID").as_slice() {
+        [] => return Err(VoError::bad_parameter("ID", "missing: name the dataset to cut out")),
+        [one] => *one,
+        _ => return Err(multi_valued("ID", "give one ID per sync request, or use async")),
+    };
+    let constraints = Constraints::parse(&params)?;
+    constraints.single()?;
+    let record = state.images.find(id)?;
+    if !constraints.time_overlaps(record) {
+        return Ok(None);
+    }
+    let spec = constraints.specs().remove(0);
+    Ok(cut_dataset(&state.images, record, &spec)
+        .await?
+        .map(|fits| (record, fits)))
 }
 
 /// SODA's async jobs: every ID × region × band, one result per cutout that has data.
@@ -262,33 +231,18 @@ impl JobRunner for CutoutJobs {
     fn start(&self, jobs: &Arc<JobStore>, id: &str, _tapplus: bool) -> Result<Job, VoError> {
         let images = self.images.clone();
         jobs.start(id, move |job, sink| {
-            Box::pin(async move {
-                run_cutout_job(&images, &job, &sink)
-                    .await
-                    .map_err(|e| as_fault(&e))
-            })
+            Box::pin(async move { run_cutout_job(&images, &job, &sink).await })
         })
-    }
-
-    fn error_response(&self, message: &str) -> Response {
-        (
-            [(header::CONTENT_TYPE, "text/plain")],
-            format!("{message}\n"),
-        )
-            .into_response()
     }
 }
 
-async fn run_cutout_job(
-    images: &ImageState,
-    job: &Job,
-    sink: &crate::uws::ResultSink,
-) -> Result<(), VoError> {
-    let ids = all(&job.parameters, "ID");
+async fn run_cutout_job(images: &ImageState, job: &Job, sink: &ResultSink) -> Result<(), VoError> {
+    let params = job.params();
+    let ids = params.all("ID");
     if ids.is_empty() {
-        return Err(usage("ID is required"));
+        return Err(VoError::bad_parameter("ID", "missing: name the datasets to cut out"));
     }
-    let constraints = Constraints::parse(&job.parameters)?;
+    let constraints = Constraints::parse(&params)?;
     let records = ids
         .iter()
         .flat_map(|v| v.split(','))
@@ -298,9 +252,10 @@ async fn run_cutout_job(
     let specs = constraints.specs();
     let count = records.len() * specs.len();
     if count > MAX_CUTOUTS_PER_JOB {
-        return Err(usage(format!(
-            "{count} cutouts requested (IDs × regions × bands); one job makes at most {MAX_CUTOUTS_PER_JOB}"
-        )));
+        return Err(VoError::bad_parameter(
+            "ID",
+            format!("{count} cutouts requested (IDs × regions × bands); one job makes at most {MAX_CUTOUTS_PER_JOB}"),
+        ));
     }
     let mut made = 0usize;
     for record in records {
@@ -328,7 +283,7 @@ async fn run_cutout_job(
 }
 
 async fn capabilities(headers: HeaderMap) -> Response {
-    crate::images::capabilities(
+    crate::vosi::image_capabilities(
         &headers,
         "soda",
         &[
@@ -342,7 +297,9 @@ async fn capabilities(headers: HeaderMap) -> Response {
 mod tests {
     use super::*;
 
-    use crate::request::owned_pairs as values;
+    fn values(pairs: &[(&str, &str)]) -> Params {
+        Params::from_pairs(pairs.iter().copied())
+    }
 
     #[test]
     fn spec_from_parameters_and_the_errors_soda_names() {
@@ -366,9 +323,10 @@ mod tests {
             ("BAND", "0.5 0.6"),
         ]))
         .expect("valid");
-        let fault = |e: VoError| match e {
-            VoError::Fault { fault, .. } => fault,
-            other => panic!("not a fault: {other}"),
+        // The fault word SODA spells each error with.
+        let fault = |e: VoError| {
+            let message = fault::message(Protocol::Soda, &e);
+            message.split(':').next().unwrap_or_default().to_string()
         };
         assert_eq!(
             fault(two.single().expect_err("two regions")),

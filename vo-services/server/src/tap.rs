@@ -18,14 +18,16 @@ use axum::extract::{OriginalUri, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use futures::StreamExt;
 
-use crate::engine::{Engine, QueryResult, UploadedTable};
-use crate::error::{VoError, votable_error_document};
-use crate::output::{Format, stream_result};
-use crate::request::{base_url, is_tapplus, parse_pairs, read_params, text, xml};
-use crate::upload::parse_votable;
+use colo_tap::engine::{Engine, QueryResult};
+use colo_tap::output::{Format, GzipWriter, ResultWriter, stream_result};
+
+use crate::error::VoError;
+use crate::http::{base_url, is_tapplus, text, xml};
+use crate::params::Params;
 use crate::uws::http::{JobRunner, UwsService, load_job_files};
-use crate::uws::{Job, JobStore, iso8601, now_secs, parse_iso8601};
+use crate::uws::{Job, JobStore, ResultStream, iso8601, now_secs, parse_iso8601};
 use crate::vosi::{self, ServiceLimits};
 
 /// Shared state of the TAP service.
@@ -73,7 +75,7 @@ struct QueryJobs {
 impl JobRunner for QueryJobs {
     fn start(&self, jobs: &Arc<JobStore>, id: &str, tapplus: bool) -> Result<Job, VoError> {
         let job = jobs.get(id)?;
-        let spec = QuerySpec::from_values(&job.parameters, &self.state.limits, tapplus);
+        let spec = QuerySpec::from_params(&job.params(), &self.state.limits, tapplus);
         let state = self.state.clone();
         let store = jobs.clone();
         jobs.start(id, move |job, sink| {
@@ -83,7 +85,9 @@ impl JobRunner for QueryJobs {
                 let result = run(&state, &spec, &files).await?;
                 let writer = writer_for(&spec, &result);
                 let content_type = spec.format.content_type(spec.requested_type.as_deref());
-                let stream = Box::pin(stream_result(result, writer)) as crate::uws::ResultStream;
+                let stream: ResultStream = Box::pin(
+                    stream_result(result, writer).map(|chunk| chunk.map_err(VoError::from)),
+                );
                 sink.write(
                     "result",
                     spec.format.extension(),
@@ -94,14 +98,6 @@ impl JobRunner for QueryJobs {
                 .await
             })
         })
-    }
-
-    fn error_response(&self, message: &str) -> Response {
-        (
-            [(header::CONTENT_TYPE, "application/x-votable+xml")],
-            votable_error_document(message),
-        )
-            .into_response()
     }
 }
 
@@ -118,78 +114,52 @@ struct QuerySpec {
 }
 
 impl QuerySpec {
-    fn from_values(
-        values: &[(String, String)],
+    fn from_params(
+        params: &Params,
         limits: &ServiceLimits,
         tapplus: bool,
     ) -> Result<QuerySpec, VoError> {
-        let get = |name: &str| {
-            values
-                .iter()
-                .rev()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-        };
-        for single in [
-            "LANG",
-            "QUERY",
-            "RESPONSEFORMAT",
-            "FORMAT",
-            "MAXREC",
-            "RUNID",
-        ] {
-            if values.iter().filter(|(k, _)| k == single).count() > 1 {
-                return Err(VoError::BadParameter {
-                    name: single.into(),
-                    message: "given more than once".into(),
-                });
-            }
+        for single in ["LANG", "QUERY", "RESPONSEFORMAT", "FORMAT", "MAXREC", "RUNID"] {
+            params.single(single)?;
         }
-        match get("LANG") {
+        match params.get("LANG") {
             None => {}
             Some(lang)
                 if ["ADQL", "ADQL-2.0", "ADQL-2.1"]
                     .iter()
                     .any(|l| l.eq_ignore_ascii_case(lang.trim())) => {}
             Some(other) => {
-                return Err(VoError::BadParameter {
-                    name: "LANG".into(),
-                    message: format!("unknown query language {other:?}; use ADQL"),
-                });
+                return Err(VoError::bad_parameter(
+                    "LANG",
+                    format!("unknown query language {other:?}; use ADQL"),
+                ));
             }
         }
-        let adql = get("QUERY")
+        let adql = params
+            .get("QUERY")
             .filter(|q| !q.trim().is_empty())
-            .ok_or_else(|| VoError::BadParameter {
-                name: "QUERY".into(),
-                message: "missing: send the ADQL query in QUERY".into(),
+            .ok_or_else(|| {
+                VoError::bad_parameter("QUERY", "missing: send the ADQL query in QUERY")
             })?
             .to_string();
-        let requested = get("RESPONSEFORMAT").or_else(|| get("FORMAT"));
+        let requested = params.get("RESPONSEFORMAT").or_else(|| params.get("FORMAT"));
         let format = match requested {
             None => Format::VotableBinary2,
-            Some(value) => Format::parse(value).ok_or_else(|| VoError::BadParameter {
-                name: "RESPONSEFORMAT".into(),
-                message: format!("unsupported format {value:?}; use votable, votable/td, csv, tsv, ecsv, json, fits or parquet"),
+            Some(value) => Format::parse(value).ok_or_else(|| {
+                VoError::bad_parameter(
+                    "RESPONSEFORMAT",
+                    format!("unsupported format {value:?}; use votable, votable/td, csv, tsv, ecsv, json, fits or parquet"),
+                )
             })?,
         };
-        let maxrec = match get("MAXREC") {
-            None => limits.default_maxrec,
-            Some(value) => value
-                .trim()
-                .parse::<u64>()
-                .map_err(|_| VoError::BadParameter {
-                    name: "MAXREC".into(),
-                    message: format!("{value:?} is not a non-negative integer"),
-                })?
-                .min(limits.hard_maxrec),
-        };
+        let maxrec = params
+            .parse::<u64>("MAXREC", "a non-negative integer")?
+            .map_or(limits.default_maxrec, |m| m.min(limits.hard_maxrec));
         let mut uploads = Vec::new();
-        for value in values.iter().filter(|(k, _)| k == "UPLOAD").map(|(_, v)| v) {
+        for value in params.all("UPLOAD") {
             for pair in value.split(';').filter(|p| !p.trim().is_empty()) {
-                let (name, uri) = pair.split_once(',').ok_or_else(|| VoError::BadParameter {
-                    name: "UPLOAD".into(),
-                    message: format!("{pair:?} is not name,uri"),
+                let (name, uri) = pair.split_once(',').ok_or_else(|| {
+                    VoError::bad_parameter("UPLOAD", format!("{pair:?} is not name,uri"))
                 })?;
                 uploads.push((name.trim().to_string(), uri.trim().to_string()));
             }
@@ -207,74 +177,28 @@ impl QuerySpec {
     }
 }
 
-/// Loads the uploads of a query: inline parts come from `files`, http(s) URIs are fetched.
-async fn load_uploads(
-    state: &TapState,
-    spec: &QuerySpec,
-    files: &HashMap<String, Bytes>,
-) -> Result<Vec<UploadedTable>, VoError> {
-    let mut tables = Vec::new();
-    let limit = state.limits.upload_limit_bytes;
-    for (name, uri) in &spec.uploads {
-        let bytes = if let Some(part) = uri.strip_prefix("param:") {
-            files.get(part).cloned().ok_or_else(|| VoError::Upload {
-                name: name.clone(),
-                message: format!("no multipart part named {part:?}"),
-            })?
-        } else if uri.starts_with("http://") || uri.starts_with("https://") {
-            let response = state
-                .http
-                .get(uri)
-                .send()
-                .await
-                .and_then(reqwest::Response::error_for_status)
-                .map_err(|e| VoError::Upload {
-                    name: name.clone(),
-                    message: format!("could not fetch {uri}: {e}"),
-                })?;
-            if response.content_length().is_some_and(|n| n > limit) {
-                return Err(VoError::Upload {
-                    name: name.clone(),
-                    message: format!("larger than the upload limit of {limit} bytes"),
-                });
-            }
-            response.bytes().await.map_err(|e| VoError::Upload {
-                name: name.clone(),
-                message: format!("could not fetch {uri}: {e}"),
-            })?
-        } else {
-            return Err(VoError::Upload {
-                name: name.clone(),
-                message: format!("unsupported URI {uri:?}: use param:<part> or http(s)://"),
-            });
-        };
-        if bytes.len() as u64 > limit {
-            return Err(VoError::Upload {
-                name: name.clone(),
-                message: format!("larger than the upload limit of {limit} bytes"),
-            });
-        }
-        tables.push(parse_votable(name, &bytes)?);
-    }
-    Ok(tables)
-}
-
 async fn run(
     state: &TapState,
     spec: &QuerySpec,
     files: &HashMap<String, Bytes>,
 ) -> Result<QueryResult, VoError> {
-    let uploads = load_uploads(state, spec, files).await?;
-    state
+    let uploads = colo_tap::upload::load(
+        &state.http,
+        &spec.uploads,
+        files,
+        state.limits.upload_limit_bytes,
+    )
+    .await?;
+    Ok(state
         .engine
         .execute(&spec.adql, Some(spec.maxrec), &uploads)
-        .await
+        .await?)
 }
 
-fn writer_for(spec: &QuerySpec, result: &QueryResult) -> Box<dyn crate::output::ResultWriter> {
+fn writer_for(spec: &QuerySpec, result: &QueryResult) -> Box<dyn ResultWriter> {
     let writer = spec.format.writer(&result.columns);
     if spec.gzip {
-        Box::new(crate::output::GzipWriter::new(writer))
+        Box::new(GzipWriter::new(writer))
     } else {
         writer
     }
@@ -300,15 +224,11 @@ async fn sync_query(
     State(state): State<TapState>,
     headers: HeaderMap,
     request: Request,
-) -> Response {
-    let outcome = async {
-        let params = read_params(request, &state.limits).await?;
-        let spec = QuerySpec::from_values(&params.values, &state.limits, is_tapplus(&headers))?;
-        let result = run(&state, &spec, &params.files).await?;
-        Ok::<_, VoError>(streamed(result, &spec))
-    }
-    .await;
-    outcome.unwrap_or_else(IntoResponse::into_response)
+) -> Result<Response, VoError> {
+    let params = Params::read(request, &state.limits).await?;
+    let spec = QuerySpec::from_params(&params, &state.limits, is_tapplus(&headers))?;
+    let result = run(&state, &spec, params.files()).await?;
+    Ok(streamed(result, &spec))
 }
 
 async fn landing(headers: HeaderMap, uri: OriginalUri) -> Response {
@@ -359,23 +279,15 @@ async fn tables(
     State(state): State<TapState>,
     headers: HeaderMap,
     uri: OriginalUri,
-    request: Request,
 ) -> Response {
     let esa = wants_esa_attributes(&headers, &uri);
-    let mut values = Vec::new();
-    if let Some(query) = request.uri().query() {
-        parse_pairs(query.as_bytes(), &mut values);
-    }
-    let get = |name: &str| {
-        values
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.to_ascii_lowercase())
-    };
-    let detail_min =
-        get("DETAIL").as_deref() == Some("min") || get("ONLY_TABLES").as_deref() == Some("true");
-    let wanted: Option<Vec<String>> =
-        get("TABLES").map(|t| t.split(',').map(|s| s.trim().to_string()).collect());
+    let params = Params::from_query(&uri);
+    let detail_min = params.is("DETAIL", "min") || params.is("ONLY_TABLES", "true");
+    let wanted: Option<Vec<String>> = params.get("TABLES").map(|t| {
+        t.split(',')
+            .map(|s| s.trim().to_ascii_lowercase())
+            .collect()
+    });
     let tables: Vec<_> = state
         .engine
         .tables()

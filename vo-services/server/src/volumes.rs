@@ -1,4 +1,5 @@
-//! FITS files on volumes: a [`ByteSource`] over the shared read-through cache.
+//! Files on volumes for the services: a [`ByteSource`] (`colo-astro`'s) over the shared
+//! read-through cache.
 //!
 //! Every read carries the identity the file had when it was opened, so a file replaced at the
 //! origin fails as stale instead of mixing versions. Reads go through
@@ -10,12 +11,14 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use colo_cache::{ObjectVersion, ReadThrough};
-use colo_connectors::{EntryKind, ObjectPath};
+use colo_cache::{CacheError, ObjectVersion, ReadThrough};
+use colo_connectors::{ConnectorError, EntryKind, ObjectPath};
 use futures::{StreamExt, TryStreamExt};
 
-use super::ByteSource;
-use crate::error::VoError;
+use colo_astro::AstroError;
+use colo_astro::fits::ByteSource;
+
+use crate::error::{VoError, read_failure};
 
 /// Ranged reads in flight per `read_many`.
 pub const CONCURRENT_READS: usize = 64;
@@ -43,21 +46,25 @@ impl Volumes {
 
     /// Opens `path` on `volume`: one `stat`, which pins the version every later read must match.
     pub async fn open(&self, volume: &str, path: &str) -> Result<VolumeFile, VoError> {
-        let reader = self.get(volume).ok_or_else(|| VoError::Origin {
+        let reader = self.get(volume).ok_or_else(|| VoError::UnknownVolume {
             volume: volume.to_string(),
-            message: "no such volume in this configuration".into(),
         })?;
-        let object = ObjectPath::parse(path).map_err(|e| VoError::Origin {
-            volume: volume.to_string(),
-            message: format!("{path}: {e}"),
-        })?;
+        let object = ObjectPath::parse(path).map_err(|e| VoError::volume(volume, e))?;
         let meta = reader
             .connector()
             .stat(&object)
             .await
-            .map_err(|e| origin_error(volume, path, &e.to_string()))?;
+            .map_err(|e| VoError::volume(volume, e))?;
         if meta.kind != EntryKind::File {
-            return Err(origin_error(volume, path, "is a directory"));
+            return Err(VoError::volume(
+                volume,
+                ConnectorError::WrongKind {
+                    volume: volume.to_string(),
+                    path: path.to_string(),
+                    expected: "file",
+                    actual: "directory",
+                },
+            ));
         }
         Ok(VolumeFile {
             name: format!("{volume}/{path}"),
@@ -68,13 +75,6 @@ impl Volumes {
                 size: meta.size,
             },
         })
-    }
-}
-
-fn origin_error(volume: &str, path: &str, message: &str) -> VoError {
-    VoError::Origin {
-        volume: volume.to_string(),
-        message: format!("{path}: {message}"),
     }
 }
 
@@ -102,32 +102,24 @@ impl ByteSource for VolumeFile {
         self.object.size
     }
 
-    async fn read(&self, offset: u64, len: u64) -> Result<Bytes, VoError> {
+    async fn read(&self, offset: u64, len: u64) -> Result<Bytes, AstroError> {
         self.reader
             .read_exact(&self.object, offset, len)
             .await
-            .map_err(|e| VoError::Origin {
-                volume: self.reader.connector().volume().to_string(),
-                message: format!("{}: {e}", self.object.path.as_str()),
-            })
+            .map_err(|e| read_error(&self.name, e))
     }
 
-    async fn read_many(&self, ranges: &[(u64, u64)]) -> Result<Vec<Bytes>, VoError> {
-        let volume = self.reader.connector().volume().to_string();
+    async fn read_many(&self, ranges: &[(u64, u64)]) -> Result<Vec<Bytes>, AstroError> {
         let fetches: Vec<_> = ranges
             .iter()
             .map(|&(offset, len)| {
                 let reader = self.reader.clone();
                 let object = self.object.clone();
-                let volume = volume.clone();
                 async move {
                     reader
                         .read_exact(&object, offset, len)
                         .await
-                        .map_err(|e| VoError::Origin {
-                            volume,
-                            message: format!("{}: {e}", object.path.as_str()),
-                        })
+                        .map_err(|e| read_error(&self.name, e))
                 }
             })
             .collect();
@@ -135,5 +127,14 @@ impl ByteSource for VolumeFile {
             .buffered(CONCURRENT_READS)
             .try_collect()
             .await
+    }
+}
+
+/// A failed read as the numerics carry it: the kind (missing, changed, unreachable) and the cause.
+fn read_error(name: &str, error: CacheError) -> AstroError {
+    AstroError::Read {
+        name: name.to_string(),
+        kind: read_failure(&error),
+        source: Box::new(error),
     }
 }

@@ -3,11 +3,15 @@
 //! `esatapplus:flags` on every column so astroquery's `TapPlus.load_tables()` works), and the
 //! DALI examples page (RDFa, one `property="query"` per example).
 
-use crate::adql::functions::FunctionCatalog;
-use crate::catalog::{ColumnMeta, declared_type};
-use crate::engine::TableMeta;
-use crate::error::xml_escape;
-use crate::output::Format;
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use colo_tap::adql::FunctionCatalog;
+use colo_tap::catalog::{ColumnMeta, TableMeta, declared_type};
+use colo_tap::output::Format;
+use colo_tap::output::votable::xml_escape;
+
+use crate::http::root_url;
 
 /// Limits declared in the capabilities and enforced by the handlers.
 #[derive(Debug, Clone)]
@@ -35,44 +39,6 @@ impl Default for ServiceLimits {
         }
     }
 }
-
-const ADQL_GEO_FEATURES: &[&str] = &[
-    "AREA",
-    "BOX",
-    "CENTROID",
-    "CIRCLE",
-    "CONTAINS",
-    "COORD1",
-    "COORD2",
-    "COORDSYS",
-    "DISTANCE",
-    "INTERSECTS",
-    "POINT",
-    "POLYGON",
-];
-
-/// Optional ADQL 2.1 features that work here (ADQL 2.1 §4; declared so clients may use them).
-const ADQL_FEATURES: &[(&str, &[&str])] = &[
-    (
-        "ivo://ivoa.net/std/TAPRegExt#features-adql-string",
-        &["LOWER", "UPPER", "ILIKE"],
-    ),
-    (
-        "ivo://ivoa.net/std/TAPRegExt#features-adql-sets",
-        &["UNION", "EXCEPT", "INTERSECT"],
-    ),
-    (
-        "ivo://ivoa.net/std/TAPRegExt#features-adql-common-table",
-        &["WITH"],
-    ),
-    ("ivo://ivoa.net/std/TAPRegExt#features-adql-type", &["CAST"]),
-    // COALESCE works but `#features-adql-conditional` is not declared: STILTS taplint 3.4.7 (Debian)
-    // reports that ADQL 2.1 key as unknown (E-CAP-KEYX).
-    (
-        "ivo://ivoa.net/std/TAPRegExt#features-adql-offset",
-        &["OFFSET"],
-    ),
-];
 
 /// The `/capabilities` document. `base` is the TAP base URL (`http://host:port/tap`).
 /// With `obscore`, the ObsCore 1.1 data model is declared (`ivoa.obscore` is published).
@@ -118,30 +84,21 @@ pub fn capabilities(
     out.push_str("<language>\n<name>ADQL</name>\n<version ivo-id=\"ivo://ivoa.net/std/ADQL#v2.1\">2.1</version>\n");
     out.push_str("<version ivo-id=\"ivo://ivoa.net/std/ADQL#v2.0\">2.0</version>\n");
     out.push_str("<description>ADQL 2.1, executed by Apache DataFusion over HEALPix-partitioned Parquet</description>\n");
-    out.push_str("<languageFeatures type=\"ivo://ivoa.net/std/TAPRegExt#features-adqlgeo\">\n");
-    for feature in ADQL_GEO_FEATURES {
-        out.push_str(&format!("<feature><form>{feature}</form></feature>\n"));
-    }
-    out.push_str("</languageFeatures>\n");
-    for (kind, forms) in ADQL_FEATURES {
+    for (kind, features) in functions.language_features() {
         out.push_str(&format!("<languageFeatures type=\"{kind}\">\n"));
-        for form in *forms {
-            out.push_str(&format!("<feature><form>{form}</form></feature>\n"));
+        for feature in features {
+            out.push_str(&format!("<feature><form>{}</form>", xml_escape(&feature.form)));
+            if let Some(description) = feature.description {
+                out.push_str(&format!(
+                    "<description>{}</description>",
+                    xml_escape(description)
+                ));
+            }
+            out.push_str("</feature>\n");
         }
         out.push_str("</languageFeatures>\n");
     }
-    out.push_str("<languageFeatures type=\"ivo://ivoa.net/std/TAPRegExt#features-udf\">\n");
-    for udf in functions.udfs() {
-        let form = match udf.name {
-            "IVO_HEALPIX_INDEX" => "ivo_healpix_index(order INTEGER, ra DOUBLE PRECISION, dec DOUBLE PRECISION) -> BIGINT".to_string(),
-            other => format!("{}(...)", other.to_ascii_lowercase()),
-        };
-        out.push_str(&format!(
-            "<feature><form>{}</form><description>Nested HEALPix index of a position at the given order</description></feature>\n",
-            xml_escape(&form)
-        ));
-    }
-    out.push_str("</languageFeatures>\n</language>\n");
+    out.push_str("</language>\n");
     for (mime, alias, extra) in Format::declared() {
         out.push_str(&format!(
             "<outputFormat>\n<mime>{}</mime>\n<alias>{alias}</alias>\n",
@@ -188,6 +145,22 @@ pub fn simple_capabilities(base: &str, services: &[(&str, &str)]) -> String {
     }
     out.push_str("</vosi:capabilities>\n");
     out
+}
+
+/// The VOSI capabilities of the image service mounted at `/<service>`, listing
+/// `(standardID, path)`, with URLs as the client sees them.
+pub fn image_capabilities(headers: &HeaderMap, service: &str, endpoints: &[(&str, &str)]) -> Response {
+    let base = format!("{}/{service}", root_url(headers));
+    (
+        [(header::CONTENT_TYPE, "text/xml")],
+        simple_capabilities(&base, endpoints),
+    )
+        .into_response()
+}
+
+/// VOSI availability of the image services (they are up when TAP is).
+pub async fn availability_handler(State(state): State<crate::AppState>) -> Response {
+    crate::http::xml(availability(&state.tap.up_since))
 }
 
 /// The `/availability` document.
@@ -272,7 +245,7 @@ fn table_element(table: &TableMeta, tag: &str, detail_min: bool, esa: bool) -> S
         for column in &table.columns {
             out.push_str(&column_element(column, esa));
         }
-        if table.schema == crate::tap_schema::SCHEMA {
+        if table.schema == colo_tap::tap_schema::SCHEMA {
             out.push_str(&tap_schema_keys(&table.name));
         }
     }

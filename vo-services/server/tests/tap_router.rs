@@ -8,7 +8,7 @@ use std::path::Path;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use colo_vo_services::ingest::{IngestRequest, InputFormat, ingest};
+use colo_tap::ingest::{IngestRequest, InputFormat, ingest};
 use colo_vo_services::vosi::ServiceLimits;
 use colo_vo_services::{AppState, ServiceConfig, router};
 use http_body_util::BodyExt;
@@ -30,7 +30,7 @@ async fn service() -> Service {
 async fn service_with(limits: ServiceLimits) -> Service {
     let dir = tempfile::tempdir().expect("tempdir");
     let csv =
-        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hip2_sample.csv"))
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tap/tests/fixtures/hip2_sample.csv"))
             .expect("fixture");
     let request = IngestRequest {
         source_name: "hip2_sample.csv".into(),
@@ -151,7 +151,7 @@ async fn cone_results_equal_a_brute_force_filter() {
             .iter()
             .filter(|r| {
                 let (a, d): (f64, f64) = (r[1].parse().expect("ra"), r[2].parse().expect("dec"));
-                colo_vo_services::sky::distance_deg(a, d, ra, dec) <= radius
+                colo_astro::sky::distance_deg(a, d, ra, dec) <= radius
             })
             .map(|r| r[0].clone())
             .collect();
@@ -220,14 +220,14 @@ async fn crossmatch_is_a_hash_join_with_the_brute_force_result() {
     let mut expected = std::collections::BTreeSet::new();
     for a in &all {
         for b in &all {
-            if a.0 < b.0 && colo_vo_services::sky::distance_deg(a.1, a.2, b.1, b.2) < 2.0 {
+            if a.0 < b.0 && colo_astro::sky::distance_deg(a.1, a.2, b.1, b.2) < 2.0 {
                 expected.insert((a.0.to_string(), b.0.to_string()));
             }
         }
     }
     assert!(expected.len() > 10);
     assert_eq!(got, expected);
-    let engine = colo_vo_services::engine::open(&s._dir.path().join("tables"))
+    let engine = colo_tap::engine::open(&s._dir.path().join("tables"))
         .await
         .expect("engine");
     let plan = engine.explain(query).await.expect("plan");
@@ -238,7 +238,7 @@ async fn crossmatch_is_a_hash_join_with_the_brute_force_result() {
 #[tokio::test]
 async fn small_cones_skip_row_groups_by_statistics() {
     let s = service().await;
-    let engine = colo_vo_services::engine::open(&s._dir.path().join("tables"))
+    let engine = colo_tap::engine::open(&s._dir.path().join("tables"))
         .await
         .expect("engine");
     let metrics = engine
@@ -571,18 +571,15 @@ async fn fits_results_read_back_with_the_same_values() {
         .expect("body")
         .to_bytes();
     assert_eq!(bytes.len() % 2880, 0);
-    let table = colo_vo_services::fits_table::read_bintable(&bytes).expect("a FITS table");
+    let table =
+        colo_astro::fits::bintable::BinTable::first_in("result.fits", &bytes).expect("a FITS table");
     let (_, csv) = sync_csv(&s.app, query).await;
     let rows = csv_rows(&csv);
-    assert_eq!(table.num_rows(), rows.len());
-    let hip = datafusion::arrow::compute::cast(table.column(0), &arrow_schema::DataType::Int64)
-        .expect("cast");
-    let hip = hip
-        .as_any()
-        .downcast_ref::<arrow_array::Int64Array>()
-        .expect("ints");
+    assert_eq!(table.rows, rows.len());
+    let hip = &table.columns[0];
     for (i, row) in rows.iter().enumerate() {
-        assert_eq!(hip.value(i).to_string(), row[0]);
+        let value = hip.int(table.cell(i, hip)).expect("an integer column");
+        assert_eq!(value.to_string(), row[0]);
     }
 }
 

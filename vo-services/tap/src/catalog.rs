@@ -12,7 +12,12 @@ use std::path::{Path, PathBuf};
 use arrow_schema::DataType;
 use serde::{Deserialize, Serialize};
 
-use crate::error::VoError;
+use crate::adql::PositionColumns;
+use crate::error::TapError;
+use crate::types::{canonical_type, votable_type};
+
+/// The per-row HEALPix index column ingest adds (order 29, nested), by which partitions are sorted.
+pub const HEALPIX_COLUMN: &str = "_healpix_29";
 
 /// The file name of a table's descriptor inside its folder.
 pub const DESCRIPTOR_FILE: &str = "table.toml";
@@ -113,26 +118,26 @@ impl TableDescriptor {
     }
 
     /// Reads a descriptor file.
-    pub fn read(path: &Path) -> Result<Self, VoError> {
-        let text = std::fs::read_to_string(path).map_err(|source| VoError::Io {
+    pub fn read(path: &Path) -> Result<Self, TapError> {
+        let text = std::fs::read_to_string(path).map_err(|source| TapError::Io {
             path: path.to_path_buf(),
             source,
         })?;
-        toml::from_str(&text).map_err(|e| VoError::Descriptor {
+        toml::from_str(&text).map_err(|e| TapError::Descriptor {
             path: path.to_path_buf(),
             message: e.to_string(),
         })
     }
 
     /// Writes a descriptor file.
-    pub fn write(&self, path: &Path) -> Result<(), VoError> {
-        let text = toml::to_string_pretty(self).map_err(|e| VoError::Descriptor {
+    pub fn write(&self, path: &Path) -> Result<(), TapError> {
+        let text = toml::to_string_pretty(self).map_err(|e| TapError::Descriptor {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
         let header = "# Table descriptor written by `colo ingest catalog`: edit descriptions, units, UCDs, utypes,\n\
                       # principal/indexed/std and ESA flags (1 RA, 2 Dec, 4 flux, 8 mag, 16 primary key), then restart.\n";
-        std::fs::write(path, format!("{header}{text}")).map_err(|source| VoError::Io {
+        std::fs::write(path, format!("{header}{text}")).map_err(|source| TapError::Io {
             path: path.to_path_buf(),
             source,
         })
@@ -150,20 +155,20 @@ pub struct PublishedTable {
 
 /// Finds every published table under `root` (folders holding a `table.toml`), sorted by name.
 /// Folders being written by an ingest (names starting with `.`) are skipped.
-pub fn discover_tables(root: &Path) -> Result<Vec<PublishedTable>, VoError> {
+pub fn discover_tables(root: &Path) -> Result<Vec<PublishedTable>, TapError> {
     let mut tables = Vec::new();
     let entries = match std::fs::read_dir(root) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(tables),
         Err(source) => {
-            return Err(VoError::Io {
+            return Err(TapError::Io {
                 path: root.to_path_buf(),
                 source,
             });
         }
     };
     for entry in entries {
-        let entry = entry.map_err(|source| VoError::Io {
+        let entry = entry.map_err(|source| TapError::Io {
             path: root.to_path_buf(),
             source,
         })?;
@@ -179,6 +184,32 @@ pub fn discover_tables(root: &Path) -> Result<Vec<PublishedTable>, VoError> {
     Ok(tables)
 }
 
+/// Metadata of a queryable table.
+#[derive(Debug, Clone)]
+pub struct TableMeta {
+    /// ADQL schema name.
+    pub schema: String,
+    /// Table name within the schema.
+    pub name: String,
+    /// Human description.
+    pub description: String,
+    /// Data-model utype.
+    pub utype: String,
+    /// Columns users see (internal ones such as `_healpix_29` are left out).
+    pub columns: Vec<ColumnMeta>,
+    /// Position columns, if the table has a HEALPix index.
+    pub position: Option<PositionColumns>,
+    /// Row count, when known.
+    pub rows: Option<u64>,
+}
+
+impl TableMeta {
+    /// `schema.table`.
+    pub fn qualified_name(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
+}
+
 /// Everything outputs and TAP_SCHEMA say about one column.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ColumnMeta {
@@ -190,23 +221,6 @@ pub struct ColumnMeta {
     pub descriptor: ColumnDescriptor,
     /// DALI xtype (`point`, `circle`, `polygon`, `timestamp`), when the values carry one.
     pub xtype: Option<String>,
-}
-
-/// VOTable datatype and arraysize for an Arrow type (VOTable 1.4 §2.1; TAP 1.1 §4.3 uses the same
-/// names in TAP_SCHEMA). Geometry lists are `double` arrays; timestamps are `char` with xtype.
-pub fn votable_type(data_type: &DataType) -> (&'static str, Option<&'static str>) {
-    match data_type {
-        DataType::Boolean => ("boolean", None),
-        DataType::Int8 | DataType::Int16 | DataType::UInt8 => ("short", None),
-        DataType::Int32 | DataType::UInt16 => ("int", None),
-        DataType::Int64 | DataType::UInt32 | DataType::UInt64 => ("long", None),
-        DataType::Float16 | DataType::Float32 => ("float", None),
-        DataType::Float64 | DataType::Decimal128(..) | DataType::Decimal256(..) => ("double", None),
-        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) => {
-            ("double", Some("*"))
-        }
-        _ => ("char", Some("*")),
-    }
 }
 
 /// The xtype under which a table declares a region column (ObsCore's `s_region`, as DaCHS does):
@@ -222,16 +236,9 @@ pub fn declared_type(column: &ColumnMeta) -> (&'static str, Option<&'static str>
     let data_type = column
         .arrow_type
         .clone()
-        .map(|t| crate::output::canonical_type(&t))
+        .map(|t| canonical_type(&t))
         .unwrap_or(DataType::Utf8);
     let (datatype, arraysize) = votable_type(&data_type);
     (datatype, arraysize, column.xtype.clone())
 }
 
-/// DALI xtype implied by an Arrow type alone.
-pub fn implied_xtype(data_type: &DataType) -> Option<&'static str> {
-    match data_type {
-        DataType::Timestamp(..) | DataType::Date32 | DataType::Date64 => Some("timestamp"),
-        _ => None,
-    }
-}

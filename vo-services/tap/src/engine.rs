@@ -30,52 +30,18 @@ use datafusion::sql::sqlparser::ast::{ObjectNamePart, SetExpr, Statement, TableF
 
 use crate::adql::udf::geometry_udfs;
 use crate::adql::{FunctionCatalog, PositionColumns, TableResolver, translate};
-use crate::catalog::{ColumnMeta, DATA_DIR, PublishedTable, implied_xtype};
-use crate::error::{VoError, nearest_name};
-use crate::sky::HEALPIX_COLUMN;
+use crate::catalog::{ColumnMeta, DATA_DIR, HEALPIX_COLUMN, PublishedTable, TableMeta};
+use crate::types::implied_xtype;
+use crate::upload::UploadedTable;
+use crate::error::TapError;
+use crate::names::nearest_name;
+
 use crate::tap_schema;
 
 /// The schema name ADQL uses for uploaded tables.
 pub const UPLOAD_SCHEMA: &str = "tap_upload";
 const CATALOG_NAME: &str = "datafusion";
 const DEFAULT_SCHEMA: &str = "public";
-
-/// Metadata of a queryable table.
-#[derive(Debug, Clone)]
-pub struct TableMeta {
-    /// ADQL schema name.
-    pub schema: String,
-    /// Table name within the schema.
-    pub name: String,
-    /// Human description.
-    pub description: String,
-    /// Data-model utype.
-    pub utype: String,
-    /// Columns users see (internal ones such as `_healpix_29` are left out).
-    pub columns: Vec<ColumnMeta>,
-    /// Position columns, if the table has a HEALPix index.
-    pub position: Option<PositionColumns>,
-    /// Row count, when known.
-    pub rows: Option<u64>,
-}
-
-impl TableMeta {
-    /// `schema.table`.
-    pub fn qualified_name(&self) -> String {
-        format!("{}.{}", self.schema, self.name)
-    }
-}
-
-/// An uploaded table for one query.
-#[derive(Debug, Clone)]
-pub struct UploadedTable {
-    /// Name as queried: `TAP_UPLOAD.<name>`.
-    pub name: String,
-    /// The rows.
-    pub batch: RecordBatch,
-    /// Column metadata from the uploaded VOTable.
-    pub columns: Vec<ColumnMeta>,
-}
 
 /// A running query: result metadata and a stream of batches (at most `limit + 1` rows).
 pub struct QueryResult {
@@ -98,7 +64,7 @@ pub struct Engine {
 
 impl Engine {
     /// Registers the published tables and builds TAP_SCHEMA.
-    pub async fn new(published: &[PublishedTable]) -> Result<Engine, VoError> {
+    pub async fn new(published: &[PublishedTable]) -> Result<Engine, TapError> {
         let catalog = Arc::new(MemoryCatalogProvider::new());
         catalog.register_schema(DEFAULT_SCHEMA, Arc::new(MemorySchemaProvider::new()))?;
         let ctx = SessionContext::new_with_config(session_config());
@@ -139,7 +105,7 @@ impl Engine {
         adql: &str,
         limit: Option<u64>,
         uploads: &[UploadedTable],
-    ) -> Result<QueryResult, VoError> {
+    ) -> Result<QueryResult, TapError> {
         let (ctx, plan, aliases) = self.plan(adql, uploads).await?;
         let (columns, keep) = self.result_columns(&plan, &aliases, uploads);
         let mut frame = ctx
@@ -166,7 +132,7 @@ impl Engine {
     }
 
     /// The physical plan of a query (for tests and diagnosis).
-    pub async fn explain(&self, adql: &str) -> Result<String, VoError> {
+    pub async fn explain(&self, adql: &str) -> Result<String, TapError> {
         let (ctx, plan, _) = self.plan(adql, &[]).await?;
         let physical = ctx.state().create_physical_plan(&plan).await?;
         Ok(datafusion::physical_plan::displayable(physical.as_ref())
@@ -175,7 +141,7 @@ impl Engine {
     }
 
     /// Runs a query and returns its physical plan with execution metrics (pruning counts).
-    pub async fn explain_analyze(&self, adql: &str) -> Result<String, VoError> {
+    pub async fn explain_analyze(&self, adql: &str) -> Result<String, TapError> {
         let (ctx, plan, _) = self.plan(adql, &[]).await?;
         let physical = ctx.state().create_physical_plan(&plan).await?;
         datafusion::physical_plan::collect(physical.clone(), ctx.task_ctx()).await?;
@@ -193,7 +159,7 @@ impl Engine {
         &self,
         adql: &str,
         uploads: &[UploadedTable],
-    ) -> Result<(SessionContext, LogicalPlan, HashMap<String, String>), VoError> {
+    ) -> Result<(SessionContext, LogicalPlan, HashMap<String, String>), TapError> {
         let resolver = Resolver {
             tables: &self.tables,
             uploads,
@@ -216,7 +182,7 @@ impl Engine {
     fn session_catalog(
         &self,
         uploads: &[UploadedTable],
-    ) -> Result<Arc<dyn CatalogProvider>, VoError> {
+    ) -> Result<Arc<dyn CatalogProvider>, TapError> {
         if uploads.is_empty() {
             return Ok(self.catalog.clone());
         }
@@ -232,7 +198,7 @@ impl Engine {
     }
 
     /// Turns planning errors into messages that name the unknown table or column and suggest one.
-    fn plan_error(&self, error: DataFusionError, uploads: &[UploadedTable]) -> VoError {
+    fn plan_error(&self, error: DataFusionError, uploads: &[UploadedTable]) -> TapError {
         let root = error.find_root();
         if let DataFusionError::SchemaError(schema_error, _) = root
             && let datafusion::common::SchemaError::FieldNotFound {
@@ -245,7 +211,7 @@ impl Engine {
                 .map(|c| c.name.as_str())
                 .filter(|n| !is_internal(n))
                 .collect();
-            return VoError::UnknownColumn {
+            return TapError::UnknownColumn {
                 name: field.name.clone(),
                 suggestion: nearest_name(&field.name, names),
             };
@@ -267,24 +233,24 @@ impl Engine {
                     .find(|t| t.name == bare)
                     .map(TableMeta::qualified_name)
             });
-            return VoError::UnknownTable {
+            return TapError::UnknownTable {
                 name: name.to_string(),
                 suggestion,
             };
         }
         match root {
             DataFusionError::Plan(message) | DataFusionError::NotImplemented(message) => {
-                VoError::Query {
+                TapError::Query {
                     message: message.clone(),
                 }
             }
             DataFusionError::SchemaError(..) | DataFusionError::SQL(..) => {
-                VoError::Query { message: text }
+                TapError::Query { message: text }
             }
-            DataFusionError::Execution(message) => VoError::Query {
+            DataFusionError::Execution(message) => TapError::Query {
                 message: message.clone(),
             },
-            _ => VoError::Query { message: text },
+            _ => TapError::Query { message: text },
         }
     }
 
@@ -439,7 +405,7 @@ fn stcs_polygons(array: &arrow_array::ArrayRef) -> arrow_array::ArrayRef {
         let mut text = String::from("POLYGON ICRS");
         for v in values.iter().flatten() {
             text.push(' ');
-            text.push_str(&crate::output::votable::format_float(v, false));
+            text.push_str(&crate::types::format_float(v, false));
         }
         out.append_value(text);
     }
@@ -465,7 +431,7 @@ fn session_config() -> SessionConfig {
 fn schema_provider(
     catalog: &MemoryCatalogProvider,
     name: &str,
-) -> Result<Arc<dyn SchemaProvider>, VoError> {
+) -> Result<Arc<dyn SchemaProvider>, TapError> {
     if let Some(schema) = catalog.schema(name) {
         return Ok(schema);
     }
@@ -477,7 +443,7 @@ fn schema_provider(
 async fn listing_table(
     ctx: &SessionContext,
     table: &PublishedTable,
-) -> Result<(Arc<ListingTable>, TableMeta), VoError> {
+) -> Result<(Arc<ListingTable>, TableMeta), TapError> {
     let data_dir = table.dir.join(DATA_DIR);
     let url = ListingTableUrl::parse(format!("{}/", data_dir.display()))?;
     let options =
@@ -536,7 +502,7 @@ async fn listing_table(
 }
 
 /// Published tables under `tables_root`, registered.
-pub async fn open(tables_root: &Path) -> Result<Engine, VoError> {
+pub async fn open(tables_root: &Path) -> Result<Engine, TapError> {
     let published = crate::catalog::discover_tables(tables_root)?;
     Engine::new(&published).await
 }

@@ -11,6 +11,8 @@
 //! table (a rerun starts over). Re-ingesting keeps the operator's edits to the descriptor
 //! (descriptions, units, UCDs, flags) for columns that still exist.
 
+mod fits;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -22,11 +24,12 @@ use parquet::arrow::ArrowWriter;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use crate::catalog::{
+    HEALPIX_COLUMN,
     ColumnDescriptor, DATA_DIR, DESCRIPTOR_FILE, PositionDescriptor, TableDescriptor, esa_flags,
 };
-use crate::error::VoError;
-use crate::fits_table;
-use crate::sky::{self, HEALPIX_COLUMN, HEALPIX_ORDER};
+use crate::error::TapError;
+
+use colo_astro::sky::{self, HEALPIX_ORDER};
 
 /// Rows per Parquet row group: small enough that statistics prune well for small cones.
 pub const ROW_GROUP_ROWS: usize = 4096;
@@ -101,8 +104,8 @@ pub struct IngestReport {
     pub position: Option<PositionDescriptor>,
 }
 
-fn fail(request: &IngestRequest, message: impl Into<String>) -> VoError {
-    VoError::Ingest {
+fn fail(request: &IngestRequest, message: impl Into<String>) -> TapError {
+    TapError::Ingest {
         source_name: request.source_name.clone(),
         message: message.into(),
     }
@@ -114,7 +117,7 @@ pub fn ingest(
     tables_dir: &Path,
     request: &IngestRequest,
     progress: &mut dyn FnMut(u64, u64),
-) -> Result<IngestReport, VoError> {
+) -> Result<IngestReport, TapError> {
     check_name(request, &request.schema)?;
     check_name(request, &request.table)?;
     let batch = read_input(request)?;
@@ -133,14 +136,14 @@ pub fn ingest(
     };
 
     let name = format!("{}.{}", request.schema, request.table);
-    std::fs::create_dir_all(tables_dir).map_err(|source| VoError::Io {
+    std::fs::create_dir_all(tables_dir).map_err(|source| TapError::Io {
         path: tables_dir.to_path_buf(),
         source,
     })?;
     let staging = tables_dir.join(format!(".{name}.ingest-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
     let data_dir = staging.join(DATA_DIR).join(format!("Norder={order}"));
-    std::fs::create_dir_all(&data_dir).map_err(|source| VoError::Io {
+    std::fs::create_dir_all(&data_dir).map_err(|source| TapError::Io {
         path: data_dir.clone(),
         source,
     })?;
@@ -157,7 +160,7 @@ pub fn ingest(
         };
         let path = data_dir.join(file_name);
         let part = batch.slice(range.start, range.len());
-        let file = std::fs::File::create(&path).map_err(|source| VoError::Io {
+        let file = std::fs::File::create(&path).map_err(|source| TapError::Io {
             path: path.clone(),
             source,
         })?;
@@ -187,12 +190,12 @@ pub fn ingest(
     // Publish: swap the staging folder into place.
     let retired = tables_dir.join(format!(".{name}.retired-{}", std::process::id()));
     if published.exists() {
-        std::fs::rename(&published, &retired).map_err(|source| VoError::Io {
+        std::fs::rename(&published, &retired).map_err(|source| TapError::Io {
             path: published.clone(),
             source,
         })?;
     }
-    std::fs::rename(&staging, &published).map_err(|source| VoError::Io {
+    std::fs::rename(&staging, &published).map_err(|source| TapError::Io {
         path: published.clone(),
         source,
     })?;
@@ -206,7 +209,7 @@ pub fn ingest(
     })
 }
 
-fn check_name(request: &IngestRequest, name: &str) -> Result<(), VoError> {
+fn check_name(request: &IngestRequest, name: &str) -> Result<(), TapError> {
     let mut chars = name.chars();
     let ok = chars.next().is_some_and(|c| c.is_ascii_lowercase())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
@@ -222,7 +225,7 @@ fn check_name(request: &IngestRequest, name: &str) -> Result<(), VoError> {
     }
 }
 
-fn read_input(request: &IngestRequest) -> Result<RecordBatch, VoError> {
+fn read_input(request: &IngestRequest) -> Result<RecordBatch, TapError> {
     let batches: Vec<RecordBatch> = match request.format {
         InputFormat::Parquet => {
             let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
@@ -258,7 +261,7 @@ fn read_input(request: &IngestRequest) -> Result<RecordBatch, VoError> {
         }
         InputFormat::Votable => vec![crate::upload::parse_votable("ingest", &request.bytes)?.batch],
         InputFormat::Fits => {
-            vec![fits_table::read_bintable(&request.bytes).map_err(|m| fail(request, m))?]
+            vec![fits::read_bintable(&request.source_name, &request.bytes).map_err(|m| fail(request, m))?]
         }
     };
     let Some(first) = batches.first() else {
@@ -269,7 +272,7 @@ fn read_input(request: &IngestRequest) -> Result<RecordBatch, VoError> {
 }
 
 /// Lower-cases regular names (ADQL folds unquoted names) and refuses duplicates.
-fn normalise_names(request: &IngestRequest, batch: RecordBatch) -> Result<RecordBatch, VoError> {
+fn normalise_names(request: &IngestRequest, batch: RecordBatch) -> Result<RecordBatch, TapError> {
     let mut seen = std::collections::HashSet::new();
     let mut fields = Vec::new();
     for field in batch.schema().fields() {
@@ -349,8 +352,8 @@ fn partition(
     request: &IngestRequest,
     batch: RecordBatch,
     position: &PositionDescriptor,
-) -> Result<(RecordBatch, Cells, u8), VoError> {
-    let column = |name: &str| -> Result<Float64Array, VoError> {
+) -> Result<(RecordBatch, Cells, u8), TapError> {
+    let column = |name: &str| -> Result<Float64Array, TapError> {
         let array = batch.column_by_name(name).ok_or_else(|| {
             fail(
                 request,

@@ -14,14 +14,15 @@ pub mod votable;
 use std::sync::Arc;
 
 use arrow_array::{Array, ArrayRef, RecordBatch};
-use arrow_schema::{DataType, Field};
+use arrow_schema::DataType;
 use bytes::Bytes;
 use datafusion::arrow::compute::cast;
 use futures::{Stream, StreamExt};
 
 use crate::catalog::ColumnMeta;
 use crate::engine::QueryResult;
-use crate::error::VoError;
+use crate::error::TapError;
+use crate::types::canonical_type;
 
 /// A result format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,15 +168,15 @@ impl GzipWriter {
         }
     }
 
-    fn compress(&mut self, bytes: &[u8]) -> Result<Vec<u8>, VoError> {
+    fn compress(&mut self, bytes: &[u8]) -> Result<Vec<u8>, TapError> {
         use std::io::Write;
-        let encoder = self.encoder.as_mut().ok_or_else(|| VoError::Execution {
+        let encoder = self.encoder.as_mut().ok_or_else(|| TapError::Execution {
             message: "gzip stream already finished".into(),
         })?;
-        encoder.write_all(bytes).map_err(|e| VoError::Execution {
+        encoder.write_all(bytes).map_err(|e| TapError::Execution {
             message: format!("gzip: {e}"),
         })?;
-        encoder.flush().map_err(|e| VoError::Execution {
+        encoder.flush().map_err(|e| TapError::Execution {
             message: format!("gzip: {e}"),
         })?;
         Ok(std::mem::take(encoder.get_mut()))
@@ -183,21 +184,21 @@ impl GzipWriter {
 }
 
 impl ResultWriter for GzipWriter {
-    fn header(&mut self) -> Result<Vec<u8>, VoError> {
+    fn header(&mut self) -> Result<Vec<u8>, TapError> {
         let bytes = self.inner.header()?;
         self.compress(&bytes)
     }
 
-    fn rows(&mut self, batch: &RecordBatch) -> Result<Vec<u8>, VoError> {
+    fn rows(&mut self, batch: &RecordBatch) -> Result<Vec<u8>, TapError> {
         let bytes = self.inner.rows(batch)?;
         self.compress(&bytes)
     }
 
-    fn footer(&mut self, ending: &Ending) -> Result<Vec<u8>, VoError> {
+    fn footer(&mut self, ending: &Ending) -> Result<Vec<u8>, TapError> {
         let bytes = self.inner.footer(ending)?;
         let mut out = self.compress(&bytes)?;
         if let Some(encoder) = self.encoder.take() {
-            out.extend(encoder.finish().map_err(|e| VoError::Execution {
+            out.extend(encoder.finish().map_err(|e| TapError::Execution {
                 message: format!("gzip: {e}"),
             })?);
         }
@@ -219,29 +220,11 @@ pub enum Ending {
 /// One result serialisation.
 pub trait ResultWriter: Send {
     /// Bytes before the rows.
-    fn header(&mut self) -> Result<Vec<u8>, VoError>;
+    fn header(&mut self) -> Result<Vec<u8>, TapError>;
     /// Bytes for these rows (columns already normalised by [`normalise`]).
-    fn rows(&mut self, batch: &RecordBatch) -> Result<Vec<u8>, VoError>;
+    fn rows(&mut self, batch: &RecordBatch) -> Result<Vec<u8>, TapError>;
     /// Bytes after the rows.
-    fn footer(&mut self, ending: &Ending) -> Result<Vec<u8>, VoError>;
-}
-
-/// The canonical Arrow type each output writes for a column type (VOTable's datatypes).
-pub fn canonical_type(data_type: &DataType) -> DataType {
-    match data_type {
-        DataType::Boolean => DataType::Boolean,
-        DataType::Int8 | DataType::Int16 | DataType::UInt8 => DataType::Int16,
-        DataType::Int32 | DataType::UInt16 => DataType::Int32,
-        DataType::Int64 | DataType::UInt32 | DataType::UInt64 => DataType::Int64,
-        DataType::Float16 | DataType::Float32 => DataType::Float32,
-        DataType::Float64 | DataType::Decimal128(..) | DataType::Decimal256(..) => {
-            DataType::Float64
-        }
-        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) => {
-            DataType::List(Arc::new(Field::new_list_field(DataType::Float64, true)))
-        }
-        _ => DataType::Utf8,
-    }
+    fn footer(&mut self, ending: &Ending) -> Result<Vec<u8>, TapError>;
 }
 
 /// What a big-endian binary encoding writes in place of a null scalar (FITS: TNULL values and `0`
@@ -315,7 +298,7 @@ pub fn write_scalar_be(column: &ArrayRef, row: usize, fill: &NullFill, out: &mut
 }
 
 /// Casts every column to its canonical type (timestamps become DALI strings).
-pub fn normalise(batch: &RecordBatch) -> Result<Vec<ArrayRef>, VoError> {
+pub fn normalise(batch: &RecordBatch) -> Result<Vec<ArrayRef>, TapError> {
     batch
         .columns()
         .iter()
@@ -340,7 +323,7 @@ pub fn normalise(batch: &RecordBatch) -> Result<Vec<ArrayRef>, VoError> {
                 }
                 _ => column.clone(),
             };
-            cast(&column, &target).map_err(|e| VoError::Execution {
+            cast(&column, &target).map_err(|e| TapError::Execution {
                 message: e.to_string(),
             })
         })
@@ -351,7 +334,7 @@ pub fn normalise(batch: &RecordBatch) -> Result<Vec<ArrayRef>, VoError> {
 pub fn stream_result(
     result: QueryResult,
     mut writer: Box<dyn ResultWriter>,
-) -> impl Stream<Item = Result<Bytes, VoError>> + Send {
+) -> impl Stream<Item = Result<Bytes, TapError>> + Send {
     let QueryResult {
         keep,
         stream,
@@ -410,16 +393,16 @@ pub fn stream_result(
 }
 
 /// A tiny channel-backed stream builder (keeps the async code linear without extra crates).
-struct Sender(tokio::sync::mpsc::Sender<Result<Bytes, VoError>>);
+struct Sender(tokio::sync::mpsc::Sender<Result<Bytes, TapError>>);
 
 impl Sender {
     /// Sends an item; false when the receiver is gone (client hung up).
-    async fn send(&self, item: Result<Bytes, VoError>) -> bool {
+    async fn send(&self, item: Result<Bytes, TapError>) -> bool {
         self.0.send(item).await.is_ok()
     }
 }
 
-fn async_stream<F, Fut>(body: F) -> impl Stream<Item = Result<Bytes, VoError>> + Send
+fn async_stream<F, Fut>(body: F) -> impl Stream<Item = Result<Bytes, TapError>> + Send
 where
     F: FnOnce(Sender) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
@@ -430,8 +413,8 @@ where
 }
 
 fn tokio_stream_from(
-    mut rx: tokio::sync::mpsc::Receiver<Result<Bytes, VoError>>,
-) -> impl Stream<Item = Result<Bytes, VoError>> + Send {
+    mut rx: tokio::sync::mpsc::Receiver<Result<Bytes, TapError>>,
+) -> impl Stream<Item = Result<Bytes, TapError>> + Send {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 

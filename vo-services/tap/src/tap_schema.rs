@@ -7,9 +7,9 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, Int32Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 
-use crate::catalog::{ColumnDescriptor, ColumnMeta, declared_type};
-use crate::engine::TableMeta;
-use crate::error::VoError;
+use crate::catalog::{ColumnDescriptor, ColumnMeta, TableMeta, declared_type};
+
+use crate::error::TapError;
 
 /// The schema name.
 pub const SCHEMA: &str = "tap_schema";
@@ -206,7 +206,7 @@ fn non_empty(s: &str) -> Option<&str> {
 }
 
 /// The rows of the five tables describing `tables` (which include TAP_SCHEMA's own).
-pub fn batches(tables: &[TableMeta]) -> Result<Vec<(&'static str, RecordBatch)>, VoError> {
+pub fn batches(tables: &[TableMeta]) -> Result<Vec<(&'static str, RecordBatch)>, TapError> {
     let mut schema_names: Vec<&str> = tables.iter().map(|t| t.schema.as_str()).collect();
     schema_names.dedup();
     schema_names.sort();
@@ -293,7 +293,7 @@ pub fn batches(tables: &[TableMeta]) -> Result<Vec<(&'static str, RecordBatch)>,
                 .map(|c| Field::new(c.name.trim_matches('"'), c.data_type.clone(), true))
                 .collect();
             let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
-                .map_err(|e| VoError::Engine(e.into()))?;
+                .map_err(|e| TapError::Engine(e.into()))?;
             Ok((name, batch))
         })
         .collect()

@@ -1,12 +1,13 @@
 //! Table uploads (TAP 1.1 §2.5.6, DALI 1.1 §3.4.5): `UPLOAD=name,param:part` (inline multipart) or
-//! `name,http(s)://...`, each a VOTable (TABLEDATA, BINARY or BINARY2) read into an Arrow batch that
-//! the query sees as `TAP_UPLOAD.name`.
+//! `name,http(s)://...` (fetched here, [`load`]), each a VOTable (TABLEDATA, BINARY or BINARY2) read
+//! into an Arrow batch that the query sees as `TAP_UPLOAD.name`.
 //!
 //! Names: FIELD names that are regular ADQL identifiers are folded to lower case (so `t.ra` finds a
 //! FIELD called `RA`, as DataFusion folds unquoted names); others keep their spelling and are
 //! queried with delimited identifiers. Arrays of numbers (DALI point/circle/polygon) become
 //! `List<Float64>`; other arrays become their text.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::builder::{
@@ -16,11 +17,22 @@ use arrow_array::builder::{
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use base64::Engine as _;
+use bytes::Bytes;
 use quick_xml::events::Event;
 
 use crate::catalog::{ColumnDescriptor, ColumnMeta};
-use crate::engine::UploadedTable;
-use crate::error::VoError;
+use crate::error::TapError;
+
+/// An uploaded table for one query.
+#[derive(Debug, Clone)]
+pub struct UploadedTable {
+    /// Name as queried: `TAP_UPLOAD.<name>`.
+    pub name: String,
+    /// The rows.
+    pub batch: RecordBatch,
+    /// Column metadata from the uploaded VOTable.
+    pub columns: Vec<ColumnMeta>,
+}
 
 #[derive(Debug, Clone)]
 struct FieldDef {
@@ -56,8 +68,8 @@ impl FieldDef {
     }
 }
 
-fn err(name: &str, message: impl Into<String>) -> VoError {
-    VoError::Upload {
+fn err(name: &str, message: impl Into<String>) -> TapError {
+    TapError::Upload {
         name: name.to_string(),
         message: message.into(),
     }
@@ -70,8 +82,67 @@ fn is_regular_identifier(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// The tables of a query's `UPLOAD`s, as `(name, uri)` pairs: `param:<part>` is an inline part of
+/// the request (`parts`, by part name), `http(s)://...` is fetched with `http`; each at most
+/// `limit_bytes`.
+pub async fn load(
+    http: &reqwest::Client,
+    uploads: &[(String, String)],
+    parts: &HashMap<String, Bytes>,
+    limit_bytes: u64,
+) -> Result<Vec<UploadedTable>, TapError> {
+    let mut tables = Vec::new();
+    for (name, uri) in uploads {
+        let bytes = if let Some(part) = uri.strip_prefix("param:") {
+            parts
+                .get(part)
+                .cloned()
+                .ok_or_else(|| err(name, format!("no multipart part named {part:?}")))?
+        } else if uri.starts_with("http://") || uri.starts_with("https://") {
+            fetch(http, name, uri, limit_bytes).await?
+        } else {
+            return Err(err(
+                name,
+                format!("unsupported URI {uri:?}: use param:<part> or http(s)://"),
+            ));
+        };
+        if bytes.len() as u64 > limit_bytes {
+            return Err(err(
+                name,
+                format!("larger than the upload limit of {limit_bytes} bytes"),
+            ));
+        }
+        tables.push(parse_votable(name, &bytes)?);
+    }
+    Ok(tables)
+}
+
+async fn fetch(
+    http: &reqwest::Client,
+    name: &str,
+    uri: &str,
+    limit_bytes: u64,
+) -> Result<Bytes, TapError> {
+    let response = http
+        .get(uri)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(|e| err(name, format!("could not fetch {uri}: {e}")))?;
+    if response.content_length().is_some_and(|n| n > limit_bytes) {
+        return Err(err(
+            name,
+            format!("larger than the upload limit of {limit_bytes} bytes"),
+        ));
+    }
+    response
+        .bytes()
+        .await
+        .map_err(|e| err(name, format!("could not fetch {uri}: {e}")))
+}
+
 /// Reads an uploaded VOTable's first table.
-pub fn parse_votable(name: &str, bytes: &[u8]) -> Result<UploadedTable, VoError> {
+pub fn parse_votable(name: &str, bytes: &[u8]) -> Result<UploadedTable, TapError> {
     if !is_regular_identifier(name) {
         return Err(err(
             name,
@@ -241,10 +312,10 @@ fn decode_binary(
     fields: &[FieldDef],
     raw: &[u8],
     binary2: bool,
-) -> Result<Vec<Vec<Option<String>>>, VoError> {
+) -> Result<Vec<Vec<Option<String>>>, TapError> {
     let mut rows = Vec::new();
     let mut at = 0usize;
-    let take = |at: &mut usize, n: usize| -> Result<&[u8], VoError> {
+    let take = |at: &mut usize, n: usize| -> Result<&[u8], TapError> {
         let slice = raw
             .get(*at..*at + n)
             .ok_or_else(|| err(name, "the binary stream ends in the middle of a row"))?;
@@ -330,7 +401,7 @@ fn build(
     name: &str,
     fields: &[FieldDef],
     cells: &[Vec<Option<String>>],
-) -> Result<UploadedTable, VoError> {
+) -> Result<UploadedTable, TapError> {
     let mut arrays: Vec<ArrayRef> = Vec::with_capacity(fields.len());
     for (index, field) in fields.iter().enumerate() {
         let null = field.null.as_deref();

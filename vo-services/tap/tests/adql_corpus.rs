@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
-use colo_vo_services::adql::functions::{FunctionKind, FunctionSpec};
-use colo_vo_services::adql::{FunctionCatalog, parse};
+use colo_tap::adql::functions::udf;
+use colo_tap::adql::{FunctionCatalog, parse};
 
 /// Queries (by uuid) where colo disagrees with the corpus, and why.
 const KNOWN_DISAGREEMENTS: &[(&str, &str)] = &[(
@@ -19,12 +19,7 @@ const KNOWN_DISAGREEMENTS: &[(&str, &str)] = &[(
 /// The UDFs the corpus's queries assume a service declares (ADQL 2.1 §2.4: user-defined functions are
 /// valid when the service declares them).
 fn corpus_functions() -> FunctionCatalog {
-    let udf = |name| FunctionSpec {
-        name,
-        min_args: 0,
-        max_args: usize::MAX,
-        kind: FunctionKind::UserDefined,
-    };
+    let udf = |name| udf(name, 0, usize::MAX);
     FunctionCatalog::with_udfs([
         udf("IVO_FOO"),
         udf("IVO_GETSTRING"),

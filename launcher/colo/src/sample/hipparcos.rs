@@ -107,8 +107,8 @@ pub fn convert(text: &str, out: impl Write + Send) -> Result<usize, String> {
 
 /// Column metadata of the Hipparcos table (descriptions, units and UCDs from the CDS ReadMe of
 /// I/311), written into the published table's descriptor.
-pub fn describe(descriptor: &mut colo_vo_services::catalog::TableDescriptor) {
-    use colo_vo_services::catalog::esa_flags;
+pub fn describe(descriptor: &mut colo_tap::catalog::TableDescriptor) {
+    use colo_tap::catalog::esa_flags;
     const META: &[(&str, &str, &str, &str, u32)] = &[
         (
             "hip",

@@ -59,7 +59,7 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, String> {
             let used = ((i + 1) * CARD) as u64;
             return Ok(Parsed::Complete(
                 Header { cards },
-                used.div_ceil(BLOCK) * BLOCK,
+                super::padded_len(used),
             ));
         }
         if i == 0 && key != "SIMPLE" && key != "XTENSION" {
@@ -214,6 +214,17 @@ impl Header {
         self.cards.insert(at, card);
     }
 
+    /// Appends a commentary card (`HISTORY`, `COMMENT`: FITS 4.0 §4.4.2.4), its text cut to the card.
+    pub fn push_commentary(&mut self, key: &str, text: &str) {
+        let mut raw = format!("{key:<8}{text}");
+        raw.truncate(CARD);
+        self.cards.push(Card {
+            key: key.to_string(),
+            value: None,
+            raw: format!("{raw:<80}"),
+        });
+    }
+
     /// Drops every card named `key`.
     pub fn remove(&mut self, key: &str) {
         self.cards.retain(|c| c.key != key);
@@ -228,28 +239,48 @@ impl Header {
             out.extend_from_slice(&raw);
         }
         out.extend_from_slice(format!("{:<80}", "END").as_bytes());
-        let padded = (out.len() as u64).div_ceil(BLOCK) * BLOCK;
-        out.resize(padded as usize, b' ');
+        out.resize(super::padded_len(out.len() as u64) as usize, b' ');
         out
     }
 }
 
-/// One card in the fixed format (FITS 4.0 §4.2): values right-justified in columns 11–30.
+/// One card in the fixed format (FITS 4.0 §4.2): values right-justified in columns 11–30. Text is
+/// kept to what a card may hold: printable ASCII (other characters are dropped), a string value of
+/// at most 68 characters, the whole card cut at 80.
 pub fn format_card(key: &str, value: &Value, comment: &str) -> String {
     let value_text = match value {
-        Value::Str(s) => format!("{:<20}", format!("'{:<8}'", s.replace('\'', "''"))),
+        Value::Str(s) => {
+            // Quotes are doubled; a doubled quote is never cut in half.
+            let mut quoted = String::new();
+            for c in printable(s).chars() {
+                let width = if c == '\'' { 2 } else { 1 };
+                if quoted.len() + width > 68 {
+                    break;
+                }
+                quoted.push(c);
+                if c == '\'' {
+                    quoted.push(c);
+                }
+            }
+            format!("{:<20}", format!("'{quoted:<8}'"))
+        }
         Value::Bool(b) => format!("{:>20}", if *b { "T" } else { "F" }),
         Value::Int(i) => format!("{i:>20}"),
         Value::Float(f) => format!("{:>20}", format_real(*f)),
-        Value::Other(s) => format!("{s:>20}"),
+        Value::Other(s) => format!("{:>20}", printable(s)),
     };
     let mut card = format!("{key:<8}= {value_text}");
     if !comment.is_empty() {
         card.push_str(" / ");
-        card.push_str(comment);
+        card.push_str(&printable(comment));
     }
     card.truncate(CARD);
     format!("{card:<80}")
+}
+
+/// The printable ASCII characters of `text` (all a FITS card may contain).
+fn printable(text: &str) -> String {
+    text.chars().filter(|c| (' '..='~').contains(c)).collect()
 }
 
 /// A real in FITS syntax that round-trips exactly (always with a decimal point or exponent).
@@ -311,6 +342,22 @@ mod tests {
         let bytes = header_bytes(&["SIMPLE  =                    T"]);
         assert!(matches!(parse(&bytes[..80]), Ok(Parsed::NeedMore)));
         assert!(parse(b"PK\x03\x04 this is a zip file, not FITS at all........................................").is_err());
+    }
+
+    #[test]
+    fn cards_hold_printable_ascii_only() {
+        let card = format_card("TUNIT1", &Value::Str("µm\t/s".into()), "café");
+        assert_eq!(card.len(), 80);
+        assert!(card.is_ascii());
+        assert!(card.starts_with("TUNIT1  = 'm/s     '"), "{card}");
+        let long = format_card("TTYPE1", &Value::Str("x".repeat(100)), "");
+        assert_eq!(long.len(), 80);
+        let Parsed::Complete(h, _) = parse(format!("{:<80}{long}{:<80}", "SIMPLE  = T", "END").as_bytes())
+            .expect("valid")
+        else {
+            panic!("END not found")
+        };
+        assert_eq!(h.text("TTYPE1").map(|t| t.len()), Some(68));
     }
 
     #[test]

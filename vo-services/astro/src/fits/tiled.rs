@@ -18,7 +18,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use super::{ByteSource, Hdu, Header};
-use crate::error::VoError;
+use crate::error::AstroError;
 
 /// A table column: where it is in a row and how to read it.
 #[derive(Debug, Clone, Copy)]
@@ -82,8 +82,8 @@ pub struct TiledImage {
     tiles: Mutex<HashMap<u64, Arc<Vec<u8>>>>,
 }
 
-fn unsupported(name: &str, message: String) -> VoError {
-    VoError::Fits {
+fn unsupported(name: &str, message: String) -> AstroError {
+    AstroError::Fits {
         name: name.to_string(),
         message,
     }
@@ -91,7 +91,7 @@ fn unsupported(name: &str, message: String) -> VoError {
 
 impl TiledImage {
     /// Opens HDU `hdu` (a BINTABLE with `ZIMAGE = T`) of `source`.
-    pub fn open(source: Arc<dyn ByteSource>, hdu: &Hdu) -> Result<TiledImage, VoError> {
+    pub fn open(source: Arc<dyn ByteSource>, hdu: &Hdu) -> Result<TiledImage, AstroError> {
         let name = source.name().to_string();
         let h = &hdu.header;
         let bad = |m: String| unsupported(&name, m);
@@ -220,7 +220,7 @@ impl TiledImage {
     }
 
     /// Fetches and decompresses the tiles not yet held.
-    async fn load(&self, wanted: BTreeSet<u64>) -> Result<(), VoError> {
+    async fn load(&self, wanted: BTreeSet<u64>) -> Result<(), AstroError> {
         let missing: Vec<u64> = {
             let held = self.tiles.lock();
             wanted
@@ -255,7 +255,7 @@ impl TiledImage {
     }
 
     /// One tile's pixels as big-endian BITPIX values.
-    fn decode(&self, tile: u64, row: &[u8], bytes: &[u8]) -> Result<Vec<u8>, VoError> {
+    fn decode(&self, tile: u64, row: &[u8], bytes: &[u8]) -> Result<Vec<u8>, AstroError> {
         let npix = self.tile_pixels(tile) as usize;
         let raw_fallback = descriptor(row, self.data)?.0 == 0;
         if raw_fallback {
@@ -325,7 +325,7 @@ impl TiledImage {
     }
 
     /// Quantized integers back to floats (FITS 4.0 §10.2.1; cfitsio's sequence of randoms).
-    fn unquantize(&self, tile: u64, row: &[u8], ints: &[i64]) -> Result<Vec<u8>, VoError> {
+    fn unquantize(&self, tile: u64, row: &[u8], ints: &[i64]) -> Result<Vec<u8>, AstroError> {
         let scale = self.per_tile(row, self.scale).unwrap_or(1.0);
         let zero = self.per_tile(row, self.zero).unwrap_or(0.0);
         let blank = self.per_tile(row, self.blank).map(|b| b as i64);
@@ -360,7 +360,7 @@ impl TiledImage {
         Ok(out)
     }
 
-    fn inflate(&self, bytes: &[u8]) -> Result<Vec<u8>, VoError> {
+    fn inflate(&self, bytes: &[u8]) -> Result<Vec<u8>, AstroError> {
         let mut out = Vec::new();
         flate2::read::MultiGzDecoder::new(bytes)
             .read_to_end(&mut out)
@@ -368,7 +368,7 @@ impl TiledImage {
         Ok(out)
     }
 
-    fn sized(&self, plain: Vec<u8>, npix: usize) -> Result<Vec<u8>, VoError> {
+    fn sized(&self, plain: Vec<u8>, npix: usize) -> Result<Vec<u8>, AstroError> {
         if plain.len() != npix * self.pixel_bytes() as usize {
             return Err(unsupported(
                 &self.name,
@@ -425,11 +425,11 @@ impl ByteSource for TiledImage {
         self.axes.iter().product::<u64>() * self.pixel_bytes()
     }
 
-    async fn read(&self, offset: u64, len: u64) -> Result<Bytes, VoError> {
+    async fn read(&self, offset: u64, len: u64) -> Result<Bytes, AstroError> {
         Ok(self.read_many(&[(offset, len)]).await?.remove(0))
     }
 
-    async fn read_many(&self, ranges: &[(u64, u64)]) -> Result<Vec<Bytes>, VoError> {
+    async fn read_many(&self, ranges: &[(u64, u64)]) -> Result<Vec<Bytes>, AstroError> {
         let mut wanted = BTreeSet::new();
         for &(offset, len) in ranges {
             self.tiles_of(offset, len, &mut wanted);
@@ -487,9 +487,9 @@ fn table_columns(h: &Header) -> Result<HashMap<String, Column>, String> {
 }
 
 /// A variable-length array descriptor: (count, heap offset).
-fn descriptor(row: &[u8], column: Column) -> Result<(u64, u64), VoError> {
+fn descriptor(row: &[u8], column: Column) -> Result<(u64, u64), AstroError> {
     let at = column.offset as usize;
-    let short = || VoError::Fits {
+    let short = || AstroError::Fits {
         name: "tile table".into(),
         message: "row shorter than its columns".into(),
     };
@@ -506,7 +506,7 @@ fn descriptor(row: &[u8], column: Column) -> Result<(u64, u64), VoError> {
             let offset = u64::from_be_bytes(b[8..16].try_into().map_err(|_| short())?);
             Ok((count, offset))
         }
-        _ => Err(VoError::Fits {
+        _ => Err(AstroError::Fits {
             name: "tile table".into(),
             message: "COMPRESSED_DATA is not a variable-length array".into(),
         }),

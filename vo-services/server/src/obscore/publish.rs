@@ -17,9 +17,11 @@ use arrow_schema::{Field, Schema};
 use serde::{Deserialize, Serialize};
 
 use super::ImageRecord;
-use crate::catalog::{DESCRIPTOR_FILE, PositionDescriptor, TableDescriptor};
+use colo_tap::TapError;
+use colo_tap::catalog::{DESCRIPTOR_FILE, PositionDescriptor, REGION_XTYPE, TableDescriptor};
+use colo_tap::ingest::{IngestRequest, InputFormat, ingest};
+
 use crate::error::VoError;
-use crate::ingest::{IngestRequest, InputFormat, ingest};
 
 /// ADQL name of the table.
 pub const SCHEMA: &str = "ivoa";
@@ -43,7 +45,7 @@ impl Manifest {
     pub fn read(tables_dir: &Path) -> Result<Manifest, VoError> {
         let path = manifest_path(tables_dir);
         match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).map_err(|e| VoError::Descriptor {
+            Ok(text) => toml::from_str(&text).map_err(|e| VoError::Corrupt {
                 path,
                 message: e.to_string(),
             }),
@@ -62,7 +64,7 @@ impl Manifest {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
-        let text = toml::to_string(self).map_err(|e| VoError::Descriptor {
+        let text = toml::to_string(self).map_err(|e| VoError::Corrupt {
             path: path.clone(),
             message: e.to_string(),
         })?;
@@ -375,7 +377,12 @@ pub fn record_batch(records: &[ImageRecord], base_url: &str) -> Result<RecordBat
             Field::new(*name, array.data_type().clone(), !not_null)
         })
         .collect();
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| VoError::Ingest {
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(obscore_ingest)
+}
+
+/// A failure writing `ivoa.obscore`'s rows.
+fn obscore_ingest(e: impl std::fmt::Display) -> VoError {
+    VoError::Tap(TapError::Ingest {
         source_name: "ivoa.obscore".into(),
         message: e.to_string(),
     })
@@ -388,18 +395,9 @@ pub fn publish(tables_dir: &Path, base_url: &str) -> Result<usize, VoError> {
     let mut bytes = Vec::new();
     let mut writer = parquet::arrow::ArrowWriter::try_new(&mut bytes, batch.schema(), None)
         .and_then(|mut w| w.write(&batch).map(|()| w))
-        .map_err(|e| VoError::Ingest {
-            source_name: "ivoa.obscore".into(),
-            message: e.to_string(),
-        })?;
-    writer.flush().map_err(|e| VoError::Ingest {
-        source_name: "ivoa.obscore".into(),
-        message: e.to_string(),
-    })?;
-    writer.close().map_err(|e| VoError::Ingest {
-        source_name: "ivoa.obscore".into(),
-        message: e.to_string(),
-    })?;
+        .map_err(obscore_ingest)?;
+    writer.flush().map_err(obscore_ingest)?;
+    writer.close().map_err(obscore_ingest)?;
     let request = IngestRequest {
         source_name: format!("colo ingest images ({} file(s))", manifest.records.len()),
         bytes: bytes::Bytes::from(bytes),
@@ -441,7 +439,7 @@ fn describe_columns(descriptor: &mut TableDescriptor) {
         column.flags = 0;
         column.indexed = matches!(column.name.as_str(), "s_ra" | "s_dec" | "obs_publisher_did");
         column.xtype = if column.name == "s_region" {
-            crate::catalog::REGION_XTYPE.into()
+            REGION_XTYPE.into()
         } else {
             String::new()
         };

@@ -14,9 +14,11 @@ use futures::StreamExt;
 
 use super::publish::Manifest;
 use super::{CollectionDefaults, FileRef, ImageRecord, describe};
+use colo_astro::AstroError;
+use colo_astro::fits::read_layout;
+
 use crate::error::VoError;
-use crate::fits::read_layout;
-use crate::fits::source::Volumes;
+use crate::volumes::Volumes;
 
 /// Files whose headers are read at the same time.
 pub const CONCURRENT_FILES: usize = 8;
@@ -58,9 +60,8 @@ pub async fn ingest_images(
     tables_dir: &std::path::Path,
     progress: Progress<'_>,
 ) -> Result<WalkReport, VoError> {
-    let reader = volumes.get(volume).ok_or_else(|| VoError::Origin {
+    let reader = volumes.get(volume).ok_or_else(|| VoError::UnknownVolume {
         volume: volume.to_string(),
-        message: "no such volume in this configuration".into(),
     })?;
     let prefix = prefix.trim_matches('/');
     let files = list_fits(reader.connector().as_ref(), volume, prefix).await?;
@@ -149,7 +150,7 @@ async fn read_one(
         .await
         .map_err(|e| e.to_string())?;
     let layout = read_layout(&file).await.map_err(|e| match e {
-        VoError::Fits { message, .. } => message,
+        AstroError::Fits { message, .. } => message,
         other => other.to_string(),
     })?;
     // The version actually read (it may have changed since the listing).
@@ -174,18 +175,14 @@ async fn list_fits(
     volume: &str,
     prefix: &str,
 ) -> Result<Vec<(String, String, u64)>, VoError> {
-    let origin = |message: String| VoError::Origin {
-        volume: volume.to_string(),
-        message,
-    };
     let mut out = Vec::new();
     let mut folders = vec![prefix.to_string()];
     while let Some(folder) = folders.pop() {
-        let path = ObjectPath::parse(&folder).map_err(|e| origin(format!("{folder}: {e}")))?;
+        let path = ObjectPath::parse(&folder).map_err(|e| VoError::volume(volume, e))?;
         let entries = connector
             .list(&path)
             .await
-            .map_err(|e| origin(format!("listing {folder:?}: {e}")))?;
+            .map_err(|e| VoError::volume(volume, e))?;
         for entry in entries {
             let child = if folder.is_empty() {
                 entry.name.clone()

@@ -19,7 +19,7 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
-use crate::sky;
+use colo_astro::sky;
 
 /// Which function a [`GeometryUdf`] computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -2,18 +2,20 @@
 //!
 //! The BINTABLE header needs the row count and fixed string widths before any row, so this writer
 //! keeps the (normalised) batches until the footer and writes everything then. Nulls: TNULLn for
-//! integers, NaN for floats, `0` for logicals, empty strings.
+//! integers, NaN for floats, `0` for logicals, empty strings. The headers are `colo-astro`'s
+//! (`fits::bintable`), the same card writer every FITS colo writes goes through.
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Float64Type;
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::DataType;
 
+use colo_astro::fits::bintable::{self, OutputColumn};
+use colo_astro::fits::padded_len;
+
 use super::{Ending, NullFill, ResultWriter, normalise, write_scalar_be};
 use crate::catalog::ColumnMeta;
-use crate::error::VoError;
-
-const BLOCK: usize = 2880;
+use crate::error::TapError;
 
 /// Collects rows, writes the FITS file at the end.
 pub struct FitsWriter {
@@ -31,41 +33,6 @@ impl FitsWriter {
     }
 }
 
-fn card(key: &str, value: &str, comment: &str) -> String {
-    let text = if value.is_empty() {
-        format!("{key:<8}")
-    } else if comment.is_empty() {
-        format!("{key:<8}= {value:>20}")
-    } else {
-        format!("{key:<8}= {value:>20} / {comment}")
-    };
-    let mut card: String = text
-        .chars()
-        .filter(|c| c.is_ascii() && !c.is_ascii_control())
-        .take(80)
-        .collect();
-    while card.len() < 80 {
-        card.push(' ');
-    }
-    card
-}
-
-fn string_value(text: &str) -> String {
-    let clean: String = text
-        .chars()
-        .filter(|c| c.is_ascii() && !c.is_ascii_control())
-        .take(66)
-        .collect();
-    format!("'{:<8}'", clean.replace('\'', "''"))
-}
-
-fn pad(out: &mut Vec<u8>, fill: u8) {
-    let rest = out.len() % BLOCK;
-    if rest != 0 {
-        out.resize(out.len() + BLOCK - rest, fill);
-    }
-}
-
 /// Per-column layout: TFORM, width in bytes, repeat count.
 struct Layout {
     tform: String,
@@ -74,16 +41,16 @@ struct Layout {
 }
 
 impl ResultWriter for FitsWriter {
-    fn header(&mut self) -> Result<Vec<u8>, VoError> {
+    fn header(&mut self) -> Result<Vec<u8>, TapError> {
         Ok(Vec::new())
     }
 
-    fn rows(&mut self, batch: &RecordBatch) -> Result<Vec<u8>, VoError> {
+    fn rows(&mut self, batch: &RecordBatch) -> Result<Vec<u8>, TapError> {
         self.batches.push(normalise(batch)?);
         Ok(Vec::new())
     }
 
-    fn footer(&mut self, _ending: &Ending) -> Result<Vec<u8>, VoError> {
+    fn footer(&mut self, _ending: &Ending) -> Result<Vec<u8>, TapError> {
         let rows: usize = self
             .batches
             .iter()
@@ -94,7 +61,7 @@ impl ResultWriter for FitsWriter {
             None => self
                 .columns
                 .iter()
-                .map(|c| super::canonical_type(c.arrow_type.as_ref().unwrap_or(&DataType::Utf8)))
+                .map(|c| crate::types::canonical_type(c.arrow_type.as_ref().unwrap_or(&DataType::Utf8)))
                 .collect(),
         };
         let layouts: Vec<Layout> = data_types
@@ -175,70 +142,26 @@ impl ResultWriter for FitsWriter {
             .collect();
         let row_bytes: usize = layouts.iter().map(|l| l.width).sum();
 
-        let mut out = Vec::new();
-        for c in [
-            card("SIMPLE", "T", "conforms to FITS standard"),
-            card("BITPIX", "8", ""),
-            card("NAXIS", "0", ""),
-            card("EXTEND", "T", ""),
-            card("END", "", ""),
-        ] {
-            out.extend_from_slice(c.as_bytes());
-        }
-        pad(&mut out, b' ');
-        let mut header = vec![
-            card(
-                "XTENSION",
-                &string_value("BINTABLE"),
-                "binary table extension",
-            ),
-            card("BITPIX", "8", ""),
-            card("NAXIS", "2", ""),
-            card("NAXIS1", &row_bytes.to_string(), "bytes per row"),
-            card("NAXIS2", &rows.to_string(), "rows"),
-            card("PCOUNT", "0", ""),
-            card("GCOUNT", "1", ""),
-            card("TFIELDS", &layouts.len().to_string(), ""),
-            card("EXTNAME", &string_value("RESULTS"), ""),
-        ];
-        for (i, (column, layout)) in self.columns.iter().zip(&layouts).enumerate() {
-            let n = i + 1;
-            header.push(card(
-                &format!("TTYPE{n}"),
-                &string_value(column.name.trim_matches('"')),
-                "",
-            ));
-            header.push(card(&format!("TFORM{n}"), &string_value(&layout.tform), ""));
-            if !column.descriptor.unit.is_empty() {
-                header.push(card(
-                    &format!("TUNIT{n}"),
-                    &string_value(&column.descriptor.unit),
-                    "",
-                ));
-            }
-            if !column.descriptor.ucd.is_empty() {
-                header.push(card(
-                    &format!("TUCD{n}"),
-                    &string_value(&column.descriptor.ucd),
-                    "",
-                ));
-            }
-            let null = match data_types[i] {
-                DataType::Int16 => Some(i64::from(i16::MIN)),
-                DataType::Int32 => Some(i64::from(i32::MIN)),
-                DataType::Int64 => Some(i64::MIN),
-                _ => None,
-            };
-            if let Some(null) = null {
-                header.push(card(&format!("TNULL{n}"), &null.to_string(), ""));
-            }
-        }
-        header.push(card("END", "", ""));
-        for c in header {
-            out.extend_from_slice(c.as_bytes());
-        }
-        pad(&mut out, b' ');
-
+        let output_columns: Vec<OutputColumn> = self
+            .columns
+            .iter()
+            .zip(&layouts)
+            .zip(&data_types)
+            .map(|((column, layout), data_type)| OutputColumn {
+                name: column.name.trim_matches('"').to_string(),
+                tform: layout.tform.clone(),
+                unit: column.descriptor.unit.clone(),
+                ucd: column.descriptor.ucd.clone(),
+                null: match data_type {
+                    DataType::Int16 => Some(i64::from(i16::MIN)),
+                    DataType::Int32 => Some(i64::from(i32::MIN)),
+                    DataType::Int64 => Some(i64::MIN),
+                    _ => None,
+                },
+            })
+            .collect();
+        let mut out = bintable::primary_header().to_bytes();
+        out.extend(bintable::table_header(&output_columns, row_bytes, rows, "RESULTS").to_bytes());
         for batch in &self.batches {
             let len = batch.first().map_or(0, |c| c.len());
             for row in 0..len {
@@ -247,7 +170,7 @@ impl ResultWriter for FitsWriter {
                 }
             }
         }
-        pad(&mut out, 0);
+        out.resize(padded_len(out.len() as u64) as usize, 0);
         self.batches.clear();
         Ok(out)
     }

@@ -9,9 +9,11 @@ use arrow_schema::{DataType, Field, Schema};
 use parquet::arrow::ArrowWriter;
 
 use super::votable::cell_text;
-use super::{Ending, ResultWriter, canonical_type, normalise};
-use crate::catalog::{ColumnMeta, votable_type};
-use crate::error::VoError;
+use super::{Ending, ResultWriter, normalise};
+use crate::types::canonical_type;
+use crate::catalog::ColumnMeta;
+use crate::types::votable_type;
+use crate::error::TapError;
 
 /// CSV (RFC 4180 quoting) or TSV.
 pub struct DelimitedWriter {
@@ -58,13 +60,13 @@ impl DelimitedWriter {
 }
 
 impl ResultWriter for DelimitedWriter {
-    fn header(&mut self) -> Result<Vec<u8>, VoError> {
+    fn header(&mut self) -> Result<Vec<u8>, TapError> {
         let mut out = String::new();
         self.line(self.names.iter().map(String::as_str), &mut out);
         Ok(out.into_bytes())
     }
 
-    fn rows(&mut self, batch: &RecordBatch) -> Result<Vec<u8>, VoError> {
+    fn rows(&mut self, batch: &RecordBatch) -> Result<Vec<u8>, TapError> {
         let columns = normalise(batch)?;
         let mut out = String::new();
         for row in 0..batch.num_rows() {
@@ -74,7 +76,7 @@ impl ResultWriter for DelimitedWriter {
         Ok(out.into_bytes())
     }
 
-    fn footer(&mut self, _ending: &Ending) -> Result<Vec<u8>, VoError> {
+    fn footer(&mut self, _ending: &Ending) -> Result<Vec<u8>, TapError> {
         Ok(Vec::new())
     }
 }
@@ -112,7 +114,7 @@ fn yaml_string(text: &str) -> String {
 }
 
 impl ResultWriter for EcsvWriter {
-    fn header(&mut self) -> Result<Vec<u8>, VoError> {
+    fn header(&mut self) -> Result<Vec<u8>, TapError> {
         let mut out = String::from("# %ECSV 1.0\n# ---\n# delimiter: ','\n# datatype:\n");
         for column in &self.columns {
             let data_type = column.arrow_type.clone().unwrap_or(DataType::Utf8);
@@ -138,11 +140,11 @@ impl ResultWriter for EcsvWriter {
         Ok(bytes)
     }
 
-    fn rows(&mut self, batch: &RecordBatch) -> Result<Vec<u8>, VoError> {
+    fn rows(&mut self, batch: &RecordBatch) -> Result<Vec<u8>, TapError> {
         self.csv.rows(batch)
     }
 
-    fn footer(&mut self, ending: &Ending) -> Result<Vec<u8>, VoError> {
+    fn footer(&mut self, ending: &Ending) -> Result<Vec<u8>, TapError> {
         self.csv.footer(ending)
     }
 }
@@ -183,7 +185,7 @@ pub fn json_string(text: &str) -> String {
 }
 
 impl ResultWriter for JsonWriter {
-    fn header(&mut self) -> Result<Vec<u8>, VoError> {
+    fn header(&mut self) -> Result<Vec<u8>, TapError> {
         let metadata: Vec<String> = self
             .columns
             .iter()
@@ -220,7 +222,7 @@ impl ResultWriter for JsonWriter {
         Ok(format!("{{\"metadata\":[{}],\n\"data\":[", metadata.join(",")).into_bytes())
     }
 
-    fn rows(&mut self, batch: &RecordBatch) -> Result<Vec<u8>, VoError> {
+    fn rows(&mut self, batch: &RecordBatch) -> Result<Vec<u8>, TapError> {
         let columns = normalise(batch)?;
         let mut out = String::new();
         for row in 0..batch.num_rows() {
@@ -260,7 +262,7 @@ impl ResultWriter for JsonWriter {
         Ok(out.into_bytes())
     }
 
-    fn footer(&mut self, _ending: &Ending) -> Result<Vec<u8>, VoError> {
+    fn footer(&mut self, _ending: &Ending) -> Result<Vec<u8>, TapError> {
         Ok(b"\n]}\n".to_vec())
     }
 }
@@ -291,24 +293,24 @@ impl ParquetWriter {
     }
 }
 
-fn parquet_error(e: parquet::errors::ParquetError) -> VoError {
-    VoError::Execution {
+fn parquet_error(e: parquet::errors::ParquetError) -> TapError {
+    TapError::Execution {
         message: format!("writing Parquet: {e}"),
     }
 }
 
 impl ResultWriter for ParquetWriter {
-    fn header(&mut self) -> Result<Vec<u8>, VoError> {
+    fn header(&mut self) -> Result<Vec<u8>, TapError> {
         self.writer = Some(
             ArrowWriter::try_new(Vec::new(), self.schema.clone(), None).map_err(parquet_error)?,
         );
         Ok(Vec::new())
     }
 
-    fn rows(&mut self, batch: &RecordBatch) -> Result<Vec<u8>, VoError> {
+    fn rows(&mut self, batch: &RecordBatch) -> Result<Vec<u8>, TapError> {
         let columns = normalise(batch)?;
         let batch =
-            RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| VoError::Execution {
+            RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| TapError::Execution {
                 message: e.to_string(),
             })?;
         if let Some(writer) = &mut self.writer {
@@ -317,7 +319,7 @@ impl ResultWriter for ParquetWriter {
         Ok(Vec::new())
     }
 
-    fn footer(&mut self, _ending: &Ending) -> Result<Vec<u8>, VoError> {
+    fn footer(&mut self, _ending: &Ending) -> Result<Vec<u8>, TapError> {
         match self.writer.take() {
             Some(writer) => writer.into_inner().map_err(parquet_error),
             None => Ok(Vec::new()),

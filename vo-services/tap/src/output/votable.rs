@@ -10,9 +10,11 @@ use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::DataType;
 use base64::Engine as _;
 
-use super::{Ending, NullFill, ResultWriter, canonical_type, normalise, write_scalar_be};
-use crate::catalog::{ColumnMeta, votable_type};
-use crate::error::{VoError, xml_escape};
+use super::{Ending, NullFill, ResultWriter, normalise, write_scalar_be};
+use crate::types::{canonical_type, format_float};
+use crate::catalog::ColumnMeta;
+use crate::types::votable_type;
+use crate::error::TapError;
 
 /// Writes a VOTable in TABLEDATA or BINARY2.
 pub struct VotableWriter {
@@ -97,7 +99,7 @@ pub fn results_head(columns: &[ColumnMeta], infos: &str) -> String {
 }
 
 impl ResultWriter for VotableWriter {
-    fn header(&mut self) -> Result<Vec<u8>, VoError> {
+    fn header(&mut self) -> Result<Vec<u8>, TapError> {
         let mut out = results_head(&self.columns, "");
         out.push_str(if self.binary2 {
             "<DATA><BINARY2><STREAM encoding=\"base64\">\n"
@@ -107,7 +109,7 @@ impl ResultWriter for VotableWriter {
         Ok(out.into_bytes())
     }
 
-    fn rows(&mut self, batch: &RecordBatch) -> Result<Vec<u8>, VoError> {
+    fn rows(&mut self, batch: &RecordBatch) -> Result<Vec<u8>, TapError> {
         let columns = normalise(batch)?;
         if self.binary2 {
             let mut raw = std::mem::take(&mut self.carry);
@@ -132,7 +134,7 @@ impl ResultWriter for VotableWriter {
         }
     }
 
-    fn footer(&mut self, ending: &Ending) -> Result<Vec<u8>, VoError> {
+    fn footer(&mut self, ending: &Ending) -> Result<Vec<u8>, TapError> {
         let mut out = Vec::new();
         if self.binary2 {
             let rest = std::mem::take(&mut self.carry);
@@ -258,19 +260,46 @@ pub fn cell_text(column: &ArrayRef, row: usize) -> String {
     }
 }
 
-/// Shortest round-tripping text of a float (`NaN`, `+Inf`, `-Inf` as VOTable writes them).
-pub fn format_float(value: f64, single: bool) -> String {
-    if value.is_nan() {
-        "NaN".into()
-    } else if value.is_infinite() {
-        if value > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
+/// Escapes text for XML content and attribute values.
+pub fn xml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if (c as u32) < 0x20 && c != '\n' && c != '\t' && c != '\r' => out.push(' '),
+            c => out.push(c),
         }
-    } else if single {
-        format!("{:?}", value as f32)
-    } else {
-        format!("{value:?}")
+    }
+    out
+}
+
+/// A VOTable error document (TAP 1.1 §3.3, DALI 1.1 §4.2), its status INFO serialised byte-exactly as
+/// `<INFO name="QUERY_STATUS" value="ERROR">message</INFO>` (astroquery's TapPlus matches it as text).
+pub fn error_document(message: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <VOTABLE version=\"1.4\" xmlns=\"http://www.ivoa.net/xml/VOTable/v1.3\">\n\
+         <RESOURCE type=\"results\">\n\
+         <INFO name=\"QUERY_STATUS\" value=\"ERROR\">{}</INFO>\n\
+         </RESOURCE>\n\
+         </VOTABLE>\n",
+        xml_escape(message)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_document_has_the_exact_status_info() {
+        let doc = error_document("bad <query>");
+        assert!(
+            doc.contains("<INFO name=\"QUERY_STATUS\" value=\"ERROR\">bad &lt;query&gt;</INFO>")
+        );
     }
 }

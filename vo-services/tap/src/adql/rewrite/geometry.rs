@@ -10,7 +10,8 @@ use super::{
 };
 use crate::adql::AdqlError;
 use crate::adql::validate::function_name;
-use crate::sky::{self, HEALPIX_COLUMN, Region};
+use crate::catalog::HEALPIX_COLUMN;
+use colo_astro::sky::{self, Region};
 
 /// A geometry expression with its structure known at rewrite time. Short-lived (one per geometry
 /// call during a rewrite), so the size difference between variants does not matter.

@@ -1,0 +1,142 @@
+//! The command line: what `colo` accepts, as clap parses it. Each command's arguments are one
+//! struct, handed whole to its function in [`crate::commands`].
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::DEFAULT_METRICS_LISTEN;
+
+#[derive(Parser)]
+#[command(
+    name = "colo",
+    version,
+    about = "Bring the questions to the data: mission data volumes, mounted and served"
+)]
+pub struct Cli {
+    /// More logging (-v: info, -vv: debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Mount the configured volumes under the mount root and serve until Ctrl-C/SIGTERM.
+    Mount(MountArgs),
+    /// List the configured volumes, with credentials masked, and check that each answers.
+    Volumes(VolumesArgs),
+    /// The main job: mount the volumes and serve the VO services over the published tables (with
+    /// no config: the built-in sample mission).
+    Up(UpArgs),
+    /// Print the non-zero metrics of a running colo (FUSE operations, origin requests, cache hits).
+    Stats {
+        /// The metrics endpoint.
+        #[arg(long, default_value_t = format!("http://{DEFAULT_METRICS_LISTEN}/metrics"))]
+        url: String,
+    },
+    /// Serve the IVOA services (TAP, SIA, DataLink, SODA) over the published tables, without
+    /// mounting.
+    Serve(ServeArgs),
+    /// Publish data for the services.
+    Ingest {
+        #[command(subcommand)]
+        what: IngestCommand,
+    },
+}
+
+#[derive(Args)]
+pub struct MountArgs {
+    /// The config file (default: ./colo.toml).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Mount root (overrides `mount_root`; default /media/data).
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct VolumesArgs {
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Seconds to wait for each volume to answer.
+    #[arg(long, default_value_t = 15)]
+    pub timeout: u64,
+}
+
+#[derive(Args)]
+pub struct UpArgs {
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    /// Address for the services (overrides `[services] listen`; default 127.0.0.1:8765).
+    #[arg(long)]
+    pub listen: Option<String>,
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on (default 127.0.0.1:8765).
+    #[arg(long)]
+    pub listen: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum IngestCommand {
+    /// Publish a catalogue (Parquet, CSV, VOTable or FITS binary table) as a TAP table,
+    /// HEALPix-partitioned Parquet plus an editable descriptor.
+    Catalog(CatalogArgs),
+    /// Publish the FITS images and cubes under VOLUME[/PREFIX] in ivoa.obscore (SIA, DataLink,
+    /// SODA): only headers are read, and a rerun reads only new or changed files.
+    Images(ImagesArgs),
+}
+
+#[derive(Args)]
+pub struct CatalogArgs {
+    /// The catalogue: a local file, or a path inside --volume.
+    pub source: String,
+    /// ADQL name to publish it as: schema.table.
+    #[arg(long)]
+    pub table: String,
+    /// Read the source from this configured volume (needs --config).
+    #[arg(long)]
+    pub volume: Option<String>,
+    /// Right ascension column (degrees, ICRS); guessed from common names when absent.
+    #[arg(long, requires = "dec")]
+    pub ra: Option<String>,
+    /// Declination column (degrees, ICRS).
+    #[arg(long, requires = "ra")]
+    pub dec: Option<String>,
+    /// Table description.
+    #[arg(long)]
+    pub description: Option<String>,
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct ImagesArgs {
+    /// VOLUME or VOLUME/PREFIX, a volume of the config.
+    pub target: String,
+    /// obs_collection (default: the volume name).
+    #[arg(long)]
+    pub collection: Option<String>,
+    /// calib_level of the collection (default 2).
+    #[arg(long)]
+    pub calib_level: Option<i32>,
+    /// facility_name where headers have no TELESCOP.
+    #[arg(long)]
+    pub facility: Option<String>,
+    /// instrument_name where headers have no INSTRUME.
+    #[arg(long)]
+    pub instrument: Option<String>,
+    /// Authority of the dataset identifiers (ivo://AUTHORITY/...; default colo.local).
+    #[arg(long)]
+    pub authority: Option<String>,
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+}

@@ -1,0 +1,128 @@
+//! The workspace's layers, as the compiler sees them: dependencies point one way.
+//!
+//! connectors → cache → vfs; the VO services are three crates, server → tap → astro, that use
+//! connectors and cache but never vfs; the launcher (`colo`) uses everything and nothing uses it.
+//! `colo-astro` (the numerics) builds without axum, DataFusion, the cache or an async runtime.
+//! Checked on the resolved dependency graph (`cargo tree`, normal dependencies, transitively), so an
+//! edge added anywhere — directly or through another crate — fails here.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+/// The packages `package` depends on for its build (normal dependencies, transitively), by name.
+fn normal_dependencies(package: &str) -> BTreeSet<String> {
+    let output = Command::new(env!("CARGO"))
+        .args([
+            "tree",
+            "--offline",
+            "--quiet",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "--format",
+            "{p}",
+            "-p",
+            package,
+        ])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        output.status.success(),
+        "cargo tree -p {package}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| *name != package)
+        .map(str::to_string)
+        .collect()
+}
+
+fn assert_none_of(package: &str, forbidden: &[&str]) {
+    let deps = normal_dependencies(package);
+    let found: Vec<&&str> = forbidden
+        .iter()
+        .filter(|name| deps.contains(**name))
+        .collect();
+    assert!(found.is_empty(), "{package} depends on {found:?}");
+}
+
+fn assert_all_of(package: &str, required: &[&str]) {
+    let deps = normal_dependencies(package);
+    for name in required {
+        assert!(deps.contains(*name), "{package} should depend on {name}");
+    }
+}
+
+#[test]
+fn astro_is_numerics_only() {
+    assert_none_of(
+        "colo-astro",
+        &[
+            "colo-tap",
+            "colo-vo-services",
+            "colo-cache",
+            "colo-connectors",
+            "colo-vfs",
+            "colo",
+            "axum",
+            "datafusion",
+            "reqwest",
+            "tokio",
+            "arrow-array",
+        ],
+    );
+}
+
+#[test]
+fn tap_sits_on_astro_and_knows_no_http_edge() {
+    assert_all_of("colo-tap", &["colo-astro", "datafusion"]);
+    assert_none_of(
+        "colo-tap",
+        &["colo-vo-services", "colo-cache", "colo-vfs", "colo", "axum"],
+    );
+}
+
+#[test]
+fn services_use_tap_astro_cache_and_connectors_but_never_the_mount() {
+    assert_all_of(
+        "colo-vo-services",
+        &["colo-tap", "colo-astro", "colo-cache", "colo-connectors", "axum"],
+    );
+    assert_none_of("colo-vo-services", &["colo-vfs", "colo", "fuser"]);
+}
+
+#[test]
+fn the_data_layer_points_one_way() {
+    assert_none_of(
+        "colo-connectors",
+        &["colo-cache", "colo-vfs", "colo-astro", "colo-tap", "colo-vo-services", "colo"],
+    );
+    assert_none_of(
+        "colo-cache",
+        &["colo-vfs", "colo-astro", "colo-tap", "colo-vo-services", "colo"],
+    );
+    assert_none_of("colo-vfs", &["colo-astro", "colo-tap", "colo-vo-services", "colo"]);
+}
+
+#[test]
+fn nothing_uses_the_launcher() {
+    for package in [
+        "colo-connectors",
+        "colo-cache",
+        "colo-vfs",
+        "colo-astro",
+        "colo-tap",
+        "colo-vo-services",
+        "colo-tests",
+    ] {
+        assert_none_of(package, &["colo"]);
+    }
+    assert_all_of(
+        "colo",
+        &["colo-vfs", "colo-vo-services", "colo-tap", "colo-astro"],
+    );
+}
