@@ -23,5 +23,5 @@ pub use error::{CacheError, Result};
 pub use fetch_budget::{FetchBudget, FetchPermit};
 pub use key::BlockKey;
 pub use memory::MemoryCache;
-pub use read_through::{ObjectVersion, ReadStats, ReadThrough};
+pub use read_through::{FetchPlan, ObjectVersion, ReadStats, ReadThrough};
 pub use tiered::{TierStats, TieredCache};

@@ -1,11 +1,14 @@
 //! Byte ranges served from cached units, units fetched from the origin on a miss.
 //!
+//! One read, [`ReadThrough::read`], takes what a miss should fetch as data, a [`FetchPlan`] chosen
+//! by the caller (the VFS by access pattern, the services per use; the plans are in [`plan`]).
 //! Two grids of units cover an object: blocks (`block_size`, the default 1 MiB) and pages
-//! (`page_size`, 64 KiB), keyed apart. A streaming or whole-object read ([`ReadThrough::read`],
-//! [`ReadThrough::read_span`], prefetch) works in blocks. A sparse read
-//! ([`ReadThrough::read_sparse`]: a Parquet column chunk, a random `pread`) takes the blocks that are
-//! cached already and fetches only the pages it needs of the rest — bytes near the request instead of
-//! whole blocks, still on a grid so that a page once fetched is reused by the next reader.
+//! (`page_size`, 64 KiB), keyed apart. A streaming or whole-object read (plans `Blocks`,
+//! `BlockSpan`; prefetch) works in blocks. A sparse read (plans `Pages`, `PageSpan`: a Parquet
+//! column chunk, a random `pread`) takes the blocks that are cached already and fetches only the
+//! pages it needs of the rest — bytes near the request instead of whole blocks, still on a grid so
+//! that a page once fetched is reused by the next reader. The fetching itself, shared by every
+//! plan, is in [`fetch`].
 //!
 //! A read maps to the units it covers. Cached units come from the tiers; the missing ones are grouped
 //! into contiguous runs and each run is fetched with ONE ranged request (split at
@@ -25,7 +28,7 @@
 //! evicted.
 
 use crate::block_cache::BlockCache;
-use crate::error::{CacheError, Result};
+use crate::error::Result;
 use crate::fetch_budget::{FetchBudget, FetchPermit};
 use crate::key::BlockKey;
 use crate::tiered::TieredCache;
@@ -199,163 +202,30 @@ impl ReadThrough {
     }
 
     /// `[offset, offset + len)` clamped to the object, or `None` when empty.
-    fn clamp(obj: &ObjectVersion, offset: u64, len: u64) -> Option<Range<u64>> {
+    pub(crate) fn clamp(obj: &ObjectVersion, offset: u64, len: u64) -> Option<Range<u64>> {
         let end = offset.saturating_add(len).min(obj.size);
         (offset < end).then_some(offset..end)
     }
 
-    /// Bytes `[offset, offset + len)` of `obj`, clamped to its size, fetching whole blocks.
-    pub async fn read(&self, obj: &ObjectVersion, offset: u64, len: u64) -> Result<Bytes> {
-        let Some(want) = Self::clamp(obj, offset, len) else {
-            return Ok(Bytes::new());
-        };
-        self.read_span(obj, want.start, want.end - want.start, want)
-            .await
-    }
-
-    /// Bytes `[offset, offset + len)`, where any miss fetches the whole blocks of `span` (which
-    /// should contain the read) in the same request: one GET for a small file read piece by piece.
-    pub async fn read_span(
+    /// Bytes `[offset, offset + len)` of `obj`, clamped to its size; what a miss fetches from the
+    /// origin is `plan` (see [`FetchPlan`]).
+    pub async fn read(
         &self,
         obj: &ObjectVersion,
         offset: u64,
         len: u64,
-        span: Range<u64>,
+        plan: FetchPlan,
     ) -> Result<Bytes> {
         let Some(want) = Self::clamp(obj, offset, len) else {
             return Ok(Bytes::new());
         };
-        let bs = self.inner.block_size;
-        let span = span.start.min(want.start)..span.end.max(want.end).min(obj.size);
-        let (first, last) = (want.start / bs, (want.end - 1) / bs);
-        let (span_first, span_last) = (span.start / bs, (span.end - 1) / bs);
-        let mut cached = self.cached_units(obj, bs, span_first, span_last).await;
-        let wanted_units = (first - span_first) as usize..=(last - span_first) as usize;
-        if !cached[wanted_units.clone()].iter().all(Option::is_some) {
-            cached = self
-                .units_from(obj, bs, span_first, cached, Wanted::ByReader)
-                .await?
-                .into_iter()
-                .map(Some)
-                .collect();
+        match plan {
+            FetchPlan::Blocks => self.read_blocks(obj, want.clone(), want).await,
+            FetchPlan::BlockSpan(span) => self.read_blocks(obj, want, span).await,
+            FetchPlan::Pages => self.read_pages(obj, want.clone(), want).await,
+            FetchPlan::PageSpan(span) => self.read_pages(obj, want, span).await,
+            FetchPlan::Exact => self.read_exact(obj, want).await,
         }
-        let units = cached[wanted_units].iter().flatten().cloned().collect();
-        self.note_read(obj, first, last);
-        Ok(Self::assemble(
-            &[Piece {
-                unit: bs,
-                first,
-                units,
-            }],
-            want,
-        ))
-    }
-
-    /// Bytes `[offset, offset + len)` for a reader that jumps around: blocks already cached (or on
-    /// their way) serve as they are; of the others, only the pages this read covers are fetched,
-    /// one request per run of missing pages.
-    pub async fn read_sparse(&self, obj: &ObjectVersion, offset: u64, len: u64) -> Result<Bytes> {
-        self.read_sparse_span(obj, offset, len, offset..offset)
-            .await
-    }
-
-    /// [`ReadThrough::read_sparse`], fetching the pages of all of `span` (which may start before
-    /// the read and end after it) in the same request when the read misses: a whole Parquet column
-    /// chunk, whichever of the pieces the kernel cut its read into arrives first (the others then
-    /// come from the cache or join that fetch, not a GET of their own).
-    pub async fn read_sparse_span(
-        &self,
-        obj: &ObjectVersion,
-        offset: u64,
-        len: u64,
-        span: Range<u64>,
-    ) -> Result<Bytes> {
-        let Some(want) = Self::clamp(obj, offset, len) else {
-            return Ok(Bytes::new());
-        };
-        let (bs, ps) = (self.inner.block_size, self.inner.page_size);
-        if ps >= bs {
-            let span = if span.is_empty() { want.clone() } else { span };
-            return self
-                .read_span(obj, want.start, want.end - want.start, span)
-                .await;
-        }
-        // What to fetch: the read and the span (within the object; an empty span adds nothing).
-        let fetch = if span.is_empty() {
-            want.clone()
-        } else {
-            want.start.min(span.start)..want.end.max(span.end.min(obj.size))
-        };
-        let (first, last) = (fetch.start / bs, (fetch.end - 1) / bs);
-        let cached = self.cached_units(obj, bs, first, last).await;
-        // Each block: whole (cached or in flight), or served from pages. Runs of the latter share
-        // one page fetch, so a read across a block boundary is still one request.
-        let mut jobs: Vec<BoxFuture<'_, Result<Piece>>> = Vec::new();
-        let mut b = first;
-        while b <= last {
-            let i = (b - first) as usize;
-            if let Some(block) = &cached[i] {
-                let block = block.clone();
-                jobs.push(
-                    async move {
-                        Ok(Piece {
-                            unit: bs,
-                            first: b,
-                            units: vec![block],
-                        })
-                    }
-                    .boxed(),
-                );
-                b += 1;
-                continue;
-            }
-            if self.inner.inflight.lock().contains_key(&self.key(obj, b)) {
-                jobs.push(
-                    async move {
-                        let units = self.units(obj, bs, b, b, Wanted::ByReader).await?;
-                        Ok(Piece {
-                            unit: bs,
-                            first: b,
-                            units,
-                        })
-                    }
-                    .boxed(),
-                );
-                b += 1;
-                continue;
-            }
-            let mut e = b;
-            while e < last
-                && cached[(e + 1 - first) as usize].is_none()
-                && !self
-                    .inner
-                    .inflight
-                    .lock()
-                    .contains_key(&self.key(obj, e + 1))
-            {
-                e += 1;
-            }
-            let from = fetch.start.max(b * bs);
-            let to = fetch.end.min((e + 1) * bs);
-            let (p_first, p_last) = (from / ps, (to - 1) / ps);
-            jobs.push(
-                async move {
-                    let units = self
-                        .units(obj, ps, p_first, p_last, Wanted::ByReader)
-                        .await?;
-                    Ok(Piece {
-                        unit: ps,
-                        first: p_first,
-                        units,
-                    })
-                }
-                .boxed(),
-            );
-            b = e + 1;
-        }
-        let pieces = futures::future::try_join_all(jobs).await?;
-        self.note_read(obj, want.start / bs, (want.end - 1) / bs);
-        Ok(Self::assemble(&pieces, want))
     }
 
     /// Remembers blocks a prefetch fetched, until a reader reads them.
@@ -436,47 +306,6 @@ impl ReadThrough {
         Some(Self::assemble(&pieces, want))
     }
 
-    /// Bytes `[offset, offset + len)` for a sparse reader (a cutout reading image rows): from the
-    /// cached blocks when every covering block is there, otherwise exactly these bytes from the
-    /// origin, which are not cached — whole blocks would multiply what a strided read transfers.
-    pub async fn read_exact(&self, obj: &ObjectVersion, offset: u64, len: u64) -> Result<Bytes> {
-        let Some(want) = Self::clamp(obj, offset, len) else {
-            return Ok(Bytes::new());
-        };
-        let bs = self.inner.block_size;
-        let (first, last) = (want.start / bs, (want.end - 1) / bs);
-        let mut blocks = Vec::with_capacity((last - first + 1) as usize);
-        for index in first..=last {
-            match self.inner.cache.get_block(&self.key(obj, index)).await {
-                Some(block) => blocks.push(block),
-                None => break,
-            }
-        }
-        if blocks.len() as u64 == last - first + 1 {
-            self.inner
-                .stats
-                .cached_blocks
-                .fetch_add(blocks.len() as u64, Ordering::Relaxed);
-            self.note_read(obj, first, last);
-            let piece = Piece {
-                unit: bs,
-                first,
-                units: blocks,
-            };
-            return Ok(Self::assemble(&[piece], want));
-        }
-        self.inner
-            .stats
-            .origin_requests
-            .fetch_add(1, Ordering::Relaxed);
-        let _permit = self.fetch_permit(want.end - want.start).await;
-        self.inner
-            .connector
-            .read_range(&obj.path, want, Some(&obj.identity))
-            .await
-            .map_err(CacheError::from)
-    }
-
     /// Bytes `want` out of pieces that cover it in order. A read within one unit is a slice of
     /// it (no copy, no allocation); only a read across units is copied together.
     fn assemble(pieces: &[Piece], want: Range<u64>) -> Bytes {
@@ -550,186 +379,12 @@ impl ReadThrough {
             }
         });
     }
-
-    /// Units `first..=last` of the `unit` grid as the cache tiers hold them now.
-    async fn cached_units(
-        &self,
-        obj: &ObjectVersion,
-        unit: u64,
-        first: u64,
-        last: u64,
-    ) -> Vec<Option<Bytes>> {
-        let mut got = Vec::with_capacity((last - first + 1) as usize);
-        for index in first..=last {
-            got.push(
-                self.inner
-                    .cache
-                    .get_block(&self.unit_key(obj, unit, index))
-                    .await,
-            );
-        }
-        let hits = got.iter().filter(|b| b.is_some()).count() as u64;
-        self.inner
-            .stats
-            .cached_blocks
-            .fetch_add(hits, Ordering::Relaxed);
-        got
-    }
-
-    /// Units `first..=last` of the `unit` grid, each whole (the object's last may be short).
-    async fn units(
-        &self,
-        obj: &ObjectVersion,
-        unit: u64,
-        first: u64,
-        last: u64,
-        wanted: Wanted,
-    ) -> Result<Vec<Bytes>> {
-        let got = self.cached_units(obj, unit, first, last).await;
-        self.units_from(obj, unit, first, got, wanted).await
-    }
-
-    /// Units from `first` on, given what the tiers held (`got`): the missing ones are joined to a
-    /// fetch in flight or fetched, one request per run.
-    async fn units_from(
-        &self,
-        obj: &ObjectVersion,
-        unit: u64,
-        first: u64,
-        mut got: Vec<Option<Bytes>>,
-        wanted: Wanted,
-    ) -> Result<Vec<Bytes>> {
-        let count = got.len();
-
-        // Waits: (slot, fetch, position of the unit in that fetch).
-        let mut waits: Vec<(usize, Fetch, usize)> = Vec::new();
-        {
-            let mut inflight = self.inner.inflight.lock();
-            let max_units = (self.inner.max_request_bytes / unit).max(1) as usize;
-            let mut i = 0;
-            while i < count {
-                if got[i].is_some() {
-                    i += 1;
-                    continue;
-                }
-                let key = self.unit_key(obj, unit, first + i as u64);
-                if let Some((fetch, pos)) = inflight.get(&key) {
-                    self.inner
-                        .stats
-                        .joined_blocks
-                        .fetch_add(1, Ordering::Relaxed);
-                    waits.push((i, fetch.clone(), *pos));
-                    i += 1;
-                    continue;
-                }
-                // A run of missing units nobody is fetching yet, up to the request cap.
-                let mut j = i;
-                while j < count
-                    && j - i < max_units
-                    && got[j].is_none()
-                    && !inflight.contains_key(&self.unit_key(obj, unit, first + j as u64))
-                {
-                    j += 1;
-                }
-                let fetch = self.start_fetch(obj, unit, first + i as u64, (j - i) as u64, wanted);
-                for (pos, slot) in (i..j).enumerate() {
-                    inflight.insert(
-                        self.unit_key(obj, unit, first + slot as u64),
-                        (fetch.clone(), pos),
-                    );
-                    waits.push((slot, fetch.clone(), pos));
-                }
-                i = j;
-            }
-        }
-        for (slot, fetch, pos) in waits {
-            let units = fetch.await?;
-            got[slot] = Some(units[pos].clone());
-        }
-        Ok(got.into_iter().map(|b| b.unwrap_or_default()).collect())
-    }
-
-    /// Fetch `n` units of the `unit` grid from `first` with one request, as a task of its own.
-    fn start_fetch(
-        &self,
-        obj: &ObjectVersion,
-        unit: u64,
-        first: u64,
-        n: u64,
-        wanted: Wanted,
-    ) -> Fetch {
-        let this = self.clone();
-        let obj = obj.clone();
-        let task = tokio::spawn(async move {
-            let keys: Vec<BlockKey> = (0..n)
-                .map(|i| this.unit_key(&obj, unit, first + i))
-                .collect();
-            // A fetch that finished between the reader's cache lookup and this fetch's
-            // registration may already have cached some of these units: look once more, and ask
-            // the origin only for the span that is still missing.
-            let mut got: Vec<Option<Bytes>> = Vec::with_capacity(keys.len());
-            for key in &keys {
-                got.push(this.inner.cache.get_block(key).await);
-            }
-            let outcome = match (
-                got.iter().position(Option::is_none),
-                got.iter().rposition(Option::is_none),
-            ) {
-                (Some(lo), Some(hi)) => {
-                    let start = (first + lo as u64) * unit;
-                    let end = ((first + hi as u64 + 1) * unit).min(obj.size);
-                    // Held until the units are in the tier, which then counts them.
-                    let _permit = this.fetch_permit(end - start).await;
-                    this.inner
-                        .stats
-                        .origin_requests
-                        .fetch_add(1, Ordering::Relaxed);
-                    match this
-                        .inner
-                        .connector
-                        .read_range_pieces(&obj.path, start..end, Some(&obj.identity), unit)
-                        .await
-                    {
-                        Ok(pieces) => {
-                            for (i, piece) in (lo..=hi).zip(pieces) {
-                                this.inner.cache.put_block(&keys[i], piece.clone()).await;
-                                got[i] = Some(piece);
-                            }
-                            this.inner
-                                .stats
-                                .fetched_blocks
-                                .fetch_add((hi - lo + 1) as u64, Ordering::Relaxed);
-                            if wanted == Wanted::ByPrefetch {
-                                this.note_prefetched(&keys[lo..=hi], &got[lo..=hi]);
-                            }
-                            Ok(Arc::new(
-                                got.into_iter().map(Option::unwrap_or_default).collect(),
-                            ))
-                        }
-                        Err(e) => Err(CacheError::from(e)),
-                    }
-                }
-                _ => Ok(Arc::new(
-                    got.into_iter().map(Option::unwrap_or_default).collect(),
-                )),
-            };
-            let mut inflight = this.inner.inflight.lock();
-            for key in &keys {
-                inflight.remove(key);
-            }
-            outcome
-        });
-        async move {
-            task.await.unwrap_or_else(|e| {
-                Err(CacheError::Task {
-                    detail: e.to_string(),
-                })
-            })
-        }
-        .boxed()
-        .shared()
-    }
 }
+
+pub mod fetch;
+pub mod plan;
+
+pub use plan::FetchPlan;
 
 #[cfg(test)]
 mod tests;

@@ -5,7 +5,7 @@
 //! `cargo test`, and on the real servers (SeaweedFS, wsgidav, pyftpdlib, sshd, nginx) when
 //! `scripts/test.sh` provides them.
 
-use colo_cache::{MemoryCache, ObjectVersion, ReadThrough, TieredCache};
+use colo_cache::{FetchPlan, MemoryCache, ObjectVersion, ReadThrough, TieredCache};
 use colo_connectors::{
     Connector, ConnectorError, EntryKind, ErrorKind, ObjectIdentity, ObjectPath, OriginStats,
 };
@@ -151,7 +151,7 @@ pub async fn check_volume(
             size: *size,
         };
         let all = reader
-            .read(&obj, 0, *size)
+            .read(&obj, 0, *size, FetchPlan::Blocks)
             .await
             .unwrap_or_else(|e| panic!("{vol}: read {rel}: {e}"));
         assert!(all[..] == local[..], "{vol}: bytes of {rel}");
@@ -211,7 +211,10 @@ pub async fn check_volume(
                 identity: meta.identity(),
                 size: *size,
             };
-            reader.read(&obj, 0, *size).await.expect("cached read");
+            reader
+                .read(&obj, 0, *size, FetchPlan::Blocks)
+                .await
+                .expect("cached read");
         }
         assert_eq!(
             stats.read_requests.load(Ordering::Relaxed),

@@ -90,7 +90,13 @@ fn tap_sits_on_astro_and_knows_no_http_edge() {
 fn services_use_tap_astro_cache_and_connectors_but_never_the_mount() {
     assert_all_of(
         "colo-vo-services",
-        &["colo-tap", "colo-astro", "colo-cache", "colo-connectors", "axum"],
+        &[
+            "colo-tap",
+            "colo-astro",
+            "colo-cache",
+            "colo-connectors",
+            "axum",
+        ],
     );
     assert_none_of("colo-vo-services", &["colo-vfs", "colo", "fuser"]);
 }
@@ -99,13 +105,29 @@ fn services_use_tap_astro_cache_and_connectors_but_never_the_mount() {
 fn the_data_layer_points_one_way() {
     assert_none_of(
         "colo-connectors",
-        &["colo-cache", "colo-vfs", "colo-astro", "colo-tap", "colo-vo-services", "colo"],
+        &[
+            "colo-cache",
+            "colo-vfs",
+            "colo-astro",
+            "colo-tap",
+            "colo-vo-services",
+            "colo",
+        ],
     );
     assert_none_of(
         "colo-cache",
-        &["colo-vfs", "colo-astro", "colo-tap", "colo-vo-services", "colo"],
+        &[
+            "colo-vfs",
+            "colo-astro",
+            "colo-tap",
+            "colo-vo-services",
+            "colo",
+        ],
     );
-    assert_none_of("colo-vfs", &["colo-astro", "colo-tap", "colo-vo-services", "colo"]);
+    assert_none_of(
+        "colo-vfs",
+        &["colo-astro", "colo-tap", "colo-vo-services", "colo"],
+    );
 }
 
 #[test]

@@ -10,23 +10,29 @@
 //! origin is therefore never seen as a mix: an open handle keeps reading its version (cached blocks)
 //! or gets ESTALE; the next open after the TTL sees the new version whole.
 //!
+//! What a read fetches when it misses the cache is decided in [`crate::plan`] and handed to the
+//! read-through cache as a fetch plan.
+//!
 //! Page cache: an open tells the kernel to keep the pages it cached for the file when the version
 //! pinned now is the version pinned by the previous open (same identity and size); otherwise the
 //! kernel drops them (FUSE `FOPEN_KEEP_CACHE`). Re-reading an unchanged file therefore costs no
 //! FUSE reads at all, and a changed file is never read from stale pages.
 
 use crate::error::{Result, VfsError};
-use crate::extents::{ChunkExtents, KnownExtents, TailExtents, parquet_column_chunks};
+use crate::extents::KnownExtents;
 use crate::inode::{InodeTable, Node, ROOT_INO};
 use crate::metrics::{FsOp, FsStats};
+use crate::plan::{
+    self, CHUNKED_FILE_STREAM_BYTES, FILL_PARALLEL_REQUESTS, KNOWN_EXTENTS_FILES,
+    RANDOM_FILL_AFTER_READS, last_block_start,
+};
 use crate::prefetch::{ReadPattern, StreamSet};
 use bytes::Bytes;
-use colo_cache::{ObjectVersion, ReadThrough};
+use colo_cache::{FetchPlan, ObjectVersion, ReadThrough};
 use colo_connectors::{ConnectorError, EntryKind, ObjectMeta, ObjectPath};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::ops::Range;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime};
@@ -106,66 +112,6 @@ struct State {
     dirs: HashMap<u64, CachedDir>,
     /// The version each file was last opened at (decides whether the kernel keeps its pages).
     opened: HashMap<u64, ObjectVersion>,
-}
-
-/// Jumping reads of one handle after which a file under `random_fill_max_bytes` is filled.
-pub const RANDOM_FILL_AFTER_READS: u32 = 4;
-/// Requests a fill keeps in flight.
-const FILL_PARALLEL_REQUESTS: usize = 4;
-
-/// Where the last block of a file of `size` bytes begins.
-fn last_block_start(size: u64, block_bytes: u64) -> u64 {
-    size.saturating_sub(1) / block_bytes * block_bytes
-}
-
-/// The kernel's page: FUSE reads start on one, so a read of a chunk starting mid-page begins in
-/// the chunk before.
-const KERNEL_PAGE_BYTES: u64 = 4096;
-
-/// Files whose column chunks (or that they have none) are remembered.
-const KNOWN_EXTENTS_FILES: usize = 4096;
-
-/// How much a stream in a file with known column chunks reads before it is prefetched (see
-/// [`VfsCore::note_read`]).
-const CHUNKED_FILE_STREAM_BYTES: u64 = 16 << 20;
-
-/// The largest read the kernel sends a FUSE filesystem (`fs.fuse.max_pages_limit`, 256 pages).
-const KERNEL_MAX_READ_BYTES: u64 = 1 << 20;
-
-/// The most a read of a column chunk fetches on to the chunk's end (in requests of at most the
-/// reader's request size, in parallel).
-const MAX_CHUNK_FETCH_BYTES: u64 = 64 << 20;
-
-/// Where a chunk's first read (`len` bytes at `offset`) fetches to: the chunk's end — and, when the
-/// kernel cut the read at its maximum size, on to where the kernel's readahead for the client's
-/// read ends: the chunk's read slots rounded up to a power of two (seen: a 1.26 MiB chunk arrives
-/// as two 1 MiB reads, a 2.55 MiB one as four, the last past the chunk). Those bytes are fetched
-/// anyway; fetching them with the chunk saves the requests.
-pub fn chunk_fetch_end(offset: u64, len: u64, chunk_end: u64) -> u64 {
-    let end = if len + KERNEL_PAGE_BYTES > KERNEL_MAX_READ_BYTES && len > 0 {
-        let slots = (chunk_end - offset).div_ceil(len).next_power_of_two();
-        offset + slots * len
-    } else {
-        chunk_end
-    };
-    end.max(chunk_end).min(offset + MAX_CHUNK_FETCH_BYTES)
-}
-
-/// The largest Parquet footer read to learn a file's column chunks.
-pub const MAX_FOOTER_BYTES: u64 = 16 << 20;
-
-/// How a read's missing bytes are fetched (see [`VfsCore::fetch_plan`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FetchPlan {
-    WholeFile,
-    Blocks,
-    Pages,
-    /// The pages of `start..end` (containing the read): a known column chunk, from its first
-    /// page on to where the kernel's reads of it end.
-    ChunkSpan {
-        start: u64,
-        end: u64,
-    },
 }
 
 /// An open file handle, and whether the kernel may keep the pages it has cached for the file.
@@ -586,9 +532,7 @@ impl VfsCore {
 
     /// Feed the file's streams and start the prefetch they ask for — in a file with known column
     /// chunks (a read with a chunk plan) only once the stream has read
-    /// [`CHUNKED_FILE_STREAM_BYTES`]: a chunk's read fetches the chunk itself, and a short stream
-    /// of chunks (a few neighbouring columns) would prefetch the next, usually a column nobody
-    /// asked for; a long one is a copy or a whole-table read.
+    /// [`CHUNKED_FILE_STREAM_BYTES`].
     fn note_read(&self, file: &OpenFile, offset: u64, size: u32, chunked: bool) -> ReadPattern {
         let per_handle = self.options.prefetch_budget_bytes / self.open_handles().max(1) as u64;
         let hold_bytes = if chunked {
@@ -623,124 +567,40 @@ impl VfsCore {
     async fn read_inner(&self, fh: u64, offset: u64, size: u32) -> Result<Bytes> {
         let file = self.handle(fh)?;
         let reader = &self.volumes[file.volume].reader;
-        let (version, len) = (&file.version, size as u64);
+        let (version, len, block) = (&file.version, size as u64, reader.block_size());
         let chunk_plan = self.chunk_plan(&file, offset, len);
         let pattern = self.note_read(&file, offset, size, chunk_plan.is_some());
-        let plan = chunk_plan
-            .unwrap_or_else(|| self.fetch_plan(version, reader.block_size(), offset, len, pattern));
-        let bytes = match plan {
-            FetchPlan::WholeFile => {
-                reader
-                    .read_span(version, offset, len, 0..version.size)
-                    .await?
+        let plan = chunk_plan.unwrap_or_else(|| {
+            let whole = self.options.whole_file_bytes;
+            plan::access_plan(version.size, block, whole, offset, len, pattern.sequential)
+        });
+        if plan == FetchPlan::Pages {
+            let jumps = file.jumps.fetch_add(1, Ordering::Relaxed) + 1;
+            if jumps == RANDOM_FILL_AFTER_READS
+                && version.size <= self.options.random_fill_max_bytes
+            {
+                reader.fill(version, FILL_PARALLEL_REQUESTS);
             }
-            FetchPlan::Blocks => {
-                let bytes = reader.read(version, offset, len).await?;
-                let tail_start = last_block_start(version.size, reader.block_size());
-                if offset + len > tail_start && self.chunks.get(&file.extents_key).is_none() {
-                    let chunks = self.learn_chunks(reader, version).await;
-                    self.chunks.insert(file.extents_key, chunks);
-                }
-                bytes
-            }
-            FetchPlan::Pages => {
-                let jumps = file.jumps.fetch_add(1, Ordering::Relaxed) + 1;
-                if jumps == RANDOM_FILL_AFTER_READS
-                    && version.size <= self.options.random_fill_max_bytes
-                {
-                    reader.fill(version, FILL_PARALLEL_REQUESTS);
-                }
-                reader.read_sparse(version, offset, len).await?
-            }
-            // The kernel's other pieces of the same chunk are then cache hits, or join the fetch.
-            FetchPlan::ChunkSpan { start, end } => {
-                reader
-                    .read_sparse_span(version, offset, len, start..end)
-                    .await?
-            }
-        };
+        }
+        // A read of the last block in whole blocks: the footer of a Parquet file is there.
+        let learns_chunks = plan == FetchPlan::Blocks
+            && offset + len > last_block_start(version.size, block)
+            && self.chunks.get(&file.extents_key).is_none();
+        // With a chunk's span, the kernel's other pieces of the same chunk are then cache hits, or
+        // join the fetch.
+        let bytes = reader.read(version, offset, len, plan).await?;
+        if learns_chunks {
+            let chunks = plan::learn_chunks(reader, version).await;
+            self.chunks.insert(file.extents_key, chunks);
+        }
         Ok(bytes)
     }
 
-    /// How a read of a file with known column chunks is fetched (`None`: not such a file, or a
-    /// read of its first or last block — header and footer, fetched whole as in any file).
-    /// A client's read of a chunk fetches the chunk's pages, from the page its start is in on to
-    /// the chunk's end (or, when the kernel cut the read at its maximum size, on to where its
-    /// pieces end: [`chunk_fetch_end`]), so that the kernel's other pieces of it are cache hits —
-    /// whichever piece arrives first: the first (from the chunk's start, give or take the page
-    /// the kernel rounded it down to, within the chunk), or a further maximum-size piece (at a
-    /// whole number of pieces from the chunk's first page; the kernel sends them at once, and FUSE
-    /// threads take them in any order). Any other read fetches only its own pages: the kernel's
-    /// readahead spilling past the chunk the client asked for into columns it may never want.
+    /// The plan of a read in a file whose column chunks are known (see [`plan::chunk_plan`]).
     fn chunk_plan(&self, file: &OpenFile, offset: u64, len: u64) -> Option<FetchPlan> {
         let chunks = self.chunks.get(&file.extents_key)??;
         let block = self.volumes[file.volume].reader.block_size();
-        if offset < block || offset + len > last_block_start(file.version.size, block) {
-            return None;
-        }
-        let first_page = |c: &Range<u64>| c.start - c.start % KERNEL_PAGE_BYTES;
-        let probe = (offset + KERNEL_PAGE_BYTES - 1).min(offset + len.max(1) - 1);
-        if let Some(c) = chunks.extent_at(probe)
-            && offset <= c.start
-            && c.start - offset < KERNEL_PAGE_BYTES
-            && offset + len <= c.end
-        {
-            let start = first_page(&c);
-            let end = chunk_fetch_end(start, len, c.end);
-            return Some(FetchPlan::ChunkSpan { start, end });
-        }
-        // A further piece: the first was then of the maximum size, and fetches the same span.
-        if let Some(c) = chunks.extent_at(offset)
-            && offset > first_page(&c)
-            && (offset - first_page(&c)).is_multiple_of(KERNEL_MAX_READ_BYTES)
-        {
-            let start = first_page(&c);
-            let end = chunk_fetch_end(start, KERNEL_MAX_READ_BYTES, c.end);
-            return Some(FetchPlan::ChunkSpan { start, end });
-        }
-        Some(FetchPlan::Pages)
-    }
-
-    /// The column chunks of a file whose last block was just read (so it is cached): from its
-    /// Parquet footer, reading further back when the metadata is larger than a block (up to
-    /// [`MAX_FOOTER_BYTES`]; the client reads it next anyway). `None` for any other file.
-    async fn learn_chunks(
-        &self,
-        reader: &ReadThrough,
-        version: &ObjectVersion,
-    ) -> Option<ChunkExtents> {
-        let mut tail_bytes = version.size - last_block_start(version.size, reader.block_size());
-        for _ in 0..2 {
-            let start = version.size - tail_bytes;
-            let tail = reader.read(version, start, tail_bytes).await.ok()?;
-            match parquet_column_chunks(&tail, version.size) {
-                TailExtents::Chunks(chunks) => return Some(chunks),
-                TailExtents::NeedTail(needed) if needed <= MAX_FOOTER_BYTES => tail_bytes = needed,
-                TailExtents::NeedTail(_) | TailExtents::Unknown => return None,
-            }
-        }
-        None
-    }
-
-    /// What a read fetches on a miss: a small file whole; whole blocks for a sequential stream and
-    /// for the first and last block of a file (FITS headers, Parquet footers: read by every
-    /// client, so kept whole); only the pages a read needs when it jumps around a large file.
-    fn fetch_plan(
-        &self,
-        version: &ObjectVersion,
-        block_bytes: u64,
-        offset: u64,
-        len: u64,
-        pattern: ReadPattern,
-    ) -> FetchPlan {
-        let last_block_start = last_block_start(version.size, block_bytes);
-        if version.size <= self.options.whole_file_bytes {
-            FetchPlan::WholeFile
-        } else if pattern.sequential || offset < block_bytes || offset + len > last_block_start {
-            FetchPlan::Blocks
-        } else {
-            FetchPlan::Pages
-        }
+        plan::chunk_plan(&chunks, file.version.size, block, offset, len)
     }
 
     /// A read answered from the memory tier without waiting, or `None` (then use [`Self::read`]).

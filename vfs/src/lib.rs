@@ -15,6 +15,7 @@ pub mod fuse;
 pub mod inode;
 pub mod metrics;
 pub mod mount;
+pub mod plan;
 pub mod prefetch;
 
 pub use crate::core::{Attr, DirListing, Opened, VfsCore, VfsOptions, VolumeMount};

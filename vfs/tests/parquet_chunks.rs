@@ -230,7 +230,7 @@ async fn a_chunk_read_from_the_page_before_it_is_one_request() {
 /// that fetches exactly to the chunk's end.
 #[test]
 fn a_maximum_size_read_fetches_as_far_as_the_kernel_will_read() {
-    use colo_vfs::core::chunk_fetch_end;
+    use colo_vfs::plan::chunk_fetch_end;
     const MIB: u64 = 1 << 20;
     // A 1.26 MiB chunk read as two 1 MiB reads.
     assert_eq!(chunk_fetch_end(4096, MIB, 4096 + 1_318_027), 4096 + 2 * MIB);

@@ -1,7 +1,7 @@
 //! Tests of the read-through layer against an in-memory connector.
 
 use super::*;
-use crate::{DiskCache, MemoryCache};
+use crate::{CacheError, DiskCache, MemoryCache};
 use colo_connectors::{MemoryConnector, ObjectMeta};
 
 fn data(n: usize) -> Vec<u8> {
@@ -37,7 +37,7 @@ async fn ranges_match_the_source_at_every_alignment() {
         (10_499, 1),
         (10_500, 10),
     ] {
-        let got = rt.read(&obj, off, len).await.unwrap();
+        let got = rt.read(&obj, off, len, FetchPlan::Blocks).await.unwrap();
         let end = (off + len).min(10_500) as usize;
         assert_eq!(
             &got[..],
@@ -46,7 +46,7 @@ async fn ranges_match_the_source_at_every_alignment() {
         );
     }
     let reads = m.reads.load(Ordering::Relaxed);
-    let again = rt.read(&obj, 0, 10_500).await.unwrap();
+    let again = rt.read(&obj, 0, 10_500, FetchPlan::Blocks).await.unwrap();
     assert_eq!(&again[..], &src[..]);
     assert_eq!(
         m.reads.load(Ordering::Relaxed),
@@ -69,9 +69,9 @@ async fn prefetched_bytes_count_until_a_reader_reads_them() {
     assert_eq!(stats.prefetched_bytes.load(Ordering::Relaxed), 4000);
     assert_eq!(stats.prefetch_read_bytes.load(Ordering::Relaxed), 0);
     // A reader reads blocks 1 and 2 (twice: counted once); block 5 was never prefetched.
-    rt.read(&obj, 1500, 1000).await.unwrap();
-    rt.read(&obj, 1500, 1000).await.unwrap();
-    rt.read(&obj, 5000, 10).await.unwrap();
+    rt.read(&obj, 1500, 1000, FetchPlan::Blocks).await.unwrap();
+    rt.read(&obj, 1500, 1000, FetchPlan::Blocks).await.unwrap();
+    rt.read(&obj, 5000, 10, FetchPlan::Blocks).await.unwrap();
     assert_eq!(stats.prefetch_read_bytes.load(Ordering::Relaxed), 2000);
     assert_eq!(stats.prefetched_bytes.load(Ordering::Relaxed), 4000);
     // The fast memory path counts too.
@@ -82,9 +82,9 @@ async fn prefetched_bytes_count_until_a_reader_reads_them() {
 #[tokio::test]
 async fn a_run_of_missing_blocks_is_one_request() {
     let (m, rt, obj) = setup(20_000).await;
-    rt.read(&obj, 0, 8000).await.unwrap();
+    rt.read(&obj, 0, 8000, FetchPlan::Blocks).await.unwrap();
     assert_eq!(m.reads.load(Ordering::Relaxed), 1);
-    rt.read(&obj, 0, 20_000).await.unwrap();
+    rt.read(&obj, 0, 20_000, FetchPlan::Blocks).await.unwrap();
     // 12 missing blocks, at most 8 per request.
     assert_eq!(m.reads.load(Ordering::Relaxed), 3);
 }
@@ -93,8 +93,8 @@ async fn a_run_of_missing_blocks_is_one_request() {
 async fn a_fetch_asks_only_for_the_blocks_still_missing() {
     let (m, rt, obj) = setup(8000).await;
     // Blocks 0, 1 and 5 are cached already (as if another fetch landed first).
-    rt.read(&obj, 0, 2000).await.unwrap();
-    rt.read(&obj, 5000, 1000).await.unwrap();
+    rt.read(&obj, 0, 2000, FetchPlan::Blocks).await.unwrap();
+    rt.read(&obj, 5000, 1000, FetchPlan::Blocks).await.unwrap();
     let before = m.read_bytes.load(Ordering::Relaxed);
     let blocks = rt
         .start_fetch(&obj, 1000, 0, 8, Wanted::ByReader)
@@ -124,7 +124,11 @@ async fn concurrent_readers_share_one_fetch() {
     m.set_delay(std::time::Duration::from_millis(50));
     let reads = (0..8).map(|i| {
         let (rt, obj) = (rt.clone(), obj.clone());
-        async move { rt.read(&obj, i * 100, 8000 - i * 100).await.unwrap() }
+        async move {
+            rt.read(&obj, i * 100, 8000 - i * 100, FetchPlan::Blocks)
+                .await
+                .unwrap()
+        }
     });
     let results = futures::future::join_all(reads).await;
     let src = data(8000);
@@ -143,13 +147,13 @@ async fn concurrent_readers_share_one_fetch() {
 async fn an_origin_failure_fails_that_read_only() {
     let (m, rt, obj) = setup(5000).await;
     m.fail_next(1);
-    let e = rt.read(&obj, 0, 100).await.unwrap_err();
+    let e = rt.read(&obj, 0, 100, FetchPlan::Blocks).await.unwrap_err();
     assert!(
         matches!(e, CacheError::Origin(ref c) if c.is_temporary()),
         "{e}"
     );
     assert_eq!(
-        &rt.read(&obj, 0, 100).await.unwrap()[..],
+        &rt.read(&obj, 0, 100, FetchPlan::Blocks).await.unwrap()[..],
         &data(5000)[..100]
     );
 }
@@ -157,12 +161,18 @@ async fn an_origin_failure_fails_that_read_only() {
 #[tokio::test]
 async fn a_changed_object_is_never_mixed() {
     let (m, rt, obj) = setup(5000).await;
-    let first = rt.read(&obj, 0, 1000).await.unwrap();
+    let first = rt.read(&obj, 0, 1000, FetchPlan::Blocks).await.unwrap();
     m.put("f.bin", vec![9u8; 5000]);
     // Cached block of the old version still serves the old version...
-    assert_eq!(rt.read(&obj, 0, 1000).await.unwrap(), first);
+    assert_eq!(
+        rt.read(&obj, 0, 1000, FetchPlan::Blocks).await.unwrap(),
+        first
+    );
     // ...but an uncached block of the old version cannot be had: Stale, not new bytes.
-    let e = rt.read(&obj, 3000, 1000).await.unwrap_err();
+    let e = rt
+        .read(&obj, 3000, 1000, FetchPlan::Blocks)
+        .await
+        .unwrap_err();
     assert!(
         matches!(e, CacheError::Origin(ref c) if c.kind() == colo_connectors::ErrorKind::Stale),
         "{e}"
@@ -173,7 +183,10 @@ async fn a_changed_object_is_never_mixed() {
         identity: meta.identity(),
         ..obj.clone()
     };
-    assert_eq!(&rt.read(&new, 0, 5000).await.unwrap()[..], &[9u8; 5000][..]);
+    assert_eq!(
+        &rt.read(&new, 0, 5000, FetchPlan::Blocks).await.unwrap()[..],
+        &[9u8; 5000][..]
+    );
 }
 
 #[tokio::test]
@@ -190,7 +203,7 @@ async fn disk_tier_refetches_a_corrupted_block() {
         identity: meta.identity(),
         size: 3000,
     };
-    rt.read(&obj, 0, 3000).await.unwrap();
+    rt.read(&obj, 0, 3000, FetchPlan::Blocks).await.unwrap();
     cache.flush().await;
     let block = disk.block_path(&rt.key(&obj, 1));
     let mut raw = std::fs::read(&block).unwrap();
@@ -198,7 +211,10 @@ async fn disk_tier_refetches_a_corrupted_block() {
     raw[n - 10] ^= 0xff;
     std::fs::write(&block, raw).unwrap();
     let before = m.reads.load(Ordering::Relaxed);
-    assert_eq!(&rt.read(&obj, 0, 3000).await.unwrap()[..], &data(3000)[..]);
+    assert_eq!(
+        &rt.read(&obj, 0, 3000, FetchPlan::Blocks).await.unwrap()[..],
+        &data(3000)[..]
+    );
     assert_eq!(
         m.reads.load(Ordering::Relaxed),
         before + 1,
@@ -217,17 +233,17 @@ async fn a_sparse_read_fetches_only_its_pages_in_one_request() {
     let (m, rt, obj) = setup_pages(10_000).await;
     let src = data(10_000);
     // 300 bytes inside block 4: pages 17..=18 (4250..4750), not the whole block.
-    let got = rt.read_sparse(&obj, 4300, 300).await.unwrap();
+    let got = rt.read(&obj, 4300, 300, FetchPlan::Pages).await.unwrap();
     assert_eq!(&got[..], &src[4300..4600]);
     assert_eq!(m.reads.load(Ordering::Relaxed), 1);
     assert_eq!(m.read_bytes.load(Ordering::Relaxed), 500);
     // Across a block boundary, both blocks missing: still one request, pages 19..=21.
-    let got = rt.read_sparse(&obj, 4800, 500).await.unwrap();
+    let got = rt.read(&obj, 4800, 500, FetchPlan::Pages).await.unwrap();
     assert_eq!(&got[..], &src[4800..5300]);
     assert_eq!(m.reads.load(Ordering::Relaxed), 2);
     assert_eq!(m.read_bytes.load(Ordering::Relaxed), 1250);
     // Everything it needs is now in pages: no request, same bytes, also from memory alone.
-    let got = rt.read_sparse(&obj, 4400, 800).await.unwrap();
+    let got = rt.read(&obj, 4400, 800, FetchPlan::Pages).await.unwrap();
     assert_eq!(&got[..], &src[4400..5200]);
     assert_eq!(m.reads.load(Ordering::Relaxed), 2);
     let fast = rt
@@ -235,7 +251,7 @@ async fn a_sparse_read_fetches_only_its_pages_in_one_request() {
         .expect("pages in memory");
     assert_eq!(&fast[..], &src[4400..5200]);
     // Pages 16 and 22 are missing on either side of the cached 17..=21: two runs, two requests.
-    let got = rt.read_sparse(&obj, 4000, 1600).await.unwrap();
+    let got = rt.read(&obj, 4000, 1600, FetchPlan::Pages).await.unwrap();
     assert_eq!(&got[..], &src[4000..5600]);
     assert_eq!(m.reads.load(Ordering::Relaxed), 4);
     assert_eq!(m.read_bytes.load(Ordering::Relaxed), 1750);
@@ -248,14 +264,14 @@ async fn a_sparse_read_ahead_fetches_on_to_its_end_in_one_request() {
     let (m, rt, obj) = setup_pages(10_000).await;
     let src = data(10_000);
     let got = rt
-        .read_sparse_span(&obj, 4300, 1000, 4300..7100)
+        .read(&obj, 4300, 1000, FetchPlan::PageSpan(4300..7100))
         .await
         .unwrap();
     assert_eq!(&got[..], &src[4300..5300]);
     // Pages 17..=28 (4250..7250): one request.
     assert_eq!(m.reads.load(Ordering::Relaxed), 1);
     assert_eq!(m.read_bytes.load(Ordering::Relaxed), 7250 - 4250);
-    let rest = rt.read_sparse(&obj, 5300, 1800).await.unwrap();
+    let rest = rt.read(&obj, 5300, 1800, FetchPlan::Pages).await.unwrap();
     assert_eq!(&rest[..], &src[5300..7100]);
     assert_eq!(
         m.reads.load(Ordering::Relaxed),
@@ -263,10 +279,13 @@ async fn a_sparse_read_ahead_fetches_on_to_its_end_in_one_request() {
         "the rest came from the cache"
     );
     // A span inside the read (even empty), or past the object, changes nothing but the clamp.
-    let tail = rt.read_sparse_span(&obj, 9000, 500, 0..0).await.unwrap();
+    let tail = rt
+        .read(&obj, 9000, 500, FetchPlan::PageSpan(0..0))
+        .await
+        .unwrap();
     assert_eq!(&tail[..], &src[9000..9500]);
     let last = rt
-        .read_sparse_span(&obj, 9600, 100, 9600..1 << 30)
+        .read(&obj, 9600, 100, FetchPlan::PageSpan(9600..1 << 30))
         .await
         .unwrap();
     assert_eq!(&last[..], &src[9600..9700]);
@@ -280,7 +299,7 @@ async fn a_sparse_read_in_a_span_fetches_the_span_before_it_too() {
     let (m, rt, obj) = setup_pages(10_000).await;
     let src = data(10_000);
     let second = rt
-        .read_sparse_span(&obj, 6000, 500, 2100..7100)
+        .read(&obj, 6000, 500, FetchPlan::PageSpan(2100..7100))
         .await
         .unwrap();
     assert_eq!(&second[..], &src[6000..6500]);
@@ -288,7 +307,7 @@ async fn a_sparse_read_in_a_span_fetches_the_span_before_it_too() {
     assert_eq!(m.reads.load(Ordering::Relaxed), 1);
     assert_eq!(m.read_bytes.load(Ordering::Relaxed), 7250 - 2000);
     let first = rt
-        .read_sparse_span(&obj, 2100, 3900, 2100..7100)
+        .read(&obj, 2100, 3900, FetchPlan::PageSpan(2100..7100))
         .await
         .unwrap();
     assert_eq!(&first[..], &src[2100..6000]);
@@ -303,9 +322,9 @@ async fn a_sparse_read_in_a_span_fetches_the_span_before_it_too() {
 async fn a_sparse_read_uses_whole_cached_blocks() {
     let (m, rt, obj) = setup_pages(10_000).await;
     let src = data(10_000);
-    rt.read(&obj, 2000, 1000).await.unwrap(); // block 2, whole
+    rt.read(&obj, 2000, 1000, FetchPlan::Blocks).await.unwrap(); // block 2, whole
     assert_eq!(m.reads.load(Ordering::Relaxed), 1);
-    let got = rt.read_sparse(&obj, 2100, 1200).await.unwrap();
+    let got = rt.read(&obj, 2100, 1200, FetchPlan::Pages).await.unwrap();
     assert_eq!(&got[..], &src[2100..3300]);
     assert_eq!(m.reads.load(Ordering::Relaxed), 2);
     assert_eq!(
@@ -322,7 +341,11 @@ async fn concurrent_sparse_readers_share_page_fetches() {
     let src = data(10_000);
     let reads = (0..6).map(|i| {
         let (rt, obj) = (rt.clone(), obj.clone());
-        async move { rt.read_sparse(&obj, 3000 + i * 50, 400).await.unwrap() }
+        async move {
+            rt.read(&obj, 3000 + i * 50, 400, FetchPlan::Pages)
+                .await
+                .unwrap()
+        }
     });
     let results = futures::future::join_all(reads).await;
     for (i, r) in results.iter().enumerate() {
@@ -340,12 +363,18 @@ async fn concurrent_sparse_readers_share_page_fetches() {
 async fn read_span_fetches_the_whole_span_once() {
     let (m, rt, obj) = setup(3500).await;
     let src = data(3500);
-    let got = rt.read_span(&obj, 1200, 100, 0..3500).await.unwrap();
+    let got = rt
+        .read(&obj, 1200, 100, FetchPlan::BlockSpan(0..3500))
+        .await
+        .unwrap();
     assert_eq!(&got[..], &src[1200..1300]);
     assert_eq!(m.reads.load(Ordering::Relaxed), 1);
     assert_eq!(m.read_bytes.load(Ordering::Relaxed), 3500);
     for off in [0, 999, 3000] {
-        let got = rt.read_span(&obj, off, 400, 0..3500).await.unwrap();
+        let got = rt
+            .read(&obj, off, 400, FetchPlan::BlockSpan(0..3500))
+            .await
+            .unwrap();
         assert_eq!(&got[..], &src[off as usize..(off as usize + 400).min(3500)]);
     }
     assert_eq!(
@@ -364,13 +393,19 @@ async fn readers_with_different_block_sizes_never_share_units() {
         ReadThrough::new(m.clone(), cache, 2000, 8000),
     );
     let src = data(10_000);
-    assert_eq!(&a.read(&obj, 0, 10_000).await.unwrap()[..], &src[..]);
+    assert_eq!(
+        &a.read(&obj, 0, 10_000, FetchPlan::Blocks).await.unwrap()[..],
+        &src[..]
+    );
     // Block 3 of the 2000-byte grid is bytes 6000..8000, not the 1000-byte grid's 3000..4000.
     assert_eq!(
-        &b.read(&obj, 6000, 2000).await.unwrap()[..],
+        &b.read(&obj, 6000, 2000, FetchPlan::Blocks).await.unwrap()[..],
         &src[6000..8000]
     );
-    assert_eq!(&b.read(&obj, 0, 10_000).await.unwrap()[..], &src[..]);
+    assert_eq!(
+        &b.read(&obj, 0, 10_000, FetchPlan::Blocks).await.unwrap()[..],
+        &src[..]
+    );
 }
 
 /// The fetch budget bounds the bytes in flight across readers: with room for one block, eight
@@ -386,7 +421,7 @@ async fn the_fetch_budget_bounds_fetches_in_flight() {
         let rt = rt.with_fetch_budget(budget.clone());
         let reads = (0..8u64).map(|i| {
             let (rt, obj) = (rt.clone(), obj.clone());
-            tokio::spawn(async move { rt.read(&obj, i * 1000, 1000).await })
+            tokio::spawn(async move { rt.read(&obj, i * 1000, 1000, FetchPlan::Blocks).await })
         });
         let src = data(8000);
         for (i, read) in futures::future::join_all(reads)

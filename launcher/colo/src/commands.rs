@@ -329,4 +329,3 @@ pub async fn ingest_catalog(args: CatalogArgs) -> Result<()> {
     );
     Ok(())
 }
-

@@ -33,9 +33,7 @@ use crate::stack::Stack;
 /// The settings of `colo up` with no config: the sample (prepared if it is not there yet, its
 /// catalogue published) as the volume `sample`, everything else at its default.
 pub async fn prepare(home: &Path) -> Result<Settings> {
-    let dir = ensure(home)
-        .await
-        .context("preparing the sample mission")?;
+    let dir = ensure(home).await.context("preparing the sample mission")?;
     let services = config::service_settings(&Default::default(), "built-in sample config")?;
     let sample_dir = dir.clone();
     tokio::task::spawn_blocking(move || publish_catalogue(&sample_dir, &services))

@@ -253,4 +253,3 @@ pub fn announce(base_url: &str) {
     );
     println!("tap {base_url}/tap");
 }
-

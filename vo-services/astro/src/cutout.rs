@@ -489,13 +489,19 @@ mod tests {
         let file = StandaloneImage::new(&h);
         assert_eq!(file.data_bytes, 12);
         assert_eq!(file.size_bytes() % BLOCK, 0);
-        assert_eq!(file.header_bytes.len() as u64 + 12 + file.padding_bytes, 2 * BLOCK);
+        assert_eq!(
+            file.header_bytes.len() as u64 + 12 + file.padding_bytes,
+            2 * BLOCK
+        );
         let crate::fits::header::Parsed::Complete(primary, _) =
             crate::fits::header::parse(&file.header_bytes).expect("a header")
         else {
             panic!("END not found")
         };
-        assert_eq!(primary.cards[0].key, "SIMPLE", "a primary header, not an extension");
+        assert_eq!(
+            primary.cards[0].key, "SIMPLE",
+            "a primary header, not an extension"
+        );
         assert!(!primary.contains("XTENSION") && !primary.contains("PCOUNT"));
         assert_eq!(primary.axes(), [3, 2]);
         assert_eq!(primary.text("EXTNAME").as_deref(), Some("ERR"));

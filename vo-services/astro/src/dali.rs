@@ -282,7 +282,10 @@ mod tests {
     #[test]
     fn intervals_with_open_ends() {
         assert_eq!(interval("BAND", "1e-7 2e-7").ok(), Some((1e-7, 2e-7)));
-        assert_eq!(interval("BAND", "-Inf 3").ok(), Some((f64::NEG_INFINITY, 3.0)));
+        assert_eq!(
+            interval("BAND", "-Inf 3").ok(),
+            Some((f64::NEG_INFINITY, 3.0))
+        );
         assert_eq!(interval("BAND", "5").ok(), Some((5.0, 5.0)));
         assert!(interval("BAND", "3 1").is_err());
         assert!(interval("BAND", "1 2 3").is_err());

@@ -116,7 +116,7 @@ pub fn links_document(ids: &[(String, Option<&ImageRecord>)], base: &str) -> Str
                     id,
                     "",
                     "",
-                    &format!("NotFoundFault: {id} is not a dataset published here"),
+                    &fault::message(Protocol::DataLink, &VoError::NotFound { id: id.clone() }),
                     "",
                     "#this",
                     "",
@@ -346,7 +346,11 @@ async fn download_stream(
             let header = Bytes::from(file.header_bytes);
             let padding = Bytes::from(vec![0u8; file.padding_bytes as usize]);
             let body = futures::stream::iter([Ok(header)])
-                .chain(stream_range(image.source, image.data_offset, file.data_bytes))
+                .chain(stream_range(
+                    image.source,
+                    image.data_offset,
+                    file.data_bytes,
+                ))
                 .chain(futures::stream::iter([Ok(padding)]))
                 .boxed();
             Ok(Download {

@@ -220,7 +220,10 @@ mod tests {
         );
         assert_eq!(down.class(), FaultClass::Unavailable);
         let message = down.client_message();
-        assert_eq!(message, "volume archive could not be read (logged); try again later");
+        assert_eq!(
+            message,
+            "volume archive could not be read (logged); try again later"
+        );
         let stale = AstroError::Read {
             name: "archive/a.fits".into(),
             kind: read_failure(&CacheError::from(ConnectorError::Stale {

@@ -104,11 +104,7 @@ fn document(protocol: Protocol, status: StatusCode, message: &str) -> Response {
 
 /// The answer to a request that failed with `error`.
 pub fn response(protocol: Protocol, error: &VoError) -> Response {
-    document(
-        protocol,
-        status(error.class()),
-        &message(protocol, error),
-    )
+    document(protocol, status(error.class()), &message(protocol, error))
 }
 
 /// The `/error` resource of a failed job whose summary is `message` (spelled when the job failed):
@@ -135,7 +131,10 @@ mod tests {
 
     #[test]
     fn each_protocol_spells_a_usage_fault_its_way() {
-        assert_eq!(message(Protocol::Tap, &bad()), "BAND: 2 1: the interval is empty");
+        assert_eq!(
+            message(Protocol::Tap, &bad()),
+            "BAND: 2 1: the interval is empty"
+        );
         assert!(message(Protocol::Sia, &bad()).starts_with("UsageFault: BAND"));
         assert!(message(Protocol::DataLink, &bad()).starts_with("UsageFault: "));
         assert!(message(Protocol::Soda, &bad()).starts_with("UsageError: "));
@@ -147,7 +146,9 @@ mod tests {
             message(Protocol::Soda, &multi),
             "MultiValuedParamNotSupported: give one region"
         );
-        let missing = VoError::NotFound { id: "ivo://x".into() };
+        let missing = VoError::NotFound {
+            id: "ivo://x".into(),
+        };
         assert!(message(Protocol::DataLinkFile, &missing).starts_with("NotFoundFault: "));
         assert!(message(Protocol::Soda, &missing).starts_with("UsageError: "));
         assert_eq!(status(missing.class()), StatusCode::NOT_FOUND);

@@ -77,7 +77,10 @@ mod tests {
     #[test]
     fn urls_are_what_the_client_sees() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::HOST, HeaderValue::from_static("archive.example.org"));
+        headers.insert(
+            header::HOST,
+            HeaderValue::from_static("archive.example.org"),
+        );
         headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
         let uri = OriginalUri("/tap-server/tap/async/abc".parse().expect("uri"));
         assert_eq!(

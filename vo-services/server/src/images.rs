@@ -108,11 +108,12 @@ impl ImageState {
             .hdus
             .first()
             .ok_or_else(|| AstroError::fits(&record.path, "no HDU"))?;
-        let target = layout
-            .hdus
-            .iter()
-            .find(|h| h.index == hdu)
-            .ok_or_else(|| AstroError::fits(&record.path, format!("HDU {hdu} is not in the file any more")))?;
+        let target = layout.hdus.iter().find(|h| h.index == hdu).ok_or_else(|| {
+            AstroError::fits(
+                &record.path,
+                format!("HDU {hdu} is not in the file any more"),
+            )
+        })?;
         let source: Arc<dyn ByteSource> = Arc::from(source);
         let (source, data_offset): (Arc<dyn ByteSource>, u64) = if target.is_compressed_image() {
             (Arc::new(TiledImage::open(source, target)?), 0)

@@ -21,7 +21,9 @@ pub struct Params {
 
 impl Params {
     /// Parameters given as (name, value) pairs (names are upper-cased).
-    pub fn from_pairs<K: AsRef<str>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+    pub fn from_pairs<K: AsRef<str>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
         Params {
             values: pairs
                 .into_iter()
@@ -73,15 +75,17 @@ impl Params {
         }
     }
 
-    async fn add_multipart(&mut self, request: Request, limits: &ServiceLimits) -> Result<(), VoError> {
+    async fn add_multipart(
+        &mut self,
+        request: Request,
+        limits: &ServiceLimits,
+    ) -> Result<(), VoError> {
         let mut multipart = axum::extract::Multipart::from_request(request, &())
             .await
             .map_err(|e| VoError::bad_parameter("body", e.to_string()))?;
-        while let Some(field) = multipart
-            .next_field()
-            .await
-            .map_err(|e| VoError::bad_parameter("body", format!("unreadable multipart body: {e}")))?
-        {
+        while let Some(field) = multipart.next_field().await.map_err(|e| {
+            VoError::bad_parameter("body", format!("unreadable multipart body: {e}"))
+        })? {
             let name = field.name().unwrap_or_default().to_string();
             let is_file = field.file_name().is_some();
             let data = field.bytes().await.map_err(|e| {
@@ -133,7 +137,11 @@ impl Params {
     }
 
     /// The value of `name` as a number of type `T`, if given.
-    pub fn parse<T: std::str::FromStr>(&self, name: &str, what: &str) -> Result<Option<T>, VoError> {
+    pub fn parse<T: std::str::FromStr>(
+        &self,
+        name: &str,
+        what: &str,
+    ) -> Result<Option<T>, VoError> {
         self.get(name)
             .map(|v| {
                 v.trim()
@@ -145,7 +153,8 @@ impl Params {
 
     /// Whether `name` was given with the value `value` (case-insensitive).
     pub fn is(&self, name: &str, value: &str) -> bool {
-        self.get(name).is_some_and(|v| v.trim().eq_ignore_ascii_case(value))
+        self.get(name)
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case(value))
     }
 
     /// All (name, value) pairs in order.
@@ -174,13 +183,18 @@ mod tests {
 
     #[test]
     fn names_fold_to_upper_case_and_values_keep_their_order() {
-        let uri: Uri = "/sync?query=SELECT+1&Id=a&ID=b&maxrec=5".parse().expect("uri");
+        let uri: Uri = "/sync?query=SELECT+1&Id=a&ID=b&maxrec=5"
+            .parse()
+            .expect("uri");
         let params = Params::from_query(&uri);
         assert_eq!(params.get("QUERY"), Some("SELECT 1"));
         assert_eq!(params.all("ID"), ["a", "b"]);
         assert_eq!(params.get("ID"), Some("b"));
         assert!(params.single("ID").is_err());
-        assert_eq!(params.parse::<u64>("MAXREC", "a number").ok(), Some(Some(5)));
+        assert_eq!(
+            params.parse::<u64>("MAXREC", "a number").ok(),
+            Some(Some(5))
+        );
         assert!(params.parse::<u64>("QUERY", "a number").is_err());
         assert_eq!(params.values_without(&["ID"]).len(), 2);
     }
@@ -203,7 +217,11 @@ mod tests {
             .expect("request");
         let params = Params::read(multipart, &limits).await.expect("read");
         assert_eq!(params.get("QUERY"), Some("SELECT 2"));
-        assert_eq!(params.get("T1"), None, "a file part is an upload, not a parameter");
+        assert_eq!(
+            params.get("T1"),
+            None,
+            "a file part is an upload, not a parameter"
+        );
         assert_eq!(params.files()["t1"].as_ref(), b"<VOTABLE/>");
     }
 }

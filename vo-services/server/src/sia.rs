@@ -18,8 +18,8 @@ use axum::routing::get;
 use futures::StreamExt;
 
 use colo_astro::dali::{self, Shape};
-use colo_tap::output::votable::{VotableWriter, xml_escape};
 use colo_tap::TapError;
+use colo_tap::output::votable::{VotableWriter, xml_escape};
 use colo_tap::output::{Ending, ResultWriter};
 
 use crate::AppState;
@@ -118,13 +118,15 @@ pub fn to_adql(params: &Params) -> Result<String, VoError> {
             conditions.push(format!("({})", alternatives.join(" OR ")));
         }
     };
-    let pos: Result<Vec<String>, VoError> = params.all("POS")
+    let pos: Result<Vec<String>, VoError> = params
+        .all("POS")
         .into_iter()
         .map(|v| Ok(shape_adql(&dali::pos("POS", v)?)))
         .collect();
     add(pos?);
     for (param, lo_col, hi_col) in [("BAND", "em_min", "em_max"), ("TIME", "t_min", "t_max")] {
-        let parts: Result<Vec<String>, VoError> = params.all(param)
+        let parts: Result<Vec<String>, VoError> = params
+            .all(param)
             .into_iter()
             .map(|v| {
                 let (lo, hi) = dali::interval(param, v)?;
@@ -133,7 +135,8 @@ pub fn to_adql(params: &Params) -> Result<String, VoError> {
             .collect();
         add(parts?);
     }
-    add(params.all("POL")
+    add(params
+        .all("POL")
         .into_iter()
         .flat_map(|v| v.split_whitespace())
         .map(|p| {
@@ -150,7 +153,8 @@ pub fn to_adql(params: &Params) -> Result<String, VoError> {
         })
         .collect::<Result<Vec<_>, _>>()?);
     for (param, column) in NUMERIC {
-        let parts: Result<Vec<String>, VoError> = params.all(param)
+        let parts: Result<Vec<String>, VoError> = params
+            .all(param)
             .into_iter()
             .map(|v| {
                 let (lo, hi) = dali::interval(param, v)?;
@@ -159,7 +163,8 @@ pub fn to_adql(params: &Params) -> Result<String, VoError> {
             .collect();
         add(parts?);
     }
-    let ids: Vec<String> = params.all("ID")
+    let ids: Vec<String> = params
+        .all("ID")
         .into_iter()
         .map(|v| {
             format!(
@@ -175,15 +180,16 @@ pub fn to_adql(params: &Params) -> Result<String, VoError> {
             conditions.push(format!("{column} IN ({})", list.join(", ")));
         }
     }
-    let calib: Result<Vec<String>, VoError> = params.all("CALIB")
+    let calib: Result<Vec<String>, VoError> = params
+        .all("CALIB")
         .into_iter()
         .map(|v| {
-            v.trim()
-                .parse::<i32>()
-                .map(|c| c.to_string())
-                .map_err(|_| {
-                    VoError::bad_parameter("CALIB", format!("{v:?} is not an integer calibration level"))
-                })
+            v.trim().parse::<i32>().map(|c| c.to_string()).map_err(|_| {
+                VoError::bad_parameter(
+                    "CALIB",
+                    format!("{v:?} is not an integer calibration level"),
+                )
+            })
         })
         .collect();
     let calib = calib?;

@@ -175,7 +175,13 @@ async fn cut_dataset(
     spec: &CutoutSpec,
 ) -> Result<Option<Vec<u8>>, VoError> {
     let image = images.open_hdu(record, record.hdu).await?;
-    Ok(cut(image.source.as_ref(), &image.header, image.data_offset, spec).await?)
+    Ok(cut(
+        image.source.as_ref(),
+        &image.header,
+        image.data_offset,
+        spec,
+    )
+    .await?)
 }
 
 async fn sync(State(state): State<AppState>, request: Request) -> Response {
@@ -206,9 +212,19 @@ async fn sync_cutout(
 ) -> Result<Option<(&ImageRecord, Vec<u8>)>, VoError> {
     let params = Params::read(request, &state.tap.limits).await?;
     let id = match params.all("ID").as_slice() {
-        [] => return Err(VoError::bad_parameter("ID", "missing: name the dataset to cut out")),
+        [] => {
+            return Err(VoError::bad_parameter(
+                "ID",
+                "missing: name the dataset to cut out",
+            ));
+        }
         [one] => *one,
-        _ => return Err(multi_valued("ID", "give one ID per sync request, or use async")),
+        _ => {
+            return Err(multi_valued(
+                "ID",
+                "give one ID per sync request, or use async",
+            ));
+        }
     };
     let constraints = Constraints::parse(&params)?;
     constraints.single()?;
@@ -240,7 +256,10 @@ async fn run_cutout_job(images: &ImageState, job: &Job, sink: &ResultSink) -> Re
     let params = job.params();
     let ids = params.all("ID");
     if ids.is_empty() {
-        return Err(VoError::bad_parameter("ID", "missing: name the datasets to cut out"));
+        return Err(VoError::bad_parameter(
+            "ID",
+            "missing: name the datasets to cut out",
+        ));
     }
     let constraints = Constraints::parse(&params)?;
     let records = ids
@@ -254,7 +273,9 @@ async fn run_cutout_job(images: &ImageState, job: &Job, sink: &ResultSink) -> Re
     if count > MAX_CUTOUTS_PER_JOB {
         return Err(VoError::bad_parameter(
             "ID",
-            format!("{count} cutouts requested (IDs × regions × bands); one job makes at most {MAX_CUTOUTS_PER_JOB}"),
+            format!(
+                "{count} cutouts requested (IDs × regions × bands); one job makes at most {MAX_CUTOUTS_PER_JOB}"
+            ),
         ));
     }
     let mut made = 0usize;

@@ -119,7 +119,14 @@ impl QuerySpec {
         limits: &ServiceLimits,
         tapplus: bool,
     ) -> Result<QuerySpec, VoError> {
-        for single in ["LANG", "QUERY", "RESPONSEFORMAT", "FORMAT", "MAXREC", "RUNID"] {
+        for single in [
+            "LANG",
+            "QUERY",
+            "RESPONSEFORMAT",
+            "FORMAT",
+            "MAXREC",
+            "RUNID",
+        ] {
             params.single(single)?;
         }
         match params.get("LANG") {
@@ -142,7 +149,9 @@ impl QuerySpec {
                 VoError::bad_parameter("QUERY", "missing: send the ADQL query in QUERY")
             })?
             .to_string();
-        let requested = params.get("RESPONSEFORMAT").or_else(|| params.get("FORMAT"));
+        let requested = params
+            .get("RESPONSEFORMAT")
+            .or_else(|| params.get("FORMAT"));
         let format = match requested {
             None => Format::VotableBinary2,
             Some(value) => Format::parse(value).ok_or_else(|| {
@@ -275,11 +284,7 @@ fn wants_esa_attributes(headers: &HeaderMap, uri: &OriginalUri) -> bool {
         || !headers.contains_key(header::USER_AGENT)
 }
 
-async fn tables(
-    State(state): State<TapState>,
-    headers: HeaderMap,
-    uri: OriginalUri,
-) -> Response {
+async fn tables(State(state): State<TapState>, headers: HeaderMap, uri: OriginalUri) -> Response {
     let esa = wants_esa_attributes(&headers, &uri);
     let params = Params::from_query(&uri);
     let detail_min = params.is("DETAIL", "min") || params.is("ONLY_TABLES", "true");

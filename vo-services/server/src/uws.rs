@@ -18,4 +18,3 @@ mod time;
 pub use job::{Job, JobResult, Phase};
 pub use store::{JobLimits, JobStore, ResultSink, ResultStream, now_secs, spawn_sweeper};
 pub use time::{iso8601, parse_iso8601};
-

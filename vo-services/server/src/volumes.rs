@@ -3,7 +3,7 @@
 //!
 //! Every read carries the identity the file had when it was opened, so a file replaced at the
 //! origin fails as stale instead of mixing versions. Reads go through
-//! [`ReadThrough::read_exact`]: cached blocks when they are all there, otherwise exactly the
+//! [`FetchPlan::Exact`]: cached blocks when they are all there, otherwise exactly the
 //! bytes asked for — a header costs a few KiB, a cutout only its rows. `read_many` fetches up to
 //! [`CONCURRENT_READS`] ranges at once, in order.
 
@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use colo_cache::{CacheError, ObjectVersion, ReadThrough};
+use colo_cache::{CacheError, FetchPlan, ObjectVersion, ReadThrough};
 use colo_connectors::{ConnectorError, EntryKind, ObjectPath};
 use futures::{StreamExt, TryStreamExt};
 
@@ -104,7 +104,7 @@ impl ByteSource for VolumeFile {
 
     async fn read(&self, offset: u64, len: u64) -> Result<Bytes, AstroError> {
         self.reader
-            .read_exact(&self.object, offset, len)
+            .read(&self.object, offset, len, FetchPlan::Exact)
             .await
             .map_err(|e| read_error(&self.name, e))
     }
@@ -117,7 +117,7 @@ impl ByteSource for VolumeFile {
                 let object = self.object.clone();
                 async move {
                     reader
-                        .read_exact(&object, offset, len)
+                        .read(&object, offset, len, FetchPlan::Exact)
                         .await
                         .map_err(|e| read_error(&self.name, e))
                 }

@@ -87,7 +87,10 @@ pub fn capabilities(
     for (kind, features) in functions.language_features() {
         out.push_str(&format!("<languageFeatures type=\"{kind}\">\n"));
         for feature in features {
-            out.push_str(&format!("<feature><form>{}</form>", xml_escape(&feature.form)));
+            out.push_str(&format!(
+                "<feature><form>{}</form>",
+                xml_escape(&feature.form)
+            ));
             if let Some(description) = feature.description {
                 out.push_str(&format!(
                     "<description>{}</description>",
@@ -149,7 +152,11 @@ pub fn simple_capabilities(base: &str, services: &[(&str, &str)]) -> String {
 
 /// The VOSI capabilities of the image service mounted at `/<service>`, listing
 /// `(standardID, path)`, with URLs as the client sees them.
-pub fn image_capabilities(headers: &HeaderMap, service: &str, endpoints: &[(&str, &str)]) -> Response {
+pub fn image_capabilities(
+    headers: &HeaderMap,
+    service: &str,
+    endpoints: &[(&str, &str)],
+) -> Response {
     let base = format!("{}/{service}", root_url(headers));
     (
         [(header::CONTENT_TYPE, "text/xml")],

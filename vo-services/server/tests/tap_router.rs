@@ -1,8 +1,11 @@
 //! The TAP service driven through `router()` without a socket (tower `oneshot`): a real catalogue
-//! ingested into a temporary folder, then sync and async queries, errors, TAP_SCHEMA and VOSI.
+//! ingested into a temporary folder, then sync and async queries, errors, TAP_SCHEMA and VOSI. (What
+//! the engine answers and how it plans — cones, crossmatches, pruning — is tested in `colo-tap`.)
 //!
 //! Data: 2,000 rows of the Hipparcos-2 sample committed in `fixtures/hip2_sample.csv` (CDS I/311,
 //! see `fixtures/PROVENANCE.md`).
+
+mod support;
 
 use std::path::Path;
 
@@ -29,9 +32,10 @@ async fn service() -> Service {
 
 async fn service_with(limits: ServiceLimits) -> Service {
     let dir = tempfile::tempdir().expect("tempdir");
-    let csv =
-        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tap/tests/fixtures/hip2_sample.csv"))
-            .expect("fixture");
+    let csv = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tap/tests/fixtures/hip2_sample.csv"),
+    )
+    .expect("fixture");
     let request = IngestRequest {
         source_name: "hip2_sample.csv".into(),
         bytes: csv.into(),
@@ -57,23 +61,8 @@ async fn service_with(limits: ServiceLimits) -> Service {
 }
 
 async fn post(app: &axum::Router, path: &str, form: &[(&str, &str)]) -> (StatusCode, String) {
-    let body: String = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(form)
-        .finish();
-    let request = Request::post(path)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("host", "localhost")
-        .body(Body::from(body))
-        .expect("request");
-    let response = app.clone().oneshot(request).await.expect("response");
-    let status = response.status();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (status, String::from_utf8_lossy(&bytes).into_owned())
+    let answer = support::post(app, path, form).await;
+    (answer.status, answer.text())
 }
 
 async fn sync_csv(app: &axum::Router, query: &str) -> (StatusCode, String) {
@@ -104,19 +93,8 @@ async fn unknown_names_are_reported_with_suggestions() {
 }
 
 async fn get(app: &axum::Router, path: &str) -> (StatusCode, String) {
-    let request = Request::get(path)
-        .header("host", "localhost")
-        .body(Body::empty())
-        .expect("request");
-    let response = app.clone().oneshot(request).await.expect("response");
-    let status = response.status();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (status, String::from_utf8_lossy(&bytes).into_owned())
+    let answer = support::get(app, path).await;
+    (answer.status, answer.text())
 }
 
 fn csv_rows(body: &str) -> Vec<Vec<String>> {
@@ -124,141 +102,6 @@ fn csv_rows(body: &str) -> Vec<Vec<String>> {
         .skip(1)
         .map(|l| l.split(',').map(String::from).collect())
         .collect()
-}
-
-#[tokio::test]
-async fn cone_results_equal_a_brute_force_filter() {
-    let s = service().await;
-    let (status, body) = sync_csv(&s.app, "SELECT hip, ra, dec FROM sample.hip2").await;
-    assert_eq!(status, StatusCode::OK);
-    let all = csv_rows(&body);
-    assert_eq!(all.len(), 1000, "default MAXREC applies");
-    let (_, body) = post(
-        &s.app,
-        "/tap/sync",
-        &[
-            ("LANG", "ADQL"),
-            ("QUERY", "SELECT hip, ra, dec FROM sample.hip2"),
-            ("RESPONSEFORMAT", "csv"),
-            ("MAXREC", "5000"),
-        ],
-    )
-    .await;
-    let all = csv_rows(&body);
-    assert_eq!(all.len(), 2000);
-    for (ra, dec, radius) in [(56.75, 24.12, 10.0), (0.5, 0.0, 12.0), (180.0, 88.0, 6.0)] {
-        let expected: std::collections::BTreeSet<String> = all
-            .iter()
-            .filter(|r| {
-                let (a, d): (f64, f64) = (r[1].parse().expect("ra"), r[2].parse().expect("dec"));
-                colo_astro::sky::distance_deg(a, d, ra, dec) <= radius
-            })
-            .map(|r| r[0].clone())
-            .collect();
-        let query = format!(
-            "SELECT hip FROM sample.hip2 WHERE 1=CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', {ra}, {dec}, {radius}))"
-        );
-        let (_, body) = post(
-            &s.app,
-            "/tap/sync",
-            &[
-                ("LANG", "ADQL"),
-                ("QUERY", &query),
-                ("RESPONSEFORMAT", "csv"),
-                ("MAXREC", "5000"),
-            ],
-        )
-        .await;
-        let got: std::collections::BTreeSet<String> =
-            csv_rows(&body).into_iter().map(|r| r[0].clone()).collect();
-        assert!(!expected.is_empty());
-        assert_eq!(got, expected, "cone {ra} {dec} {radius}");
-    }
-}
-
-#[tokio::test]
-async fn crossmatch_is_a_hash_join_with_the_brute_force_result() {
-    let s = service().await;
-    let query = "SELECT a.hip, b.hip FROM sample.hip2 AS a JOIN sample.hip2 AS b ON DISTANCE(POINT(a.ra, a.dec), POINT(b.ra, b.dec)) < 2 WHERE a.hip < b.hip";
-    let (status, body) = post(
-        &s.app,
-        "/tap/sync",
-        &[
-            ("LANG", "ADQL"),
-            ("QUERY", query),
-            ("RESPONSEFORMAT", "csv"),
-            ("MAXREC", "100000"),
-        ],
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let got: std::collections::BTreeSet<(String, String)> = csv_rows(&body)
-        .into_iter()
-        .map(|r| (r[0].clone(), r[1].clone()))
-        .collect();
-    let (_, all) = post(
-        &s.app,
-        "/tap/sync",
-        &[
-            ("LANG", "ADQL"),
-            ("QUERY", "SELECT hip, ra, dec FROM sample.hip2"),
-            ("RESPONSEFORMAT", "csv"),
-            ("MAXREC", "5000"),
-        ],
-    )
-    .await;
-    let all: Vec<(i64, f64, f64)> = csv_rows(&all)
-        .iter()
-        .map(|r| {
-            (
-                r[0].parse().expect("hip"),
-                r[1].parse().expect("ra"),
-                r[2].parse().expect("dec"),
-            )
-        })
-        .collect();
-    let mut expected = std::collections::BTreeSet::new();
-    for a in &all {
-        for b in &all {
-            if a.0 < b.0 && colo_astro::sky::distance_deg(a.1, a.2, b.1, b.2) < 2.0 {
-                expected.insert((a.0.to_string(), b.0.to_string()));
-            }
-        }
-    }
-    assert!(expected.len() > 10);
-    assert_eq!(got, expected);
-    let engine = colo_tap::engine::open(&s._dir.path().join("tables"))
-        .await
-        .expect("engine");
-    let plan = engine.explain(query).await.expect("plan");
-    assert!(plan.contains("HashJoinExec"), "{plan}");
-    assert!(!plan.contains("NestedLoopJoinExec"), "{plan}");
-}
-
-#[tokio::test]
-async fn small_cones_skip_row_groups_by_statistics() {
-    let s = service().await;
-    let engine = colo_tap::engine::open(&s._dir.path().join("tables"))
-        .await
-        .expect("engine");
-    let metrics = engine
-        .explain_analyze("SELECT hip FROM sample.hip2 WHERE 1=CONTAINS(POINT(ra, dec), CIRCLE(56.75, 24.12, 0.5))")
-        .await
-        .expect("runs");
-    // 12 order-0 files; all but the one holding the cone are pruned by their min/max statistics.
-    let pruned = metric(&metrics, "files_ranges_pruned_statistics")
-        .or_else(|| metric(&metrics, "row_groups_pruned_statistics"));
-    assert!(pruned.is_some_and(|p| p >= 10), "{metrics}");
-}
-
-fn metric(text: &str, name: &str) -> Option<u64> {
-    let at = text.find(&format!("{name}="))?;
-    let digits: String = text[at + name.len() + 1..]
-        .chars()
-        .skip_while(|c| !c.is_ascii_digit())
-        .take_while(|c| c.is_ascii_digit())
-        .collect();
-    digits.parse().ok()
 }
 
 #[tokio::test]
@@ -571,8 +414,8 @@ async fn fits_results_read_back_with_the_same_values() {
         .expect("body")
         .to_bytes();
     assert_eq!(bytes.len() % 2880, 0);
-    let table =
-        colo_astro::fits::bintable::BinTable::first_in("result.fits", &bytes).expect("a FITS table");
+    let table = colo_astro::fits::bintable::BinTable::first_in("result.fits", &bytes)
+        .expect("a FITS table");
     let (_, csv) = sync_csv(&s.app, query).await;
     let rows = csv_rows(&csv);
     assert_eq!(table.rows, rows.len());

@@ -241,4 +241,3 @@ pub fn declared_type(column: &ColumnMeta) -> (&'static str, Option<&'static str>
     let (datatype, arraysize) = votable_type(&data_type);
     (datatype, arraysize, column.xtype.clone())
 }
-

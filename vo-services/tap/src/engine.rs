@@ -31,10 +31,10 @@ use datafusion::sql::sqlparser::ast::{ObjectNamePart, SetExpr, Statement, TableF
 use crate::adql::udf::geometry_udfs;
 use crate::adql::{FunctionCatalog, PositionColumns, TableResolver, translate};
 use crate::catalog::{ColumnMeta, DATA_DIR, HEALPIX_COLUMN, PublishedTable, TableMeta};
-use crate::types::implied_xtype;
-use crate::upload::UploadedTable;
 use crate::error::TapError;
 use crate::names::nearest_name;
+use crate::types::implied_xtype;
+use crate::upload::UploadedTable;
 
 use crate::tap_schema;
 

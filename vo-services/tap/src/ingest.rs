@@ -24,8 +24,8 @@ use parquet::arrow::ArrowWriter;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use crate::catalog::{
-    HEALPIX_COLUMN,
-    ColumnDescriptor, DATA_DIR, DESCRIPTOR_FILE, PositionDescriptor, TableDescriptor, esa_flags,
+    ColumnDescriptor, DATA_DIR, DESCRIPTOR_FILE, HEALPIX_COLUMN, PositionDescriptor,
+    TableDescriptor, esa_flags,
 };
 use crate::error::TapError;
 
@@ -261,7 +261,10 @@ fn read_input(request: &IngestRequest) -> Result<RecordBatch, TapError> {
         }
         InputFormat::Votable => vec![crate::upload::parse_votable("ingest", &request.bytes)?.batch],
         InputFormat::Fits => {
-            vec![fits::read_bintable(&request.source_name, &request.bytes).map_err(|m| fail(request, m))?]
+            vec![
+                fits::read_bintable(&request.source_name, &request.bytes)
+                    .map_err(|m| fail(request, m))?,
+            ]
         }
     };
     let Some(first) = batches.first() else {

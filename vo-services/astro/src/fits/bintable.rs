@@ -223,7 +223,12 @@ pub fn primary_header() -> Header {
 }
 
 /// The header of a binary table with these columns, `row_bytes` per row and `rows` rows.
-pub fn table_header(columns: &[OutputColumn], row_bytes: usize, rows: usize, extname: &str) -> Header {
+pub fn table_header(
+    columns: &[OutputColumn],
+    row_bytes: usize,
+    rows: usize,
+    extname: &str,
+) -> Header {
     let mut h = Header::default();
     h.set(
         "XTENSION",

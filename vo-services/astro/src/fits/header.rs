@@ -57,10 +57,7 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, String> {
         let key = raw[..8].trim_end().to_string();
         if key == "END" {
             let used = ((i + 1) * CARD) as u64;
-            return Ok(Parsed::Complete(
-                Header { cards },
-                super::padded_len(used),
-            ));
+            return Ok(Parsed::Complete(Header { cards }, super::padded_len(used)));
         }
         if i == 0 && key != "SIMPLE" && key != "XTENSION" {
             return Err("the header does not start with SIMPLE or XTENSION".into());
@@ -352,8 +349,8 @@ mod tests {
         assert!(card.starts_with("TUNIT1  = 'm/s     '"), "{card}");
         let long = format_card("TTYPE1", &Value::Str("x".repeat(100)), "");
         assert_eq!(long.len(), 80);
-        let Parsed::Complete(h, _) = parse(format!("{:<80}{long}{:<80}", "SIMPLE  = T", "END").as_bytes())
-            .expect("valid")
+        let Parsed::Complete(h, _) =
+            parse(format!("{:<80}{long}{:<80}", "SIMPLE  = T", "END").as_bytes()).expect("valid")
         else {
             panic!("END not found")
         };

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{OriginalUri, Path, Request, State};
+use axum::extract::{FromRequestParts, OriginalUri, Path, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -90,7 +91,11 @@ pub fn load_job_files(jobs: &JobStore, job: &Job) -> HashMap<String, Bytes> {
 }
 
 /// Saves inline upload parts with the job.
-fn save_job_files(state: &UwsService, job: &Job, files: &HashMap<String, Bytes>) -> Result<(), VoError> {
+fn save_job_files(
+    state: &UwsService,
+    job: &Job,
+    files: &HashMap<String, Bytes>,
+) -> Result<(), VoError> {
     for (name, data) in files {
         let safe: String = name
             .chars()
@@ -108,16 +113,59 @@ fn jobs_url(headers: &HeaderMap, uri: &OriginalUri) -> String {
     format!("{}/async", base_url(headers, uri, "/async"))
 }
 
-fn job_url(headers: &HeaderMap, uri: &OriginalUri, id: &str) -> String {
-    format!("{}/{}", jobs_url(headers, uri), id)
+/// What a job resource's handler needs to know of its request: the job, the URLs as the client
+/// sees them, the query string, and whether the client is astroquery's TapPlus.
+struct JobRef {
+    id: String,
+    jobs_url: String,
+    query: Params,
+    tapplus: bool,
+}
+
+impl JobRef {
+    /// The job's URL as the client sees it.
+    fn url(&self) -> String {
+        format!("{}/{}", self.jobs_url, self.id)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for JobRef {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(id) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let uri = parts
+            .extensions
+            .get::<OriginalUri>()
+            .cloned()
+            .unwrap_or_else(|| OriginalUri(parts.uri.clone()));
+        Ok(JobRef {
+            id,
+            jobs_url: jobs_url(&parts.headers, &uri),
+            query: Params::from_query(&parts.uri),
+            tapplus: is_tapplus(&parts.headers),
+        })
+    }
 }
 
 /// The job list (UWS 1.1 §2.2.2.1), filtered by `PHASE` (repeatable), `AFTER` and `LAST`.
-async fn list_jobs(State(state): State<UwsService>, headers: HeaderMap, uri: OriginalUri) -> Response {
+async fn list_jobs(
+    State(state): State<UwsService>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+) -> Response {
     let params = Params::from_query(&uri);
-    let phases: Vec<Phase> = params.all("PHASE").into_iter().filter_map(Phase::parse).collect();
+    let phases: Vec<Phase> = params
+        .all("PHASE")
+        .into_iter()
+        .filter_map(Phase::parse)
+        .collect();
     let after = params.get("AFTER").and_then(parse_iso8601);
-    let last = params.get("LAST").and_then(|v| v.trim().parse::<usize>().ok());
+    let last = params
+        .get("LAST")
+        .and_then(|v| v.trim().parse::<usize>().ok());
     let mut jobs: Vec<Job> = state
         .jobs
         .list()
@@ -174,113 +222,95 @@ async fn create_job(
             .runner
             .start(&state.jobs, &job.id, is_tapplus(&headers))?;
     }
-    Ok(see_other(job_url(&headers, &uri, &job.id)))
+    Ok(see_other(format!(
+        "{}/{}",
+        jobs_url(&headers, &uri),
+        job.id
+    )))
 }
 
 /// The job document; with `WAIT`, blocks while the job is in the given (or any active) phase
 /// (UWS 1.1 §2.2.1.1).
-async fn job_document(
-    State(state): State<UwsService>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    uri: OriginalUri,
-) -> Answer {
-    let params = Params::from_query(&uri);
-    let mut job = state.jobs.get(&id)?;
-    if let Some(wait) = params.get("WAIT").and_then(|v| v.trim().parse::<i64>().ok()) {
-        let expected = params.get("PHASE").and_then(Phase::parse);
-        let blocks = job.phase.is_active() && expected.is_none_or(|p| p == job.phase);
+async fn job_document(State(state): State<UwsService>, job: JobRef) -> Answer {
+    let mut current = state.jobs.get(&job.id)?;
+    if let Some(wait) = job
+        .query
+        .get("WAIT")
+        .and_then(|v| v.trim().parse::<i64>().ok())
+    {
+        let expected = job.query.get("PHASE").and_then(Phase::parse);
+        let blocks = current.phase.is_active() && expected.is_none_or(|p| p == current.phase);
         if blocks {
             let secs = if wait < 0 { 60 } else { wait.min(600) as u64 };
-            job = state
+            current = state
                 .jobs
-                .wait(&id, job.phase, Duration::from_secs(secs))
+                .wait(&job.id, current.phase, Duration::from_secs(secs))
                 .await?;
         }
     }
-    Ok(xml(job.to_xml(&job_url(&headers, &uri, &id))))
+    Ok(xml(current.to_xml(&job.url())))
 }
 
 /// Answer to a job modification: 303 to the job (UWS), or 200 with the job for TapPlus.
-fn after_change(state: &UwsService, headers: &HeaderMap, uri: &OriginalUri, id: &str) -> Answer {
-    let url = job_url(headers, uri, id);
-    if is_tapplus(headers) {
-        return Ok(xml(state.jobs.get(id)?.to_xml(&url)));
+fn after_change(state: &UwsService, job: &JobRef) -> Answer {
+    if job.tapplus {
+        return Ok(xml(state.jobs.get(&job.id)?.to_xml(&job.url())));
     }
-    Ok(see_other(url))
+    Ok(see_other(job.url()))
 }
 
-fn apply_phase(state: &UwsService, id: &str, phase: &str, headers: &HeaderMap) -> Result<(), VoError> {
+fn apply_phase(state: &UwsService, job: &JobRef, phase: &str) -> Result<(), VoError> {
     match phase.trim().to_ascii_uppercase().as_str() {
         "RUN" => state
             .runner
-            .start(&state.jobs, id, is_tapplus(headers))
+            .start(&state.jobs, &job.id, job.tapplus)
             .map(|_| ()),
-        "ABORT" => state.jobs.abort(id).map(|_| ()),
-        other => Err(VoError::bad_parameter("PHASE", format!("{other:?}: use RUN or ABORT"))),
+        "ABORT" => state.jobs.abort(&job.id).map(|_| ()),
+        other => Err(VoError::bad_parameter(
+            "PHASE",
+            format!("{other:?}: use RUN or ABORT"),
+        )),
     }
 }
 
-async fn post_to_job(
-    State(state): State<UwsService>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    uri: OriginalUri,
-    request: Request,
-) -> Answer {
+/// A POST to the job: `ACTION=DELETE`, or parameters and `PHASE` (UWS 1.1 §2.2.3).
+async fn post_to_job(State(state): State<UwsService>, job: JobRef, request: Request) -> Answer {
     let params = Params::read(request, &state.limits).await?;
     if params.is("ACTION", "DELETE") {
-        state.jobs.delete(&id)?;
-        return Ok(see_other(jobs_url(&headers, &uri)));
+        state.jobs.delete(&job.id)?;
+        return Ok(see_other(job.jobs_url));
     }
-    update_job(&state, &id, &params, &headers, &uri)
+    update_job(&state, &job, &params)
 }
 
 /// Parameters POSTed to a job (or its `/parameters`): stored while PENDING (PHASE and ACTION are
 /// not parameters), uploads saved with the job, then PHASE applied.
-fn update_job(
-    state: &UwsService,
-    id: &str,
-    params: &Params,
-    headers: &HeaderMap,
-    uri: &OriginalUri,
-) -> Answer {
-    state.jobs.get(id)?;
+fn update_job(state: &UwsService, job: &JobRef, params: &Params) -> Answer {
+    state.jobs.get(&job.id)?;
     let values = params.values_without(&["PHASE", "ACTION"]);
     if !values.is_empty() {
-        let job = state.jobs.set_parameters(id, values)?;
-        save_job_files(state, &job, params.files())?;
+        let updated = state.jobs.set_parameters(&job.id, values)?;
+        save_job_files(state, &updated, params.files())?;
     }
     if let Some(phase) = params.get("PHASE") {
-        apply_phase(state, id, phase, headers)?;
+        apply_phase(state, job, phase)?;
     }
-    after_change(state, headers, uri, id)
+    after_change(state, job)
 }
 
-async fn delete_job(
-    State(state): State<UwsService>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    uri: OriginalUri,
-) -> Answer {
-    state.jobs.delete(&id)?;
-    Ok(see_other(jobs_url(&headers, &uri)))
+async fn delete_job(State(state): State<UwsService>, job: JobRef) -> Answer {
+    state.jobs.delete(&job.id)?;
+    Ok(see_other(job.jobs_url))
 }
 
-async fn post_phase(
-    State(state): State<UwsService>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    uri: OriginalUri,
-    request: Request,
-) -> Answer {
+async fn post_phase(State(state): State<UwsService>, job: JobRef, request: Request) -> Answer {
     let params = Params::read(request, &state.limits).await?;
-    state.jobs.get(&id)?;
+    state.jobs.get(&job.id)?;
     let phase = params
         .get("PHASE")
         .ok_or_else(|| VoError::bad_parameter("PHASE", "missing"))?;
-    apply_phase(&state, &id, phase, &headers)?;
-    after_change(&state, &headers, &uri, &id)
+    apply_phase(&state, &job, phase)?;
+    after_change(&state, &job)
 }
 
 /// A failed job's error, as its service spells faults; 404 for a job that has none.
@@ -290,7 +320,10 @@ async fn job_error(State(state): State<UwsService>, Path(id): Path<String>) -> A
         Some(message) => fault::job_error(state.jobs.protocol(), message),
         None => (
             StatusCode::NOT_FOUND,
-            text(format!("job {id} has no error (phase {})", job.phase.as_str())),
+            text(format!(
+                "job {id} has no error (phase {})",
+                job.phase.as_str()
+            )),
         )
             .into_response(),
     })
@@ -300,25 +333,13 @@ async fn job_parameters(State(state): State<UwsService>, Path(id): Path<String>)
     Ok(xml(state.jobs.get(&id)?.parameters_xml(true)))
 }
 
-async fn post_parameters(
-    State(state): State<UwsService>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    uri: OriginalUri,
-    request: Request,
-) -> Answer {
+async fn post_parameters(State(state): State<UwsService>, job: JobRef, request: Request) -> Answer {
     let params = Params::read(request, &state.limits).await?;
-    update_job(&state, &id, &params, &headers, &uri)
+    update_job(&state, &job, &params)
 }
 
-async fn job_results(
-    State(state): State<UwsService>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    uri: OriginalUri,
-) -> Answer {
-    let job = state.jobs.get(&id)?;
-    Ok(xml(job.results_xml(&job_url(&headers, &uri, &id), true)))
+async fn job_results(State(state): State<UwsService>, job: JobRef) -> Answer {
+    Ok(xml(state.jobs.get(&job.id)?.results_xml(&job.url(), true)))
 }
 
 /// One result file, streamed (gzip-stored results are served with `Content-Encoding: gzip`).
@@ -367,33 +388,37 @@ async fn job_owner(State(state): State<UwsService>, Path(id): Path<String>) -> A
     job_text(&state, &id, |_| String::new())
 }
 
+/// A POST of one job setting (`EXECUTIONDURATION`, `DESTRUCTION`): its value, read from the body.
+async fn setting(state: &UwsService, request: Request, name: &str) -> Result<String, VoError> {
+    let params = Params::read(request, &state.limits).await?;
+    Ok(params.get(name).unwrap_or_default().to_string())
+}
+
 async fn post_execution_duration(
     State(state): State<UwsService>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    uri: OriginalUri,
+    job: JobRef,
     request: Request,
 ) -> Answer {
-    let params = Params::read(request, &state.limits).await?;
-    let secs = params
-        .parse::<u64>("EXECUTIONDURATION", "a number of seconds")?
-        .ok_or_else(|| VoError::bad_parameter("EXECUTIONDURATION", "\"\" is not a number of seconds"))?;
-    state.jobs.set_execution_duration(&id, secs)?;
-    after_change(&state, &headers, &uri, &id)
+    let value = setting(&state, request, "EXECUTIONDURATION").await?;
+    let secs = value.trim().parse::<u64>().map_err(|_| {
+        VoError::bad_parameter(
+            "EXECUTIONDURATION",
+            format!("{value:?} is not a number of seconds"),
+        )
+    })?;
+    state.jobs.set_execution_duration(&job.id, secs)?;
+    after_change(&state, &job)
 }
 
 async fn post_destruction(
     State(state): State<UwsService>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    uri: OriginalUri,
+    job: JobRef,
     request: Request,
 ) -> Answer {
-    let params = Params::read(request, &state.limits).await?;
-    let value = params.get("DESTRUCTION").unwrap_or_default();
-    let secs = parse_iso8601(value).ok_or_else(|| {
+    let value = setting(&state, request, "DESTRUCTION").await?;
+    let secs = parse_iso8601(&value).ok_or_else(|| {
         VoError::bad_parameter("DESTRUCTION", format!("{value:?} is not an ISO 8601 time"))
     })?;
-    state.jobs.set_destruction(&id, secs)?;
-    after_change(&state, &headers, &uri, &id)
+    state.jobs.set_destruction(&job.id, secs)?;
+    after_change(&state, &job)
 }

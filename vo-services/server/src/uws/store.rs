@@ -558,7 +558,8 @@ mod tests {
             })
             .expect("update");
         drop(store);
-        let store = JobStore::open(dir.path(), JobLimits::default(), Protocol::Tap).expect("reopen");
+        let store =
+            JobStore::open(dir.path(), JobLimits::default(), Protocol::Tap).expect("reopen");
         assert_eq!(store.get(&done.id).expect("kept").phase, Phase::Completed);
         let (path, _) = store.result_path(&done.id, "result").expect("result kept");
         assert_eq!(std::fs::read(path).expect("read"), b"a\r\n1\r\n");

@@ -47,7 +47,12 @@ pub mod feature {
 }
 
 /// A core ADQL function: reserved, always there.
-const fn core(name: &'static str, min_args: usize, max_args: usize, kind: FunctionKind) -> FunctionSpec {
+const fn core(
+    name: &'static str,
+    min_args: usize,
+    max_args: usize,
+    kind: FunctionKind,
+) -> FunctionSpec {
     FunctionSpec {
         name,
         min_args,
@@ -270,11 +275,12 @@ impl FunctionCatalog {
     /// order: the functions of the catalogue that carry a feature, then the syntax features.
     pub fn language_features(&self) -> Vec<(&'static str, Vec<DeclaredFeature>)> {
         let mut groups: Vec<(&'static str, Vec<DeclaredFeature>)> = Vec::new();
-        let mut add = |kind: &'static str, feature: DeclaredFeature| {
-            match groups.iter_mut().find(|(k, _)| *k == kind) {
-                Some((_, list)) => list.push(feature),
-                None => groups.push((kind, vec![feature])),
-            }
+        let mut add = |kind: &'static str, feature: DeclaredFeature| match groups
+            .iter_mut()
+            .find(|(k, _)| *k == kind)
+        {
+            Some((_, list)) => list.push(feature),
+            None => groups.push((kind, vec![feature])),
         };
         for spec in ADQL_FUNCTIONS.iter().chain(self.udfs.iter()) {
             let Some(kind) = spec.feature else { continue };
@@ -323,10 +329,20 @@ mod tests {
         let geometry = forms(feature::GEOMETRY);
         assert_eq!(geometry.len(), 12, "{geometry:?}");
         assert!(geometry.contains(&"DISTANCE".to_string()));
-        assert!(!geometry.contains(&"REGION".to_string()), "refused, so not declared");
+        assert!(
+            !geometry.contains(&"REGION".to_string()),
+            "refused, so not declared"
+        );
         assert_eq!(forms(feature::STRING), ["LOWER", "UPPER", "ILIKE"]);
-        assert!(features.iter().all(|(_, list)| !list.iter().any(|f| f.form == "IN_UNIT")));
+        assert!(
+            features
+                .iter()
+                .all(|(_, list)| !list.iter().any(|f| f.form == "IN_UNIT"))
+        );
         let udfs = forms(feature::UDF);
-        assert!(udfs[0].starts_with("ivo_healpix_index(order INTEGER"), "{udfs:?}");
+        assert!(
+            udfs[0].starts_with("ivo_healpix_index(order INTEGER"),
+            "{udfs:?}"
+        );
     }
 }

@@ -156,7 +156,10 @@ mod tests {
         header.set("TZERO1", colo_astro::fits::Value::Int(32768), "");
         let mut file = primary_header().to_bytes();
         file.extend(header.to_bytes());
-        for (raw_u16, id, mag, name) in [(-32768i16, 5i64, 1.5f32, "ab"), (32767, -1, f32::NAN, "cdef")] {
+        for (raw_u16, id, mag, name) in [
+            (-32768i16, 5i64, 1.5f32, "ab"),
+            (32767, -1, f32::NAN, "cdef"),
+        ] {
             file.extend(raw_u16.to_be_bytes());
             file.extend(id.to_be_bytes());
             file.extend(mag.to_be_bytes());

@@ -61,7 +61,9 @@ impl ResultWriter for FitsWriter {
             None => self
                 .columns
                 .iter()
-                .map(|c| crate::types::canonical_type(c.arrow_type.as_ref().unwrap_or(&DataType::Utf8)))
+                .map(|c| {
+                    crate::types::canonical_type(c.arrow_type.as_ref().unwrap_or(&DataType::Utf8))
+                })
                 .collect(),
         };
         let layouts: Vec<Layout> = data_types

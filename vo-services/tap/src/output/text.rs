@@ -10,10 +10,10 @@ use parquet::arrow::ArrowWriter;
 
 use super::votable::cell_text;
 use super::{Ending, ResultWriter, normalise};
-use crate::types::canonical_type;
 use crate::catalog::ColumnMeta;
-use crate::types::votable_type;
 use crate::error::TapError;
+use crate::types::canonical_type;
+use crate::types::votable_type;
 
 /// CSV (RFC 4180 quoting) or TSV.
 pub struct DelimitedWriter {
@@ -309,10 +309,11 @@ impl ResultWriter for ParquetWriter {
 
     fn rows(&mut self, batch: &RecordBatch) -> Result<Vec<u8>, TapError> {
         let columns = normalise(batch)?;
-        let batch =
-            RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| TapError::Execution {
+        let batch = RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| {
+            TapError::Execution {
                 message: e.to_string(),
-            })?;
+            }
+        })?;
         if let Some(writer) = &mut self.writer {
             writer.write(&batch).map_err(parquet_error)?;
         }

@@ -11,10 +11,10 @@ use arrow_schema::DataType;
 use base64::Engine as _;
 
 use super::{Ending, NullFill, ResultWriter, normalise, write_scalar_be};
-use crate::types::{canonical_type, format_float};
 use crate::catalog::ColumnMeta;
-use crate::types::votable_type;
 use crate::error::TapError;
+use crate::types::votable_type;
+use crate::types::{canonical_type, format_float};
 
 /// Writes a VOTable in TABLEDATA or BINARY2.
 pub struct VotableWriter {

@@ -1,0 +1,64 @@
+//! Requests to the router without a socket (tower `oneshot`), shared by the router-level tests.
+// Each test binary that includes this module uses a part of it.
+#![allow(dead_code)]
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+/// What came back: status, content type, body.
+pub struct Answer {
+    pub status: StatusCode,
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Sends one request, as a client at `http://localhost` would.
+pub async fn send(app: &axum::Router, request: axum::http::request::Builder, body: Body) -> Answer {
+    let request = request
+        .header("host", "localhost")
+        .body(body)
+        .expect("request");
+    let response = app.clone().oneshot(request).await.expect("response");
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
+        .to_vec();
+    Answer {
+        status,
+        content_type,
+        body,
+    }
+}
+
+/// A GET of `path` (with its query string).
+pub async fn get(app: &axum::Router, path: &str) -> Answer {
+    send(app, Request::get(path), Body::empty()).await
+}
+
+/// A form POST to `path`.
+pub async fn post(app: &axum::Router, path: &str, form: &[(&str, &str)]) -> Answer {
+    let body: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish();
+    let request = Request::post(path).header("content-type", "application/x-www-form-urlencoded");
+    send(app, request, Body::from(body)).await
+}
