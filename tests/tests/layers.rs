@@ -101,46 +101,31 @@ fn services_use_tap_astro_cache_and_connectors_but_never_the_mount() {
     assert_none_of("colo-vo-services", &["colo-vfs", "colo", "fuser"]);
 }
 
+/// Every crate of the workspace, each layer above the ones before it.
+const LAYERS: &[&str] = &[
+    "colo-connectors",
+    "colo-cache",
+    "colo-vfs",
+    "colo-astro",
+    "colo-tap",
+    "colo-vo-services",
+    "colo",
+];
+
 #[test]
 fn the_data_layer_points_one_way() {
-    assert_none_of(
-        "colo-connectors",
-        &[
-            "colo-cache",
-            "colo-vfs",
-            "colo-astro",
-            "colo-tap",
-            "colo-vo-services",
-            "colo",
-        ],
-    );
-    assert_none_of(
-        "colo-cache",
-        &[
-            "colo-vfs",
-            "colo-astro",
-            "colo-tap",
-            "colo-vo-services",
-            "colo",
-        ],
-    );
-    assert_none_of(
-        "colo-vfs",
-        &["colo-astro", "colo-tap", "colo-vo-services", "colo"],
-    );
+    // connectors → cache → vfs, and none of them knows the VO side or the launcher.
+    for (i, package) in LAYERS[..3].iter().enumerate() {
+        assert_none_of(package, &LAYERS[i + 1..]);
+    }
 }
 
 #[test]
 fn nothing_uses_the_launcher() {
-    for package in [
-        "colo-connectors",
-        "colo-cache",
-        "colo-vfs",
-        "colo-astro",
-        "colo-tap",
-        "colo-vo-services",
-        "colo-tests",
-    ] {
+    for package in LAYERS[..LAYERS.len() - 1]
+        .iter()
+        .chain(["colo-tests"].iter())
+    {
         assert_none_of(package, &["colo"]);
     }
     assert_all_of(

@@ -33,6 +33,12 @@ fn request(bytes: Vec<u8>, format: InputFormat, table: &str) -> IngestRequest {
     }
 }
 
+/// The committed sample published as `sample.hip2` under `tables`.
+fn ingest_fixture(tables: &Path) -> colo_tap::ingest::IngestReport {
+    let request = request(fixture(), InputFormat::Csv, "hip2");
+    ingest(tables, &request, &mut |_, _| {}).expect("ingest")
+}
+
 /// Every Parquet file under a published table's `data/`.
 fn partition_files(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
@@ -63,12 +69,7 @@ fn read_parquet(path: &Path) -> Vec<RecordBatch> {
 #[test]
 fn a_csv_catalogue_is_partitioned_sorted_and_described() {
     let tables = tempfile::tempdir().expect("tempdir");
-    let report = ingest(
-        tables.path(),
-        &request(fixture(), InputFormat::Csv, "hip2"),
-        &mut |_, _| {},
-    )
-    .expect("ingest");
+    let report = ingest_fixture(tables.path());
     assert_eq!(report.rows, 2000);
     assert_eq!(report.order, order_for(2000));
     let position = report.position.as_ref().expect("ra/dec found by name");
@@ -143,12 +144,7 @@ fn a_csv_catalogue_is_partitioned_sorted_and_described() {
 #[test]
 fn reingesting_keeps_the_operators_edits() {
     let tables = tempfile::tempdir().expect("tempdir");
-    let report = ingest(
-        tables.path(),
-        &request(fixture(), InputFormat::Csv, "hip2"),
-        &mut |_, _| {},
-    )
-    .expect("ingest");
+    let report = ingest_fixture(tables.path());
     let path = report.dir.join(DESCRIPTOR_FILE);
     let mut descriptor = TableDescriptor::read(&path).expect("descriptor");
     descriptor.description = "edited by the operator".into();
@@ -159,12 +155,7 @@ fn reingesting_keeps_the_operators_edits() {
         .expect("hpmag");
     hpmag.ucd = "phot.mag;em.opt".into();
     descriptor.write(&path).expect("write");
-    ingest(
-        tables.path(),
-        &request(fixture(), InputFormat::Csv, "hip2"),
-        &mut |_, _| {},
-    )
-    .expect("again");
+    ingest_fixture(tables.path());
     let again = TableDescriptor::read(&path).expect("descriptor");
     assert_eq!(again.description, "edited by the operator");
     let hpmag = again
@@ -320,12 +311,7 @@ fn bad_input_is_refused_naming_the_problem() {
 #[test]
 fn a_folder_being_written_is_not_published() {
     let tables = tempfile::tempdir().expect("tempdir");
-    ingest(
-        tables.path(),
-        &request(fixture(), InputFormat::Csv, "hip2"),
-        &mut |_, _| {},
-    )
-    .expect("ingest");
+    ingest_fixture(tables.path());
     // What an interrupted ingest leaves: a hidden staging folder with a complete-looking descriptor.
     let staging = tables.path().join(".sample.other.ingest-12345");
     std::fs::create_dir_all(staging.join("data")).expect("mkdir");
