@@ -33,6 +33,14 @@ def test_error_message_is_shown(tapplus):
         tapplus.launch_job("SELECT TOP 3 nosuch FROM sample.hip2")
 
 
+def test_a_failed_async_job_says_why(tapplus):
+    # TapPlus fetches results/result of the finished job and reports only that answer: it carries
+    # the job's error, with the status of the failure (400: the query's fault).
+    with pytest.raises(Exception, match=r"Error 400: unknown column nosuch") as error:
+        tapplus.launch_job_async("SELECT TOP 3 nosuch FROM sample.hip2")
+    assert "has no result" not in str(error.value)
+
+
 def test_gaia_style_cone_search(tapplus, hip2):
     # The ADQL astroquery.gaia's cone_search_async writes.
     query = ("SELECT TOP 50 DISTANCE(POINT('ICRS',ra_deg,dec_deg), POINT('ICRS',56.75,24.12)) AS dist, * "

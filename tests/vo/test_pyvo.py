@@ -72,6 +72,8 @@ def test_async_error_is_reported(tap):
     assert job.phase == "ERROR"
     with pytest.raises(pyvo.dal.DALQueryError, match="nosuch"):
         job.raise_if_error()
+    with pytest.raises(pyvo.dal.DALQueryError, match="unknown column nosuch"):
+        service.run_async("SELECT TOP 1 nosuch FROM sample.hip2")
 
 
 def test_maxrec_overflow_is_flagged(tap):

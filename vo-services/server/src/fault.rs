@@ -113,6 +113,14 @@ pub fn job_error(protocol: Protocol, message: &str) -> Response {
     document(protocol, StatusCode::OK, message)
 }
 
+/// A result asked of a job that failed (phase ERROR): the job's error, with the status of its
+/// failure. UWS lists no results for such a job; astroquery's TapPlus fetches `results/result`
+/// anyway and reports only what that answer says, so it says why the job failed.
+pub fn failed_job_result(protocol: Protocol, status: u16, message: &str) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    document(protocol, status, message)
+}
+
 /// TAP's spelling is the default answer of a handler that fails (TAP and UWS resources).
 impl IntoResponse for VoError {
     fn into_response(self) -> Response {

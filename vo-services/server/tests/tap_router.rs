@@ -180,6 +180,49 @@ async fn async_job_runs_and_abort_leaves_no_result() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
+/// A failed job: its error summary, its `/error`, and — for astroquery, which asks for the result
+/// regardless — `results/result` answers with the error and the failure's status.
+#[tokio::test]
+async fn a_failed_job_says_why_wherever_it_is_asked() {
+    let s = service().await;
+    let (status, _) = post(
+        &s.app,
+        "/tap/async",
+        &[
+            ("QUERY", "SELECT nosuch FROM sample.hip2"),
+            ("PHASE", "RUN"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, listing) = get(&s.app, "/tap/async?LAST=1").await;
+    let id = listing
+        .split("jobref id=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("a job")
+        .to_string();
+    let (_, doc) = get(&s.app, &format!("/tap/async/{id}?WAIT=30")).await;
+    assert!(doc.contains("<uws:phase>ERROR</uws:phase>"), "{doc}");
+    assert!(doc.contains("unknown column nosuch"), "{doc}");
+    assert!(
+        doc.contains("<uws:results>\n</uws:results>"),
+        "no results listed: {doc}"
+    );
+    let (status, error) = get(&s.app, &format!("/tap/async/{id}/error")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        error.contains("value=\"ERROR\">unknown column nosuch"),
+        "{error}"
+    );
+    let (status, result) = get(&s.app, &format!("/tap/async/{id}/results/result")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "the query's fault");
+    assert!(
+        result.contains("<INFO name=\"QUERY_STATUS\" value=\"ERROR\">unknown column nosuch"),
+        "{result}"
+    );
+}
+
 #[tokio::test]
 async fn maxrec_zero_and_overflow_are_signalled_in_votable() {
     let s = service().await;

@@ -342,11 +342,21 @@ async fn job_results(State(state): State<UwsService>, job: JobRef) -> Answer {
     Ok(xml(state.jobs.get(&job.id)?.results_xml(&job.url(), true)))
 }
 
-/// One result file, streamed (gzip-stored results are served with `Content-Encoding: gzip`).
+/// One result file, streamed (gzip-stored results are served with `Content-Encoding: gzip`). Of a
+/// failed job, its error (see [`fault::failed_job_result`]).
 async fn job_result(
     State(state): State<UwsService>,
     Path((id, result_id)): Path<(String, String)>,
 ) -> Answer {
+    let job = state.jobs.get(&id)?;
+    if let (Phase::Error, Some(message)) = (job.phase, &job.error) {
+        let status = job.error_status.unwrap_or(500);
+        return Ok(fault::failed_job_result(
+            state.jobs.protocol(),
+            status,
+            message,
+        ));
+    }
     let (path, result) = state.jobs.result_path(&id, &result_id)?;
     let file = tokio::fs::File::open(&path)
         .await

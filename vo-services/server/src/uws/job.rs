@@ -115,8 +115,12 @@ pub struct Job {
     pub execution_duration_secs: u64,
     /// When the job and its results are deleted.
     pub destruction_secs: u64,
-    /// Error summary, for phase ERROR.
+    /// Error summary, for phase ERROR (spelled as the job's service spells faults).
     pub error: Option<String>,
+    /// The HTTP status of that error (400 for the user's mistakes, 500 for the service's, ...):
+    /// what asking for a result of the failed job answers with.
+    #[serde(default)]
+    pub error_status: Option<u16>,
     /// The results, for phase COMPLETED (none when a job legitimately produced nothing, such as a
     /// SODA cutout that misses the data).
     #[serde(default)]

@@ -90,6 +90,7 @@ impl JobStore {
                     "the service restarted while this job was running; please submit it again"
                         .into(),
                 );
+                job.error_status = Some(503);
                 job.end_secs = Some(now_secs());
                 write_job(dir, &job)?;
             }
@@ -152,6 +153,7 @@ impl JobStore {
             execution_duration_secs: self.limits.execution_duration.as_secs(),
             destruction_secs: now + self.limits.retention.as_secs(),
             error: None,
+            error_status: None,
             results: Vec::new(),
         };
         std::fs::create_dir_all(self.dir.join(&id)).map_err(|source| VoError::Io {
@@ -313,6 +315,7 @@ impl JobStore {
                         remove_parts(&dir);
                         job.phase = Phase::Error;
                         job.error = Some(fault::message(store.protocol, &e));
+                        job.error_status = Some(fault::status(e.class()).as_u16());
                     }
                 }
                 Ok(())
