@@ -132,8 +132,8 @@ impl Engine {
     }
 
     /// The physical plan of a query (for tests and diagnosis).
-    pub async fn explain(&self, adql: &str) -> Result<String, TapError> {
-        let (ctx, plan, _) = self.plan(adql, &[]).await?;
+    pub async fn explain(&self, adql: &str, uploads: &[UploadedTable]) -> Result<String, TapError> {
+        let (ctx, plan, _) = self.plan(adql, uploads).await?;
         let physical = ctx.state().create_physical_plan(&plan).await?;
         Ok(datafusion::physical_plan::displayable(physical.as_ref())
             .indent(true)
@@ -141,8 +141,12 @@ impl Engine {
     }
 
     /// Runs a query and returns its physical plan with execution metrics (pruning counts).
-    pub async fn explain_analyze(&self, adql: &str) -> Result<String, TapError> {
-        let (ctx, plan, _) = self.plan(adql, &[]).await?;
+    pub async fn explain_analyze(
+        &self,
+        adql: &str,
+        uploads: &[UploadedTable],
+    ) -> Result<String, TapError> {
+        let (ctx, plan, _) = self.plan(adql, uploads).await?;
         let physical = ctx.state().create_physical_plan(&plan).await?;
         datafusion::physical_plan::collect(physical.clone(), ctx.task_ctx()).await?;
         Ok(
@@ -512,6 +516,19 @@ struct Resolver<'a> {
     uploads: &'a [UploadedTable],
 }
 
+impl Resolver<'_> {
+    /// The upload a name as written refers to (`TAP_UPLOAD.name`).
+    fn upload(&self, table: &[String]) -> Option<&UploadedTable> {
+        match table {
+            [schema, name] if schema.eq_ignore_ascii_case(UPLOAD_SCHEMA) => self
+                .uploads
+                .iter()
+                .find(|u| u.name.eq_ignore_ascii_case(name)),
+            _ => None,
+        }
+    }
+}
+
 impl TableResolver for Resolver<'_> {
     fn position_columns(&self, table: &[String]) -> Option<PositionColumns> {
         let found: Vec<&TableMeta> = match table {
@@ -523,11 +540,27 @@ impl TableResolver for Resolver<'_> {
             [name] => self.tables.iter().filter(|t| &t.name == name).collect(),
             _ => vec![],
         };
-        let _ = self.uploads;
         match found.as_slice() {
             [one] => one.position.clone(),
             _ => None,
         }
+    }
+
+    fn is_in_memory(&self, table: &[String]) -> bool {
+        self.upload(table).is_some()
+    }
+
+    fn in_memory_column(&self, table: &[String], column: &str) -> Option<Vec<Option<f64>>> {
+        let batch = &self.upload(table)?.batch;
+        let array = batch.column_by_name(column)?;
+        if !array.data_type().is_numeric() {
+            return None;
+        }
+        let values = datafusion::arrow::compute::cast(array, &DataType::Float64).ok()?;
+        let values = values
+            .as_any()
+            .downcast_ref::<arrow_array::Float64Array>()?;
+        Some(values.iter().collect())
     }
 }
 

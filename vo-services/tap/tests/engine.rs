@@ -112,7 +112,10 @@ async fn small_cones_skip_files_and_row_groups_by_statistics() {
     let c = catalogue().await;
     let metrics = c
         .engine
-        .explain_analyze("SELECT hip FROM sample.hip2 WHERE 1=CONTAINS(POINT(ra, dec), CIRCLE(56.75, 24.12, 0.5))")
+        .explain_analyze(
+            "SELECT hip FROM sample.hip2 WHERE 1=CONTAINS(POINT(ra, dec), CIRCLE(56.75, 24.12, 0.5))",
+            &[],
+        )
         .await
         .expect("runs");
     // 12 order-0 files; all but the one holding the cone are pruned by their min/max statistics.
@@ -136,7 +139,7 @@ async fn a_crossmatch_is_a_hash_join_with_the_brute_force_result() {
     let c = catalogue().await;
     let query = "SELECT a.hip, b.hip FROM sample.hip2 AS a JOIN sample.hip2 AS b \
                  ON DISTANCE(POINT(a.ra, a.dec), POINT(b.ra, b.dec)) < 2 WHERE a.hip < b.hip";
-    let plan = c.engine.explain(query).await.expect("plan");
+    let plan = c.engine.explain(query, &[]).await.expect("plan");
     assert!(plan.contains("HashJoinExec"), "{plan}");
     assert!(!plan.contains("NestedLoopJoinExec"), "{plan}");
     let got: BTreeSet<(i64, i64)> = rows(&c.engine, query, &[])
@@ -158,39 +161,163 @@ async fn a_crossmatch_is_a_hash_join_with_the_brute_force_result() {
     assert_eq!(got, expected);
 }
 
-/// An uploaded list joined to the catalogue by a 1° DISTANCE: the pairs brute force finds.
-#[tokio::test]
-async fn an_uploaded_list_joins_the_catalogue() {
-    let c = catalogue().await;
-    let targets = [(56.75, 24.12), (83.82, -5.39), (10.0, 41.0)];
+/// An uploaded list of `n` positions near catalogue stars (a few arcseconds off, so most match),
+/// each with its own radius in arcseconds, as a VOTable.
+fn upload_near(all: &[(i64, f64, f64)], n: usize) -> colo_tap::upload::UploadedTable {
     let mut votable = String::from(
         "<VOTABLE><RESOURCE><TABLE><FIELD name=\"id\" datatype=\"int\"/>\
-         <FIELD name=\"RA\" datatype=\"double\"/><FIELD name=\"Dec\" datatype=\"double\"/><DATA><TABLEDATA>",
+         <FIELD name=\"RA\" datatype=\"double\" ucd=\"pos.eq.ra;meta.main\"/>\
+         <FIELD name=\"Dec\" datatype=\"double\" ucd=\"pos.eq.dec;meta.main\"/>\
+         <FIELD name=\"r_arcsec\" datatype=\"double\"/><DATA><TABLEDATA>",
     );
-    for (i, (ra, dec)) in targets.iter().enumerate() {
-        votable.push_str(&format!("<TR><TD>{i}</TD><TD>{ra}</TD><TD>{dec}</TD></TR>"));
+    for i in 0..n {
+        let (_, ra, dec) = all[(i * 7919) % all.len()];
+        // Alternately 2″ and 12″ away, radii 5″ and 20″: some pairs match only by the larger.
+        let off = if i % 2 == 0 { 2.0 } else { 12.0 } / 3600.0;
+        let r = if i % 3 == 0 { 20.0 } else { 5.0 };
+        votable.push_str(&format!(
+            "<TR><TD>{i}</TD><TD>{}</TD><TD>{}</TD><TD>{r}</TD></TR>",
+            ra + off,
+            (dec - off).clamp(-90.0, 90.0)
+        ));
     }
     votable.push_str("</TABLEDATA></DATA></TABLE></RESOURCE></VOTABLE>");
-    let upload = parse_votable("targets", votable.as_bytes()).expect("upload");
-    let query = "SELECT u.id, t.hip FROM TAP_UPLOAD.targets AS u JOIN sample.hip2 AS t \
-                 ON DISTANCE(POINT(u.ra, u.dec), POINT(t.ra, t.dec)) < 1";
-    let got: BTreeSet<(usize, i64)> = rows(&c.engine, query, std::slice::from_ref(&upload))
-        .await
-        .expect("join")
-        .iter()
-        .map(|r| (r[0].parse().expect("id"), r[1].parse().expect("hip")))
-        .collect();
-    let all = positions(&c.engine).await;
-    let mut expected = BTreeSet::new();
-    for (i, (ra, dec)) in targets.iter().enumerate() {
-        for (hip, a, d) in &all {
-            if distance_deg(*ra, *dec, *a, *d) < 1.0 {
-                expected.insert((i, *hip));
+    parse_votable("targets", votable.as_bytes()).expect("upload")
+}
+
+/// (upload id, hip) pairs within `radius_deg(row)` of each other, by brute force.
+fn brute_force(
+    upload: &colo_tap::upload::UploadedTable,
+    all: &[(i64, f64, f64)],
+    radius_deg: &dyn Fn(f64) -> f64,
+) -> BTreeSet<(i64, i64)> {
+    let column = |name: &str| {
+        let array = upload.batch.column_by_name(name).expect("column");
+        (0..upload.batch.num_rows())
+            .map(|i| {
+                array_value_to_string(array, i)
+                    .expect("text")
+                    .parse::<f64>()
+                    .expect("number")
+            })
+            .collect::<Vec<f64>>()
+    };
+    let (ids, ras, decs, radii) = (
+        column("id"),
+        column("ra"),
+        column("dec"),
+        column("r_arcsec"),
+    );
+    let mut pairs = BTreeSet::new();
+    for row in 0..ids.len() {
+        for (hip, ra, dec) in all {
+            if distance_deg(ras[row], decs[row], *ra, *dec) < radius_deg(radii[row]) {
+                pairs.insert((ids[row] as i64, *hip));
             }
         }
     }
-    assert!(!expected.is_empty());
-    assert_eq!(got, expected);
+    pairs
+}
+
+/// Every way of writing an upload crossmatch becomes a hash join on HEALPix cells — whichever
+/// side the upload is on, with a constant or a per-row radius — and finds what brute force finds.
+#[tokio::test]
+async fn upload_crossmatches_are_hash_joins_with_the_brute_force_result() {
+    let c = catalogue().await;
+    let all = positions(&c.engine).await;
+    let upload = upload_near(&all, 300);
+    let uploads = std::slice::from_ref(&upload);
+    let fixed = brute_force(&upload, &all, &|_| 10.0 / 3600.0);
+    let per_row = brute_force(&upload, &all, &|r| r / 3600.0);
+    assert!(fixed.len() > 100 && fixed.len() < 300, "{}", fixed.len());
+    assert!(per_row != fixed, "the per-row radius matters");
+    let forms = [
+        (
+            "SELECT u.id, t.hip FROM TAP_UPLOAD.targets AS u JOIN sample.hip2 AS t \
+          ON DISTANCE(POINT(u.ra, u.dec), POINT(t.ra, t.dec)) < 10.0/3600",
+            &fixed,
+        ),
+        (
+            "SELECT u.id, t.hip FROM sample.hip2 AS t JOIN TAP_UPLOAD.targets AS u \
+          ON DISTANCE(POINT(t.ra, t.dec), POINT(u.ra, u.dec)) < 10.0/3600",
+            &fixed,
+        ),
+        (
+            "SELECT u.id, t.hip FROM TAP_UPLOAD.targets AS u, sample.hip2 AS t \
+          WHERE DISTANCE(u.ra, u.dec, t.ra, t.dec) < 10.0/3600",
+            &fixed,
+        ),
+        (
+            "SELECT u.id, t.hip FROM TAP_UPLOAD.targets AS u JOIN sample.hip2 AS t \
+          ON 1 = CONTAINS(POINT('ICRS', t.ra, t.dec), CIRCLE('ICRS', u.ra, u.dec, 10.0/3600))",
+            &fixed,
+        ),
+        (
+            "SELECT u.id, t.hip FROM sample.hip2 AS t, TAP_UPLOAD.targets AS u \
+          WHERE CONTAINS(POINT(u.ra, u.dec), CIRCLE(t.ra, t.dec, 10.0/3600)) = 1",
+            &fixed,
+        ),
+        (
+            "SELECT u.id, t.hip FROM TAP_UPLOAD.targets AS u JOIN sample.hip2 AS t \
+          ON DISTANCE(POINT(u.ra, u.dec), POINT(t.ra, t.dec)) < u.r_arcsec / 3600",
+            &per_row,
+        ),
+        (
+            "SELECT u.id, t.hip FROM sample.hip2 AS t JOIN TAP_UPLOAD.targets AS u \
+          ON 1 = CONTAINS(POINT(t.ra, t.dec), CIRCLE(u.ra, u.dec, u.r_arcsec / 3600))",
+            &per_row,
+        ),
+    ];
+    for (query, expected) in forms {
+        let plan = c.engine.explain(query, uploads).await.expect("plan");
+        assert!(plan.contains("HashJoinExec"), "{query}\n{plan}");
+        assert!(!plan.contains("NestedLoopJoinExec"), "{query}\n{plan}");
+        let got: BTreeSet<(i64, i64)> = rows(&c.engine, query, uploads)
+            .await
+            .unwrap_or_else(|e| panic!("{query}: {e}"))
+            .iter()
+            .map(|r| (r[0].parse().expect("id"), r[1].parse().expect("hip")))
+            .collect();
+        assert_eq!(&got, expected, "{query}");
+    }
+    // A LEFT JOIN keeps the targets without a match.
+    let left = rows(
+        &c.engine,
+        "SELECT u.id, t.hip FROM TAP_UPLOAD.targets AS u LEFT JOIN sample.hip2 AS t \
+         ON DISTANCE(POINT(u.ra, u.dec), POINT(t.ra, t.dec)) < 10.0/3600",
+        uploads,
+    )
+    .await
+    .expect("left join");
+    let unmatched = left.iter().filter(|r| r[1].is_empty()).count();
+    let matched_ids: BTreeSet<i64> = fixed.iter().map(|(id, _)| *id).collect();
+    assert_eq!(unmatched, 300 - matched_ids.len());
+}
+
+/// A clustered upload (one field) reads only the partitions and row groups its cells are in.
+#[tokio::test]
+async fn a_clustered_upload_prunes_the_catalogue() {
+    let c = catalogue().await;
+    let all = positions(&c.engine).await;
+    let near: Vec<(i64, f64, f64)> = all
+        .iter()
+        .filter(|(_, ra, dec)| distance_deg(*ra, *dec, 56.75, 24.12) < 15.0)
+        .copied()
+        .collect();
+    assert!(near.len() > 10);
+    let upload = upload_near(&near, 40);
+    let metrics = c
+        .engine
+        .explain_analyze(
+            "SELECT u.id, t.hip FROM TAP_UPLOAD.targets AS u JOIN sample.hip2 AS t \
+             ON DISTANCE(POINT(u.ra, u.dec), POINT(t.ra, t.dec)) < 10.0/3600",
+            std::slice::from_ref(&upload),
+        )
+        .await
+        .expect("runs");
+    let pruned = metric(&metrics, "files_ranges_pruned_statistics")
+        .or_else(|| metric(&metrics, "row_groups_pruned_statistics"));
+    assert!(pruned.is_some_and(|p| p >= 10), "{metrics}");
 }
 
 #[tokio::test]

@@ -9,8 +9,9 @@
 //!   position and the shape is constant, the predicate is ANDed with ranges on the table's
 //!   `_healpix_29` column, which Parquet statistics turn into file and row-group pruning.
 //! - Crossmatch: a join condition `DISTANCE(a, b) < r` (any of its ADQL spellings) between two
-//!   positioned tables also gets an equi-join on HEALPix cells (`b`'s cone cells unnested), so the
-//!   join is a hash join instead of a cross product.
+//!   positioned tables — published catalogues or uploads, `r` a constant or, for an upload, a
+//!   column — also gets an equi-join on HEALPix cells, so the join is a hash join instead of a
+//!   cross product (see [`crossmatch`]).
 
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
@@ -21,7 +22,7 @@ use datafusion::sql::sqlparser::ast::{
 mod crossmatch;
 mod geometry;
 
-use geometry::{Geo, position_table};
+use geometry::Geo;
 
 use super::AdqlError;
 use super::validate::function_name;
@@ -35,11 +36,20 @@ pub struct PositionColumns {
     pub lat: String,
 }
 
-/// What the rewriter needs to know about tables.
+/// What the rewriter needs to know about tables (named as written: `schema.table` or `table`).
 pub trait TableResolver {
-    /// Position columns of a table (by its name as written, `schema.table` or `table`), if it has a
-    /// HEALPix index.
+    /// Position columns of a table with a HEALPix index (a published catalogue): its
+    /// `_healpix_29` is computed from them.
     fn position_columns(&self, table: &[String]) -> Option<PositionColumns>;
+    /// Whether the table's rows are held in memory (a query's upload): small, and known now.
+    fn is_in_memory(&self, _table: &[String]) -> bool {
+        false
+    }
+    /// The values of a numeric column of an in-memory table (`None` for nulls and non-numbers);
+    /// `None` when the table is not in memory or has no such column.
+    fn in_memory_column(&self, _table: &[String], _column: &str) -> Option<Vec<Option<f64>>> {
+        None
+    }
 }
 
 /// Rewrites `query` in place.
@@ -52,11 +62,19 @@ struct Rewriter<'a> {
     next_id: usize,
 }
 
-/// A table in scope: the name to qualify columns with, and its position columns.
+/// A table in scope that spatial rewrites can work with: a published catalogue with a HEALPix index
+/// (its position columns known), or a table held in memory (an upload: any two of its columns can
+/// be a position).
 #[derive(Debug, Clone)]
 struct ScopeTable {
+    /// The name to qualify columns with (alias, or the table's own name).
     qualifier: String,
-    position: PositionColumns,
+    /// The table as written, for the resolver.
+    name: Vec<String>,
+    /// Position columns of an indexed table.
+    position: Option<PositionColumns>,
+    /// Rows held in memory.
+    in_memory: bool,
 }
 
 type Scope = Vec<ScopeTable>;
@@ -275,11 +293,13 @@ impl Rewriter<'_> {
         scope: &mut Scope,
     ) -> Result<(), AdqlError> {
         self.table_factor(&mut table.relation, scope)?;
-        for join in &mut table.joins {
+        for i in 0..table.joins.len() {
             let before = scope.len();
-            self.table_factor(&mut join.relation, scope)?;
+            self.table_factor(&mut table.joins[i].relation, scope)?;
             let right = (scope.len() > before).then(|| scope[scope.len() - 1].clone());
-            self.join(join, scope, right)?;
+            if let Some(crossmatch) = self.join(&mut table.joins[i], scope, right)? {
+                self.add_cell_join(table, i, crossmatch)?;
+            }
         }
         Ok(())
     }
@@ -299,14 +319,18 @@ impl Rewriter<'_> {
                         _ => None,
                     })
                     .collect();
-                if let Some(position) = self.tables.position_columns(&parts) {
+                let position = self.tables.position_columns(&parts);
+                let in_memory = self.tables.is_in_memory(&parts);
+                if position.is_some() || in_memory {
                     let qualifier = match alias {
                         Some(alias) => normalise(&alias.name),
                         None => parts.last().cloned().unwrap_or_default(),
                     };
                     scope.push(ScopeTable {
                         qualifier,
+                        name: parts,
                         position,
+                        in_memory,
                     });
                 }
                 Ok(())

@@ -5,8 +5,8 @@
 use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr, Function, Value};
 
 use super::{
-    Rewriter, Scope, ScopeTable, and, args_of, binary, call, constant, is_string_literal,
-    normalise, number, qualified, set_args,
+    PositionColumns, Rewriter, Scope, ScopeTable, and, args_of, binary, call, constant,
+    is_string_literal, normalise, number, qualified, set_args,
 };
 use crate::adql::AdqlError;
 use crate::adql::validate::function_name;
@@ -131,8 +131,9 @@ impl Rewriter<'_> {
                 number(1.0),
             ),
         };
-        // Spatial pruning: a constant region around a positioned table's own columns.
-        if let (Some(region), Some(table)) = (region, position_table(&x, &y, scope))
+        // Spatial pruning: a constant region around an indexed table's own position columns.
+        if let (Some(region), Some((table, _))) = (region, self.position_of(&x, &y, scope))
+            && table.position.is_some()
             && let Some(ranges) = sky::coverage_ranges_29(&region)
         {
             let column = qualified(&table.qualifier, HEALPIX_COLUMN);
@@ -227,32 +228,56 @@ impl Rewriter<'_> {
     }
 }
 
-/// The scope table whose position columns `x`, `y` are.
-pub(super) fn position_table<'s>(x: &Expr, y: &Expr, scope: &'s Scope) -> Option<&'s ScopeTable> {
-    fn column_ref(e: &Expr) -> Option<(Option<String>, String)> {
-        match e {
-            Expr::Identifier(i) => Some((None, normalise(i))),
-            Expr::CompoundIdentifier(parts) if parts.len() >= 2 => Some((
-                Some(normalise(&parts[parts.len() - 2])),
-                normalise(&parts[parts.len() - 1]),
+/// A column reference: (qualifier, column), names normalised.
+fn column_ref(e: &Expr) -> Option<(Option<String>, String)> {
+    match e {
+        Expr::Identifier(i) => Some((None, normalise(i))),
+        Expr::CompoundIdentifier(parts) if parts.len() >= 2 => Some((
+            Some(normalise(&parts[parts.len() - 2])),
+            normalise(&parts[parts.len() - 1]),
+        )),
+        Expr::Nested(inner) => column_ref(inner),
+        _ => None,
+    }
+}
+
+impl Rewriter<'_> {
+    /// The scope table whose position `x`, `y` are, with those columns: an indexed table's own
+    /// position columns, or two numeric columns of an in-memory table. `None` when no table or more
+    /// than one fits.
+    pub(super) fn position_of(
+        &self,
+        x: &Expr,
+        y: &Expr,
+        scope: &Scope,
+    ) -> Option<(ScopeTable, PositionColumns)> {
+        let (qx, cx) = column_ref(x)?;
+        let (qy, cy) = column_ref(y)?;
+        if qx != qy {
+            return None;
+        }
+        let fits = |t: &ScopeTable| match &t.position {
+            Some(p) => p.lon == cx && p.lat == cy,
+            None => {
+                t.in_memory
+                    && self.tables.in_memory_column(&t.name, &cx).is_some()
+                    && self.tables.in_memory_column(&t.name, &cy).is_some()
+            }
+        };
+        let candidates: Vec<&ScopeTable> = scope
+            .iter()
+            .filter(|t| qx.as_deref().is_none_or(|q| q == t.qualifier))
+            .filter(|t| fits(t))
+            .collect();
+        match candidates.as_slice() {
+            [one] => Some((
+                (*one).clone(),
+                PositionColumns {
+                    lon: cx.clone(),
+                    lat: cy.clone(),
+                },
             )),
-            Expr::Nested(inner) => column_ref(inner),
             _ => None,
         }
-    }
-    let (qx, cx) = column_ref(x)?;
-    let (qy, cy) = column_ref(y)?;
-    if qx != qy {
-        return None;
-    }
-    let candidates: Vec<&ScopeTable> = scope
-        .iter()
-        .filter(|t| t.position.lon == cx && t.position.lat == cy)
-        .filter(|t| qx.as_deref().is_none_or(|q| q == t.qualifier))
-        .collect();
-    if candidates.len() == 1 {
-        Some(candidates[0])
-    } else {
-        None
     }
 }
