@@ -208,9 +208,7 @@ pub async fn publish_images(
         eprintln!();
     }
     let tables_dir = settings.service.tables_dir.clone();
-    let base_url = format!("http://{}", settings.listen);
-    tokio::task::spawn_blocking(move || obscore::publish::publish(&tables_dir, &base_url))
-        .await??;
+    tokio::task::spawn_blocking(move || obscore::publish::publish(&tables_dir)).await??;
     if !quiet {
         for (path, why) in &report.skipped {
             eprintln!("colo: skipped {volume}/{path}: {why}");

@@ -14,6 +14,7 @@
 //! ```
 
 use colo_connectors::{VolumeConfig, VolumeSpec};
+use colo_vo_services::http::UrlPolicy;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -60,6 +61,11 @@ pub struct ServicesConfig {
     pub upload_limit_mib: Option<u64>,
     /// Longest async job run in seconds (default 3600).
     pub execution_duration_secs: Option<u64>,
+    /// The base of every URL the services hand out (`https://archive.example.org/colo`); without
+    /// it, URLs follow each request (its `Host`, and a trusted proxy's `X-Forwarded-*`).
+    pub public_url: Option<String>,
+    /// Addresses of reverse proxies whose `X-Forwarded-*` headers are believed (loopback always).
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 /// The checked `[services]` settings.
@@ -297,7 +303,45 @@ pub fn service_settings(raw: &ServicesConfig, file: &str) -> Result<ServiceSetti
                 .clone()
                 .unwrap_or_else(|| colo_home().join("jobs")),
             limits,
+            urls: url_policy(raw, file)?,
         },
+    })
+}
+
+fn url_policy(raw: &ServicesConfig, file: &str) -> Result<UrlPolicy, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid {
+        file: file.to_string(),
+        message,
+    };
+    let public_url = match &raw.public_url {
+        None => None,
+        Some(text) => {
+            let parsed = url::Url::parse(text)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "key 'services.public_url' = {text:?}: expected an http(s) URL, e.g. https://archive.example.org/colo"
+                    ))
+                })?;
+            Some(parsed.as_str().trim_end_matches('/').to_string())
+        }
+    };
+    let trusted_proxies = raw
+        .trusted_proxies
+        .iter()
+        .flatten()
+        .map(|ip| {
+            ip.parse().map_err(|_| {
+                invalid(format!(
+                    "key 'services.trusted_proxies': {ip:?} is not an IP address"
+                ))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(UrlPolicy {
+        public_url,
+        trusted_proxies,
     })
 }
 

@@ -206,8 +206,8 @@ pub async fn wait_for_signal() -> Result<()> {
     Ok(())
 }
 
-/// Binds the listen address, republishes `ivoa.obscore` with this address in its links, and serves
-/// in the background; returns the base URL (`http://host:port`).
+/// Binds the listen address and serves in the background (with each peer's address, for the URL
+/// policy's trusted proxies); returns the base URL (`http://host:port`).
 pub async fn start_services(settings: &ServiceSettings, volumes: Volumes) -> Result<String> {
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -220,8 +220,7 @@ pub async fn start_services(settings: &ServiceSettings, volumes: Volumes) -> Res
     let address = listener.local_addr()?;
     let base_url = format!("http://{address}");
     let tables_dir = settings.service.tables_dir.clone();
-    let base = base_url.clone();
-    tokio::task::spawn_blocking(move || republish_obscore(&tables_dir, &base))
+    tokio::task::spawn_blocking(move || republish_obscore(&tables_dir))
         .await?
         .context("publishing ivoa.obscore")?;
     let state = AppState::open(&settings.service, volumes)
@@ -229,18 +228,28 @@ pub async fn start_services(settings: &ServiceSettings, volumes: Volumes) -> Res
         .context("opening the published tables")?;
     state.spawn_sweepers();
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router(state)).await {
+        let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "the services stopped");
         }
     });
     Ok(base_url)
 }
 
-/// Rebuilds `ivoa.obscore` from the image manifest, if any images were ingested.
-fn republish_obscore(tables_dir: &Path, base_url: &str) -> Result<()> {
+/// Rebuilds `ivoa.obscore` from the image manifest when it was published by a colo that stored
+/// absolute access URLs (they now are paths, made absolute per response).
+fn republish_obscore(tables_dir: &Path) -> Result<()> {
     let manifest = obscore::publish::Manifest::read(tables_dir)?;
-    if !manifest.records.is_empty() {
-        obscore::publish::publish(tables_dir, base_url)?;
+    let descriptor = tables_dir
+        .join("ivoa.obscore")
+        .join(colo_tap::catalog::DESCRIPTOR_FILE);
+    let current = colo_tap::catalog::TableDescriptor::read(&descriptor).is_ok_and(|d| {
+        d.columns
+            .iter()
+            .any(|c| c.name == "access_url" && c.service_relative)
+    });
+    if !manifest.records.is_empty() && !current {
+        obscore::publish::publish(tables_dir)?;
     }
     Ok(())
 }

@@ -14,7 +14,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
@@ -28,7 +28,7 @@ use colo_tap::output::votable::xml_escape;
 use crate::AppState;
 use crate::error::VoError;
 use crate::fault::{self, Protocol};
-use crate::http::root_url;
+use crate::http::Root;
 use crate::obscore::ImageRecord;
 use crate::params::Params;
 
@@ -42,7 +42,7 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/preview", get(preview))
 }
 
-async fn links(State(state): State<AppState>, headers: HeaderMap, request: Request) -> Response {
+async fn links(State(state): State<AppState>, root: Root, request: Request) -> Response {
     let params = match Params::read(request, &state.tap.limits).await {
         Ok(p) => p,
         Err(e) => return fault::response(Protocol::DataLink, &e),
@@ -76,7 +76,7 @@ async fn links(State(state): State<AppState>, headers: HeaderMap, request: Reque
             );
         }
     }
-    let base = root_url(&headers);
+    let base = root.0;
     let found: Vec<(String, Option<&ImageRecord>)> = ids
         .iter()
         .map(|id| (id.clone(), state.images.find(id).ok()))

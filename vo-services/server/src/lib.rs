@@ -40,6 +40,8 @@ pub struct ServiceConfig {
     pub jobs_dir: PathBuf,
     /// Declared and enforced limits.
     pub limits: vosi::ServiceLimits,
+    /// How the URLs handed out are made (a public URL, trusted proxies).
+    pub urls: http::UrlPolicy,
 }
 
 /// The running services' shared state.
@@ -51,6 +53,8 @@ pub struct AppState {
     pub images: images::ImageState,
     /// SODA's async cutout jobs (`<jobs>/soda/`).
     pub cutout_jobs: Arc<uws::JobStore>,
+    /// How the URLs handed out are made.
+    pub urls: Arc<http::UrlPolicy>,
 }
 
 impl AppState {
@@ -84,6 +88,7 @@ impl AppState {
             },
             images,
             cutout_jobs,
+            urls: Arc::new(config.urls.clone()),
         })
     }
 
@@ -94,9 +99,12 @@ impl AppState {
     }
 }
 
-/// The HTTP app: TAP at `/tap` and, for astroquery's ESA modules, at `/tap-server/tap`.
+/// The HTTP app: TAP at `/tap` and, for astroquery's ESA modules, at `/tap-server/tap`. Serve it
+/// with the peer's address (`into_make_service_with_connect_info::<SocketAddr>()`) so forwarded
+/// headers are believed only from trusted proxies ([`http::UrlPolicy`]).
 pub fn router(state: AppState) -> axum::Router {
     let body_limit = state.tap.limits.upload_limit_bytes as usize + 1024 * 1024;
+    let urls = state.urls.clone();
     let tap = tap::routes(state.tap.clone());
     axum::Router::new()
         .nest("/tap", tap.clone())
@@ -105,6 +113,7 @@ pub fn router(state: AppState) -> axum::Router {
         .nest("/datalink", datalink::routes().with_state(state.clone()))
         .nest("/soda", soda::routes(state))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(axum::Extension(urls))
         .layer(axum::middleware::map_response(server_header))
 }
 

@@ -12,20 +12,19 @@
 //! §2.3, DALI §4.2).
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::StreamExt;
 
 use colo_astro::dali::{self, Shape};
-use colo_tap::TapError;
+use colo_tap::output::stream_result;
 use colo_tap::output::votable::{VotableWriter, xml_escape};
-use colo_tap::output::{Ending, ResultWriter};
 
 use crate::AppState;
 use crate::error::VoError;
 use crate::fault::{self, Protocol};
-use crate::http::root_url;
+use crate::http::Root;
 use crate::params::Params;
 
 pub fn routes() -> axum::Router<AppState> {
@@ -206,7 +205,7 @@ fn fault(e: &VoError) -> Response {
     fault::response(Protocol::Sia, e)
 }
 
-async fn query(State(state): State<AppState>, headers: HeaderMap, request: Request) -> Response {
+async fn query(State(state): State<AppState>, root: Root, request: Request) -> Response {
     let params = match Params::read(request, &state.tap.limits).await {
         Ok(p) => p,
         Err(e) => return fault(&e),
@@ -241,7 +240,7 @@ async fn query(State(state): State<AppState>, headers: HeaderMap, request: Reque
         Ok(q) => q,
         Err(e) => return fault(&e),
     };
-    match run(&state, &adql, maxrec, &root_url(&headers)).await {
+    match run(&state, &adql, maxrec, &root.0).await {
         Ok(body) => ([(header::CONTENT_TYPE, "application/x-votable+xml")], body).into_response(),
         Err(e) => fault(&e),
     }
@@ -249,31 +248,12 @@ async fn query(State(state): State<AppState>, headers: HeaderMap, request: Reque
 
 async fn run(state: &AppState, adql: &str, maxrec: u64, root: &str) -> Result<String, VoError> {
     let result = state.tap.engine.execute(adql, Some(maxrec), &[]).await?;
-    let mut writer = VotableWriter::new(&result.columns, false);
-    let mut body = writer.header()?;
-    let keep = result.keep.clone();
-    let mut stream = result.stream;
-    let mut written = 0u64;
-    let mut ending = Ending::Complete;
-    while let Some(batch) = stream.next().await {
-        let execution = |e: &dyn std::fmt::Display| {
-            VoError::from(TapError::Execution {
-                message: e.to_string(),
-            })
-        };
-        let batch = batch.map_err(|e| execution(&e))?;
-        let mut batch = batch.project(&keep).map_err(|e| execution(&e))?;
-        if written + batch.num_rows() as u64 > maxrec {
-            batch = batch.slice(0, (maxrec - written) as usize);
-            ending = Ending::Overflow;
-        }
-        written += batch.num_rows() as u64;
-        body.extend(writer.rows(&batch)?);
-        if ending == Ending::Overflow {
-            break;
-        }
+    let writer = Box::new(VotableWriter::new(&result.columns, false));
+    let mut body = Vec::new();
+    let mut chunks = std::pin::pin!(stream_result(result, writer, Some(root.to_string())));
+    while let Some(chunk) = chunks.next().await {
+        body.extend_from_slice(&chunk?);
     }
-    body.extend(writer.footer(&ending)?);
     let text = String::from_utf8_lossy(&body).into_owned();
     // The DataLink descriptor binds its ID to obs_publisher_did, which needs an XML ID.
     let text = text.replacen(
@@ -375,9 +355,9 @@ fn datalink_descriptor(root: &str) -> String {
     )
 }
 
-async fn capabilities(headers: HeaderMap) -> Response {
+async fn capabilities(root: Root) -> Response {
     crate::vosi::image_capabilities(
-        &headers,
+        &root,
         "sia",
         &[("ivo://ivoa.net/std/SIA#query-2.0", "query")],
     )

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
@@ -23,10 +23,11 @@ use colo_astro::dali::{self, Shape};
 use crate::AppState;
 use crate::error::VoError;
 use crate::fault::{self, Protocol};
+use crate::http::Root;
 use crate::images::ImageState;
 use crate::obscore::ImageRecord;
 use crate::params::Params;
-use crate::uws::http::{JobRunner, UwsService};
+use crate::uws::http::{JobRunner, Starter, UwsService};
 use crate::uws::{Job, JobStore, ResultSink, ResultStream};
 
 /// Most cutouts one async job may make (IDs × regions × bands).
@@ -244,7 +245,7 @@ struct CutoutJobs {
 }
 
 impl JobRunner for CutoutJobs {
-    fn start(&self, jobs: &Arc<JobStore>, id: &str, _tapplus: bool) -> Result<Job, VoError> {
+    fn start(&self, jobs: &Arc<JobStore>, id: &str, _starter: &Starter) -> Result<Job, VoError> {
         let images = self.images.clone();
         jobs.start(id, move |job, sink| {
             Box::pin(async move { run_cutout_job(&images, &job, &sink).await })
@@ -303,9 +304,9 @@ async fn run_cutout_job(images: &ImageState, job: &Job, sink: &ResultSink) -> Re
     Ok(())
 }
 
-async fn capabilities(headers: HeaderMap) -> Response {
+async fn capabilities(root: Root) -> Response {
     crate::vosi::image_capabilities(
-        &headers,
+        &root,
         "soda",
         &[
             ("ivo://ivoa.net/std/SODA#sync-1.0", "sync"),

@@ -24,9 +24,9 @@ use colo_tap::engine::{Engine, QueryResult};
 use colo_tap::output::{Format, GzipWriter, ResultWriter, stream_result};
 
 use crate::error::VoError;
-use crate::http::{base_url, is_tapplus, text, xml};
+use crate::http::{Root, is_tapplus, text, xml};
 use crate::params::Params;
-use crate::uws::http::{JobRunner, UwsService, load_job_files};
+use crate::uws::http::{JobRunner, Starter, UwsService, load_job_files};
 use crate::uws::{Job, JobStore, ResultStream, iso8601, now_secs, parse_iso8601};
 use crate::vosi::{self, ServiceLimits};
 
@@ -73,9 +73,10 @@ struct QueryJobs {
 }
 
 impl JobRunner for QueryJobs {
-    fn start(&self, jobs: &Arc<JobStore>, id: &str, tapplus: bool) -> Result<Job, VoError> {
+    fn start(&self, jobs: &Arc<JobStore>, id: &str, starter: &Starter) -> Result<Job, VoError> {
         let job = jobs.get(id)?;
-        let spec = QuerySpec::from_params(&job.params(), &self.state.limits, tapplus);
+        let spec = QuerySpec::from_params(&job.params(), &self.state.limits, starter.tapplus);
+        let root = starter.root.clone();
         let state = self.state.clone();
         let store = jobs.clone();
         jobs.start(id, move |job, sink| {
@@ -86,7 +87,8 @@ impl JobRunner for QueryJobs {
                 let writer = writer_for(&spec, &result);
                 let content_type = spec.format.content_type(spec.requested_type.as_deref());
                 let stream: ResultStream = Box::pin(
-                    stream_result(result, writer).map(|chunk| chunk.map_err(VoError::from)),
+                    stream_result(result, writer, Some(root))
+                        .map(|chunk| chunk.map_err(VoError::from)),
                 );
                 sink.write(
                     "result",
@@ -213,10 +215,10 @@ fn writer_for(spec: &QuerySpec, result: &QueryResult) -> Box<dyn ResultWriter> {
     }
 }
 
-fn streamed(result: QueryResult, spec: &QuerySpec) -> Response {
+fn streamed(result: QueryResult, spec: &QuerySpec, root: Root) -> Response {
     let content_type = spec.format.content_type(spec.requested_type.as_deref());
     let writer = writer_for(spec, &result);
-    let body = Body::from_stream(stream_result(result, writer));
+    let body = Body::from_stream(stream_result(result, writer, Some(root.0)));
     let mut response = Response::new(body);
     if let Ok(value) = HeaderValue::from_str(&content_type) {
         response.headers_mut().insert(header::CONTENT_TYPE, value);
@@ -232,27 +234,24 @@ fn streamed(result: QueryResult, spec: &QuerySpec) -> Response {
 async fn sync_query(
     State(state): State<TapState>,
     headers: HeaderMap,
+    root: Root,
     request: Request,
 ) -> Result<Response, VoError> {
     let params = Params::read(request, &state.limits).await?;
     let spec = QuerySpec::from_params(&params, &state.limits, is_tapplus(&headers))?;
     let result = run(&state, &spec, params.files()).await?;
-    Ok(streamed(result, &spec))
+    Ok(streamed(result, &spec, root))
 }
 
-async fn landing(headers: HeaderMap, uri: OriginalUri) -> Response {
-    let base = base_url(&headers, &uri, "/\u{0}");
+async fn landing(root: Root, uri: OriginalUri) -> Response {
+    let base = root.service_url(&uri, "/\u{0}");
     text(format!(
         "colo TAP 1.1 service. Endpoints: {base}/sync, {base}/async, {base}/tables, {base}/capabilities\n"
     ))
 }
 
-async fn capabilities(
-    State(state): State<TapState>,
-    headers: HeaderMap,
-    uri: OriginalUri,
-) -> Response {
-    let base = base_url(&headers, &uri, "/capabilities");
+async fn capabilities(State(state): State<TapState>, root: Root, uri: OriginalUri) -> Response {
+    let base = root.service_url(&uri, "/capabilities");
     let mut response = xml(vosi::capabilities(
         &base,
         state.engine.functions(),

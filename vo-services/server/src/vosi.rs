@@ -4,14 +4,14 @@
 //! DALI examples page (RDFa, one `property="query"` per example).
 
 use axum::extract::State;
-use axum::http::{HeaderMap, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use colo_tap::adql::FunctionCatalog;
 use colo_tap::catalog::{ColumnMeta, TableMeta, declared_type};
 use colo_tap::output::Format;
 use colo_tap::output::votable::xml_escape;
 
-use crate::http::root_url;
+use crate::http::Root;
 
 /// Limits declared in the capabilities and enforced by the handlers.
 #[derive(Debug, Clone)]
@@ -152,12 +152,8 @@ pub fn simple_capabilities(base: &str, services: &[(&str, &str)]) -> String {
 
 /// The VOSI capabilities of the image service mounted at `/<service>`, listing
 /// `(standardID, path)`, with URLs as the client sees them.
-pub fn image_capabilities(
-    headers: &HeaderMap,
-    service: &str,
-    endpoints: &[(&str, &str)],
-) -> Response {
-    let base = format!("{}/{service}", root_url(headers));
+pub fn image_capabilities(root: &Root, service: &str, endpoints: &[(&str, &str)]) -> Response {
+    let base = format!("{}/{service}", root.0);
     (
         [(header::CONTENT_TYPE, "text/xml")],
         simple_capabilities(&base, endpoints),

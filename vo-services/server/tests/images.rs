@@ -7,7 +7,8 @@ mod support;
 
 use std::sync::Arc;
 
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
 use colo_astro::fits::bintable::primary_header;
 use colo_astro::fits::header::{Parsed, parse};
 use colo_astro::fits::{Header, Value, padded_len};
@@ -101,11 +102,12 @@ async fn service() -> Service {
     .await
     .expect("ingest");
     assert_eq!(report.added.len(), 1, "{report:?}");
-    publish::publish(&tables, "http://localhost").expect("publish");
+    publish::publish(&tables).expect("publish");
     let config = ServiceConfig {
         tables_dir: tables,
         jobs_dir: dir.path().join("jobs"),
         limits: Default::default(),
+        urls: Default::default(),
     };
     let state = AppState::open(&config, volumes).await.expect("open");
     Service {
@@ -272,6 +274,60 @@ async fn a_soda_cutout_keeps_every_pixel_and_its_world_coordinates() {
             .iter()
             .any(|c| c.key == "HISTORY" && c.raw.contains("colo SODA cutout"))
     );
+}
+
+/// Every URL handed out follows the request: the `Host` a client used, or a trusted reverse
+/// proxy's `X-Forwarded-*` (here the request comes from inside the process, which is trusted);
+/// ObsCore's stored access URLs are paths made absolute per response.
+#[tokio::test]
+async fn urls_are_rendered_for_each_request() {
+    let s = service().await;
+    let query =
+        "/tap/sync?LANG=ADQL&RESPONSEFORMAT=csv&QUERY=SELECT%20access_url%20FROM%20ivoa.obscore";
+    let direct = support::get(&s.app, query).await;
+    assert!(
+        direct
+            .text()
+            .contains("http://localhost/datalink/links?ID=ivo"),
+        "{}",
+        direct.text()
+    );
+    let proxied = support::send(
+        &s.app,
+        Request::get(query)
+            .header("x-forwarded-proto", "https")
+            .header("x-forwarded-host", "archive.example.org")
+            .header("x-forwarded-prefix", "/colo"),
+        Body::empty(),
+    )
+    .await;
+    let root = "https://archive.example.org/colo";
+    assert!(
+        proxied
+            .text()
+            .contains(&format!("{root}/datalink/links?ID=ivo")),
+        "{}",
+        proxied.text()
+    );
+    let links = support::send(
+        &s.app,
+        Request::get(format!("/datalink/links?ID={}", enc(&s.did)))
+            .header("x-forwarded-proto", "https")
+            .header("x-forwarded-host", "archive.example.org")
+            .header("x-forwarded-prefix", "/colo"),
+        Body::empty(),
+    )
+    .await;
+    let links = links.text();
+    assert!(
+        links.contains(&format!("{root}/datalink/download?ID=")),
+        "{links}"
+    );
+    assert!(
+        links.contains(&format!("value=\"{root}/soda/sync\"")),
+        "{links}"
+    );
+    assert!(!links.contains("localhost"), "{links}");
 }
 
 #[tokio::test]

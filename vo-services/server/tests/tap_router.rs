@@ -50,6 +50,7 @@ async fn service_with(limits: ServiceLimits) -> Service {
         tables_dir: dir.path().join("tables"),
         jobs_dir: dir.path().join("jobs"),
         limits,
+        urls: Default::default(),
     };
     let state = AppState::open(&config, Default::default())
         .await

@@ -81,6 +81,10 @@ pub struct ColumnDescriptor {
     /// DALI xtype of stored geometry (`polygon` for a list of ra/dec pairs).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub xtype: String,
+    /// The values are paths on this service (`/datalink/links?ID=...`): results show them as
+    /// absolute URLs, with the root the client used (no URL is stored with a host in it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub service_relative: bool,
 }
 
 /// Operator-editable metadata of one published table.

@@ -275,8 +275,21 @@ impl Engine {
                 continue;
             }
             let expr = projection.and_then(|exprs| exprs.get(index));
-            let source =
-                self.source_column(qualifier.map(|q| q.table()), field.name(), aliases, uploads);
+            // A column renamed (`access_url AS url`) keeps the metadata of the column it is.
+            let source = match expr {
+                Some(LogicalExpr::Alias(alias)) => match alias.expr.as_ref() {
+                    LogicalExpr::Column(c) => self.source_column(
+                        c.relation.as_ref().map(|r| r.table()),
+                        &c.name,
+                        aliases,
+                        uploads,
+                    ),
+                    _ => None,
+                },
+                _ => {
+                    self.source_column(qualifier.map(|q| q.table()), field.name(), aliases, uploads)
+                }
+            };
             let mut meta = source.unwrap_or_default();
             meta.name = match expr {
                 Some(LogicalExpr::Column(_)) | Some(LogicalExpr::Alias(_)) | None => {

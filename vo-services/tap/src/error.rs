@@ -90,6 +90,13 @@ impl TapError {
         )
     }
 
+    /// An Arrow failure while a result is written (a batch that does not fit its schema).
+    pub fn from_arrow(e: datafusion::arrow::error::ArrowError) -> TapError {
+        TapError::Execution {
+            message: e.to_string(),
+        }
+    }
+
     /// An I/O error on `path`.
     pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> TapError {
         let path = path.into();

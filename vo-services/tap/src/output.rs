@@ -331,10 +331,14 @@ pub fn normalise(batch: &RecordBatch) -> Result<Vec<ArrayRef>, TapError> {
 }
 
 /// Streams a query result through `writer`, stopping after `result.limit` rows.
+/// `service_root` (`scheme://host[/prefix]` as the client sees the service) makes the values of
+/// service-relative columns absolute URLs.
 pub fn stream_result(
     result: QueryResult,
     mut writer: Box<dyn ResultWriter>,
+    service_root: Option<String>,
 ) -> impl Stream<Item = Result<Bytes, TapError>> + Send {
+    let relative = service_relative_columns(&result.columns);
     let QueryResult {
         keep,
         stream,
@@ -354,7 +358,11 @@ pub fn stream_result(
                     break;
                 }
             };
-            let batch = match batch.project(&keep) {
+            let batch = match batch
+                .project(&keep)
+                .map_err(TapError::from_arrow)
+                .and_then(|b| absolute_urls(b, &relative, service_root.as_deref()))
+            {
                 Ok(batch) => batch,
                 Err(e) => {
                     ending = Ending::Error(e.to_string());
@@ -390,6 +398,58 @@ pub fn stream_result(
         }
         tx.send(writer.footer(&ending).map(Bytes::from)).await;
     })
+}
+
+/// Indices of the columns whose values are paths on this service.
+pub fn service_relative_columns(columns: &[ColumnMeta]) -> Vec<usize> {
+    columns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.descriptor.service_relative)
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// `batch` with the values of `columns` (service paths, `/...`) prefixed by `root`; as it is without
+/// a root or such columns.
+pub fn absolute_urls(
+    batch: RecordBatch,
+    columns: &[usize],
+    root: Option<&str>,
+) -> Result<RecordBatch, TapError> {
+    let Some(root) = root.filter(|_| !columns.is_empty()) else {
+        return Ok(batch);
+    };
+    let root = root.trim_end_matches('/');
+    let mut arrays = batch.columns().to_vec();
+    for &i in columns {
+        // Parquet strings arrive as views; any string type is read as plain UTF-8.
+        let Ok(text) = cast(&arrays[i], &DataType::Utf8) else {
+            continue;
+        };
+        let Some(paths) = text.as_any().downcast_ref::<arrow_array::StringArray>() else {
+            continue;
+        };
+        let absolute: arrow_array::StringArray = paths
+            .iter()
+            .map(|v| {
+                v.map(|p| match p.starts_with('/') {
+                    true => format!("{root}{p}"),
+                    false => p.to_string(),
+                })
+            })
+            .collect();
+        arrays[i] = Arc::new(absolute);
+    }
+    let fields: Vec<arrow_schema::Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .zip(&arrays)
+        .map(|(f, a)| f.as_ref().clone().with_data_type(a.data_type().clone()))
+        .collect();
+    RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), arrays)
+        .map_err(TapError::from_arrow)
 }
 
 /// A tiny channel-backed stream builder (keeps the async code linear without extra crates).

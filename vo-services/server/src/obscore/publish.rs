@@ -74,13 +74,11 @@ impl Manifest {
     }
 }
 
-/// The DataLink URL of a dataset.
-pub fn links_url(base_url: &str, did: &str) -> String {
+/// The DataLink URL of a dataset, as a path on this service (made absolute, with the root the
+/// client sees, in every response: see `colo_tap::output::absolute_urls`).
+pub fn links_path(did: &str) -> String {
     let encoded: String = url::form_urlencoded::byte_serialize(did.as_bytes()).collect();
-    format!(
-        "{}/datalink/links?ID={encoded}",
-        base_url.trim_end_matches('/')
-    )
+    format!("/datalink/links?ID={encoded}")
 }
 
 /// (name, unit, UCD, utype, description) of the ObsCore 1.1 columns, in the standard's order.
@@ -298,7 +296,7 @@ const COLUMNS: [(&str, &str, &str, &str, &str); 30] = [
 ];
 
 /// The records as one Arrow batch with the ObsCore columns.
-pub fn record_batch(records: &[ImageRecord], base_url: &str) -> Result<RecordBatch, VoError> {
+pub fn record_batch(records: &[ImageRecord]) -> Result<RecordBatch, VoError> {
     let text = |f: &dyn Fn(&ImageRecord) -> Option<String>| -> ArrayRef {
         let mut b = StringBuilder::new();
         for r in records {
@@ -340,7 +338,7 @@ pub fn record_batch(records: &[ImageRecord], base_url: &str) -> Result<RecordBat
         text(&|r| Some(r.obs_collection.clone())),
         text(&|r| Some(r.obs_id.clone())),
         text(&|r| Some(r.obs_publisher_did.clone())),
-        text(&|r| Some(links_url(base_url, &r.obs_publisher_did))),
+        text(&|r| Some(links_path(&r.obs_publisher_did))),
         text(&|_| Some(DATALINK_FORMAT.to_string())),
         long(&|r| Some(r.size.div_ceil(1024) as i64)),
         text(&|r| r.target_name.clone()),
@@ -389,9 +387,9 @@ fn obscore_ingest(e: impl std::fmt::Display) -> VoError {
 }
 
 /// Publishes `ivoa.obscore` from the manifest under `tables_dir`. Returns the number of rows.
-pub fn publish(tables_dir: &Path, base_url: &str) -> Result<usize, VoError> {
+pub fn publish(tables_dir: &Path) -> Result<usize, VoError> {
     let manifest = Manifest::read(tables_dir)?;
-    let batch = record_batch(&manifest.records, base_url)?;
+    let batch = record_batch(&manifest.records)?;
     let mut bytes = Vec::new();
     let mut writer = parquet::arrow::ArrowWriter::try_new(&mut bytes, batch.schema(), None)
         .and_then(|mut w| w.write(&batch).map(|()| w))
@@ -438,6 +436,7 @@ fn describe_columns(descriptor: &mut TableDescriptor) {
         column.principal = true;
         column.flags = 0;
         column.indexed = matches!(column.name.as_str(), "s_ra" | "s_dec" | "obs_publisher_did");
+        column.service_relative = column.name == "access_url";
         column.xtype = if column.name == "s_region" {
             REGION_XTYPE.into()
         } else {

@@ -21,15 +21,24 @@ use colo_tap::output::votable::xml_escape;
 use super::{Job, JobStore, Phase, iso8601, parse_iso8601};
 use crate::error::VoError;
 use crate::fault;
-use crate::http::{base_url, file_stream, is_tapplus, see_other, text, xml};
+use crate::http::{Root, file_stream, is_tapplus, see_other, text, xml};
 use crate::params::Params;
 use crate::vosi::ServiceLimits;
+
+/// What a job needs to know of the client that starts it.
+#[derive(Debug, Clone)]
+pub struct Starter {
+    /// The client is astroquery's TapPlus.
+    pub tapplus: bool,
+    /// The root URL the client sees the service at (for URLs in the job's results).
+    pub root: String,
+}
 
 /// What a service does with its jobs.
 pub trait JobRunner: Send + Sync {
     /// Starts a PENDING job through [`JobStore::start`]; its parameters are checked when it runs,
-    /// so a bad request fails the job, not the HTTP request. `tapplus`: the client is astroquery.
-    fn start(&self, jobs: &Arc<JobStore>, id: &str, tapplus: bool) -> Result<Job, VoError>;
+    /// so a bad request fails the job, not the HTTP request.
+    fn start(&self, jobs: &Arc<JobStore>, id: &str, starter: &Starter) -> Result<Job, VoError>;
 }
 
 /// The state of one service's `/async` resources.
@@ -109,8 +118,8 @@ fn save_job_files(
 
 /// The job list's URL as the client sees it (the path up to the first `/async`, which is where
 /// [`routes`] is nested).
-fn jobs_url(headers: &HeaderMap, uri: &OriginalUri) -> String {
-    format!("{}/async", base_url(headers, uri, "/async"))
+fn jobs_url(root: &Root, uri: &OriginalUri) -> String {
+    format!("{}/async", root.service_url(uri, "/async"))
 }
 
 /// What a job resource's handler needs to know of its request: the job, the URLs as the client
@@ -119,7 +128,7 @@ struct JobRef {
     id: String,
     jobs_url: String,
     query: Params,
-    tapplus: bool,
+    starter: Starter,
 }
 
 impl JobRef {
@@ -141,21 +150,21 @@ impl<S: Send + Sync> FromRequestParts<S> for JobRef {
             .get::<OriginalUri>()
             .cloned()
             .unwrap_or_else(|| OriginalUri(parts.uri.clone()));
+        let Ok(root) = Root::from_request_parts(parts, state).await;
         Ok(JobRef {
             id,
-            jobs_url: jobs_url(&parts.headers, &uri),
+            jobs_url: jobs_url(&root, &uri),
             query: Params::from_query(&parts.uri),
-            tapplus: is_tapplus(&parts.headers),
+            starter: Starter {
+                tapplus: is_tapplus(&parts.headers),
+                root: root.0,
+            },
         })
     }
 }
 
 /// The job list (UWS 1.1 §2.2.2.1), filtered by `PHASE` (repeatable), `AFTER` and `LAST`.
-async fn list_jobs(
-    State(state): State<UwsService>,
-    headers: HeaderMap,
-    uri: OriginalUri,
-) -> Response {
+async fn list_jobs(State(state): State<UwsService>, root: Root, uri: OriginalUri) -> Response {
     let params = Params::from_query(&uri);
     let phases: Vec<Phase> = params
         .all("PHASE")
@@ -184,7 +193,7 @@ async fn list_jobs(
         let skip = jobs.len().saturating_sub(last);
         jobs.drain(..skip);
     }
-    let base = jobs_url(&headers, &uri);
+    let base = jobs_url(&root, &uri);
     let mut out = String::from(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<uws:jobs xmlns:uws=\"http://www.ivoa.net/xml/UWS/v1.0\" \
          xmlns:xlink=\"http://www.w3.org/1999/xlink\" version=\"1.1\">\n",
@@ -211,22 +220,22 @@ async fn list_jobs(
 async fn create_job(
     State(state): State<UwsService>,
     headers: HeaderMap,
+    root: Root,
     uri: OriginalUri,
     request: Request,
 ) -> Answer {
     let params = Params::read(request, &state.limits).await?;
     let job = state.jobs.create(params.values().to_vec())?;
     save_job_files(&state, &job, params.files())?;
+    let jobs_url = jobs_url(&root, &uri);
     if params.is("PHASE", "RUN") {
-        state
-            .runner
-            .start(&state.jobs, &job.id, is_tapplus(&headers))?;
+        let starter = Starter {
+            tapplus: is_tapplus(&headers),
+            root: root.0,
+        };
+        state.runner.start(&state.jobs, &job.id, &starter)?;
     }
-    Ok(see_other(format!(
-        "{}/{}",
-        jobs_url(&headers, &uri),
-        job.id
-    )))
+    Ok(see_other(format!("{jobs_url}/{}", job.id)))
 }
 
 /// The job document; with `WAIT`, blocks while the job is in the given (or any active) phase
@@ -253,7 +262,7 @@ async fn job_document(State(state): State<UwsService>, job: JobRef) -> Answer {
 
 /// Answer to a job modification: 303 to the job (UWS), or 200 with the job for TapPlus.
 fn after_change(state: &UwsService, job: &JobRef) -> Answer {
-    if job.tapplus {
+    if job.starter.tapplus {
         return Ok(xml(state.jobs.get(&job.id)?.to_xml(&job.url())));
     }
     Ok(see_other(job.url()))
@@ -263,7 +272,7 @@ fn apply_phase(state: &UwsService, job: &JobRef, phase: &str) -> Result<(), VoEr
     match phase.trim().to_ascii_uppercase().as_str() {
         "RUN" => state
             .runner
-            .start(&state.jobs, &job.id, job.tapplus)
+            .start(&state.jobs, &job.id, &job.starter)
             .map(|_| ()),
         "ABORT" => state.jobs.abort(&job.id).map(|_| ()),
         other => Err(VoError::bad_parameter(
