@@ -1,5 +1,7 @@
 """pyvo against `colo up`: sync, async with WAIT, MAXREC overflow, upload + join, tables, big results
 in BINARY2 and FITS, cone searches checked against a brute-force spherical filter."""
+import urllib.request
+
 import numpy as np
 import pytest
 import pyvo
@@ -143,3 +145,13 @@ def test_upload_from_a_url(tap):
     result = service.search("SELECT u.hip, h.hpmag FROM TAP_UPLOAD.first AS u JOIN sample.hip2 AS h ON u.hip = h.hip ORDER BY u.hip",
                             uploads={"first": url}).to_table()
     assert list(result["hip"]) == [1, 2, 3]
+
+
+def test_in_unit_converts_by_the_published_units(tap):
+    service = pyvo.dal.TAPService(tap)
+    result = service.search("SELECT TOP 20 plx_mas, IN_UNIT(plx_mas, 'arcsec') AS plx_arcsec, "
+                            "IN_UNIT(ra_deg, 'hourangle') AS ra_h FROM sample.hip2 ORDER BY hip").to_table()
+    assert np.allclose(result["plx_arcsec"], result["plx_mas"] / 1000, rtol=1e-12)
+    assert np.all((result["ra_h"] >= 0) & (result["ra_h"] < 24))
+    capabilities = urllib.request.urlopen(f"{tap}/capabilities").read().decode()
+    assert "features-adql-unit" in capabilities and "<form>IN_UNIT</form>" in capabilities

@@ -559,6 +559,33 @@ impl TableResolver for Resolver<'_> {
         }
     }
 
+    fn column_unit(&self, table: &[String], column: &str) -> Option<String> {
+        let unquoted = |name: &str| name.trim_matches('"').to_string();
+        if let Some(upload) = self.upload(table) {
+            return upload
+                .columns
+                .iter()
+                .find(|c| unquoted(&c.name) == column)
+                .map(|c| c.descriptor.unit.clone());
+        }
+        let found: Vec<&TableMeta> = match table {
+            [schema, name] => self
+                .tables
+                .iter()
+                .filter(|t| &t.schema == schema && &t.name == name)
+                .collect(),
+            [name] => self.tables.iter().filter(|t| &t.name == name).collect(),
+            _ => vec![],
+        };
+        let [one] = found.as_slice() else {
+            return None;
+        };
+        one.columns
+            .iter()
+            .find(|c| unquoted(&c.name) == column)
+            .map(|c| c.descriptor.unit.clone())
+    }
+
     fn is_in_memory(&self, table: &[String]) -> bool {
         self.upload(table).is_some()
     }

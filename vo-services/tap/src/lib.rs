@@ -2,8 +2,8 @@
 //! HEALPix-partitioned Parquet — with no HTTP here (the services in `colo-vo-services` speak TAP).
 //!
 //! The layers, each using only those above it in this list:
-//! * [`error`], [`names`], [`types`]: the error type; name suggestions; the canonical data types
-//!   and float text every output and TAP_SCHEMA share.
+//! * [`error`], [`names`], [`types`], [`units`]: the error type; name suggestions; the canonical
+//!   data types and float text every output and TAP_SCHEMA share; units for `IN_UNIT`.
 //! * [`adql`]: parse (sqlparser, an ADQL dialect), validate against ADQL's grammar, rewrite for
 //!   DataFusion (geometry to UDFs, cones and crossmatches to HEALPix index ranges and cell joins).
 //! * [`catalog`]: what is published — table descriptors (operator-editable TOML), column and table
@@ -26,6 +26,7 @@ pub mod names;
 pub mod output;
 pub mod tap_schema;
 pub mod types;
+pub mod units;
 pub mod upload;
 
 pub use error::TapError;

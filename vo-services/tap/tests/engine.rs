@@ -341,6 +341,61 @@ async fn mistakes_are_the_users_and_say_what_to_fix() {
     );
 }
 
+/// IN_UNIT converts by the column's unit from the table's metadata (the sample's `ra` is `deg`,
+/// as ingest describes it) and an upload's FIELD unit; what cannot be converted says why.
+#[tokio::test]
+async fn in_unit_converts_by_the_columns_units() {
+    let c = catalogue().await;
+    let row = rows(
+        &c.engine,
+        "SELECT ra, IN_UNIT(ra, 'arcsec'), IN_UNIT(t.ra, 'rad') FROM sample.hip2 AS t WHERE hip = 60",
+        &[],
+    )
+    .await
+    .expect("in_unit");
+    let (deg, arcsec, rad): (f64, f64, f64) = (
+        row[0][0].parse().expect("deg"),
+        row[0][1].parse().expect("arcsec"),
+        row[0][2].parse().expect("rad"),
+    );
+    assert!((arcsec - deg * 3600.0).abs() < 1e-9 * arcsec);
+    assert!((rad - deg.to_radians()).abs() < 1e-12);
+    let upload = parse_votable(
+        "speeds",
+        b"<VOTABLE><RESOURCE><TABLE><FIELD name=\"v\" datatype=\"double\" unit=\"km/s\"/>\
+          <DATA><TABLEDATA><TR><TD>2.5</TD></TR></TABLEDATA></DATA></TABLE></RESOURCE></VOTABLE>",
+    )
+    .expect("upload");
+    let v = rows(
+        &c.engine,
+        "SELECT IN_UNIT(v, 'm.s**-1') FROM TAP_UPLOAD.speeds",
+        std::slice::from_ref(&upload),
+    )
+    .await
+    .expect("upload unit");
+    assert_eq!(v[0][0], "2500.0");
+    for (query, says) in [
+        (
+            "SELECT IN_UNIT(ra, 'km') FROM sample.hip2",
+            "not the same kind",
+        ),
+        (
+            "SELECT IN_UNIT(ra, 'parsnips') FROM sample.hip2",
+            "\"parsnips\" is not understood",
+        ),
+        (
+            "SELECT IN_UNIT(hip, 'deg') FROM sample.hip2",
+            "unit is known",
+        ),
+    ] {
+        let e = rows(&c.engine, query, &[]).await.expect_err(query);
+        assert!(
+            e.is_user_error() && e.to_string().contains(says),
+            "{query}: {e}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn tap_schema_describes_the_published_table() {
     let c = catalogue().await;

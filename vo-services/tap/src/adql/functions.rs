@@ -43,6 +43,7 @@ pub mod feature {
     pub const COMMON_TABLE: &str = "ivo://ivoa.net/std/TAPRegExt#features-adql-common-table";
     pub const TYPE: &str = "ivo://ivoa.net/std/TAPRegExt#features-adql-type";
     pub const OFFSET: &str = "ivo://ivoa.net/std/TAPRegExt#features-adql-offset";
+    pub const UNIT: &str = "ivo://ivoa.net/std/TAPRegExt#features-adql-unit";
     pub const UDF: &str = "ivo://ivoa.net/std/TAPRegExt#features-udf";
 }
 
@@ -127,8 +128,8 @@ pub const ADQL_FUNCTIONS: &[FunctionSpec] = &[
     // conditional (§4.8): COALESCE works but `#features-adql-conditional` is not declared: STILTS
     // taplint 3.4.7 (Debian) reports that ADQL 2.1 key as unknown (E-CAP-KEYX).
     optional("COALESCE", 1, usize::MAX, None),
-    // units (§4.9): parsed; the rewrite refuses it until column units drive a conversion
-    optional("IN_UNIT", 2, 2, None),
+    // units (§4.9): converted by the factor between the column's unit and the one asked for
+    optional("IN_UNIT", 2, 2, Some(feature::UNIT)),
     // geometry (§4.2)
     geo("AREA", 1, 1),
     geo("BOX", 3, 5),
@@ -334,11 +335,7 @@ mod tests {
             "refused, so not declared"
         );
         assert_eq!(forms(feature::STRING), ["LOWER", "UPPER", "ILIKE"]);
-        assert!(
-            features
-                .iter()
-                .all(|(_, list)| !list.iter().any(|f| f.form == "IN_UNIT"))
-        );
+        assert_eq!(forms(feature::UNIT), ["IN_UNIT"]);
         let udfs = forms(feature::UDF);
         assert!(
             udfs[0].starts_with("ivo_healpix_index(order INTEGER"),

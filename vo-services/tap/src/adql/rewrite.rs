@@ -21,6 +21,7 @@ use datafusion::sql::sqlparser::ast::{
 
 mod crossmatch;
 mod geometry;
+mod units;
 
 use geometry::Geo;
 
@@ -50,6 +51,10 @@ pub trait TableResolver {
     fn in_memory_column(&self, _table: &[String], _column: &str) -> Option<Vec<Option<f64>>> {
         None
     }
+    /// The unit of a column (`""` when it has none); `None` when the table has no such column.
+    fn column_unit(&self, _table: &[String], _column: &str) -> Option<String> {
+        None
+    }
 }
 
 /// Rewrites `query` in place.
@@ -62,9 +67,9 @@ struct Rewriter<'a> {
     next_id: usize,
 }
 
-/// A table in scope that spatial rewrites can work with: a published catalogue with a HEALPix index
-/// (its position columns known), or a table held in memory (an upload: any two of its columns can
-/// be a position).
+/// A table in scope: a published catalogue (with a HEALPix index, its position columns known), a
+/// table held in memory (an upload: any two of its columns can be a position), or any other table
+/// (for its columns' units).
 #[derive(Debug, Clone)]
 struct ScopeTable {
     /// The name to qualify columns with (alias, or the table's own name).
@@ -321,18 +326,16 @@ impl Rewriter<'_> {
                     .collect();
                 let position = self.tables.position_columns(&parts);
                 let in_memory = self.tables.is_in_memory(&parts);
-                if position.is_some() || in_memory {
-                    let qualifier = match alias {
-                        Some(alias) => normalise(&alias.name),
-                        None => parts.last().cloned().unwrap_or_default(),
-                    };
-                    scope.push(ScopeTable {
-                        qualifier,
-                        name: parts,
-                        position,
-                        in_memory,
-                    });
-                }
+                let qualifier = match alias {
+                    Some(alias) => normalise(&alias.name),
+                    None => parts.last().cloned().unwrap_or_default(),
+                };
+                scope.push(ScopeTable {
+                    qualifier,
+                    name: parts,
+                    position,
+                    in_memory,
+                });
                 Ok(())
             }
             TableFactor::Derived { subquery, .. } => self.query(subquery),
@@ -520,12 +523,7 @@ impl Rewriter<'_> {
                     vec![other.into_value()],
                 ),
             }),
-            "IN_UNIT" => {
-                return Err(AdqlError::new(
-                    "IN_UNIT is not supported by this service yet",
-                    f.name.span(),
-                ));
-            }
+            "IN_UNIT" => Some(self.in_unit(f, &args, scope)?),
             "COORDSYS" => Some(Expr::value(Value::SingleQuotedString("ICRS".into()))),
             "REGION" => {
                 return Err(AdqlError::new(
