@@ -195,14 +195,39 @@ impl ResultWriter for GzipWriter {
     }
 
     fn footer(&mut self, ending: &Ending) -> Result<Vec<u8>, TapError> {
-        let bytes = self.inner.footer(ending)?;
-        let mut out = self.compress(&bytes)?;
-        if let Some(encoder) = self.encoder.take() {
-            out.extend(encoder.finish().map_err(|e| TapError::Execution {
-                message: format!("gzip: {e}"),
-            })?);
+        let mut out = Vec::new();
+        for chunk in self.footer_chunks(ending)? {
+            out.extend(chunk?);
         }
         Ok(out)
+    }
+
+    /// The inner writer's footer chunks compressed as they come, then the end of the gzip stream.
+    fn footer_chunks(&mut self, ending: &Ending) -> Result<Chunks, TapError> {
+        let inner = self.inner.footer_chunks(ending)?;
+        let Some(encoder) = self.encoder.take() else {
+            return Ok(Box::new(std::iter::empty()));
+        };
+        let gzip = |e: std::io::Error| TapError::Execution {
+            message: format!("gzip: {e}"),
+        };
+        let mut encoder = Some(encoder);
+        let mut inner = inner.fuse();
+        Ok(Box::new(std::iter::from_fn(move || {
+            use std::io::Write;
+            let active = encoder.as_mut()?;
+            match inner.next() {
+                Some(Ok(bytes)) => Some(
+                    active
+                        .write_all(&bytes)
+                        .and_then(|()| active.flush())
+                        .map(|()| std::mem::take(active.get_mut()))
+                        .map_err(gzip),
+                ),
+                Some(Err(e)) => Some(Err(e)),
+                None => encoder.take().map(|e| e.finish().map_err(gzip)),
+            }
+        })))
     }
 }
 
@@ -225,7 +250,16 @@ pub trait ResultWriter: Send {
     fn rows(&mut self, batch: &RecordBatch) -> Result<Vec<u8>, TapError>;
     /// Bytes after the rows.
     fn footer(&mut self, ending: &Ending) -> Result<Vec<u8>, TapError>;
+    /// The bytes after the rows as chunks, for a writer that holds its rows until the end (FITS
+    /// spools them): handed on chunk by chunk, never whole. By default, the footer.
+    fn footer_chunks(&mut self, ending: &Ending) -> Result<Chunks, TapError> {
+        let footer = self.footer(ending)?;
+        Ok(Box::new(std::iter::once(Ok(footer))))
+    }
 }
+
+/// Bytes in chunks, as a writer hands them on.
+pub type Chunks = Box<dyn Iterator<Item = Result<Vec<u8>, TapError>> + Send>;
 
 /// What a big-endian binary encoding writes in place of a null scalar (FITS: TNULL values and `0`
 /// for logicals; VOTable BINARY2: anything, with the null flag set, so zeros and `?`). Floats are
@@ -396,7 +430,19 @@ pub fn stream_result(
                 break;
             }
         }
-        tx.send(writer.footer(&ending).map(Bytes::from)).await;
+        match writer.footer_chunks(&ending) {
+            Ok(chunks) => {
+                for chunk in chunks {
+                    let failed = chunk.is_err();
+                    if !tx.send(chunk.map(Bytes::from)).await || failed {
+                        return;
+                    }
+                }
+            }
+            Err(e) => {
+                tx.send(Err(e)).await;
+            }
+        }
     })
 }
 

@@ -1,26 +1,42 @@
 //! FITS binary table results (FITS 4.0 §7.3): an empty primary HDU and one BINTABLE.
 //!
-//! The BINTABLE header needs the row count and fixed string widths before any row, so this writer
-//! keeps the (normalised) batches until the footer and writes everything then. Nulls: TNULLn for
-//! integers, NaN for floats, `0` for logicals, empty strings. The headers are `colo-astro`'s
-//! (`fits::bintable`), the same card writer every FITS colo writes goes through.
+//! The BINTABLE header needs the row count and fixed string (and array) widths before any row, so
+//! this writer spools the normalised batches to a temporary file (Arrow IPC, removed when done),
+//! counting rows and measuring widths as they pass; the footer then writes the headers and reads
+//! the spool back one batch at a time, so a result of millions of rows never sits in memory.
+//! Nulls: TNULLn for integers, NaN for floats, `0` for logicals, empty strings. The headers are
+//! `colo-astro`'s (`fits::bintable`), the same card writer every FITS colo writes goes through.
+
+use std::fs::File;
+use std::io::{Seek, SeekFrom};
+use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Float64Type;
 use arrow_array::{Array, ArrayRef, RecordBatch};
-use arrow_schema::DataType;
+use arrow_schema::{DataType, Field, Schema};
+use datafusion::arrow::ipc::reader::StreamReader;
+use datafusion::arrow::ipc::writer::StreamWriter;
 
 use colo_astro::fits::bintable::{self, OutputColumn};
 use colo_astro::fits::padded_len;
 
-use super::{Ending, NullFill, ResultWriter, normalise, write_scalar_be};
+use super::{Chunks, Ending, NullFill, ResultWriter, normalise, write_scalar_be};
 use crate::catalog::ColumnMeta;
 use crate::error::TapError;
+use crate::types::canonical_type;
 
-/// Collects rows, writes the FITS file at the end.
+/// Spools rows, writes the FITS file at the end.
 pub struct FitsWriter {
     columns: Vec<ColumnMeta>,
-    batches: Vec<Vec<ArrayRef>>,
+    spool: Option<StreamWriter<File>>,
+    /// The spool's schema (the normalised columns, named by position).
+    spool_schema: Option<Arc<Schema>>,
+    /// Types of the normalised columns (from the first batch).
+    types: Option<Vec<DataType>>,
+    rows: usize,
+    /// Per column: the longest string (bytes) or array seen.
+    widths: Vec<usize>,
 }
 
 impl FitsWriter {
@@ -28,16 +44,83 @@ impl FitsWriter {
     pub fn new(columns: &[ColumnMeta]) -> Self {
         Self {
             columns: columns.to_vec(),
-            batches: Vec::new(),
+            spool: None,
+            spool_schema: None,
+            types: None,
+            rows: 0,
+            widths: vec![0; columns.len()],
         }
     }
 }
 
+fn spool_error(e: impl std::fmt::Display) -> TapError {
+    TapError::Execution {
+        message: format!("spooling the FITS result: {e}"),
+    }
+}
+
 /// Per-column layout: TFORM, width in bytes, repeat count.
+#[derive(Debug, Clone)]
 struct Layout {
     tform: String,
     width: usize,
     repeat: usize,
+}
+
+fn layout(data_type: &DataType, widest: usize) -> Layout {
+    let fixed = |tform: &str, width: usize| Layout {
+        tform: tform.into(),
+        width,
+        repeat: 1,
+    };
+    match data_type {
+        DataType::Boolean => fixed("L", 1),
+        DataType::Int16 => fixed("I", 2),
+        DataType::Int32 => fixed("J", 4),
+        DataType::Int64 => fixed("K", 8),
+        DataType::Float32 => fixed("E", 4),
+        DataType::Float64 => fixed("D", 8),
+        DataType::List(_) => {
+            let n = widest.max(1);
+            Layout {
+                tform: format!("{n}D"),
+                width: 8 * n,
+                repeat: n,
+            }
+        }
+        _ => {
+            let n = widest.max(1);
+            Layout {
+                tform: format!("{n}A"),
+                width: n,
+                repeat: n,
+            }
+        }
+    }
+}
+
+/// The longest string or array of a column (0 for scalars).
+fn widest(column: &ArrayRef) -> usize {
+    let valid = |r: &usize| !column.is_null(*r);
+    match column.data_type() {
+        DataType::List(_) => {
+            let list = column.as_list::<i32>();
+            (0..column.len())
+                .filter(valid)
+                .map(|r| list.value(r).len())
+                .max()
+                .unwrap_or(0)
+        }
+        DataType::Utf8 => {
+            let text = column.as_string::<i32>();
+            (0..column.len())
+                .filter(valid)
+                .map(|r| text.value(r).len())
+                .max()
+                .unwrap_or(0)
+        }
+        _ => 0,
+    }
 }
 
 impl ResultWriter for FitsWriter {
@@ -46,109 +129,59 @@ impl ResultWriter for FitsWriter {
     }
 
     fn rows(&mut self, batch: &RecordBatch) -> Result<Vec<u8>, TapError> {
-        self.batches.push(normalise(batch)?);
+        let columns = normalise(batch)?;
+        if self.spool.is_none() {
+            let fields: Vec<Field> = columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| Field::new(format!("c{i}"), c.data_type().clone(), true))
+                .collect();
+            let schema = Arc::new(Schema::new(fields));
+            let file = tempfile::tempfile().map_err(spool_error)?;
+            let writer = StreamWriter::try_new(file, &schema).map_err(spool_error)?;
+            self.spool_schema = Some(schema);
+            self.types = Some(columns.iter().map(|c| c.data_type().clone()).collect());
+            self.spool = Some(writer);
+        }
+        for (width, column) in self.widths.iter_mut().zip(&columns) {
+            *width = (*width).max(widest(column));
+        }
+        self.rows += batch.num_rows();
+        if let (Some(spool), Some(schema)) = (&mut self.spool, &self.spool_schema) {
+            let batch = RecordBatch::try_new(schema.clone(), columns).map_err(spool_error)?;
+            spool.write(&batch).map_err(spool_error)?;
+        }
         Ok(Vec::new())
     }
 
-    fn footer(&mut self, _ending: &Ending) -> Result<Vec<u8>, TapError> {
-        let rows: usize = self
-            .batches
-            .iter()
-            .map(|b| b.first().map_or(0, |c| c.len()))
-            .sum();
-        let data_types: Vec<DataType> = match self.batches.first() {
-            Some(batch) => batch.iter().map(|c| c.data_type().clone()).collect(),
+    fn footer(&mut self, ending: &Ending) -> Result<Vec<u8>, TapError> {
+        let mut out = Vec::new();
+        for chunk in self.footer_chunks(ending)? {
+            out.extend(chunk?);
+        }
+        Ok(out)
+    }
+
+    fn footer_chunks(&mut self, _ending: &Ending) -> Result<Chunks, TapError> {
+        let types: Vec<DataType> = match &self.types {
+            Some(types) => types.clone(),
             None => self
                 .columns
                 .iter()
-                .map(|c| {
-                    crate::types::canonical_type(c.arrow_type.as_ref().unwrap_or(&DataType::Utf8))
-                })
+                .map(|c| canonical_type(c.arrow_type.as_ref().unwrap_or(&DataType::Utf8)))
                 .collect(),
         };
-        let layouts: Vec<Layout> = data_types
+        let layouts: Vec<Layout> = types
             .iter()
-            .enumerate()
-            .map(|(i, data_type)| {
-                let max_len = |f: &dyn Fn(&ArrayRef, usize) -> usize| {
-                    self.batches
-                        .iter()
-                        .flat_map(|b| (0..b[i].len()).map(move |r| (b, r)))
-                        .map(|(b, r)| f(&b[i], r))
-                        .max()
-                        .unwrap_or(0)
-                };
-                match data_type {
-                    DataType::Boolean => Layout {
-                        tform: "L".into(),
-                        width: 1,
-                        repeat: 1,
-                    },
-                    DataType::Int16 => Layout {
-                        tform: "I".into(),
-                        width: 2,
-                        repeat: 1,
-                    },
-                    DataType::Int32 => Layout {
-                        tform: "J".into(),
-                        width: 4,
-                        repeat: 1,
-                    },
-                    DataType::Int64 => Layout {
-                        tform: "K".into(),
-                        width: 8,
-                        repeat: 1,
-                    },
-                    DataType::Float32 => Layout {
-                        tform: "E".into(),
-                        width: 4,
-                        repeat: 1,
-                    },
-                    DataType::Float64 => Layout {
-                        tform: "D".into(),
-                        width: 8,
-                        repeat: 1,
-                    },
-                    DataType::List(_) => {
-                        let n = max_len(&|c, r| {
-                            if c.is_null(r) {
-                                0
-                            } else {
-                                c.as_list::<i32>().value(r).len()
-                            }
-                        })
-                        .max(1);
-                        Layout {
-                            tform: format!("{n}D"),
-                            width: 8 * n,
-                            repeat: n,
-                        }
-                    }
-                    _ => {
-                        let n = max_len(&|c, r| {
-                            if c.is_null(r) {
-                                0
-                            } else {
-                                c.as_string::<i32>().value(r).len()
-                            }
-                        })
-                        .max(1);
-                        Layout {
-                            tform: format!("{n}A"),
-                            width: n,
-                            repeat: n,
-                        }
-                    }
-                }
-            })
+            .zip(&self.widths)
+            .map(|(t, w)| layout(t, *w))
             .collect();
         let row_bytes: usize = layouts.iter().map(|l| l.width).sum();
-
         let output_columns: Vec<OutputColumn> = self
             .columns
             .iter()
             .zip(&layouts)
-            .zip(&data_types)
+            .zip(&types)
             .map(|((column, layout), data_type)| OutputColumn {
                 name: column.name.trim_matches('"').to_string(),
                 tform: layout.tform.clone(),
@@ -162,19 +195,37 @@ impl ResultWriter for FitsWriter {
                 },
             })
             .collect();
-        let mut out = bintable::primary_header().to_bytes();
-        out.extend(bintable::table_header(&output_columns, row_bytes, rows, "RESULTS").to_bytes());
-        for batch in &self.batches {
-            let len = batch.first().map_or(0, |c| c.len());
-            for row in 0..len {
-                for (column, layout) in batch.iter().zip(&layouts) {
+        let mut head = bintable::primary_header().to_bytes();
+        head.extend(
+            bintable::table_header(&output_columns, row_bytes, self.rows, "RESULTS").to_bytes(),
+        );
+        let data_bytes = (row_bytes * self.rows) as u64;
+        let padding = (padded_len(data_bytes) - data_bytes) as usize;
+        let spooled = match self.spool.take() {
+            None => None,
+            Some(mut writer) => {
+                writer.finish().map_err(spool_error)?;
+                let mut file = writer.into_inner().map_err(spool_error)?;
+                file.seek(SeekFrom::Start(0)).map_err(spool_error)?;
+                Some(StreamReader::try_new(file, None).map_err(spool_error)?)
+            }
+        };
+        let layouts = Arc::new(layouts);
+        let rows = spooled.into_iter().flatten().map(move |batch| {
+            let batch = batch.map_err(spool_error)?;
+            let mut out = Vec::with_capacity(batch.num_rows() * row_bytes);
+            for row in 0..batch.num_rows() {
+                for (column, layout) in batch.columns().iter().zip(layouts.iter()) {
                     write_cell(column, row, layout, &mut out);
                 }
             }
-        }
-        out.resize(padded_len(out.len() as u64) as usize, 0);
-        self.batches.clear();
-        Ok(out)
+            Ok(out)
+        });
+        Ok(Box::new(
+            std::iter::once(Ok(head))
+                .chain(rows)
+                .chain(std::iter::once(Ok(vec![0u8; padding]))),
+        ))
     }
 }
 

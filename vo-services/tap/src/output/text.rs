@@ -299,14 +299,23 @@ fn parquet_error(e: parquet::errors::ParquetError) -> TapError {
     }
 }
 
+/// Bytes a row group may hold in memory before it is written out (then streamed on).
+const PARQUET_ROW_GROUP_BYTES: usize = 16 << 20;
+
 impl ResultWriter for ParquetWriter {
     fn header(&mut self) -> Result<Vec<u8>, TapError> {
-        self.writer = Some(
-            ArrowWriter::try_new(Vec::new(), self.schema.clone(), None).map_err(parquet_error)?,
-        );
-        Ok(Vec::new())
+        let writer =
+            ArrowWriter::try_new(Vec::new(), self.schema.clone(), None).map_err(parquet_error)?;
+        // The magic bytes are written at once; hand them on like every later byte.
+        let mut writer = writer;
+        let head = std::mem::take(writer.inner_mut());
+        self.writer = Some(writer);
+        Ok(head)
     }
 
+    /// Rows go into the current row group; once it holds [`PARQUET_ROW_GROUP_BYTES`] it is
+    /// written, and what is written is handed on at once (the writer keeps its own byte count for
+    /// the footer's offsets): memory stays at one row group, however long the result.
     fn rows(&mut self, batch: &RecordBatch) -> Result<Vec<u8>, TapError> {
         let columns = normalise(batch)?;
         let batch = RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| {
@@ -314,10 +323,14 @@ impl ResultWriter for ParquetWriter {
                 message: e.to_string(),
             }
         })?;
-        if let Some(writer) = &mut self.writer {
-            writer.write(&batch).map_err(parquet_error)?;
+        let Some(writer) = &mut self.writer else {
+            return Ok(Vec::new());
+        };
+        writer.write(&batch).map_err(parquet_error)?;
+        if writer.in_progress_size() >= PARQUET_ROW_GROUP_BYTES {
+            writer.flush().map_err(parquet_error)?;
         }
-        Ok(Vec::new())
+        Ok(std::mem::take(writer.inner_mut()))
     }
 
     fn footer(&mut self, _ending: &Ending) -> Result<Vec<u8>, TapError> {
