@@ -109,7 +109,8 @@ pub struct Capability {
     pub list_has_metadata: bool,
     /// `read_range` checks the identity within the read request itself (no extra round trip).
     pub conditional_read: bool,
-    /// The backend can write (not used by the read-only mounts of this version).
+    /// The backend can write whole objects and delete them ([`Connector::write_object`],
+    /// [`Connector::delete`]); the mounts of this version stay read-only either way.
     pub write: bool,
 }
 
@@ -148,4 +149,25 @@ pub trait Connector: Send + Sync + fmt::Debug {
 
     /// The direct children of the directory at `path`, never including the directory itself.
     async fn list(&self, path: &ObjectPath) -> Result<Vec<DirEntry>>;
+
+    /// Creates or replaces the file at `path` with `bytes`, creating missing parent directories.
+    /// Readers see the old object or the new one, never a part of it (one PUT on object stores, a
+    /// temporary name renamed into place where the protocol can rename). Returns the new
+    /// object's metadata. Backends without writes answer `Unsupported` (this default).
+    async fn write_object(&self, path: &ObjectPath, bytes: Bytes) -> Result<ObjectMeta> {
+        let _ = bytes;
+        Err(crate::error::ConnectorError::Unsupported {
+            volume: self.volume().to_string(),
+            operation: format!("writing '{path}'"),
+        })
+    }
+
+    /// Removes the file or the empty directory at `path` (`NotFound` if there is none; object
+    /// stores, which cannot tell, succeed).
+    async fn delete(&self, path: &ObjectPath) -> Result<()> {
+        Err(crate::error::ConnectorError::Unsupported {
+            volume: self.volume().to_string(),
+            operation: format!("deleting '{path}'"),
+        })
+    }
 }

@@ -196,6 +196,11 @@ impl ConnectorError {
             | K::Interrupted
             | K::UnexpectedEof
             | K::BrokenPipe => Self::unavailable(volume, path, err),
+            K::DirectoryNotEmpty => ConnectorError::InvalidInput {
+                volume: volume.to_string(),
+                path: path.to_string(),
+                detail: "directory not empty".into(),
+            },
             _ => Self::internal(volume, path, err),
         }
     }

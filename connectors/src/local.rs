@@ -5,6 +5,10 @@
 //! opened and must stay under the volume root, so a symlink inside the volume cannot expose files
 //! outside it. Identity is size + mtime (ns), checked with `fstat` on the opened file, so a read never
 //! returns bytes of a different version than the one expected.
+//!
+//! Writes go to a temporary file beside the target, are synced, and renamed into place (then the
+//! folder is synced), so a reader or a crash sees the old file or the new one. Missing parents are
+//! created one level at a time, each checked to stay under the root.
 
 use crate::connector::{Capability, Connector, DirEntry, EntryKind, ObjectIdentity, ObjectMeta};
 use crate::error::{ConnectorError, Result};
@@ -50,6 +54,61 @@ impl LocalConnector {
         }
         Ok(real)
     }
+
+    /// The real folder that will hold `path` (created where missing, each level checked to stay
+    /// under the root) and the file's name in it.
+    fn parent_for_write(&self, path: &ObjectPath) -> Result<(PathBuf, String)> {
+        let p = path.to_string();
+        let io = |e: std::io::Error| ConnectorError::from_io(&self.volume, &p, &e);
+        let root = fs::canonicalize(&self.root).map_err(io)?;
+        let segments: Vec<&str> = path.segments().collect();
+        let Some((name, parents)) = segments.split_last() else {
+            return Err(ConnectorError::WrongKind {
+                volume: self.volume.clone(),
+                path: p,
+                expected: "file",
+                actual: "directory",
+            });
+        };
+        let mut folder = root.clone();
+        for segment in parents {
+            let next = folder.join(segment);
+            match fs::create_dir(&next) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io(e)),
+            }
+            folder = fs::canonicalize(&next).map_err(io)?;
+            if !folder.starts_with(&root) || !folder.is_dir() {
+                return Err(ConnectorError::denied(
+                    &self.volume,
+                    &p,
+                    "a parent resolves outside the volume or is not a folder",
+                ));
+            }
+        }
+        Ok((folder, name.to_string()))
+    }
+}
+
+/// Writes `bytes` to `folder/name` through a synced temporary file renamed into place.
+fn replace_file(folder: &Path, name: &str, bytes: &[u8]) -> std::io::Result<fs::Metadata> {
+    use std::io::Write;
+    static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let temporary = folder.join(format!(".{name}.colo-{}-{serial}", std::process::id()));
+    let written = (|| {
+        let mut file = fs::File::create(&temporary)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&temporary, folder.join(name))?;
+        fs::File::open(folder)?.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_file(&temporary);
+        return Err(e);
+    }
+    fs::metadata(folder.join(name))
 }
 
 fn meta_of(m: &fs::Metadata) -> ObjectMeta {
@@ -80,7 +139,7 @@ impl Connector for LocalConnector {
         Capability {
             list_has_metadata: true,
             conditional_read: true,
-            write: false,
+            write: true,
         }
     }
 
@@ -167,6 +226,44 @@ impl Connector for LocalConnector {
                 }
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn write_object(&self, path: &ObjectPath, bytes: Bytes) -> Result<ObjectMeta> {
+        let this = LocalConnector::new(&self.volume, &self.root);
+        let p = path.clone();
+        blocking(&self.volume, move || {
+            let (folder, name) = this.parent_for_write(&p)?;
+            replace_file(&folder, &name, &bytes)
+                .map(|m| meta_of(&m))
+                .map_err(|e| ConnectorError::from_io(&this.volume, &p.to_string(), &e))
+        })
+        .await
+    }
+
+    async fn delete(&self, path: &ObjectPath) -> Result<()> {
+        let this = LocalConnector::new(&self.volume, &self.root);
+        let p = path.clone();
+        blocking(&self.volume, move || {
+            let text = p.to_string();
+            let io = |e: std::io::Error| ConnectorError::from_io(&this.volume, &text, &e);
+            let Some(parent) = p.parent() else {
+                return Err(ConnectorError::denied(
+                    &this.volume,
+                    &text,
+                    "the volume's root cannot be deleted",
+                ));
+            };
+            // The link itself, never what a symbolic link points to.
+            let folder = this.resolve(&parent)?;
+            let target = folder.join(p.name());
+            let meta = fs::symlink_metadata(&target).map_err(io)?;
+            if meta.is_dir() {
+                fs::remove_dir(&target).map_err(io)
+            } else {
+                fs::remove_file(&target).map_err(io)
+            }
         })
         .await
     }

@@ -122,7 +122,7 @@ impl Connector for MemoryConnector {
         Capability {
             list_has_metadata: true,
             conditional_read: true,
-            write: false,
+            write: true,
         }
     }
 
@@ -222,5 +222,41 @@ impl Connector for MemoryConnector {
             }
         }
         Ok(out)
+    }
+
+    async fn write_object(&self, path: &ObjectPath, bytes: Bytes) -> Result<ObjectMeta> {
+        self.gate(path).await?;
+        if path.is_root() || Self::is_dir(&self.objects.lock(), path) {
+            return Err(ConnectorError::WrongKind {
+                volume: self.volume.clone(),
+                path: path.to_string(),
+                expected: "file",
+                actual: "directory",
+            });
+        }
+        self.put(path.as_str(), bytes);
+        let objects = self.objects.lock();
+        let o = &objects[path.as_str()];
+        Ok(ObjectMeta::file(
+            o.data.len() as u64,
+            Some(o.mtime),
+            Some(o.etag.clone()),
+        ))
+    }
+
+    async fn delete(&self, path: &ObjectPath) -> Result<()> {
+        self.gate(path).await?;
+        let mut objects = self.objects.lock();
+        if objects.remove(path.as_str()).is_some() {
+            return Ok(());
+        }
+        if Self::is_dir(&objects, path) {
+            return Err(ConnectorError::InvalidInput {
+                volume: self.volume.clone(),
+                path: path.to_string(),
+                detail: "directory not empty".into(),
+            });
+        }
+        Err(ConnectorError::not_found(&self.volume, &path.to_string()))
     }
 }

@@ -19,6 +19,10 @@ pub struct OriginStats {
     pub list_requests: AtomicU64,
     pub read_bytes: AtomicU64,
     pub errors: AtomicU64,
+    /// Objects written and deleted, and bytes written.
+    pub write_requests: AtomicU64,
+    pub write_bytes: AtomicU64,
+    pub delete_requests: AtomicU64,
 }
 
 impl OriginStats {
@@ -119,6 +123,22 @@ impl<C: Connector> Connector for Metered<C> {
     async fn list(&self, path: &ObjectPath) -> Result<Vec<DirEntry>> {
         self.stats.list_requests.fetch_add(1, Ordering::Relaxed);
         let r = self.inner.list(path).await;
+        self.count(r)
+    }
+
+    async fn write_object(&self, path: &ObjectPath, bytes: Bytes) -> Result<ObjectMeta> {
+        self.stats.write_requests.fetch_add(1, Ordering::Relaxed);
+        let len = bytes.len() as u64;
+        let r = self.inner.write_object(path, bytes).await;
+        if r.is_ok() {
+            self.stats.write_bytes.fetch_add(len, Ordering::Relaxed);
+        }
+        self.count(r)
+    }
+
+    async fn delete(&self, path: &ObjectPath) -> Result<()> {
+        self.stats.delete_requests.fetch_add(1, Ordering::Relaxed);
+        let r = self.inner.delete(path).await;
         self.count(r)
     }
 }

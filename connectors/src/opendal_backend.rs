@@ -10,6 +10,11 @@
 //!
 //! Identity checks on read (see `connector.rs`): S3 and WebDAV send `If-Match` with the ETag; FTP and
 //! SFTP have no conditional reads, so a read that expects an identity is followed by a `stat`.
+//!
+//! Whole-object writes: one PUT on S3 (atomic by the protocol); on WebDAV and SFTP a temporary name
+//! beside the target, renamed into place (MOVE, SFTP rename); OpenDAL's FTP writer uploads to a
+//! temporary name and renames (RNFR/RNTO) on its own. Missing parent folders are created first
+//! (object stores have none to create).
 
 use crate::connector::{Capability, Connector, DirEntry, EntryKind, ObjectIdentity, ObjectMeta};
 use crate::error::{ConnectorError, Result};
@@ -88,17 +93,32 @@ impl OpendalConnector {
     /// Build the operator for an S3, FTP, WebDAV or SFTP spec.
     pub fn new(spec: &VolumeSpec, redactor: Redactor) -> Result<Self> {
         let (op, list_has_metadata, conditional_read) = Self::build(spec, &redactor)?;
+        let can = op.info().capability();
         Ok(OpendalConnector {
             volume: spec.name.clone(),
-            op,
             ftp_spec: matches!(spec.backend, Backend::Ftp { .. }).then(|| spec.clone()),
             capability: Capability {
                 list_has_metadata,
                 conditional_read,
-                write: false,
+                write: can.write && can.delete,
             },
+            op,
             redactor,
         })
+    }
+
+    /// Creates the folders above `path` where the backend has folders (not on S3, where a
+    /// folder would be an extra marker object).
+    async fn create_parents(&self, path: &ObjectPath) -> Result<()> {
+        let has_folders = self.op.info().scheme() != "s3";
+        match path.parent() {
+            Some(parent) if !parent.is_root() && has_folders => self
+                .op
+                .create_dir(&Self::dir_path(&parent))
+                .await
+                .map_err(|e| self.convert(&parent, e)),
+            _ => Ok(()),
+        }
     }
 
     /// The operator for a spec, with (listings carry metadata, reads are conditional).
@@ -214,6 +234,11 @@ impl OpendalConnector {
     }
 
     fn convert(&self, path: &ObjectPath, e: opendal::Error) -> ConnectorError {
+        self.convert_for(path, e, false)
+    }
+
+    /// [`Self::convert`] for the error of a write (`writing`) or of anything else.
+    fn convert_for(&self, path: &ObjectPath, e: opendal::Error, writing: bool) -> ConnectorError {
         let p = path.to_string();
         // The full text (request context, headers) classifies and goes to the debug log; users get
         // the message and its cause. Both are scrubbed of the volume's secrets.
@@ -225,6 +250,11 @@ impl OpendalConnector {
             None => e.message().to_string(),
         };
         let detail = self.redactor.redact(&crate::error::one_line(&short));
+        // A write can only miss its target's folder, which `write_object` creates first: what an
+        // FTP server answers with 550 ("file unavailable") there is a refusal.
+        if writing && e.kind() == OdKind::NotFound {
+            return ConnectorError::denied(&self.volume, &p, detail);
+        }
         match e.kind() {
             OdKind::NotFound => ConnectorError::not_found(&self.volume, &p),
             OdKind::PermissionDenied => ConnectorError::denied(&self.volume, &p, detail),
@@ -402,6 +432,79 @@ impl Connector for OpendalConnector {
             });
         }
         Ok(out)
+    }
+
+    async fn write_object(&self, path: &ObjectPath, bytes: Bytes) -> Result<ObjectMeta> {
+        if path.is_root() {
+            return Err(ConnectorError::WrongKind {
+                volume: self.volume.clone(),
+                path: "/".into(),
+                expected: "file",
+                actual: "directory",
+            });
+        }
+        self.create_parents(path).await?;
+        let target = Self::file_path(path);
+        let renames = self.op.info().capability().rename && self.ftp_spec.is_none();
+        if renames {
+            static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let name = format!(".{}.colo-{}-{serial}", path.name(), std::process::id());
+            let temporary = match path.parent() {
+                Some(parent) if !parent.is_root() => format!("{}/{name}", parent.as_str()),
+                _ => name,
+            };
+            let moved = async {
+                self.op.write(&temporary, bytes).await?;
+                self.op.rename(&temporary, &target).await
+            }
+            .await;
+            if let Err(e) = moved {
+                let _ = self.op.delete(&temporary).await;
+                return Err(self.convert_for(path, e, true));
+            }
+        } else {
+            self.op
+                .write(&target, bytes)
+                .await
+                .map_err(|e| self.convert_for(path, e, true))?;
+        }
+        self.stat(path).await
+    }
+
+    async fn delete(&self, path: &ObjectPath) -> Result<()> {
+        if path.is_root() {
+            return Err(ConnectorError::denied(
+                &self.volume,
+                "/",
+                "the volume's root cannot be deleted",
+            ));
+        }
+        let is_s3 = self.op.info().scheme() == "s3";
+        let kind = match self.stat(path).await {
+            Ok(meta) => meta.kind,
+            // S3 has no folders to stat, but a server may keep one (SeaweedFS's filer does, or
+            // a "name/" marker object): deleting "name/" removes it, and is a no-op otherwise.
+            Err(e) if is_s3 && e.kind() == crate::ErrorKind::NotFound => EntryKind::Directory,
+            Err(e) => return Err(e),
+        };
+        let name = match kind {
+            EntryKind::Directory => {
+                if !self.list(path).await?.is_empty() {
+                    return Err(ConnectorError::InvalidInput {
+                        volume: self.volume.clone(),
+                        path: path.to_string(),
+                        detail: "directory not empty".into(),
+                    });
+                }
+                Self::dir_path(path)
+            }
+            EntryKind::File => Self::file_path(path),
+        };
+        self.op
+            .delete(&name)
+            .await
+            .map_err(|e| self.convert(path, e))
     }
 }
 

@@ -58,6 +58,17 @@ impl ObjectPath {
         self.0.rsplit('/').next().unwrap_or("")
     }
 
+    /// The folder holding this path (the root for a top-level name); `None` for the root itself.
+    pub fn parent(&self) -> Option<ObjectPath> {
+        if self.is_root() {
+            return None;
+        }
+        Some(match self.0.rsplit_once('/') {
+            Some((parent, _)) => ObjectPath(parent.to_string()),
+            None => ObjectPath::root(),
+        })
+    }
+
     pub fn segments(&self) -> impl Iterator<Item = &str> {
         self.0.split('/').filter(|s| !s.is_empty())
     }
@@ -112,6 +123,14 @@ mod tests {
         assert_eq!(ObjectPath::parse("a/b/").unwrap().as_str(), "a/b");
         assert!(ObjectPath::parse("/").unwrap().is_root());
         assert_eq!(ObjectPath::parse("x y/ü.txt").unwrap().name(), "ü.txt");
+    }
+
+    #[test]
+    fn parents_climb_to_the_root() {
+        let p = ObjectPath::parse("a/b/c.fits").unwrap();
+        assert_eq!(p.parent().unwrap().as_str(), "a/b");
+        assert!(ObjectPath::parse("a").unwrap().parent().unwrap().is_root());
+        assert_eq!(ObjectPath::root().parent(), None);
     }
 
     #[test]

@@ -114,6 +114,27 @@ impl<C: Connector> Connector for Retry<C> {
     async fn list(&self, path: &ObjectPath) -> Result<Vec<DirEntry>> {
         self.run(path, || self.inner.list(path)).await
     }
+
+    /// Whole-object writes replace atomically, so a retried one cannot leave a mixture.
+    async fn write_object(&self, path: &ObjectPath, bytes: Bytes) -> Result<ObjectMeta> {
+        self.run(path, || self.inner.write_object(path, bytes.clone()))
+            .await
+    }
+
+    /// A retried delete may find nothing left to delete: that is success.
+    async fn delete(&self, path: &ObjectPath) -> Result<()> {
+        let mut first = true;
+        self.run(path, || {
+            let retried = !std::mem::replace(&mut first, false);
+            async move {
+                match self.inner.delete(path).await {
+                    Err(e) if retried && e.kind() == crate::error::ErrorKind::NotFound => Ok(()),
+                    other => other,
+                }
+            }
+        })
+        .await
+    }
 }
 
 #[cfg(test)]

@@ -255,3 +255,113 @@ pub async fn check_volume(
         );
     }
 }
+
+/// Whole-object writes and deletes on a writable `connector`, inside a scratch folder it removes
+/// again: create (with missing parents), read back, replace (a new identity, the old one refused),
+/// list, delete files and the emptied folders, and the errors for what is not there.
+pub async fn check_writes(connector: Arc<dyn Connector>) {
+    let vol = connector.volume().to_string();
+    assert!(connector.capability().write, "{vol}: declares writes");
+    let scratch = format!(".colo-write-trial-{}", std::process::id());
+    let file = p(&format!("{scratch}/deep/er/table.parquet"));
+    let first: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let meta = connector
+        .write_object(&file, first.clone().into())
+        .await
+        .unwrap_or_else(|e| panic!("{vol}: write with missing parents: {e}"));
+    assert_eq!(meta.kind, EntryKind::File, "{vol}");
+    assert_eq!(meta.size, first.len() as u64, "{vol}: size after write");
+    let read = connector
+        .read_range(&file, 0..meta.size, Some(&meta.identity()))
+        .await
+        .unwrap_or_else(|e| panic!("{vol}: read back: {e}"));
+    assert!(read[..] == first[..], "{vol}: bytes read back");
+
+    // Replace: readers holding the old identity are refused, the new bytes are whole.
+    let second = b"a shorter second version".to_vec();
+    let replaced = connector
+        .write_object(&file, second.clone().into())
+        .await
+        .unwrap_or_else(|e| panic!("{vol}: replace: {e}"));
+    assert_ne!(replaced.identity(), meta.identity(), "{vol}: new identity");
+    let stale = connector
+        .read_range(&file, 0..10, Some(&meta.identity()))
+        .await
+        .expect_err("the old version is gone");
+    assert_eq!(stale.kind(), ErrorKind::Stale, "{vol}: {stale}");
+    let read = connector
+        .read_range(&file, 0..replaced.size, Some(&replaced.identity()))
+        .await
+        .unwrap_or_else(|e| panic!("{vol}: read the replacement: {e}"));
+    assert_eq!(read[..], second[..], "{vol}: replacement bytes");
+
+    // A sibling at the top of the scratch folder; listings show both levels and no leftovers
+    // (no temporary names).
+    let top = p(&format!("{scratch}/top.txt"));
+    connector
+        .write_object(&top, bytes::Bytes::from_static(b"top"))
+        .await
+        .unwrap_or_else(|e| panic!("{vol}: write top: {e}"));
+    let mut names: Vec<String> = connector
+        .list(&p(&scratch))
+        .await
+        .unwrap_or_else(|e| panic!("{vol}: list scratch: {e}"))
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    names.sort();
+    assert_eq!(names, ["deep", "top.txt"], "{vol}: scratch listing");
+    let inner: Vec<String> = connector
+        .list(&p(&format!("{scratch}/deep/er")))
+        .await
+        .unwrap_or_else(|e| panic!("{vol}: list deep/er: {e}"))
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(inner, ["table.parquet"], "{vol}: no temporary files left");
+
+    // Delete: files, then the emptied folders bottom-up (object stores have none to delete).
+    for path in [&file, &top] {
+        connector
+            .delete(path)
+            .await
+            .unwrap_or_else(|e| panic!("{vol}: delete {path}: {e}"));
+        let gone = connector.stat(path).await.expect_err("deleted");
+        assert_eq!(gone.kind(), ErrorKind::NotFound, "{vol}: {gone}");
+    }
+    for folder in [
+        format!("{scratch}/deep/er"),
+        format!("{scratch}/deep"),
+        scratch.clone(),
+    ] {
+        match connector.delete(&p(&folder)).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {} // an object store: no folder left
+            Err(e) => panic!("{vol}: delete folder {folder}: {e}"),
+        }
+    }
+    let root: Vec<String> = connector
+        .list(&ObjectPath::root())
+        .await
+        .unwrap_or_else(|e| panic!("{vol}: list root: {e}"))
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert!(
+        !root.contains(&scratch),
+        "{vol}: the scratch folder is gone: {root:?}"
+    );
+}
+
+/// A volume that refuses writes (a read-only server or share) says so as `PermissionDenied`.
+pub async fn check_writes_refused(connector: Arc<dyn Connector>) {
+    let vol = connector.volume().to_string();
+    let e = connector
+        .write_object(
+            &p(&format!(".colo-write-trial-{}.txt", std::process::id())),
+            bytes::Bytes::from_static(b"x"),
+        )
+        .await
+        .expect_err("a read-only server refuses writes");
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{vol}: {e}");
+}

@@ -1,7 +1,7 @@
 //! The behaviour suite (see `colo_tests::check_volume`) against every backend.
 
 use colo_connectors::{MemoryConnector, Metered, VolumeConfig, VolumeSpec, open_volume};
-use colo_tests::{check_volume, walk};
+use colo_tests::{check_volume, check_writes, check_writes_refused, walk};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -49,16 +49,23 @@ async fn memory_backend() {
             m.put(&rel, std::fs::read(fx.path().join(&rel)).expect("read"));
         }
     }
-    let metered = Metered::new(m);
+    let metered = Arc::new(Metered::new(m));
     let stats = metered.stats();
-    check_volume(Arc::new(metered), Some(stats), fx.path()).await;
+    check_volume(metered.clone(), Some(stats), fx.path()).await;
+    check_writes(metered).await;
 }
 
 #[tokio::test]
 async fn local_backend() {
     let fx = small_fixture();
     let v = open_local(fx.path());
-    check_volume(v.connector, Some(v.stats), fx.path()).await;
+    check_volume(v.connector.clone(), Some(v.stats), fx.path()).await;
+    check_writes(v.connector).await;
+    assert_eq!(
+        walk(fx.path()),
+        walk(small_fixture().path()),
+        "nothing left over"
+    );
 }
 
 #[tokio::test]
@@ -104,7 +111,25 @@ async fn real_servers() {
         backends.push(spec.backend_name());
         let v = open_volume(&spec).expect("open");
         eprintln!("behaviour suite: {} ({})", spec.name, spec.backend_name());
-        check_volume(v.connector, Some(v.stats), Path::new(&fixture)).await;
+        check_volume(v.connector.clone(), Some(v.stats), Path::new(&fixture)).await;
+        // The test servers' write permissions: SeaweedFS, sshd and the local tree take writes;
+        // wsgidav and pyftpdlib serve read-only; HTTP has no writes at all.
+        match spec.backend_name() {
+            "s3" | "sftp" | "local" => check_writes(v.connector).await,
+            "webdav" | "ftp" => check_writes_refused(v.connector).await,
+            _ => {
+                assert!(!v.connector.capability().write);
+                let e = v
+                    .connector
+                    .write_object(
+                        &colo_connectors::ObjectPath::parse("x").expect("path"),
+                        bytes::Bytes::new(),
+                    )
+                    .await
+                    .expect_err("no writes over HTTP");
+                assert_eq!(e.kind(), colo_connectors::ErrorKind::Unsupported, "{e}");
+            }
+        }
     }
     for b in ["s3", "webdav", "ftp", "sftp", "http", "local"] {
         assert!(backends.contains(&b), "the real-server run must cover {b}");
