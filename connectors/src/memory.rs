@@ -65,6 +65,19 @@ impl MemoryConnector {
         self.objects.lock().insert(path, obj);
     }
 
+    /// How many files the connector holds, and their bytes.
+    pub fn len_files(&self) -> usize {
+        self.objects.lock().len()
+    }
+
+    pub fn total_bytes(&self) -> u64 {
+        self.objects
+            .lock()
+            .values()
+            .map(|o| o.data.len() as u64)
+            .sum()
+    }
+
     pub fn remove(&self, path: &str) {
         self.objects.lock().remove(path.trim_matches('/'));
     }

@@ -114,6 +114,11 @@ pub struct CatalogArgs {
     /// Table description.
     #[arg(long)]
     pub description: Option<String>,
+    /// Publish to this folder on a configured volume (VOLUME or VOLUME/FOLDER, e.g.
+    /// archive/tables; needs --config) instead of the local tables folder. The services read it
+    /// there when [services] table_volumes lists it.
+    #[arg(long, value_name = "VOLUME[/FOLDER]")]
+    pub to: Option<String>,
     #[arg(long, short)]
     pub config: Option<PathBuf>,
 }

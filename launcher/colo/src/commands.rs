@@ -9,8 +9,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use colo_connectors::{ObjectPath, open_volume};
 use colo_tap::catalog::PositionDescriptor;
-use colo_tap::ingest::{IngestRequest, InputFormat, ingest};
+use colo_tap::ingest::{IngestReport, IngestRequest, InputFormat, ingest, to_store, write_table};
+use colo_vo_services::TableFolder;
 use colo_vo_services::obscore;
+use colo_vo_services::table_store::VolumeStore;
 
 use crate::cli::{CatalogArgs, ImagesArgs, MountArgs, ServeArgs, UpArgs, VolumesArgs};
 use crate::config::{self, ServiceSettings};
@@ -133,12 +135,6 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     };
     let volumes = stack.as_ref().map(|s| s.volumes()).unwrap_or_default();
     let url = stack::start_services(&settings, volumes).await?;
-    let tables = colo_tap::catalog::discover_tables(&settings.service.tables_dir)?;
-    eprintln!(
-        "colo: {} published table(s) from {}",
-        tables.len(),
-        settings.service.tables_dir.display()
-    );
     stack::announce(&url);
     println!("ready {url}/tap");
     stack::wait_for_signal().await?;
@@ -290,27 +286,142 @@ pub async fn ingest_catalog(args: CatalogArgs) -> Result<()> {
         position,
         description: args.description,
     };
+    if let Some(target) = &args.to {
+        let config = config.context("--to needs a config with that volume (--config FILE)")?;
+        return ingest_catalog_to_volume(config, target, request).await;
+    }
     let tables_dir = settings.service.tables_dir.clone();
-    let interactive = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let report = tokio::task::spawn_blocking(move || {
-        let mut last_percent = 101;
-        ingest(&tables_dir, &request, &mut |done, total| {
-            let percent = (done * 100).checked_div(total).unwrap_or(100);
-            if interactive && percent != last_percent {
-                last_percent = percent;
-                let filled = (percent / 5) as usize;
-                eprint!(
-                    "\rcolo: ingest [{}{}] {percent:>3}% {done}/{total} rows",
-                    "#".repeat(filled),
-                    ".".repeat(20 - filled)
-                );
-            }
-        })
+        let mut progress = ingest_progress();
+        ingest(&tables_dir, &request, &mut progress)
     })
     .await??;
-    if interactive {
+    finish_progress();
+    report_published(&report);
+    eprintln!(
+        "colo: edit {}/table.toml to describe the columns; restart the services to publish the edits",
+        report.dir.display()
+    );
+    Ok(())
+}
+
+/// `colo ingest catalog ... --to VOLUME[/FOLDER]`: the table written locally, then published to the
+/// folder on the volume (partitions first, the descriptor last; see `colo_tap::ingest::to_store`).
+async fn ingest_catalog_to_volume(
+    config: &std::path::Path,
+    target: &str,
+    request: IngestRequest,
+) -> Result<()> {
+    let settings = config::load(config)?;
+    let folder = TableFolder::parse(target).with_context(|| {
+        format!("--to {target:?}: give VOLUME or VOLUME/FOLDER, e.g. archive/tables")
+    })?;
+    let spec = settings
+        .volumes
+        .iter()
+        .find(|v| v.name == folder.volume)
+        .with_context(|| {
+            let names: Vec<&str> = settings.volumes.iter().map(|v| v.name.as_str()).collect();
+            format!(
+                "--to {target:?}: no volume {:?} in {} (volumes: {})",
+                folder.volume,
+                config.display(),
+                names.join(", ")
+            )
+        })?;
+    let opened = open_volume(spec)?;
+    if !opened.connector.capability().write {
+        bail!(
+            "--to {target:?}: volume {:?} ({}) cannot be written",
+            spec.name,
+            spec.backend_name()
+        );
+    }
+    // Writes need no cache; a small memory tier serves the reads of the old descriptor.
+    let cache = std::sync::Arc::new(colo_cache::TieredCache::new(
+        Some(colo_cache::MemoryCache::new(8 << 20)),
+        None,
+    ));
+    let reader = colo_cache::ReadThrough::new(opened.connector, cache, 1 << 20, 1 << 20);
+    let store = VolumeStore::new(reader);
+    let table = to_store::table_folder(&folder.url(), &request.schema, &request.table);
+    let redact = |e: colo_tap::TapError| anyhow::anyhow!(opened.redactor.redact(&e.to_string()));
+    let replaced = to_store::published_descriptor(&store, &table)
+        .await
+        .map_err(redact)?;
+    let staging = tempfile::Builder::new()
+        .prefix("colo-ingest-")
+        .tempdir()
+        .context("a temporary folder for the table")?;
+    let folder_path = staging.path().to_path_buf();
+    let previous = replaced.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        let mut progress = ingest_progress();
+        write_table(
+            &folder_path,
+            &request,
+            &to_store::new_data_dir(),
+            previous,
+            &mut progress,
+        )
+    })
+    .await??;
+    finish_progress();
+    let published = to_store::publish_to_store(&store, &table, staging.path(), replaced.as_ref())
+        .await
+        .map_err(redact)?;
+    report_published(&report);
+    eprintln!(
+        "colo: uploaded {} file(s), {:.1} MiB, to {folder}/{}.{}/{}{}",
+        published.files,
+        published.bytes as f64 / f64::from(1 << 20),
+        report.descriptor.schema,
+        report.descriptor.name,
+        report.descriptor.data,
+        if published.removed.is_empty() {
+            String::new()
+        } else {
+            format!(" (removed old {})", published.removed.join(", "))
+        }
+    );
+    if settings.services.service.table_volumes.contains(&folder) {
+        eprintln!("colo: restart the services to serve the new version");
+    } else {
+        eprintln!(
+            "colo: to serve it, add table_volumes = [\"{folder}\"] to [services] in {} and restart the services",
+            config.display()
+        );
+    }
+    Ok(())
+}
+
+/// A progress bar on stderr when it is a terminal: (rows written, total rows).
+fn ingest_progress() -> impl FnMut(u64, u64) {
+    let interactive = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut last_percent = 101;
+    move |done, total| {
+        let percent = (done * 100).checked_div(total).unwrap_or(100);
+        if interactive && percent != last_percent {
+            last_percent = percent;
+            let filled = (percent / 5) as usize;
+            eprint!(
+                "\rcolo: ingest [{}{}] {percent:>3}% {done}/{total} rows",
+                "#".repeat(filled),
+                ".".repeat(20 - filled)
+            );
+        }
+    }
+}
+
+/// Ends the progress bar's line.
+fn finish_progress() {
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         eprintln!();
     }
+}
+
+fn report_published(report: &IngestReport) {
+    let (schema, name) = (&report.descriptor.schema, &report.descriptor.name);
     match &report.position {
         Some(p) => eprintln!(
             "colo: published {schema}.{name}: {} rows in {} HEALPix order-{} partition(s), position ({}, {})",
@@ -321,9 +432,4 @@ pub async fn ingest_catalog(args: CatalogArgs) -> Result<()> {
             report.rows
         ),
     }
-    eprintln!(
-        "colo: edit {}/table.toml to describe the columns; restart the services to publish the edits",
-        report.dir.display()
-    );
-    Ok(())
 }

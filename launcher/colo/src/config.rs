@@ -14,6 +14,7 @@
 //! ```
 
 use colo_connectors::{VolumeConfig, VolumeSpec};
+use colo_vo_services::TableFolder;
 use colo_vo_services::http::UrlPolicy;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -66,6 +67,9 @@ pub struct ServicesConfig {
     pub public_url: Option<String>,
     /// Addresses of reverse proxies whose `X-Forwarded-*` headers are believed (loopback always).
     pub trusted_proxies: Option<Vec<String>>,
+    /// Folders on volumes with published tables (`"archive/tables"`: what `colo ingest catalog
+    /// --to archive/tables` writes), served next to those of `tables_dir`.
+    pub table_volumes: Option<Vec<String>>,
 }
 
 /// The checked `[services]` settings.
@@ -208,6 +212,16 @@ pub fn settings(raw: ColoConfig, file: &str) -> Result<Settings, ConfigError> {
         ));
     }
     let services = service_settings(&raw.services, file)?;
+    for folder in &services.service.table_volumes {
+        if !volumes.iter().any(|v| v.name == folder.volume) {
+            let names: Vec<&str> = volumes.iter().map(|v| v.name.as_str()).collect();
+            return Err(invalid(format!(
+                "key 'services.table_volumes': no volume '{}' (volumes: {})",
+                folder.volume,
+                names.join(", ")
+            )));
+        }
+    }
     let metrics_text = raw
         .metrics_listen
         .clone()
@@ -291,6 +305,19 @@ pub fn service_settings(raw: &ServicesConfig, file: &str) -> Result<ServiceSetti
             .unwrap_or(defaults.execution_duration_secs),
         retention_secs: defaults.retention_secs,
     };
+    let table_volumes = raw
+        .table_volumes
+        .iter()
+        .flatten()
+        .map(|text| {
+            TableFolder::parse(text).ok_or_else(|| ConfigError::Invalid {
+                file: file.to_string(),
+                message: format!(
+                    "key 'services.table_volumes': {text:?} is not VOLUME or VOLUME/FOLDER"
+                ),
+            })
+        })
+        .collect::<Result<_, _>>()?;
     Ok(ServiceSettings {
         listen,
         service: colo_vo_services::ServiceConfig {
@@ -298,6 +325,7 @@ pub fn service_settings(raw: &ServicesConfig, file: &str) -> Result<ServiceSetti
                 .tables_dir
                 .clone()
                 .unwrap_or_else(|| colo_home().join("tables")),
+            table_volumes,
             jobs_dir: raw
                 .jobs_dir
                 .clone()
@@ -408,5 +436,34 @@ metadata_ttl_secs = 5
         assert!(e.contains("used twice"), "{e}");
         let e = parse("[[volume]]\nname = \"a\"\nurl = \"ftp://u@h/\"\npassword = { env = \"COLO_UNSET_PW_VAR\" }\n", "c.toml").unwrap_err().to_string();
         assert!(e.contains("COLO_UNSET_PW_VAR"), "{e}");
+    }
+
+    #[test]
+    fn table_volumes_name_configured_volumes() {
+        let volume = "[[volume]]\nname = \"arch\"\nurl = \"file:///tmp\"\n";
+        let s = parse(
+            &format!("[services]\ntable_volumes = [\"arch/tables/v1\", \"arch\"]\n{volume}"),
+            "c.toml",
+        )
+        .unwrap();
+        let folders = &s.services.service.table_volumes;
+        assert_eq!(folders[0].volume, "arch");
+        assert_eq!(folders[0].prefix, "tables/v1");
+        assert_eq!(folders[0].url().as_str(), "colo://arch/tables/v1/");
+        assert_eq!(folders[1].url().as_str(), "colo://arch/");
+        let e = parse(
+            &format!("[services]\ntable_volumes = [\"other/tables\"]\n{volume}"),
+            "c.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("no volume 'other' (volumes: arch)"), "{e}");
+        let e = parse(
+            &format!("[services]\ntable_volumes = [\"arch/../x\"]\n{volume}"),
+            "c.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("is not VOLUME or VOLUME/FOLDER"), "{e}");
     }
 }

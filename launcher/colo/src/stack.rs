@@ -226,6 +226,25 @@ pub async fn start_services(settings: &ServiceSettings, volumes: Volumes) -> Res
     let state = AppState::open(&settings.service, volumes)
         .await
         .context("opening the published tables")?;
+    let published = state
+        .tap
+        .engine
+        .tables()
+        .iter()
+        .filter(|t| t.schema != colo_tap::tap_schema::SCHEMA)
+        .count();
+    let mut places = vec![settings.service.tables_dir.display().to_string()];
+    places.extend(
+        settings
+            .service
+            .table_volumes
+            .iter()
+            .map(|f| format!("volume {f}")),
+    );
+    eprintln!(
+        "colo: {published} published table(s) from {}",
+        places.join(" and ")
+    );
     state.spawn_sweepers();
     tokio::spawn(async move {
         let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();

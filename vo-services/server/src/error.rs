@@ -112,6 +112,7 @@ impl VoError {
     pub fn class(&self) -> FaultClass {
         match self {
             VoError::Tap(e) if e.is_user_error() => FaultClass::Usage,
+            VoError::Tap(TapError::Storage { .. }) => FaultClass::Unavailable,
             VoError::Tap(_) => FaultClass::Internal,
             VoError::Astro(AstroError::BadParameter { .. }) => FaultClass::Usage,
             VoError::Astro(AstroError::Read { kind, .. }) => match kind {

@@ -10,7 +10,8 @@
 //! Modules: [`tap`], [`sia`], [`datalink`], [`soda`] (the protocols); [`uws`] (async jobs for TAP
 //! and SODA); [`vosi`] (capabilities, availability, tables); [`obscore`] (image records from FITS
 //! headers, published as `ivoa.obscore`); [`images`] (published images opened for DataLink, SODA
-//! and previews); [`volumes`] (files on volumes as byte sources); [`http`] (URLs and small answers).
+//! and previews); [`volumes`] (files on volumes as byte sources); [`table_store`] (volumes as the
+//! object stores tables are read from); [`http`] (URLs and small answers).
 
 pub mod datalink;
 pub mod error;
@@ -21,6 +22,7 @@ pub mod obscore;
 pub mod params;
 pub mod sia;
 pub mod soda;
+pub mod table_store;
 pub mod tap;
 pub mod uws;
 pub mod volumes;
@@ -36,12 +38,111 @@ use std::sync::Arc;
 pub struct ServiceConfig {
     /// Folder of published tables (`<schema>.<table>/table.toml` + `data/`).
     pub tables_dir: PathBuf,
+    /// Folders on volumes holding more published tables (`VOLUME/PREFIX`, as ingest's `--to`).
+    pub table_volumes: Vec<TableFolder>,
     /// Folder of async jobs and their results.
     pub jobs_dir: PathBuf,
     /// Declared and enforced limits.
     pub limits: vosi::ServiceLimits,
     /// How the URLs handed out are made (a public URL, trusted proxies).
     pub urls: http::UrlPolicy,
+}
+
+/// A folder of published tables on a volume: `VOLUME[/PREFIX]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableFolder {
+    pub volume: String,
+    /// The folder inside the volume (`""` for its root), without leading or trailing `/`.
+    pub prefix: String,
+}
+
+impl TableFolder {
+    /// Reads `VOLUME[/PREFIX]`.
+    pub fn parse(text: &str) -> Option<TableFolder> {
+        let text = text.trim_matches('/');
+        let (volume, prefix) = text.split_once('/').unwrap_or((text, ""));
+        let prefix = prefix.trim_matches('/');
+        let plain = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+        let path_ok = prefix.is_empty() || colo_connectors::ObjectPath::parse(prefix).is_ok();
+        (!volume.is_empty() && volume.chars().all(plain) && path_ok).then(|| TableFolder {
+            volume: volume.to_string(),
+            prefix: prefix.to_string(),
+        })
+    }
+
+    /// The folder as the engine reaches it: `colo://<volume>/<prefix>/`.
+    pub fn url(&self) -> url::Url {
+        let mut url =
+            table_store::VolumeStore::url(&self.volume).expect("a checked volume name makes a URL");
+        if !self.prefix.is_empty() {
+            url.path_segments_mut()
+                .expect("a colo:// URL has a path")
+                .pop_if_empty()
+                .extend(self.prefix.split('/'))
+                .push("");
+        }
+        url
+    }
+}
+
+impl std::fmt::Display for TableFolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.prefix.as_str() {
+            "" => write!(f, "{}", self.volume),
+            prefix => write!(f, "{}/{prefix}", self.volume),
+        }
+    }
+}
+
+/// The published tables of the local folder and of the table folders on volumes, and the stores
+/// the engine reads the latter from. A folder whose volume does not answer is left out, with an
+/// error in the log naming it (the services and the other tables stay up).
+pub async fn published_tables(
+    config: &ServiceConfig,
+    volumes: &volumes::Volumes,
+) -> Result<
+    (
+        Vec<colo_tap::catalog::PublishedTable>,
+        Vec<colo_tap::engine::StoreRegistration>,
+    ),
+    VoError,
+> {
+    let mut tables = colo_tap::catalog::discover_tables(&config.tables_dir)?;
+    let mut stores: Vec<colo_tap::engine::StoreRegistration> = Vec::new();
+    for folder in &config.table_volumes {
+        let reader = volumes
+            .get(&folder.volume)
+            .ok_or_else(|| VoError::UnknownVolume {
+                volume: folder.volume.clone(),
+            })?;
+        let store = Arc::new(table_store::VolumeStore::new(reader.clone()));
+        let found = match colo_tap::catalog::discover_tables_in(store.as_ref(), &folder.url()).await
+        {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::error!(folder = %folder, error = %e, "tables on this volume are not served");
+                continue;
+            }
+        };
+        for table in found {
+            let name = table.descriptor.qualified_name();
+            if let Some(other) = tables
+                .iter()
+                .find(|t| t.descriptor.qualified_name() == name)
+            {
+                return Err(VoError::Tap(colo_tap::TapError::Descriptor {
+                    path: PathBuf::from(table.folder.as_str()),
+                    message: format!("{name} is published twice (also in {})", other.folder),
+                }));
+            }
+            tables.push(table);
+        }
+        let url = table_store::VolumeStore::url(&folder.volume).expect("a checked volume name");
+        if !stores.iter().any(|(u, _)| *u == url) {
+            stores.push((url, store));
+        }
+    }
+    Ok((tables, stores))
 }
 
 /// The running services' shared state.
@@ -63,8 +164,9 @@ impl AppState {
         config: &ServiceConfig,
         volumes: volumes::Volumes,
     ) -> Result<AppState, VoError> {
+        let (tables, stores) = published_tables(config, &volumes).await?;
+        let engine = Arc::new(colo_tap::engine::Engine::new(&tables, &stores).await?);
         let images = images::ImageState::open(&config.tables_dir, volumes)?;
-        let engine = Arc::new(colo_tap::engine::open(&config.tables_dir).await?);
         let limits = uws::JobLimits {
             retention: std::time::Duration::from_secs(config.limits.retention_secs),
             execution_duration: std::time::Duration::from_secs(

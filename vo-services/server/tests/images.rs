@@ -105,6 +105,7 @@ async fn service() -> Service {
     publish::publish(&tables).expect("publish");
     let config = ServiceConfig {
         tables_dir: tables,
+        table_volumes: Vec::new(),
         jobs_dir: dir.path().join("jobs"),
         limits: Default::default(),
         urls: Default::default(),

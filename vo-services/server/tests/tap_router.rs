@@ -48,6 +48,7 @@ async fn service_with(limits: ServiceLimits) -> Service {
     ingest(&dir.path().join("tables"), &request, &mut |_, _| {}).expect("ingest");
     let config = ServiceConfig {
         tables_dir: dir.path().join("tables"),
+        table_volumes: Vec::new(),
         jobs_dir: dir.path().join("jobs"),
         limits,
         urls: Default::default(),

@@ -3,13 +3,17 @@
 //!
 //! A published table lives in `<tables>/<schema>.<table>/`: `table.toml` (this module's
 //! [`TableDescriptor`]) and `data/Norder=<k>/Npix=<n>.parquet` (HATS-like HEALPix partitions written
-//! by [`crate::ingest`]). The descriptor carries what TAP 1.1 §4 and VODataService need
+//! by [`crate::ingest`]). `<tables>` is a local folder or a folder on an object store (a volume:
+//! [`discover_tables_in`]); on a store, where nothing can be renamed into place, the descriptor's
+//! `data` names a versioned folder (`data-<version>`), written before the descriptor that points
+//! at it. The descriptor carries what TAP 1.1 §4 and VODataService need
 //! (descriptions, units, UCDs, utypes, principal/indexed/std flags), the position columns, and
 //! ESA TAP+ `flags`. Types are not written by hand: they come from the Parquet schema.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use arrow_schema::DataType;
+use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 
 use crate::adql::PositionColumns;
@@ -107,12 +111,27 @@ pub struct TableDescriptor {
     /// Where the catalogue came from (written by ingest).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub source: String,
+    /// The folder of the Parquet partitions, next to the descriptor (written by ingest: `data`
+    /// locally, `data-<version>` on an object store).
+    #[serde(
+        default = "default_data_dir",
+        skip_serializing_if = "is_default_data_dir"
+    )]
+    pub data: String,
     /// The position columns, if the table has positions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<PositionDescriptor>,
     /// Per-column metadata, in column order.
     #[serde(default, rename = "column")]
     pub columns: Vec<ColumnDescriptor>,
+}
+
+fn default_data_dir() -> String {
+    DATA_DIR.to_string()
+}
+
+fn is_default_data_dir(dir: &str) -> bool {
+    dir == DATA_DIR
 }
 
 impl TableDescriptor {
@@ -127,34 +146,80 @@ impl TableDescriptor {
             path: path.to_path_buf(),
             source,
         })?;
-        toml::from_str(&text).map_err(|e| TapError::Descriptor {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })
+        Self::parse(&text, path)
     }
 
-    /// Writes a descriptor file.
-    pub fn write(&self, path: &Path) -> Result<(), TapError> {
+    /// Parses a descriptor's text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &Path) -> Result<Self, TapError> {
+        let descriptor: TableDescriptor =
+            toml::from_str(text).map_err(|e| TapError::Descriptor {
+                path: origin.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        let plain = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+        if descriptor.data.is_empty() || !descriptor.data.chars().all(plain) {
+            return Err(TapError::Descriptor {
+                path: origin.to_path_buf(),
+                message: format!(
+                    "data = {:?}: the partitions' folder is one plain name next to the descriptor",
+                    descriptor.data
+                ),
+            });
+        }
+        Ok(descriptor)
+    }
+
+    /// The descriptor as the text of its file, with a header saying what may be edited.
+    pub fn to_text(&self) -> Result<String, TapError> {
         let text = toml::to_string_pretty(self).map_err(|e| TapError::Descriptor {
-            path: path.to_path_buf(),
+            path: DESCRIPTOR_FILE.into(),
             message: e.to_string(),
         })?;
         let header = "# Table descriptor written by `colo ingest catalog`: edit descriptions, units, UCDs, utypes,\n\
                       # principal/indexed/std and ESA flags (1 RA, 2 Dec, 4 flux, 8 mag, 16 primary key), then restart.\n";
-        std::fs::write(path, format!("{header}{text}")).map_err(|source| TapError::Io {
+        Ok(format!("{header}{text}"))
+    }
+
+    /// Writes a descriptor file.
+    pub fn write(&self, path: &Path) -> Result<(), TapError> {
+        std::fs::write(path, self.to_text()?).map_err(|source| TapError::Io {
             path: path.to_path_buf(),
             source,
         })
     }
 }
 
-/// One published table found on disk.
+/// One published table found in a tables folder.
 #[derive(Debug, Clone)]
 pub struct PublishedTable {
     /// Its descriptor.
     pub descriptor: TableDescriptor,
-    /// Its folder (holding the descriptor and `data/`).
-    pub dir: PathBuf,
+    /// Its folder, holding the descriptor and the partitions, as a URL ending in `/`:
+    /// `file:///…/mission.sources/`, or `colo://archive/tables/mission.sources/` on a store the
+    /// engine is given.
+    pub folder: url::Url,
+}
+
+impl PublishedTable {
+    /// The folder of its Parquet partitions, ending in `/`.
+    pub fn data_url(&self) -> url::Url {
+        let mut url = self.folder.clone();
+        url.path_segments_mut()
+            .expect("a folder URL has a path")
+            .pop_if_empty()
+            .push(&self.descriptor.data)
+            .push("");
+        url
+    }
+}
+
+/// The URL of a local folder, ending in `/`.
+pub fn folder_url(dir: &Path) -> Result<url::Url, TapError> {
+    let absolute = std::path::absolute(dir).map_err(TapError::io(dir))?;
+    url::Url::from_directory_path(&absolute).map_err(|()| TapError::Descriptor {
+        path: dir.to_path_buf(),
+        message: "not a usable folder path".into(),
+    })
 }
 
 /// Finds every published table under `root` (folders holding a `table.toml`), sorted by name.
@@ -182,10 +247,78 @@ pub fn discover_tables(root: &Path) -> Result<Vec<PublishedTable>, TapError> {
             continue;
         }
         let descriptor = TableDescriptor::read(&dir.join(DESCRIPTOR_FILE))?;
-        tables.push(PublishedTable { descriptor, dir });
+        let folder = folder_url(&dir)?;
+        tables.push(PublishedTable { descriptor, folder });
     }
     tables.sort_by_key(|t| t.descriptor.qualified_name());
     Ok(tables)
+}
+
+/// Finds every published table in the folder `base` (a URL ending in `/`, on `store`): its
+/// sub-folders holding a `table.toml`, sorted by name; hidden folders are skipped.
+pub async fn discover_tables_in(
+    store: &dyn ObjectStore,
+    base: &url::Url,
+) -> Result<Vec<PublishedTable>, TapError> {
+    let storage = |e: object_store::Error| TapError::Storage {
+        location: base.to_string(),
+        message: e.to_string(),
+    };
+    let prefix = store_path(base);
+    let listing = store
+        .list_with_delimiter(Some(&prefix))
+        .await
+        .map_err(storage)?;
+    let mut tables = Vec::new();
+    for folder in listing.common_prefixes {
+        let Some(name) = folder.filename() else {
+            continue;
+        };
+        if name.starts_with('.') {
+            continue;
+        }
+        let descriptor_path = folder.clone().join(DESCRIPTOR_FILE);
+        let text = match store.get(&descriptor_path).await {
+            Ok(found) => found.bytes().await.map_err(storage)?,
+            Err(object_store::Error::NotFound { .. }) => continue,
+            Err(e) => return Err(storage(e)),
+        };
+        let text = String::from_utf8_lossy(&text);
+        let mut table_url = base.clone();
+        table_url
+            .path_segments_mut()
+            .expect("a folder URL has a path")
+            .pop_if_empty()
+            .push(name)
+            .push("");
+        let origin = Path::new(table_url.as_str()).join(DESCRIPTOR_FILE);
+        let descriptor = TableDescriptor::parse(&text, &origin)?;
+        tables.push(PublishedTable {
+            descriptor,
+            folder: table_url,
+        });
+    }
+    tables.sort_by_key(|t| t.descriptor.qualified_name());
+    Ok(tables)
+}
+
+/// The object store path of a URL's path (its segments, decoded).
+pub fn store_path(url: &url::Url) -> object_store::path::Path {
+    url.path_segments()
+        .map(|segments| {
+            segments
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    percent_encoding::percent_decode_str(s)
+                        .decode_utf8_lossy()
+                        .into_owned()
+                })
+                .collect::<Vec<String>>()
+        })
+        .unwrap_or_default()
+        .into_iter()
+        .map(object_store::path::PathPart::from)
+        .collect()
 }
 
 /// Metadata of a queryable table.

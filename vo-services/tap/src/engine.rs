@@ -2,6 +2,11 @@
 //! their statistics) plus TAP_SCHEMA, and a per-query session that adds the query's uploads as
 //! `TAP_UPLOAD` (never visible to other queries or in TAP_SCHEMA, TAP 1.1 §4).
 //!
+//! Every session shares one runtime: the object stores tables live on (local files, and the stores
+//! the caller registers, such as colo's volumes) and DataFusion's caches of listings, file
+//! statistics and Parquet footers, so a table's footers are read once per service, not per query.
+//! A table's partition files are picked by the query's HEALPix ranges ([`crate::partitions`]).
+//!
 //! A query is translated ([`crate::adql::translate`]), planned from the sqlparser AST, limited to
 //! MAXREC+1 rows (so overflow can be told from an exact fit), and executed as a stream of record
 //! batches: results are never collected whole. Result columns carry the metadata of the table
@@ -11,18 +16,17 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use object_store::ObjectStore;
+
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, SchemaRef};
 use datafusion::catalog::{
     CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider,
 };
 use datafusion::datasource::MemTable;
-use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::logical_expr::{Expr as LogicalExpr, LogicalPlan};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DfStatement;
@@ -30,13 +34,20 @@ use datafusion::sql::sqlparser::ast::{ObjectNamePart, SetExpr, Statement, TableF
 
 use crate::adql::udf::geometry_udfs;
 use crate::adql::{FunctionCatalog, PositionColumns, TableResolver, translate};
-use crate::catalog::{ColumnMeta, DATA_DIR, HEALPIX_COLUMN, PublishedTable, TableMeta};
+use crate::catalog::{ColumnMeta, HEALPIX_COLUMN, PublishedTable, TableMeta};
 use crate::error::TapError;
 use crate::names::nearest_name;
 use crate::types::implied_xtype;
 use crate::upload::UploadedTable;
 
 use crate::tap_schema;
+
+mod failures;
+mod tables;
+
+pub use failures::{find_store_error, running_error};
+use failures::{first_batch_checked, storage_error};
+use tables::partitioned_table;
 
 /// The schema name ADQL uses for uploaded tables.
 pub const UPLOAD_SCHEMA: &str = "tap_upload";
@@ -55,22 +66,34 @@ pub struct QueryResult {
     pub limit: Option<u64>,
 }
 
+/// An object store tables may live on, and the URL (`scheme://name`) that reaches it.
+pub type StoreRegistration = (url::Url, Arc<dyn ObjectStore>);
+
 /// The query engine shared by all requests.
 pub struct Engine {
     catalog: Arc<MemoryCatalogProvider>,
     tables: Vec<TableMeta>,
     functions: FunctionCatalog,
+    runtime: Arc<RuntimeEnv>,
 }
 
 impl Engine {
-    /// Registers the published tables and builds TAP_SCHEMA.
-    pub async fn new(published: &[PublishedTable]) -> Result<Engine, TapError> {
+    /// Registers the published tables and builds TAP_SCHEMA. Tables whose folders are not local
+    /// (`file://`) live on one of `stores`.
+    pub async fn new(
+        published: &[PublishedTable],
+        stores: &[StoreRegistration],
+    ) -> Result<Engine, TapError> {
         let catalog = Arc::new(MemoryCatalogProvider::new());
         catalog.register_schema(DEFAULT_SCHEMA, Arc::new(MemorySchemaProvider::new()))?;
-        let ctx = SessionContext::new_with_config(session_config());
+        let runtime = RuntimeEnvBuilder::new().build_arc()?;
+        for (url, store) in stores {
+            runtime.register_object_store(url, store.clone());
+        }
+        let ctx = SessionContext::new_with_config_rt(session_config(), runtime.clone());
         let mut tables = Vec::new();
         for table in published {
-            let (provider, meta) = listing_table(&ctx, table).await?;
+            let (provider, meta) = partitioned_table(&ctx, table).await?;
             let schema = schema_provider(&catalog, &meta.schema)?;
             schema.register_table(meta.name.clone(), provider)?;
             tables.push(meta);
@@ -86,7 +109,13 @@ impl Engine {
             catalog,
             tables: all,
             functions: FunctionCatalog::default(),
+            runtime,
         })
+    }
+
+    /// A session for one query: the shared runtime, stores and caches.
+    fn session(&self) -> SessionContext {
+        SessionContext::new_with_config_rt(session_config(), self.runtime.clone())
     }
 
     /// Every queryable table (TAP_SCHEMA first), for `/tables`.
@@ -122,6 +151,7 @@ impl Engine {
             .execute_stream()
             .await
             .map_err(|e| self.plan_error(e, uploads))?;
+        let stream = first_batch_checked(stream).await?;
         let (columns, stream) = regions_as_text(columns, &keep, stream);
         Ok(QueryResult {
             columns,
@@ -170,7 +200,7 @@ impl Engine {
         };
         let statement = translate(adql, &self.functions, &resolver)?;
         let aliases = top_level_aliases(&statement);
-        let ctx = SessionContext::new_with_config(session_config());
+        let ctx = self.session();
         ctx.register_catalog(CATALOG_NAME, self.session_catalog(uploads)?);
         for udf in geometry_udfs() {
             ctx.register_udf(udf);
@@ -203,6 +233,9 @@ impl Engine {
 
     /// Turns planning errors into messages that name the unknown table or column and suggest one.
     fn plan_error(&self, error: DataFusionError, uploads: &[UploadedTable]) -> TapError {
+        if let Some(message) = find_store_error(&error) {
+            return storage_error(message);
+        }
         let root = error.find_root();
         if let DataFusionError::SchemaError(schema_error, _) = root
             && let datafusion::common::SchemaError::FieldNotFound {
@@ -440,6 +473,9 @@ fn session_config() -> SessionConfig {
         .with_default_catalog_and_schema(CATALOG_NAME, DEFAULT_SCHEMA);
     let options = config.options_mut();
     options.execution.parquet.pushdown_filters = true;
+    // A partition's footer (schema, row-group statistics) is a few KiB: ask for 64 KiB of the
+    // file's end, not DataFusion's 512 KiB, which on a store would fetch most of a small file.
+    options.execution.parquet.metadata_size_hint = Some(64 * 1024);
     options.execution.parquet.reorder_filters = true;
     options.execution.collect_statistics = true;
     config
@@ -457,71 +493,10 @@ fn schema_provider(
     Ok(schema)
 }
 
-async fn listing_table(
-    ctx: &SessionContext,
-    table: &PublishedTable,
-) -> Result<(Arc<ListingTable>, TableMeta), TapError> {
-    let data_dir = table.dir.join(DATA_DIR);
-    let url = ListingTableUrl::parse(format!("{}/", data_dir.display()))?;
-    let options =
-        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-    let schema: SchemaRef = options.infer_schema(&ctx.state(), &url).await?;
-    let config = ListingTableConfig::new(url)
-        .with_listing_options(options)
-        .with_schema(schema.clone());
-    let provider = Arc::new(ListingTable::try_new(config)?);
-    let descriptor = &table.descriptor;
-    let columns = schema
-        .fields()
-        .iter()
-        .filter(|f| !is_internal(f.name()))
-        .map(|field| {
-            let column = descriptor
-                .columns
-                .iter()
-                .find(|c| &c.name == field.name())
-                .cloned()
-                .unwrap_or_else(|| crate::catalog::ColumnDescriptor {
-                    name: field.name().clone(),
-                    ..Default::default()
-                });
-            ColumnMeta {
-                name: field.name().clone(),
-                arrow_type: Some(field.data_type().clone()),
-                xtype: match column.xtype.as_str() {
-                    "" => None,
-                    crate::catalog::REGION_XTYPE => Some("polygon".to_string()),
-                    other => Some(other.to_string()),
-                }
-                .or_else(|| implied_xtype(field.data_type()).map(String::from)),
-                descriptor: column,
-            }
-        })
-        .collect();
-    let has_index = schema.field_with_name(HEALPIX_COLUMN).is_ok();
-    let meta = TableMeta {
-        schema: descriptor.schema.clone(),
-        name: descriptor.name.clone(),
-        description: descriptor.description.clone(),
-        utype: descriptor.utype.clone(),
-        columns,
-        position: descriptor
-            .position
-            .as_ref()
-            .filter(|_| has_index)
-            .map(|p| PositionColumns {
-                lon: p.ra.clone(),
-                lat: p.dec.clone(),
-            }),
-        rows: Some(descriptor.rows),
-    };
-    Ok((provider, meta))
-}
-
 /// Published tables under `tables_root`, registered.
 pub async fn open(tables_root: &Path) -> Result<Engine, TapError> {
     let published = crate::catalog::discover_tables(tables_root)?;
-    Engine::new(&published).await
+    Engine::new(&published, &[]).await
 }
 
 struct Resolver<'a> {

@@ -51,6 +51,10 @@ pub enum TapError {
     /// A table descriptor is not valid TOML for [`crate::catalog::TableDescriptor`].
     #[error("{}: {message}", path.display())]
     Descriptor { path: PathBuf, message: String },
+    /// The storage holding a table's files failed (an object store or volume that is down, a file
+    /// gone): `location` names the table or file, `message` the store's redacted reason.
+    #[error("reading {location} failed: {message}")]
+    Storage { location: String, message: String },
     /// DataFusion failed where the query was not to blame (registration, schema inference).
     #[error("query engine: {0}")]
     Engine(#[from] datafusion::error::DataFusionError),
@@ -75,6 +79,7 @@ impl TapError {
             | TapError::Upload { .. }
             | TapError::Ingest { .. } => true,
             TapError::Execution { .. }
+            | TapError::Storage { .. }
             | TapError::Io { .. }
             | TapError::Descriptor { .. }
             | TapError::Engine(_) => false,

@@ -9,9 +9,12 @@
 //! Publishing is atomic: the table is written into a hidden folder next to the published ones and
 //! renamed into place only when complete, so an interrupted ingest never leaves a half-published
 //! table (a rerun starts over). Re-ingesting keeps the operator's edits to the descriptor
-//! (descriptions, units, UCDs, flags) for columns that still exist.
+//! (descriptions, units, UCDs, flags) for columns that still exist. [`write_table`] writes a
+//! table's folder anywhere; [`to_store`] publishes one to a folder on an object store (a volume),
+//! where nothing can be renamed into place.
 
 mod fits;
+pub mod to_store;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -102,6 +105,8 @@ pub struct IngestReport {
     pub order: u8,
     /// The position columns used.
     pub position: Option<PositionDescriptor>,
+    /// The descriptor written.
+    pub descriptor: TableDescriptor,
 }
 
 fn fail(request: &IngestRequest, message: impl Into<String>) -> TapError {
@@ -116,6 +121,44 @@ fn fail(request: &IngestRequest, message: impl Into<String>) -> TapError {
 pub fn ingest(
     tables_dir: &Path,
     request: &IngestRequest,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<IngestReport, TapError> {
+    let name = format!("{}.{}", request.schema, request.table);
+    std::fs::create_dir_all(tables_dir).map_err(TapError::io(tables_dir))?;
+    let staging = tables_dir.join(format!(".{name}.ingest-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    let published = tables_dir.join(&name);
+    let previous = TableDescriptor::read(&published.join(DESCRIPTOR_FILE)).ok();
+    let written = write_table(&staging, request, DATA_DIR, previous, progress);
+    let report = match written {
+        Ok(report) => report,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
+
+    // Publish: swap the staging folder into place.
+    let retired = tables_dir.join(format!(".{name}.retired-{}", std::process::id()));
+    if published.exists() {
+        std::fs::rename(&published, &retired).map_err(TapError::io(&published))?;
+    }
+    std::fs::rename(&staging, &published).map_err(TapError::io(&published))?;
+    let _ = std::fs::remove_dir_all(&retired);
+    Ok(IngestReport {
+        dir: published,
+        ..report
+    })
+}
+
+/// Reads and partitions one catalogue and writes the table's folder at `folder` (created): the
+/// partitions under `folder/<data_dir>/` and the descriptor, keeping `previous`'s edits. The
+/// report's `dir` is `folder`.
+pub fn write_table(
+    folder: &Path,
+    request: &IngestRequest,
+    data_dir: &str,
+    previous: Option<TableDescriptor>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<IngestReport, TapError> {
     check_name(request, &request.schema)?;
@@ -135,18 +178,8 @@ pub fn ingest(
         None => (batch, vec![(None, 0..rows)], 0),
     };
 
-    let name = format!("{}.{}", request.schema, request.table);
-    std::fs::create_dir_all(tables_dir).map_err(|source| TapError::Io {
-        path: tables_dir.to_path_buf(),
-        source,
-    })?;
-    let staging = tables_dir.join(format!(".{name}.ingest-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&staging);
-    let data_dir = staging.join(DATA_DIR).join(format!("Norder={order}"));
-    std::fs::create_dir_all(&data_dir).map_err(|source| TapError::Io {
-        path: data_dir.clone(),
-        source,
-    })?;
+    let partitions = folder.join(data_dir).join(format!("Norder={order}"));
+    std::fs::create_dir_all(&partitions).map_err(TapError::io(&partitions))?;
     let properties = WriterProperties::builder()
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_statistics_enabled(EnabledStatistics::Page)
@@ -158,12 +191,9 @@ pub fn ingest(
             Some(n) => format!("Npix={n}.parquet"),
             None => "Npix=unpositioned.parquet".to_string(),
         };
-        let path = data_dir.join(file_name);
+        let path = partitions.join(file_name);
         let part = batch.slice(range.start, range.len());
-        let file = std::fs::File::create(&path).map_err(|source| TapError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        let file = std::fs::File::create(&path).map_err(TapError::io(&path))?;
         let mut writer = ArrowWriter::try_new(file, part.schema(), Some(properties.clone()))
             .map_err(|e| fail(request, format!("writing Parquet: {e}")))?;
         writer
@@ -176,36 +206,22 @@ pub fn ingest(
         progress(written, rows as u64);
     }
 
-    let published = tables_dir.join(&name);
-    let previous = TableDescriptor::read(&published.join(DESCRIPTOR_FILE)).ok();
-    let descriptor = describe(
+    let mut descriptor = describe(
         request,
         batch.schema().as_ref(),
         position.clone(),
         rows as u64,
         previous,
     );
-    descriptor.write(&staging.join(DESCRIPTOR_FILE))?;
-
-    // Publish: swap the staging folder into place.
-    let retired = tables_dir.join(format!(".{name}.retired-{}", std::process::id()));
-    if published.exists() {
-        std::fs::rename(&published, &retired).map_err(|source| TapError::Io {
-            path: published.clone(),
-            source,
-        })?;
-    }
-    std::fs::rename(&staging, &published).map_err(|source| TapError::Io {
-        path: published.clone(),
-        source,
-    })?;
-    let _ = std::fs::remove_dir_all(&retired);
+    descriptor.data = data_dir.to_string();
+    descriptor.write(&folder.join(DESCRIPTOR_FILE))?;
     Ok(IngestReport {
-        dir: published,
+        dir: folder.to_path_buf(),
         rows: rows as u64,
         files: cells.len(),
         order,
         position,
+        descriptor,
     })
 }
 
@@ -499,6 +515,7 @@ fn describe(
             .unwrap_or_default(),
         rows,
         source: request.source_name.clone(),
+        data: DATA_DIR.to_string(),
         position,
         columns,
     }

@@ -7,7 +7,9 @@
 //! * [`adql`]: parse (sqlparser, an ADQL dialect), validate against ADQL's grammar, rewrite for
 //!   DataFusion (geometry to UDFs, cones and crossmatches to HEALPix index ranges and cell joins).
 //! * [`catalog`]: what is published — table descriptors (operator-editable TOML), column and table
-//!   metadata.
+//!   metadata, tables found in a local folder or on an object store.
+//! * [`partitions`]: a table's HEALPix partition files, picked by a query's index ranges before
+//!   any byte is read.
 //! * [`tap_schema`]: TAP_SCHEMA built from that metadata.
 //! * [`upload`]: table uploads (VOTable) for one query, inline or fetched from a URL.
 //! * [`engine`]: the DataFusion session over the catalogue, TAP_SCHEMA and a query's uploads;
@@ -24,6 +26,7 @@ pub mod error;
 pub mod ingest;
 pub mod names;
 pub mod output;
+pub mod partitions;
 pub mod tap_schema;
 pub mod types;
 pub mod units;

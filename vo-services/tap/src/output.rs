@@ -388,7 +388,7 @@ pub fn stream_result(
             let batch = match next {
                 Ok(batch) => batch,
                 Err(e) => {
-                    ending = Ending::Error(e.to_string());
+                    ending = Ending::Error(crate::engine::running_error(e).to_string());
                     break;
                 }
             };

@@ -327,3 +327,148 @@ fn a_folder_being_written_is_not_published() {
         .collect();
     assert_eq!(names, ["sample.hip2"]);
 }
+
+/// A table published to an object store (object_store's in-memory one here; colo's volumes in
+/// `colo-vo-services`' tests): partitions in a versioned folder, the descriptor last; found by
+/// discovery; queried like the local table; re-publishing keeps the operator's edits and the
+/// replaced version, and deletes older ones.
+#[tokio::test]
+async fn a_table_published_to_a_store_answers_like_the_local_one() {
+    use colo_tap::catalog::discover_tables_in;
+    use colo_tap::engine::Engine;
+    use colo_tap::ingest::to_store::{
+        new_data_dir, publish_to_store, published_descriptor, table_folder,
+    };
+    use colo_tap::ingest::write_table;
+    use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+    use std::sync::Arc;
+
+    let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+    let root = url::Url::parse("colo://archive/").expect("url");
+    let base = url::Url::parse("colo://archive/tables/").expect("url");
+    let folder = table_folder(&base, "sample", "hip2");
+    let request = request(fixture(), InputFormat::Csv, "hip2");
+    let publish = |data_dir: String| {
+        let store = store.clone();
+        let folder = folder.clone();
+        let request = request.clone();
+        async move {
+            let previous = published_descriptor(store.as_ref(), &folder)
+                .await
+                .expect("readable");
+            let staging = tempfile::tempdir().expect("tempdir");
+            write_table(
+                staging.path(),
+                &request,
+                &data_dir,
+                previous.clone(),
+                &mut |_, _| {},
+            )
+            .expect("written");
+            publish_to_store(store.as_ref(), &folder, staging.path(), previous.as_ref())
+                .await
+                .expect("published")
+        }
+    };
+    let first = publish("data-1".into()).await;
+    assert_eq!(first.files, partition_files_count(order_for(2000)));
+    assert!(first.removed.is_empty());
+
+    let found = discover_tables_in(store.as_ref(), &base)
+        .await
+        .expect("discovered");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].descriptor.data, "data-1");
+    assert_eq!(
+        found[0].data_url().as_str(),
+        "colo://archive/tables/sample.hip2/data-1/"
+    );
+    let remote = Engine::new(&found, &[(root.clone(), store.clone())])
+        .await
+        .expect("engine over the store");
+    let tables = tempfile::tempdir().expect("tempdir");
+    ingest_fixture(tables.path());
+    let local = colo_tap::engine::open(tables.path())
+        .await
+        .expect("local engine");
+    for query in [
+        "SELECT hip, ra, dec FROM sample.hip2 WHERE 1=CONTAINS(POINT(ra, dec), CIRCLE(56.75, 24.12, 5)) ORDER BY hip",
+        "SELECT hip FROM sample.hip2 WHERE 1=CONTAINS(POINT(ra, dec), BOX(180, -30, 20, 10)) ORDER BY hip",
+        "SELECT COUNT(*) FROM sample.hip2",
+    ] {
+        let expected = all_rows(&local, query).await;
+        assert!(!expected.is_empty() && expected[0] != ["0"], "{query}");
+        assert_eq!(all_rows(&remote, query).await, expected, "{query}");
+    }
+
+    // The operator edits the descriptor on the store; a re-ingest keeps the edit.
+    let location = colo_tap::catalog::store_path(&folder).join(DESCRIPTOR_FILE);
+    let mut edited = published_descriptor(store.as_ref(), &folder)
+        .await
+        .expect("readable")
+        .expect("published");
+    edited.description = "Edited on the store".into();
+    store
+        .put(&location, PutPayload::from(edited.to_text().expect("text")))
+        .await
+        .expect("put");
+    let second = publish(new_data_dir()).await;
+    assert!(second.removed.is_empty(), "the replaced version is kept");
+    let now = published_descriptor(store.as_ref(), &folder)
+        .await
+        .expect("readable")
+        .expect("published");
+    assert_eq!(now.description, "Edited on the store");
+    assert!(now.data.starts_with("data-2"), "{}", now.data);
+    let third = publish(new_data_dir()).await;
+    assert_eq!(
+        third.removed,
+        ["data-1"],
+        "versions older than the replaced one go"
+    );
+    let listed = store
+        .list_with_delimiter(Some(&colo_tap::catalog::store_path(&folder)))
+        .await
+        .expect("listing");
+    let mut names: Vec<String> = listed
+        .common_prefixes
+        .iter()
+        .filter_map(|p| p.filename().map(str::to_string))
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(!names.contains(&"data-1".to_string()));
+}
+
+/// Partition files of the sample at `order` (one per non-empty cell): counted from a local ingest.
+fn partition_files_count(order: u8) -> usize {
+    let tables = tempfile::tempdir().expect("tempdir");
+    let report = ingest_fixture(tables.path());
+    assert_eq!(report.order, order);
+    partition_files(&report.dir).len()
+}
+
+async fn all_rows(engine: &colo_tap::engine::Engine, adql: &str) -> Vec<Vec<String>> {
+    use datafusion::arrow::util::display::array_value_to_string;
+    use futures::StreamExt;
+    let result = engine
+        .execute(adql, Some(1_000_000), &[])
+        .await
+        .expect(adql);
+    let keep = result.keep.clone();
+    let mut stream = result.stream;
+    let mut out = Vec::new();
+    while let Some(batch) = stream.next().await {
+        let batch = batch.expect("batch").project(&keep).expect("project");
+        for row in 0..batch.num_rows() {
+            out.push(
+                batch
+                    .columns()
+                    .iter()
+                    .map(|c| array_value_to_string(c, row).expect("text"))
+                    .collect(),
+            );
+        }
+    }
+    out
+}
