@@ -41,3 +41,7 @@ COLO_BIN="$CARGO_TARGET_DIR/debug/colo" \
 echo "== VO service tests (pyvo, astroquery, STILTS taplint)"
 COLO_BIN="$CARGO_TARGET_DIR/debug/colo" \
   "$COLO_VENV/bin/python" -m pytest -p no:cacheprovider -q tests/vo
+
+echo "== the scale-out path: a published table through Ballista (scheduler + executor in one process)"
+# A workspace of its own (Ballista turns on DataFusion's default features); same build directory.
+cargo test --manifest-path scale-out/ballista/Cargo.toml --quiet
