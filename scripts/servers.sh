@@ -72,9 +72,12 @@ start_one() {
 {"identities":[{"name":"colo","credentials":[{"accessKey":"$COLO_S3_KEY","secretKey":"$COLO_S3_SECRET"}],
  "actions":["Admin","Read","Write","List","Tagging"]}]}
 JSON
+      # -volume.max: a fixed number of volume slots. With 0 SeaweedFS allows free disk / 1 GiB, and
+      # every bucket (a collection) takes 7 slots at once, so the sixth bucket found none on a disk
+      # with 33 GB free. Volumes are not preallocated: slots cost no disk until written.
       launch s3 "$COLO_VENV/bin/weed" server -dir="$RUN/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
         -master.port=19333 -volume.port=18080 -filer.port=18888 -master.volumeSizeLimitMB=1024 \
-        -volume.max=0 -s3 -s3.port=$S3_PORT -s3.config="$RUN/s3.json" \
+        -volume.max=128 -s3 -s3.port=$S3_PORT -s3.config="$RUN/s3.json" \
         -s3.port.iceberg=0 -s3.port.lance=0 -metricsPort=$S3_METRICS_PORT
       wait_port $S3_PORT 60 || { tail -20 "$RUN/logs/s3.log"; return 1; }
       # The filer and volume server come up a little after the S3 port opens: retry the upload.
