@@ -342,6 +342,20 @@ async fn a_clustered_upload_prunes_the_catalogue() {
         !files.is_empty() && files.len() <= 3,
         "{files:?}\n{metrics}"
     );
+    // Within those files the cells' ranges are the scan's predicate, pruning row groups and pages
+    // by their statistics, and are not evaluated row by row (the join's distance decides): no
+    // rows are filtered in the scan, and no hash-join filter is pushed into it.
+    assert!(metrics.contains("predicate=_healpix_29@"), "{metrics}");
+    assert!(
+        metric(&metrics, "page_index_pages_pruned").is_some(),
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(&metrics, "pushdown_rows_pruned"),
+        Some(0),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("DynamicFilter"), "{metrics}");
 }
 
 #[tokio::test]

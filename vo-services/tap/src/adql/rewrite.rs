@@ -128,6 +128,30 @@ fn and(left: Expr, right: Expr) -> Expr {
     )
 }
 
+/// `column BETWEEN a AND b OR ...` for half-open `ranges` of `_healpix_29` (not empty), as a
+/// balanced tree of ORs (hundreds of ranges stay shallow for the planner's recursion).
+fn index_ranges_predicate(column: &Expr, ranges: &[std::ops::Range<i64>]) -> Expr {
+    match ranges {
+        [range] => Expr::Between {
+            expr: Box::new(column.clone()),
+            negated: false,
+            low: Box::new(Expr::value(Value::Number(range.start.to_string(), false))),
+            high: Box::new(Expr::value(Value::Number(
+                (range.end - 1).to_string(),
+                false,
+            ))),
+        },
+        _ => {
+            let (left, right) = ranges.split_at(ranges.len() / 2);
+            Expr::Nested(Box::new(binary(
+                index_ranges_predicate(column, left),
+                BinaryOperator::Or,
+                index_ranges_predicate(column, right),
+            )))
+        }
+    }
+}
+
 /// The plain expression arguments of a function call.
 fn args_of(function: &Function) -> Vec<Expr> {
     match &function.args {

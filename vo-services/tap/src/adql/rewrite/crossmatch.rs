@@ -23,7 +23,7 @@ use datafusion::sql::sqlparser::tokenizer::Span;
 
 use super::{
     Geo, PositionColumns, Rewriter, Scope, ScopeTable, and, args_of, binary, call, constant, ident,
-    normalise, number, qualified, quote,
+    index_ranges_predicate, normalise, number, qualified, quote,
 };
 use crate::adql::AdqlError;
 use crate::adql::validate::function_name;
@@ -31,11 +31,13 @@ use crate::catalog::HEALPIX_COLUMN;
 use colo_astro::sky::HEALPIX_ORDER;
 
 /// Most `_healpix_29` ranges handed to the planner for an upload's cells (more are merged across
-/// their smallest gaps: still a superset).
+/// their smallest gaps: still a superset). They only prune files, row groups and pages
+/// (`crate::partitions`), but DataFusion evaluates a pruning predicate term by term for every file
+/// and row group: against Tycho-2's 476 row groups, 512 ranges cost 0.4 s of pruning, 64 a tenth.
 const MAX_PRUNING_RANGES: usize = 64;
 
-/// Above this share of the sky an upload's cells would prune little: no ranges then.
-const MAX_PRUNED_SKY_FRACTION: f64 = 0.25;
+/// Above this share of the sky an upload's cells would prune too little to pay for the pruning.
+const MAX_PRUNED_SKY_FRACTION: f64 = 0.5;
 
 /// How far apart matched positions may be. One per join condition while it is rewritten, so the
 /// size of the expression variant does not matter.
@@ -374,7 +376,12 @@ impl Rewriter<'_> {
             let pruning = self
                 .cone_cells_of(&cone, &radius, radii.as_deref(), order)
                 .and_then(|cells| pruning_ranges(&cells, order))
-                .map(|ranges| ranges_predicate(&key.table.qualifier, &ranges));
+                .map(|ranges| {
+                    index_ranges_predicate(
+                        &qualified(&key.table.qualifier, HEALPIX_COLUMN),
+                        &ranges,
+                    )
+                });
             if let Some(pruning) = pruning {
                 added = and(pruning, added);
             }
@@ -630,24 +637,6 @@ fn pruning_ranges(cells: &[u64], order: u8) -> Option<Vec<Range<i64>>> {
     let covered: i64 = ranges.iter().map(|r| r.end - r.start).sum();
     let sky = 12i64 << (2 * u32::from(HEALPIX_ORDER));
     (covered as f64 <= MAX_PRUNED_SKY_FRACTION * sky as f64).then_some(ranges)
-}
-
-/// `q._healpix_29 BETWEEN a AND b OR ...`.
-fn ranges_predicate(qualifier: &str, ranges: &[Range<i64>]) -> Expr {
-    let column = qualified(qualifier, HEALPIX_COLUMN);
-    let mut terms = ranges.iter().map(|range| Expr::Between {
-        expr: Box::new(column.clone()),
-        negated: false,
-        low: Box::new(Expr::value(Value::Number(range.start.to_string(), false))),
-        high: Box::new(Expr::value(Value::Number(
-            (range.end - 1).to_string(),
-            false,
-        ))),
-    });
-    let first = terms.next().unwrap_or(Expr::value(Value::Boolean(true)));
-    Expr::Nested(Box::new(
-        terms.fold(first, |all, term| binary(all, BinaryOperator::Or, term)),
-    ))
 }
 
 #[cfg(test)]

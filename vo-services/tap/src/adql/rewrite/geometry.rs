@@ -6,7 +6,7 @@ use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr, Function, Value};
 
 use super::{
     PositionColumns, Rewriter, Scope, ScopeTable, and, args_of, binary, call, constant,
-    is_string_literal, normalise, number, qualified, set_args,
+    index_ranges_predicate, is_string_literal, normalise, number, qualified, set_args,
 };
 use crate::adql::AdqlError;
 use crate::adql::validate::function_name;
@@ -135,27 +135,10 @@ impl Rewriter<'_> {
         if let (Some(region), Some((table, _))) = (region, self.position_of(&x, &y, scope))
             && table.position.is_some()
             && let Some(ranges) = sky::coverage_ranges_29(&region)
+            && !ranges.is_empty()
         {
             let column = qualified(&table.qualifier, HEALPIX_COLUMN);
-            let mut prune: Option<Expr> = None;
-            for range in ranges {
-                let term = Expr::Between {
-                    expr: Box::new(column.clone()),
-                    negated: false,
-                    low: Box::new(Expr::value(Value::Number(range.start.to_string(), false))),
-                    high: Box::new(Expr::value(Value::Number(
-                        (range.end - 1).to_string(),
-                        false,
-                    ))),
-                };
-                prune = Some(match prune {
-                    None => term,
-                    Some(p) => binary(p, BinaryOperator::Or, term),
-                });
-            }
-            if let Some(prune) = prune {
-                return Ok(and(prune, predicate));
-            }
+            return Ok(and(index_ranges_predicate(&column, &ranges), predicate));
         }
         Ok(predicate)
     }
