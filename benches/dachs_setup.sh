@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Set up the peer for benches/tap_vs_dachs.sh: GAVO DaCHS 2.7 (Debian gavodachs2-server) on
-# 127.0.0.1:8080 serving the same Gaia DR3 G<10 catalogue (482,176 rows) as table gaia.gaia_source,
-# with DaCHS's usual q3c spatial index. Idempotent. Needs root; starts the Debian PostgreSQL 15
-# cluster (localhost only) and `dachs serve`, both stopped again by `benches/dachs_setup.sh stop`.
+# 127.0.0.1:8080 serving the same catalogue as colo, with DaCHS's usual q3c spatial index:
+#   dachs_setup.sh [gaia]   Gaia DR3 G<10 (482,176 rows) as gaia.gaia_source
+#   dachs_setup.sh tycho2   Tycho-2 (1,871,011 rows, benches/tycho2_prepare.py) as tycho2.main
+#   dachs_setup.sh stop
+# Idempotent. Needs root; starts the Debian PostgreSQL 15 cluster (localhost only) and
+# `dachs serve`, both stopped again by `benches/dachs_setup.sh stop`.
 set -euo pipefail
+CATALOGUE="${1:-gaia}"
 GAIA="${GAIA_PARQUET:-$(cd "$(dirname "$0")/../.." && pwd)/shared/data/catalogs/gaia-dr3-g10/gaia_dr3_g10.parquet}"
 source "$(dirname "$0")/../scripts/env.sh"
 
@@ -18,6 +22,49 @@ dpkg-query -W -f='${Status}' postgresql-15 2>/dev/null | grep -q "install ok ins
 pg_ctlcluster 15 main start 2>/dev/null || true
 if ! dpkg-query -W -f='${Status}' gavodachs2-server 2>/dev/null | grep -q "install ok installed"; then
   apt-get install -y -qq --no-install-recommends gavodachs2-server >/dev/null || dpkg --configure -a
+fi
+
+if [ "$CATALOGUE" = tycho2 ]; then
+  TYCHO2="${TYCHO2_PARQUET:-$HOME/.cache/colo/bench-data/tycho2.parquet}"
+  [ -s "$TYCHO2" ] || "$COLO_VENV/bin/python" "$(dirname "$0")/tycho2_prepare.py" "$TYCHO2"
+  rd=/var/gavo/inputs/tycho2
+  mkdir -p "$rd/data"
+  if [ ! -s "$rd/data/tycho2.csv" ]; then
+    "$COLO_VENV/bin/python" -c "import pyarrow.parquet as pq, pyarrow.csv as pc; pc.write_csv(pq.read_table('$TYCHO2'), '$rd/data/tycho2.csv')"
+  fi
+  cat > "$rd/q.rd" <<'RD'
+<resource schema="tycho2">
+  <meta name="title">Tycho-2 (colo benchmark)</meta>
+  <meta name="description">The Tycho-2 stars of the astrometry.net index-tycho2-07 (Debian astrometry-data-tycho2-07-littleendian 2-4), for colo's TAP benchmark.</meta>
+  <meta name="creationDate">2026-12-05T00:00:00</meta>
+  <meta name="subject">stars</meta>
+  <meta name="creator.name">colo benchmark</meta>
+  <table id="main" onDisk="True" adql="True">
+    <mixin>//scs#q3cindex</mixin>
+    <column name="source_id" type="bigint" ucd="meta.id;meta.main" required="True"/>
+    <column name="ra" type="double precision" unit="deg" ucd="pos.eq.ra;meta.main"/>
+    <column name="dec" type="double precision" unit="deg" ucd="pos.eq.dec;meta.main"/>
+    <column name="vt_mag" type="real" unit="mag" ucd="phot.mag;em.opt.V"/>
+  </table>
+  <data id="import">
+    <sources>data/tycho2.csv</sources>
+    <csvGrammar/>
+    <make table="main">
+      <rowmaker idmaps="*"/>
+    </make>
+  </data>
+</resource>
+RD
+  chown -R gavo:gavo "$rd"
+  rows=$(curl -s -m 10 http://localhost:8080/tap/sync --data-urlencode LANG=ADQL --data-urlencode RESPONSEFORMAT=csv \
+    --data-urlencode "QUERY=SELECT COUNT(*) AS n FROM tycho2.main" 2>/dev/null | tail -1 || true)
+  if [ "$rows" != 1871011 ]; then
+    (cd "$rd" && dachs imp q)
+    dachs serve restart || dachs serve start || true
+    for _ in $(seq 60); do curl -s -m 2 http://localhost:8080/tap/availability >/dev/null && break; sleep 1; done
+  fi
+  echo "DaCHS serves tycho2.main at http://localhost:8080/tap"
+  exit 0
 fi
 
 rd=/var/gavo/inputs/gaia
