@@ -168,6 +168,7 @@ impl VfsCore {
                 },
             );
         }
+        state.inodes.pin_all();
         VfsCore {
             volumes,
             options,
@@ -266,18 +267,38 @@ impl VfsCore {
             return Ok(self.attr_of(ino, EntryKind::Directory, None));
         }
         self.ensure_listing(parent, &pnode).await?;
-        let st = self.state.lock();
+        match self.remember_child(parent, name).ok_or_else(not_found)? {
+            Some(attr) => Ok(attr),
+            None => {
+                // The kernel forgot the child while the listing stayed cached: listing again
+                // numbers it anew.
+                self.state.lock().dirs.remove(&parent);
+                self.ensure_listing(parent, &pnode).await?;
+                self.remember_child(parent, name)
+                    .flatten()
+                    .ok_or_else(not_found)
+            }
+        }
+    }
+
+    /// The attributes of `name` in the cached listing of `parent`, counted as handed to the
+    /// kernel: `None` when the listing has no such name, `Some(None)` when it names an inode
+    /// since forgotten.
+    fn remember_child(&self, parent: u64, name: &str) -> Option<Option<Attr>> {
+        let mut st = self.state.lock();
         let ino = st
             .dirs
             .get(&parent)
-            .and_then(|d| d.children.iter().find(|(n, _)| n == name).map(|(_, i)| *i))
-            .ok_or_else(not_found)?;
-        let kind = st
-            .inodes
-            .get(ino)
-            .map(|n| n.kind)
-            .unwrap_or(EntryKind::File);
-        Ok(self.attr_of(ino, kind, st.attrs.get(&ino).map(|c| &c.meta)))
+            .and_then(|d| d.children.iter().find(|(n, _)| n == name).map(|(_, i)| *i))?;
+        let Some(kind) = st.inodes.get(ino).map(|n| n.kind) else {
+            return Some(None);
+        };
+        st.inodes.remember(ino);
+        Some(Some(self.attr_of(
+            ino,
+            kind,
+            st.attrs.get(&ino).map(|c| &c.meta),
+        )))
     }
 
     fn volumes_ino(&self, st: &State, vol: usize) -> u64 {
@@ -419,6 +440,20 @@ impl VfsCore {
             return Ok(DirListing { entries });
         }
         self.ensure_listing(ino, &node).await?;
+        let forgotten = {
+            let st = self.state.lock();
+            st.dirs.get(&ino).is_some_and(|d| {
+                d.children
+                    .iter()
+                    .any(|(_, child)| st.inodes.get(*child).is_none())
+            })
+        };
+        if forgotten {
+            // Some children were forgotten by the kernel since the listing was cached: list
+            // again, so every entry carries the number a lookup will give it.
+            self.state.lock().dirs.remove(&ino);
+            self.ensure_listing(ino, &node).await?;
+        }
         let st = self.state.lock();
         let entries = st
             .dirs
@@ -637,6 +672,43 @@ impl VfsCore {
 
     pub fn open_handles(&self) -> usize {
         self.handles.lock().len()
+    }
+
+    /// How many inodes are numbered (root and volume roots included).
+    pub fn inode_count(&self) -> usize {
+        self.state.lock().inodes.len()
+    }
+
+    /// The kernel forgets `nlookup` references to `ino` (FUSE `forget`). When none is left the
+    /// inode is dropped with what is cached about it, and with a directory its listing and the
+    /// children it numbered that the kernel never looked up (`crate::inode`).
+    pub fn forget(&self, ino: u64, nlookup: u64) {
+        let mut st = self.state.lock();
+        if !st.inodes.forget(ino, nlookup) {
+            return;
+        }
+        let mut dropped = vec![ino];
+        if let Some(dir) = st.dirs.remove(&ino) {
+            for (_, child) in dir.children {
+                if st.inodes.drop_unreferenced(child) {
+                    dropped.push(child);
+                }
+            }
+        }
+        for child in &dropped {
+            st.attrs.remove(child);
+            st.opened.remove(child);
+        }
+        drop(st);
+        let mut files = self.files.lock();
+        for child in &dropped {
+            if files
+                .get(child)
+                .is_some_and(|(_, weak)| weak.strong_count() == 0)
+            {
+                files.remove(child);
+            }
+        }
     }
 
     /// Drops every cached listing and attribute (all volumes), so the next lookup, `ls` or `stat`

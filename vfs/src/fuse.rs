@@ -91,6 +91,11 @@ impl Filesystem for ColoFs {
         });
     }
 
+    /// (`batch_forget`'s default calls this for each inode.)
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.core.forget(ino.0, nlookup);
+    }
+
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         let core = self.core.clone();
         self.rt.spawn(async move {

@@ -1,5 +1,12 @@
-//! Inode numbers. Root is 1; every (parent, name) gets a number on first sight and keeps it for the
-//! life of the mount (numbers are never reused, so a stale kernel reference cannot alias a new file).
+//! Inode numbers and their lifetimes. Root is 1, the volume roots follow and stay for the life of
+//! the mount; every other (parent, name) gets a number on first sight (a listing or a lookup).
+//! Numbers are never reused, so a stale kernel reference cannot alias a new file.
+//!
+//! The kernel holds references: each successful lookup answered adds one, and a FUSE `forget`
+//! gives `n` back. An inode whose references reach zero is dropped, and with a directory the
+//! children its listing numbered that the kernel never looked up (they hold no reference) — so
+//! the table follows the kernel's own cache and stays bounded however many paths a `find` visits.
+//! A name seen again after that gets a new number.
 
 use colo_connectors::{EntryKind, ObjectPath};
 use std::collections::HashMap;
@@ -19,6 +26,10 @@ pub struct Node {
 pub struct InodeTable {
     nodes: HashMap<u64, Node>,
     by_name: HashMap<(u64, String), u64>,
+    /// References the kernel holds (lookups answered minus forgotten), for inodes with any.
+    lookups: HashMap<u64, u64>,
+    /// Inodes at or below this number (root, volume roots) are never dropped.
+    pinned_through: u64,
     next: u64,
 }
 
@@ -37,6 +48,8 @@ impl Default for InodeTable {
         InodeTable {
             nodes,
             by_name: HashMap::new(),
+            lookups: HashMap::new(),
+            pinned_through: ROOT_INO,
             next: ROOT_INO + 1,
         }
     }
@@ -60,5 +73,65 @@ impl InodeTable {
         self.nodes.insert(ino, node);
         self.by_name.insert((parent, name.to_string()), ino);
         ino
+    }
+
+    /// Keeps every inode numbered so far for the life of the table (the volume roots).
+    pub fn pin_all(&mut self) {
+        self.pinned_through = self.next - 1;
+    }
+
+    /// How many inodes the table holds.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// The kernel was handed `ino` once more (a successful lookup).
+    pub fn remember(&mut self, ino: u64) {
+        if self.nodes.contains_key(&ino) {
+            *self.lookups.entry(ino).or_default() += 1;
+        }
+    }
+
+    /// The kernel gives back `n` references to `ino`; true when they reached zero and the inode
+    /// was dropped (the caller then drops the children its listing numbered:
+    /// [`Self::drop_unreferenced`]).
+    pub fn forget(&mut self, ino: u64, n: u64) -> bool {
+        let Some(count) = self.lookups.get_mut(&ino) else {
+            return false;
+        };
+        *count = count.saturating_sub(n);
+        if *count > 0 {
+            return false;
+        }
+        self.lookups.remove(&ino);
+        if ino <= self.pinned_through {
+            return false;
+        }
+        self.remove(ino);
+        true
+    }
+
+    /// Drops `ino` if the kernel holds no reference to it; true if dropped.
+    pub fn drop_unreferenced(&mut self, ino: u64) -> bool {
+        if ino <= self.pinned_through || self.lookups.contains_key(&ino) {
+            return false;
+        }
+        self.nodes.contains_key(&ino) && {
+            self.remove(ino);
+            true
+        }
+    }
+
+    fn remove(&mut self, ino: u64) {
+        if let Some(node) = self.nodes.remove(&ino) {
+            let name = node.path.name().to_string();
+            if self.by_name.get(&(node.parent, name.clone())) == Some(&ino) {
+                self.by_name.remove(&(node.parent, name));
+            }
+        }
     }
 }

@@ -471,3 +471,91 @@ async fn interleaved_streams_in_one_file_each_prefetch() {
         );
     }
 }
+
+/// The kernel's references decide how long inodes live: a walk over many paths numbers them,
+/// forgetting them (FUSE `forget`) drops them with their listings, and names seen again get new
+/// numbers with the right attributes.
+#[tokio::test]
+async fn forgotten_inodes_are_dropped_and_the_table_stays_bounded() {
+    let m = Arc::new(MemoryConnector::new("vol"));
+    for d in 0..20 {
+        for f in 0..500 {
+            m.put(&format!("d{d:02}/f{f:03}"), vec![d as u8; f]);
+        }
+    }
+    let core = core_with(m, Duration::from_secs(3600));
+    let volume = core.lookup(1, "vol").await.expect("volume").ino;
+    let baseline = core.inode_count();
+    assert_eq!(baseline, 2, "the root and the volume's root");
+
+    // A walk as `find -ls` makes it: every directory listed, every entry looked up.
+    let mut looked_up = Vec::new();
+    for d in 0..20 {
+        let dir = core
+            .lookup(volume, &format!("d{d:02}"))
+            .await
+            .expect("dir")
+            .ino;
+        let listing = core.readdir(dir).await.expect("listing");
+        for (_, _, name) in &listing.entries {
+            looked_up.push(core.lookup(dir, name).await.expect("entry").ino);
+        }
+        looked_up.push(dir);
+    }
+    assert_eq!(core.inode_count(), baseline + 20 * 501);
+
+    // The kernel gives its references back (children before their directories, as it must).
+    for ino in &looked_up {
+        core.forget(*ino, 1);
+    }
+    assert_eq!(
+        core.inode_count(),
+        baseline,
+        "nothing left but the pinned roots"
+    );
+    // The volume's root outlives any forget.
+    core.forget(volume, 100);
+    assert_eq!(core.lookup(1, "vol").await.expect("volume").ino, volume);
+
+    // Names come back under new numbers, with their attributes.
+    let dir = core.lookup(volume, "d07").await.expect("dir").ino;
+    let file = core.lookup(dir, "f123").await.expect("file");
+    assert!(!looked_up.contains(&file.ino) && !looked_up.contains(&dir));
+    assert_eq!(file.size, 123);
+    assert_eq!(core.getattr(file.ino).await.expect("attr").size, 123);
+    assert!(matches!(
+        core.getattr(looked_up[0]).await,
+        Err(VfsError::NotFound { .. })
+    ));
+}
+
+/// A child forgotten while its directory's listing is still cached is numbered anew by the next
+/// lookup or listing, and both agree; entries listed but never looked up go with their directory.
+#[tokio::test]
+async fn listings_follow_forgotten_children() {
+    let core = core_with(sample(), Duration::from_secs(3600));
+    let many = path_ino(&core, "vol/many").await;
+    let first = core.lookup(many, "f007").await.expect("file").ino;
+    core.forget(first, 1);
+    let again = core.lookup(many, "f007").await.expect("file");
+    assert_ne!(again.ino, first);
+    assert_eq!(again.size, 7);
+    let listed = core.readdir(many).await.expect("listing");
+    let entry = listed
+        .entries
+        .iter()
+        .find(|(_, _, n)| n == "f007")
+        .expect("listed");
+    assert_eq!(entry.0, again.ino);
+
+    // Forgetting a directory drops the 100 entries its listing numbered (one still referenced).
+    let before = core.inode_count();
+    core.forget(many, 1);
+    assert_eq!(
+        core.inode_count(),
+        before - 100,
+        "f007 is still the kernel's"
+    );
+    core.forget(again.ino, 1);
+    assert_eq!(core.inode_count(), before - 101);
+}

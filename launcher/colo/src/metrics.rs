@@ -20,6 +20,7 @@ pub const FS_READ_BYTES: &str = "colo_fs_read_bytes_total";
 pub const FS_FAST_READS: &str = "colo_fs_fast_reads_total";
 pub const FS_OPENS_KEEP_CACHE: &str = "colo_fs_opens_keep_page_cache_total";
 pub const FS_OPEN_HANDLES: &str = "colo_fs_open_handles";
+pub const FS_INODES: &str = "colo_fs_inodes";
 pub const ORIGIN_REQUESTS: &str = "colo_origin_requests_total";
 pub const ORIGIN_BYTES: &str = "colo_origin_bytes_total";
 pub const ORIGIN_ERRORS: &str = "colo_origin_errors_total";
@@ -134,6 +135,13 @@ pub async fn render(stack: &Stack) -> String {
         "gauge",
         "Open file handles.",
         single(stack.core.open_handles() as u64),
+    );
+    family(
+        &mut out,
+        FS_INODES,
+        "gauge",
+        "Inodes numbered (bounded by what the kernel still references: FUSE forget).",
+        single(stack.core.inode_count() as u64),
     );
 
     // Per volume: [stat, read, list, bytes, errors].
