@@ -20,7 +20,7 @@
 
 use crate::error::{Result, VfsError};
 use crate::extents::KnownExtents;
-use crate::inode::{InodeTable, Node, ROOT_INO};
+use crate::inode::{InodeTable, Node, ROOT_INO, shrink_map};
 use crate::metrics::{FsOp, FsStats};
 use crate::plan::{
     self, CHUNKED_FILE_STREAM_BYTES, FILL_PARALLEL_REQUESTS, KNOWN_EXTENTS_FILES,
@@ -699,6 +699,10 @@ impl VfsCore {
             st.attrs.remove(child);
             st.opened.remove(child);
         }
+        st.inodes.shrink();
+        shrink_map(&mut st.attrs);
+        shrink_map(&mut st.dirs);
+        shrink_map(&mut st.opened);
         drop(st);
         let mut files = self.files.lock();
         for child in &dropped {

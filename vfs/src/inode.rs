@@ -126,6 +126,14 @@ impl InodeTable {
         }
     }
 
+    /// Gives back the maps' room once they hold under a quarter of it (after a walk over millions
+    /// of paths was forgotten: HashMaps never shrink by themselves).
+    pub fn shrink(&mut self) {
+        shrink_map(&mut self.nodes);
+        shrink_map(&mut self.by_name);
+        shrink_map(&mut self.lookups);
+    }
+
     fn remove(&mut self, ino: u64) {
         if let Some(node) = self.nodes.remove(&ino) {
             let name = node.path.name().to_string();
@@ -133,5 +141,13 @@ impl InodeTable {
                 self.by_name.remove(&(node.parent, name));
             }
         }
+    }
+}
+
+/// Shrinks `map` to twice its length when it uses under a quarter of its capacity (amortised: a
+/// map shrunk to 2n needs n more removals before the next shrink).
+pub fn shrink_map<K: Eq + std::hash::Hash, V>(map: &mut HashMap<K, V>) {
+    if map.capacity() > 1024 && map.len() < map.capacity() / 4 {
+        map.shrink_to(map.len() * 2);
     }
 }
