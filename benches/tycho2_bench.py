@@ -169,7 +169,7 @@ def main():
 
 def sync_positions(url, table):
     """Every star's position, for making crossmatch targets (from the baseline service)."""
-    data = {"LANG": "ADQL", "REQUEST": "doQuery", "QUERY": f"SELECT ra, dec FROM {table}",
+    data = {"LANG": "ADQL", "REQUEST": "doQuery", "QUERY": f"SELECT ra, dec FROM {table} ORDER BY source_id",
             "RESPONSEFORMAT": "csv", "MAXREC": "3000000"}
     r = requests.post(url + "/sync", data=data, timeout=3600)
     r.raise_for_status()
