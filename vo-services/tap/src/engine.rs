@@ -517,6 +517,17 @@ struct Resolver<'a> {
 
 impl Resolver<'_> {
     /// The upload a name as written refers to (`TAP_UPLOAD.name`).
+    /// The one published table `table` (`[schema, name]` or an unambiguous `[name]`) names.
+    fn published(&self, table: &[String]) -> Option<&TableMeta> {
+        let mut found = self.tables.iter().filter(|t| match table {
+            [schema, name] => &t.schema == schema && &t.name == name,
+            [name] => &t.name == name,
+            _ => false,
+        });
+        let one = found.next()?;
+        found.next().is_none().then_some(one)
+    }
+
     fn upload(&self, table: &[String]) -> Option<&UploadedTable> {
         match table {
             [schema, name] if schema.eq_ignore_ascii_case(UPLOAD_SCHEMA) => self
@@ -530,19 +541,7 @@ impl Resolver<'_> {
 
 impl TableResolver for Resolver<'_> {
     fn position_columns(&self, table: &[String]) -> Option<PositionColumns> {
-        let found: Vec<&TableMeta> = match table {
-            [schema, name] => self
-                .tables
-                .iter()
-                .filter(|t| &t.schema == schema && &t.name == name)
-                .collect(),
-            [name] => self.tables.iter().filter(|t| &t.name == name).collect(),
-            _ => vec![],
-        };
-        match found.as_slice() {
-            [one] => one.position.clone(),
-            _ => None,
-        }
+        self.published(table)?.position.clone()
     }
 
     fn column_unit(&self, table: &[String], column: &str) -> Option<String> {
@@ -554,19 +553,8 @@ impl TableResolver for Resolver<'_> {
                 .find(|c| unquoted(&c.name) == column)
                 .map(|c| c.descriptor.unit.clone());
         }
-        let found: Vec<&TableMeta> = match table {
-            [schema, name] => self
-                .tables
-                .iter()
-                .filter(|t| &t.schema == schema && &t.name == name)
-                .collect(),
-            [name] => self.tables.iter().filter(|t| &t.name == name).collect(),
-            _ => vec![],
-        };
-        let [one] = found.as_slice() else {
-            return None;
-        };
-        one.columns
+        self.published(table)?
+            .columns
             .iter()
             .find(|c| unquoted(&c.name) == column)
             .map(|c| c.descriptor.unit.clone())

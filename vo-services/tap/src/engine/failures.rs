@@ -50,31 +50,30 @@ pub fn find_store_error(error: &DataFusionError) -> Option<String> {
         DataFusionError::Context(_, inner) => find_store_error(inner),
         DataFusionError::Shared(inner) => find_store_error(inner),
         DataFusionError::ArrowError(inner, _) => match inner.as_ref() {
-            datafusion::arrow::error::ArrowError::ExternalError(e) => e
-                .downcast_ref::<DataFusionError>()
-                .and_then(find_store_error)
-                .or_else(|| e.downcast_ref::<object_store::Error>().map(store_message)),
+            datafusion::arrow::error::ArrowError::ExternalError(e) => {
+                external_store_error(e.as_ref())
+            }
             _ => None,
         },
         DataFusionError::ParquetError(inner) => match inner.as_ref() {
-            parquet::errors::ParquetError::External(e) => e
-                .downcast_ref::<object_store::Error>()
-                .map(store_message)
-                .or_else(|| {
-                    e.downcast_ref::<DataFusionError>()
-                        .and_then(find_store_error)
-                }),
+            parquet::errors::ParquetError::External(e) => external_store_error(e.as_ref()),
             _ => None,
         },
-        DataFusionError::External(e) => e
-            .downcast_ref::<object_store::Error>()
-            .map(store_message)
-            .or_else(|| {
-                e.downcast_ref::<DataFusionError>()
-                    .and_then(find_store_error)
-            }),
+        DataFusionError::External(e) => external_store_error(e.as_ref()),
         _ => None,
     }
+}
+
+/// The store failure a boxed error is, or wraps.
+fn external_store_error(error: &(dyn std::error::Error + Send + Sync + 'static)) -> Option<String> {
+    error
+        .downcast_ref::<object_store::Error>()
+        .map(store_message)
+        .or_else(|| {
+            error
+                .downcast_ref::<DataFusionError>()
+                .and_then(find_store_error)
+        })
 }
 
 /// A store's error as its reason alone: the source's message (`volume 's3': origin unavailable
