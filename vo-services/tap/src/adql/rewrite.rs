@@ -169,22 +169,29 @@ fn args_of(function: &Function) -> Vec<Expr> {
 
 /// A numeric constant, if `expr` is one (literals, unary minus, parentheses, simple arithmetic).
 fn constant(expr: &Expr) -> Option<f64> {
+    evaluate(expr, &|_| None)
+}
+
+/// `expr` as a number: literals and simple arithmetic, its columns looked up by name by `column`.
+fn evaluate(expr: &Expr, column: &dyn Fn(&str) -> Option<f64>) -> Option<f64> {
     match expr {
         Expr::Value(v) => match &v.value {
             Value::Number(n, _) => n.parse().ok(),
             _ => None,
         },
+        Expr::Identifier(i) => column(&normalise(i)),
+        Expr::CompoundIdentifier(parts) => column(&normalise(parts.last()?)),
         Expr::UnaryOp {
             op: UnaryOperator::Minus,
             expr,
-        } => constant(expr).map(|v| -v),
+        } => evaluate(expr, column).map(|v| -v),
         Expr::UnaryOp {
             op: UnaryOperator::Plus,
             expr,
-        } => constant(expr),
-        Expr::Nested(inner) => constant(inner),
+        } => evaluate(expr, column),
+        Expr::Nested(inner) => evaluate(inner, column),
         Expr::BinaryOp { left, op, right } => {
-            let (a, b) = (constant(left)?, constant(right)?);
+            let (a, b) = (evaluate(left, column)?, evaluate(right, column)?);
             match op {
                 BinaryOperator::Plus => Some(a + b),
                 BinaryOperator::Minus => Some(a - b),

@@ -17,13 +17,13 @@ use std::ops::Range;
 
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, Expr, Function, Join, JoinConstraint, JoinOperator, Select, TableAlias,
-    TableFactor, TableWithJoins, UnaryOperator, Value,
+    TableFactor, TableWithJoins, Value,
 };
 use datafusion::sql::sqlparser::tokenizer::Span;
 
 use super::{
-    Geo, PositionColumns, Rewriter, Scope, ScopeTable, and, args_of, binary, call, constant, ident,
-    index_ranges_predicate, normalise, number, qualified, quote,
+    Geo, PositionColumns, Rewriter, Scope, ScopeTable, and, args_of, binary, call, constant,
+    evaluate, ident, index_ranges_predicate, normalise, number, qualified, quote,
 };
 use crate::adql::AdqlError;
 use crate::adql::validate::function_name;
@@ -552,31 +552,6 @@ fn collect_columns(expr: &Expr, qualifier: &str, out: &mut Vec<String>) -> Optio
         _ => return None,
     }
     Some(())
-}
-
-/// `expr` for one row, columns looked up by name.
-fn evaluate(expr: &Expr, column: &dyn Fn(&str) -> Option<f64>) -> Option<f64> {
-    match expr {
-        Expr::Identifier(i) => column(&normalise(i)),
-        Expr::CompoundIdentifier(parts) => column(&normalise(parts.last()?)),
-        Expr::Nested(inner) => evaluate(inner, column),
-        Expr::UnaryOp {
-            op: UnaryOperator::Minus,
-            expr,
-        } => evaluate(expr, column).map(|v| -v),
-        Expr::UnaryOp { expr, .. } => evaluate(expr, column),
-        Expr::BinaryOp { left, op, right } => {
-            let (a, b) = (evaluate(left, column)?, evaluate(right, column)?);
-            match op {
-                BinaryOperator::Plus => Some(a + b),
-                BinaryOperator::Minus => Some(a - b),
-                BinaryOperator::Multiply => Some(a * b),
-                BinaryOperator::Divide if b != 0.0 => Some(a / b),
-                _ => None,
-            }
-        }
-        other => constant(other),
-    }
 }
 
 /// `expr` with its column references unqualified (for the derived table of the same table).
