@@ -109,10 +109,18 @@ pub struct Capability {
     pub list_has_metadata: bool,
     /// `read_range` checks the identity within the read request itself (no extra round trip).
     pub conditional_read: bool,
-    /// The backend can write whole objects and delete them ([`Connector::write_object`],
-    /// [`Connector::delete`]); the mounts of this version stay read-only either way.
+    /// The backend can write whole objects, delete them, create folders and rename
+    /// ([`Connector::write_object`], [`Connector::delete`], [`Connector::create_dir`],
+    /// [`Connector::rename`]).
     pub write: bool,
+    /// Folders are renamed in one request (local, SFTP, WebDAV); elsewhere a folder rename copies
+    /// each object and is refused beyond [`MAX_RENAME_OBJECTS`].
+    pub rename_dirs: bool,
 }
+
+/// The most objects a folder rename copies one by one on a backend without native renames; a
+/// larger folder is refused as cross-device (`mv` then copies and deletes on its own).
+pub const MAX_RENAME_OBJECTS: usize = 1000;
 
 /// A data source colo reads from.
 #[async_trait]
@@ -159,6 +167,35 @@ pub trait Connector: Send + Sync + fmt::Debug {
         Err(crate::error::ConnectorError::Unsupported {
             volume: self.volume().to_string(),
             operation: format!("writing '{path}'"),
+        })
+    }
+
+    /// Creates or replaces the file at `path` with the bytes of the local file `source`, with the
+    /// atomicity of [`Connector::write_object`]. Backends that can stream override this so a large
+    /// file is sent in bounded memory; the default reads the file whole.
+    async fn write_file(&self, path: &ObjectPath, source: &std::path::Path) -> Result<ObjectMeta> {
+        let bytes = tokio::fs::read(source).await.map_err(|e| {
+            crate::error::ConnectorError::from_io(self.volume(), &source.display().to_string(), &e)
+        })?;
+        self.write_object(path, Bytes::from(bytes)).await
+    }
+
+    /// Creates the folder at `path` and any missing parents (an existing folder is success).
+    async fn create_dir(&self, path: &ObjectPath) -> Result<()> {
+        Err(crate::error::ConnectorError::Unsupported {
+            volume: self.volume().to_string(),
+            operation: format!("creating folder '{path}'"),
+        })
+    }
+
+    /// Moves the file or folder `from` to `to`, replacing a file (or an empty folder) at `to`;
+    /// `to`'s parent must exist. Without native renames a file is copied then deleted, and a
+    /// folder of more than [`MAX_RENAME_OBJECTS`] objects is refused (`Unsupported`).
+    async fn rename(&self, from: &ObjectPath, to: &ObjectPath) -> Result<()> {
+        let _ = to;
+        Err(crate::error::ConnectorError::Unsupported {
+            volume: self.volume().to_string(),
+            operation: format!("renaming '{from}'"),
         })
     }
 

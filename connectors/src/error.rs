@@ -171,7 +171,7 @@ impl ConnectorError {
     }
 
     /// Convert a std::io error met while talking to `volume` about `path`.
-    pub(crate) fn from_io(volume: &str, path: &str, err: &std::io::Error) -> Self {
+    pub fn from_io(volume: &str, path: &str, err: &std::io::Error) -> Self {
         use std::io::ErrorKind as K;
         match err.kind() {
             K::NotFound => Self::not_found(volume, path),

@@ -248,6 +248,7 @@ impl Connector for HttpConnector {
             list_has_metadata: true,
             conditional_read: true,
             write: false,
+            rename_dirs: false,
         }
     }
 

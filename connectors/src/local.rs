@@ -140,6 +140,7 @@ impl Connector for LocalConnector {
             list_has_metadata: true,
             conditional_read: true,
             write: true,
+            rename_dirs: true,
         }
     }
 
@@ -267,4 +268,76 @@ impl Connector for LocalConnector {
         })
         .await
     }
+
+    async fn write_file(&self, path: &ObjectPath, source: &Path) -> Result<ObjectMeta> {
+        let this = LocalConnector::new(&self.volume, &self.root);
+        let (p, source) = (path.clone(), source.to_path_buf());
+        blocking(&self.volume, move || {
+            let (folder, name) = this.parent_for_write(&p)?;
+            copy_into_place(&folder, &name, &source)
+                .map(|m| meta_of(&m))
+                .map_err(|e| ConnectorError::from_io(&this.volume, &p.to_string(), &e))
+        })
+        .await
+    }
+
+    async fn create_dir(&self, path: &ObjectPath) -> Result<()> {
+        if path.is_root() {
+            return Ok(());
+        }
+        let this = LocalConnector::new(&self.volume, &self.root);
+        let p = path.clone();
+        blocking(&self.volume, move || {
+            let (folder, name) = this.parent_for_write(&p)?;
+            match fs::create_dir(folder.join(&name)) {
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                    Err(ConnectorError::from_io(&this.volume, &p.to_string(), &e))
+                }
+                _ => Ok(()),
+            }
+        })
+        .await
+    }
+
+    async fn rename(&self, from: &ObjectPath, to: &ObjectPath) -> Result<()> {
+        let this = LocalConnector::new(&self.volume, &self.root);
+        let (from, to) = (from.clone(), to.clone());
+        blocking(&self.volume, move || {
+            let text = from.to_string();
+            let io = |e: std::io::Error| ConnectorError::from_io(&this.volume, &text, &e);
+            let (Some(from_parent), Some(to_parent)) = (from.parent(), to.parent()) else {
+                return Err(ConnectorError::denied(
+                    &this.volume,
+                    &text,
+                    "the volume's root cannot be renamed",
+                ));
+            };
+            // The links themselves are renamed, never what they point to.
+            let source = this.resolve(&from_parent)?.join(from.name());
+            let folder = this.resolve(&to_parent)?;
+            fs::rename(&source, folder.join(to.name())).map_err(io)?;
+            fs::File::open(&folder)
+                .and_then(|f| f.sync_all())
+                .map_err(io)
+        })
+        .await
+    }
+}
+
+/// Copies `source` to `folder/name` through a synced temporary file renamed into place.
+fn copy_into_place(folder: &Path, name: &str, source: &Path) -> std::io::Result<fs::Metadata> {
+    static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let temporary = folder.join(format!(".{name}.colo-{}-{serial}", std::process::id()));
+    let written = (|| {
+        fs::copy(source, &temporary)?;
+        fs::File::open(&temporary)?.sync_all()?;
+        fs::rename(&temporary, folder.join(name))?;
+        fs::File::open(folder)?.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_file(&temporary);
+        return Err(e);
+    }
+    fs::metadata(folder.join(name))
 }

@@ -29,6 +29,8 @@ struct Object {
 pub struct MemoryConnector {
     volume: String,
     objects: Mutex<BTreeMap<String, Object>>,
+    /// Folders made by `create_dir` (others are implied by the objects under them).
+    folders: Mutex<std::collections::BTreeSet<String>>,
     versions: AtomicU64,
     fail_next: AtomicUsize,
     down: AtomicBool,
@@ -78,6 +80,28 @@ impl MemoryConnector {
             .sum()
     }
 
+    /// Every file with its bytes, by path (for tests comparing trees).
+    pub fn files(&self) -> BTreeMap<String, Bytes> {
+        self.objects
+            .lock()
+            .iter()
+            .map(|(k, o)| (k.clone(), o.data.clone()))
+            .collect()
+    }
+
+    /// Every folder, made by `create_dir` or implied by a file under it.
+    pub fn folders(&self) -> std::collections::BTreeSet<String> {
+        let mut all = self.folders.lock().clone();
+        for k in self.objects.lock().keys() {
+            let mut at = k.as_str();
+            while let Some((parent, _)) = at.rsplit_once('/') {
+                all.insert(parent.to_string());
+                at = parent;
+            }
+        }
+        all
+    }
+
     pub fn remove(&self, path: &str) {
         self.objects.lock().remove(path.trim_matches('/'));
     }
@@ -88,6 +112,10 @@ impl MemoryConnector {
 
     pub fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
+    }
+
+    pub fn is_down(&self) -> bool {
+        self.down.load(Ordering::SeqCst)
     }
 
     pub fn set_delay(&self, delay: Duration) {
@@ -114,14 +142,24 @@ impl MemoryConnector {
         Ok(())
     }
 
-    fn is_dir(objects: &BTreeMap<String, Object>, path: &ObjectPath) -> bool {
-        path.is_root() || {
-            let prefix = format!("{}/", path.as_str());
-            objects
-                .range(prefix.clone()..)
-                .next()
-                .is_some_and(|(k, _)| k.starts_with(&prefix))
-        }
+    fn is_dir(&self, objects: &BTreeMap<String, Object>, path: &ObjectPath) -> bool {
+        path.is_root()
+            || {
+                let prefix = format!("{}/", path.as_str());
+                let folders = self.folders.lock();
+                folders.contains(path.as_str())
+                    || folders
+                        .range(prefix.clone()..)
+                        .next()
+                        .is_some_and(|f| f.starts_with(&prefix))
+            }
+            || {
+                let prefix = format!("{}/", path.as_str());
+                objects
+                    .range(prefix.clone()..)
+                    .next()
+                    .is_some_and(|(k, _)| k.starts_with(&prefix))
+            }
     }
 }
 
@@ -136,6 +174,7 @@ impl Connector for MemoryConnector {
             list_has_metadata: true,
             conditional_read: true,
             write: true,
+            rename_dirs: true,
         }
     }
 
@@ -150,7 +189,7 @@ impl Connector for MemoryConnector {
                 Some(o.etag.clone()),
             ));
         }
-        if Self::is_dir(&objects, path) {
+        if self.is_dir(&objects, path) {
             return Ok(ObjectMeta::directory(None));
         }
         Err(ConnectorError::not_found(&self.volume, &path.to_string()))
@@ -202,7 +241,7 @@ impl Connector for MemoryConnector {
                 actual: "file",
             });
         }
-        if !Self::is_dir(&objects, path) {
+        if !self.is_dir(&objects, path) {
             return Err(ConnectorError::not_found(&self.volume, &path.to_string()));
         }
         let prefix = if path.is_root() {
@@ -211,6 +250,14 @@ impl Connector for MemoryConnector {
             format!("{}/", path.as_str())
         };
         let mut out: Vec<DirEntry> = Vec::new();
+        let made: Vec<String> = self
+            .folders
+            .lock()
+            .iter()
+            .filter_map(|f| f.strip_prefix(&prefix))
+            .filter_map(|rest| rest.split('/').next().filter(|n| !n.is_empty()))
+            .map(str::to_string)
+            .collect();
         for (k, o) in objects.range(prefix.clone()..) {
             let Some(rest) = k.strip_prefix(&prefix) else {
                 break;
@@ -234,12 +281,21 @@ impl Connector for MemoryConnector {
                 }),
             }
         }
+        for name in made {
+            if !out.iter().any(|e| e.name == name) {
+                out.push(DirEntry {
+                    name,
+                    meta: ObjectMeta::directory(None),
+                });
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
 
     async fn write_object(&self, path: &ObjectPath, bytes: Bytes) -> Result<ObjectMeta> {
         self.gate(path).await?;
-        if path.is_root() || Self::is_dir(&self.objects.lock(), path) {
+        if path.is_root() || self.is_dir(&self.objects.lock(), path) {
             return Err(ConnectorError::WrongKind {
                 volume: self.volume.clone(),
                 path: path.to_string(),
@@ -263,7 +319,13 @@ impl Connector for MemoryConnector {
         if objects.remove(path.as_str()).is_some() {
             return Ok(());
         }
-        if Self::is_dir(&objects, path) {
+        let prefix = format!("{}/", path.as_str());
+        let has_children = objects.keys().any(|k| k.starts_with(&prefix))
+            || self.folders.lock().iter().any(|f| f.starts_with(&prefix));
+        if !has_children && self.folders.lock().remove(path.as_str()) {
+            return Ok(());
+        }
+        if self.is_dir(&objects, path) {
             return Err(ConnectorError::InvalidInput {
                 volume: self.volume.clone(),
                 path: path.to_string(),
@@ -271,5 +333,57 @@ impl Connector for MemoryConnector {
             });
         }
         Err(ConnectorError::not_found(&self.volume, &path.to_string()))
+    }
+
+    async fn create_dir(&self, path: &ObjectPath) -> Result<()> {
+        self.gate(path).await?;
+        if self.objects.lock().contains_key(path.as_str()) {
+            return Err(ConnectorError::WrongKind {
+                volume: self.volume.clone(),
+                path: path.to_string(),
+                expected: "directory",
+                actual: "file",
+            });
+        }
+        let mut folders = self.folders.lock();
+        let mut at = path.as_str();
+        while !at.is_empty() {
+            folders.insert(at.to_string());
+            at = at.rsplit_once('/').map(|(parent, _)| parent).unwrap_or("");
+        }
+        Ok(())
+    }
+
+    async fn rename(&self, from: &ObjectPath, to: &ObjectPath) -> Result<()> {
+        self.gate(from).await?;
+        let mut objects = self.objects.lock();
+        if let Some(o) = objects.remove(from.as_str()) {
+            objects.insert(to.as_str().to_string(), o);
+            return Ok(());
+        }
+        if !self.is_dir(&objects, from) {
+            return Err(ConnectorError::not_found(&self.volume, &from.to_string()));
+        }
+        let (old, new) = (format!("{}/", from.as_str()), format!("{}/", to.as_str()));
+        let moved: Vec<String> = objects
+            .keys()
+            .filter(|k| k.starts_with(&old))
+            .cloned()
+            .collect();
+        for k in moved {
+            let o = objects.remove(&k).expect("listed above");
+            objects.insert(format!("{new}{}", &k[old.len()..]), o);
+        }
+        let mut folders = self.folders.lock();
+        let renamed: Vec<String> = folders
+            .iter()
+            .filter(|f| *f == from.as_str() || f.starts_with(&old))
+            .cloned()
+            .collect();
+        for f in renamed {
+            folders.remove(&f);
+            folders.insert(format!("{}{}", to.as_str(), &f[from.as_str().len()..]));
+        }
+        Ok(())
     }
 }

@@ -136,6 +136,29 @@ impl<C: Connector> Connector for Metered<C> {
         self.count(r)
     }
 
+    async fn write_file(&self, path: &ObjectPath, source: &std::path::Path) -> Result<ObjectMeta> {
+        self.stats.write_requests.fetch_add(1, Ordering::Relaxed);
+        let r = self.inner.write_file(path, source).await;
+        if let Ok(meta) = &r {
+            self.stats
+                .write_bytes
+                .fetch_add(meta.size, Ordering::Relaxed);
+        }
+        self.count(r)
+    }
+
+    async fn create_dir(&self, path: &ObjectPath) -> Result<()> {
+        self.stats.write_requests.fetch_add(1, Ordering::Relaxed);
+        let r = self.inner.create_dir(path).await;
+        self.count(r)
+    }
+
+    async fn rename(&self, from: &ObjectPath, to: &ObjectPath) -> Result<()> {
+        self.stats.write_requests.fetch_add(1, Ordering::Relaxed);
+        let r = self.inner.rename(from, to).await;
+        self.count(r)
+    }
+
     async fn delete(&self, path: &ObjectPath) -> Result<()> {
         self.stats.delete_requests.fetch_add(1, Ordering::Relaxed);
         let r = self.inner.delete(path).await;

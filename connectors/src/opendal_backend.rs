@@ -101,6 +101,7 @@ impl OpendalConnector {
                 list_has_metadata,
                 conditional_read,
                 write: can.write && can.delete,
+                rename_dirs: can.rename,
             },
             op,
             redactor,
@@ -472,6 +473,123 @@ impl Connector for OpendalConnector {
         self.stat(path).await
     }
 
+    async fn write_file(&self, path: &ObjectPath, source: &std::path::Path) -> Result<ObjectMeta> {
+        if self.op.info().scheme() != "s3" {
+            // Renamed into place by `write_object` (or the FTP writer): whole, in memory.
+            let bytes = tokio::fs::read(source)
+                .await
+                .map_err(|e| ConnectorError::from_io(&self.volume, &path.to_string(), &e))?;
+            return self.write_object(path, Bytes::from(bytes)).await;
+        }
+        // S3: a multipart upload in parts of UPLOAD_PART_BYTES, two in flight; the object appears
+        // whole when the upload completes, or not at all.
+        const UPLOAD_PART_BYTES: usize = 16 << 20;
+        use tokio::io::AsyncReadExt;
+        let io = |e: std::io::Error| ConnectorError::from_io(&self.volume, &path.to_string(), &e);
+        let mut file = tokio::fs::File::open(source).await.map_err(io)?;
+        let mut writer = self
+            .op
+            .writer_with(&Self::file_path(path))
+            .chunk(UPLOAD_PART_BYTES)
+            .concurrent(2)
+            .await
+            .map_err(|e| self.convert_for(path, e, true))?;
+        let mut sent = async {
+            loop {
+                let mut part = Vec::with_capacity(UPLOAD_PART_BYTES);
+                (&mut file)
+                    .take(UPLOAD_PART_BYTES as u64)
+                    .read_to_end(&mut part)
+                    .await
+                    .map_err(io)?;
+                if part.is_empty() {
+                    return Ok(());
+                }
+                writer
+                    .write(part)
+                    .await
+                    .map_err(|e| self.convert_for(path, e, true))?;
+            }
+        }
+        .await;
+        if sent.is_ok() {
+            sent = writer
+                .close()
+                .await
+                .map(|_| ())
+                .map_err(|e| self.convert_for(path, e, true));
+        } else {
+            let _ = writer.abort().await;
+        }
+        sent?;
+        self.stat(path).await
+    }
+
+    async fn create_dir(&self, path: &ObjectPath) -> Result<()> {
+        if path.is_root() {
+            return Ok(());
+        }
+        self.op
+            .create_dir(&Self::dir_path(path))
+            .await
+            .map_err(|e| self.convert(path, e))
+    }
+
+    async fn rename(&self, from: &ObjectPath, to: &ObjectPath) -> Result<()> {
+        let kind = self.stat(from).await?.kind;
+        let can = self.op.info().capability();
+        if can.rename && self.ftp_spec.is_none() {
+            // Folders too by their plain names: OpenDAL refuses "name/" paths in renames, and the
+            // server's rename moves a folder as it moves a file.
+            return self
+                .op
+                .rename(&Self::file_path(from), &Self::file_path(to))
+                .await
+                .map_err(|e| self.convert(from, e));
+        }
+        // No native rename (S3; FTP through OpenDAL): copy each object, then delete the sources.
+        let plan = match kind {
+            EntryKind::File => RenamePlan {
+                files: vec![(from.clone(), to.clone())],
+                folders: Vec::new(),
+            },
+            EntryKind::Directory => {
+                let mut plan = self.tree_under(from, to).await?;
+                plan.folders.insert(0, (from.clone(), to.clone()));
+                plan
+            }
+        };
+        for (_, target) in &plan.folders {
+            self.create_dir(target).await?;
+        }
+        for (source, target) in &plan.files {
+            if can.copy {
+                self.op
+                    .copy(&Self::file_path(source), &Self::file_path(target))
+                    .await
+                    .map_err(|e| self.convert(source, e))?;
+            } else {
+                let bytes = self
+                    .op
+                    .read(&Self::file_path(source))
+                    .await
+                    .map_err(|e| self.convert(source, e))?;
+                self.write_object(target, bytes.to_bytes()).await?;
+            }
+        }
+        for (source, _) in &plan.files {
+            self.op
+                .delete(&Self::file_path(source))
+                .await
+                .map_err(|e| self.convert(source, e))?;
+        }
+        // Folders deepest first; a folder an object store never had is no error.
+        for (source, _) in plan.folders.iter().rev() {
+            let _ = self.op.delete(&Self::dir_path(source)).await;
+        }
+        Ok(())
+    }
+
     async fn delete(&self, path: &ObjectPath) -> Result<()> {
         if path.is_root() {
             return Err(ConnectorError::denied(
@@ -506,6 +624,47 @@ impl Connector for OpendalConnector {
             .await
             .map_err(|e| self.convert(path, e))
     }
+}
+
+impl OpendalConnector {
+    /// Every file and folder under folder `from`, each with its path under `to` (folders
+    /// parents first), refused beyond [`crate::connector::MAX_RENAME_OBJECTS`] files (a rename
+    /// that would copy too much).
+    async fn tree_under(&self, from: &ObjectPath, to: &ObjectPath) -> Result<RenamePlan> {
+        let mut plan = RenamePlan::default();
+        let mut folders = vec![(from.clone(), to.clone())];
+        while let Some((source, target)) = folders.pop() {
+            for entry in self.list(&source).await? {
+                let (Ok(a), Ok(b)) = (source.child(&entry.name), target.child(&entry.name)) else {
+                    continue;
+                };
+                match entry.meta.kind {
+                    EntryKind::Directory => {
+                        plan.folders.push((a.clone(), b.clone()));
+                        folders.push((a, b));
+                    }
+                    EntryKind::File => plan.files.push((a, b)),
+                }
+                if plan.files.len() > crate::connector::MAX_RENAME_OBJECTS {
+                    return Err(ConnectorError::Unsupported {
+                        volume: self.volume.clone(),
+                        operation: format!(
+                            "renaming folder '{from}' of more than {} objects",
+                            crate::connector::MAX_RENAME_OBJECTS
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(plan)
+    }
+}
+
+/// What a folder rename copies on a backend without native renames.
+#[derive(Default)]
+struct RenamePlan {
+    files: Vec<(ObjectPath, ObjectPath)>,
+    folders: Vec<(ObjectPath, ObjectPath)>,
 }
 
 /// OpenDAL's process-wide HTTP transport: reqwest with colo's TLS set-up (`crate::tls`; opendal's

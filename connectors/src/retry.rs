@@ -122,6 +122,31 @@ impl<C: Connector> Connector for Retry<C> {
     }
 
     /// A retried delete may find nothing left to delete: that is success.
+    async fn write_file(&self, path: &ObjectPath, source: &std::path::Path) -> Result<ObjectMeta> {
+        self.run(path, || self.inner.write_file(path, source)).await
+    }
+
+    async fn create_dir(&self, path: &ObjectPath) -> Result<()> {
+        self.run(path, || self.inner.create_dir(path)).await
+    }
+
+    /// A retried rename may find its source already moved: success when the target exists.
+    async fn rename(&self, from: &ObjectPath, to: &ObjectPath) -> Result<()> {
+        let mut first = true;
+        self.run(from, || {
+            let retried = !std::mem::replace(&mut first, false);
+            async move {
+                match self.inner.rename(from, to).await {
+                    Err(e) if retried && e.kind() == crate::error::ErrorKind::NotFound => {
+                        self.inner.stat(to).await.map(|_| ())
+                    }
+                    other => other,
+                }
+            }
+        })
+        .await
+    }
+
     async fn delete(&self, path: &ObjectPath) -> Result<()> {
         let mut first = true;
         self.run(path, || {

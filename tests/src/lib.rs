@@ -320,6 +320,8 @@ pub async fn check_writes(connector: Arc<dyn Connector>) {
         .collect();
     assert_eq!(inner, ["table.parquet"], "{vol}: no temporary files left");
 
+    check_folders_and_renames(&connector, &scratch).await;
+
     // Delete: files, then the emptied folders bottom-up (object stores have none to delete).
     for path in [&file, &top] {
         connector
@@ -351,6 +353,107 @@ pub async fn check_writes(connector: Arc<dyn Connector>) {
         !root.contains(&scratch),
         "{vol}: the scratch folder is gone: {root:?}"
     );
+}
+
+/// `create_dir`, `write_file` (large enough for a multipart upload) and `rename` of files (one
+/// replacing another) and of a folder, inside `scratch`, which holds nothing of these afterwards.
+async fn check_folders_and_renames(connector: &Arc<dyn Connector>, scratch: &str) {
+    let vol = connector.volume().to_string();
+    let names = |path: String| {
+        let connector = connector.clone();
+        async move {
+            let mut n: Vec<String> = connector
+                .list(&p(&path))
+                .await
+                .unwrap_or_else(|e| panic!("list {path}: {e}"))
+                .into_iter()
+                .map(|e| e.name)
+                .collect();
+            n.sort();
+            n
+        }
+    };
+    let empty = p(&format!("{scratch}/made/empty"));
+    connector
+        .create_dir(&empty)
+        .await
+        .unwrap_or_else(|e| panic!("{vol}: create_dir: {e}"));
+    connector
+        .create_dir(&empty)
+        .await
+        .unwrap_or_else(|e| panic!("{vol}: create_dir of an existing folder: {e}"));
+    assert_eq!(
+        names(format!("{scratch}/made")).await,
+        ["empty"],
+        "{vol}: an empty folder shows"
+    );
+
+    let big: Vec<u8> = (0..(20u32 << 20))
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let local = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(local.path(), &big).expect("write temp file");
+    let a = p(&format!("{scratch}/made/a.bin"));
+    let meta = connector
+        .write_file(&a, local.path())
+        .await
+        .unwrap_or_else(|e| panic!("{vol}: write_file: {e}"));
+    assert_eq!(meta.size, big.len() as u64, "{vol}: size after write_file");
+    let back = connector
+        .read_range(&a, 0..meta.size, Some(&meta.identity()))
+        .await
+        .unwrap_or_else(|e| panic!("{vol}: read back write_file: {e}"));
+    assert!(back[..] == big[..], "{vol}: write_file bytes");
+
+    let b = p(&format!("{scratch}/made/b.txt"));
+    connector
+        .write_object(&b, bytes::Bytes::from_static(b"replaced by a"))
+        .await
+        .unwrap_or_else(|e| panic!("{vol}: write b: {e}"));
+    connector
+        .rename(&a, &b)
+        .await
+        .unwrap_or_else(|e| panic!("{vol}: rename a file over another: {e}"));
+    let moved = connector.stat(&b).await.expect("renamed file");
+    assert_eq!(
+        moved.size,
+        big.len() as u64,
+        "{vol}: the target has the source's bytes"
+    );
+    assert_eq!(
+        connector.stat(&a).await.expect_err("source gone").kind(),
+        ErrorKind::NotFound,
+        "{vol}"
+    );
+
+    let folder = p(&format!("{scratch}/made"));
+    let renamed = p(&format!("{scratch}/moved"));
+    connector
+        .rename(&folder, &renamed)
+        .await
+        .unwrap_or_else(|e| panic!("{vol}: rename a folder: {e}"));
+    assert_eq!(
+        names(format!("{scratch}/moved")).await,
+        ["b.txt", "empty"],
+        "{vol}: the folder's entries moved"
+    );
+    assert!(
+        !names(scratch.to_string())
+            .await
+            .contains(&"made".to_string()),
+        "{vol}: the old folder is gone"
+    );
+    for path in [
+        format!("{scratch}/moved/b.txt"),
+        format!("{scratch}/moved/empty"),
+        format!("{scratch}/moved"),
+    ] {
+        match connector.delete(&p(&path)).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => panic!("{vol}: delete {path}: {e}"),
+        }
+    }
 }
 
 /// A volume that refuses writes (a read-only server or share) says so as `PermissionDenied`.
