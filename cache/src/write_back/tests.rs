@@ -1,0 +1,341 @@
+//! Write-back against a model: random sequences of create / write / truncate / rename / unlink /
+//! mkdir / rmdir, with the origin going down and up and colo "crashing" (everything in memory
+//! dropped, the journal and staged files kept) between any two steps — including after a change
+//! reached the origin but before it was recorded done. After every operation the files read back
+//! as the model says (from the staged copy or the origin); at the end, after recovery, the origin
+//! holds exactly the model's files and folders.
+
+use super::*;
+use crate::memory::MemoryCache;
+use crate::tiered::TieredCache;
+use colo_connectors::{Connector, MemoryConnector, ObjectPath};
+use proptest::prelude::*;
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug, Clone)]
+enum Op {
+    Create(usize, Vec<u8>),
+    Write(usize, u16, Vec<u8>),
+    Truncate(usize, u16),
+    Unlink(usize),
+    Rename(usize, usize),
+    Mkdir,
+    Rmdir,
+    /// Apply up to n pending changes.
+    Work(u8),
+    /// Apply the first pending change, then crash before recording it.
+    CrashAfterApply,
+    Crash,
+    Down(bool),
+}
+
+const NAMES: [&str; 5] = ["a", "b.fits", "d/c", "d/e", "f"];
+const DIR: &str = "d";
+
+fn op() -> impl Strategy<Value = Op> {
+    let name = 0..NAMES.len();
+    let data = proptest::collection::vec(any::<u8>(), 0..300);
+    prop_oneof![
+        3 => (name.clone(), data.clone()).prop_map(|(n, d)| Op::Create(n, d)),
+        3 => (name.clone(), 0u16..400, data).prop_map(|(n, o, d)| Op::Write(n, o, d)),
+        1 => (name.clone(), 0u16..400).prop_map(|(n, l)| Op::Truncate(n, l)),
+        1 => name.clone().prop_map(Op::Unlink),
+        2 => (name.clone(), name).prop_map(|(a, b)| Op::Rename(a, b)),
+        1 => Just(Op::Mkdir),
+        1 => Just(Op::Rmdir),
+        3 => (1u8..4).prop_map(Op::Work),
+        1 => Just(Op::CrashAfterApply),
+        1 => Just(Op::Crash),
+        1 => any::<bool>().prop_map(Op::Down),
+    ]
+}
+
+struct Harness {
+    origin: Arc<MemoryConnector>,
+    dir: tempfile::TempDir,
+    wb: Arc<WriteBack>,
+    files: BTreeMap<String, Vec<u8>>,
+    dirs: BTreeSet<String>,
+}
+
+fn open(origin: &Arc<MemoryConnector>, dir: &Path) -> Arc<WriteBack> {
+    let cache = Arc::new(TieredCache::new(Some(MemoryCache::new(16 << 20)), None));
+    let reader = ReadThrough::new(origin.clone(), cache, 64, 1 << 20);
+    WriteBack::open(dir, reader).expect("write-back opens")
+}
+
+impl Harness {
+    fn new() -> Harness {
+        let origin = Arc::new(MemoryConnector::new("model"));
+        let dir = tempfile::tempdir().expect("temp dir");
+        let wb = open(&origin, dir.path());
+        Harness {
+            origin,
+            dir,
+            wb,
+            files: BTreeMap::new(),
+            dirs: BTreeSet::new(),
+        }
+    }
+
+    fn crash(&mut self) {
+        self.wb = open(&self.origin, self.dir.path());
+    }
+
+    fn parent_ok(&self, name: &str) -> bool {
+        !name.starts_with("d/") || self.dirs.contains(DIR)
+    }
+
+    /// What the VFS does before writing to `name`: reuse the staged copy, or open the origin's.
+    async fn open_for_write(&self, name: &str, truncate: bool) {
+        let origin_version = match self.wb.lookup(name) {
+            Some(Pending::File(_)) => None,
+            _ => {
+                let path = ObjectPath::parse(name).expect("path");
+                let meta = self.origin.stat(&path).await.expect("origin up to open");
+                Some(ObjectVersion {
+                    path,
+                    identity: meta.identity(),
+                    size: meta.size,
+                })
+            }
+        };
+        self.wb
+            .open_write(name, origin_version.as_ref(), truncate)
+            .await
+            .expect("open for writing");
+    }
+
+    async fn run(&mut self, op: &Op) {
+        let down = self.origin_is_down();
+        match op {
+            Op::Create(n, data) => {
+                let name = NAMES[*n];
+                if !self.parent_ok(name) {
+                    return;
+                }
+                if self.files.contains_key(name) {
+                    if down && !matches!(self.wb.lookup(name), Some(Pending::File(_))) {
+                        return;
+                    }
+                    self.open_for_write(name, true).await;
+                } else {
+                    self.wb.create(name).expect("create");
+                }
+                self.wb.write(name, 0, data).expect("write");
+                self.wb.close(name).expect("close");
+                self.files.insert(name.into(), data.clone());
+            }
+            Op::Write(n, offset, data) => {
+                let name = NAMES[*n];
+                let offset = *offset as usize;
+                if !self.files.contains_key(name)
+                    || (down && !matches!(self.wb.lookup(name), Some(Pending::File(_))))
+                {
+                    return;
+                }
+                self.open_for_write(name, false).await;
+                self.wb.write(name, offset as u64, data).expect("write");
+                self.wb.close(name).expect("close");
+                let f = self.files.get_mut(name).expect("checked");
+                if !data.is_empty() {
+                    if f.len() < offset + data.len() {
+                        f.resize(offset + data.len(), 0);
+                    }
+                    f[offset..offset + data.len()].copy_from_slice(data);
+                }
+            }
+            Op::Truncate(n, len) => {
+                let name = NAMES[*n];
+                if !self.files.contains_key(name)
+                    || (down && !matches!(self.wb.lookup(name), Some(Pending::File(_))))
+                {
+                    return;
+                }
+                self.open_for_write(name, false).await;
+                self.wb.set_len(name, *len as u64).expect("truncate");
+                self.wb.close(name).expect("close");
+                self.files
+                    .get_mut(name)
+                    .expect("checked")
+                    .resize(*len as usize, 0);
+            }
+            Op::Unlink(n) => {
+                let name = NAMES[*n];
+                if self.files.remove(name).is_some() {
+                    self.wb.remove(name).expect("unlink");
+                }
+            }
+            Op::Rename(a, b) => {
+                let (from, to) = (NAMES[*a], NAMES[*b]);
+                if from == to || !self.files.contains_key(from) || !self.parent_ok(to) {
+                    return;
+                }
+                if matches!(self.wb.lookup(from), Some(Pending::File(_))) {
+                    self.wb.rename_file(from, to).expect("rename");
+                } else {
+                    // The VFS renames files with no staged copy at the origin, once the queue
+                    // is empty.
+                    if down {
+                        return;
+                    }
+                    self.work(usize::MAX).await;
+                    let (f, t) = (ObjectPath::parse(from), ObjectPath::parse(to));
+                    self.origin
+                        .rename(&f.expect("path"), &t.expect("path"))
+                        .await
+                        .expect("origin rename");
+                }
+                let bytes = self.files.remove(from).expect("checked");
+                self.files.insert(to.into(), bytes);
+            }
+            Op::Mkdir => {
+                if self.dirs.insert(DIR.into()) {
+                    self.wb.mkdir(DIR).expect("mkdir");
+                }
+            }
+            Op::Rmdir => {
+                let empty = !self.files.keys().any(|k| k.starts_with("d/"));
+                if empty && self.dirs.remove(DIR) {
+                    self.wb.remove(DIR).expect("rmdir");
+                }
+            }
+            Op::Work(n) => self.work(*n as usize).await,
+            Op::CrashAfterApply => {
+                self.wb.step_then_crash().await;
+                self.crash();
+            }
+            Op::Crash => self.crash(),
+            Op::Down(d) => self.origin.set_down(*d),
+        }
+    }
+
+    fn origin_is_down(&self) -> bool {
+        self.origin.is_down()
+    }
+
+    async fn work(&self, n: usize) {
+        for _ in 0..n {
+            if self.wb.step().await != Step::Applied {
+                return;
+            }
+        }
+    }
+
+    /// Every model file reads back as written, from the staged copy or (the origin up) from it.
+    async fn check_reads(&self) {
+        for (name, want) in &self.files {
+            match self.wb.read(name, 0, 1 << 20) {
+                Some(got) => assert_eq!(&got.expect("staged read"), want, "{name} (staged)"),
+                None if !self.origin_is_down() => {
+                    let got = self.origin.files().get(name).cloned();
+                    assert_eq!(got.as_deref(), Some(&want[..]), "{name} (origin)");
+                }
+                None => {}
+            }
+        }
+        for name in NAMES {
+            if !self.files.contains_key(name) {
+                assert!(
+                    !matches!(self.wb.lookup(name), Some(Pending::File(_))),
+                    "{name} was removed but the overlay shows it"
+                );
+            }
+        }
+    }
+}
+
+async fn run_sequence(ops: Vec<Op>) {
+    let mut h = Harness::new();
+    for op in &ops {
+        h.run(op).await;
+        h.check_reads().await;
+    }
+    h.origin.set_down(false);
+    h.crash();
+    h.work(usize::MAX).await;
+    assert_eq!(h.wb.pending().changes, 0, "everything applied");
+    let got: BTreeMap<String, Vec<u8>> = h
+        .origin
+        .files()
+        .into_iter()
+        .map(|(k, v)| (k, v.to_vec()))
+        .collect();
+    assert_eq!(got, h.files, "the origin holds exactly what programs wrote");
+    assert_eq!(
+        h.origin.folders(),
+        h.dirs.iter().cloned().collect(),
+        "folders"
+    );
+    assert_eq!(
+        h.wb.stats()
+            .conflicts
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    let staged = std::fs::read_dir(h.dir.path().join("staged"))
+        .expect("staged dir")
+        .count();
+    drop(h.wb);
+    assert!(
+        staged <= 1,
+        "staged copies are removed once uploaded ({staged} left)"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+    #[test]
+    fn pending_changes_survive_crashes_and_outages(ops in proptest::collection::vec(op(), 1..40)) {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(run_sequence(ops));
+    }
+}
+
+/// Someone changed the origin copy between open and upload: the user's version goes beside it.
+#[tokio::test]
+async fn a_file_changed_at_the_origin_meanwhile_is_kept_beside_it() {
+    let h = Harness::new();
+    h.origin.put("t.fits", b"theirs v1".to_vec());
+    h.open_for_write("t.fits", false).await;
+    h.wb.write("t.fits", 0, b"MINE").expect("write");
+    h.origin.put("t.fits", b"theirs v2".to_vec());
+    h.wb.close("t.fits").expect("close");
+    h.work(usize::MAX).await;
+    let files = h.origin.files();
+    assert_eq!(&files["t.fits"][..], b"theirs v2");
+    let beside: Vec<_> = files
+        .iter()
+        .filter(|(k, _)| k.starts_with("t.colo-conflict-") && k.ends_with(".fits"))
+        .collect();
+    assert_eq!(beside.len(), 1, "{files:?}");
+    assert_eq!(&beside[0].1[..], b"MINErs v1");
+    assert_eq!(
+        h.wb.stats()
+            .conflicts
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}
+
+/// An upload replaced by a later one before it ran never reaches the origin.
+#[tokio::test]
+async fn a_superseded_upload_is_skipped() {
+    let h = Harness::new();
+    for round in 0..3u8 {
+        h.wb.create("x").expect("create");
+        h.wb.write("x", 0, &[round; 10]).expect("write");
+        h.wb.close("x").expect("close");
+    }
+    h.work(usize::MAX).await;
+    assert_eq!(&h.origin.files()["x"][..], &[2u8; 10]);
+    assert_eq!(
+        h.wb.stats()
+            .uploads
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}

@@ -1,0 +1,319 @@
+//! The worker that applies a volume's pending changes at the origin, one at a time, in order.
+//!
+//! An upload is skipped when a later pending change replaces or removes the same path before a
+//! `mkdir` there (the origin then never sees the intermediate version). Before uploading over
+//! an origin copy, its identity is compared with the one the file had when the program opened it:
+//! if someone else changed it meanwhile, the user's version is uploaded beside it under
+//! [`conflict_name`] instead, logged and counted.
+//!
+//! Failures: an unreachable origin is retried with backoff (200 ms doubling to 10 s) for as long as
+//! it takes, the queue waiting in order; a refusal that will not change (permission denied, a
+//! folder in the way) is logged, counted as failed, the staged copy kept under `failed/`, and the
+//! queue goes on.
+
+use super::WriteBack;
+use super::journal::{Base, Change, Record};
+use colo_connectors::{ConnectorError, EntryKind, ErrorKind, ObjectPath};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// What one [`WriteBack::step`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Nothing was pending.
+    Idle,
+    /// The first pending change is done (or refused for good, and parked).
+    Applied,
+    /// The origin is unreachable; the change stays first in the queue.
+    Waiting,
+}
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// Where the user's version of `path` goes when the origin copy changed under it:
+/// `dir/name.colo-conflict-20261205T213000Z.ext` (the extension kept, so tools still open it).
+pub fn conflict_name(path: &str, at: SystemTime) -> String {
+    let secs = at
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as i64;
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let stamp = format!(
+        "colo-conflict-{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    );
+    let (dir, name) = match path.rsplit_once('/') {
+        Some((d, n)) => (format!("{d}/"), n),
+        None => (String::new(), path),
+    };
+    match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => format!("{dir}{stem}.{stamp}.{ext}"),
+        _ => format!("{dir}{name}.{stamp}"),
+    }
+}
+
+impl WriteBack {
+    /// Starts the worker on the current tokio runtime; it runs until the runtime stops.
+    pub fn spawn_worker(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move { this.run().await })
+    }
+
+    async fn run(self: Arc<Self>) {
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            match self.step().await {
+                Step::Idle => self.queued.notified().await,
+                Step::Applied => backoff = FIRST_BACKOFF,
+                Step::Waiting => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    /// Applies the first pending change, if any.
+    pub async fn step(&self) -> Step {
+        let next = {
+            let st = self.state.lock();
+            st.queue
+                .front()
+                .map(|q| (q.seq, q.change.clone(), q.replayed))
+        };
+        let Some((seq, change, replayed)) = next else {
+            return Step::Idle;
+        };
+        match self.apply(&change, replayed).await {
+            Ok(()) => {
+                self.finish(seq, &change);
+                Step::Applied
+            }
+            Err(e) if e.is_temporary() => {
+                self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(volume = %self.volume(), error = %e, "a pending change waits for the origin");
+                *self.stats.last_error.lock() = Some(e.to_string());
+                Step::Waiting
+            }
+            Err(e) => {
+                self.park(seq, &change, &e);
+                self.finish(seq, &change);
+                Step::Applied
+            }
+        }
+    }
+
+    /// Applies the first pending change at the origin but stops before recording it done, as a
+    /// crash at that moment would (for tests of replay).
+    #[cfg(test)]
+    pub(crate) async fn step_then_crash(&self) -> bool {
+        let next = {
+            let st = self.state.lock();
+            st.queue.front().map(|q| (q.change.clone(), q.replayed))
+        };
+        match next {
+            Some((change, replayed)) => self.apply(&change, replayed).await.is_ok(),
+            None => false,
+        }
+    }
+
+    /// A change the origin refused for good: logged, counted, its bytes kept under `failed/`.
+    fn park(&self, seq: u64, change: &Change, e: &ConnectorError) {
+        self.stats.failed.fetch_add(1, Ordering::Relaxed);
+        *self.stats.last_error.lock() = Some(e.to_string());
+        let mut kept = None;
+        if let Change::Upload { path, staged, .. } = change
+            && let Some((file, _)) = self.state.lock().uploads.get(staged).cloned()
+        {
+            let failed = self.dir.join("failed");
+            let target = failed.join(format!("{seq}-{}", path.replace('/', "%2F")));
+            if std::fs::create_dir_all(&failed).is_ok()
+                && std::fs::copy(file.path(), &target).is_ok()
+            {
+                kept = Some(target);
+            }
+        }
+        tracing::error!(volume = %self.volume(), ?change, error = %e, kept = ?kept, "the origin refused a change");
+    }
+
+    /// Change `seq` is done: recorded (synced), dropped from the queue and the overlay.
+    fn finish(&self, seq: u64, change: &Change) {
+        let mut st = self.state.lock();
+        {
+            let mut journal = self.journal.lock();
+            let logged = journal
+                .append(&Record::Done { seq })
+                .and_then(|()| journal.sync());
+            if let Err(e) = logged {
+                tracing::error!(volume = %self.volume(), error = %e, "write-back journal");
+            }
+        }
+        if st.queue.front().is_some_and(|q| q.seq == seq) {
+            st.queue.pop_front();
+        }
+        let path = change.path();
+        if let Some(n) = st.touches.get_mut(path) {
+            *n = n.saturating_sub(1);
+        }
+        WriteBack::settle(&mut st, path);
+        if let Change::Upload { staged, .. } = change
+            && let Some((file, n)) = st.uploads.get_mut(staged)
+        {
+            *n -= 1;
+            if *n == 0 {
+                file.discard();
+                st.uploads.remove(staged);
+            }
+        }
+        if st.queue.is_empty() {
+            let _ = self.journal.lock().clear();
+        }
+        self.stats.applied.fetch_add(1, Ordering::Relaxed);
+        drop(st);
+        self.done.send_replace(seq);
+    }
+
+    /// Whether a later pending change replaces or removes `path` (before a `mkdir` of it).
+    fn superseded(&self, path: &str) -> bool {
+        let st = self.state.lock();
+        for q in st.queue.iter().skip(1) {
+            match &q.change {
+                Change::Upload { path: p, .. } | Change::Delete { path: p } if p == path => {
+                    return true;
+                }
+                other if other.path() == path => return false,
+                _ => {}
+            }
+        }
+        false
+    }
+
+    /// Applies `change` at the origin. `replayed`: it comes from the journal of an earlier run,
+    /// which may have applied it already (then the origin copy is byte for byte ours).
+    async fn apply(
+        &self,
+        change: &Change,
+        replayed: bool,
+    ) -> std::result::Result<(), ConnectorError> {
+        let connector = self.reader.connector().clone();
+        let parse = ObjectPath::parse;
+        match change {
+            Change::Upload {
+                path, staged, base, ..
+            } => {
+                if self.superseded(path) {
+                    return Ok(());
+                }
+                let Some((file, _)) = self.state.lock().uploads.get(staged).cloned() else {
+                    return Ok(());
+                };
+                let mut target = parse(path)?;
+                let origin_copy = match base {
+                    Base::Ours => None,
+                    Base::New | Base::Version(_) => match connector.stat(&target).await {
+                        Ok(m) if m.kind == EntryKind::File => Some(m),
+                        Ok(_) => None,
+                        Err(e) if e.kind() == ErrorKind::NotFound => None,
+                        Err(e) => return Err(e),
+                    },
+                };
+                let changed = match (base, &origin_copy) {
+                    (Base::Version(id), Some(m)) => !id.matches(m),
+                    (Base::New, Some(_)) => true,
+                    _ => false,
+                };
+                if changed
+                    && replayed
+                    && let Some(m) = &origin_copy
+                    && same_bytes(connector.as_ref(), &target, m, &file).await?
+                {
+                    // Uploaded by the earlier run just before it stopped.
+                    return Ok(());
+                }
+                if changed {
+                    let beside = conflict_name(path, SystemTime::now());
+                    tracing::warn!(volume = %self.volume(), path = %path, kept_as = %beside,
+                        "the origin copy changed since it was opened for writing; the new version goes beside it");
+                    self.stats.conflicts.fetch_add(1, Ordering::Relaxed);
+                    target = parse(&beside)?;
+                }
+                let meta = connector.write_file(&target, file.path()).await?;
+                self.stats.uploads.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .uploaded_bytes
+                    .fetch_add(meta.size, Ordering::Relaxed);
+                Ok(())
+            }
+            Change::Delete { path } => match connector.delete(&parse(path)?).await {
+                Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+                other => other,
+            },
+            Change::Mkdir { path } => connector.create_dir(&parse(path)?).await,
+        }
+    }
+}
+
+/// Whether the origin's copy `meta` of `path` holds exactly the bytes of `file`.
+async fn same_bytes(
+    connector: &dyn colo_connectors::Connector,
+    path: &ObjectPath,
+    meta: &colo_connectors::ObjectMeta,
+    file: &super::StagedFile,
+) -> std::result::Result<bool, ConnectorError> {
+    const COMPARE_BYTES: u64 = 8 << 20;
+    if meta.size != file.size() {
+        return Ok(false);
+    }
+    let identity = meta.identity();
+    let mut offset = 0;
+    while offset < meta.size {
+        let end = (offset + COMPARE_BYTES).min(meta.size);
+        let theirs = connector
+            .read_range(path, offset..end, Some(&identity))
+            .await?;
+        let ours = file
+            .read_at(offset, end - offset)
+            .map_err(|e| ConnectorError::from_io(connector.volume(), &path.to_string(), &e))?;
+        if theirs[..] != ours[..] {
+            return Ok(false);
+        }
+        offset = end;
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conflict_names_keep_the_extension_and_say_when() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_796_507_400); // 2026-12-05T21:50:00Z
+        assert_eq!(
+            conflict_name("a/b/table.fits", t),
+            "a/b/table.colo-conflict-20261205T215000Z.fits"
+        );
+        assert_eq!(
+            conflict_name("notes", t),
+            "notes.colo-conflict-20261205T215000Z"
+        );
+        assert_eq!(
+            conflict_name(".bashrc", t),
+            ".bashrc.colo-conflict-20261205T215000Z"
+        );
+    }
+}
