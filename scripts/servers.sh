@@ -98,14 +98,19 @@ JSON
         sleep 1
       done
       [ -n "$ok" ] || { echo "servers: s3 does not serve reads and writes" >&2; return 1; }
+      # The writable volumes' bucket (see rw-config).
+      "$COLO_VENV/bin/python" "$COLO_REPO/tests/fixtures/s3_put.py" "http://127.0.0.1:$S3_PORT" colo-rw bucket \
+        >>"$RUN/logs/s3-upload.log" 2>&1 || { echo "servers: cannot create bucket colo-rw" >&2; return 1; }
       ;;
     webdav)
+      mkdir -p "$RUN/rw/webdav"
       cat >"$RUN/wsgidav.yaml" <<YAML
 host: 127.0.0.1
 port: $DAV_PORT
 server: cheroot
 provider_mapping:
   "/": { root: "$FIX", readonly: true }
+  "/rw": { root: "$RUN/rw/webdav", readonly: false }
 http_authenticator:
   domain_controller: null
   accept_basic: true
@@ -121,8 +126,9 @@ YAML
       wait_port $DAV_PORT 30
       ;;
     ftp)
+      mkdir -p "$RUN/rw/ftp"
       launch ftp "$COLO_VENV/bin/python" "$COLO_REPO/tests/servers/ftp_server.py" "$FIX" $FTP_PORT \
-        "$FTP_USER" "$FTP_PASS" 18100 18199
+        "$FTP_USER" "$FTP_PASS" 18100 18199 "$RUN/rw/ftp"
       wait_port $FTP_PORT 30
       ;;
     sftp)
@@ -230,6 +236,45 @@ TOML
   printf '%s' "$DAV_PASS" >"$RUN/dav.pass"
 }
 
+# The writable volumes, one per backend, each in an area of its own (empty at first): what the
+# write tests and the behaviour suite's write checks use. Same servers, other places.
+write_rw_config() {
+  mkdir -p "$RUN/rw/sftp" "$RUN/rw/local"
+  cat >"$1" <<TOML
+# Written by scripts/servers.sh rw-config: the writable volumes of the test servers.
+[[volume]]
+name = "s3"
+url = "s3://colo-rw/"
+endpoint = "http://127.0.0.1:$S3_PORT"
+region = "us-east-1"
+access_key_id = "$COLO_S3_KEY"
+secret_access_key = { env = "COLO_TEST_S3_SECRET" }
+mode = "read-write"
+[[volume]]
+name = "webdav"
+url = "webdav://127.0.0.1:$DAV_PORT/rw"
+username = "$DAV_USER"
+password = { file = "$RUN/dav.pass" }
+mode = "read-write"
+[[volume]]
+name = "ftp"
+url = "ftp://$FTP_USER-rw@127.0.0.1:$FTP_PORT/"
+password = "$FTP_PASS"
+mode = "read-write"
+[[volume]]
+name = "sftp"
+url = "sshfs://root@127.0.0.1:$SFTP_PORT$RUN/rw/sftp"
+key_file = "$RUN/ssh/client_key"
+known_hosts = "accept"
+mode = "read-write"
+[[volume]]
+name = "local"
+url = "file://$RUN/rw/local"
+mode = "read-write"
+TOML
+  printf '%s' "$DAV_PASS" >"$RUN/dav.pass"
+}
+
 cmd=${1:-}; shift || true
 names=("$@"); [ ${#names[@]} -gt 0 ] || names=("${ALL[@]}")
 case $cmd in
@@ -237,5 +282,6 @@ case $cmd in
   stop) for n in "${names[@]}"; do stop_one "$n" TERM; done ;;
   kill) for n in "${names[@]}"; do stop_one "$n" KILL; done ;;
   config) write_config "${1:?config file}" ;;
-  *) echo "usage: servers.sh start|stop|kill [NAME...] | config FILE" >&2; exit 2 ;;
+  rw-config) write_rw_config "${1:?config file}" ;;
+  *) echo "usage: servers.sh start|stop|kill [NAME...] | config FILE | rw-config FILE" >&2; exit 2 ;;
 esac

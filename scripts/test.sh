@@ -27,10 +27,12 @@ trap 'bash scripts/servers.sh stop' EXIT
 echo "== start the test servers"
 bash scripts/servers.sh start
 bash scripts/servers.sh config "$COLO_TEST_DIR/colo.toml"
+bash scripts/servers.sh rw-config "$COLO_TEST_DIR/colo-rw.toml"
 
 echo "== cargo tests (unit, core, behaviour suite on every backend)"
 COLO_TEST_S3_SECRET=colotestsecret-s3 \
 COLO_BEHAVIOUR_CONFIG="$COLO_TEST_DIR/colo.toml" \
+COLO_BEHAVIOUR_RW_CONFIG="$COLO_TEST_DIR/colo-rw.toml" \
 COLO_BEHAVIOUR_FIXTURE="$COLO_TEST_DIR/fixture" \
   cargo test --workspace -- --include-ignored
 

@@ -49,6 +49,9 @@ pub struct VolumeConfig {
     pub request_timeout_secs: Option<u64>,
     /// Attempts after the first for requests that failed temporarily.
     pub retries: Option<u32>,
+    /// `read-only` (the default: changes are refused with EROFS) or `read-write` (changes are
+    /// staged on the local disk and written back to the origin).
+    pub mode: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +113,8 @@ pub struct VolumeSpec {
     pub metadata_ttl: Duration,
     pub request_timeout: Duration,
     pub retries: u32,
+    /// `mode = "read-write"`: programs may change the volume.
+    pub writable: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -422,7 +427,26 @@ impl VolumeSpec {
                 problem: "must be at least 1".into(),
             });
         }
+        let writable = match cfg.mode.as_deref() {
+            None | Some("read-only") => false,
+            Some("read-write") if matches!(backend, Backend::Http { .. }) => {
+                return Err(SpecError::BadOption {
+                    volume: name.clone(),
+                    key: "mode",
+                    problem: "HTTP volumes cannot be written; use \"read-only\"".into(),
+                });
+            }
+            Some("read-write") => true,
+            Some(other) => {
+                return Err(SpecError::BadOption {
+                    volume: name.clone(),
+                    key: "mode",
+                    problem: format!("'{other}' is neither \"read-only\" nor \"read-write\""),
+                });
+            }
+        };
         Ok(VolumeSpec {
+            writable,
             name,
             backend,
             display_url,
@@ -430,6 +454,15 @@ impl VolumeSpec {
             request_timeout: Duration::from_secs(timeout),
             retries: cfg.retries.unwrap_or(DEFAULT_RETRIES),
         })
+    }
+
+    /// `read-write` or `read-only`, as in the config.
+    pub fn mode_name(&self) -> &'static str {
+        if self.writable {
+            "read-write"
+        } else {
+            "read-only"
+        }
     }
 
     /// The short backend name, for listings.
@@ -518,6 +551,28 @@ mod tests {
         assert!(
             matches!(s.backend, Backend::Local { ref root } if root == std::path::Path::new("/srv/data x"))
         );
+    }
+
+    #[test]
+    fn volumes_are_read_only_unless_configured_read_write() {
+        let s = VolumeSpec::from_config(&cfg("a", "s3://bucket/p")).unwrap();
+        assert!(!s.writable);
+        assert_eq!(s.mode_name(), "read-only");
+        let mut c = cfg("b", "sftp://me@host/home/me");
+        c.mode = Some("read-write".into());
+        let s = VolumeSpec::from_config(&c).unwrap();
+        assert!(s.writable);
+        assert_eq!(s.mode_name(), "read-write");
+        c.mode = Some("rw".into());
+        let e = VolumeSpec::from_config(&c).unwrap_err().to_string();
+        assert!(
+            e.contains("'mode'") && e.contains("'rw'") && e.contains("read-write"),
+            "{e}"
+        );
+        let mut h = cfg("h", "https://example.org/pub");
+        h.mode = Some("read-write".into());
+        let e = VolumeSpec::from_config(&h).unwrap_err().to_string();
+        assert!(e.contains("HTTP volumes cannot be written"), "{e}");
     }
 
     #[test]

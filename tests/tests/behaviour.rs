@@ -134,4 +134,24 @@ async fn real_servers() {
     for b in ["s3", "webdav", "ftp", "sftp", "http", "local"] {
         assert!(backends.contains(&b), "the real-server run must cover {b}");
     }
+    // The writable areas of the same servers (`servers.sh rw-config`): every write operation on
+    // every backend that can write, WebDAV and FTP included.
+    let rw = std::env::var("COLO_BEHAVIOUR_RW_CONFIG").expect("COLO_BEHAVIOUR_RW_CONFIG");
+    let text = std::fs::read_to_string(&rw).expect("rw config");
+    let servers: ServersConfig = toml::from_str(&text).expect("rw config parses");
+    let mut writable = Vec::new();
+    for vc in &servers.volume {
+        let spec = VolumeSpec::from_config(vc).expect("spec");
+        assert!(spec.writable, "{}: read-write in the rw config", spec.name);
+        eprintln!(
+            "behaviour suite, writes: {} ({})",
+            spec.name,
+            spec.backend_name()
+        );
+        writable.push(spec.backend_name());
+        check_writes(open_volume(&spec).expect("open").connector).await;
+    }
+    for b in ["s3", "webdav", "ftp", "sftp", "local"] {
+        assert!(writable.contains(&b), "the write run must cover {b}");
+    }
 }

@@ -20,7 +20,7 @@
 
 use crate::error::{Result, VfsError};
 use crate::extents::KnownExtents;
-use crate::inode::{InodeTable, Node, ROOT_INO, shrink_map};
+use crate::inode::{InodeTable, Node, ROOT_INO};
 use crate::metrics::{FsOp, FsStats};
 use crate::plan::{
     self, CHUNKED_FILE_STREAM_BYTES, FILL_PARALLEL_REQUESTS, KNOWN_EXTENTS_FILES,
@@ -28,7 +28,7 @@ use crate::plan::{
 };
 use crate::prefetch::{ReadPattern, StreamSet};
 use bytes::Bytes;
-use colo_cache::{FetchPlan, ObjectVersion, ReadThrough};
+use colo_cache::{FetchPlan, ObjectVersion, Pending, ReadThrough, WriteBack};
 use colo_connectors::{ConnectorError, EntryKind, ObjectMeta, ObjectPath};
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -42,6 +42,9 @@ pub struct VolumeMount {
     pub name: String,
     pub reader: ReadThrough,
     pub metadata_ttl: Duration,
+    /// Read-write volumes: where writes are staged and from where they go to the origin
+    /// (`None`: read-only, every change refused with `EROFS`).
+    pub write_back: Option<Arc<WriteBack>>,
 }
 
 #[derive(Debug, Clone)]
@@ -95,23 +98,24 @@ pub struct DirListing {
     pub entries: Vec<(u64, EntryKind, String)>,
 }
 
-struct CachedMeta {
-    meta: ObjectMeta,
-    at: Instant,
+pub(crate) struct CachedMeta {
+    pub(crate) meta: ObjectMeta,
+    pub(crate) at: Instant,
 }
 
-struct CachedDir {
-    children: Vec<(String, u64)>,
-    at: Instant,
+pub(crate) struct CachedDir {
+    /// Sorted by name.
+    pub(crate) children: Vec<(String, u64)>,
+    pub(crate) at: Instant,
 }
 
 #[derive(Default)]
-struct State {
-    inodes: InodeTable,
-    attrs: HashMap<u64, CachedMeta>,
-    dirs: HashMap<u64, CachedDir>,
+pub(crate) struct State {
+    pub(crate) inodes: InodeTable,
+    pub(crate) attrs: HashMap<u64, CachedMeta>,
+    pub(crate) dirs: HashMap<u64, CachedDir>,
     /// The version each file was last opened at (decides whether the kernel keeps its pages).
-    opened: HashMap<u64, ObjectVersion>,
+    pub(crate) opened: HashMap<u64, ObjectVersion>,
 }
 
 /// An open file handle, and whether the kernel may keep the pages it has cached for the file.
@@ -122,35 +126,38 @@ pub struct Opened {
 }
 
 /// What the handles of one open file share: its streams.
-struct FileShared {
+pub(crate) struct FileShared {
     streams: Mutex<StreamSet>,
 }
 
-struct OpenFile {
-    volume: usize,
-    version: ObjectVersion,
+pub(crate) struct OpenFile {
+    pub(crate) volume: usize,
+    /// The origin version read (on a writable volume: when the file had no staged copy at open).
+    pub(crate) version: ObjectVersion,
+    /// On a writable volume: the inode, and whether this handle writes.
+    pub(crate) writable: Option<crate::write::WritableHandle>,
     /// Shared with the file's other handles.
-    shared: Arc<FileShared>,
+    pub(crate) shared: Arc<FileShared>,
     /// A hash of (volume, version), naming the file's extents without a copy of its path per read.
     /// (A collision could only change how much a read fetches ahead, never the bytes it returns.)
-    extents_key: u64,
+    pub(crate) extents_key: u64,
     /// Reads answered with the page plan (a reader jumping around).
-    jumps: AtomicU32,
+    pub(crate) jumps: AtomicU32,
 }
 
 pub struct VfsCore {
-    volumes: Vec<VolumeMount>,
+    pub(crate) volumes: Vec<VolumeMount>,
     options: VfsOptions,
-    state: Mutex<State>,
-    handles: Mutex<HashMap<u64, Arc<OpenFile>>>,
+    pub(crate) state: Mutex<State>,
+    pub(crate) handles: Mutex<HashMap<u64, Arc<OpenFile>>>,
     /// Each open file's shared state by inode (the version it belongs to, and the state while a
     /// handle holds it).
-    files: Mutex<HashMap<u64, (ObjectVersion, Weak<FileShared>)>>,
+    pub(crate) files: Mutex<HashMap<u64, (ObjectVersion, Weak<FileShared>)>>,
     /// Column chunks learnt from files' footers, by [`OpenFile::extents_key`].
     chunks: KnownExtents<u64>,
-    next_handle: AtomicU64,
+    pub(crate) next_handle: AtomicU64,
     started: SystemTime,
-    stats: FsStats,
+    pub(crate) stats: FsStats,
 }
 
 impl VfsCore {
@@ -187,7 +194,7 @@ impl VfsCore {
         &self.stats
     }
 
-    fn timed<T>(&self, op: FsOp, started: Instant, result: Result<T>) -> Result<T> {
+    pub(crate) fn timed<T>(&self, op: FsOp, started: Instant, result: Result<T>) -> Result<T> {
         self.stats.record(op, started.elapsed(), result.is_ok());
         result
     }
@@ -204,7 +211,7 @@ impl VfsCore {
         }
     }
 
-    fn node(&self, ino: u64) -> Result<Node> {
+    pub(crate) fn node(&self, ino: u64) -> Result<Node> {
         self.state
             .lock()
             .inodes
@@ -215,21 +222,40 @@ impl VfsCore {
             })
     }
 
-    fn display(&self, node: &Node) -> String {
+    pub(crate) fn display(&self, node: &Node) -> String {
         match node.volume {
             Some(v) => format!("{}{}", self.volumes[v].name, node.path),
             None => "/".into(),
         }
     }
 
-    fn attr_of(&self, ino: u64, kind: EntryKind, meta: Option<&ObjectMeta>) -> Attr {
+    /// The write-back of volume `vol`, if it is writable.
+    pub(crate) fn write_back(&self, vol: usize) -> Option<&Arc<WriteBack>> {
+        self.volumes[vol].write_back.as_ref()
+    }
+
+    /// Attributes of `ino` in volume `vol` (`None`: the mount root).
+    pub(crate) fn attr_of(
+        &self,
+        ino: u64,
+        vol: Option<usize>,
+        kind: EntryKind,
+        meta: Option<&ObjectMeta>,
+    ) -> Attr {
         let dir = kind == EntryKind::Directory;
+        let writable = vol.is_some_and(|v| self.volumes[v].write_back.is_some());
+        let perm = match (dir, writable) {
+            (true, true) => 0o755,
+            (false, true) => 0o644,
+            (true, false) => 0o555,
+            (false, false) => 0o444,
+        };
         Attr {
             ino,
             kind,
             size: meta.map(|m| m.size).unwrap_or(0),
             mtime: meta.and_then(|m| m.mtime).unwrap_or(self.started),
-            perm: if dir { 0o555 } else { 0o444 },
+            perm,
             uid: self.options.uid,
             gid: self.options.gid,
         }
@@ -264,7 +290,7 @@ impl VfsCore {
                 .position(|v| v.name == name)
                 .ok_or_else(not_found)?;
             let ino = self.volumes_ino(&st, vol);
-            return Ok(self.attr_of(ino, EntryKind::Directory, None));
+            return Ok(self.attr_of(ino, Some(vol), EntryKind::Directory, None));
         }
         self.ensure_listing(parent, &pnode).await?;
         match self.remember_child(parent, name).ok_or_else(not_found)? {
@@ -290,15 +316,36 @@ impl VfsCore {
             .dirs
             .get(&parent)
             .and_then(|d| d.children.iter().find(|(n, _)| n == name).map(|(_, i)| *i))?;
-        let Some(kind) = st.inodes.get(ino).map(|n| n.kind) else {
+        let Some(node) = st.inodes.get(ino).cloned() else {
             return Some(None);
         };
         st.inodes.remember(ino);
-        Some(Some(self.attr_of(
+        Some(Some(self.attr_now(&st, ino, &node)))
+    }
+
+    /// What `ino` looks like now: from the write-back overlay where it has a pending change,
+    /// else from the cached attributes.
+    pub(crate) fn attr_now(&self, st: &State, ino: u64, node: &Node) -> Attr {
+        if let Some(attr) = self.overlay_attr(ino, node) {
+            return attr;
+        }
+        self.attr_of(
             ino,
-            kind,
+            node.volume,
+            node.kind,
             st.attrs.get(&ino).map(|c| &c.meta),
-        )))
+        )
+    }
+
+    /// The attributes the write-back overlay gives `ino`, if it has a pending change.
+    pub(crate) fn overlay_attr(&self, ino: u64, node: &Node) -> Option<Attr> {
+        let wb = self.write_back(node.volume?)?;
+        let meta = match wb.lookup(node.path.as_str())? {
+            Pending::File(staged) => ObjectMeta::file(staged.size(), Some(staged.mtime()), None),
+            Pending::Dir => ObjectMeta::directory(None),
+            Pending::Gone => return None,
+        };
+        Some(self.attr_of(ino, node.volume, meta.kind, Some(&meta)))
     }
 
     fn volumes_ino(&self, st: &State, vol: usize) -> u64 {
@@ -322,10 +369,13 @@ impl VfsCore {
     async fn getattr_inner(&self, ino: u64) -> Result<Attr> {
         let node = self.node(ino)?;
         let Some(vol) = node.volume else {
-            return Ok(self.attr_of(ino, EntryKind::Directory, None));
+            return Ok(self.attr_of(ino, None, EntryKind::Directory, None));
         };
         if node.path.is_root() {
-            return Ok(self.attr_of(ino, EntryKind::Directory, None));
+            return Ok(self.attr_of(ino, Some(vol), EntryKind::Directory, None));
+        }
+        if let Some(attr) = self.overlay_attr(ino, &node) {
+            return Ok(attr);
         }
         let ttl = self.volumes[vol].metadata_ttl;
         {
@@ -333,14 +383,19 @@ impl VfsCore {
             if let Some(c) = st.attrs.get(&ino)
                 && c.at.elapsed() < ttl
             {
-                return Ok(self.attr_of(ino, c.meta.kind, Some(&c.meta)));
+                return Ok(self.attr_of(ino, Some(vol), c.meta.kind, Some(&c.meta)));
             }
         }
         let meta = self.refresh_meta(ino, &node, vol).await?;
-        Ok(self.attr_of(ino, meta.kind, Some(&meta)))
+        Ok(self.attr_of(ino, Some(vol), meta.kind, Some(&meta)))
     }
 
-    async fn refresh_meta(&self, ino: u64, node: &Node, vol: usize) -> Result<ObjectMeta> {
+    pub(crate) async fn refresh_meta(
+        &self,
+        ino: u64,
+        node: &Node,
+        vol: usize,
+    ) -> Result<ObjectMeta> {
         let connector = self.volumes[vol].reader.connector().clone();
         match connector.stat(&node.path).await {
             Ok(meta) => {
@@ -361,11 +416,24 @@ impl VfsCore {
                 st.dirs.remove(&node.parent);
                 Err(e.into())
             }
+            Err(e) if e.is_temporary() && self.write_back(vol).is_some() => {
+                // A writable volume stays usable while its origin is away: the attributes it had.
+                let mut st = self.state.lock();
+                match st.attrs.get_mut(&ino) {
+                    Some(c) => {
+                        c.at = Instant::now();
+                        Ok(c.meta.clone())
+                    }
+                    // A directory needs nothing but its kind, known from its parent's listing.
+                    None if node.kind == EntryKind::Directory => Ok(ObjectMeta::directory(None)),
+                    None => Err(e.into()),
+                }
+            }
             Err(e) => Err(e.into()),
         }
     }
 
-    async fn ensure_listing(&self, ino: u64, node: &Node) -> Result<()> {
+    pub(crate) async fn ensure_listing(&self, ino: u64, node: &Node) -> Result<()> {
         let Some(vol) = node.volume else {
             return Ok(());
         };
@@ -380,7 +448,20 @@ impl VfsCore {
             return Ok(());
         }
         let connector = self.volumes[vol].reader.connector().clone();
-        let mut entries = connector.list(&node.path).await?;
+        let mut entries = match connector.list(&node.path).await {
+            Ok(entries) => entries,
+            // A writable volume stays usable while its origin is away: the listing it had.
+            Err(e) if e.is_temporary() && self.write_back(vol).is_some() => {
+                let mut st = self.state.lock();
+                if let Some(dir) = st.dirs.get_mut(&ino) {
+                    tracing::debug!(error = %e, "origin unreachable: the cached listing is used");
+                    dir.at = Instant::now();
+                    return Ok(());
+                }
+                return Err(e.into());
+            }
+            Err(e) => return Err(e.into()),
+        };
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         let now = Instant::now();
         let mut st = self.state.lock();
@@ -407,6 +488,9 @@ impl VfsCore {
                 },
             );
             children.push((e.name, child));
+        }
+        if let Some(wb) = self.write_back(vol) {
+            Self::merge_overlay(&mut st, wb, ino, node, &mut children);
         }
         st.dirs.insert(ino, CachedDir { children, at: now });
         Ok(())
@@ -475,11 +559,28 @@ impl VfsCore {
         Ok(DirListing { entries })
     }
 
-    /// Open a file for reading; `write` access is refused (these mounts are read-only).
+    /// Open a file for reading, or (on a writable volume) for writing; on a read-only volume
+    /// `write` access is refused with `EROFS`.
     pub async fn open(&self, ino: u64, write: bool) -> Result<Opened> {
+        self.open_file(ino, write, false).await
+    }
+
+    /// [`Self::open`], emptying the file first when `truncate` (`O_TRUNC`).
+    pub async fn open_file(&self, ino: u64, write: bool, truncate: bool) -> Result<Opened> {
         let started = Instant::now();
-        let result = self.open_inner(ino, write).await;
+        let result = match self.node(ino)?.volume {
+            Some(vol) if self.write_back(vol).is_some() => {
+                self.open_writable(ino, vol, write, truncate).await
+            }
+            _ => self.open_inner(ino, write || truncate).await,
+        };
         self.timed(FsOp::Open, started, result)
+    }
+
+    /// A read-only handle on a file as the origin has it (on a writable volume: one with no
+    /// staged copy; its reads still check the overlay first).
+    pub(crate) async fn open_read_only(&self, ino: u64) -> Result<Opened> {
+        self.open_inner(ino, false).await
     }
 
     async fn open_inner(&self, ino: u64, write: bool) -> Result<Opened> {
@@ -524,6 +625,7 @@ impl VfsCore {
         }
         let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
         let file = OpenFile {
+            writable: None,
             volume: vol,
             shared: self.file_shared(ino, &version),
             extents_key: {
@@ -539,7 +641,7 @@ impl VfsCore {
     }
 
     /// The shared state of `ino` at `version`: that of its other open handles, or a new one.
-    fn file_shared(&self, ino: u64, version: &ObjectVersion) -> Arc<FileShared> {
+    pub(crate) fn file_shared(&self, ino: u64, version: &ObjectVersion) -> Arc<FileShared> {
         let mut all = self.files.lock();
         if let Some((v, weak)) = all.get(&ino)
             && v == version
@@ -557,7 +659,7 @@ impl VfsCore {
         shared
     }
 
-    fn handle(&self, fh: u64) -> Result<Arc<OpenFile>> {
+    pub(crate) fn handle(&self, fh: u64) -> Result<Arc<OpenFile>> {
         self.handles
             .lock()
             .get(&fh)
@@ -601,6 +703,12 @@ impl VfsCore {
 
     async fn read_inner(&self, fh: u64, offset: u64, size: u32) -> Result<Bytes> {
         let file = self.handle(fh)?;
+        if let Some(w) = &file.writable {
+            return self.read_writable(&file, w, offset, size).await;
+        }
+        if let Some(written) = self.read_overlay(&file, offset, size) {
+            return written;
+        }
         let reader = &self.volumes[file.volume].reader;
         let (version, len, block) = (&file.version, size as u64, reader.block_size());
         let chunk_plan = self.chunk_plan(&file, offset, len);
@@ -643,6 +751,13 @@ impl VfsCore {
     pub fn read_from_memory(&self, fh: u64, offset: u64, size: u32) -> Option<Bytes> {
         let started = Instant::now();
         let file = self.handle(fh).ok()?;
+        if file.writable.is_some()
+            || self
+                .write_back(file.volume)
+                .is_some_and(|wb| wb.lookup(file.version.path.as_str()).is_some())
+        {
+            return None;
+        }
         let reader = &self.volumes[file.volume].reader;
         let bytes = reader.read_from_memory(&file.version, offset, size as u64)?;
         let chunked = self.chunk_plan(&file, offset, size as u64).is_some();
@@ -659,6 +774,9 @@ impl VfsCore {
         let Some(file) = self.handles.lock().remove(&fh) else {
             return;
         };
+        if let Some(w) = &file.writable {
+            self.release_writable(&file, w);
+        }
         let shared = Arc::downgrade(&file.shared);
         drop(file);
         if shared.strong_count() == 0 {
@@ -672,67 +790,6 @@ impl VfsCore {
 
     pub fn open_handles(&self) -> usize {
         self.handles.lock().len()
-    }
-
-    /// How many inodes are numbered (root and volume roots included).
-    pub fn inode_count(&self) -> usize {
-        self.state.lock().inodes.len()
-    }
-
-    /// The kernel forgets `nlookup` references to `ino` (FUSE `forget`). When none is left the
-    /// inode is dropped with what is cached about it, and with a directory its listing and the
-    /// children it numbered that the kernel never looked up (`crate::inode`).
-    pub fn forget(&self, ino: u64, nlookup: u64) {
-        let mut st = self.state.lock();
-        if !st.inodes.forget(ino, nlookup) {
-            return;
-        }
-        let mut dropped = vec![ino];
-        if let Some(dir) = st.dirs.remove(&ino) {
-            for (_, child) in dir.children {
-                if st.inodes.drop_unreferenced(child) {
-                    dropped.push(child);
-                }
-            }
-        }
-        for child in &dropped {
-            st.attrs.remove(child);
-            st.opened.remove(child);
-        }
-        st.inodes.shrink();
-        shrink_map(&mut st.attrs);
-        shrink_map(&mut st.dirs);
-        shrink_map(&mut st.opened);
-        drop(st);
-        let mut files = self.files.lock();
-        for child in &dropped {
-            if files
-                .get(child)
-                .is_some_and(|(_, weak)| weak.strong_count() == 0)
-            {
-                files.remove(child);
-            }
-        }
-    }
-
-    /// Drops every cached listing and attribute (all volumes), so the next lookup, `ls` or `stat`
-    /// asks the origin again. Returns what the kernel may have cached too: the directory entries
-    /// `(parent inode, name)` and the inodes with attributes, for [`crate::mount::KernelInvalidator`].
-    pub fn invalidate_metadata(&self) -> (Vec<(u64, String)>, Vec<u64>) {
-        let mut st = self.state.lock();
-        let entries = st
-            .dirs
-            .iter()
-            .flat_map(|(parent, dir)| {
-                dir.children
-                    .iter()
-                    .map(move |(name, _)| (*parent, name.clone()))
-            })
-            .collect();
-        let inodes = st.attrs.keys().copied().collect();
-        st.dirs.clear();
-        st.attrs.clear();
-        (entries, inodes)
     }
 
     /// Refuse any change: these mounts are read-only.

@@ -3,7 +3,8 @@
 //!
 //! The choices: an origin that is down or failing mid-read gives `EIO` for that request only; a file
 //! that changed at the origin while open gives `ESTALE` (re-open to get the new version); refused
-//! credentials give `EACCES`; writes on these read-only mounts give `EROFS`.
+//! credentials give `EACCES`; writes on read-only volumes give `EROFS`; a full staging disk gives
+//! `ENOSPC`; a folder rename the backend cannot do in few requests gives `EXDEV`.
 
 use crate::error::VfsError;
 use colo_cache::CacheError;
@@ -16,6 +17,11 @@ pub fn errno(e: &VfsError) -> i32 {
         VfsError::IsADirectory { .. } => libc::EISDIR,
         VfsError::ReadOnly { .. } => libc::EROFS,
         VfsError::BadHandle { .. } => libc::EBADF,
+        VfsError::Exists { .. } => libc::EEXIST,
+        VfsError::NotEmpty { .. } => libc::ENOTEMPTY,
+        VfsError::CrossDevice { .. } => libc::EXDEV,
+        VfsError::Busy { .. } => libc::EBUSY,
+        VfsError::Invalid { .. } => libc::EINVAL,
         VfsError::Origin(c) => connector_errno(c),
         VfsError::Cache(c) => cache_errno(c),
         VfsError::NoFuseDevice | VfsError::NoFusermount => libc::ENODEV,
@@ -27,6 +33,10 @@ pub fn errno(e: &VfsError) -> i32 {
 fn cache_errno(e: &CacheError) -> i32 {
     match e {
         CacheError::Origin(c) => connector_errno(c),
+        // The staging area's disk is full: the writer gets ENOSPC, nothing staged is lost.
+        CacheError::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull => {
+            libc::ENOSPC
+        }
         CacheError::Io { .. } | CacheError::Task { .. } => libc::EIO,
     }
 }

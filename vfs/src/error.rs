@@ -20,6 +20,16 @@ pub enum VfsError {
         operation: &'static str,
         path: String,
     },
+    #[error("file exists: {path}")]
+    Exists { path: String },
+    #[error("directory not empty: {path}")]
+    NotEmpty { path: String },
+    #[error("{path}: {detail}; `mv` copies and deletes instead")]
+    CrossDevice { path: String, detail: String },
+    #[error("{path} is busy: {detail}")]
+    Busy { path: String, detail: String },
+    #[error("invalid request on {path}: {detail}")]
+    Invalid { path: String, detail: String },
     #[error("bad file handle {handle}")]
     BadHandle { handle: u64 },
     #[error(transparent)]

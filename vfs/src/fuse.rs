@@ -2,23 +2,25 @@
 //! core, and replies or maps the error with [`crate::errno::errno`]. Nothing here decides anything.
 //!
 //! Directory handles snapshot the listing at `opendir`, so `readdir` offsets stay consistent while a
-//! listing is refreshed underneath. Writes never reach the core's data path: the mount is `ro`, and
-//! any write-ish callback that still arrives is answered `EROFS`.
+//! listing is refreshed underneath. Changes go to the core's write path ([`crate::write`]), which
+//! answers `EROFS` on read-only volumes.
 
 use crate::core::{Attr, DirListing, VfsCore};
 use crate::errno::errno;
 use crate::error::VfsError;
+use crate::write::SetAttr;
 use colo_connectors::EntryKind;
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
-    OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry,
-    ReplyOpen, ReplyStatfs, Request,
+    OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
+    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
 use tokio::runtime::Handle;
 
 pub struct ColoFs {
@@ -108,10 +110,11 @@ impl Filesystem for ColoFs {
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let core = self.core.clone();
-        let write = !matches!(flags.acc_mode(), OpenAccMode::O_RDONLY)
-            || flags.0 & (libc::O_TRUNC | libc::O_APPEND) != 0;
+        let write =
+            !matches!(flags.acc_mode(), OpenAccMode::O_RDONLY) || flags.0 & libc::O_APPEND != 0;
+        let truncate = flags.0 & libc::O_TRUNC != 0;
         self.rt.spawn(async move {
-            match core.open(ino.0, write).await {
+            match core.open_file(ino.0, write, truncate).await {
                 Ok(opened) => {
                     let flags = if opened.keep_cache {
                         FopenFlags::FOPEN_KEEP_CACHE
@@ -225,27 +228,215 @@ impl Filesystem for ColoFs {
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        // Remote volumes have no meaningful capacity; report a read-only filesystem with none free.
-        reply.statfs(0, 0, 0, 0, 0, 4096, 255, 4096);
+        // Remote volumes have no meaningful capacity. With writable volumes: the space left where
+        // writes are staged (a full staging disk is what makes a write fail with ENOSPC).
+        const BLOCK: u64 = 4096;
+        let (total, free) = self.core.staging_space().unwrap_or((0, 0));
+        let (blocks, bfree) = (total / BLOCK, free / BLOCK);
+        reply.statfs(blocks, bfree, bfree, 0, 0, BLOCK as u32, 255, BLOCK as u32);
     }
 
-    fn unlink(&self, _req: &Request, parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
-        reply.error(to_errno(&self.core.refuse_write(parent.0, "unlink")));
+    fn create(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let core = self.core.clone();
+        let Some(name) = name.to_str().map(str::to_string) else {
+            reply.error(Errno::EINVAL);
+            return;
+        };
+        let exclusive = flags & libc::O_EXCL != 0;
+        let truncate = flags & libc::O_TRUNC != 0;
+        self.rt.spawn(async move {
+            match core.create(parent.0, &name, exclusive, truncate).await {
+                Ok((a, opened)) => reply.created(
+                    &core.ttl_for(a.ino),
+                    &file_attr(&a),
+                    Generation(0),
+                    FileHandle(opened.fh),
+                    FopenFlags::empty(),
+                ),
+                Err(e) => reply.error(to_errno(&e)),
+            }
+        });
     }
 
-    fn rmdir(&self, _req: &Request, parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
-        reply.error(to_errno(&self.core.refuse_write(parent.0, "rmdir")));
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        // Positioned writes to a local file: answered on the FUSE thread.
+        match self.rt.block_on(self.core.write(fh.0, offset, data)) {
+            Ok(n) => reply.written(n),
+            Err(e) => reply.error(to_errno(&e)),
+        }
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        match self.core.flush(fh.0) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(to_errno(&e)),
+        }
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        let core = self.core.clone();
+        self.rt.spawn(async move {
+            match core.fsync(fh.0).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(to_errno(&e)),
+            }
+        });
+    }
+
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        // Directory changes are in the journal as they happen.
+        reply.ok();
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _mode: Option<u32>,
+        _uid: Option<u32>,
+        _gid: Option<u32>,
+        size: Option<u64>,
+        _atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let core = self.core.clone();
+        let change = SetAttr {
+            size,
+            mtime: mtime.map(|t| match t {
+                TimeOrNow::SpecificTime(t) => t,
+                TimeOrNow::Now => SystemTime::now(),
+            }),
+        };
+        self.rt.spawn(async move {
+            match core.setattr(ino.0, fh.map(|f| f.0), change).await {
+                Ok(a) => reply.attr(&core.ttl_for(ino.0), &file_attr(&a)),
+                Err(e) => reply.error(to_errno(&e)),
+            }
+        });
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.remove(parent, name, false, reply);
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.remove(parent, name, true, reply);
     }
 
     fn mkdir(
         &self,
         _req: &Request,
         parent: INodeNo,
-        _name: &OsStr,
+        name: &OsStr,
         _mode: u32,
         _umask: u32,
         reply: ReplyEntry,
     ) {
-        reply.error(to_errno(&self.core.refuse_write(parent.0, "mkdir")));
+        let core = self.core.clone();
+        let Some(name) = name.to_str().map(str::to_string) else {
+            reply.error(Errno::EINVAL);
+            return;
+        };
+        self.rt.spawn(async move {
+            match core.mkdir(parent.0, &name).await {
+                Ok(a) => reply.entry(&core.ttl_for(a.ino), &file_attr(&a), Generation(0)),
+                Err(e) => reply.error(to_errno(&e)),
+            }
+        });
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let (Some(name), Some(newname)) = (name.to_str(), newname.to_str()) else {
+            reply.error(Errno::EINVAL);
+            return;
+        };
+        if flags.contains(RenameFlags::RENAME_EXCHANGE) {
+            reply.error(Errno::EINVAL);
+            return;
+        }
+        let noreplace = flags.contains(RenameFlags::RENAME_NOREPLACE);
+        let (core, name, newname) = (self.core.clone(), name.to_string(), newname.to_string());
+        self.rt.spawn(async move {
+            match core
+                .rename(parent.0, &name, newparent.0, &newname, noreplace)
+                .await
+            {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(to_errno(&e)),
+            }
+        });
+    }
+}
+
+impl ColoFs {
+    fn remove(&self, parent: INodeNo, name: &OsStr, dir: bool, reply: ReplyEmpty) {
+        let core = self.core.clone();
+        let Some(name) = name.to_str().map(str::to_string) else {
+            reply.error(Errno::ENOENT);
+            return;
+        };
+        self.rt.spawn(async move {
+            match core.remove(parent.0, &name, dir).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(to_errno(&e)),
+            }
+        });
     }
 }

@@ -134,6 +134,60 @@ impl InodeTable {
         shrink_map(&mut self.lookups);
     }
 
+    /// The inode of `name` under `parent`, if numbered.
+    pub fn find(&self, parent: u64, name: &str) -> Option<u64> {
+        self.by_name.get(&(parent, name.to_string())).copied()
+    }
+
+    /// `ino` no longer has a name (unlinked or replaced); it stays numbered while the kernel
+    /// holds it (an open file), and a new file of the same name gets a new number.
+    pub fn detach(&mut self, ino: u64) {
+        if let Some(node) = self.nodes.get(&ino) {
+            let key = (node.parent, node.path.name().to_string());
+            if self.by_name.get(&key) == Some(&ino) {
+                self.by_name.remove(&key);
+            }
+        }
+        if !self.lookups.contains_key(&ino) && ino > self.pinned_through {
+            self.nodes.remove(&ino);
+        }
+    }
+
+    /// `ino` moves to `name` under `parent` at `path`; inodes below a moved directory follow.
+    pub fn rename(&mut self, ino: u64, parent: u64, name: &str, path: ObjectPath) {
+        let Some(node) = self.nodes.get(&ino).cloned() else {
+            return;
+        };
+        let old_key = (node.parent, node.path.name().to_string());
+        if self.by_name.get(&old_key) == Some(&ino) {
+            self.by_name.remove(&old_key);
+        }
+        if let Some(replaced) = self.by_name.insert((parent, name.to_string()), ino)
+            && replaced != ino
+            && !self.lookups.contains_key(&replaced)
+        {
+            self.nodes.remove(&replaced);
+        }
+        if node.kind == EntryKind::Directory {
+            let (old, new) = (
+                format!("{}/", node.path.as_str()),
+                path.as_str().to_string(),
+            );
+            for other in self.nodes.values_mut() {
+                if other.volume == node.volume
+                    && let Some(rest) = other.path.as_str().strip_prefix(&old)
+                    && let Ok(moved) = ObjectPath::parse(&format!("{new}/{rest}"))
+                {
+                    other.path = moved;
+                }
+            }
+        }
+        if let Some(n) = self.nodes.get_mut(&ino) {
+            n.parent = parent;
+            n.path = path;
+        }
+    }
+
     fn remove(&mut self, ino: u64) {
         if let Some(node) = self.nodes.remove(&ino) {
             let name = node.path.name().to_string();

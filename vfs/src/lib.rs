@@ -11,13 +11,16 @@ pub mod core;
 pub mod errno;
 pub mod error;
 pub mod extents;
+pub mod forget;
 pub mod fuse;
 pub mod inode;
 pub mod metrics;
 pub mod mount;
 pub mod plan;
 pub mod prefetch;
+pub mod write;
 
 pub use crate::core::{Attr, DirListing, Opened, VfsCore, VfsOptions, VolumeMount};
 pub use error::{Result, VfsError};
 pub use mount::{KernelInvalidator, MountOptions, MountedFs, mount};
+pub use write::SetAttr;

@@ -59,16 +59,28 @@ pub enum FsOp {
     Readdir,
     Open,
     Read,
+    Write,
+    Fsync,
+    Setattr,
+    Mkdir,
+    Remove,
+    Rename,
 }
 
 impl FsOp {
     /// All operations.
-    pub const ALL: [FsOp; 5] = [
+    pub const ALL: [FsOp; 11] = [
         FsOp::Lookup,
         FsOp::Getattr,
         FsOp::Readdir,
         FsOp::Open,
         FsOp::Read,
+        FsOp::Write,
+        FsOp::Fsync,
+        FsOp::Setattr,
+        FsOp::Mkdir,
+        FsOp::Remove,
+        FsOp::Rename,
     ];
 
     /// The label value used in metrics.
@@ -79,6 +91,12 @@ impl FsOp {
             FsOp::Readdir => "readdir",
             FsOp::Open => "open",
             FsOp::Read => "read",
+            FsOp::Write => "write",
+            FsOp::Fsync => "fsync",
+            FsOp::Setattr => "setattr",
+            FsOp::Mkdir => "mkdir",
+            FsOp::Remove => "remove",
+            FsOp::Rename => "rename",
         }
     }
 }
@@ -86,10 +104,12 @@ impl FsOp {
 /// Counters of one mount.
 #[derive(Debug, Default)]
 pub struct FsStats {
-    latency: [Histogram; 5],
-    errors: [AtomicU64; 5],
+    latency: [Histogram; FsOp::ALL.len()],
+    errors: [AtomicU64; FsOp::ALL.len()],
     /// Bytes returned by `read`.
     pub read_bytes: AtomicU64,
+    /// Bytes taken by `write`.
+    pub write_bytes: AtomicU64,
     /// Reads answered from the memory tier on the FUSE thread (no task hand-off).
     pub fast_reads: AtomicU64,
     /// Opens that let the kernel keep its page cache (the file is unchanged since the last open).

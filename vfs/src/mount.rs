@@ -29,6 +29,8 @@ pub struct MountOptions {
     pub allow_other: bool,
     /// Kernel readahead for the mount, KiB (0: leave the kernel's default).
     pub readahead_kib: u32,
+    /// Mount read-write (some volume is writable); read-only volumes still refuse changes.
+    pub writable: bool,
 }
 
 impl Default for MountOptions {
@@ -38,6 +40,7 @@ impl Default for MountOptions {
             threads: 4,
             allow_other: true,
             readahead_kib: 1024,
+            writable: false,
         }
     }
 }
@@ -199,7 +202,11 @@ pub fn mount(
     config.mount_options = vec![
         MountOption::FSName("colo".into()),
         MountOption::Subtype("colo".into()),
-        MountOption::RO,
+        if options.writable {
+            MountOption::RW
+        } else {
+            MountOption::RO
+        },
         MountOption::NoAtime,
         MountOption::DefaultPermissions,
     ];

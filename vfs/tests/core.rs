@@ -37,6 +37,7 @@ fn core_with_options(m: Arc<MemoryConnector>, ttl: Duration, options: VfsOptions
             name: "vol".into(),
             reader,
             metadata_ttl: ttl,
+            write_back: None,
         }],
         options,
     )

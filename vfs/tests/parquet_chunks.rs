@@ -120,6 +120,7 @@ async fn open_on(
             name: "vol".into(),
             reader: reader(m.clone()),
             metadata_ttl: Duration::from_secs(60),
+            write_back: None,
         }],
         options,
     );

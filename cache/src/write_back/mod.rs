@@ -212,6 +212,11 @@ impl WriteBack {
         &self.stats
     }
 
+    /// The origin changes go to.
+    pub fn connector(&self) -> &Arc<dyn colo_connectors::Connector> {
+        self.reader.connector()
+    }
+
     pub fn volume(&self) -> &str {
         self.reader.connector().volume()
     }
@@ -245,14 +250,14 @@ impl WriteBack {
             .collect()
     }
 
-    /// Whether any change is pending or file open for writing under folder `dir` (or at it).
-    pub fn busy_under(&self, dir: &str) -> bool {
-        let st = self.state.lock();
+    /// Whether a file under folder `dir` is open for writing.
+    pub fn writing_under(&self, dir: &str) -> bool {
         let prefix = format!("{dir}/");
-        st.overlay
+        self.state
+            .lock()
+            .sessions
             .keys()
-            .any(|k| k == dir || k.starts_with(&prefix))
-            || st.sessions.keys().any(|k| k.starts_with(&prefix))
+            .any(|k| k.starts_with(&prefix))
     }
 
     fn new_staged(&self, st: &mut State) -> Result<StagedFile> {

@@ -58,7 +58,10 @@ pub async fn volumes(args: VolumesArgs) -> Result<i32> {
     let settings = config::load(&config_path(args.config)?)?;
     let timeout = Duration::from_secs(args.timeout);
     let mut all_ok = true;
-    println!("{:<16} {:<7} {:<48} STATUS", "NAME", "BACKEND", "URL");
+    println!(
+        "{:<16} {:<7} {:<10} {:<48} STATUS",
+        "NAME", "BACKEND", "MODE", "URL"
+    );
     for spec in &settings.volumes {
         let status = match open_volume(spec) {
             Err(e) => Err(e.to_string()),
@@ -75,9 +78,10 @@ pub async fn volumes(args: VolumesArgs) -> Result<i32> {
             format!("error: {e}")
         });
         println!(
-            "{:<16} {:<7} {:<48} {}",
+            "{:<16} {:<7} {:<10} {:<48} {}",
             spec.name,
             spec.backend_name(),
+            spec.mode_name(),
             spec.display_url,
             text
         );

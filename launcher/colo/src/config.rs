@@ -42,6 +42,9 @@ pub struct CacheConfig {
     pub prefetch_max_mib: Option<u64>,
     /// Files up to this size (MiB) that are read at random are fetched whole in the background.
     pub random_fill_max_mib: Option<u64>,
+    /// At unmount, how long to wait for changes on read-write volumes to reach their origins
+    /// (what is left is sent on the next start).
+    pub upload_wait_secs: Option<u64>,
 }
 
 /// `[services]`: the IVOA services (TAP) and where they keep tables and jobs.
@@ -103,6 +106,8 @@ pub struct Settings {
     pub block_bytes: u64,
     pub prefetch_max_bytes: u64,
     pub random_fill_max_bytes: u64,
+    /// At unmount: how long to wait for pending changes of read-write volumes.
+    pub shutdown_upload_wait: std::time::Duration,
     pub volumes: Vec<VolumeSpec>,
     pub services: ServiceSettings,
     pub metrics_listen: std::net::SocketAddr,
@@ -254,6 +259,7 @@ pub fn settings(raw: ColoConfig, file: &str) -> Result<Settings, ConfigError> {
         block_bytes: block_kib << 10,
         prefetch_max_bytes: c.prefetch_max_mib.unwrap_or(32) << 20,
         random_fill_max_bytes: c.random_fill_max_mib.unwrap_or(0) << 20,
+        shutdown_upload_wait: std::time::Duration::from_secs(c.upload_wait_secs.unwrap_or(60)),
         volumes,
         services,
         metrics_listen,

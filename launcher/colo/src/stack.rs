@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use axum::serve::ListenerExt;
-use colo_cache::{DiskCache, FetchBudget, MemoryCache, ReadThrough, TieredCache};
+use colo_cache::{DiskCache, FetchBudget, MemoryCache, ReadThrough, TieredCache, WriteBack};
 use colo_connectors::{OriginStats, open_volume};
 use colo_vfs::{MountOptions, VfsCore, VfsOptions, VolumeMount};
 use colo_vo_services::volumes::Volumes;
@@ -27,6 +27,8 @@ pub struct Stack {
     /// The memory tier's cap: the memory budget less the fetch budget and the allocator's share.
     pub memory_tier_bytes: u64,
     pub origin: Vec<(String, Arc<OriginStats>)>,
+    /// The read-write volumes' write-back, by volume name.
+    pub write_backs: Vec<(String, Arc<WriteBack>)>,
 }
 
 /// The memory budget (`cache.memory_mib`) split between fetches in flight, the allocator and the
@@ -58,6 +60,7 @@ pub fn build(settings: &Settings) -> Result<Stack> {
     let mut volumes = Vec::new();
     let mut origin = Vec::new();
     let mut readers = Vec::new();
+    let mut write_backs = Vec::new();
     for spec in &settings.volumes {
         let opened = open_volume(spec)?;
         origin.push((spec.name.clone(), opened.stats.clone()));
@@ -69,10 +72,32 @@ pub fn build(settings: &Settings) -> Result<Stack> {
         )
         .with_fetch_budget(fetch_budget.clone());
         readers.push((spec.name.clone(), reader.clone()));
+        let write_back = if spec.writable {
+            let dir = settings.cache_dir.join("write-back").join(&spec.name);
+            let wb = WriteBack::open(&dir, reader.clone()).with_context(|| {
+                format!(
+                    "opening the write-back area {} of volume '{}'",
+                    dir.display(),
+                    spec.name
+                )
+            })?;
+            let pending = wb.pending();
+            if pending.changes > 0 {
+                eprintln!(
+                    "colo: volume '{}': {} change(s) ({} bytes) left pending by the last run; sending them now",
+                    spec.name, pending.changes, pending.bytes
+                );
+            }
+            write_backs.push((spec.name.clone(), wb.clone()));
+            Some(wb)
+        } else {
+            None
+        };
         volumes.push(VolumeMount {
             name: spec.name.clone(),
             reader,
             metadata_ttl: spec.metadata_ttl,
+            write_back,
         });
     }
     let me = std::fs::metadata("/proc/self").ok();
@@ -93,6 +118,7 @@ pub fn build(settings: &Settings) -> Result<Stack> {
         fetch_budget,
         memory_tier_bytes,
         origin,
+        write_backs,
     })
 }
 
@@ -117,8 +143,12 @@ pub async fn mount_stack_and_wait(
     let options = MountOptions {
         root: settings.mount_root.clone(),
         readahead_kib: u32::try_from(settings.block_bytes / 1024).unwrap_or(u32::MAX),
+        writable: settings.volumes.iter().any(|v| v.writable),
         ..MountOptions::default()
     };
+    for (_, wb) in &stack.write_backs {
+        wb.spawn_worker();
+    }
     let mounted = colo_vfs::mount(
         stack.core.clone(),
         tokio::runtime::Handle::current(),
@@ -155,6 +185,7 @@ pub async fn mount_stack_and_wait(
     tokio::task::spawn_blocking(move || mounted.unmount())
         .await
         .context("unmount task")??;
+    wait_for_uploads(&stack.write_backs, settings.shutdown_upload_wait).await;
     // Blocks still on their way to the disk tier are written before exit, for the next run.
     stack.cache.flush().await;
     for (name, s) in &stack.origin {
@@ -171,6 +202,40 @@ pub async fn mount_stack_and_wait(
         t.misses.load(std::sync::atomic::Ordering::Relaxed)
     );
     Ok(())
+}
+
+/// At unmount: waits up to `limit` for every volume's pending changes to reach the origin, then
+/// says what is still pending (it is sent on the next start).
+async fn wait_for_uploads(write_backs: &[(String, Arc<WriteBack>)], limit: std::time::Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    for (name, wb) in write_backs {
+        let pending = wb.pending();
+        if pending.changes == 0 {
+            continue;
+        }
+        eprintln!(
+            "colo: volume '{name}': waiting up to {}s for {} pending change(s) ({} bytes) to reach the origin",
+            limit.as_secs(),
+            pending.changes,
+            pending.bytes
+        );
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if !wb.drain(left).await {
+            let p = wb.pending();
+            let error = wb
+                .stats()
+                .last_error
+                .lock()
+                .clone()
+                .unwrap_or_else(|| "none".into());
+            eprintln!(
+                "colo: volume '{name}': {} change(s) ({} bytes) still pending (last error: {error}); they are safe in {} and are sent on the next start",
+                p.changes,
+                p.bytes,
+                wb.dir().display()
+            );
+        }
+    }
 }
 
 /// SIGHUP drops the metadata caches of colo and of the kernel: listings and attributes are asked

@@ -1,0 +1,323 @@
+"""Writable volumes through a real mount, on every backend that writes (S3 on SeaweedFS, WebDAV on
+wsgidav, FTP on pyftpdlib, SFTP on OpenSSH, a local tree): ordinary programs change files, and
+each result is checked at the origin byte for byte (sha256) by another client — boto3 for S3,
+HTTP GET for WebDAV, ftplib for FTP, the servers' own directories for SFTP and local.
+
+The volumes are the writable areas of the test servers (`scripts/servers.sh rw-config`); each
+test works in a folder of its own.
+"""
+import ftplib
+import hashlib
+import io
+import mmap
+import os
+import shutil
+import signal
+import subprocess
+import tarfile
+import time
+import urllib.request
+import uuid
+
+import pytest
+
+from conftest import BIN, REPO, RUN, S3_ENDPOINT, S3_KEY, S3_SECRET, Colo, mounted, servers
+
+BACKENDS = ["s3", "webdav", "ftp", "sftp", "local"]
+DAV_PORT, FTP_PORT = 18081, 18021
+DAV_AUTH = ("colo", "colotestsecret-dav")
+FTP_AUTH = ("colo-rw", "colotestsecret-ftp")
+
+
+def rw_config(path, cache, root, extra=""):
+    servers("rw-config", path + ".volumes")
+    text = open(path + ".volumes").read()
+    with open(path, "w") as f:
+        f.write(f'mount_root = "{root}"\nmetrics_listen = "127.0.0.1:0"\n'
+                f'[cache]\ndir = "{cache}"\nmemory_mib = 128\ndisk_gib = 2\n'
+                f'upload_wait_secs = 60\n{text}{extra}')
+
+
+def start(cache=None, root="mnt-rw"):
+    cfg = os.path.join(RUN, f"rw-{uuid.uuid4().hex[:6]}.toml")
+    cache = cache or os.path.join(RUN, f"cache-rw-{uuid.uuid4().hex[:8]}")
+    rw_config(cfg, cache, os.path.join(RUN, root))
+    return Colo(cfg, os.path.join(RUN, root)), cache
+
+
+@pytest.fixture(scope="module")
+def rw():
+    c, _ = start()
+    yield c
+    err = c.stop()
+    assert not mounted(c.root), err
+
+
+def sha(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def s3_client():
+    import boto3
+    from botocore.config import Config
+    return boto3.client("s3", endpoint_url=S3_ENDPOINT, region_name="us-east-1",
+                        aws_access_key_id=S3_KEY, aws_secret_access_key=S3_SECRET,
+                        config=Config(s3={"addressing_style": "path"}))
+
+
+def origin_read(backend, rel):
+    """The bytes of `rel` at the origin, read by another client (None if absent)."""
+    try:
+        if backend == "s3":
+            return s3_client().get_object(Bucket="colo-rw", Key=rel)["Body"].read()
+        if backend == "webdav":
+            req = urllib.request.Request(f"http://127.0.0.1:{DAV_PORT}/rw/{urllib.request.quote(rel)}")
+            mgr = urllib.request.HTTPPasswordMgrWithDefaultRealm()
+            mgr.add_password(None, f"http://127.0.0.1:{DAV_PORT}/", *DAV_AUTH)
+            opener = urllib.request.build_opener(urllib.request.HTTPBasicAuthHandler(mgr))
+            return opener.open(req, timeout=10).read()
+        if backend == "ftp":
+            with ftplib.FTP() as ftp:
+                ftp.connect("127.0.0.1", FTP_PORT, timeout=10)
+                ftp.login(*FTP_AUTH)
+                buf = io.BytesIO()
+                ftp.retrbinary(f"RETR {rel}", buf.write)
+                return buf.getvalue()
+        with open(os.path.join(RUN, "rw", backend, rel), "rb") as f:
+            return f.read()
+    except Exception as e:  # noqa: BLE001 - any client's "not there"
+        if "404" in str(e) or "550" in str(e) or "NoSuchKey" in str(e) or isinstance(e, FileNotFoundError):
+            return None
+        raise
+
+
+def origin_names(backend, rel_dir):
+    """Names directly in folder `rel_dir` at the origin."""
+    if backend == "s3":
+        out = s3_client().list_objects_v2(Bucket="colo-rw", Prefix=rel_dir + "/", Delimiter="/")
+        names = [o["Key"][len(rel_dir) + 1:] for o in out.get("Contents", [])]
+        names += [p["Prefix"][len(rel_dir) + 1:].rstrip("/") for p in out.get("CommonPrefixes", [])]
+        return sorted(n for n in names if n)
+    if backend == "ftp":
+        with ftplib.FTP() as ftp:
+            ftp.connect("127.0.0.1", FTP_PORT, timeout=10)
+            ftp.login(*FTP_AUTH)
+            return sorted(os.path.basename(n) for n in ftp.nlst(rel_dir))
+    area = {"webdav": "webdav", "sftp": "sftp", "local": "local"}[backend]
+    return sorted(os.listdir(os.path.join(RUN, "rw", area, rel_dir)))
+
+
+def wait_at_origin(backend, rel, want, timeout=30):
+    deadline = time.time() + timeout
+    got = None
+    while time.time() < deadline:
+        got = origin_read(backend, rel)
+        if got == want:
+            return
+        time.sleep(0.2)
+    assert got == want, f"{backend}:{rel} at the origin: {None if got is None else len(got)} bytes"
+
+
+def payload(n, seed):
+    return (hashlib.sha256(seed.encode()).digest() * (n // 32 + 1))[:n]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ordinary_programs_write_and_the_origin_has_every_byte(rw, backend, tmp_path):
+    top = f"t-{uuid.uuid4().hex[:8]}"
+    vol = rw.path(backend)
+    work = os.path.join(vol, top)
+    os.mkdir(work)
+    # New files: a program's write, cp of a large file, an empty file.
+    data = payload(3_000_000, "big")
+    src = tmp_path / "big.bin"
+    src.write_bytes(data)
+    subprocess.run(["cp", str(src), os.path.join(work, "big.bin")], check=True)
+    with open(os.path.join(work, "notes.txt"), "w") as f:
+        f.write("first line\n")
+    open(os.path.join(work, "empty"), "w").close()
+    # Read-after-write in the same and another descriptor, before close.
+    with open(os.path.join(work, "rw.bin"), "w+b") as f:
+        f.write(b"0123456789")
+        f.flush()
+        with open(os.path.join(work, "rw.bin"), "rb") as g:
+            assert g.read() == b"0123456789"
+        f.seek(4)
+        f.write(b"AB")
+        f.seek(0)
+        assert f.read() == b"0123AB6789"
+    # Append, overwrite in the middle, truncate.
+    with open(os.path.join(work, "notes.txt"), "a") as f:
+        f.write("second line\n")
+    with open(os.path.join(work, "big.bin"), "r+b") as f:
+        f.seek(1_000_000)
+        f.write(b"PATCHED")
+    data = data[:1_000_000] + b"PATCHED" + data[1_000_007:]
+    os.truncate(os.path.join(work, "rw.bin"), 6)
+    # An editor's save: write a temporary file, rename it over the original.
+    tmp = os.path.join(work, ".notes.txt.swp")
+    with open(tmp, "w") as f:
+        f.write("saved by the editor\n")
+    os.replace(tmp, os.path.join(work, "notes.txt"))
+    # mkdir -p, tar x, mv of a folder, rm -r.
+    tree = tmp_path / "tree"
+    for i in range(40):
+        p = tree / f"d{i % 4}" / f"f{i}.txt"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(f"file {i}\n" * (i + 1))
+    tarball = tmp_path / "tree.tar"
+    with tarfile.open(tarball, "w") as t:
+        t.add(tree, arcname="tree")
+    subprocess.run(["tar", "xf", str(tarball), "-C", work], check=True)
+    subprocess.run(["mkdir", "-p", os.path.join(work, "a/b/c")], check=True)
+    subprocess.run(["mv", os.path.join(work, "tree/d3"), os.path.join(work, "a/b/c/d3")], check=True)
+    subprocess.run(["rm", "-r", os.path.join(work, "tree/d2")], check=True)
+    os.unlink(os.path.join(work, "empty"))
+    # What the mount shows now.
+    assert open(os.path.join(work, "notes.txt")).read() == "saved by the editor\n"
+    assert open(os.path.join(work, "rw.bin"), "rb").read() == b"0123AB"
+    assert sha(open(os.path.join(work, "big.bin"), "rb").read()) == sha(data)
+    assert sorted(os.listdir(work)) == ["a", "big.bin", "notes.txt", "rw.bin", "tree"]
+    assert sorted(os.listdir(os.path.join(work, "tree"))) == ["d0", "d1"]
+    assert sorted(os.listdir(os.path.join(work, "a/b/c/d3"))) == sorted(
+        f"f{i}.txt" for i in range(40) if i % 4 == 3)
+    # And the origin, through another client, once the uploads are done.
+    wait_at_origin(backend, f"{top}/big.bin", data)
+    wait_at_origin(backend, f"{top}/notes.txt", b"saved by the editor\n")
+    wait_at_origin(backend, f"{top}/rw.bin", b"0123AB")
+    for i in range(40):
+        want = (f"file {i}\n" * (i + 1)).encode()
+        rel = {0: f"tree/d0/f{i}.txt", 1: f"tree/d1/f{i}.txt", 2: None, 3: f"a/b/c/d3/f{i}.txt"}[i % 4]
+        if rel:
+            wait_at_origin(backend, f"{top}/{rel}", want)
+        else:
+            assert origin_read(backend, f"{top}/tree/d2/f{i}.txt") is None
+    assert origin_read(backend, f"{top}/empty") is None
+    assert origin_read(backend, f"{top}/.notes.txt.swp") is None
+    names = origin_names(backend, top)
+    assert "empty" not in names and ".notes.txt.swp" not in names, names
+    assert not any(n.startswith(".") for n in names), f"no temporary names left: {names}"
+
+
+@pytest.mark.parametrize("backend", ["s3", "local"])
+def test_mmap_shared_writes_reach_the_file(rw, backend):
+    path = rw.path(backend, f"mm-{uuid.uuid4().hex[:8]}.bin")
+    with open(path, "wb") as f:
+        f.write(b"\0" * 8192)
+    with open(path, "r+b") as f:
+        m = mmap.mmap(f.fileno(), 8192, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        m[100:105] = b"hello"
+        m[8000:8003] = b"end"
+        m.flush()
+        m.close()
+    want = bytearray(8192)
+    want[100:105] = b"hello"
+    want[8000:8003] = b"end"
+    assert open(path, "rb").read() == bytes(want)
+    wait_at_origin(backend, os.path.basename(path), bytes(want))
+
+
+def test_posix_errors_fit(rw):
+    vol = rw.path("local")
+    work = os.path.join(vol, f"e-{uuid.uuid4().hex[:8]}")
+    os.mkdir(work)
+    f = os.path.join(work, "f")
+    open(f, "w").close()
+    with pytest.raises(FileExistsError):
+        os.open(f, os.O_CREAT | os.O_EXCL | os.O_RDONLY)
+    fd = os.open(os.path.join(work, "g"), os.O_CREAT | os.O_EXCL | os.O_RDONLY, 0o644)
+    os.close(fd)
+    assert os.path.exists(os.path.join(work, "g")), "O_CREAT|O_EXCL|O_RDONLY creates (pjdfstest's way)"
+    with pytest.raises(FileExistsError):
+        os.mkdir(f)
+    with pytest.raises(OSError) as e:
+        os.rmdir(work)
+    assert e.value.errno == 39  # ENOTEMPTY
+    with pytest.raises(IsADirectoryError):
+        open(work, "w")
+    with pytest.raises(NotADirectoryError):
+        os.listdir(f)
+    with pytest.raises(NotADirectoryError):
+        os.rmdir(f)
+    with pytest.raises(IsADirectoryError):
+        os.unlink(work)
+    os.mkdir(os.path.join(work, "d"))
+    with pytest.raises(IsADirectoryError):
+        os.rename(f, os.path.join(work, "d"))
+    with pytest.raises(NotADirectoryError):
+        os.rename(os.path.join(work, "d"), f)
+    with pytest.raises(FileNotFoundError):
+        os.unlink(os.path.join(work, "nothing"))
+
+
+def test_a_read_only_volume_refuses_changes_with_erofs(colo):
+    with pytest.raises(OSError) as e:
+        open(colo.path("local", "new.txt"), "w")
+    assert e.value.errno == 30  # EROFS
+    with pytest.raises(OSError) as e:
+        os.mkdir(colo.path("s3", "newdir"))
+    assert e.value.errno == 30
+
+
+def test_notebook_writes_parquet_and_updates_fits(rw):
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from astropy.io import fits
+
+    for backend in ["s3", "sftp"]:
+        work = rw.path(backend, f"nb-{uuid.uuid4().hex[:8]}")
+        os.mkdir(work)
+        table = pa.table({"ra": np.linspace(0, 360, 50_000), "dec": np.linspace(-90, 90, 50_000)})
+        pq.write_table(table, os.path.join(work, "t.parquet"))
+        assert pq.read_table(os.path.join(work, "t.parquet")).equals(table)
+        fits.PrimaryHDU(np.arange(10_000, dtype=">f4").reshape(100, 100)).writeto(
+            os.path.join(work, "img.fits"))
+        with fits.open(os.path.join(work, "img.fits"), mode="update") as h:
+            h[0].header["OBSERVER"] = "colo"
+            h[0].data[0, 0] = -1
+        with fits.open(os.path.join(work, "img.fits")) as h:
+            assert h[0].header["OBSERVER"] == "colo" and h[0].data[0, 0] == -1
+        rel = os.path.basename(work)
+        wait_at_origin(backend, f"{rel}/t.parquet", open(os.path.join(work, "t.parquet"), "rb").read())
+        wait_at_origin(backend, f"{rel}/img.fits", open(os.path.join(work, "img.fits"), "rb").read())
+        got = fits.open(io.BytesIO(origin_read(backend, f"{rel}/img.fits")))
+        assert got[0].header["OBSERVER"] == "colo"
+
+
+def test_origin_down_then_kill_9_then_restart_loses_nothing(tmp_path):
+    """Writes while the S3 server is stopped succeed locally; colo is killed with SIGKILL with
+    them pending; after the server and colo are back, every closed file is at the origin."""
+    c, cache = start(root="mnt-crash")
+    top = f"k-{uuid.uuid4().hex[:8]}"
+    try:
+        os.mkdir(c.path("s3", top))
+        servers("stop", "s3")
+        written = {}
+        for i in range(30):
+            data = payload(1000 * i + 1, f"k{i}")
+            with open(c.path("s3", top, f"f{i}.bin"), "wb") as f:
+                f.write(data)
+            written[f"f{i}.bin"] = data
+        os.replace(c.path("s3", top, "f0.bin"), c.path("s3", top, "renamed.bin"))
+        written["renamed.bin"] = written.pop("f0.bin")
+        with open(c.path("s3", top, "synced.bin"), "wb") as f:
+            f.write(b"closed while the origin is down")
+        written["synced.bin"] = b"closed while the origin is down"
+        assert open(c.path("s3", top, "f7.bin"), "rb").read() == written["f7.bin"]
+    finally:
+        c.proc.send_signal(signal.SIGKILL)
+        c.proc.wait()
+        subprocess.run(["fusermount3", "-uz", c.root], check=False)
+        servers("start", "s3")
+    for name in written:
+        assert origin_read("s3", f"{top}/{name}") is None, "nothing reached the stopped origin"
+    c2, _ = start(cache, root="mnt-crash")
+    try:
+        for name, data in written.items():
+            wait_at_origin("s3", f"{top}/{name}", data, timeout=60)
+        assert origin_read("s3", f"{top}/f0.bin") is None
+        assert sorted(os.listdir(c2.path("s3", top))) == sorted(written)
+    finally:
+        err = c2.stop()
+    assert "left pending by the last run" in err, err

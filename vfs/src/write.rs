@@ -1,0 +1,730 @@
+//! Changes on writable volumes: create, write, truncate, fsync, unlink, mkdir, rmdir, rename,
+//! setattr — the VFS side of [`colo_cache::WriteBack`].
+//!
+//! What programs see: their changes at once. The cached listing of a directory is edited in place
+//! by each change (no re-listing per created file), a listing fetched again is merged with the
+//! write-back overlay ([`VfsCore::merge_overlay`]), and attributes of a file with a staged copy come
+//! from that copy. Attributes cached from the origin are dropped when a file is changed, so the
+//! first `stat` after its upload asks the origin for the new identity.
+//!
+//! What reaches the origin, when: a file's bytes after `close` (flush) or `fsync` — `fsync` waits
+//! for the upload (see [`colo_cache::write_back::FSYNC_WAIT`]); `unlink`, `mkdir`, `rmdir` and
+//! renames of files with staged copies in order through the journal. A rename of a file that has
+//! no staged copy, or of a directory, goes to the origin at once, after the queue has drained (it
+//! moves what is there): a native rename where the backend has one; on object stores copies, and a
+//! directory of more than `MAX_RENAME_OBJECTS` objects is refused with `EXDEV`.
+//!
+//! Modes, owners and times: files show 0644 and directories 0755; `chmod`/`chown` are accepted and
+//! not kept (no backend here keeps them through an object write); `utimens` sets the mtime of a
+//! file with a staged copy until it is uploaded.
+
+use crate::core::{Attr, CachedDir, OpenFile, Opened, State, VfsCore};
+use crate::error::{Result, VfsError};
+use crate::inode::Node;
+use crate::metrics::FsOp;
+use bytes::Bytes;
+use colo_cache::write_back::FSYNC_WAIT;
+use colo_cache::{FetchPlan, ObjectVersion, Pending, StagedFile, WriteBack};
+use colo_connectors::{EntryKind, ErrorKind, ObjectIdentity, ObjectPath};
+use parking_lot::Mutex;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Instant, SystemTime};
+
+/// A handle on a writable volume that writes, or that was opened on a file with a staged copy.
+pub(crate) struct WritableHandle {
+    pub(crate) ino: u64,
+    pub(crate) writer: bool,
+    /// The staged copy last read through this handle (reads of a file unlinked while open).
+    last_staged: Mutex<Option<Arc<StagedFile>>>,
+    /// The origin version to read once the staged copy is uploaded and gone.
+    origin: Mutex<Option<ObjectVersion>>,
+}
+
+/// What `setattr` changes.
+#[derive(Debug, Clone, Default)]
+pub struct SetAttr {
+    pub size: Option<u64>,
+    pub mtime: Option<SystemTime>,
+}
+
+fn placeholder_version(path: &ObjectPath) -> ObjectVersion {
+    ObjectVersion {
+        path: path.clone(),
+        identity: ObjectIdentity::SizeMtime {
+            size: 0,
+            mtime_ns: 0,
+        },
+        size: 0,
+    }
+}
+
+impl VfsCore {
+    /// The node of `ino` on a writable volume, with its write-back; `EROFS` on a read-only one.
+    fn writable_node(&self, ino: u64, operation: &'static str) -> Result<(Node, Arc<WriteBack>)> {
+        let node = self.node(ino)?;
+        match node.volume.and_then(|v| self.write_back(v)) {
+            Some(wb) => Ok((node, wb.clone())),
+            None => Err(VfsError::ReadOnly {
+                operation,
+                path: self.display(&node),
+            }),
+        }
+    }
+
+    /// The child `name` of directory `parent` as the listing (merged with the overlay) shows it,
+    /// without counting a kernel reference.
+    async fn child(&self, parent: u64, pnode: &Node, name: &str) -> Result<Option<(u64, Node)>> {
+        if pnode.kind != EntryKind::Directory {
+            return Err(VfsError::NotADirectory {
+                path: self.display(pnode),
+            });
+        }
+        self.ensure_listing(parent, pnode).await?;
+        let st = self.state.lock();
+        let ino = st.dirs.get(&parent).and_then(|d| {
+            d.children
+                .binary_search_by(|(n, _)| n.as_str().cmp(name))
+                .ok()
+                .map(|i| d.children[i].1)
+        });
+        Ok(ino.and_then(|i| st.inodes.get(i).cloned().map(|n| (i, n))))
+    }
+
+    fn child_path(&self, pnode: &Node, name: &str) -> Result<ObjectPath> {
+        pnode.path.child(name).map_err(|e| VfsError::Invalid {
+            path: format!("{}/{name}", self.display(pnode)),
+            detail: e.to_string(),
+        })
+    }
+
+    /// Numbers a new `name` under `parent`, puts it in the cached listing and counts the kernel's
+    /// reference (create and mkdir replies are lookups).
+    fn add_child(
+        &self,
+        parent: u64,
+        pnode: &Node,
+        name: &str,
+        path: ObjectPath,
+        kind: EntryKind,
+    ) -> u64 {
+        let mut st = self.state.lock();
+        if let Some(old) = st.inodes.find(parent, name) {
+            st.inodes.detach(old);
+            st.attrs.remove(&old);
+        }
+        let ino = st.inodes.child(
+            parent,
+            name,
+            Node {
+                parent,
+                volume: pnode.volume,
+                path,
+                kind,
+            },
+        );
+        st.inodes.remember(ino);
+        st.attrs.remove(&ino);
+        if let Some(dir) = st.dirs.get_mut(&parent) {
+            match dir.children.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
+                Ok(i) => dir.children[i].1 = ino,
+                Err(i) => dir.children.insert(i, (name.to_string(), ino)),
+            }
+        }
+        ino
+    }
+
+    /// Takes `name` out of `parent`'s cached listing; its inode loses the name.
+    fn drop_child(st: &mut State, parent: u64, name: &str, ino: u64) {
+        if let Some(dir) = st.dirs.get_mut(&parent)
+            && let Ok(i) = dir.children.binary_search_by(|(n, _)| n.as_str().cmp(name))
+        {
+            dir.children.remove(i);
+        }
+        st.inodes.detach(ino);
+        st.attrs.remove(&ino);
+        st.dirs.remove(&ino);
+    }
+
+    /// Applies the overlay's entries under `node` to a listing just fetched from the origin.
+    pub(crate) fn merge_overlay(
+        st: &mut State,
+        wb: &WriteBack,
+        ino: u64,
+        node: &Node,
+        children: &mut Vec<(String, u64)>,
+    ) {
+        for (name, pending) in wb.children(node.path.as_str()) {
+            let position = children.binary_search_by(|(n, _)| n.as_str().cmp(&name));
+            let kind = match pending {
+                Pending::Gone => {
+                    if let Ok(i) = position {
+                        children.remove(i);
+                    }
+                    continue;
+                }
+                Pending::File(_) => EntryKind::File,
+                Pending::Dir => EntryKind::Directory,
+            };
+            let Ok(path) = node.path.child(&name) else {
+                continue;
+            };
+            let child = st.inodes.child(
+                ino,
+                &name,
+                Node {
+                    parent: ino,
+                    volume: node.volume,
+                    path,
+                    kind,
+                },
+            );
+            // Its origin attributes are out of date until its change is uploaded.
+            st.attrs.remove(&child);
+            if let Err(i) = position {
+                children.insert(i, (name, child));
+            }
+        }
+    }
+
+    /// Creates `name` in `parent` and opens it for writing; an existing file is opened instead
+    /// (emptied with `truncate`), or refused with `EEXIST` when `exclusive` (`O_EXCL`).
+    pub async fn create(
+        &self,
+        parent: u64,
+        name: &str,
+        exclusive: bool,
+        truncate: bool,
+    ) -> Result<(Attr, Opened)> {
+        let started = Instant::now();
+        let result = self.create_inner(parent, name, exclusive, truncate).await;
+        self.timed(FsOp::Open, started, result)
+    }
+
+    async fn create_inner(
+        &self,
+        parent: u64,
+        name: &str,
+        exclusive: bool,
+        truncate: bool,
+    ) -> Result<(Attr, Opened)> {
+        let (pnode, wb) = self.writable_node(parent, "create")?;
+        let path = self.child_path(&pnode, name)?;
+        if let Some((ino, node)) = self.child(parent, &pnode, name).await? {
+            if exclusive {
+                return Err(VfsError::Exists {
+                    path: self.display(&node),
+                });
+            }
+            let opened = self.open_file(ino, true, truncate).await?;
+            let mut st = self.state.lock();
+            st.inodes.remember(ino);
+            return Ok((self.attr_now(&st, ino, &node), opened));
+        }
+        wb.create(path.as_str())?;
+        let ino = self.add_child(parent, &pnode, name, path.clone(), EntryKind::File);
+        let opened = self.new_handle(ino, pnode.volume.unwrap_or(0), &path, true, None);
+        let node = self.node(ino)?;
+        let attr = self.attr_now(&self.state.lock(), ino, &node);
+        Ok((attr, opened))
+    }
+
+    fn new_handle(
+        &self,
+        ino: u64,
+        vol: usize,
+        path: &ObjectPath,
+        writer: bool,
+        origin: Option<ObjectVersion>,
+    ) -> Opened {
+        let version = origin.clone().unwrap_or_else(|| placeholder_version(path));
+        let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
+        let file = OpenFile {
+            writable: Some(WritableHandle {
+                ino,
+                writer,
+                last_staged: Mutex::new(None),
+                origin: Mutex::new(origin),
+            }),
+            volume: vol,
+            shared: self.file_shared(ino, &version),
+            extents_key: {
+                let mut h = std::hash::DefaultHasher::new();
+                (vol, &version).hash(&mut h);
+                h.finish()
+            },
+            version,
+            jumps: AtomicU32::new(0),
+        };
+        self.handles.lock().insert(fh, Arc::new(file));
+        Opened {
+            fh,
+            keep_cache: false,
+        }
+    }
+
+    /// Opens a file on a writable volume (see [`VfsCore::open_file`]).
+    pub(crate) async fn open_writable(
+        &self,
+        ino: u64,
+        vol: usize,
+        write: bool,
+        truncate: bool,
+    ) -> Result<Opened> {
+        let node = self.node(ino)?;
+        let wb = self.write_back(vol).expect("a writable volume").clone();
+        if node.kind == EntryKind::Directory || node.path.is_root() {
+            return Err(VfsError::IsADirectory {
+                path: self.display(&node),
+            });
+        }
+        let writer = write || truncate;
+        let staged = match wb.lookup(node.path.as_str()) {
+            Some(Pending::File(f)) => Some(f),
+            Some(Pending::Dir) => {
+                return Err(VfsError::IsADirectory {
+                    path: self.display(&node),
+                });
+            }
+            Some(Pending::Gone) => {
+                return Err(VfsError::NotFound {
+                    path: self.display(&node),
+                });
+            }
+            None => None,
+        };
+        let origin = match staged {
+            Some(_) => None,
+            None => {
+                let attr = self.getattr(ino).await?;
+                if attr.kind == EntryKind::Directory {
+                    return Err(VfsError::IsADirectory {
+                        path: self.display(&node),
+                    });
+                }
+                let cached = self.state.lock().attrs.get(&ino).map(|c| c.meta.clone());
+                let meta = match cached {
+                    Some(meta) => meta,
+                    None => self.refresh_meta(ino, &node, vol).await?,
+                };
+                Some(ObjectVersion {
+                    path: node.path.clone(),
+                    identity: meta.identity(),
+                    size: meta.size,
+                })
+            }
+        };
+        if writer {
+            wb.open_write(node.path.as_str(), origin.as_ref(), truncate)
+                .await?;
+            self.state.lock().attrs.remove(&ino);
+        }
+        match (writer, staged.is_some()) {
+            (false, false) => self.open_read_only(ino).await,
+            _ => Ok(self.new_handle(ino, vol, &node.path, writer, origin)),
+        }
+    }
+
+    /// Reads through a handle on a writable volume: the staged copy first, then the origin.
+    pub(crate) async fn read_writable(
+        &self,
+        file: &OpenFile,
+        w: &WritableHandle,
+        offset: u64,
+        size: u32,
+    ) -> Result<Bytes> {
+        let wb = self.write_back(file.volume).expect("a writable volume");
+        let path = self
+            .node(w.ino)
+            .map(|n| n.path)
+            .unwrap_or_else(|_| file.version.path.clone());
+        match wb.lookup(path.as_str()) {
+            Some(Pending::File(staged)) => {
+                let bytes = staged
+                    .read_at(offset, size as u64)
+                    .map_err(|e| VfsError::Cache(io_error(staged.path(), e)))?;
+                *w.last_staged.lock() = Some(staged);
+                return Ok(Bytes::from(bytes));
+            }
+            Some(Pending::Gone) => {
+                // Unlinked while open: the bytes it had.
+                if let Some(staged) = w.last_staged.lock().clone() {
+                    let bytes = staged
+                        .read_at(offset, size as u64)
+                        .map_err(|e| VfsError::Cache(io_error(staged.path(), e)))?;
+                    return Ok(Bytes::from(bytes));
+                }
+            }
+            _ => {}
+        }
+        let known = w.origin.lock().clone();
+        let version = match known {
+            Some(v) => v,
+            None => {
+                // Uploaded since: the origin's new version.
+                let node = self.node(w.ino)?;
+                let meta = self.refresh_meta(w.ino, &node, file.volume).await?;
+                let v = ObjectVersion {
+                    path: node.path.clone(),
+                    identity: meta.identity(),
+                    size: meta.size,
+                };
+                *w.origin.lock() = Some(v.clone());
+                v
+            }
+        };
+        let reader = &self.volumes[file.volume].reader;
+        Ok(reader
+            .read(&version, offset, size as u64, FetchPlan::Blocks)
+            .await?)
+    }
+
+    /// Bytes from the staged copy of the file a read-only handle reads, if it has one now.
+    pub(crate) fn read_overlay(
+        &self,
+        file: &OpenFile,
+        offset: u64,
+        size: u32,
+    ) -> Option<Result<Bytes>> {
+        let wb = self.write_back(file.volume)?;
+        let got = wb.read(file.version.path.as_str(), offset, size as u64)?;
+        Some(got.map(Bytes::from).map_err(VfsError::from))
+    }
+
+    /// The write-back path of a writing handle, checked.
+    fn writer_path(&self, fh: u64) -> Result<(Arc<OpenFile>, Arc<WriteBack>, ObjectPath)> {
+        let file = self.handle(fh)?;
+        let Some(w) = file.writable.as_ref().filter(|w| w.writer) else {
+            return Err(VfsError::BadHandle { handle: fh });
+        };
+        let wb = self.write_back(file.volume).expect("writable").clone();
+        let path = self
+            .node(w.ino)
+            .map(|n| n.path)
+            .unwrap_or_else(|_| file.version.path.clone());
+        Ok((file, wb, path))
+    }
+
+    pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Result<u32> {
+        let started = Instant::now();
+        let result = self.writer_path(fh).and_then(|(_, wb, path)| {
+            wb.write(path.as_str(), offset, data)?;
+            Ok(data.len() as u32)
+        });
+        if result.is_ok() {
+            self.stats
+                .write_bytes
+                .fetch_add(data.len() as u64, Ordering::Relaxed);
+        }
+        self.timed(FsOp::Write, started, result)
+    }
+
+    /// `close` of a descriptor: what its handle wrote is sealed and queued for upload.
+    pub fn flush(&self, fh: u64) -> Result<()> {
+        match self.writer_path(fh) {
+            Ok((_, wb, path)) => {
+                wb.commit(path.as_str())?;
+                Ok(())
+            }
+            // Read-only handles have nothing to flush.
+            Err(VfsError::BadHandle { .. }) if self.handle(fh).is_ok() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `fsync`: the file's changes survive a power loss, and are at the origin unless it stays
+    /// unreachable for `FSYNC_WAIT` (then they go up later; the journal has them).
+    pub async fn fsync(&self, fh: u64) -> Result<()> {
+        let started = Instant::now();
+        let result = async {
+            let file = self.handle(fh)?;
+            let Some(wb) = self.write_back(file.volume) else {
+                return Ok(());
+            };
+            let path = match &file.writable {
+                Some(w) => self.node(w.ino).map(|n| n.path)?,
+                None => file.version.path.clone(),
+            };
+            let seq = wb.commit(path.as_str())?;
+            if !wb.sync(path.as_str(), seq).await? {
+                tracing::warn!(path = %path, "fsync: the origin did not take the file in time; it is safe on local disk and goes up when the origin answers");
+            }
+            Ok(())
+        }
+        .await;
+        self.timed(FsOp::Fsync, started, result)
+    }
+
+    pub(crate) fn release_writable(&self, file: &OpenFile, w: &WritableHandle) {
+        if !w.writer {
+            return;
+        }
+        let wb = self.write_back(file.volume).expect("writable");
+        let path = self
+            .node(w.ino)
+            .map(|n| n.path)
+            .unwrap_or_else(|_| file.version.path.clone());
+        if let Err(e) = wb.close(path.as_str()) {
+            tracing::error!(path = %path, error = %e, "closing a written file");
+        }
+    }
+
+    /// `truncate`, `ftruncate`, `utimens`, `chmod`, `chown`.
+    pub async fn setattr(&self, ino: u64, fh: Option<u64>, change: SetAttr) -> Result<Attr> {
+        let started = Instant::now();
+        let result = self.setattr_inner(ino, fh, change).await;
+        self.timed(FsOp::Setattr, started, result)
+    }
+
+    async fn setattr_inner(&self, ino: u64, fh: Option<u64>, change: SetAttr) -> Result<Attr> {
+        let node = self.node(ino)?;
+        let wb = node.volume.and_then(|v| self.write_back(v)).cloned();
+        if let Some(size) = change.size {
+            let Some(wb) = &wb else {
+                return Err(self.refuse_write(ino, "truncate"));
+            };
+            if node.kind == EntryKind::Directory {
+                return Err(VfsError::IsADirectory {
+                    path: self.display(&node),
+                });
+            }
+            match fh.and_then(|fh| self.writer_path(fh).ok()) {
+                Some((_, wb, path)) => wb.set_len(path.as_str(), size)?,
+                None => {
+                    let opened = self.open_file(ino, true, size == 0).await?;
+                    let done = wb.set_len(node.path.as_str(), size);
+                    self.release(opened.fh);
+                    done?;
+                }
+            }
+            self.state.lock().attrs.remove(&ino);
+        }
+        if let (Some(t), Some(wb)) = (change.mtime, &wb)
+            && let Some(Pending::File(staged)) = wb.lookup(node.path.as_str())
+        {
+            staged.set_mtime(t);
+        }
+        self.getattr(ino).await
+    }
+
+    pub async fn mkdir(&self, parent: u64, name: &str) -> Result<Attr> {
+        let started = Instant::now();
+        let result = async {
+            let (pnode, wb) = self.writable_node(parent, "mkdir")?;
+            let path = self.child_path(&pnode, name)?;
+            if let Some((_, node)) = self.child(parent, &pnode, name).await? {
+                return Err(VfsError::Exists {
+                    path: self.display(&node),
+                });
+            }
+            wb.mkdir(path.as_str())?;
+            let ino = self.add_child(parent, &pnode, name, path, EntryKind::Directory);
+            // A new directory is empty: its listing needs no request.
+            self.state.lock().dirs.insert(
+                ino,
+                CachedDir {
+                    children: Vec::new(),
+                    at: Instant::now(),
+                },
+            );
+            let node = self.node(ino)?;
+            Ok(self.attr_now(&self.state.lock(), ino, &node))
+        }
+        .await;
+        self.timed(FsOp::Mkdir, started, result)
+    }
+
+    /// `unlink` (`dir` false) or `rmdir` (`dir` true) of `name` in `parent`.
+    pub async fn remove(&self, parent: u64, name: &str, dir: bool) -> Result<()> {
+        let started = Instant::now();
+        let result = self.remove_inner(parent, name, dir).await;
+        self.timed(FsOp::Remove, started, result)
+    }
+
+    async fn remove_inner(&self, parent: u64, name: &str, dir: bool) -> Result<()> {
+        let (pnode, wb) = self.writable_node(parent, if dir { "rmdir" } else { "unlink" })?;
+        let Some((ino, node)) = self.child(parent, &pnode, name).await? else {
+            return Err(VfsError::NotFound {
+                path: format!("{}/{name}", self.display(&pnode)),
+            });
+        };
+        match (node.kind, dir) {
+            (EntryKind::Directory, false) => {
+                return Err(VfsError::IsADirectory {
+                    path: self.display(&node),
+                });
+            }
+            (EntryKind::File, true) => {
+                return Err(VfsError::NotADirectory {
+                    path: self.display(&node),
+                });
+            }
+            (EntryKind::Directory, true) => {
+                if !self.readdir(ino).await?.entries.is_empty() {
+                    return Err(VfsError::NotEmpty {
+                        path: self.display(&node),
+                    });
+                }
+            }
+            (EntryKind::File, false) => {}
+        }
+        wb.remove(node.path.as_str())?;
+        Self::drop_child(&mut self.state.lock(), parent, name, ino);
+        Ok(())
+    }
+
+    /// `rename(2)`: `noreplace` is `RENAME_NOREPLACE`.
+    pub async fn rename(
+        &self,
+        parent: u64,
+        name: &str,
+        new_parent: u64,
+        new_name: &str,
+        noreplace: bool,
+    ) -> Result<()> {
+        let started = Instant::now();
+        let result = self
+            .rename_inner(parent, name, new_parent, new_name, noreplace)
+            .await;
+        self.timed(FsOp::Rename, started, result)
+    }
+
+    async fn rename_inner(
+        &self,
+        parent: u64,
+        name: &str,
+        new_parent: u64,
+        new_name: &str,
+        noreplace: bool,
+    ) -> Result<()> {
+        let (pnode, wb) = self.writable_node(parent, "rename")?;
+        let (npnode, _) = self.writable_node(new_parent, "rename")?;
+        if pnode.volume != npnode.volume {
+            return Err(VfsError::CrossDevice {
+                path: format!("{}/{name}", self.display(&pnode)),
+                detail: "another volume".into(),
+            });
+        }
+        let Some((ino, node)) = self.child(parent, &pnode, name).await? else {
+            return Err(VfsError::NotFound {
+                path: format!("{}/{name}", self.display(&pnode)),
+            });
+        };
+        let to = self.child_path(&npnode, new_name)?;
+        if to == node.path {
+            return Ok(());
+        }
+        if node.kind == EntryKind::Directory
+            && to.as_str().starts_with(&format!("{}/", node.path.as_str()))
+        {
+            return Err(VfsError::Invalid {
+                path: self.display(&node),
+                detail: "a directory cannot move into itself".into(),
+            });
+        }
+        let target = self.child(new_parent, &npnode, new_name).await?;
+        if let Some((tino, tnode)) = &target {
+            let shown = self.display(tnode);
+            if noreplace {
+                return Err(VfsError::Exists { path: shown });
+            }
+            match (node.kind, tnode.kind) {
+                (EntryKind::Directory, EntryKind::File) => {
+                    return Err(VfsError::NotADirectory { path: shown });
+                }
+                (EntryKind::File, EntryKind::Directory) => {
+                    return Err(VfsError::IsADirectory { path: shown });
+                }
+                (EntryKind::Directory, EntryKind::Directory) => {
+                    if !self.readdir(*tino).await?.entries.is_empty() {
+                        return Err(VfsError::NotEmpty { path: shown });
+                    }
+                }
+                (EntryKind::File, EntryKind::File) => {}
+            }
+        }
+        let staged = matches!(wb.lookup(node.path.as_str()), Some(Pending::File(_)));
+        if node.kind == EntryKind::File && staged {
+            wb.rename_file(node.path.as_str(), to.as_str())?;
+        } else {
+            self.rename_at_origin(&wb, &node, &to, target.as_ref().map(|(_, n)| n))
+                .await?;
+        }
+        let mut st = self.state.lock();
+        if let Some((tino, _)) = target {
+            st.inodes.detach(tino);
+            st.attrs.remove(&tino);
+        }
+        if let Some(dir) = st.dirs.get_mut(&parent)
+            && let Ok(i) = dir.children.binary_search_by(|(n, _)| n.as_str().cmp(name))
+        {
+            dir.children.remove(i);
+        }
+        st.inodes.rename(ino, new_parent, new_name, to);
+        if let Some(dir) = st.dirs.get_mut(&new_parent) {
+            match dir
+                .children
+                .binary_search_by(|(n, _)| n.as_str().cmp(new_name))
+            {
+                Ok(i) => dir.children[i].1 = ino,
+                Err(i) => dir.children.insert(i, (new_name.to_string(), ino)),
+            }
+        }
+        if node.kind == EntryKind::Directory {
+            // Paths below it changed: their cached listings are keyed by inode and stay valid,
+            // their attributes are refreshed on next use.
+            st.attrs.clear();
+        }
+        Ok(())
+    }
+
+    /// Renames at the origin directly, once every pending change has reached it.
+    async fn rename_at_origin(
+        &self,
+        wb: &WriteBack,
+        node: &Node,
+        to: &ObjectPath,
+        target: Option<&Node>,
+    ) -> Result<()> {
+        if node.kind == EntryKind::Directory && wb.writing_under(node.path.as_str()) {
+            // Files below it are being written: their sessions are keyed by path.
+            return Err(VfsError::Busy {
+                path: self.display(node),
+                detail: "files below it are open for writing".into(),
+            });
+        }
+        if !wb.drain(FSYNC_WAIT).await {
+            return Err(VfsError::Busy {
+                path: self.display(node),
+                detail: "earlier changes are still waiting for the origin".into(),
+            });
+        }
+        let connector = wb.connector().clone();
+        if let Some(t) = target.filter(|t| t.kind == EntryKind::Directory) {
+            connector.delete(&t.path).await?;
+        }
+        match connector.rename(&node.path, to).await {
+            Err(e) if e.kind() == ErrorKind::Unsupported => Err(VfsError::CrossDevice {
+                path: self.display(node),
+                detail: e.to_string(),
+            }),
+            other => Ok(other?),
+        }
+    }
+
+    /// Free space where writes are staged (the cache disk), for `statfs`: (total, free) bytes.
+    pub fn staging_space(&self) -> Option<(u64, u64)> {
+        let wb = self.volumes.iter().find_map(|v| v.write_back.as_ref())?;
+        let s = nix::sys::statvfs::statvfs(wb.dir()).ok()?;
+        let unit = s.fragment_size();
+        Some((s.blocks() * unit, s.blocks_available() * unit))
+    }
+}
+
+fn io_error(path: &std::path::Path, e: std::io::Error) -> colo_cache::CacheError {
+    colo_cache::CacheError::Io {
+        path: path.to_path_buf(),
+        source: Arc::new(e),
+    }
+}
