@@ -52,3 +52,25 @@ if [ "$what" = test ]; then
 else
   ensure_venv clients "$clients"
 fi
+
+# The POSIX test tools for writable volumes (tests/mount/test_posix_suites.py): fsx from the Rust
+# registry, pjdfstest built from the conformance sources beside the project (../shared).
+if [ "$what" = test ]; then
+  tools="$COLO_CACHE/tools"
+  if [ ! -x "$tools/bin/fsx" ]; then
+    echo "setup: building fsx 0.3.2 (the file-system exerciser) into $tools"
+    CARGO_TARGET_DIR="$COLO_CACHE/tools-target" cargo install --quiet --locked fsx --version 0.3.2 --root "$tools"
+  fi
+  if [ ! -x "$tools/pjdfstest/pjdfstest" ]; then
+    shared="${COLO_SHARED:-$(cd "$COLO_REPO/.." && pwd)/shared}"
+    src="$shared/conformance/posix/pjdfstest"
+    [ -d "$src" ] || { echo "setup: pjdfstest sources not found at $src (set COLO_SHARED to the shared folder)" >&2; exit 1; }
+    for p in autoconf automake; do
+      dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || \
+        { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$p" >/dev/null; }
+    done
+    echo "setup: building pjdfstest into $tools/pjdfstest"
+    rm -rf "$tools/pjdfstest" && mkdir -p "$tools" && cp -r "$src" "$tools/pjdfstest"
+    (cd "$tools/pjdfstest" && autoreconf -ifs >/dev/null 2>&1 && ./configure >/dev/null && make pjdfstest >/dev/null)
+  fi
+fi

@@ -51,10 +51,10 @@ class Colo:
     def path(self, *parts):
         return os.path.join(self.root, *parts)
 
-    def stop(self, sig=signal.SIGTERM):
+    def stop(self, sig=signal.SIGTERM, timeout=60):
         self.proc.send_signal(sig)
         try:
-            self.proc.wait(timeout=60)
+            self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             raise

@@ -35,7 +35,7 @@ def rw_config(path, cache, root, extra=""):
     with open(path, "w") as f:
         f.write(f'mount_root = "{root}"\nmetrics_listen = "127.0.0.1:0"\n'
                 f'[cache]\ndir = "{cache}"\nmemory_mib = 128\ndisk_gib = 2\n'
-                f'upload_wait_secs = 60\n{text}{extra}')
+                f'upload_wait_secs = 240\n{text}{extra}')
 
 
 def start(cache=None, root="mnt-rw"):

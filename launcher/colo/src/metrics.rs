@@ -32,6 +32,14 @@ pub const CACHE_MEMORY_BYTES: &str = "colo_cache_memory_bytes";
 pub const CACHE_MEMORY_BUDGET_BYTES: &str = "colo_cache_memory_budget_bytes";
 pub const FETCH_IN_FLIGHT_BYTES: &str = "colo_fetch_in_flight_bytes";
 pub const FETCH_BUDGET_BYTES: &str = "colo_fetch_budget_bytes";
+pub const WRITE_PENDING_CHANGES: &str = "colo_write_pending_changes";
+pub const WRITE_PENDING_BYTES: &str = "colo_write_pending_bytes";
+pub const WRITE_OLDEST_PENDING_SECONDS: &str = "colo_write_oldest_pending_seconds";
+pub const WRITE_UPLOADS: &str = "colo_write_uploads_total";
+pub const WRITE_UPLOADED_BYTES: &str = "colo_write_uploaded_bytes_total";
+pub const WRITE_CONFLICTS: &str = "colo_write_conflicts_total";
+pub const WRITE_RETRIES: &str = "colo_write_retries_total";
+pub const WRITE_FAILED: &str = "colo_write_failed_total";
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -61,6 +69,75 @@ fn label(value: &str) -> String {
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+/// Per read-write volume: what waits for the origin, and what happened to earlier changes.
+fn write_back_metrics(out: &mut String, stack: &Stack) {
+    let volumes: Vec<(
+        String,
+        colo_cache::PendingSummary,
+        &colo_cache::write_back::WriteBackStats,
+    )> = stack
+        .write_backs
+        .iter()
+        .map(|(v, wb)| (format!("volume=\"{}\"", label(v)), wb.pending(), wb.stats()))
+        .collect();
+    let gauges: [(&str, &str, fn(&colo_cache::PendingSummary) -> u64); 3] = [
+        (
+            WRITE_PENDING_CHANGES,
+            "Changes on each read-write volume not yet applied at its origin.",
+            |p| p.changes as u64,
+        ),
+        (
+            WRITE_PENDING_BYTES,
+            "Bytes of pending uploads on each read-write volume.",
+            |p| p.bytes,
+        ),
+        (
+            WRITE_OLDEST_PENDING_SECONDS,
+            "Age of the oldest pending change on each read-write volume.",
+            |p| p.oldest.map(|d| d.as_secs()).unwrap_or(0),
+        ),
+    ];
+    for (name, help, get) in gauges {
+        let samples = volumes.iter().map(|(l, p, _)| (l.clone(), get(p)));
+        family(out, name, "gauge", help, samples);
+    }
+    let counters: [(
+        &str,
+        &str,
+        fn(&colo_cache::write_back::WriteBackStats) -> u64,
+    ); 5] = [
+        (
+            WRITE_UPLOADS,
+            "Files uploaded to each read-write volume's origin.",
+            |s| s.uploads.load(Ordering::Relaxed),
+        ),
+        (
+            WRITE_UPLOADED_BYTES,
+            "Bytes uploaded to each read-write volume's origin.",
+            |s| s.uploaded_bytes.load(Ordering::Relaxed),
+        ),
+        (
+            WRITE_CONFLICTS,
+            "Uploads kept beside an origin copy changed by someone else (conflict names).",
+            |s| s.conflicts.load(Ordering::Relaxed),
+        ),
+        (
+            WRITE_RETRIES,
+            "Attempts to apply a change that found the origin unreachable.",
+            |s| s.retries.load(Ordering::Relaxed),
+        ),
+        (
+            WRITE_FAILED,
+            "Changes the origin refused for good (their bytes are kept in the write-back area's failed/).",
+            |s| s.failed.load(Ordering::Relaxed),
+        ),
+    ];
+    for (name, help, get) in counters {
+        let samples = volumes.iter().map(|(l, _, s)| (l.clone(), get(s)));
+        family(out, name, "counter", help, samples);
+    }
 }
 
 /// Renders every metric of a running mount.
@@ -143,6 +220,8 @@ pub async fn render(stack: &Stack) -> String {
         "Inodes numbered (bounded by what the kernel still references: FUSE forget).",
         single(stack.core.inode_count() as u64),
     );
+
+    write_back_metrics(&mut out, stack);
 
     // Per volume: [stat, read, list, bytes, errors].
     let origin: Vec<(String, [u64; 5])> = stack

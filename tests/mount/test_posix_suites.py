@@ -1,0 +1,58 @@
+"""External POSIX suites against read-write mounts of every writable backend: fsx (20,000 random
+reads, writes, truncates, mmap reads and writes, fsyncs, checked against its model) and
+pjdfstest's object-store profile (tests/posix/subset-object-store.list), gated at the counts in
+tests/posix/bars.toml so a regression fails the run. The tools are built by `scripts/setup.sh test`.
+"""
+import os
+import re
+import subprocess
+import tomllib
+import uuid
+
+import pytest
+
+from conftest import REPO, RUN
+from test_write import BACKENDS, start
+
+TOOLS = os.path.join(os.environ.get("COLO_CACHE", os.path.expanduser("~/.cache/colo")), "tools")
+POSIX = os.path.join(REPO, "tests", "posix")
+BARS = tomllib.load(open(os.path.join(POSIX, "bars.toml"), "rb"))
+
+
+@pytest.fixture(scope="module")
+def rw():
+    c, _ = start(root="mnt-posix")
+    yield c
+    # pjdfstest leaves files of 2 GiB (sparse here, whole at the origin) to upload.
+    err = c.stop(timeout=300)
+    assert "still pending" not in err, err
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fsx_20000_operations_with_mmap(rw, backend, tmp_path):
+    target = rw.path(backend, f"fsx-{uuid.uuid4().hex[:8]}.bin")
+    out = subprocess.run([os.path.join(TOOLS, "bin", "fsx"), "-N", "20000", "-S", "42",
+                          "-f", os.path.join(POSIX, "fsx.toml"), "-P", str(tmp_path), target],
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0 and "All operations completed A-OK" in out.stdout + out.stderr, \
+        f"fsx on {backend}:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+
+
+def prove(workdir, listing):
+    files = [os.path.join(TOOLS, "pjdfstest", "tests", line.strip())
+             for line in open(os.path.join(POSIX, listing)) if line.strip() and not line.startswith("#")]
+    out = subprocess.run(["prove", *files], cwd=workdir, capture_output=True, text=True, timeout=1800)
+    text = out.stdout + out.stderr
+    total = int(re.search(r"Files=\d+, Tests=(\d+)", text).group(1))
+    failed = sum(int(n) for n in re.findall(r"\(Wstat: \d+.*?Failed: (\d+)\)", text))
+    return total, total - failed, text
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_pjdfstest_object_store_profile(rw, backend):
+    work = rw.path(backend, f"pjd-{uuid.uuid4().hex[:8]}")
+    os.mkdir(work)
+    total, passed, text = prove(work, "subset-object-store.list")
+    print(f"pjdfstest object-store profile on {backend}: {passed}/{total}")
+    bar = BARS["object_store_profile"][backend]
+    assert passed >= bar, f"{backend}: {passed}/{total} passed, below the bar of {bar}:\n{text[-4000:]}"
