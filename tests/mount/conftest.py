@@ -40,8 +40,11 @@ class Colo:
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.time() + 60
         line = ""
+        self.metrics_url = None
         while time.time() < deadline:
             line = self.proc.stdout.readline()
+            if line.startswith("metrics "):
+                self.metrics_url = line.split()[1]
             if line.startswith("ready") or self.proc.poll() is not None:
                 break
         if not line.startswith("ready"):

@@ -321,3 +321,49 @@ def test_origin_down_then_kill_9_then_restart_loses_nothing(tmp_path):
     finally:
         err = c2.stop()
     assert "left pending by the last run" in err, err
+
+
+def test_metrics_show_pending_changes_and_uploads(rw):
+    """A file written while its volume is reachable is counted as uploaded, and nothing stays
+    pending; the figures are per volume."""
+    path = rw.path("webdav", f"m-{uuid.uuid4().hex[:8]}.txt")
+    with open(path, "wb") as f:
+        f.write(b"x" * 5000)
+    wait_at_origin("webdav", os.path.basename(path), b"x" * 5000)
+    deadline = time.time() + 10
+    while True:
+        text = urllib.request.urlopen(rw.metrics_url, timeout=10).read().decode()
+        samples = {line.split(" ")[0]: float(line.split(" ")[1])
+                   for line in text.splitlines() if line.startswith("colo_write_")}
+        if samples['colo_write_pending_changes{volume="webdav"}'] == 0 or time.time() > deadline:
+            break
+        time.sleep(0.2)
+    assert samples['colo_write_pending_changes{volume="webdav"}'] == 0, samples
+    assert samples['colo_write_uploads_total{volume="webdav"}'] >= 1, samples
+    assert samples['colo_write_uploaded_bytes_total{volume="webdav"}'] >= 5000, samples
+    assert samples['colo_write_conflicts_total{volume="webdav"}'] == 0, samples
+    assert 'colo_write_pending_bytes{volume="s3"}' in samples
+
+
+def test_a_file_changed_at_the_origin_while_open_is_kept_beside_it(rw):
+    """Someone else rewrites the origin copy while a program has the file open for writing: the
+    program's version goes beside it under a conflict name, theirs stays."""
+    name = f"c-{uuid.uuid4().hex[:8]}.txt"
+    path = rw.path("local", name)
+    with open(path, "w") as f:
+        f.write("original\n")
+    wait_at_origin("local", name, b"original\n")
+    with open(path, "r+") as f:
+        f.write("MINE")
+        with open(os.path.join(RUN, "rw", "local", name), "w") as theirs:
+            theirs.write("theirs, longer\n")
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        beside = [n for n in os.listdir(os.path.join(RUN, "rw", "local"))
+                  if n.startswith(name[:-4] + ".colo-conflict-") and n.endswith(".txt")]
+        if beside:
+            break
+        time.sleep(0.2)
+    assert len(beside) == 1, os.listdir(os.path.join(RUN, "rw", "local"))
+    assert origin_read("local", beside[0]) == b"MINEinal\n"
+    assert origin_read("local", name) == b"theirs, longer\n"

@@ -13,6 +13,8 @@ use anyhow::{Context, Result};
 use colo_vfs::metrics::{FsOp, LATENCY_BUCKETS_SECS};
 
 use crate::stack::Stack;
+use colo_cache::PendingSummary;
+use colo_cache::write_back::WriteBackStats;
 
 pub const FS_OPERATION_SECONDS: &str = "colo_fs_operation_seconds";
 pub const FS_OPERATION_ERRORS: &str = "colo_fs_operation_errors_total";
@@ -71,6 +73,11 @@ fn label(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// A metric of the write-back queue: name, help, value.
+type PendingMetric = (&'static str, &'static str, fn(&PendingSummary) -> u64);
+/// A counter of the write-back: name, help, value.
+type WriteBackCounter = (&'static str, &'static str, fn(&WriteBackStats) -> u64);
+
 /// Per read-write volume: what waits for the origin, and what happened to earlier changes.
 fn write_back_metrics(out: &mut String, stack: &Stack) {
     let volumes: Vec<(
@@ -82,7 +89,7 @@ fn write_back_metrics(out: &mut String, stack: &Stack) {
         .iter()
         .map(|(v, wb)| (format!("volume=\"{}\"", label(v)), wb.pending(), wb.stats()))
         .collect();
-    let gauges: [(&str, &str, fn(&colo_cache::PendingSummary) -> u64); 3] = [
+    let gauges: [PendingMetric; 3] = [
         (
             WRITE_PENDING_CHANGES,
             "Changes on each read-write volume not yet applied at its origin.",
@@ -103,11 +110,7 @@ fn write_back_metrics(out: &mut String, stack: &Stack) {
         let samples = volumes.iter().map(|(l, p, _)| (l.clone(), get(p)));
         family(out, name, "gauge", help, samples);
     }
-    let counters: [(
-        &str,
-        &str,
-        fn(&colo_cache::write_back::WriteBackStats) -> u64,
-    ); 5] = [
+    let counters: [WriteBackCounter; 5] = [
         (
             WRITE_UPLOADS,
             "Files uploaded to each read-write volume's origin.",
