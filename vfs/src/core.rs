@@ -450,6 +450,15 @@ impl VfsCore {
         let connector = self.volumes[vol].reader.connector().clone();
         let mut entries = match connector.list(&node.path).await {
             Ok(entries) => entries,
+            // Made here and not yet at the origin: what it holds is in the overlay.
+            Err(e)
+                if e.kind() == colo_connectors::ErrorKind::NotFound
+                    && self.write_back(vol).is_some_and(|wb| {
+                        matches!(wb.lookup(node.path.as_str()), Some(Pending::Dir))
+                    }) =>
+            {
+                Vec::new()
+            }
             // A writable volume stays usable while its origin is away: the listing it had.
             Err(e) if e.is_temporary() && self.write_back(vol).is_some() => {
                 let mut st = self.state.lock();
