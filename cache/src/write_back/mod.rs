@@ -480,6 +480,10 @@ impl WriteBack {
     pub async fn sync(&self, path: &str, seq: Option<u64>) -> Result<bool> {
         if let Some(Pending::File(staged)) = self.lookup(path) {
             staged.sync().map_err(io_err(staged.path()))?;
+            // The staged file's name too (a new file's directory entry is not synced with it).
+            std::fs::File::open(&self.staged_dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io_err(&self.staged_dir))?;
         }
         self.journal.lock().sync().map_err(io_err(&self.dir))?;
         match seq.or_else(|| self.last_touching(path)) {
