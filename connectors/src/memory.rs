@@ -41,6 +41,9 @@ pub struct MemoryConnector {
     /// Reads in progress now, and the most there have been at once.
     pub reads_in_progress: AtomicU64,
     pub most_reads_at_once: AtomicU64,
+    /// Writes (and deletes) in progress now, and the most there have been at once.
+    pub writes_in_progress: AtomicU64,
+    pub most_writes_at_once: AtomicU64,
     pub stats: AtomicU64,
     pub lists: AtomicU64,
 }
@@ -294,7 +297,11 @@ impl Connector for MemoryConnector {
     }
 
     async fn write_object(&self, path: &ObjectPath, bytes: Bytes) -> Result<ObjectMeta> {
-        self.gate(path).await?;
+        let now = self.writes_in_progress.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_writes_at_once.fetch_max(now, Ordering::SeqCst);
+        let gate = self.gate(path).await;
+        self.writes_in_progress.fetch_sub(1, Ordering::SeqCst);
+        gate?;
         if path.is_root() || self.is_dir(&self.objects.lock(), path) {
             return Err(ConnectorError::WrongKind {
                 volume: self.volume.clone(),

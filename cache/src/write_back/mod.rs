@@ -88,6 +88,8 @@ struct Queued {
     since: Instant,
     /// Queued again from the journal: an earlier run may have applied it just before stopping.
     replayed: bool,
+    /// Being applied now (the worker runs independent changes side by side).
+    running: bool,
 }
 
 /// What is pending and what went wrong, for `colo status` and `/metrics`.
@@ -176,6 +178,7 @@ impl WriteBack {
                 change,
                 since: now,
                 replayed: true,
+                running: false,
             };
             Self::apply_to_overlay(&mut state, &queued.change);
             *state
@@ -443,6 +446,7 @@ impl WriteBack {
             change,
             since: Instant::now(),
             replayed: false,
+            running: false,
         });
         self.queued.notify_one();
         Ok(seq)
@@ -504,7 +508,7 @@ impl WriteBack {
     /// Waits until change `seq` is done, up to `timeout`; true if it is.
     pub async fn wait_done(&self, seq: u64, timeout: Duration) -> bool {
         let mut rx = self.done.subscribe();
-        let is_done = |st: &State| st.queue.front().is_none_or(|q| q.seq > seq);
+        let is_done = |st: &State| st.queue.iter().all(|q| q.seq > seq);
         tokio::time::timeout(timeout, async {
             loop {
                 if is_done(&self.state.lock()) {
@@ -522,7 +526,7 @@ impl WriteBack {
 
     /// Waits until nothing is pending, up to `timeout`; true if so.
     pub async fn drain(&self, timeout: Duration) -> bool {
-        let last = self.state.lock().queue.back().map(|q| q.seq);
+        let last = self.state.lock().queue.iter().map(|q| q.seq).max();
         match last {
             Some(last) => self.wait_done(last, timeout).await,
             None => true,

@@ -339,3 +339,59 @@ async fn a_superseded_upload_is_skipped() {
         1
     );
 }
+
+/// The worker applies independent changes side by side: after a burst of creates, rewrites,
+/// renames, unlinks and folder changes with the origin slow, draining leaves exactly the model
+/// at the origin, and more than one change was in flight at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_parallel_worker_keeps_every_path_in_order() {
+    let mut h = Harness::new();
+    h.origin.set_delay(std::time::Duration::from_millis(2));
+    let worker = h.wb.spawn_worker();
+    let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for i in 0..300u32 {
+        let dir = format!("d{}", i % 3);
+        if i % 50 == 0 && !files.keys().any(|k| k.starts_with(&format!("{dir}/"))) {
+            h.wb.mkdir(&dir).expect("mkdir");
+        }
+        let name = format!("{dir}/f{}", i % 17);
+        let data = format!("version {i} of {name}").into_bytes();
+        h.wb.create(&name).expect("create");
+        h.wb.write(&name, 0, &data).expect("write");
+        h.wb.close(&name).expect("close");
+        files.insert(name.clone(), data);
+        if i % 7 == 0 {
+            let to = format!("{dir}/renamed{}", i % 5);
+            h.wb.rename_file(&name, &to).expect("rename");
+            let bytes = files.remove(&name).expect("there");
+            files.insert(to, bytes);
+        }
+        if i % 11 == 0
+            && let Some(victim) = files.keys().nth((i as usize) % files.len()).cloned()
+        {
+            h.wb.remove(&victim).expect("unlink");
+            files.remove(&victim);
+        }
+    }
+    assert!(
+        h.wb.drain(std::time::Duration::from_secs(60)).await,
+        "drained"
+    );
+    worker.abort();
+    let got: BTreeMap<String, Vec<u8>> = h
+        .origin
+        .files()
+        .into_iter()
+        .map(|(k, v)| (k, v.to_vec()))
+        .collect();
+    assert_eq!(got, files);
+    let most = h
+        .origin
+        .most_writes_at_once
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        (2..=8).contains(&most),
+        "uploads side by side, bounded: {most} at once"
+    );
+    h.files = files;
+}

@@ -6,6 +6,12 @@
 //! if someone else changed it meanwhile, the user's version is uploaded beside it under
 //! [`conflict_name`] instead, logged and counted.
 //!
+//! Order: changes to different paths go to the origin side by side (up to [`MAX_IN_FLIGHT`], and
+//! [`MAX_IN_FLIGHT_BYTES`] of uploads); a change waits for every earlier pending change to the same
+//! path or to a folder above or below it, so what the origin shows follows the order programs made
+//! the changes in for every path. Only the first [`SCHEDULING_WINDOW`] pending changes are considered
+//! at a time.
+//!
 //! Failures: an unreachable origin is retried with backoff (200 ms doubling to 10 s) for as long as
 //! it takes, the queue waiting in order; a refusal that will not change (permission denied, a
 //! folder in the way) is logged, counted as failed, the staged copy kept under `failed/`, and the
@@ -28,6 +34,13 @@ pub enum Step {
     /// The origin is unreachable; the change stays first in the queue.
     Waiting,
 }
+
+/// Changes applied at once, at most.
+pub const MAX_IN_FLIGHT: usize = 8;
+/// Bytes of uploads in flight, at most (one larger upload still runs alone).
+pub const MAX_IN_FLIGHT_BYTES: u64 = 256 << 20;
+/// Pending changes the scheduler looks at, from the oldest.
+const SCHEDULING_WINDOW: usize = 64;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -74,20 +87,89 @@ impl WriteBack {
     }
 
     async fn run(self: Arc<Self>) {
+        let mut tasks = tokio::task::JoinSet::new();
         let mut backoff = FIRST_BACKOFF;
+        let mut paused_until: Option<tokio::time::Instant> = None;
         loop {
-            match self.step().await {
-                Step::Idle => self.queued.notified().await,
-                Step::Applied => backoff = FIRST_BACKOFF,
-                Step::Waiting => {
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+            if paused_until.is_some_and(|t| tokio::time::Instant::now() >= t) {
+                paused_until = None;
+            }
+            if paused_until.is_none() {
+                for (seq, change, replayed) in self.startable(tasks.len()) {
+                    let this = self.clone();
+                    tasks.spawn(async move { (seq, this.attempt(seq, &change, replayed).await) });
                 }
+            }
+            let pause = async {
+                match paused_until {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                Some(done) = tasks.join_next(), if !tasks.is_empty() => match done {
+                    Ok((seq, Step::Waiting)) => {
+                        self.set_running(seq, false);
+                        paused_until = Some(tokio::time::Instant::now() + backoff);
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                    }
+                    Ok(_) => backoff = FIRST_BACKOFF,
+                    Err(e) => tracing::error!(volume = %self.volume(), error = %e, "write-back task"),
+                },
+                _ = self.queued.notified(), if paused_until.is_none() => {}
+                _ = pause => {}
             }
         }
     }
 
-    /// Applies the first pending change, if any.
+    /// The pending changes that may start now, marked running: in order, each with no earlier
+    /// unfinished change to the same path or a folder above or below it, within the limits.
+    fn startable(&self, in_flight: usize) -> Vec<(u64, Change, bool)> {
+        let related = |a: &str, b: &str| {
+            a == b
+                || (a.len() > b.len() && a.starts_with(b) && a.as_bytes()[b.len()] == b'/')
+                || (b.len() > a.len() && b.starts_with(a) && b.as_bytes()[a.len()] == b'/')
+        };
+        let size = |c: &Change| match c {
+            Change::Upload { size, .. } => *size,
+            _ => 0,
+        };
+        let mut st = self.state.lock();
+        let mut bytes: u64 = st
+            .queue
+            .iter()
+            .filter(|q| q.running)
+            .map(|q| size(&q.change))
+            .sum();
+        let mut running = in_flight;
+        let mut before: Vec<String> = Vec::new();
+        let mut out = Vec::new();
+        for q in st.queue.iter_mut().take(SCHEDULING_WINDOW) {
+            let path = q.change.path().to_string();
+            let free = !q.running && !before.iter().any(|b| related(b, &path));
+            let fits = running == 0
+                || (running < MAX_IN_FLIGHT && bytes + size(&q.change) <= MAX_IN_FLIGHT_BYTES);
+            if free && fits {
+                q.running = true;
+                running += 1;
+                bytes += size(&q.change);
+                out.push((q.seq, q.change.clone(), q.replayed));
+            } else if free && !fits {
+                break;
+            }
+            before.push(path);
+        }
+        out
+    }
+
+    fn set_running(&self, seq: u64, running: bool) {
+        if let Some(q) = self.state.lock().queue.iter_mut().find(|q| q.seq == seq) {
+            q.running = running;
+        }
+    }
+
+    /// Applies the oldest pending change, if any (one at a time: for tests and tools that drive
+    /// the queue themselves instead of [`WriteBack::spawn_worker`]).
     pub async fn step(&self) -> Step {
         let next = {
             let st = self.state.lock();
@@ -95,12 +177,17 @@ impl WriteBack {
                 .front()
                 .map(|q| (q.seq, q.change.clone(), q.replayed))
         };
-        let Some((seq, change, replayed)) = next else {
-            return Step::Idle;
-        };
-        match self.apply(&change, replayed).await {
+        match next {
+            Some((seq, change, replayed)) => self.attempt(seq, &change, replayed).await,
+            None => Step::Idle,
+        }
+    }
+
+    /// Applies change `seq` and records the outcome.
+    async fn attempt(&self, seq: u64, change: &Change, replayed: bool) -> Step {
+        match self.apply(seq, change, replayed).await {
             Ok(()) => {
-                self.finish(seq, &change);
+                self.finish(seq, change);
                 Step::Applied
             }
             Err(e) if e.is_temporary() => {
@@ -110,8 +197,8 @@ impl WriteBack {
                 Step::Waiting
             }
             Err(e) => {
-                self.park(seq, &change, &e);
-                self.finish(seq, &change);
+                self.park(seq, change, &e);
+                self.finish(seq, change);
                 Step::Applied
             }
         }
@@ -123,10 +210,12 @@ impl WriteBack {
     pub(crate) async fn step_then_crash(&self) -> bool {
         let next = {
             let st = self.state.lock();
-            st.queue.front().map(|q| (q.change.clone(), q.replayed))
+            st.queue
+                .front()
+                .map(|q| (q.seq, q.change.clone(), q.replayed))
         };
         match next {
-            Some((change, replayed)) => self.apply(&change, replayed).await.is_ok(),
+            Some((seq, change, replayed)) => self.apply(seq, &change, replayed).await.is_ok(),
             None => false,
         }
     }
@@ -162,8 +251,8 @@ impl WriteBack {
                 tracing::error!(volume = %self.volume(), error = %e, "write-back journal");
             }
         }
-        if st.queue.front().is_some_and(|q| q.seq == seq) {
-            st.queue.pop_front();
+        if let Some(i) = st.queue.iter().position(|q| q.seq == seq) {
+            st.queue.remove(i);
         }
         let path = change.path();
         if let Some(n) = st.touches.get_mut(path) {
@@ -187,10 +276,10 @@ impl WriteBack {
         self.done.send_replace(seq);
     }
 
-    /// Whether a later pending change replaces or removes `path` (before a `mkdir` of it).
-    fn superseded(&self, path: &str) -> bool {
+    /// Whether a pending change after `seq` replaces or removes `path` (before a `mkdir` of it).
+    fn superseded(&self, seq: u64, path: &str) -> bool {
         let st = self.state.lock();
-        for q in st.queue.iter().skip(1) {
+        for q in st.queue.iter().filter(|q| q.seq > seq) {
             match &q.change {
                 Change::Upload { path: p, .. } | Change::Delete { path: p } if p == path => {
                     return true;
@@ -206,6 +295,7 @@ impl WriteBack {
     /// which may have applied it already (then the origin copy is byte for byte ours).
     async fn apply(
         &self,
+        seq: u64,
         change: &Change,
         replayed: bool,
     ) -> std::result::Result<(), ConnectorError> {
@@ -215,7 +305,7 @@ impl WriteBack {
             Change::Upload {
                 path, staged, base, ..
             } => {
-                if self.superseded(path) {
+                if self.superseded(seq, path) {
                     return Ok(());
                 }
                 let Some((file, _)) = self.state.lock().uploads.get(staged).cloned() else {
