@@ -305,6 +305,19 @@ def test_origin_down_then_kill_9_then_restart_loses_nothing(tmp_path):
             f.write(b"closed while the origin is down")
         written["synced.bin"] = b"closed while the origin is down"
         assert open(c.path("s3", top, "f7.bin"), "rb").read() == written["f7.bin"]
+        # `colo status` says what waits and why.
+        deadline = time.time() + 20
+        while True:
+            status = subprocess.run([BIN, "status", "--url", c.metrics_url], capture_output=True,
+                                    text=True, check=True).stdout
+            line = next(l for l in status.splitlines() if l.startswith("s3 "))
+            if "unavailable" in line or time.time() > deadline:
+                break
+            time.sleep(0.5)
+        fields = line.split()
+        assert int(fields[1]) >= len(written), status
+        assert "origin unavailable" in line, status
+        assert colo_secret_free(status)
     finally:
         c.proc.send_signal(signal.SIGKILL)
         c.proc.wait()
@@ -321,6 +334,10 @@ def test_origin_down_then_kill_9_then_restart_loses_nothing(tmp_path):
     finally:
         err = c2.stop()
     assert "left pending by the last run" in err, err
+
+
+def colo_secret_free(text):
+    return S3_SECRET not in text and "colotestsecret" not in text
 
 
 def test_metrics_show_pending_changes_and_uploads(rw):
@@ -343,6 +360,11 @@ def test_metrics_show_pending_changes_and_uploads(rw):
     assert samples['colo_write_uploaded_bytes_total{volume="webdav"}'] >= 5000, samples
     assert samples['colo_write_conflicts_total{volume="webdav"}'] == 0, samples
     assert 'colo_write_pending_bytes{volume="s3"}' in samples
+    status = subprocess.run([BIN, "status", "--url", rw.metrics_url], capture_output=True,
+                            text=True, check=True).stdout
+    rows = {line.split()[0]: line.split() for line in status.splitlines()[1:]}
+    assert sorted(rows) == sorted(BACKENDS), status
+    assert rows["webdav"][1] == "0" and int(rows["webdav"][4]) >= 1, status
 
 
 def test_a_file_changed_at_the_origin_while_open_is_kept_beside_it(rw):

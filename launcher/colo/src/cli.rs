@@ -36,6 +36,13 @@ pub enum Command {
         #[arg(long, default_value_t = format!("http://{DEFAULT_METRICS_LISTEN}/metrics"))]
         url: String,
     },
+    /// Per read-write volume of a running colo: changes waiting for the origin (count, bytes, age
+    /// of the oldest), uploads, conflicts, retries, failures and the last error.
+    Status {
+        /// The metrics endpoint.
+        #[arg(long, default_value_t = format!("http://{DEFAULT_METRICS_LISTEN}/metrics"))]
+        url: String,
+    },
     /// Serve the IVOA services (TAP, SIA, DataLink, SODA) over the published tables, without
     /// mounting.
     Serve(ServeArgs),

@@ -23,6 +23,7 @@ async fn run(command: Command) -> Result<i32> {
         Command::Volumes(args) => return commands::volumes(args).await,
         Command::Up(args) => commands::up(args).await?,
         Command::Stats { url } => metrics::stats(&url).await?,
+        Command::Status { url } => metrics::status(&url).await?,
         Command::Serve(args) => commands::serve(args).await?,
         Command::Ingest {
             what: IngestCommand::Catalog(args),

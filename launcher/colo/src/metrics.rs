@@ -42,6 +42,7 @@ pub const WRITE_UPLOADED_BYTES: &str = "colo_write_uploaded_bytes_total";
 pub const WRITE_CONFLICTS: &str = "colo_write_conflicts_total";
 pub const WRITE_RETRIES: &str = "colo_write_retries_total";
 pub const WRITE_FAILED: &str = "colo_write_failed_total";
+pub const WRITE_LAST_ERROR: &str = "colo_write_last_error";
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -141,6 +142,17 @@ fn write_back_metrics(out: &mut String, stack: &Stack) {
         let samples = volumes.iter().map(|(l, _, s)| (l.clone(), get(s)));
         family(out, name, "counter", help, samples);
     }
+    let errors = volumes.iter().filter_map(|(l, _, s)| {
+        let e = s.last_error.lock().clone()?;
+        Some((format!("{l},error=\"{}\"", label(&e)), 1))
+    });
+    family(
+        out,
+        WRITE_LAST_ERROR,
+        "gauge",
+        "The last error a change on each read-write volume met at its origin (the text is the label).",
+        errors,
+    );
 }
 
 /// Renders every metric of a running mount.
@@ -397,15 +409,7 @@ pub async fn serve(stack: Arc<Stack>, listen: std::net::SocketAddr) -> Option<St
 
 /// `colo stats`: the non-zero series of a running colo's endpoint, one per line.
 pub async fn stats(url: &str) -> Result<()> {
-    let text = colo_connectors::http_client_builder()
-        .build()?
-        .get(url)
-        .send()
-        .await
-        .and_then(reqwest::Response::error_for_status)
-        .with_context(|| format!("no colo metrics at {url} (is colo mount or colo up running? --url to point elsewhere)"))?
-        .text()
-        .await?;
+    let text = fetch(url).await?;
     for line in text.lines() {
         if line.starts_with('#') || line.contains("_bucket{") {
             continue;
@@ -418,4 +422,81 @@ pub async fn stats(url: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `colo status`: per read-write volume, what waits for the origin and what happened (from a
+/// running colo's metrics endpoint).
+pub async fn status(url: &str) -> Result<()> {
+    let text = fetch(url).await?;
+    let mut volumes: std::collections::BTreeMap<String, std::collections::BTreeMap<&str, String>> =
+        std::collections::BTreeMap::new();
+    for line in text.lines().filter(|l| l.starts_with("colo_write_")) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Some((name, labels)) = series.split_once('{') else {
+            continue;
+        };
+        let Some(volume) = labels
+            .strip_prefix("volume=\"")
+            .and_then(|rest| rest.split('"').next())
+        else {
+            continue;
+        };
+        let fields = volumes.entry(volume.to_string()).or_default();
+        if name == WRITE_LAST_ERROR {
+            let error = labels.split_once("error=\"").map_or("", |(_, e)| e);
+            fields.insert("error", error.trim_end_matches("\"}").replace("\\\"", "\""));
+        } else {
+            fields.insert(
+                match name {
+                    WRITE_PENDING_CHANGES => "pending",
+                    WRITE_PENDING_BYTES => "bytes",
+                    WRITE_OLDEST_PENDING_SECONDS => "oldest",
+                    WRITE_UPLOADS => "uploads",
+                    WRITE_CONFLICTS => "conflicts",
+                    WRITE_RETRIES => "retries",
+                    WRITE_FAILED => "failed",
+                    _ => continue,
+                },
+                value.to_string(),
+            );
+        }
+    }
+    if volumes.is_empty() {
+        println!("no read-write volumes (mode = \"read-write\" in a volume's table makes one)");
+        return Ok(());
+    }
+    println!(
+        "{:<16} {:>8} {:>12} {:>10} {:>9} {:>9} {:>8} {:>7}  LAST ERROR",
+        "VOLUME", "PENDING", "BYTES", "OLDEST_S", "UPLOADED", "CONFLICTS", "RETRIES", "FAILED"
+    );
+    for (volume, f) in &volumes {
+        let get = |k: &str| f.get(k).map_or("0", String::as_str);
+        println!(
+            "{:<16} {:>8} {:>12} {:>10} {:>9} {:>9} {:>8} {:>7}  {}",
+            volume,
+            get("pending"),
+            get("bytes"),
+            get("oldest"),
+            get("uploads"),
+            get("conflicts"),
+            get("retries"),
+            get("failed"),
+            f.get("error").map_or("-", String::as_str)
+        );
+    }
+    Ok(())
+}
+
+async fn fetch(url: &str) -> Result<String> {
+    Ok(colo_connectors::http_client_builder()
+        .build()?
+        .get(url)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .with_context(|| format!("no colo metrics at {url} (is colo mount or colo up running? --url to point elsewhere)"))?
+        .text()
+        .await?)
 }
