@@ -41,6 +41,8 @@ pub struct MemoryConnector {
     /// Reads in progress now, and the most there have been at once.
     pub reads_in_progress: AtomicU64,
     pub most_reads_at_once: AtomicU64,
+    /// Answer like FTP or SFTP: no ETags, mtimes in whole seconds (see `set_seconds_only`).
+    seconds_only: AtomicBool,
     /// Writes (and deletes) in progress now, and the most there have been at once.
     pub writes_in_progress: AtomicU64,
     pub most_writes_at_once: AtomicU64,
@@ -117,6 +119,24 @@ impl MemoryConnector {
         self.down.store(down, Ordering::SeqCst);
     }
 
+    /// Identify versions like FTP and SFTP do: by size and an mtime in whole seconds, no ETag.
+    pub fn set_seconds_only(&self, on: bool) {
+        self.seconds_only.store(on, Ordering::SeqCst);
+    }
+
+    fn meta_of(&self, o: &Object) -> ObjectMeta {
+        if self.seconds_only.load(Ordering::SeqCst) {
+            let secs = o
+                .mtime
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let mtime = std::time::UNIX_EPOCH + Duration::from_secs(secs);
+            return ObjectMeta::file(o.data.len() as u64, Some(mtime), None);
+        }
+        ObjectMeta::file(o.data.len() as u64, Some(o.mtime), Some(o.etag.clone()))
+    }
+
     pub fn is_down(&self) -> bool {
         self.down.load(Ordering::SeqCst)
     }
@@ -186,11 +206,7 @@ impl Connector for MemoryConnector {
         self.gate(path).await?;
         let objects = self.objects.lock();
         if let Some(o) = objects.get(path.as_str()) {
-            return Ok(ObjectMeta::file(
-                o.data.len() as u64,
-                Some(o.mtime),
-                Some(o.etag.clone()),
-            ));
+            return Ok(self.meta_of(o));
         }
         if self.is_dir(&objects, path) {
             return Ok(ObjectMeta::directory(None));
@@ -216,7 +232,7 @@ impl Connector for MemoryConnector {
             .get(path.as_str())
             .cloned()
             .ok_or_else(|| ConnectorError::not_found(&self.volume, &path.to_string()))?;
-        let meta = ObjectMeta::file(o.data.len() as u64, Some(o.mtime), Some(o.etag.clone()));
+        let meta = self.meta_of(&o);
         if expect.is_some_and(|id| !id.matches(&meta)) {
             return Err(ConnectorError::stale(&self.volume, &path.to_string()));
         }
@@ -276,11 +292,7 @@ impl Connector for MemoryConnector {
                 }
                 None => out.push(DirEntry {
                     name: rest.to_string(),
-                    meta: ObjectMeta::file(
-                        o.data.len() as u64,
-                        Some(o.mtime),
-                        Some(o.etag.clone()),
-                    ),
+                    meta: self.meta_of(o),
                 }),
             }
         }
@@ -313,11 +325,7 @@ impl Connector for MemoryConnector {
         self.put(path.as_str(), bytes);
         let objects = self.objects.lock();
         let o = &objects[path.as_str()];
-        Ok(ObjectMeta::file(
-            o.data.len() as u64,
-            Some(o.mtime),
-            Some(o.etag.clone()),
-        ))
+        Ok(self.meta_of(o))
     }
 
     async fn delete(&self, path: &ObjectPath) -> Result<()> {

@@ -350,7 +350,7 @@ def test_metrics_show_pending_changes_and_uploads(rw):
     deadline = time.time() + 10
     while True:
         text = urllib.request.urlopen(rw.metrics_url, timeout=10).read().decode()
-        samples = {line.split(" ")[0]: float(line.split(" ")[1])
+        samples = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
                    for line in text.splitlines() if line.startswith("colo_write_")}
         if samples['colo_write_pending_changes{volume="webdav"}'] == 0 or time.time() > deadline:
             break

@@ -316,8 +316,22 @@ impl VfsCore {
             }
         };
         if writer {
-            wb.open_write(node.path.as_str(), origin.as_ref(), truncate)
+            let opened = wb
+                .open_write(node.path.as_str(), origin.as_ref(), truncate)
                 .await?;
+            if !opened {
+                // Its staged copy was uploaded and dropped in between: open the origin's version.
+                self.state.lock().attrs.remove(&ino);
+                let meta = self.refresh_meta(ino, &node, vol).await?;
+                let version = ObjectVersion {
+                    path: node.path.clone(),
+                    identity: meta.identity(),
+                    size: meta.size,
+                };
+                // Still no staged copy: only this handle could have made one.
+                wb.open_write(node.path.as_str(), Some(&version), truncate)
+                    .await?;
+            }
             self.state.lock().attrs.remove(&ino);
         }
         match (writer, staged.is_some()) {

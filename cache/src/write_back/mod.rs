@@ -123,6 +123,8 @@ pub struct WriteBack {
     queued: tokio::sync::Notify,
     done: tokio::sync::watch::Sender<u64>,
     stats: WriteBackStats,
+    /// The identity of the last upload of each path (this run), see `worker`.
+    last_uploaded: Mutex<HashMap<String, colo_connectors::ObjectIdentity>>,
 }
 
 impl std::fmt::Debug for WriteBack {
@@ -208,6 +210,7 @@ impl WriteBack {
             queued: tokio::sync::Notify::new(),
             done,
             stats: WriteBackStats::default(),
+            last_uploaded: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -299,13 +302,15 @@ impl WriteBack {
     }
 
     /// Opens `path` for writing by one more handle. A file without a staged copy is copied from
-    /// `origin` (its version at the origin) unless `truncate`.
+    /// `origin` (its version at the origin) unless `truncate`. Returns false, opening nothing, when
+    /// the file has no staged copy (any more: its upload may have just finished) and no `origin`
+    /// was given: the caller then asks the origin for its version and calls again.
     pub async fn open_write(
         &self,
         path: &str,
         origin: Option<&ObjectVersion>,
         truncate: bool,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         {
             let mut st = self.state.lock();
             if let Some(s) = st.sessions.get_mut(path) {
@@ -314,7 +319,7 @@ impl WriteBack {
                 if truncate {
                     self.set_len(path, 0)?;
                 }
-                return Ok(());
+                return Ok(true);
             }
             if let Some(Pending::File(staged)) = st.overlay.get(path).cloned() {
                 st.sessions.insert(
@@ -330,19 +335,20 @@ impl WriteBack {
                 if truncate {
                     self.set_len(path, 0)?;
                 }
-                return Ok(());
+                return Ok(true);
             }
         }
+        let Some(origin) = origin else {
+            return Ok(false);
+        };
         // From the origin: copied outside the lock (it may take a while), then installed.
         let staged = {
             let mut st = self.state.lock();
             self.new_staged(&mut st)?
         };
-        let base = match origin {
-            Some(v) => Base::Version(v.identity.clone()),
-            None => Base::New,
-        };
-        if let (Some(version), false) = (origin, truncate) {
+        let base = Base::Version(origin.identity.clone());
+        if !truncate {
+            let version = origin;
             let mut offset = 0;
             while offset < version.size {
                 let bytes = self
@@ -363,7 +369,7 @@ impl WriteBack {
         if let Some(s) = st.sessions.get_mut(path) {
             // Another handle opened it meanwhile: share its copy.
             s.writers += 1;
-            return Ok(());
+            return Ok(true);
         }
         let base = Self::base_for(&st, path, base);
         st.overlay
@@ -377,7 +383,7 @@ impl WriteBack {
                 dirty: truncate,
             },
         );
-        Ok(())
+        Ok(true)
     }
 
     /// The session's copy, ready to be written: a copy of it first if it is sealed.

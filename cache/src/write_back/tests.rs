@@ -88,22 +88,30 @@ impl Harness {
 
     /// What the VFS does before writing to `name`: reuse the staged copy, or open the origin's.
     async fn open_for_write(&self, name: &str, truncate: bool) {
-        let origin_version = match self.wb.lookup(name) {
-            Some(Pending::File(_)) => None,
-            _ => {
-                let path = ObjectPath::parse(name).expect("path");
-                let meta = self.origin.stat(&path).await.expect("origin up to open");
-                Some(ObjectVersion {
-                    path,
-                    identity: meta.identity(),
-                    size: meta.size,
-                })
-            }
+        let staged = matches!(self.wb.lookup(name), Some(Pending::File(_)));
+        if staged
+            && self
+                .wb
+                .open_write(name, None, truncate)
+                .await
+                .expect("open for writing")
+        {
+            return;
+        }
+        let path = ObjectPath::parse(name).expect("path");
+        let meta = self.origin.stat(&path).await.expect("origin up to open");
+        let version = ObjectVersion {
+            path,
+            identity: meta.identity(),
+            size: meta.size,
         };
-        self.wb
-            .open_write(name, origin_version.as_ref(), truncate)
-            .await
-            .expect("open for writing");
+        assert!(
+            self.wb
+                .open_write(name, Some(&version), truncate)
+                .await
+                .expect("open for writing"),
+            "opened with the origin's version"
+        );
     }
 
     async fn run(&mut self, op: &Op) {
@@ -394,4 +402,63 @@ async fn the_parallel_worker_keeps_every_path_in_order() {
         "uploads side by side, bounded: {most} at once"
     );
     h.files = files;
+}
+
+/// An origin that knows versions by size and whole-second mtime (FTP, SFTP): a rewrite of the
+/// same size in the same second is uploaded again a second later, so the cache (keyed by that
+/// identity) never serves the old bytes for the new version.
+#[tokio::test]
+async fn a_same_size_rewrite_in_the_same_second_gets_a_new_identity() {
+    let h = Harness::new();
+    h.origin.set_seconds_only(true);
+    h.wb.create("t.fits").expect("create");
+    h.wb.write("t.fits", 0, b"version one").expect("write");
+    h.wb.close("t.fits").expect("close");
+    h.work(usize::MAX).await;
+    // Opened from the origin: its blocks go into the cache under (size, second).
+    h.open_for_write("t.fits", false).await;
+    h.wb.write("t.fits", 8, b"TWO").expect("write");
+    h.wb.close("t.fits").expect("close");
+    h.work(usize::MAX).await;
+    let path = ObjectPath::parse("t.fits").expect("path");
+    let meta = h.origin.stat(&path).await.expect("stat");
+    let version = ObjectVersion {
+        path,
+        identity: meta.identity(),
+        size: meta.size,
+    };
+    let got =
+        h.wb.reader
+            .read(&version, 0, 64, FetchPlan::Blocks)
+            .await
+            .expect("read");
+    assert_eq!(&got[..], b"version TWO");
+}
+
+/// A writer that saw a staged copy which was uploaded and dropped before it opened the file is
+/// told to open the origin's version instead — never handed an empty copy (the bytes would be
+/// lost at the next upload).
+#[tokio::test]
+async fn opening_a_copy_uploaded_meanwhile_asks_for_the_origin_version() {
+    let h = Harness::new();
+    h.wb.create("raced.bin").expect("create");
+    h.wb.write("raced.bin", 0, b"all of the bytes")
+        .expect("write");
+    h.wb.close("raced.bin").expect("close");
+    assert!(matches!(h.wb.lookup("raced.bin"), Some(Pending::File(_))));
+    h.work(usize::MAX).await; // the upload finishes between the lookup and the open
+    let opened =
+        h.wb.open_write("raced.bin", None, false)
+            .await
+            .expect("open");
+    assert!(
+        !opened,
+        "no staged copy any more and no origin version: nothing opened"
+    );
+    assert!(h.wb.lookup("raced.bin").is_none());
+    h.open_for_write("raced.bin", false).await;
+    h.wb.write("raced.bin", 0, b"ALL").expect("write");
+    h.wb.close("raced.bin").expect("close");
+    h.work(usize::MAX).await;
+    assert_eq!(&h.origin.files()["raced.bin"][..], b"ALL of the bytes");
 }

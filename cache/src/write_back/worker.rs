@@ -19,7 +19,7 @@
 
 use super::WriteBack;
 use super::journal::{Base, Change, Record};
-use colo_connectors::{ConnectorError, EntryKind, ErrorKind, ObjectPath};
+use colo_connectors::{ConnectorError, EntryKind, ErrorKind, ObjectIdentity, ObjectPath};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -41,6 +41,11 @@ pub const MAX_IN_FLIGHT: usize = 8;
 pub const MAX_IN_FLIGHT_BYTES: u64 = 256 << 20;
 /// Pending changes the scheduler looks at, from the oldest.
 const SCHEDULING_WINDOW: usize = 64;
+
+/// How long to wait before uploading a version again whose size and mtime equal the previous one's.
+const SAME_SECOND_WAIT: Duration = Duration::from_millis(1100);
+/// Paths whose last upload's identity is remembered (for [`SAME_SECOND_WAIT`]).
+const LAST_UPLOADED_PATHS: usize = 10_000;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -341,7 +346,30 @@ impl WriteBack {
                     self.stats.conflicts.fetch_add(1, Ordering::Relaxed);
                     target = parse(&beside)?;
                 }
-                let meta = connector.write_file(&target, file.path()).await?;
+                let previous = match base {
+                    Base::Version(id) => Some(id.clone()),
+                    _ => self.last_uploaded.lock().get(path).cloned(),
+                };
+                let mut meta = connector.write_file(&target, file.path()).await?;
+                if let (Some(before), ObjectIdentity::SizeMtime { .. }) =
+                    (&previous, meta.identity())
+                    && *before == meta.identity()
+                {
+                    // Same size in the same second as the version before it (FTP, SFTP and
+                    // WebDAV keep whole seconds): readers that know versions by size and mtime,
+                    // this cache among them, could not tell the two apart. Upload again in the
+                    // next second.
+                    tracing::debug!(path = %path, "same size and mtime as the previous version: uploading again");
+                    tokio::time::sleep(SAME_SECOND_WAIT).await;
+                    meta = connector.write_file(&target, file.path()).await?;
+                }
+                {
+                    let mut last = self.last_uploaded.lock();
+                    if last.len() >= LAST_UPLOADED_PATHS {
+                        last.clear();
+                    }
+                    last.insert(path.clone(), meta.identity());
+                }
                 self.stats.uploads.fetch_add(1, Ordering::Relaxed);
                 self.stats
                     .uploaded_bytes
