@@ -658,10 +658,9 @@ impl VfsCore {
                 (EntryKind::File, EntryKind::File) => {}
             }
         }
-        let staged = matches!(wb.lookup(node.path.as_str()), Some(Pending::File(_)));
-        if node.kind == EntryKind::File && staged {
-            wb.rename_file(node.path.as_str(), to.as_str())?;
-        } else {
+        let in_journal = node.kind == EntryKind::File
+            && wb.rename_file(node.path.as_str(), to.as_str())?.is_some();
+        if !in_journal {
             self.rename_at_origin(&wb, &node, &to, target.as_ref().map(|(_, n)| n))
                 .await?;
         }

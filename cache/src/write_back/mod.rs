@@ -588,8 +588,10 @@ impl WriteBack {
 
     /// Moves the file at `from`, which has a staged copy, to `to` (replacing what is there): an
     /// upload of the copy under the new name, then a delete of the old one. A program writing to
-    /// the file goes on writing to it under its new name. Returns the delete's sequence number.
-    pub fn rename_file(&self, from: &str, to: &str) -> Result<u64> {
+    /// the file goes on writing to it under its new name. Returns the delete's sequence number,
+    /// or `None` when `from` has no staged copy (any more: its upload may have just finished; the
+    /// caller renames at the origin then).
+    pub fn rename_file(&self, from: &str, to: &str) -> Result<Option<u64>> {
         let mut st = self.state.lock();
         let in_overlay = match st.overlay.get(from) {
             Some(Pending::File(f)) => Some(f.clone()),
@@ -602,11 +604,7 @@ impl WriteBack {
                 s.staged.clone()
             }
             (None, Some(f)) => f,
-            _ => {
-                return Err(CacheError::Task {
-                    detail: format!("'{from}' has no staged copy to rename"),
-                });
-            }
+            _ => return Ok(None),
         };
         Self::hold_for_upload(&mut st, &staged);
         st.overlay
@@ -628,6 +626,7 @@ impl WriteBack {
                 path: from.to_string(),
             },
         )
+        .map(Some)
     }
 
     /// What `change` makes of the overlay (when replaying the journal).
