@@ -9,4 +9,6 @@ use bytes::Bytes;
 pub trait BlockCache: Send + Sync {
     async fn get_block(&self, key: &BlockKey) -> Option<Bytes>;
     async fn put_block(&self, key: &BlockKey, data: Bytes);
+    /// Drops the block if the tier holds it.
+    async fn remove_block(&self, key: &BlockKey);
 }

@@ -433,6 +433,19 @@ impl BlockCache for DiskCache {
         got
     }
 
+    async fn remove_block(&self, key: &BlockKey) {
+        let digest = key.digest();
+        let known = {
+            let mut index = self.inner.index.lock();
+            let known = index.entries.contains_key(&digest);
+            index.remove(&digest);
+            known
+        };
+        if known {
+            let _ = fs::remove_file(self.path_of(&digest));
+        }
+    }
+
     async fn put_block(&self, key: &BlockKey, data: Bytes) {
         let this = self.clone();
         let key = key.clone();

@@ -63,6 +63,10 @@ impl BlockCache for MemoryCache {
         self.inner.get(key).await
     }
 
+    async fn remove_block(&self, key: &BlockKey) {
+        self.inner.invalidate(key).await;
+    }
+
     async fn put_block(&self, key: &BlockKey, data: Bytes) {
         let len = data.len() as u64;
         self.inner.insert(key.clone(), data).await;

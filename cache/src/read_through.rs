@@ -201,6 +201,20 @@ impl ReadThrough {
         }
     }
 
+    /// Drops every block and page of `obj` from the cache tiers: for a version whose identity a
+    /// newer one shares (a rewrite of the same size in the same second, where the backend knows
+    /// versions only by size and mtime in seconds), so its bytes are never served for the newer.
+    pub async fn forget_version(&self, obj: &ObjectVersion) {
+        for unit in [self.inner.block_size, self.inner.page_size] {
+            for index in 0..obj.size.div_ceil(unit) {
+                self.inner
+                    .cache
+                    .remove_block(&self.unit_key(obj, unit, index))
+                    .await;
+            }
+        }
+    }
+
     /// `[offset, offset + len)` clamped to the object, or `None` when empty.
     pub(crate) fn clamp(obj: &ObjectVersion, offset: u64, len: u64) -> Option<Range<u64>> {
         let end = offset.saturating_add(len).min(obj.size);

@@ -85,6 +85,15 @@ impl BlockCache for TieredCache {
         None
     }
 
+    async fn remove_block(&self, key: &BlockKey) {
+        if let Some(m) = &self.memory {
+            m.remove_block(key).await;
+        }
+        if let Some(d) = &self.disk {
+            d.remove_block(key).await;
+        }
+    }
+
     async fn put_block(&self, key: &BlockKey, data: Bytes) {
         if let Some(m) = &self.memory {
             m.put_block(key, data.clone()).await;

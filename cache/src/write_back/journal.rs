@@ -272,9 +272,14 @@ impl Journal {
     }
 
     /// Appends `record` (durable against a crash of colo; [`Self::sync`] for a power loss).
+    /// A failed append (a full disk) is cut off again, so a later record never follows a torn one
+    /// (reading stops at the first torn record).
     pub fn append(&mut self, record: &Record) -> io::Result<()> {
         let bytes = encode(record);
-        self.file.write_all(&bytes)?;
+        if let Err(e) = self.file.write_all(&bytes) {
+            let _ = self.file.set_len(self.len);
+            return Err(e);
+        }
         self.len += bytes.len() as u64;
         Ok(())
     }

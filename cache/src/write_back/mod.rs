@@ -468,21 +468,32 @@ impl WriteBack {
         if !s.dirty {
             return Ok(None);
         }
-        s.dirty = false;
-        let staged = s.staged.clone();
-        let base = std::mem::replace(&mut s.base, Base::Ours);
+        let (staged, base) = (s.staged.clone(), s.base.clone());
         if matches!(st.overlay.get(path), Some(Pending::Gone)) {
             // Unlinked while open: nothing to upload.
+            if let Some(s) = st.sessions.get_mut(path) {
+                s.dirty = false;
+            }
             return Ok(None);
         }
-        Self::hold_for_upload(&mut st, &staged);
+        // Sealed first: from here on these bytes are the version the journal names (a later
+        // write goes to a copy, also if the journal cannot be written now).
+        staged.seal();
         let change = Change::Upload {
             path: path.to_string(),
             staged: staged.id(),
             size: staged.size(),
             base,
         };
-        self.enqueue(&mut st, change).map(Some)
+        // A journal that cannot be written (a full disk) leaves the session dirty: the next
+        // close or fsync tries again.
+        let seq = self.enqueue(&mut st, change)?;
+        Self::hold_for_upload(&mut st, &staged);
+        if let Some(s) = st.sessions.get_mut(path) {
+            s.dirty = false;
+            s.base = Base::Ours;
+        }
+        Ok(Some(seq))
     }
 
     /// Makes change `seq` (and all before it) survive a power loss, then waits up to
@@ -540,17 +551,19 @@ impl WriteBack {
     }
 
     /// One handle that wrote to `path` is released; the last one ends the session (commit first).
+    /// A session whose last commit failed (the journal could not be written: a full disk) stays,
+    /// with its bytes, so the next open and close of the file commits them.
     pub fn close(&self, path: &str) -> Result<()> {
-        self.commit(path)?;
+        let committed = self.commit(path);
         let mut st = self.state.lock();
         if let Some(s) = st.sessions.get_mut(path) {
             s.writers = s.writers.saturating_sub(1);
-            if s.writers == 0 {
+            if s.writers == 0 && !s.dirty {
                 st.sessions.remove(path);
                 Self::settle(&mut st, path);
             }
         }
-        Ok(())
+        committed.map(|_| ())
     }
 
     /// Removes the file or empty folder at `path`.

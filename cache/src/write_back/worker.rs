@@ -19,6 +19,7 @@
 
 use super::WriteBack;
 use super::journal::{Base, Change, Record};
+use crate::read_through::ObjectVersion;
 use colo_connectors::{ConnectorError, EntryKind, ErrorKind, ObjectIdentity, ObjectPath};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -42,9 +43,7 @@ pub const MAX_IN_FLIGHT_BYTES: u64 = 256 << 20;
 /// Pending changes the scheduler looks at, from the oldest.
 const SCHEDULING_WINDOW: usize = 64;
 
-/// How long to wait before uploading a version again whose size and mtime equal the previous one's.
-const SAME_SECOND_WAIT: Duration = Duration::from_millis(1100);
-/// Paths whose last upload's identity is remembered (for [`SAME_SECOND_WAIT`]).
+/// Paths whose last upload's identity is remembered (a same-size rewrite in the same second).
 const LAST_UPLOADED_PATHS: usize = 10_000;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
@@ -350,18 +349,21 @@ impl WriteBack {
                     Base::Version(id) => Some(id.clone()),
                     _ => self.last_uploaded.lock().get(path).cloned(),
                 };
-                let mut meta = connector.write_file(&target, file.path()).await?;
+                let meta = connector.write_file(&target, file.path()).await?;
                 if let (Some(before), ObjectIdentity::SizeMtime { .. }) =
                     (&previous, meta.identity())
                     && *before == meta.identity()
                 {
                     // Same size in the same second as the version before it (FTP, SFTP and
-                    // WebDAV keep whole seconds): readers that know versions by size and mtime,
-                    // this cache among them, could not tell the two apart. Upload again in the
-                    // next second.
-                    tracing::debug!(path = %path, "same size and mtime as the previous version: uploading again");
-                    tokio::time::sleep(SAME_SECOND_WAIT).await;
-                    meta = connector.write_file(&target, file.path()).await?;
+                    // WebDAV keep whole seconds): the cache, which knows versions by size and
+                    // mtime there, must not serve the old version's bytes for this one.
+                    tracing::debug!(path = %path, "same size and mtime as the previous version: its cached blocks are dropped");
+                    let old = ObjectVersion {
+                        path: target.clone(),
+                        identity: before.clone(),
+                        size: meta.size,
+                    };
+                    self.reader.forget_version(&old).await;
                 }
                 {
                     let mut last = self.last_uploaded.lock();
