@@ -12,6 +12,7 @@
 
 pub mod connector;
 pub mod error;
+pub mod ftp;
 pub mod http;
 pub mod local;
 pub mod memory;

@@ -101,11 +101,33 @@ impl OpendalConnector {
                 list_has_metadata,
                 conditional_read,
                 write: can.write && can.delete,
-                rename_dirs: can.rename,
+                // FTP renames natively through `ftp::FtpLogin` (OpenDAL's FTP has no rename).
+                rename_dirs: can.rename || matches!(spec.backend, Backend::Ftp { .. }),
             },
             op,
             redactor,
         })
+    }
+
+    /// How to reach the FTP server of an FTP volume (for what OpenDAL's FTP cannot do).
+    fn ftp_login(&self) -> Option<crate::ftp::FtpLogin> {
+        match &self.ftp_spec.as_ref()?.backend {
+            Backend::Ftp {
+                host,
+                port,
+                user,
+                password,
+                root,
+            } => Some(crate::ftp::FtpLogin {
+                volume: self.volume.clone(),
+                host: host.clone(),
+                port: *port,
+                user: user.clone(),
+                password: password.clone(),
+                root: root.clone(),
+            }),
+            _ => None,
+        }
     }
 
     /// Creates the folders above `path` where the backend has folders (not on S3, where a
@@ -537,6 +559,9 @@ impl Connector for OpendalConnector {
 
     async fn rename(&self, from: &ObjectPath, to: &ObjectPath) -> Result<()> {
         let kind = self.stat(from).await?.kind;
+        if let Some(login) = self.ftp_login() {
+            return login.rename(from, to, &self.redactor).await;
+        }
         let can = self.op.info().capability();
         if can.rename && self.ftp_spec.is_none() {
             // Folders too by their plain names: OpenDAL refuses "name/" paths in renames, and the
@@ -547,7 +572,7 @@ impl Connector for OpendalConnector {
                 .await
                 .map_err(|e| self.convert(from, e));
         }
-        // No native rename (S3; FTP through OpenDAL): copy each object, then delete the sources.
+        // No native rename (S3): copy each object, then delete the sources.
         let plan = match kind {
             EntryKind::File => RenamePlan {
                 files: vec![(from.clone(), to.clone())],

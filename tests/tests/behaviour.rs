@@ -149,7 +149,16 @@ async fn real_servers() {
             spec.backend_name()
         );
         writable.push(spec.backend_name());
-        check_writes(open_volume(&spec).expect("open").connector).await;
+        let connector = open_volume(&spec).expect("open").connector;
+        // Every protocol with a rename verb moves a folder in one request (FTP's RNFR/RNTO
+        // included); only S3 copies object by object.
+        assert_eq!(
+            connector.capability().rename_dirs,
+            spec.backend_name() != "s3",
+            "{}: native folder rename",
+            spec.name
+        );
+        check_writes(connector).await;
     }
     for b in ["s3", "webdav", "ftp", "sftp", "local"] {
         assert!(writable.contains(&b), "the write run must cover {b}");
