@@ -73,4 +73,20 @@ if [ "$what" = test ]; then
     rm -rf "$tools/pjdfstest" && mkdir -p "$tools" && cp -r "$src" "$tools/pjdfstest"
     (cd "$tools/pjdfstest" && autoreconf -ifs >/dev/null 2>&1 && ./configure >/dev/null && make pjdfstest >/dev/null)
   fi
+  # LazyFS (tests/mount/test_cache_disk_faults.py): a FUSE file system that drops what was not fsynced.
+  if [ ! -x "$tools/lazyfs/lazyfs/build/lazyfs" ]; then
+    shared="${COLO_SHARED:-$(cd "$COLO_REPO/.." && pwd)/shared}"
+    src="$shared/conformance/posix"
+    [ -d "$src/lazyfs" ] || { echo "setup: LazyFS sources not found at $src/lazyfs (set COLO_SHARED to the shared folder)" >&2; exit 1; }
+    for p in cmake make g++ libfuse3-dev libspdlog-dev; do
+      dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || \
+        { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$p" >/dev/null; }
+    done
+    echo "setup: building LazyFS into $tools/lazyfs"
+    rm -rf "$tools/lazyfs" "$tools/toml11" && mkdir -p "$tools" && cp -r "$src/lazyfs" "$src/toml11" "$tools/"
+    log="$tools/lazyfs-build.log"
+    { (cd "$tools/lazyfs/libs/libpcache" && cmake -B build -DFETCHCONTENT_SOURCE_DIR_TOML="$tools/toml11" \
+        && cmake --build build -j2) && (cd "$tools/lazyfs/lazyfs" && cmake -B build -DLAZYFS_BUILD_TESTS=OFF \
+        && cmake --build build -j2); } >"$log" 2>&1 || { tail -30 "$log" >&2; echo "setup: LazyFS build failed (log: $log)" >&2; exit 1; }
+  fi
 fi

@@ -29,19 +29,19 @@ DAV_AUTH = ("colo", "colotestsecret-dav")
 FTP_AUTH = ("colo-rw", "colotestsecret-ftp")
 
 
-def rw_config(path, cache, root, extra=""):
+def rw_config(path, cache, root, extra="", cache_extra="", disk_gib=2):
     servers("rw-config", path + ".volumes")
     text = open(path + ".volumes").read()
     with open(path, "w") as f:
         f.write(f'mount_root = "{root}"\nmetrics_listen = "127.0.0.1:0"\n'
-                f'[cache]\ndir = "{cache}"\nmemory_mib = 128\ndisk_gib = 2\n'
-                f'upload_wait_secs = 240\n{text}{extra}')
+                f'[cache]\ndir = "{cache}"\nmemory_mib = 128\ndisk_gib = {disk_gib}\n'
+                f'upload_wait_secs = 240\n{cache_extra}{text}{extra}')
 
 
-def start(cache=None, root="mnt-rw"):
+def start(cache=None, root="mnt-rw", cache_extra="", disk_gib=2):
     cfg = os.path.join(RUN, f"rw-{uuid.uuid4().hex[:6]}.toml")
     cache = cache or os.path.join(RUN, f"cache-rw-{uuid.uuid4().hex[:8]}")
-    rw_config(cfg, cache, os.path.join(RUN, root))
+    rw_config(cfg, cache, os.path.join(RUN, root), cache_extra=cache_extra, disk_gib=disk_gib)
     return Colo(cfg, os.path.join(RUN, root)), cache
 
 

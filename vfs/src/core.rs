@@ -426,7 +426,23 @@ impl VfsCore {
                     }
                     // A directory needs nothing but its kind, known from its parent's listing.
                     None if node.kind == EntryKind::Directory => Ok(ObjectMeta::directory(None)),
-                    None => Err(e.into()),
+                    // A file this run uploaded: what the origin said then.
+                    None => match self
+                        .write_back(vol)
+                        .and_then(|wb| wb.uploaded_meta(node.path.as_str()))
+                    {
+                        Some(meta) => {
+                            st.attrs.insert(
+                                ino,
+                                CachedMeta {
+                                    meta: meta.clone(),
+                                    at: Instant::now(),
+                                },
+                            );
+                            Ok(meta)
+                        }
+                        None => Err(e.into()),
+                    },
                 }
             }
             Err(e) => Err(e.into()),

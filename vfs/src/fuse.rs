@@ -76,6 +76,9 @@ impl Filesystem for ColoFs {
     fn init(&mut self, _req: &Request, config: &mut fuser::KernelConfig) -> std::io::Result<()> {
         // Let the kernel keep more readahead requests in flight; our core answers them in parallel.
         let _ = config.set_max_background(64);
+        // `O_TRUNC` arrives with `open` instead of as a separate truncate after it: a rewrite of a
+        // file starts from an empty staged copy, without fetching the origin's bytes first.
+        let _ = config.add_capabilities(fuser::InitFlags::FUSE_ATOMIC_O_TRUNC);
         Ok(())
     }
 

@@ -35,6 +35,8 @@ pub enum Change {
         path: String,
         staged: u64,
         size: u64,
+        /// The CRC-32 of the staged bytes (`None` in records of versions before it was kept).
+        crc32: Option<u32>,
         base: Base,
     },
     Delete {
@@ -64,6 +66,8 @@ const TAG_UPLOAD: u8 = 1;
 const TAG_DELETE: u8 = 2;
 const TAG_MKDIR: u8 = 3;
 const TAG_DONE: u8 = 5;
+/// An upload with the CRC-32 of its staged bytes (tag 1 is the same without it).
+const TAG_UPLOAD_CRC: u8 = 6;
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&(s.len() as u32).to_le_bytes());
@@ -95,7 +99,8 @@ pub fn encode(record: &Record) -> Vec<u8> {
         }
         Record::Change { seq, change } => {
             let tag = match change {
-                Change::Upload { .. } => TAG_UPLOAD,
+                Change::Upload { crc32: None, .. } => TAG_UPLOAD,
+                Change::Upload { crc32: Some(_), .. } => TAG_UPLOAD_CRC,
                 Change::Delete { .. } => TAG_DELETE,
                 Change::Mkdir { .. } => TAG_MKDIR,
             };
@@ -106,11 +111,15 @@ pub fn encode(record: &Record) -> Vec<u8> {
                     path,
                     staged,
                     size,
+                    crc32,
                     base,
                 } => {
                     put_str(&mut p, path);
                     p.extend_from_slice(&staged.to_le_bytes());
                     p.extend_from_slice(&size.to_le_bytes());
+                    if let Some(crc) = crc32 {
+                        p.extend_from_slice(&crc.to_le_bytes());
+                    }
                     put_base(&mut p, base);
                 }
                 Change::Delete { path } | Change::Mkdir { path } => put_str(&mut p, path),
@@ -142,6 +151,10 @@ impl Fields<'_> {
         self.take(8)
             .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
     }
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4)
+            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+    }
     fn i128(&mut self) -> Option<i128> {
         self.take(16)
             .map(|b| i128::from_le_bytes(b.try_into().expect("16 bytes")))
@@ -170,10 +183,15 @@ fn decode_payload(payload: &[u8]) -> Option<Record> {
     let seq = f.u64()?;
     let change = match tag {
         TAG_DONE => return Some(Record::Done { seq }),
-        TAG_UPLOAD => Change::Upload {
+        TAG_UPLOAD | TAG_UPLOAD_CRC => Change::Upload {
             path: f.string()?,
             staged: f.u64()?,
             size: f.u64()?,
+            crc32: if tag == TAG_UPLOAD_CRC {
+                Some(f.u32()?)
+            } else {
+                None
+            },
             base: f.base()?,
         },
         TAG_DELETE => Change::Delete { path: f.string()? },
@@ -316,6 +334,7 @@ mod tests {
                     path: "a/b.fits".into(),
                     staged: 7,
                     size: 2880,
+                    crc32: Some(0xdead_beef),
                     base: Base::Version(ObjectIdentity::ETag("\"e1\"".into())),
                 },
             },
@@ -325,6 +344,7 @@ mod tests {
                     path: "c".into(),
                     staged: 8,
                     size: 0,
+                    crc32: None,
                     base: Base::Version(ObjectIdentity::SizeMtime {
                         size: 3,
                         mtime_ns: -5,

@@ -42,8 +42,8 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
-/// How long `fsync` waits for the origin before it returns with the change durable locally (the
-/// journal and the staged copy are synced; the upload goes on in the background).
+/// How long `fsync` waits for the origin, by default, before it returns with the change durable
+/// locally (the journal and the staged copy are synced; the upload goes on in the background).
 pub const FSYNC_WAIT: Duration = Duration::from_secs(30);
 
 /// Bytes per origin read when a file opened for writing is first copied to the staging area.
@@ -102,6 +102,9 @@ pub struct WriteBackStats {
     pub retries: AtomicU64,
     /// Changes the origin refused for good (their staged copies are kept under `failed/`).
     pub failed: AtomicU64,
+    /// Changes found torn at start (a power loss took their staged bytes, which no `fsync` had
+    /// made durable): dropped, never uploaded.
+    pub lost: AtomicU64,
     pub last_error: Mutex<Option<String>>,
 }
 
@@ -124,7 +127,9 @@ pub struct WriteBack {
     done: tokio::sync::watch::Sender<u64>,
     stats: WriteBackStats,
     /// The identity of the last upload of each path (this run), see `worker`.
-    last_uploaded: Mutex<HashMap<String, colo_connectors::ObjectIdentity>>,
+    /// How long `fsync` waits for the origin ([`FSYNC_WAIT`] unless configured).
+    fsync_wait: Mutex<Duration>,
+    last_uploaded: Mutex<HashMap<String, colo_connectors::ObjectMeta>>,
 }
 
 impl std::fmt::Debug for WriteBack {
@@ -163,15 +168,59 @@ impl WriteBack {
             }
         }
         let now = Instant::now();
+        let stats = WriteBackStats::default();
+        // Staged copies checked against their records: torn ones (by staged id) are dropped.
+        let mut torn: HashMap<u64, bool> = HashMap::new();
+        let mut dropped = Vec::new();
         for (seq, change) in pending {
-            if let Change::Upload { staged, .. } = &change {
-                match state.uploads.get_mut(staged) {
-                    Some((_, n)) => *n += 1,
+            if let Change::Upload {
+                path,
+                staged,
+                size,
+                crc32,
+                ..
+            } = &change
+            {
+                let is_torn = match torn.get(staged) {
+                    Some(t) => *t,
                     None => {
-                        let file = StagedFile::reopen(&staged_dir, *staged)
-                            .map_err(io_err(&staged_dir))?;
-                        state.uploads.insert(*staged, (Arc::new(file), 1));
+                        let t = match StagedFile::reopen(&staged_dir, *staged) {
+                            Ok(file) => {
+                                let whole = file.intact(*size, *crc32).or_else(|e| {
+                                    // Shorter than its size says: torn. Any other error stops.
+                                    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                                        Ok(false)
+                                    } else {
+                                        Err(e)
+                                    }
+                                });
+                                let whole = whole.map_err(io_err(file.path()))?;
+                                if whole {
+                                    state.uploads.insert(*staged, (Arc::new(file), 0));
+                                }
+                                !whole
+                            }
+                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+                            Err(e) => return Err(io_err(&staged_dir)(e)),
+                        };
+                        torn.insert(*staged, t);
+                        t
                     }
+                };
+                if is_torn {
+                    tracing::error!(volume = %reader.connector().volume(), path = %path, "a file closed but never fsynced lost its bytes in a power loss or system crash before they went up: the origin keeps its earlier version");
+                    stats
+                        .lost
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    *stats.last_error.lock() = Some(format!(
+                        "{path}: lost in a power loss before it was fsynced or uploaded"
+                    ));
+                    dropped.push(seq);
+                    state.next_seq = state.next_seq.max(seq);
+                    continue;
+                }
+                if let Some((_, n)) = state.uploads.get_mut(staged) {
+                    *n += 1;
                 }
             }
             state.next_seq = state.next_seq.max(seq);
@@ -200,6 +249,12 @@ impl WriteBack {
             }
         }
         state.next_staged = highest_staged + 1;
+        let mut journal = journal;
+        for seq in dropped {
+            journal
+                .append(&Record::Done { seq })
+                .map_err(io_err(&journal_path))?;
+        }
         let (done, _) = tokio::sync::watch::channel(0);
         Ok(Arc::new(WriteBack {
             dir: dir.to_path_buf(),
@@ -209,9 +264,21 @@ impl WriteBack {
             journal: Mutex::new(journal),
             queued: tokio::sync::Notify::new(),
             done,
-            stats: WriteBackStats::default(),
+            stats,
+            fsync_wait: Mutex::new(FSYNC_WAIT),
             last_uploaded: Mutex::new(HashMap::new()),
         }))
+    }
+
+    /// How long `fsync` waits for the origin before it returns with the bytes durable locally.
+    pub fn set_fsync_wait(&self, wait: Duration) {
+        *self.fsync_wait.lock() = wait;
+    }
+
+    /// What the origin answered for the last upload of `path` by this run (its size and
+    /// identity), if it is still known: the VFS's attributes of the file while the origin is away.
+    pub fn uploaded_meta(&self, path: &str) -> Option<colo_connectors::ObjectMeta> {
+        self.last_uploaded.lock().get(path).cloned()
     }
 
     pub fn stats(&self) -> &WriteBackStats {
@@ -483,6 +550,7 @@ impl WriteBack {
             path: path.to_string(),
             staged: staged.id(),
             size: staged.size(),
+            crc32: Some(staged.checksum().map_err(io_err(staged.path()))?),
             base,
         };
         // A journal that cannot be written (a full disk) leaves the session dirty: the next
@@ -497,7 +565,7 @@ impl WriteBack {
     }
 
     /// Makes change `seq` (and all before it) survive a power loss, then waits up to
-    /// [`FSYNC_WAIT`] for it to be done at the origin; true if it was.
+    /// the configured wait ([`FSYNC_WAIT`]) for it to be done at the origin; true if it was.
     pub async fn sync(&self, path: &str, seq: Option<u64>) -> Result<bool> {
         if let Some(Pending::File(staged)) = self.lookup(path) {
             staged.sync().map_err(io_err(staged.path()))?;
@@ -507,8 +575,9 @@ impl WriteBack {
                 .map_err(io_err(&self.staged_dir))?;
         }
         self.journal.lock().sync().map_err(io_err(&self.dir))?;
+        let wait = *self.fsync_wait.lock();
         match seq.or_else(|| self.last_touching(path)) {
-            Some(seq) => Ok(self.wait_done(seq, FSYNC_WAIT).await),
+            Some(seq) => Ok(self.wait_done(seq, wait).await),
             None => Ok(true),
         }
     }
@@ -630,6 +699,7 @@ impl WriteBack {
             path: to.to_string(),
             staged: staged.id(),
             size: staged.size(),
+            crc32: Some(staged.checksum().map_err(io_err(staged.path()))?),
             base: Base::Ours,
         };
         self.enqueue(&mut st, upload)?;

@@ -5,12 +5,18 @@
 //! had written when it closed (or fsynced) the file, and a later write goes to a copy instead — so
 //! an upload never sends a mix of two versions, whatever a program does meanwhile. A staged file is
 //! removed when the last holder lets go of it and the journal no longer needs it (`discard`).
+//!
+//! A sealed file's CRC-32 goes into its journal record: after a power loss the journal may have
+//! reached the disk while the staged bytes (never fsynced) did not, and the check at restart
+//! ([`StagedFile::intact`]) tells the two apart, so a torn copy is never uploaded.
 
 use parking_lot::Mutex;
 use std::fs::{self, File, OpenOptions};
 use std::io;
+use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::SystemTime;
 
@@ -22,6 +28,8 @@ pub struct StagedFile {
     size: AtomicU64,
     mtime: Mutex<SystemTime>,
     sealed: AtomicBool,
+    /// The CRC-32 of the sealed bytes, once computed.
+    crc32: OnceLock<u32>,
     /// Delete the file when dropped (nothing in the journal refers to it).
     discard: AtomicBool,
 }
@@ -68,6 +76,7 @@ impl StagedFile {
             size: AtomicU64::new(size),
             mtime: Mutex::new(SystemTime::now()),
             sealed: AtomicBool::new(false),
+            crc32: OnceLock::new(),
             discard: AtomicBool::new(true),
         }
     }
@@ -141,9 +150,56 @@ impl StagedFile {
         Ok(())
     }
 
+    /// The CRC-32 of the bytes (cached once sealed: they no longer change).
+    pub fn checksum(&self) -> io::Result<u32> {
+        if let Some(crc) = self.crc32.get() {
+            return Ok(*crc);
+        }
+        let crc = crc32_of(&self.path, self.size())?;
+        if self.is_sealed() {
+            let _ = self.crc32.set(crc);
+        }
+        Ok(crc)
+    }
+
+    /// Whether the file holds what a journal record says was sealed: `size` bytes with CRC-32
+    /// `crc32` (records of older versions have none: then the size alone).
+    pub(crate) fn intact(&self, size: u64, crc32: Option<u32>) -> io::Result<bool> {
+        if self.file.metadata()?.len() != size {
+            return Ok(false);
+        }
+        Ok(match crc32 {
+            Some(expected) => self.checksum()? == expected,
+            None => true,
+        })
+    }
+
     pub fn sync(&self) -> io::Result<()> {
         self.file.sync_all()
     }
+}
+
+/// The CRC-32 of the first `size` bytes of the file at `path` (an error if it is shorter).
+fn crc32_of(path: &Path, size: u64) -> io::Result<u32> {
+    let mut file = File::open(path)?.take(size);
+    let mut hasher = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut read = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        read += n as u64;
+    }
+    if read != size {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("{} has {read} of {size} bytes", path.display()),
+        ));
+    }
+    Ok(hasher.finalize())
 }
 
 impl Drop for StagedFile {

@@ -462,3 +462,69 @@ async fn opening_a_copy_uploaded_meanwhile_asks_for_the_origin_version() {
     h.work(usize::MAX).await;
     assert_eq!(&h.origin.files()["raced.bin"][..], b"ALL of the bytes");
 }
+
+/// A power loss can leave a journal record on disk whose staged bytes never got there (closed,
+/// never fsynced; the kernel wrote the journal's page first). At start such a change is dropped —
+/// not uploaded, counted as lost — while an intact one next to it, and the fsynced one, go up.
+#[tokio::test]
+async fn a_staged_copy_torn_by_a_power_loss_is_never_uploaded() {
+    let mut h = Harness::new();
+    h.origin.put("kept", vec![1u8; 4000]);
+    h.origin.set_down(true);
+    for (name, fill) in [("kept", 7u8), ("gone", 8), ("whole", 9), ("synced", 10)] {
+        h.wb.create(name).expect("create");
+        h.wb.write(name, 0, &[fill; 4000]).expect("write");
+        h.wb.close(name).expect("close");
+    }
+    assert!(
+        h.wb.rename_file("whole", "moved")
+            .expect("rename")
+            .is_some()
+    );
+    let seq = h.wb.commit("synced").expect("commit");
+    assert!(
+        !h.wb.sync("synced", seq).await.expect("sync"),
+        "origin down"
+    );
+    // The cut: "kept" torn to a prefix, "gone" to nothing, its staged file removed outright.
+    let staged_path = |name: &str| match h.wb.lookup(name) {
+        Some(Pending::File(f)) => f.path().to_path_buf(),
+        other => panic!("{name} staged: {other:?}"),
+    };
+    let (kept, gone) = (staged_path("kept"), staged_path("gone"));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&kept)
+        .and_then(|f| f.set_len(1000))
+        .expect("truncate");
+    std::fs::remove_file(&gone).expect("remove");
+    h.crash();
+    assert_eq!(
+        h.wb.stats().lost.load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+    assert!(
+        matches!(h.wb.lookup("kept"), None),
+        "torn change not in the overlay"
+    );
+    assert!(matches!(h.wb.lookup("moved"), Some(Pending::File(_))));
+    h.origin.set_down(false);
+    h.work(usize::MAX).await;
+    let files = h.origin.files();
+    assert_eq!(
+        &files["kept"][..],
+        &[1u8; 4000][..],
+        "the earlier version stays"
+    );
+    assert!(!files.contains_key("gone"));
+    assert_eq!(&files["moved"][..], &[9u8; 4000][..]);
+    assert!(!files.contains_key("whole"));
+    assert_eq!(&files["synced"][..], &[10u8; 4000][..]);
+    assert_eq!(h.wb.pending().changes, 0);
+    // The dropped changes are recorded done: the next start finds nothing to drop.
+    h.crash();
+    assert_eq!(
+        h.wb.stats().lost.load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+}

@@ -347,7 +347,7 @@ impl WriteBack {
                 }
                 let previous = match base {
                     Base::Version(id) => Some(id.clone()),
-                    _ => self.last_uploaded.lock().get(path).cloned(),
+                    _ => self.last_uploaded.lock().get(path).map(|m| m.identity()),
                 };
                 let meta = connector.write_file(&target, file.path()).await?;
                 if let (Some(before), ObjectIdentity::SizeMtime { .. }) =
@@ -370,7 +370,12 @@ impl WriteBack {
                     if last.len() >= LAST_UPLOADED_PATHS {
                         last.clear();
                     }
-                    last.insert(path.clone(), meta.identity());
+                    if changed {
+                        // The origin's copy of `path` is someone else's: nothing of ours known.
+                        last.remove(path.as_str());
+                    } else {
+                        last.insert(path.clone(), meta.clone());
+                    }
                 }
                 self.stats.uploads.fetch_add(1, Ordering::Relaxed);
                 self.stats
@@ -378,7 +383,10 @@ impl WriteBack {
                     .fetch_add(meta.size, Ordering::Relaxed);
                 Ok(())
             }
-            Change::Delete { path } => match connector.delete(&parse(path)?).await {
+            Change::Delete { path } => match {
+                self.last_uploaded.lock().remove(path.as_str());
+                connector.delete(&parse(path)?).await
+            } {
                 Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
                 other => other,
             },

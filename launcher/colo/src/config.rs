@@ -45,6 +45,9 @@ pub struct CacheConfig {
     /// At unmount, how long to wait for changes on read-write volumes to reach their origins
     /// (what is left is sent on the next start).
     pub upload_wait_secs: Option<u64>,
+    /// How long `fsync` on a read-write volume waits for the origin to hold the bytes before it
+    /// returns with them durable on the local disk only (0: never waits for the origin).
+    pub fsync_wait_secs: Option<u64>,
 }
 
 /// `[services]`: the IVOA services (TAP) and where they keep tables and jobs.
@@ -108,6 +111,7 @@ pub struct Settings {
     pub random_fill_max_bytes: u64,
     /// At unmount: how long to wait for pending changes of read-write volumes.
     pub shutdown_upload_wait: std::time::Duration,
+    pub fsync_wait: std::time::Duration,
     pub volumes: Vec<VolumeSpec>,
     pub services: ServiceSettings,
     pub metrics_listen: std::net::SocketAddr,
@@ -260,6 +264,10 @@ pub fn settings(raw: ColoConfig, file: &str) -> Result<Settings, ConfigError> {
         prefetch_max_bytes: c.prefetch_max_mib.unwrap_or(32) << 20,
         random_fill_max_bytes: c.random_fill_max_mib.unwrap_or(0) << 20,
         shutdown_upload_wait: std::time::Duration::from_secs(c.upload_wait_secs.unwrap_or(60)),
+        fsync_wait: c.fsync_wait_secs.map_or(
+            colo_cache::write_back::FSYNC_WAIT,
+            std::time::Duration::from_secs,
+        ),
         volumes,
         services,
         metrics_listen,

@@ -42,6 +42,7 @@ pub const WRITE_UPLOADED_BYTES: &str = "colo_write_uploaded_bytes_total";
 pub const WRITE_CONFLICTS: &str = "colo_write_conflicts_total";
 pub const WRITE_RETRIES: &str = "colo_write_retries_total";
 pub const WRITE_FAILED: &str = "colo_write_failed_total";
+pub const WRITE_LOST: &str = "colo_write_lost_total";
 pub const WRITE_LAST_ERROR: &str = "colo_write_last_error";
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -111,7 +112,7 @@ fn write_back_metrics(out: &mut String, stack: &Stack) {
         let samples = volumes.iter().map(|(l, p, _)| (l.clone(), get(p)));
         family(out, name, "gauge", help, samples);
     }
-    let counters: [WriteBackCounter; 5] = [
+    let counters: [WriteBackCounter; 6] = [
         (
             WRITE_UPLOADS,
             "Files uploaded to each read-write volume's origin.",
@@ -136,6 +137,11 @@ fn write_back_metrics(out: &mut String, stack: &Stack) {
             WRITE_FAILED,
             "Changes the origin refused for good (their bytes are kept in the write-back area's failed/).",
             |s| s.failed.load(Ordering::Relaxed),
+        ),
+        (
+            WRITE_LOST,
+            "Closed files never fsynced whose staged bytes a power loss took before they went up (found torn at start; the origin keeps its earlier version).",
+            |s| s.lost.load(Ordering::Relaxed),
         ),
     ];
     for (name, help, get) in counters {
@@ -457,6 +463,7 @@ pub async fn status(url: &str) -> Result<()> {
                     WRITE_CONFLICTS => "conflicts",
                     WRITE_RETRIES => "retries",
                     WRITE_FAILED => "failed",
+                    WRITE_LOST => "lost",
                     _ => continue,
                 },
                 value.to_string(),
@@ -468,13 +475,21 @@ pub async fn status(url: &str) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:<16} {:>8} {:>12} {:>10} {:>9} {:>9} {:>8} {:>7}  LAST ERROR",
-        "VOLUME", "PENDING", "BYTES", "OLDEST_S", "UPLOADED", "CONFLICTS", "RETRIES", "FAILED"
+        "{:<16} {:>8} {:>12} {:>10} {:>9} {:>9} {:>8} {:>7} {:>5}  LAST ERROR",
+        "VOLUME",
+        "PENDING",
+        "BYTES",
+        "OLDEST_S",
+        "UPLOADED",
+        "CONFLICTS",
+        "RETRIES",
+        "FAILED",
+        "LOST"
     );
     for (volume, f) in &volumes {
         let get = |k: &str| f.get(k).map_or("0", String::as_str);
         println!(
-            "{:<16} {:>8} {:>12} {:>10} {:>9} {:>9} {:>8} {:>7}  {}",
+            "{:<16} {:>8} {:>12} {:>10} {:>9} {:>9} {:>8} {:>7} {:>5}  {}",
             volume,
             get("pending"),
             get("bytes"),
@@ -483,6 +498,7 @@ pub async fn status(url: &str) -> Result<()> {
             get("conflicts"),
             get("retries"),
             get("failed"),
+            get("lost"),
             f.get("error").map_or("-", String::as_str)
         );
     }

@@ -81,6 +81,7 @@ pub fn build(settings: &Settings) -> Result<Stack> {
                     spec.name
                 )
             })?;
+            wb.set_fsync_wait(settings.fsync_wait);
             let pending = wb.pending();
             if pending.changes > 0 {
                 eprintln!(
