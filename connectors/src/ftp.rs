@@ -1,6 +1,8 @@
-//! Native rename on FTP (`RNFR`/`RNTO`), which OpenDAL's FTP service does not offer: one control
-//! connection of its own per rename (logged in, binary mode irrelevant: no data connection), so a
-//! file or a whole folder moves in one request instead of a copy and delete of every object.
+//! What OpenDAL's FTP service cannot do, over a control connection of its own per call:
+//! - rename (`RNFR`/`RNTO`), so a file or a whole folder moves in one request instead of a copy
+//!   and delete of every object;
+//! - write an empty file: OpenDAL's FTP writer opens its data connection on the first byte, so
+//!   with none it creates nothing (and `touch`, `__init__.py`, lock files would vanish).
 //!
 //! Paths are the volume's root joined with the object path, absolute, as the server's `RNFR`
 //! takes them. Replies map to connector errors here: 550 (file unavailable) to not found for the
@@ -49,26 +51,44 @@ impl FtpLogin {
         to: &ObjectPath,
         redactor: &Redactor,
     ) -> Result<()> {
-        let convert = |e: FtpError| self.convert(from, e, redactor);
+        let mut ftp = self.session(from, redactor).await?;
+        let moved = ftp
+            .rename(self.server_path(from), self.server_path(to))
+            .await
+            .map_err(|e| self.convert(from, e, redactor));
+        let _ = ftp.quit().await;
+        moved
+    }
+
+    /// Makes `path` an empty file (`STOR` with no bytes), replacing what was there.
+    pub async fn put_empty(&self, path: &ObjectPath, redactor: &Redactor) -> Result<()> {
+        let mut ftp = self.session(path, redactor).await?;
+        let stored = ftp
+            .put_file(self.server_path(path), &mut tokio::io::empty())
+            .await
+            .map(|_| ())
+            .map_err(|e| self.convert(path, e, redactor));
+        let _ = ftp.quit().await;
+        stored
+    }
+
+    /// A logged-in control connection (errors name `path`, the request's subject).
+    async fn session(&self, path: &ObjectPath, redactor: &Redactor) -> Result<AsyncFtpStream> {
+        let convert = |e: FtpError| self.convert(path, e, redactor);
         let address = format!("{}:{}", self.host, self.port);
         let mut ftp =
             tokio::time::timeout(CONNECT_TIMEOUT, AsyncFtpStream::connect(address.as_str()))
                 .await
                 .map_err(|_| ConnectorError::Timeout {
                     volume: self.volume.clone(),
-                    path: from.to_string(),
+                    path: path.to_string(),
                     timeout_ms: CONNECT_TIMEOUT.as_millis() as u64,
                 })?
                 .map_err(convert)?;
         let user = self.user.as_deref().unwrap_or("anonymous");
         let password = self.password.as_ref().map(|p| p.expose()).unwrap_or("");
         ftp.login(user, password).await.map_err(convert)?;
-        let moved = ftp
-            .rename(self.server_path(from), self.server_path(to))
-            .await
-            .map_err(convert);
-        let _ = ftp.quit().await;
-        moved
+        Ok(ftp)
     }
 
     fn convert(&self, path: &ObjectPath, e: FtpError, redactor: &Redactor) -> ConnectorError {

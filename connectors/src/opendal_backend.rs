@@ -486,6 +486,8 @@ impl Connector for OpendalConnector {
                 let _ = self.op.delete(&temporary).await;
                 return Err(self.convert_for(path, e, true));
             }
+        } else if let (true, Some(login)) = (bytes.is_empty(), self.ftp_login()) {
+            login.put_empty(path, &self.redactor).await?;
         } else {
             self.op
                 .write(&target, bytes)

@@ -302,6 +302,17 @@ pub async fn check_writes(connector: Arc<dyn Connector>) {
         .write_object(&top, bytes::Bytes::from_static(b"top"))
         .await
         .unwrap_or_else(|e| panic!("{vol}: write top: {e}"));
+    // An empty file is a file too (`touch`, `__init__.py`, lock files).
+    let empty = p(&format!("{scratch}/empty.txt"));
+    let made = connector
+        .write_object(&empty, bytes::Bytes::new())
+        .await
+        .unwrap_or_else(|e| panic!("{vol}: write an empty file: {e}"));
+    assert_eq!(
+        (made.kind, made.size),
+        (EntryKind::File, 0),
+        "{vol}: empty file"
+    );
     let mut names: Vec<String> = connector
         .list(&p(&scratch))
         .await
@@ -310,7 +321,11 @@ pub async fn check_writes(connector: Arc<dyn Connector>) {
         .map(|e| e.name)
         .collect();
     names.sort();
-    assert_eq!(names, ["deep", "top.txt"], "{vol}: scratch listing");
+    assert_eq!(
+        names,
+        ["deep", "empty.txt", "top.txt"],
+        "{vol}: scratch listing"
+    );
     let inner: Vec<String> = connector
         .list(&p(&format!("{scratch}/deep/er")))
         .await
@@ -323,7 +338,7 @@ pub async fn check_writes(connector: Arc<dyn Connector>) {
     check_folders_and_renames(&connector, &scratch).await;
 
     // Delete: files, then the emptied folders bottom-up (object stores have none to delete).
-    for path in [&file, &top] {
+    for path in [&file, &top, &empty] {
         connector
             .delete(path)
             .await
