@@ -25,6 +25,7 @@
 //! conflict name (see [`conflict_name`]).
 
 pub mod journal;
+mod recovery;
 pub mod staged;
 mod worker;
 
@@ -126,9 +127,9 @@ pub struct WriteBack {
     queued: tokio::sync::Notify,
     done: tokio::sync::watch::Sender<u64>,
     stats: WriteBackStats,
-    /// The identity of the last upload of each path (this run), see `worker`.
     /// How long `fsync` waits for the origin ([`FSYNC_WAIT`] unless configured).
     fsync_wait: Mutex<Duration>,
+    /// What the origin said of the last upload of each path (this run), see `worker`.
     last_uploaded: Mutex<HashMap<String, colo_connectors::ObjectMeta>>,
 }
 
@@ -169,58 +170,19 @@ impl WriteBack {
         }
         let now = Instant::now();
         let stats = WriteBackStats::default();
-        // Staged copies checked against their records: torn ones (by staged id) are dropped.
-        let mut torn: HashMap<u64, bool> = HashMap::new();
-        let mut dropped = Vec::new();
+        let mut recovery = recovery::Recovery::new(&staged_dir);
         for (seq, change) in pending {
-            if let Change::Upload {
-                path,
-                staged,
-                size,
-                crc32,
-                ..
-            } = &change
-            {
-                let is_torn = match torn.get(staged) {
-                    Some(t) => *t,
+            if !recovery.keep(seq, &change).map_err(io_err(&staged_dir))? {
+                state.next_seq = state.next_seq.max(seq);
+                continue;
+            }
+            if let Change::Upload { staged, .. } = &change {
+                match state.uploads.get_mut(staged) {
+                    Some((_, n)) => *n += 1,
                     None => {
-                        let t = match StagedFile::reopen(&staged_dir, *staged) {
-                            Ok(file) => {
-                                let whole = file.intact(*size, *crc32).or_else(|e| {
-                                    // Shorter than its size says: torn. Any other error stops.
-                                    if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                                        Ok(false)
-                                    } else {
-                                        Err(e)
-                                    }
-                                });
-                                let whole = whole.map_err(io_err(file.path()))?;
-                                if whole {
-                                    state.uploads.insert(*staged, (Arc::new(file), 0));
-                                }
-                                !whole
-                            }
-                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
-                            Err(e) => return Err(io_err(&staged_dir)(e)),
-                        };
-                        torn.insert(*staged, t);
-                        t
+                        let file = recovery.take(*staged).expect("an intact upload's copy");
+                        state.uploads.insert(*staged, (Arc::new(file), 1));
                     }
-                };
-                if is_torn {
-                    tracing::error!(volume = %reader.connector().volume(), path = %path, "a file closed but never fsynced lost its bytes in a power loss or system crash before they went up: the origin keeps its earlier version");
-                    stats
-                        .lost
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    *stats.last_error.lock() = Some(format!(
-                        "{path}: lost in a power loss before it was fsynced or uploaded"
-                    ));
-                    dropped.push(seq);
-                    state.next_seq = state.next_seq.max(seq);
-                    continue;
-                }
-                if let Some((_, n)) = state.uploads.get_mut(staged) {
-                    *n += 1;
                 }
             }
             state.next_seq = state.next_seq.max(seq);
@@ -250,9 +212,21 @@ impl WriteBack {
         }
         state.next_staged = highest_staged + 1;
         let mut journal = journal;
-        for seq in dropped {
+        let mut lost = std::collections::HashSet::new();
+        for (seq, change) in &recovery.dropped {
+            tracing::error!(volume = %reader.connector().volume(), ?change, "a file closed but never fsynced lost its bytes in a power loss or system crash before they went up: the origin keeps its earlier version");
+            if let Change::Upload { path, staged, .. } = change
+                && lost.insert(*staged)
+            {
+                stats
+                    .lost
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                *stats.last_error.lock() = Some(format!(
+                    "{path}: lost in a power loss before it was fsynced or uploaded"
+                ));
+            }
             journal
-                .append(&Record::Done { seq })
+                .append(&Record::Done { seq: *seq })
                 .map_err(io_err(&journal_path))?;
         }
         let (done, _) = tokio::sync::watch::channel(0);

@@ -470,7 +470,17 @@ async fn opening_a_copy_uploaded_meanwhile_asks_for_the_origin_version() {
 async fn a_staged_copy_torn_by_a_power_loss_is_never_uploaded() {
     let mut h = Harness::new();
     h.origin.put("kept", vec![1u8; 4000]);
+    // Edited in place, then moved away (`mv edited elsewhere`), never fsynced.
+    h.origin.put("edited", vec![2u8; 3000]);
+    h.open_for_write("edited", false).await;
     h.origin.set_down(true);
+    h.wb.write("edited", 0, b"changed").expect("write");
+    h.wb.close("edited").expect("close");
+    assert!(
+        h.wb.rename_file("edited", "elsewhere")
+            .expect("rename")
+            .is_some()
+    );
     for (name, fill) in [("kept", 7u8), ("gone", 8), ("whole", 9), ("synced", 10)] {
         h.wb.create(name).expect("create");
         h.wb.write(name, 0, &[fill; 4000]).expect("write");
@@ -492,6 +502,7 @@ async fn a_staged_copy_torn_by_a_power_loss_is_never_uploaded() {
         other => panic!("{name} staged: {other:?}"),
     };
     let (kept, gone) = (staged_path("kept"), staged_path("gone"));
+    std::fs::remove_file(staged_path("elsewhere")).expect("remove");
     std::fs::OpenOptions::new()
         .write(true)
         .open(&kept)
@@ -501,7 +512,7 @@ async fn a_staged_copy_torn_by_a_power_loss_is_never_uploaded() {
     h.crash();
     assert_eq!(
         h.wb.stats().lost.load(std::sync::atomic::Ordering::Relaxed),
-        2
+        3
     );
     assert!(
         matches!(h.wb.lookup("kept"), None),
@@ -520,6 +531,9 @@ async fn a_staged_copy_torn_by_a_power_loss_is_never_uploaded() {
     assert_eq!(&files["moved"][..], &[9u8; 4000][..]);
     assert!(!files.contains_key("whole"));
     assert_eq!(&files["synced"][..], &[10u8; 4000][..]);
+    // The rename's delete went with its torn upload: the earlier version stays under its name.
+    assert_eq!(&files["edited"][..], &[2u8; 3000][..]);
+    assert!(!files.contains_key("elsewhere"));
     assert_eq!(h.wb.pending().changes, 0);
     // The dropped changes are recorded done: the next start finds nothing to drop.
     h.crash();
