@@ -26,7 +26,7 @@ import time
 import urllib.request
 import uuid
 
-from conftest import RUN, mounted, servers
+from conftest import BIN, RUN, mounted, servers
 from test_write import origin_read, payload, start, wait_at_origin
 
 TOOLS = os.path.join(os.environ.get("COLO_CACHE", os.path.expanduser("~/.cache/colo")), "tools")
@@ -155,6 +155,13 @@ def test_fsynced_files_survive_a_power_loss_and_nothing_torn_reaches_the_origin(
               f"closed, {lost} lost (counted), {len(closed) - lost} complete, none torn")
         assert lost > 0, "the cut took nothing: the test did not make the case it is about"
         assert metric(c2.metrics_url, "colo_write_lost_total") == lost
+        # `colo status` says it too, with the last such file as the volume's last error.
+        status = subprocess.run([BIN, "status", "--url", c2.metrics_url], capture_output=True,
+                                text=True, check=True).stdout
+        header = status.splitlines()[0].split()
+        row = next(l for l in status.splitlines() if l.startswith("s3 ")).split()
+        assert int(row[header.index("LOST")]) == lost, status
+        assert "lost in a power loss before it was fsynced" in status, status
         listed = set(os.listdir(c2.path("s3", top)))
         assert set(synced) <= listed and "synced0.bin" not in listed, sorted(listed)
     finally:
