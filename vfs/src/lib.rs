@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod mount;
 pub mod plan;
 pub mod prefetch;
+pub mod read;
 pub mod write;
 
 pub use crate::core::{Attr, DirListing, Opened, VfsCore, VfsOptions, VolumeMount};
