@@ -6,6 +6,9 @@
 # the local disk give the time-to-return target.
 #
 #   bash benches/write_workloads.sh                 (CLIENTS="colo rclone s3fs" by default)
+#   CLIENTS="colo-local rclone-local" bash benches/write_workloads.sh   (a local read-write volume:
+#                                                   colo's direct path, rclone over the same folder)
+#   CLIENTS="colo-webdav rclone-webdav colo-sftp rclone-sftp" bash benches/write_workloads.sh
 source "$(dirname "$0")/mounts.sh"
 B="$COLO_TEST_DIR/write-workloads"
 mkdir -p "$B"
@@ -67,10 +70,40 @@ for client in ${CLIENTS:-colo rclone s3fs}; do
       echo "$KEY:$SECRET" > "$B/s3fs.passwd"; chmod 600 "$B/s3fs.passwd"
       s3fs "$BUCKET" "$M" -f -o url=$EP -o use_path_request_style -o passwd_file="$B/s3fs.passwd" > "$B/s3fs.log" 2>&1 &
       pid=$!; dir="$M/$prefix" ;;
+    colo-local) # a local read-write volume: the directory passed straight through
+      rm -rf "$B/origin-$client" && mkdir -p "$B/origin-$client"
+      printf 'mount_root = "%s"\n[cache]\ndir = "%s"\n[[volume]]\nname = "home"\nurl = "file://%s"\nmode = "read-write"\n' \
+        "$M" "$B/cache-$client" "$B/origin-$client" > "$B/$client.toml"
+      "$COLO" mount --config "$B/$client.toml" --root "$M" > "$B/$client.out" 2> "$B/$client.err" &
+      pid=$!; dir="$M/home/$prefix"; origin_dir="$B/origin-$client/$prefix" ;;
+    colo-webdav|colo-sftp) # the test servers' writable areas (scripts/servers.sh rw-config)
+      bash scripts/servers.sh start webdav sftp >&2
+      bash scripts/servers.sh rw-config "$B/$client.volumes" >&2
+      printf 'mount_root = "%s"\n[cache]\ndir = "%s"\n' "$M" "$B/cache-$client" > "$B/$client.toml"
+      cat "$B/$client.volumes" >> "$B/$client.toml"
+      "$COLO" mount --config "$B/$client.toml" --root "$M" > "$B/$client.out" 2> "$B/$client.err" &
+      area=${client#colo-}
+      pid=$!; dir="$M/$area/$prefix"; origin_dir="$COLO_TEST_DIR/rw/$area/$prefix" ;;
+    rclone-webdav)
+      bash scripts/servers.sh start webdav >&2
+      rclone mount ":webdav,url='http://127.0.0.1:18081/rw',vendor=other,user=colo,pass=$(rclone obscure "$(cat "$COLO_TEST_DIR/dav.pass")"):" "$M" \
+        --vfs-cache-mode writes --cache-dir "$B/cache-$client" > "$B/$client.log" 2>&1 &
+      pid=$!; dir="$M/$prefix"; origin_dir="$COLO_TEST_DIR/rw/webdav/$prefix" ;;
+    rclone-sftp)
+      bash scripts/servers.sh start sftp >&2
+      rclone mount ":sftp,host=127.0.0.1,port=18022,user=root,key_file='$COLO_TEST_DIR/ssh/client_key':$COLO_TEST_DIR/rw/sftp" "$M" \
+        --vfs-cache-mode writes --cache-dir "$B/cache-$client" > "$B/$client.log" 2>&1 &
+      pid=$!; dir="$M/$prefix"; origin_dir="$COLO_TEST_DIR/rw/sftp/$prefix" ;;
+    rclone-local) # the same local directory through rclone's VFS write cache
+      rm -rf "$B/origin-$client" && mkdir -p "$B/origin-$client"
+      rclone mount "$B/origin-$client" "$M" --vfs-cache-mode writes --cache-dir "$B/cache-$client" \
+        > "$B/$client.log" 2>&1 &
+      pid=$!; dir="$M/$prefix"; origin_dir="$B/origin-$client/$prefix" ;;
   esac
   wait_mounted "$M"
   echo "== $client" >&2
-  run_rows "$client" "$dir" "s3://$BUCKET/$prefix" > "$B/result-$client.jsonl" || echo "$client: a row failed" >&2
+  run_rows "$client" "$dir" "${origin_dir:-s3://$BUCKET/$prefix}" > "$B/result-$client.jsonl" || echo "$client: a row failed" >&2
+  unset origin_dir
   stop_pid "$pid"
 done
 

@@ -56,3 +56,25 @@ def test_pjdfstest_object_store_profile(rw, backend):
     print(f"pjdfstest object-store profile on {backend}: {passed}/{total}")
     bar = BARS["object_store_profile"][backend]
     assert passed >= bar, f"{backend}: {passed}/{total} passed, below the bar of {bar}:\n{text[-4000:]}"
+
+
+def prove_all(workdir):
+    out = subprocess.run(["prove", "-r", os.path.join(TOOLS, "pjdfstest", "tests")], cwd=workdir,
+                         capture_output=True, text=True, timeout=2400)
+    text = out.stdout + out.stderr
+    total = int(re.search(r"Files=\d+, Tests=(\d+)", text).group(1))
+    failed = sum(int(n) for n in re.findall(r"\(Wstat: \d+.*?Failed: (\d+)\)", text))
+    return total, total - failed, text
+
+
+def test_pjdfstest_whole_suite_on_the_local_volume(rw):
+    """The local volume is its directory passed straight through: the whole suite (238 files,
+    modes, owners, times, hard and symbolic links, FIFOs, devices, sockets, sticky bits)."""
+    work = rw.path("local", f"pjd-all-{uuid.uuid4().hex[:8]}")
+    os.mkdir(work)
+    total, passed, text = prove_all(work)
+    print(f"pjdfstest whole suite on local: {passed}/{total}")
+    failing = re.findall(r"^(\S+\.t) +\(Wstat: \d+ Tests: \d+ Failed: (\d+)\)", text, re.M)
+    print("failing files:", failing)
+    bar = BARS["whole_suite"]["local"]
+    assert passed >= bar, f"local: {passed}/{total} passed, below the bar of {bar}:\n{text[-4000:]}"

@@ -28,6 +28,8 @@ use colo_cache::{ObjectVersion, Pending, ReadThrough, WriteBack};
 use colo_connectors::{ConnectorError, EntryKind, ObjectMeta, ObjectPath};
 use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::fs::File;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime};
@@ -40,6 +42,9 @@ pub struct VolumeMount {
     /// Read-write volumes: where writes are staged and from where they go to the origin
     /// (`None`: read-only, every change refused with `EROFS`).
     pub write_back: Option<Arc<WriteBack>>,
+    /// Local read-write volumes: the directory every operation goes straight to, with its modes,
+    /// owners, times, links and special files ([`crate::direct`]); then `write_back` is `None`.
+    pub direct_root: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -85,12 +90,48 @@ pub struct Attr {
     pub perm: u16,
     pub uid: u32,
     pub gid: u32,
+    /// What a local file system adds (direct volumes): `None` elsewhere, where links count 1 (2
+    /// for folders) and every time is the mtime.
+    pub posix: Option<PosixAttr>,
+}
+
+/// The type of a file as `stat` and `readdir` show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeType {
+    File,
+    Directory,
+    Symlink,
+    Fifo,
+    Socket,
+    CharDevice,
+    BlockDevice,
+}
+
+impl From<EntryKind> for NodeType {
+    fn from(k: EntryKind) -> Self {
+        match k {
+            EntryKind::File => NodeType::File,
+            EntryKind::Directory => NodeType::Directory,
+        }
+    }
+}
+
+/// The rest of a local file's `stat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PosixAttr {
+    pub node_type: NodeType,
+    pub nlink: u32,
+    pub atime: SystemTime,
+    pub ctime: SystemTime,
+    pub rdev: u32,
+    pub blocks: u64,
+    pub blksize: u32,
 }
 
 /// A directory's entries as returned to `readdir`, in a stable (sorted) order.
 #[derive(Debug, Clone)]
 pub struct DirListing {
-    pub entries: Vec<(u64, EntryKind, String)>,
+    pub entries: Vec<(u64, NodeType, String)>,
 }
 
 pub(crate) struct CachedMeta {
@@ -148,6 +189,8 @@ pub struct VfsCore {
     /// Each open file's shared state by inode (the version it belongs to, and the state while a
     /// handle holds it).
     pub(crate) files: Mutex<HashMap<u64, (ObjectVersion, Weak<FileShared>)>>,
+    /// Open files of direct volumes, by handle: (inode, file).
+    pub(crate) direct_files: Mutex<HashMap<u64, (u64, Arc<File>)>>,
     /// Column chunks learnt from files' footers, by [`OpenFile::extents_key`].
     pub(crate) chunks: KnownExtents<u64>,
     pub(crate) next_handle: AtomicU64,
@@ -177,6 +220,7 @@ impl VfsCore {
             state: Mutex::new(state),
             handles: Mutex::new(HashMap::new()),
             files: Mutex::new(HashMap::new()),
+            direct_files: Mutex::new(HashMap::new()),
             chunks: KnownExtents::new(KNOWN_EXTENTS_FILES),
             next_handle: AtomicU64::new(1),
             started: SystemTime::now(),
@@ -201,6 +245,9 @@ impl VfsCore {
     /// The TTL the kernel may keep attributes and entries of `ino` for.
     pub fn ttl_for(&self, ino: u64) -> Duration {
         match self.node(ino).ok().and_then(|n| n.volume) {
+            // A local directory answers at once, and other names of a file (hard links) or other
+            // writers may change what the kernel cached: it asks every time.
+            Some(v) if self.volumes[v].direct_root.is_some() => Duration::ZERO,
             Some(v) => self.volumes[v].metadata_ttl,
             None => Duration::from_secs(3600),
         }
@@ -253,6 +300,7 @@ impl VfsCore {
             perm,
             uid: self.options.uid,
             gid: self.options.gid,
+            posix: None,
         }
     }
 
@@ -285,7 +333,14 @@ impl VfsCore {
                 .position(|v| v.name == name)
                 .ok_or_else(not_found)?;
             let ino = self.volumes_ino(&st, vol);
+            drop(st);
+            if self.volumes[vol].direct_root.is_some() {
+                return self.direct_getattr(ino, &self.node(ino)?);
+            }
             return Ok(self.attr_of(ino, Some(vol), EntryKind::Directory, None));
+        }
+        if self.direct_root(&pnode).is_some() {
+            return self.direct_lookup(parent, &pnode, name);
         }
         self.ensure_listing(parent, &pnode).await?;
         match self.remember_child(parent, name).ok_or_else(not_found)? {
@@ -366,6 +421,9 @@ impl VfsCore {
         let Some(vol) = node.volume else {
             return Ok(self.attr_of(ino, None, EntryKind::Directory, None));
         };
+        if self.direct_root(&node).is_some() {
+            return self.direct_getattr(ino, &node);
+        }
         if node.path.is_root() {
             return Ok(self.attr_of(ino, Some(vol), EntryKind::Directory, None));
         }
@@ -529,11 +587,15 @@ impl VfsCore {
                 .map(|v| {
                     (
                         self.volumes_ino(&st, v),
-                        EntryKind::Directory,
+                        NodeType::Directory,
                         self.volumes[v].name.clone(),
                     )
                 })
                 .collect();
+            return Ok(DirListing { entries });
+        }
+        if self.direct_root(&node).is_some() {
+            let entries = self.direct_readdir(ino, &node)?;
             return Ok(DirListing { entries });
         }
         self.ensure_listing(ino, &node).await?;
@@ -564,7 +626,7 @@ impl VfsCore {
                             .get(*child)
                             .map(|n| n.kind)
                             .unwrap_or(EntryKind::File);
-                        (*child, kind, name.clone())
+                        (*child, kind.into(), name.clone())
                     })
                     .collect()
             })

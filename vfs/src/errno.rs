@@ -22,6 +22,8 @@ pub fn errno(e: &VfsError) -> i32 {
         VfsError::CrossDevice { .. } => libc::EXDEV,
         VfsError::Busy { .. } => libc::EBUSY,
         VfsError::Invalid { .. } => libc::EINVAL,
+        VfsError::Os { errno, .. } => *errno,
+        VfsError::NotPermitted { .. } => libc::EPERM,
         VfsError::Origin(c) => connector_errno(c),
         VfsError::Cache(c) => cache_errno(c),
         VfsError::NoFuseDevice | VfsError::NoFusermount => libc::ENODEV,

@@ -30,6 +30,15 @@ pub enum VfsError {
     Busy { path: String, detail: String },
     #[error("invalid request on {path}: {detail}")]
     Invalid { path: String, detail: String },
+    #[error("operation not permitted on {path}: {detail}")]
+    NotPermitted { path: String, detail: String },
+    /// A system call on a direct volume's directory failed; its errno is the answer.
+    #[error("{operation} {path}: {}", std::io::Error::from_raw_os_error(*errno))]
+    Os {
+        operation: &'static str,
+        path: String,
+        errno: i32,
+    },
     #[error("bad file handle {handle}")]
     BadHandle { handle: u64 },
     #[error(transparent)]

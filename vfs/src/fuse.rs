@@ -5,19 +5,21 @@
 //! listing is refreshed underneath. Changes go to the core's write path ([`crate::write`]), which
 //! answers `EROFS` on read-only volumes.
 
-use crate::core::{Attr, DirListing, VfsCore};
+use crate::core::{Attr, DirListing, NodeType, VfsCore};
+use crate::direct::Made;
 use crate::errno::errno;
 use crate::error::VfsError;
-use crate::write::SetAttr;
+use crate::write::{NewEntry, SetAttr};
 use colo_connectors::EntryKind;
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
-    OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
-    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
+    OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty,
+    ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::ffi::OsStr;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
@@ -46,29 +48,72 @@ fn to_errno(e: &VfsError) -> Errno {
 }
 
 fn file_attr(a: &Attr) -> FileAttr {
+    let dir = a.kind == EntryKind::Directory;
+    let (kind, nlink, atime, ctime, rdev, blocks, blksize) = match &a.posix {
+        Some(p) => (
+            file_type(p.node_type),
+            p.nlink,
+            p.atime,
+            p.ctime,
+            p.rdev,
+            p.blocks,
+            p.blksize,
+        ),
+        None => (
+            file_type(a.kind.into()),
+            if dir { 2 } else { 1 },
+            a.mtime,
+            a.mtime,
+            0,
+            a.size.div_ceil(512),
+            128 * 1024,
+        ),
+    };
     FileAttr {
         ino: INodeNo(a.ino),
         size: a.size,
-        blocks: a.size.div_ceil(512),
-        atime: a.mtime,
+        blocks,
+        atime,
         mtime: a.mtime,
-        ctime: a.mtime,
+        ctime,
         crtime: a.mtime,
-        kind: file_type(a.kind),
+        kind,
         perm: a.perm,
-        nlink: if a.kind == EntryKind::Directory { 2 } else { 1 },
+        nlink,
         uid: a.uid,
         gid: a.gid,
-        rdev: 0,
-        blksize: 128 * 1024,
+        rdev,
+        blksize,
         flags: 0,
     }
 }
 
-fn file_type(k: EntryKind) -> FileType {
-    match k {
-        EntryKind::Directory => FileType::Directory,
-        EntryKind::File => FileType::RegularFile,
+fn file_type(t: NodeType) -> FileType {
+    match t {
+        NodeType::Directory => FileType::Directory,
+        NodeType::File => FileType::RegularFile,
+        NodeType::Symlink => FileType::Symlink,
+        NodeType::Fifo => FileType::NamedPipe,
+        NodeType::Socket => FileType::Socket,
+        NodeType::CharDevice => FileType::CharDevice,
+        NodeType::BlockDevice => FileType::BlockDevice,
+    }
+}
+
+/// Who asks for a new entry, and with which mode.
+fn new_entry(req: &Request, mode: u32, umask: u32) -> NewEntry {
+    NewEntry {
+        mode,
+        umask,
+        uid: req.uid(),
+        gid: req.gid(),
+    }
+}
+
+fn time_or_now(t: TimeOrNow) -> SystemTime {
+    match t {
+        TimeOrNow::SpecificTime(t) => t,
+        TimeOrNow::Now => SystemTime::now(),
     }
 }
 
@@ -101,10 +146,10 @@ impl Filesystem for ColoFs {
         self.core.forget(ino.0, nlookup);
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+    fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
         let core = self.core.clone();
         self.rt.spawn(async move {
-            match core.getattr(ino.0).await {
+            match core.getattr_handle(ino.0, fh.map(|f| f.0)).await {
                 Ok(a) => reply.attr(&core.ttl_for(ino.0), &file_attr(&a)),
                 Err(e) => reply.error(to_errno(&e)),
             }
@@ -113,11 +158,8 @@ impl Filesystem for ColoFs {
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let core = self.core.clone();
-        let write =
-            !matches!(flags.acc_mode(), OpenAccMode::O_RDONLY) || flags.0 & libc::O_APPEND != 0;
-        let truncate = flags.0 & libc::O_TRUNC != 0;
         self.rt.spawn(async move {
-            match core.open_file(ino.0, write, truncate).await {
+            match core.open_flags(ino.0, flags.0).await {
                 Ok(opened) => {
                     let flags = if opened.keep_cache {
                         FopenFlags::FOPEN_KEEP_CACHE
@@ -203,8 +245,8 @@ impl Filesystem for ColoFs {
         };
         // Offsets: 1 = ".", 2 = "..", 3.. = entries.
         let dots = [
-            (ino.0, EntryKind::Directory, "."),
-            (ino.0, EntryKind::Directory, ".."),
+            (ino.0, NodeType::Directory, "."),
+            (ino.0, NodeType::Directory, ".."),
         ];
         let all = dots
             .iter()
@@ -230,7 +272,11 @@ impl Filesystem for ColoFs {
         reply.ok();
     }
 
-    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+    fn statfs(&self, _req: &Request, ino: INodeNo, reply: ReplyStatfs) {
+        if let Some((blocks, bfree, bavail, files, ffree, bsize)) = self.core.direct_space(ino.0) {
+            reply.statfs(blocks, bfree, bavail, files, ffree, bsize, 255, bsize);
+            return;
+        }
         // Remote volumes have no meaningful capacity. With writable volumes: the space left where
         // writes are staged (a full staging disk is what makes a write fail with ENOSPC).
         const BLOCK: u64 = 4096;
@@ -241,11 +287,11 @@ impl Filesystem for ColoFs {
 
     fn create(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
-        _mode: u32,
-        _umask: u32,
+        mode: u32,
+        umask: u32,
         flags: i32,
         reply: ReplyCreate,
     ) {
@@ -254,10 +300,9 @@ impl Filesystem for ColoFs {
             reply.error(Errno::EINVAL);
             return;
         };
-        let exclusive = flags & libc::O_EXCL != 0;
-        let truncate = flags & libc::O_TRUNC != 0;
+        let new = new_entry(req, mode, umask);
         self.rt.spawn(async move {
-            match core.create(parent.0, &name, exclusive, truncate).await {
+            match core.create_entry(parent.0, &name, flags, &new).await {
                 Ok((a, opened)) => reply.created(
                     &core.ttl_for(a.ino),
                     &file_attr(&a),
@@ -336,11 +381,11 @@ impl Filesystem for ColoFs {
         &self,
         _req: &Request,
         ino: INodeNo,
-        _mode: Option<u32>,
-        _uid: Option<u32>,
-        _gid: Option<u32>,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
         size: Option<u64>,
-        _atime: Option<TimeOrNow>,
+        atime: Option<TimeOrNow>,
         mtime: Option<TimeOrNow>,
         _ctime: Option<SystemTime>,
         fh: Option<FileHandle>,
@@ -353,10 +398,11 @@ impl Filesystem for ColoFs {
         let core = self.core.clone();
         let change = SetAttr {
             size,
-            mtime: mtime.map(|t| match t {
-                TimeOrNow::SpecificTime(t) => t,
-                TimeOrNow::Now => SystemTime::now(),
-            }),
+            mtime: mtime.map(time_or_now),
+            atime: atime.map(time_or_now),
+            mode,
+            uid,
+            gid,
         };
         self.rt.spawn(async move {
             match core.setattr(ino.0, fh.map(|f| f.0), change).await {
@@ -376,11 +422,11 @@ impl Filesystem for ColoFs {
 
     fn mkdir(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
-        _mode: u32,
-        _umask: u32,
+        mode: u32,
+        umask: u32,
         reply: ReplyEntry,
     ) {
         let core = self.core.clone();
@@ -388,8 +434,9 @@ impl Filesystem for ColoFs {
             reply.error(Errno::EINVAL);
             return;
         };
+        let new = new_entry(req, mode, umask);
         self.rt.spawn(async move {
-            match core.mkdir(parent.0, &name).await {
+            match core.mkdir_entry(parent.0, &name, &new).await {
                 Ok(a) => reply.entry(&core.ttl_for(a.ino), &file_attr(&a), Generation(0)),
                 Err(e) => reply.error(to_errno(&e)),
             }
@@ -426,9 +473,74 @@ impl Filesystem for ColoFs {
             }
         });
     }
+
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        let Some(name) = name.to_str() else {
+            reply.error(Errno::EINVAL);
+            return;
+        };
+        let made = Made::Node { rdev };
+        let new = new_entry(req, mode, umask);
+        self.entry(self.core.make_node(parent.0, name, made, &new), reply);
+    }
+
+    fn symlink(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &Path,
+        reply: ReplyEntry,
+    ) {
+        let Some(name) = link_name.to_str() else {
+            reply.error(Errno::EINVAL);
+            return;
+        };
+        let new = new_entry(req, 0o777, 0);
+        let made = Made::Symlink { target };
+        self.entry(self.core.make_node(parent.0, name, made, &new), reply);
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        match self.core.readlink(ino.0) {
+            Ok(target) => reply.data(&target),
+            Err(e) => reply.error(to_errno(&e)),
+        }
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        let Some(name) = newname.to_str() else {
+            reply.error(Errno::EINVAL);
+            return;
+        };
+        self.entry(self.core.link(ino.0, newparent.0, name), reply);
+    }
 }
 
 impl ColoFs {
+    fn entry(&self, result: crate::error::Result<Attr>, reply: ReplyEntry) {
+        match result {
+            Ok(a) => reply.entry(&self.core.ttl_for(a.ino), &file_attr(&a), Generation(0)),
+            Err(e) => reply.error(to_errno(&e)),
+        }
+    }
+
     fn remove(&self, parent: INodeNo, name: &OsStr, dir: bool, reply: ReplyEmpty) {
         let core = self.core.clone();
         let Some(name) = name.to_str().map(str::to_string) else {

@@ -7,7 +7,9 @@
 //! place errors become errno values. [`mount`] checks the machine (device, helper, busy or stale mount
 //! points) and mounts.
 
+pub mod change;
 pub mod core;
+pub mod direct;
 pub mod errno;
 pub mod error;
 pub mod extents;
@@ -21,7 +23,10 @@ pub mod prefetch;
 pub mod read;
 pub mod write;
 
-pub use crate::core::{Attr, DirListing, Opened, VfsCore, VfsOptions, VolumeMount};
+pub use crate::core::{
+    Attr, DirListing, NodeType, Opened, PosixAttr, VfsCore, VfsOptions, VolumeMount,
+};
+pub use direct::Made;
 pub use error::{Result, VfsError};
 pub use mount::{KernelInvalidator, MountOptions, MountedFs, mount};
-pub use write::SetAttr;
+pub use write::{NewEntry, SetAttr};

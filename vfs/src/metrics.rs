@@ -65,11 +65,15 @@ pub enum FsOp {
     Mkdir,
     Remove,
     Rename,
+    /// `link` and `symlink` (direct volumes).
+    Link,
+    Readlink,
+    Mknod,
 }
 
 impl FsOp {
     /// All operations.
-    pub const ALL: [FsOp; 11] = [
+    pub const ALL: [FsOp; 14] = [
         FsOp::Lookup,
         FsOp::Getattr,
         FsOp::Readdir,
@@ -81,6 +85,9 @@ impl FsOp {
         FsOp::Mkdir,
         FsOp::Remove,
         FsOp::Rename,
+        FsOp::Link,
+        FsOp::Readlink,
+        FsOp::Mknod,
     ];
 
     /// The label value used in metrics.
@@ -97,6 +104,9 @@ impl FsOp {
             FsOp::Mkdir => "mkdir",
             FsOp::Remove => "remove",
             FsOp::Rename => "rename",
+            FsOp::Link => "link",
+            FsOp::Readlink => "readlink",
+            FsOp::Mknod => "mknod",
         }
     }
 }

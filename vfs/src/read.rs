@@ -165,6 +165,9 @@ impl VfsCore {
     }
 
     async fn read_inner(&self, fh: u64, offset: u64, size: u32) -> Result<Bytes> {
+        if let Some(file) = self.direct_handle(fh) {
+            return self.direct_read(file, offset, size).await;
+        }
         let file = self.handle(fh)?;
         if let Some(w) = &file.writable {
             return self.read_writable(&file, w, offset, size).await;
@@ -234,6 +237,9 @@ impl VfsCore {
     }
 
     pub fn release(&self, fh: u64) {
+        if self.direct_release(fh) {
+            return;
+        }
         let Some(file) = self.handles.lock().remove(&fh) else {
             return;
         };

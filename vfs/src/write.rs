@@ -18,6 +18,7 @@
 //! not kept (no backend here keeps them through an object write); `utimens` sets the mtime of a
 //! file with a staged copy until it is uploaded.
 
+pub use crate::change::{NewEntry, SetAttr};
 use crate::core::{Attr, CachedDir, OpenFile, Opened, State, VfsCore};
 use crate::error::{Result, VfsError};
 use crate::inode::Node;
@@ -30,7 +31,7 @@ use parking_lot::Mutex;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 /// A handle on a writable volume that writes, or that was opened on a file with a staged copy.
 pub(crate) struct WritableHandle {
@@ -40,13 +41,6 @@ pub(crate) struct WritableHandle {
     last_staged: Mutex<Option<Arc<StagedFile>>>,
     /// The origin version to read once the staged copy is uploaded and gone.
     origin: Mutex<Option<ObjectVersion>>,
-}
-
-/// What `setattr` changes.
-#[derive(Debug, Clone, Default)]
-pub struct SetAttr {
-    pub size: Option<u64>,
-    pub mtime: Option<SystemTime>,
 }
 
 fn placeholder_version(path: &ObjectPath) -> ObjectVersion {
@@ -136,7 +130,7 @@ impl VfsCore {
     }
 
     /// Takes `name` out of `parent`'s cached listing; its inode loses the name.
-    fn drop_child(st: &mut State, parent: u64, name: &str, ino: u64) {
+    pub(crate) fn drop_child(st: &mut State, parent: u64, name: &str, ino: u64) {
         if let Some(dir) = st.dirs.get_mut(&parent)
             && let Ok(i) = dir.children.binary_search_by(|(n, _)| n.as_str().cmp(name))
         {
@@ -422,6 +416,10 @@ impl VfsCore {
 
     pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Result<u32> {
         let started = Instant::now();
+        if let Some(file) = self.direct_handle(fh) {
+            let result = Self::direct_write(&file, offset, data);
+            return self.timed(FsOp::Write, started, result);
+        }
         let result = self.writer_path(fh).and_then(|(_, wb, path)| {
             wb.write(path.as_str(), offset, data)?;
             Ok(data.len() as u32)
@@ -436,6 +434,9 @@ impl VfsCore {
 
     /// `close` of a descriptor: what its handle wrote is sealed and queued for upload.
     pub fn flush(&self, fh: u64) -> Result<()> {
+        if self.direct_handle(fh).is_some() {
+            return Ok(());
+        }
         match self.writer_path(fh) {
             Ok((_, wb, path)) => {
                 wb.commit(path.as_str())?;
@@ -451,6 +452,10 @@ impl VfsCore {
     /// unreachable for `FSYNC_WAIT` (then they go up later; the journal has them).
     pub async fn fsync(&self, fh: u64) -> Result<()> {
         let started = Instant::now();
+        if let Some(file) = self.direct_handle(fh) {
+            let result = Self::direct_fsync(file).await;
+            return self.timed(FsOp::Fsync, started, result);
+        }
         let result = async {
             let file = self.handle(fh)?;
             let Some(wb) = self.write_back(file.volume) else {
@@ -493,6 +498,9 @@ impl VfsCore {
 
     async fn setattr_inner(&self, ino: u64, fh: Option<u64>, change: SetAttr) -> Result<Attr> {
         let node = self.node(ino)?;
+        if self.direct_root(&node).is_some() {
+            return self.direct_setattr(ino, &node, fh, &change);
+        }
         let wb = node.volume.and_then(|v| self.write_back(v)).cloned();
         if let Some(size) = change.size {
             let Some(wb) = &wb else {
@@ -557,6 +565,10 @@ impl VfsCore {
     }
 
     async fn remove_inner(&self, parent: u64, name: &str, dir: bool) -> Result<()> {
+        let pnode = self.node(parent)?;
+        if self.direct_root(&pnode).is_some() {
+            return self.direct_remove(parent, &pnode, name, dir);
+        }
         let (pnode, wb) = self.writable_node(parent, if dir { "rmdir" } else { "unlink" })?;
         let Some((ino, node)) = self.child(parent, &pnode, name).await? else {
             return Err(VfsError::NotFound {
@@ -612,6 +624,17 @@ impl VfsCore {
         new_name: &str,
         noreplace: bool,
     ) -> Result<()> {
+        let (from, to) = (self.node(parent)?, self.node(new_parent)?);
+        if self.direct_root(&from).is_some() || self.direct_root(&to).is_some() {
+            if from.volume != to.volume {
+                return Err(VfsError::CrossDevice {
+                    path: format!("{}/{name}", self.display(&from)),
+                    detail: "another volume".into(),
+                });
+            }
+            let (source, target) = ((parent, &from, name), (new_parent, &to, new_name));
+            return self.direct_rename(source, target, noreplace);
+        }
         let (pnode, wb) = self.writable_node(parent, "rename")?;
         let (npnode, _) = self.writable_node(new_parent, "rename")?;
         if pnode.volume != npnode.volume {

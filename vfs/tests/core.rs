@@ -2,8 +2,8 @@
 
 use bytes::Bytes;
 use colo_cache::{MemoryCache, ReadThrough, TieredCache};
-use colo_connectors::{EntryKind, MemoryConnector};
-use colo_vfs::{VfsCore, VfsError, VfsOptions, VolumeMount, errno::errno};
+use colo_connectors::MemoryConnector;
+use colo_vfs::{NodeType, VfsCore, VfsError, VfsOptions, VolumeMount, errno::errno};
 use proptest::prelude::*;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -38,6 +38,7 @@ fn core_with_options(m: Arc<MemoryConnector>, ttl: Duration, options: VfsOptions
             reader,
             metadata_ttl: ttl,
             write_back: None,
+            direct_root: None,
         }],
         options,
     )
@@ -81,7 +82,7 @@ async fn tree_is_browsable_with_one_listing_per_directory() {
     // `ls -l`: a getattr per entry, answered from the listing.
     for (ino, kind, name) in &listing.entries {
         let a = core.getattr(*ino).await.unwrap();
-        assert_eq!(*kind, EntryKind::File);
+        assert_eq!(*kind, NodeType::File);
         assert_eq!(a.size as usize, name[1..].parse::<usize>().unwrap());
         assert_eq!(a.perm, 0o444);
     }

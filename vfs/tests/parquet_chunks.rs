@@ -121,6 +121,7 @@ async fn open_on(
             reader: reader(m.clone()),
             metadata_ttl: Duration::from_secs(60),
             write_back: None,
+            direct_root: None,
         }],
         options,
     );

@@ -71,6 +71,7 @@ fn build(origin: &Arc<MemoryConnector>, dir: &Path) -> (Arc<WriteBack>, VfsCore)
             // Long: listings are kept and edited in place, as in a real mount.
             metadata_ttl: Duration::from_secs(3600),
             write_back: Some(wb.clone()),
+            direct_root: None,
         }],
         VfsOptions::default(),
     );
@@ -190,7 +191,7 @@ impl World {
                 let ino = self.ino(path).await.expect("exists");
                 let change = SetAttr {
                     size: Some(*len as u64),
-                    mtime: None,
+                    ..SetAttr::default()
                 };
                 self.core
                     .setattr(ino, None, change)
@@ -297,7 +298,7 @@ impl World {
             .entries
             .into_iter()
             .map(|(_, kind, name)| {
-                if kind == EntryKind::Directory {
+                if kind == EntryKind::Directory.into() {
                     format!("{name}/")
                 } else {
                     name

@@ -515,7 +515,7 @@ async fn a_staged_copy_torn_by_a_power_loss_is_never_uploaded() {
         3
     );
     assert!(
-        matches!(h.wb.lookup("kept"), None),
+        h.wb.lookup("kept").is_none(),
         "torn change not in the overlay"
     );
     assert!(matches!(h.wb.lookup("moved"), Some(Pending::File(_))));

@@ -383,13 +383,13 @@ impl WriteBack {
                     .fetch_add(meta.size, Ordering::Relaxed);
                 Ok(())
             }
-            Change::Delete { path } => match {
+            Change::Delete { path } => {
                 self.last_uploaded.lock().remove(path.as_str());
-                connector.delete(&parse(path)?).await
-            } {
-                Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-                other => other,
-            },
+                match connector.delete(&parse(path)?).await {
+                    Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+                    other => other,
+                }
+            }
             Change::Mkdir { path } => connector.create_dir(&parse(path)?).await,
         }
     }

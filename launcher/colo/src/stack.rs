@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use axum::serve::ListenerExt;
 use colo_cache::{DiskCache, FetchBudget, MemoryCache, ReadThrough, TieredCache, WriteBack};
-use colo_connectors::{OriginStats, open_volume};
+use colo_connectors::{Backend, OriginStats, open_volume};
 use colo_vfs::{MountOptions, VfsCore, VfsOptions, VolumeMount};
 use colo_vo_services::volumes::Volumes;
 use colo_vo_services::{AppState, obscore, router};
@@ -72,7 +72,17 @@ pub fn build(settings: &Settings) -> Result<Stack> {
         )
         .with_fetch_budget(fetch_budget.clone());
         readers.push((spec.name.clone(), reader.clone()));
-        let write_back = if spec.writable {
+        // A local read-write volume is its directory, passed straight through (modes, owners,
+        // links kept; no second copy of each byte on the cache disk): colo_vfs::direct.
+        let direct_root = match &spec.backend {
+            Backend::Local { root } if spec.writable => {
+                Some(std::fs::canonicalize(root).with_context(|| {
+                    format!("volume '{}': folder {}", spec.name, root.display())
+                })?)
+            }
+            _ => None,
+        };
+        let write_back = if spec.writable && direct_root.is_none() {
             let dir = settings.cache_dir.join("write-back").join(&spec.name);
             let wb = WriteBack::open(&dir, reader.clone()).with_context(|| {
                 format!(
@@ -99,6 +109,7 @@ pub fn build(settings: &Settings) -> Result<Stack> {
             reader,
             metadata_ttl: spec.metadata_ttl,
             write_back,
+            direct_root,
         });
     }
     let me = std::fs::metadata("/proc/self").ok();
