@@ -191,6 +191,8 @@ pub struct VfsCore {
     pub(crate) files: Mutex<HashMap<u64, (ObjectVersion, Weak<FileShared>)>>,
     /// Open files of direct volumes, by handle: (inode, file).
     pub(crate) direct_files: Mutex<HashMap<u64, (u64, Arc<File>)>>,
+    /// Hard-linked files of direct volumes and the inode all their names share.
+    pub(crate) direct_links: Mutex<crate::direct::HardLinks>,
     /// Column chunks learnt from files' footers, by [`OpenFile::extents_key`].
     pub(crate) chunks: KnownExtents<u64>,
     pub(crate) next_handle: AtomicU64,
@@ -221,6 +223,7 @@ impl VfsCore {
             handles: Mutex::new(HashMap::new()),
             files: Mutex::new(HashMap::new()),
             direct_files: Mutex::new(HashMap::new()),
+            direct_links: Mutex::default(),
             chunks: KnownExtents::new(KNOWN_EXTENTS_FILES),
             next_handle: AtomicU64::new(1),
             started: SystemTime::now(),

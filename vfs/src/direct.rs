@@ -18,7 +18,7 @@
 //! (`lstat`, `O_NOFOLLOW`, `lchown`, `AT_SYMLINK_NOFOLLOW`) — the kernel resolves symbolic links
 //! itself, with the caller's rights.
 
-use crate::core::{Attr, CachedDir, NodeType, Opened, PosixAttr, VfsCore};
+use crate::core::{Attr, CachedDir, NodeType, Opened, PosixAttr, State, VfsCore};
 use crate::error::{Result, VfsError};
 use crate::inode::Node;
 use crate::metrics::FsOp;
@@ -28,6 +28,7 @@ use colo_connectors::EntryKind;
 use nix::fcntl::{AT_FDCWD, OFlag, RenameFlags, renameat2};
 use nix::sys::stat::{self, Mode, SFlag, UtimensatFlags};
 use nix::sys::time::TimeSpec;
+use std::collections::HashMap;
 use std::fs::{self, File, Metadata};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt;
@@ -203,18 +204,45 @@ impl VfsCore {
         })
     }
 
-    /// Numbers `node` (kind from `meta`), counting the kernel's reference; an inode whose kind
-    /// changed underneath gets a new number.
+    /// Numbers `node` (kind from `meta`), counting the kernel's reference. An inode whose kind or
+    /// file changed underneath gets a new number; every name of a hard-linked file gets the
+    /// number its first name got, so `stat` shows one inode and a change through one name shows
+    /// through the others.
     fn number(&self, mut node: Node, meta: &Metadata) -> Attr {
         node.kind = entry_kind(node_type(meta.mode()));
+        let file = (meta.dev(), meta.ino());
+        let linked = node.kind == EntryKind::File && meta.nlink() > 1;
         let mut st = self.state.lock();
+        let mut links = self.direct_links.lock();
         let name = node.path.name().to_string();
-        if let Some(old) = st.inodes.find(node.parent, &name)
-            && st.inodes.get(old).is_some_and(|n| n.kind != node.kind)
-        {
-            st.inodes.detach(old);
+        if let Some(old) = st.inodes.find(node.parent, &name) {
+            let kind_changed = st.inodes.get(old).is_some_and(|n| n.kind != node.kind);
+            let other_file = links.by_ino.get(&old).is_some_and(|f| *f != file);
+            if kind_changed || other_file {
+                st.inodes.detach(old);
+                st.inodes.forget_name(node.parent, &name);
+            }
         }
-        let ino = st.inodes.child(node.parent, &name, node);
+        if linked
+            && let Some(&ino) = links.by_file.get(&file)
+            && st.inodes.alias(ino, node.parent, &name, node.path.clone())
+        {
+            st.inodes.remember(ino);
+            return attr_from(ino, meta);
+        }
+        let ino = match st.inodes.find(node.parent, &name) {
+            // Known by this name: its path follows the name just used (a hard-linked file's
+            // other name may be gone).
+            Some(ino) => {
+                st.inodes.alias(ino, node.parent, &name, node.path);
+                ino
+            }
+            None => st.inodes.child(node.parent, &name, node),
+        };
+        if linked {
+            links.by_file.insert(file, ino);
+            links.by_ino.insert(ino, file);
+        }
         st.inodes.remember(ino);
         attr_from(ino, meta)
     }
@@ -451,6 +479,7 @@ impl VfsCore {
 
     pub(crate) fn direct_link(
         &self,
+        ino: u64,
         node: &Node,
         newparent: u64,
         pnode: &Node,
@@ -460,6 +489,12 @@ impl VfsCore {
         let real = self.real(&new);
         fs::hard_link(self.real(node), &real).map_err(|e| self.os_error("link", &new, e))?;
         let meta = fs::symlink_metadata(&real).map_err(|e| self.os_error("link", &new, e))?;
+        // The new name is the linked inode's (the kernel then shows one file under two names).
+        let file = (meta.dev(), meta.ino());
+        let mut links = self.direct_links.lock();
+        links.by_file.insert(file, ino);
+        links.by_ino.insert(ino, file);
+        drop(links);
         Ok(self.number(new, &meta))
     }
 
@@ -478,11 +513,39 @@ impl VfsCore {
             fs::remove_file(&real)
         };
         removed.map_err(|e| self.os_error("remove", &node, e))?;
-        let mut st = self.state.lock();
-        if let Some(ino) = st.inodes.find(parent, name) {
-            Self::drop_child(&mut st, parent, name, ino);
-        }
+        self.drop_name(&mut self.state.lock(), parent, name);
         Ok(())
+    }
+
+    /// `name` in `parent` is gone. Its inode loses that name only: a hard-linked file whose
+    /// path follows another name keeps it.
+    fn drop_name(&self, st: &mut State, parent: u64, name: &str) {
+        if let Some(ino) = st.inodes.find(parent, name) {
+            let mut primary =
+                (st.inodes.get(ino)).is_some_and(|n| n.parent == parent && n.path.name() == name);
+            if primary && self.direct_links.lock().by_ino.contains_key(&ino) {
+                // A hard-linked file: its path now follows one of its other names.
+                let other = st
+                    .inodes
+                    .other_name(ino, (parent, name))
+                    .and_then(|(p, n)| {
+                        let path = st.inodes.get(p)?.path.child(&n).ok()?;
+                        Some((p, n, path))
+                    });
+                if let Some((p, n, path)) = other {
+                    st.inodes.alias(ino, p, &n, path);
+                    primary = false;
+                }
+            }
+            if primary {
+                Self::drop_child(st, parent, name, ino);
+            } else if let Some(dir) = st.dirs.get_mut(&parent)
+                && let Ok(i) = dir.children.binary_search_by(|(n, _)| n.as_str().cmp(name))
+            {
+                dir.children.remove(i);
+            }
+        }
+        st.inodes.forget_name(parent, name);
     }
 
     pub(crate) fn direct_rename(
@@ -504,10 +567,8 @@ impl VfsCore {
             .map_err(|e| self.os_error("rename", &source, e))?;
         let mut st = self.state.lock();
         let moved = st.inodes.find(from.0, from.2);
-        if let Some(replaced) = st.inodes.find(to.0, to.2)
-            && Some(replaced) != moved
-        {
-            Self::drop_child(&mut st, to.0, to.2, replaced);
+        if st.inodes.find(to.0, to.2).is_some_and(|r| Some(r) != moved) {
+            self.drop_name(&mut st, to.0, to.2);
         }
         if let Some(ino) = moved {
             if let Some(dir) = st.dirs.get_mut(&from.0)
@@ -517,7 +578,17 @@ impl VfsCore {
             {
                 dir.children.remove(i);
             }
-            st.inodes.rename(ino, to.0, to.2, target.path.clone());
+            let primary = st
+                .inodes
+                .get(ino)
+                .is_some_and(|n| n.parent == from.0 && n.path.name() == from.2);
+            if primary {
+                st.inodes.rename(ino, to.0, to.2, target.path.clone());
+            } else {
+                // Another name of a hard-linked file moves; the inode keeps the rest.
+                st.inodes.forget_name(from.0, from.2);
+                st.inodes.alias(ino, to.0, to.2, target.path.clone());
+            }
             if let Some(dir) = st.dirs.get_mut(&to.0)
                 && let Err(i) = dir.children.binary_search_by(|(n, _)| n.as_str().cmp(to.2))
             {
@@ -638,6 +709,14 @@ impl VfsCore {
             s.fragment_size() as u32,
         ))
     }
+}
+
+/// Files with more than one name, by (device, inode) at the origin, and back: the table's
+/// number all their names share. Only hard-linked files are kept, so it grows with those alone.
+#[derive(Default)]
+pub(crate) struct HardLinks {
+    by_file: HashMap<(u64, u64), u64>,
+    by_ino: HashMap<u64, (u64, u64)>,
 }
 
 /// What [`VfsCore::direct_make`] creates.
@@ -766,7 +845,7 @@ impl VfsCore {
             if self.direct_root(&pnode).is_none() {
                 return Err(self.refuse_special(newparent, &pnode, "hard links"));
             }
-            self.direct_link(&node, newparent, &pnode, newname)
+            self.direct_link(ino, &node, newparent, &pnode, newname)
         })();
         self.timed(FsOp::Link, started, result)
     }

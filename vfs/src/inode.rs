@@ -62,12 +62,14 @@ impl InodeTable {
 
     /// The inode of `name` under `parent`, created if new; its kind is updated if it changed.
     pub fn child(&mut self, parent: u64, name: &str, node: Node) -> u64 {
-        if let Some(&ino) = self.by_name.get(&(parent, name.to_string())) {
-            if let Some(existing) = self.nodes.get_mut(&ino) {
-                existing.kind = node.kind;
-            }
+        if let Some(&ino) = self.by_name.get(&(parent, name.to_string()))
+            && let Some(existing) = self.nodes.get_mut(&ino)
+        {
+            existing.kind = node.kind;
             return ino;
         }
+        // (A name left behind by an inode since dropped — another name of a hard link — is
+        // numbered anew.)
         let ino = self.next;
         self.next += 1;
         self.nodes.insert(ino, node);
@@ -136,7 +138,39 @@ impl InodeTable {
 
     /// The inode of `name` under `parent`, if numbered.
     pub fn find(&self, parent: u64, name: &str) -> Option<u64> {
-        self.by_name.get(&(parent, name.to_string())).copied()
+        let ino = self.by_name.get(&(parent, name.to_string())).copied()?;
+        self.nodes.contains_key(&ino).then_some(ino)
+    }
+
+    /// `name` under `parent` is another name of `ino` (a hard link on a direct volume), and the
+    /// one its path follows from now on (just used, so it exists). False if `ino` is gone.
+    pub fn alias(&mut self, ino: u64, parent: u64, name: &str, path: ObjectPath) -> bool {
+        let Some(node) = self.nodes.get_mut(&ino) else {
+            return false;
+        };
+        node.parent = parent;
+        node.path = path;
+        if let Some(old) = self.by_name.insert((parent, name.to_string()), ino)
+            && old != ino
+            && !self.lookups.contains_key(&old)
+            && old > self.pinned_through
+        {
+            self.nodes.remove(&old);
+        }
+        true
+    }
+
+    /// A name of `ino` other than `except`, with its parent (a scan: for hard-linked files only).
+    pub fn other_name(&self, ino: u64, except: (u64, &str)) -> Option<(u64, String)> {
+        self.by_name
+            .iter()
+            .find(|((p, n), i)| **i == ino && (*p, n.as_str()) != except)
+            .map(|((p, n), _)| (*p, n.clone()))
+    }
+
+    /// `name` under `parent` names nothing any more (the inode keeps its other names).
+    pub fn forget_name(&mut self, parent: u64, name: &str) {
+        self.by_name.remove(&(parent, name.to_string()));
     }
 
     /// `ino` no longer has a name (unlinked or replaced); it stays numbered while the kernel

@@ -24,7 +24,7 @@ fn direct_core(dir: &Path) -> VfsCore {
             reader,
             metadata_ttl: Duration::from_secs(60),
             write_back: None,
-            direct_root: Some(dir.canonicalize().unwrap()),
+            direct_root: Some(dir.canonicalize().expect("a temporary folder")),
         }],
         VfsOptions::default(),
     )
@@ -76,6 +76,8 @@ async fn operations_land_in_the_directory_with_modes_times_and_links() {
 
     let linked = core.link(attr.ino, ROOT, "b.txt").unwrap();
     assert_eq!(linked.posix.unwrap().nlink, 2);
+    assert_eq!(linked.ino, attr.ino, "both names are one inode");
+    assert_eq!(core.lookup(ROOT, "b.txt").await.unwrap().ino, attr.ino);
     let target = Path::new("a.txt");
     core.make_node(ROOT, "s", Made::Symlink { target }, &me)
         .unwrap();
@@ -99,6 +101,20 @@ async fn operations_land_in_the_directory_with_modes_times_and_links() {
         .await
         .unwrap();
     core.remove(ROOT, "a.txt", false).await.unwrap();
+    let c = core.lookup(ROOT, "c.txt").await.unwrap();
+    assert_eq!(
+        (c.ino, c.posix.unwrap().nlink),
+        (attr.ino, 1),
+        "the moved name keeps the inode"
+    );
+    assert!(core.lookup(ROOT, "a.txt").await.is_err());
+    assert!(core.lookup(ROOT, "b.txt").await.is_err());
+    // The name the inode's path followed goes; the other name still reaches it.
+    core.link(c.ino, ROOT, "d.txt").unwrap();
+    core.remove(ROOT, "d.txt", false).await.unwrap();
+    assert_eq!(core.getattr(c.ino).await.unwrap().size, 2);
+    let again = core.lookup(ROOT, "c.txt").await.unwrap();
+    assert_eq!((again.ino, again.size), (c.ino, 2));
     let mut names: Vec<String> = std::fs::read_dir(tmp.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
