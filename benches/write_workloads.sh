@@ -81,7 +81,7 @@ for client in ${CLIENTS:-colo rclone s3fs}; do
       bash scripts/servers.sh rw-config "$B/$client.volumes" >&2
       printf 'mount_root = "%s"\n[cache]\ndir = "%s"\n' "$M" "$B/cache-$client" > "$B/$client.toml"
       cat "$B/$client.volumes" >> "$B/$client.toml"
-      "$COLO" mount --config "$B/$client.toml" --root "$M" > "$B/$client.out" 2> "$B/$client.err" &
+      COLO_TEST_S3_SECRET=$SECRET "$COLO" mount --config "$B/$client.toml" --root "$M" > "$B/$client.out" 2> "$B/$client.err" &
       area=${client#colo-}
       pid=$!; dir="$M/$area/$prefix"; origin_dir="$COLO_TEST_DIR/rw/$area/$prefix" ;;
     rclone-webdav)
@@ -100,7 +100,7 @@ for client in ${CLIENTS:-colo rclone s3fs}; do
         > "$B/$client.log" 2>&1 &
       pid=$!; dir="$M/$prefix"; origin_dir="$B/origin-$client/$prefix" ;;
   esac
-  wait_mounted "$M"
+  if ! wait_mounted "$M"; then echo "$client: the mount did not come up" >&2; stop_pid "$pid"; continue; fi
   echo "== $client" >&2
   run_rows "$client" "$dir" "${origin_dir:-s3://$BUCKET/$prefix}" > "$B/result-$client.jsonl" || echo "$client: a row failed" >&2
   unset origin_dir

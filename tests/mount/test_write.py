@@ -390,3 +390,46 @@ def test_a_file_changed_at_the_origin_while_open_is_kept_beside_it(rw):
     assert len(beside) == 1, os.listdir(os.path.join(RUN, "rw", "sftp"))
     assert origin_read("sftp", beside[0]) == b"MINEinal\n"
     assert origin_read("sftp", name) == b"theirs, longer\n"
+
+
+def pending(c, volume):
+    text = urllib.request.urlopen(c.metrics_url, timeout=10).read().decode()
+    key = f'colo_write_pending_changes{{volume="{volume}"}} '
+    return next(float(line[len(key):]) for line in text.splitlines() if line.startswith(key))
+
+
+def origin_gets(c, volume):
+    text = urllib.request.urlopen(c.metrics_url, timeout=10).read().decode()
+    key = f'colo_origin_requests_total{{volume="{volume}",kind="get"}}'
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(key))
+
+
+def test_an_uploaded_file_reads_back_without_a_request_and_reopens_while_the_origin_is_away():
+    """The bytes of an upload are kept as that version's cached blocks: reading the file back
+    asks the origin for no bytes, and with the S3 server stopped it can still be opened for
+    writing (`r+b`, which starts from its bytes) — the change goes up when the server is back."""
+    c, _ = start(root="mnt-adopt")
+    name = f"a-{uuid.uuid4().hex[:8]}.bin"
+    data = payload(3 << 20, name)
+    try:
+        with open(c.path("s3", name), "wb") as f:
+            f.write(data)
+        wait_at_origin("s3", name, data)
+        deadline = time.time() + 20
+        while pending(c, "s3") > 0 and time.time() < deadline:
+            time.sleep(0.1)  # until its staged copy is gone: the read below is of the origin's version
+        before = origin_gets(c, "s3")
+        assert open(c.path("s3", name), "rb").read() == data
+        assert origin_gets(c, "s3") == before, "read back from the cache, not the origin"
+        servers("stop", "s3")
+        try:
+            with open(c.path("s3", name), "r+b") as f:
+                f.seek(100)
+                f.write(b"EDITED")
+            want = data[:100] + b"EDITED" + data[106:]
+            assert open(c.path("s3", name), "rb").read() == want
+        finally:
+            servers("start", "s3")
+        wait_at_origin("s3", name, want, timeout=60)
+    finally:
+        c.stop()

@@ -46,6 +46,10 @@ const SCHEDULING_WINDOW: usize = 64;
 /// Paths whose last upload's identity is remembered (a same-size rewrite in the same second).
 const LAST_UPLOADED_PATHS: usize = 10_000;
 
+/// Files up to this size are put in the cache tiers as they were uploaded (a notebook's outputs:
+/// read back at once, and available while the origin is away). Larger ones are read from the
+/// origin when wanted, so that one big upload does not push everything else out of the disk tier.
+pub const ADOPT_MAX_BYTES: u64 = 64 << 20;
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
@@ -364,6 +368,18 @@ impl WriteBack {
                         size: meta.size,
                     };
                     self.reader.forget_version(&old).await;
+                }
+                if meta.size <= ADOPT_MAX_BYTES {
+                    // The uploaded bytes are this version's blocks: read back without a request,
+                    // and readable (or opened for writing again) while the origin is away.
+                    let uploaded = ObjectVersion {
+                        path: target.clone(),
+                        identity: meta.identity(),
+                        size: meta.size,
+                    };
+                    if let Err(e) = self.reader.adopt_file(&uploaded, file.path()).await {
+                        tracing::debug!(path = %path, error = %e, "uploaded bytes not kept in the cache");
+                    }
                 }
                 {
                     let mut last = self.last_uploaded.lock();
