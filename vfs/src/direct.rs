@@ -734,6 +734,15 @@ pub enum Made<'a> {
 /// The operations callers use, whatever the volume: each goes to [`crate::direct`] on a direct
 /// volume and to the write-back path (or `EROFS`, `EPERM` where nothing can keep it) elsewhere.
 impl VfsCore {
+    /// Whether `ino` is on a direct volume (its calls are local and answer at once).
+    pub fn is_direct(&self, ino: u64) -> bool {
+        let st = self.state.lock();
+        st.inodes
+            .get(ino)
+            .and_then(|n| n.volume)
+            .is_some_and(|v| self.volumes[v].direct_root.is_some())
+    }
+
     /// `stat`, or `fstat` of an open handle (`fh`): on a direct volume the open file's own
     /// attributes, also after its last name is gone.
     pub async fn getattr_handle(&self, ino: u64, fh: Option<u64>) -> Result<Attr> {

@@ -133,7 +133,7 @@ impl Filesystem for ColoFs {
             reply.error(Errno::ENOENT);
             return;
         };
-        self.rt.spawn(async move {
+        self.run(parent.0, async move {
             match core.lookup(parent.0, &name).await {
                 Ok(a) => reply.entry(&core.ttl_for(a.ino), &file_attr(&a), Generation(0)),
                 Err(e) => reply.error(to_errno(&e)),
@@ -148,7 +148,7 @@ impl Filesystem for ColoFs {
 
     fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
         let core = self.core.clone();
-        self.rt.spawn(async move {
+        self.run(ino.0, async move {
             match core.getattr_handle(ino.0, fh.map(|f| f.0)).await {
                 Ok(a) => reply.attr(&core.ttl_for(ino.0), &file_attr(&a)),
                 Err(e) => reply.error(to_errno(&e)),
@@ -158,7 +158,7 @@ impl Filesystem for ColoFs {
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let core = self.core.clone();
-        self.rt.spawn(async move {
+        self.run(ino.0, async move {
             match core.open_flags(ino.0, flags.0).await {
                 Ok(opened) => {
                     let flags = if opened.keep_cache {
@@ -220,7 +220,7 @@ impl Filesystem for ColoFs {
         let core = self.core.clone();
         let dirs = self.dirs.clone();
         let fh = self.next_dir.fetch_add(1, Ordering::Relaxed);
-        self.rt.spawn(async move {
+        self.run(ino.0, async move {
             match core.readdir(ino.0).await {
                 Ok(listing) => {
                     dirs.lock().insert(fh, Arc::new(listing));
@@ -301,7 +301,7 @@ impl Filesystem for ColoFs {
             return;
         };
         let new = new_entry(req, mode, umask);
-        self.rt.spawn(async move {
+        self.run(parent.0, async move {
             match core.create_entry(parent.0, &name, flags, &new).await {
                 Ok((a, opened)) => reply.created(
                     &core.ttl_for(a.ino),
@@ -404,7 +404,7 @@ impl Filesystem for ColoFs {
             uid,
             gid,
         };
-        self.rt.spawn(async move {
+        self.run(ino.0, async move {
             match core.setattr(ino.0, fh.map(|f| f.0), change).await {
                 Ok(a) => reply.attr(&core.ttl_for(ino.0), &file_attr(&a)),
                 Err(e) => reply.error(to_errno(&e)),
@@ -435,7 +435,7 @@ impl Filesystem for ColoFs {
             return;
         };
         let new = new_entry(req, mode, umask);
-        self.rt.spawn(async move {
+        self.run(parent.0, async move {
             match core.mkdir_entry(parent.0, &name, &new).await {
                 Ok(a) => reply.entry(&core.ttl_for(a.ino), &file_attr(&a), Generation(0)),
                 Err(e) => reply.error(to_errno(&e)),
@@ -463,7 +463,7 @@ impl Filesystem for ColoFs {
         }
         let noreplace = flags.contains(RenameFlags::RENAME_NOREPLACE);
         let (core, name, newname) = (self.core.clone(), name.to_string(), newname.to_string());
-        self.rt.spawn(async move {
+        self.run(parent.0, async move {
             match core
                 .rename(parent.0, &name, newparent.0, &newname, noreplace)
                 .await
@@ -534,6 +534,17 @@ impl Filesystem for ColoFs {
 }
 
 impl ColoFs {
+    /// Runs a callback's work: on this FUSE thread when `ino` is on a direct volume (local
+    /// system calls that never wait on a network: no hand-off to a task and back), else as a
+    /// task on the runtime.
+    fn run(&self, ino: u64, work: impl std::future::Future<Output = ()> + Send + 'static) {
+        if self.core.is_direct(ino) {
+            self.rt.block_on(work);
+        } else {
+            self.rt.spawn(work);
+        }
+    }
+
     fn entry(&self, result: crate::error::Result<Attr>, reply: ReplyEntry) {
         match result {
             Ok(a) => reply.entry(&self.core.ttl_for(a.ino), &file_attr(&a), Generation(0)),
@@ -547,7 +558,7 @@ impl ColoFs {
             reply.error(Errno::ENOENT);
             return;
         };
-        self.rt.spawn(async move {
+        self.run(parent.0, async move {
             match core.remove(parent.0, &name, dir).await {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(to_errno(&e)),
