@@ -16,6 +16,7 @@
 //! temporary name and renames (RNFR/RNTO) on its own. Missing parent folders are created first
 //! (object stores have none to create).
 
+mod upload;
 use crate::connector::{Capability, Connector, DirEntry, EntryKind, ObjectIdentity, ObjectMeta};
 use crate::error::{ConnectorError, Result};
 use crate::path::ObjectPath;
@@ -27,6 +28,7 @@ use bytes::Bytes;
 use opendal::{EntryMode, ErrorKind as OdKind, Operator, services};
 use std::ops::Range;
 use std::time::SystemTime;
+use upload::Body;
 
 #[derive(Debug)]
 pub struct OpendalConnector {
@@ -458,52 +460,12 @@ impl Connector for OpendalConnector {
     }
 
     async fn write_object(&self, path: &ObjectPath, bytes: Bytes) -> Result<ObjectMeta> {
-        if path.is_root() {
-            return Err(ConnectorError::WrongKind {
-                volume: self.volume.clone(),
-                path: "/".into(),
-                expected: "file",
-                actual: "directory",
-            });
-        }
-        self.create_parents(path).await?;
-        let target = Self::file_path(path);
-        let renames = self.op.info().capability().rename && self.ftp_spec.is_none();
-        if renames {
-            static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-            let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let name = format!(".{}.colo-{}-{serial}", path.name(), std::process::id());
-            let temporary = match path.parent() {
-                Some(parent) if !parent.is_root() => format!("{}/{name}", parent.as_str()),
-                _ => name,
-            };
-            let moved = async {
-                self.op.write(&temporary, bytes).await?;
-                self.op.rename(&temporary, &target).await
-            }
-            .await;
-            if let Err(e) = moved {
-                let _ = self.op.delete(&temporary).await;
-                return Err(self.convert_for(path, e, true));
-            }
-        } else if let (true, Some(login)) = (bytes.is_empty(), self.ftp_login()) {
-            login.put_empty(path, &self.redactor).await?;
-        } else {
-            self.op
-                .write(&target, bytes)
-                .await
-                .map_err(|e| self.convert_for(path, e, true))?;
-        }
-        self.stat(path).await
+        self.write_whole(path, Body::Bytes(bytes)).await
     }
 
     async fn write_file(&self, path: &ObjectPath, source: &std::path::Path) -> Result<ObjectMeta> {
         if self.op.info().scheme() != "s3" {
-            // Renamed into place by `write_object` (or the FTP writer): whole, in memory.
-            let bytes = tokio::fs::read(source)
-                .await
-                .map_err(|e| ConnectorError::from_io(&self.volume, &path.to_string(), &e))?;
-            return self.write_object(path, Bytes::from(bytes)).await;
+            return self.write_file_streamed(path, source).await;
         }
         // S3: a multipart upload in parts of UPLOAD_PART_BYTES, two in flight; the object appears
         // whole when the upload completes, or not at all.

@@ -433,3 +433,31 @@ def test_an_uploaded_file_reads_back_without_a_request_and_reopens_while_the_ori
         wait_at_origin("s3", name, want, timeout=60)
     finally:
         c.stop()
+
+
+def peak_rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+
+
+@pytest.mark.parametrize("backend", ["sftp", "ftp"])
+def test_a_large_upload_takes_bounded_memory(backend):
+    """A 400 MiB file goes up to SFTP and FTP in pieces: colo's peak RSS stays far below the
+    file's size (the whole file used to be read into memory first)."""
+    c, _ = start(root=f"mnt-big-{backend}")
+    name = f"big-{uuid.uuid4().hex[:8]}.bin"
+    try:
+        piece = payload(1 << 20, name)
+        digest = hashlib.sha256()
+        with open(c.path(backend, name), "wb") as f:
+            for _ in range(400):
+                f.write(piece)
+                digest.update(piece)
+            f.flush()
+            os.fsync(f.fileno())
+        got = origin_read(backend, name)
+        assert got is not None and len(got) == 400 << 20 and sha(got) == digest.hexdigest()
+        peak = peak_rss_mib(c.proc.pid)
+        assert peak < 200, f"colo's peak RSS {peak:.0f} MiB for a 400 MiB upload"
+    finally:
+        c.stop()
