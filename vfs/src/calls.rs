@@ -1,0 +1,149 @@
+//! The calls the FUSE glue makes that differ by volume kind: each goes to [`crate::direct`] on a
+//! direct (local read-write) volume, and to the write-back path elsewhere — or is refused with
+//! `EPERM` where the backend cannot keep what it makes (links, special files), `EROFS` on
+//! read-only volumes.
+
+use crate::core::{Attr, Opened, VfsCore};
+use crate::direct::{Made, attr_from};
+use crate::error::{Result, VfsError};
+use crate::inode::Node;
+use crate::metrics::FsOp;
+use crate::write::NewEntry;
+use std::time::Instant;
+
+impl VfsCore {
+    /// Whether `ino` is on a direct volume (its calls are local and answer at once).
+    pub fn is_direct(&self, ino: u64) -> bool {
+        let st = self.state.lock();
+        st.inodes
+            .get(ino)
+            .and_then(|n| n.volume)
+            .is_some_and(|v| self.volumes[v].direct_root.is_some())
+    }
+
+    /// `stat`, or `fstat` of an open handle (`fh`): on a direct volume the open file's own
+    /// attributes, also after its last name is gone.
+    pub async fn getattr_handle(&self, ino: u64, fh: Option<u64>) -> Result<Attr> {
+        if let Some(file) = fh.and_then(|fh| self.direct_handle(fh)) {
+            let started = Instant::now();
+            let result = file
+                .metadata()
+                .map(|m| attr_from(ino, &m))
+                .map_err(|e| VfsError::Os {
+                    operation: "fstat",
+                    path: format!("inode {ino}"),
+                    errno: e.raw_os_error().unwrap_or(libc::EIO),
+                });
+            return self.timed(FsOp::Getattr, started, result);
+        }
+        self.getattr(ino).await
+    }
+
+    /// `open(2)` with its flags.
+    pub async fn open_flags(&self, ino: u64, flags: i32) -> Result<Opened> {
+        let node = self.node(ino)?;
+        if self.direct_root(&node).is_some() {
+            let started = Instant::now();
+            let result = self.direct_open(ino, &node, flags);
+            return self.timed(FsOp::Open, started, result);
+        }
+        let write = flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_APPEND != 0;
+        self.open_file(ino, write, flags & libc::O_TRUNC != 0).await
+    }
+
+    /// `creat`/`open(O_CREAT)` by `new`'s owner.
+    pub async fn create_entry(
+        &self,
+        parent: u64,
+        name: &str,
+        flags: i32,
+        new: &NewEntry,
+    ) -> Result<(Attr, Opened)> {
+        let pnode = self.node(parent)?;
+        if self.direct_root(&pnode).is_some() {
+            let started = Instant::now();
+            let result = self.direct_create(parent, &pnode, name, flags, new);
+            return self.timed(FsOp::Open, started, result);
+        }
+        let (exclusive, truncate) = (flags & libc::O_EXCL != 0, flags & libc::O_TRUNC != 0);
+        self.create(parent, name, exclusive, truncate).await
+    }
+
+    pub async fn mkdir_entry(&self, parent: u64, name: &str, new: &NewEntry) -> Result<Attr> {
+        let pnode = self.node(parent)?;
+        if self.direct_root(&pnode).is_some() {
+            let started = Instant::now();
+            let result = self.direct_make(parent, &pnode, name, Made::Directory, new);
+            return self.timed(FsOp::Mkdir, started, result);
+        }
+        self.mkdir(parent, name).await
+    }
+
+    /// `mknod` (regular files, FIFOs, sockets, devices) and `symlink`: kept by direct volumes
+    /// only; elsewhere `EPERM`, as file systems without them answer (`EROFS` on read-only ones).
+    pub fn make_node(
+        &self,
+        parent: u64,
+        name: &str,
+        made: Made<'_>,
+        new: &NewEntry,
+    ) -> Result<Attr> {
+        let started = Instant::now();
+        let op = match made {
+            Made::Symlink { .. } => FsOp::Link,
+            _ => FsOp::Mknod,
+        };
+        let result = self.node(parent).and_then(|pnode| {
+            if self.direct_root(&pnode).is_some() {
+                self.direct_make(parent, &pnode, name, made, new)
+            } else {
+                Err(self.refuse_special(parent, &pnode, "creating special files or links"))
+            }
+        });
+        self.timed(op, started, result)
+    }
+
+    pub fn readlink(&self, ino: u64) -> Result<Vec<u8>> {
+        let started = Instant::now();
+        let result = self.node(ino).and_then(|node| {
+            if self.direct_root(&node).is_some() {
+                self.direct_readlink(&node)
+            } else {
+                Err(VfsError::Invalid {
+                    path: self.display(&node),
+                    detail: "not a symbolic link".into(),
+                })
+            }
+        });
+        self.timed(FsOp::Readlink, started, result)
+    }
+
+    /// A hard link `newname` in `newparent` to `ino`.
+    pub fn link(&self, ino: u64, newparent: u64, newname: &str) -> Result<Attr> {
+        let started = Instant::now();
+        let result = (|| {
+            let (node, pnode) = (self.node(ino)?, self.node(newparent)?);
+            if node.volume != pnode.volume {
+                return Err(VfsError::CrossDevice {
+                    path: self.display(&node),
+                    detail: "a hard link into another volume".into(),
+                });
+            }
+            if self.direct_root(&pnode).is_none() {
+                return Err(self.refuse_special(newparent, &pnode, "hard links"));
+            }
+            self.direct_link(ino, &node, newparent, &pnode, newname)
+        })();
+        self.timed(FsOp::Link, started, result)
+    }
+
+    fn refuse_special(&self, ino: u64, node: &Node, what: &'static str) -> VfsError {
+        match node.volume.and_then(|v| self.write_back(v)) {
+            Some(_) => VfsError::NotPermitted {
+                path: self.display(node),
+                detail: format!("{what}: this volume's backend cannot keep them"),
+            },
+            None => self.refuse_write(ino, what),
+        }
+    }
+}
