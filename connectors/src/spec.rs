@@ -9,7 +9,7 @@
 //! `http://…` and `https://…` directory trees, `file:///path`.
 
 use crate::secret::{SecretSource, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
 use url::Url;
@@ -19,8 +19,9 @@ pub const DEFAULT_METADATA_TTL_SECS: u64 = 60;
 pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
 pub const DEFAULT_RETRIES: u32 = 3;
 
-/// One `[[volume]]` table as written in `colo.toml`.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// One `[[volume]]` table as written in `colo.toml`. It serializes without its secrets (the
+/// platform's database stores those sealed, apart).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct VolumeConfig {
     pub name: Option<String>,
@@ -34,10 +35,12 @@ pub struct VolumeConfig {
     /// S3: send unsigned requests (public buckets).
     pub anonymous: Option<bool>,
     pub access_key_id: Option<String>,
+    #[serde(skip_serializing)]
     pub secret_access_key: Option<SecretSource>,
     /// FTP, WebDAV, SFTP: user name (overrides the one in the URL).
     pub username: Option<String>,
     /// FTP, WebDAV: password (overrides the one in the URL).
+    #[serde(skip_serializing)]
     pub password: Option<SecretSource>,
     /// SFTP: private key file.
     pub key_file: Option<String>,
@@ -156,7 +159,7 @@ pub enum SpecError {
     },
 }
 
-fn valid_volume_name(name: &str) -> bool {
+pub fn valid_volume_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name
