@@ -18,7 +18,7 @@ impl VfsCore {
         st.inodes
             .get(ino)
             .and_then(|n| n.volume)
-            .is_some_and(|v| self.volumes[v].direct_root.is_some())
+            .is_some_and(|v| self.vol(v).direct_root.is_some())
     }
 
     /// `stat`, or `fstat` of an open handle (`fh`): on a direct volume the open file's own

@@ -26,7 +26,7 @@ use crate::plan::KNOWN_EXTENTS_FILES;
 use crate::prefetch::StreamSet;
 use colo_cache::{ObjectVersion, Pending, ReadThrough, WriteBack};
 use colo_connectors::{ConnectorError, EntryKind, ObjectMeta, ObjectPath};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::PathBuf;
@@ -152,6 +152,12 @@ pub(crate) struct State {
     pub(crate) dirs: HashMap<u64, CachedDir>,
     /// The version each file was last opened at (decides whether the kernel keeps its pages).
     pub(crate) opened: HashMap<u64, ObjectVersion>,
+    /// The folders colo makes up (the mount root, users' views): their entries by name.
+    pub(crate) virtual_dirs: HashMap<u64, std::collections::BTreeMap<String, u64>>,
+    /// Volume slots detached from every view: their inodes answer `ENOENT`.
+    pub(crate) retired: std::collections::HashSet<usize>,
+    /// Users' views attached now, by (user, view name).
+    pub(crate) views: std::collections::BTreeMap<(String, String), crate::views::AttachedView>,
 }
 
 /// An open file handle, and whether the kernel may keep the pages it has cached for the file.
@@ -182,7 +188,10 @@ pub(crate) struct OpenFile {
 }
 
 pub struct VfsCore {
-    pub(crate) volumes: Vec<VolumeMount>,
+    /// Every volume slot: the operator's volumes at the mount root first, then the volumes of
+    /// users' views as they are attached ([`crate::views`]). Slots are never reused; a detached
+    /// one stays for the handles still open on it.
+    pub(crate) volumes: RwLock<Vec<Arc<VolumeMount>>>,
     pub(crate) options: VfsOptions,
     pub(crate) state: Mutex<State>,
     pub(crate) handles: Mutex<HashMap<u64, Arc<OpenFile>>>,
@@ -216,8 +225,14 @@ impl VfsCore {
             );
         }
         state.inodes.pin_all();
+        let root_children = volumes
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.name.clone(), ROOT_INO + 1 + i as u64))
+            .collect();
+        state.virtual_dirs.insert(ROOT_INO, root_children);
         VfsCore {
-            volumes,
+            volumes: RwLock::new(volumes.into_iter().map(Arc::new).collect()),
             options,
             state: Mutex::new(state),
             handles: Mutex::new(HashMap::new()),
@@ -241,8 +256,14 @@ impl VfsCore {
         result
     }
 
-    pub fn volumes(&self) -> &[VolumeMount] {
-        &self.volumes
+    /// Every volume slot (the operator's volumes first, in config order).
+    pub fn volumes(&self) -> Vec<Arc<VolumeMount>> {
+        self.volumes.read().clone()
+    }
+
+    /// Volume slot `v`.
+    pub(crate) fn vol(&self, v: usize) -> Arc<VolumeMount> {
+        self.volumes.read()[v].clone()
     }
 
     /// The TTL the kernel may keep attributes and entries of `ino` for.
@@ -250,17 +271,23 @@ impl VfsCore {
         match self.node(ino).ok().and_then(|n| n.volume) {
             // A local directory answers at once, and other names of a file (hard links) or other
             // writers may change what the kernel cached: it asks every time.
-            Some(v) if self.volumes[v].direct_root.is_some() => Duration::ZERO,
-            Some(v) => self.volumes[v].metadata_ttl,
+            Some(v) => {
+                let vol = self.vol(v);
+                if vol.direct_root.is_some() {
+                    Duration::ZERO
+                } else {
+                    vol.metadata_ttl
+                }
+            }
             None => Duration::from_secs(3600),
         }
     }
 
     pub(crate) fn node(&self, ino: u64) -> Result<Node> {
-        self.state
-            .lock()
-            .inodes
+        let st = self.state.lock();
+        st.inodes
             .get(ino)
+            .filter(|n| n.volume.is_none_or(|v| !st.retired.contains(&v)))
             .cloned()
             .ok_or_else(|| VfsError::NotFound {
                 path: format!("inode {ino}"),
@@ -269,14 +296,14 @@ impl VfsCore {
 
     pub(crate) fn display(&self, node: &Node) -> String {
         match node.volume {
-            Some(v) => format!("{}{}", self.volumes[v].name, node.path),
+            Some(v) => format!("{}{}", self.vol(v).name, node.path),
             None => "/".into(),
         }
     }
 
     /// The write-back of volume `vol`, if it is writable.
-    pub(crate) fn write_back(&self, vol: usize) -> Option<&Arc<WriteBack>> {
-        self.volumes[vol].write_back.as_ref()
+    pub(crate) fn write_back(&self, vol: usize) -> Option<Arc<WriteBack>> {
+        self.vol(vol).write_back.clone()
     }
 
     /// Attributes of `ino` in volume `vol` (`None`: the mount root).
@@ -288,7 +315,7 @@ impl VfsCore {
         meta: Option<&ObjectMeta>,
     ) -> Attr {
         let dir = kind == EntryKind::Directory;
-        let writable = vol.is_some_and(|v| self.volumes[v].write_back.is_some());
+        let writable = vol.is_some_and(|v| self.vol(v).write_back.is_some());
         let perm = match (dir, writable) {
             (true, true) => 0o755,
             (false, true) => 0o644,
@@ -328,19 +355,17 @@ impl VfsCore {
         if pnode.path.child(name).is_err() {
             return Err(not_found());
         }
-        if parent == ROOT_INO {
-            let st = self.state.lock();
-            let vol = self
-                .volumes
-                .iter()
-                .position(|v| v.name == name)
-                .ok_or_else(not_found)?;
-            let ino = self.volumes_ino(&st, vol);
-            drop(st);
-            if self.volumes[vol].direct_root.is_some() {
-                return self.direct_getattr(ino, &self.node(ino)?);
+        if pnode.volume.is_none() {
+            // The mount root and the folders of users' views: their entries are volume roots
+            // and view folders, held in memory.
+            let (ino, node) = self.virtual_child(parent, name).ok_or_else(not_found)?;
+            self.state.lock().inodes.remember(ino);
+            if let Some(vol) = node.volume
+                && self.vol(vol).direct_root.is_some()
+            {
+                return self.direct_getattr(ino, &node);
             }
-            return Ok(self.attr_of(ino, Some(vol), EntryKind::Directory, None));
+            return Ok(self.attr_of(ino, node.volume, EntryKind::Directory, None));
         }
         if self.direct_root(&pnode).is_some() {
             return self.direct_lookup(parent, &pnode, name);
@@ -401,17 +426,6 @@ impl VfsCore {
         Some(self.attr_of(ino, node.volume, meta.kind, Some(&meta)))
     }
 
-    fn volumes_ino(&self, st: &State, vol: usize) -> u64 {
-        // Volume roots were numbered first, in order, right after the mount root.
-        let ino = ROOT_INO + 1 + vol as u64;
-        debug_assert!(
-            st.inodes
-                .get(ino)
-                .is_some_and(|n| n.volume == Some(vol) && n.path.is_root())
-        );
-        ino
-    }
-
     /// Attributes of `ino`, refreshed from the origin once the TTL has passed.
     pub async fn getattr(&self, ino: u64) -> Result<Attr> {
         let started = Instant::now();
@@ -433,7 +447,7 @@ impl VfsCore {
         if let Some(attr) = self.overlay_attr(ino, &node) {
             return Ok(attr);
         }
-        let ttl = self.volumes[vol].metadata_ttl;
+        let ttl = self.vol(vol).metadata_ttl;
         {
             let st = self.state.lock();
             if let Some(c) = st.attrs.get(&ino)
@@ -464,7 +478,7 @@ impl VfsCore {
         node: &Node,
         vol: usize,
     ) -> Result<ObjectMeta> {
-        let connector = self.volumes[vol].reader.connector().clone();
+        let connector = self.vol(vol).reader.connector().clone();
         match connector.stat(&node.path).await {
             Ok(meta) => Ok(Self::remember_meta(&mut self.state.lock(), ino, meta)),
             Err(e @ ConnectorError::NotFound { .. }) => {
@@ -502,7 +516,7 @@ impl VfsCore {
         let Some(vol) = node.volume else {
             return Ok(());
         };
-        let ttl = self.volumes[vol].metadata_ttl;
+        let ttl = self.vol(vol).metadata_ttl;
         if self
             .state
             .lock()
@@ -512,7 +526,7 @@ impl VfsCore {
         {
             return Ok(());
         }
-        let connector = self.volumes[vol].reader.connector().clone();
+        let connector = self.vol(vol).reader.connector().clone();
         let mut entries = match connector.list(&node.path).await {
             Ok(entries) => entries,
             // Made here and not yet at the origin: what it holds is in the overlay.
@@ -564,7 +578,7 @@ impl VfsCore {
             children.push((e.name, child));
         }
         if let Some(wb) = self.write_back(vol) {
-            Self::merge_overlay(&mut st, wb, ino, node, &mut children);
+            Self::merge_overlay(&mut st, &wb, ino, node, &mut children);
         }
         st.dirs.insert(ino, CachedDir { children, at: now });
         Ok(())
@@ -584,17 +598,18 @@ impl VfsCore {
                 path: self.display(&node),
             });
         }
-        if ino == ROOT_INO {
+        if node.volume.is_none() {
             let st = self.state.lock();
-            let entries = (0..self.volumes.len())
-                .map(|v| {
-                    (
-                        self.volumes_ino(&st, v),
-                        NodeType::Directory,
-                        self.volumes[v].name.clone(),
-                    )
+            let entries = st
+                .virtual_dirs
+                .get(&ino)
+                .map(|children| {
+                    children
+                        .iter()
+                        .map(|(name, child)| (*child, NodeType::Directory, name.clone()))
+                        .collect()
                 })
-                .collect();
+                .unwrap_or_default();
             return Ok(DirListing { entries });
         }
         if self.direct_root(&node).is_some() {

@@ -149,8 +149,8 @@ impl AsRef<Path> for Real {
 
 impl VfsCore {
     /// The directory of `node`'s volume if it is a direct volume.
-    pub(crate) fn direct_root(&self, node: &Node) -> Option<&Path> {
-        self.volumes[node.volume?].direct_root.as_deref()
+    pub(crate) fn direct_root(&self, node: &Node) -> Option<PathBuf> {
+        self.vol(node.volume?).direct_root.clone()
     }
 
     fn real(&self, node: &Node) -> Real {
@@ -167,7 +167,7 @@ impl VfsCore {
             return Real { path, _dir: None };
         };
         let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-        let walked = nix::fcntl::open(root, flags, Mode::empty()).and_then(|top| {
+        let walked = nix::fcntl::open(&root, flags, Mode::empty()).and_then(|top| {
             parents.iter().try_fold(top, |dir, segment| {
                 nix::fcntl::openat(&dir, *segment, flags | OFlag::O_NOFOLLOW, Mode::empty())
             })
@@ -698,7 +698,7 @@ impl VfsCore {
     pub fn direct_space(&self, ino: u64) -> Option<(u64, u64, u64, u64, u64, u32)> {
         let node = self.node(ino).ok()?;
         let root = self.direct_root(&node)?;
-        let s = nix::sys::statvfs::statvfs(root).ok()?;
+        let s = nix::sys::statvfs::statvfs(&root).ok()?;
         Some((
             s.blocks(),
             s.blocks_free(),

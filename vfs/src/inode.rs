@@ -30,6 +30,8 @@ pub struct InodeTable {
     lookups: HashMap<u64, u64>,
     /// Inodes at or below this number (root, volume roots) are never dropped.
     pinned_through: u64,
+    /// Inodes pinned one by one (users' view folders and the volume roots in them) until unpinned.
+    pinned: std::collections::HashSet<u64>,
     next: u64,
 }
 
@@ -50,6 +52,7 @@ impl Default for InodeTable {
             by_name: HashMap::new(),
             lookups: HashMap::new(),
             pinned_through: ROOT_INO,
+            pinned: Default::default(),
             next: ROOT_INO + 1,
         }
     }
@@ -83,6 +86,21 @@ impl InodeTable {
     }
 
     /// How many inodes the table holds.
+    /// Keeps `ino` until [`Self::unpin`] (whatever the kernel forgets).
+    pub fn pin(&mut self, ino: u64) {
+        self.pinned.insert(ino);
+    }
+
+    /// `ino` follows the kernel's references again, and goes now if it holds none.
+    pub fn unpin(&mut self, ino: u64) {
+        self.pinned.remove(&ino);
+        self.drop_unreferenced(ino);
+    }
+
+    fn is_pinned(&self, ino: u64) -> bool {
+        ino <= self.pinned_through || self.pinned.contains(&ino)
+    }
+
     pub fn len(&self) -> usize {
         self.nodes.len()
     }
@@ -110,7 +128,7 @@ impl InodeTable {
             return false;
         }
         self.lookups.remove(&ino);
-        if ino <= self.pinned_through {
+        if self.is_pinned(ino) {
             return false;
         }
         self.remove(ino);
@@ -119,7 +137,7 @@ impl InodeTable {
 
     /// Drops `ino` if the kernel holds no reference to it; true if dropped.
     pub fn drop_unreferenced(&mut self, ino: u64) -> bool {
-        if ino <= self.pinned_through || self.lookups.contains_key(&ino) {
+        if self.is_pinned(ino) || self.lookups.contains_key(&ino) {
             return false;
         }
         self.nodes.contains_key(&ino) && {
@@ -153,7 +171,7 @@ impl InodeTable {
         if let Some(old) = self.by_name.insert((parent, name.to_string()), ino)
             && old != ino
             && !self.lookups.contains_key(&old)
-            && old > self.pinned_through
+            && !self.is_pinned(old)
         {
             self.nodes.remove(&old);
         }
@@ -182,7 +200,7 @@ impl InodeTable {
                 self.by_name.remove(&key);
             }
         }
-        if !self.lookups.contains_key(&ino) && ino > self.pinned_through {
+        if !self.lookups.contains_key(&ino) && !self.is_pinned(ino) {
             self.nodes.remove(&ino);
         }
     }

@@ -22,6 +22,7 @@ pub mod mount;
 pub mod plan;
 pub mod prefetch;
 pub mod read;
+pub mod views;
 pub mod write;
 
 pub use crate::core::{

@@ -146,7 +146,7 @@ impl VfsCore {
                 .lock()
                 .on_read(offset, size as u64, per_handle, hold_bytes);
         if let Some((start, len)) = pattern.prefetch {
-            self.volumes[file.volume]
+            self.vol(file.volume)
                 .reader
                 .prefetch(&file.version, start, len);
         }
@@ -175,7 +175,8 @@ impl VfsCore {
         if let Some(written) = self.read_overlay(&file, offset, size) {
             return written;
         }
-        let reader = &self.volumes[file.volume].reader;
+        let vol = self.vol(file.volume);
+        let reader = &vol.reader;
         let (version, len, block) = (&file.version, size as u64, reader.block_size());
         let chunk_plan = self.chunk_plan(&file, offset, len);
         let pattern = self.note_read(&file, offset, size, chunk_plan.is_some());
@@ -208,7 +209,7 @@ impl VfsCore {
     /// The plan of a read in a file whose column chunks are known (see [`plan::chunk_plan`]).
     fn chunk_plan(&self, file: &OpenFile, offset: u64, len: u64) -> Option<FetchPlan> {
         let chunks = self.chunks.get(&file.extents_key)??;
-        let block = self.volumes[file.volume].reader.block_size();
+        let block = self.vol(file.volume).reader.block_size();
         plan::chunk_plan(&chunks, file.version.size, block, offset, len)
     }
 
@@ -224,7 +225,8 @@ impl VfsCore {
         {
             return None;
         }
-        let reader = &self.volumes[file.volume].reader;
+        let vol = self.vol(file.volume);
+        let reader = &vol.reader;
         let bytes = reader.read_from_memory(&file.version, offset, size as u64)?;
         let chunked = self.chunk_plan(&file, offset, size as u64).is_some();
         self.note_read(&file, offset, size, chunked);

@@ -382,7 +382,8 @@ impl VfsCore {
                 v
             }
         };
-        let reader = &self.volumes[file.volume].reader;
+        let vol = self.vol(file.volume);
+        let reader = &vol.reader;
         Ok(reader
             .read(&version, offset, size as u64, FetchPlan::Blocks)
             .await?)
@@ -501,7 +502,7 @@ impl VfsCore {
         if self.direct_root(&node).is_some() {
             return self.direct_setattr(ino, &node, fh, &change);
         }
-        let wb = node.volume.and_then(|v| self.write_back(v)).cloned();
+        let wb = node.volume.and_then(|v| self.write_back(v));
         if let Some(size) = change.size {
             let Some(wb) = &wb else {
                 return Err(self.refuse_write(ino, "truncate"));
@@ -751,7 +752,11 @@ impl VfsCore {
 
     /// Free space where writes are staged (the cache disk), for `statfs`: (total, free) bytes.
     pub fn staging_space(&self) -> Option<(u64, u64)> {
-        let wb = self.volumes.iter().find_map(|v| v.write_back.as_ref())?;
+        let wb = self
+            .volumes
+            .read()
+            .iter()
+            .find_map(|v| v.write_back.clone())?;
         let s = nix::sys::statvfs::statvfs(wb.dir()).ok()?;
         let unit = s.fragment_size();
         Some((s.blocks() * unit, s.blocks_available() * unit))

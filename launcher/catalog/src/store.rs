@@ -31,6 +31,20 @@ impl Store {
                 detail: format!("cannot create the folder: {e}"),
             })?;
         }
+        // Token hashes and sealed credentials: the file is the operator's alone (SQLite gives its
+        // WAL and shared-memory files the same mode).
+        if !path.exists() {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| CatalogError::Io {
+                    path: path.to_path_buf(),
+                    detail: format!("cannot create the database: {e}"),
+                })?;
+        }
         let conn = Connection::open(path).map_err(CatalogError::db("opening the database"))?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(CatalogError::db("setting WAL mode"))?;
@@ -122,6 +136,9 @@ mod tests {
         let path = dir.path().join("state/colo.db");
         let store = Store::open(&path).expect("open");
         assert_eq!(store.schema_version().expect("version"), 1);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the database is the operator's alone");
         let mode: String = store
             .with(|c| {
                 c.query_row("PRAGMA journal_mode", [], |r| r.get(0))

@@ -51,6 +51,124 @@ pub enum Command {
         #[command(subcommand)]
         what: IngestCommand,
     },
+    /// Users of the platform (state in $COLO_HOME/colo.db).
+    User {
+        #[command(subcommand)]
+        what: UserCommand,
+    },
+    /// API tokens: create (shown once), list (never shown again), revoke.
+    Token {
+        #[command(subcommand)]
+        what: TokenCommand,
+    },
+    /// Teams: users that volumes can be granted to together.
+    Team {
+        #[command(subcommand)]
+        what: TeamCommand,
+    },
+    /// Volumes as data: users' own, teams', the archive's; grants.
+    Volume {
+        #[command(subcommand)]
+        what: VolumeCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Add a user and print their first token (all the scopes they may hold, 90 days).
+    Add {
+        name: String,
+        /// The user manages users, archive volumes and everyone's grants.
+        #[arg(long)]
+        admin: bool,
+    },
+    List,
+    /// Remove a user with their tokens and their own volumes.
+    Remove {
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// A new token for USER, printed once.
+    Create {
+        #[arg(long)]
+        user: String,
+        /// Space- or comma-separated: catalog:read, volumes, labs, share, admin (default: all
+        /// the user may hold).
+        #[arg(long)]
+        scopes: Option<String>,
+        /// Days until it expires.
+        #[arg(long, default_value_t = colo_catalog::auth::DEFAULT_TOKEN_DAYS, conflicts_with = "never_expires")]
+        expires_days: i64,
+        #[arg(long)]
+        never_expires: bool,
+        /// What it is for (shown in listings).
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// Tokens (of USER), without their text.
+    List {
+        #[arg(long)]
+        user: Option<String>,
+    },
+    Revoke {
+        id: i64,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TeamCommand {
+    Add {
+        name: String,
+        #[arg(long = "member")]
+        members: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum VolumeCommand {
+    /// Add the volume described in FILE (one `[[volume]]` table, the keys of colo.toml) for a
+    /// user, a team or the archive. Its secrets are stored sealed.
+    Add {
+        /// A TOML file with one [[volume]] table (or its keys at the top).
+        #[arg(long)]
+        from: PathBuf,
+        #[arg(long, conflicts_with_all = ["team", "archive"])]
+        owner: Option<String>,
+        #[arg(long, conflicts_with = "archive")]
+        team: Option<String>,
+        #[arg(long)]
+        archive: bool,
+        /// Archive volumes: seen (read-only) by every user.
+        #[arg(long, requires = "archive")]
+        public: bool,
+    },
+    /// Every volume (or those USER sees, with their access), credentials masked.
+    List {
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Remove VOLUME (`name` for archive volumes, `owner/name` otherwise).
+    Remove { volume: String },
+    /// Grant VOLUME to a user or a team.
+    Grant {
+        volume: String,
+        #[arg(long, conflicts_with = "team", required_unless_present = "team")]
+        user: Option<String>,
+        #[arg(long)]
+        team: Option<String>,
+        #[arg(long)]
+        read_write: bool,
+    },
+    Revoke {
+        volume: String,
+        #[arg(long, conflicts_with = "team", required_unless_present = "team")]
+        user: Option<String>,
+        #[arg(long)]
+        team: Option<String>,
+    },
 }
 
 #[derive(Args)]

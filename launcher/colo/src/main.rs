@@ -8,6 +8,7 @@ mod cli;
 mod commands;
 mod config;
 mod metrics;
+mod platform;
 mod sample;
 mod stack;
 
@@ -31,6 +32,10 @@ async fn run(command: Command) -> Result<i32> {
         Command::Ingest {
             what: IngestCommand::Images(args),
         } => commands::ingest_images(args).await?,
+        Command::User { what } => platform::user(what)?,
+        Command::Token { what } => platform::token(what)?,
+        Command::Team { what } => platform::team(what)?,
+        Command::Volume { what } => platform::volume(what)?,
     }
     Ok(0)
 }
