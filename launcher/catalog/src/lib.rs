@@ -49,6 +49,11 @@ impl Catalog {
         })
     }
 
+    /// Differs from its last value whenever the catalog changed (see [`Store::change_marker`]).
+    pub fn change_marker(&self) -> Result<(i64, u64)> {
+        self.store.change_marker()
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }

@@ -81,6 +81,17 @@ impl Store {
         f(&mut self.conn.lock())
     }
 
+    /// Changes whenever the database changed, by this process or another: SQLite's
+    /// `data_version` (other connections' commits) with this connection's change count.
+    pub fn change_marker(&self) -> Result<(i64, u64)> {
+        self.with(|c| {
+            let version: i64 = c
+                .query_row("PRAGMA data_version", [], |r| r.get(0))
+                .map_err(CatalogError::db("reading the data version"))?;
+            Ok((version, c.total_changes()))
+        })
+    }
+
     /// The schema version the database is at.
     pub fn schema_version(&self) -> Result<u32> {
         self.with(|c| user_version(c))

@@ -4,6 +4,7 @@
 //! `ready ...`, `tap ...`, `metrics ...`).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -49,7 +50,13 @@ pub async fn mount(args: MountArgs) -> Result<()> {
     if let Some(r) = args.root {
         settings.mount_root = r;
     }
-    stack::mount_and_wait(&settings, "").await
+    // The users' views when this colo home has a catalog (`colo user add` made one).
+    let catalog = if config::colo_home().join(colo_catalog::DATABASE_FILE).exists() {
+        Some(Arc::new(crate::platform::open_catalog()?))
+    } else {
+        None
+    };
+    stack::mount_and_wait(&settings, catalog, "").await
 }
 
 /// `colo volumes`: each volume with its masked URL and whether it answers; exit code 1 if one
@@ -102,17 +109,22 @@ pub async fn up(args: UpArgs) -> Result<()> {
     }
     let service_settings = with_listen(settings.services.clone(), args.listen)?;
     let stack = std::sync::Arc::new(stack::build(&settings)?);
+    let catalog = Arc::new(crate::platform::open_catalog()?);
+    let first_admin = crate::platform::first_admin(&catalog)?;
     if is_sample {
         sample::publish_images(&service_settings, &stack).await?;
     }
     let base = stack::start_services(&service_settings, stack.volumes()).await?;
     stack::announce(&base);
-    let banner = if is_sample {
+    let mut banner = if is_sample {
         sample::try_lines(&settings.mount_root, &base)
     } else {
         String::new()
     };
-    stack::mount_stack_and_wait(&settings, stack, &banner).await
+    if let Some(text) = first_admin {
+        banner.push_str(&text);
+    }
+    stack::mount_stack_and_wait(&settings, stack, Some(catalog), &banner).await
 }
 
 /// `colo serve`: the services alone, until SIGINT/SIGTERM. The config's volumes are opened (not

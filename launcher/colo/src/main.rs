@@ -11,6 +11,7 @@ mod metrics;
 mod platform;
 mod sample;
 mod stack;
+mod views;
 
 use anyhow::Result;
 use clap::Parser;

@@ -82,12 +82,12 @@ type WriteBackCounter = (&'static str, &'static str, fn(&WriteBackStats) -> u64)
 
 /// Per read-write volume: what waits for the origin, and what happened to earlier changes.
 fn write_back_metrics(out: &mut String, stack: &Stack) {
+    let write_backs = stack.write_backs.lock().clone();
     let volumes: Vec<(
         String,
         colo_cache::PendingSummary,
         &colo_cache::write_back::WriteBackStats,
-    )> = stack
-        .write_backs
+    )> = write_backs
         .iter()
         .map(|(v, wb)| (format!("volume=\"{}\"", label(v)), wb.pending(), wb.stats()))
         .collect();
@@ -247,6 +247,7 @@ pub async fn render(stack: &Stack) -> String {
     // Per volume: [stat, read, list, bytes, errors].
     let origin: Vec<(String, [u64; 5])> = stack
         .origin
+        .lock()
         .iter()
         .map(|(v, s)| (label(v), s.snapshot()))
         .collect();

@@ -34,6 +34,20 @@ pub fn print_new_token(token: &NewToken) {
     );
 }
 
+/// On a catalog with no user yet: the user `admin` (an admin), and the lines that give its token
+/// (printed once, by `colo up`).
+pub fn first_admin(cat: &Catalog) -> Result<Option<String>> {
+    if !cat.users()?.is_empty() {
+        return Ok(None);
+    }
+    let (_, token) = cat.add_user("admin", true)?;
+    println!("token: {}", token.token);
+    Ok(Some(format!(
+        "\ncolo: created the admin user 'admin'; its token (shown this once, keep it):\n  {}\n           (`colo token create --user admin` makes another; `colo user add NAME` adds users)\n",
+        token.token
+    )))
+}
+
 pub fn user(what: UserCommand) -> Result<()> {
     let cat = open_catalog()?;
     match what {

@@ -7,6 +7,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
 
+use parking_lot::Mutex;
+
 use anyhow::{Context, Result};
 use axum::serve::ListenerExt;
 use colo_cache::{DiskCache, FetchBudget, MemoryCache, ReadThrough, TieredCache, WriteBack};
@@ -16,6 +18,8 @@ use colo_vo_services::volumes::Volumes;
 use colo_vo_services::{AppState, obscore, router};
 
 use crate::config::{ServiceSettings, Settings};
+use crate::views::ViewSync;
+use colo_catalog::Catalog;
 
 pub struct Stack {
     pub core: Arc<VfsCore>,
@@ -26,9 +30,11 @@ pub struct Stack {
     pub fetch_budget: Arc<FetchBudget>,
     /// The memory tier's cap: the memory budget less the fetch budget and the allocator's share.
     pub memory_tier_bytes: u64,
-    pub origin: Vec<(String, Arc<OriginStats>)>,
-    /// The read-write volumes' write-back, by volume name.
-    pub write_backs: Vec<(String, Arc<WriteBack>)>,
+    /// Each volume's origin requests, by volume name (users' volumes join as they are opened).
+    pub origin: Mutex<Vec<(String, Arc<OriginStats>)>>,
+    /// The read-write volumes' write-back, by volume name (users' volumes join as they are
+    /// opened).
+    pub write_backs: Mutex<Vec<(String, Arc<WriteBack>)>>,
 }
 
 /// The memory budget (`cache.memory_mib`) split between fetches in flight, the allocator and the
@@ -129,8 +135,8 @@ pub fn build(settings: &Settings) -> Result<Stack> {
         cache,
         fetch_budget,
         memory_tier_bytes,
-        origin,
-        write_backs,
+        origin: Mutex::new(origin),
+        write_backs: Mutex::new(write_backs),
     })
 }
 
@@ -142,23 +148,30 @@ impl Stack {
 }
 
 /// Mount, print `banner`, serve until SIGINT/SIGTERM, unmount.
-pub async fn mount_and_wait(settings: &Settings, banner: &str) -> Result<()> {
-    mount_stack_and_wait(settings, Arc::new(build(settings)?), banner).await
+pub async fn mount_and_wait(
+    settings: &Settings,
+    catalog: Option<Arc<Catalog>>,
+    banner: &str,
+) -> Result<()> {
+    mount_stack_and_wait(settings, Arc::new(build(settings)?), catalog, banner).await
 }
 
-/// [`mount_and_wait`] with a stack built by the caller (shared with the services).
+/// [`mount_and_wait`] with a stack built by the caller (shared with the services). With a
+/// catalog, its users' views are kept under `<root>/.users/` ([`crate::views`]).
 pub async fn mount_stack_and_wait(
     settings: &Settings,
     stack: Arc<Stack>,
+    catalog: Option<Arc<Catalog>>,
     banner: &str,
 ) -> Result<()> {
     let options = MountOptions {
         root: settings.mount_root.clone(),
         readahead_kib: u32::try_from(settings.block_bytes / 1024).unwrap_or(u32::MAX),
-        writable: settings.volumes.iter().any(|v| v.writable),
+        // Users' own volumes may be writable whatever the config's are.
+        writable: catalog.is_some() || settings.volumes.iter().any(|v| v.writable),
         ..MountOptions::default()
     };
-    for (_, wb) in &stack.write_backs {
+    for (_, wb) in stack.write_backs.lock().iter() {
         wb.spawn_worker();
     }
     let mounted = colo_vfs::mount(
@@ -182,6 +195,16 @@ pub async fn mount_stack_and_wait(
     if let Some(invalidator) = mounted.invalidator() {
         spawn_invalidate_on_sighup(stack.core.clone(), invalidator)?;
     }
+    let _views = catalog.map(|catalog| {
+        let mut sync = ViewSync::new(catalog, stack.clone(), settings);
+        sync.set_invalidator(mounted.invalidator());
+        eprintln!(
+            "colo: users' views at {}/{}/<user>/",
+            settings.mount_root.display(),
+            colo_vfs::views::USERS_DIR
+        );
+        AbortOnDrop(sync.spawn())
+    });
     if let Some(url) = crate::metrics::serve(stack.clone(), settings.metrics_listen).await {
         eprintln!("colo: metrics at {url} (`colo stats` prints them)");
         println!("metrics {url}");
@@ -197,10 +220,11 @@ pub async fn mount_stack_and_wait(
     tokio::task::spawn_blocking(move || mounted.unmount())
         .await
         .context("unmount task")??;
-    wait_for_uploads(&stack.write_backs, settings.shutdown_upload_wait).await;
+    let write_backs = stack.write_backs.lock().clone();
+    wait_for_uploads(&write_backs, settings.shutdown_upload_wait).await;
     // Blocks still on their way to the disk tier are written before exit, for the next run.
     stack.cache.flush().await;
-    for (name, s) in &stack.origin {
+    for (name, s) in stack.origin.lock().iter() {
         let [stat, read, list, bytes, errors] = s.snapshot();
         eprintln!(
             "colo: origin {name}: {read} GET ({bytes} bytes), {stat} HEAD/stat, {list} LIST, {errors} errors"
@@ -214,6 +238,15 @@ pub async fn mount_stack_and_wait(
         t.misses.load(std::sync::atomic::Ordering::Relaxed)
     );
     Ok(())
+}
+
+/// Stops a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// At unmount: waits up to `limit` for every volume's pending changes to reach the origin, then
