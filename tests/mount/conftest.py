@@ -33,11 +33,12 @@ def mounted(root):
 class Colo:
     """A `colo mount` process; the mount is live once it prints 'ready'."""
 
-    def __init__(self, config, root, extra=()):
+    def __init__(self, config, root, extra=(), env=None):
         self.root = root
         self.config = config
         self.proc = subprocess.Popen([BIN, "mount", "--config", config, "--root", root, *extra],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env=env)
         deadline = time.time() + 60
         line = ""
         self.metrics_url = None

@@ -114,8 +114,7 @@ async fn each_user_sees_only_what_is_attached_for_them_and_detaching_hides_it_at
     let err = core
         .create(folder, "new.txt", true, false)
         .await
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert_eq!(errno(&err), libc::EROFS);
 
     // Granting Bob alice's home, then revoking it.
@@ -131,8 +130,7 @@ async fn each_user_sees_only_what_is_attached_for_them_and_detaching_hides_it_at
     let err = core
         .getattr(notes)
         .await
-        .err()
-        .expect("the old inode is gone");
+        .expect_err("the old inode is gone");
     assert_eq!(errno(&err), libc::ENOENT);
     assert_eq!(
         core.open(notes, false).await.err().map(|e| errno(&e)),

@@ -144,6 +144,9 @@ pub enum VolumeCommand {
         /// Archive volumes: seen (read-only) by every user.
         #[arg(long, requires = "archive")]
         public: bool,
+        /// Add it without first checking that it answers.
+        #[arg(long)]
+        no_check: bool,
     },
     /// Every volume (or those USER sees, with their access), credentials masked.
     List {

@@ -51,7 +51,10 @@ pub async fn mount(args: MountArgs) -> Result<()> {
         settings.mount_root = r;
     }
     // The users' views when this colo home has a catalog (`colo user add` made one).
-    let catalog = if config::colo_home().join(colo_catalog::DATABASE_FILE).exists() {
+    let catalog = if config::colo_home()
+        .join(colo_catalog::DATABASE_FILE)
+        .exists()
+    {
         Some(Arc::new(crate::platform::open_catalog()?))
     } else {
         None

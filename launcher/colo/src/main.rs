@@ -36,7 +36,7 @@ async fn run(command: Command) -> Result<i32> {
         Command::User { what } => platform::user(what)?,
         Command::Token { what } => platform::token(what)?,
         Command::Team { what } => platform::team(what)?,
-        Command::Volume { what } => platform::volume(what)?,
+        Command::Volume { what } => platform::volume(what).await?,
     }
     Ok(0)
 }

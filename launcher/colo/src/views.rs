@@ -75,6 +75,9 @@ fn view_name(v: &VisibleVolume, taken: &std::collections::BTreeSet<String>) -> S
     }
 }
 
+/// Users, the entries their folders should hold, and the catalog volume behind each key.
+type WantedViews = (Vec<String>, Vec<Wanted>, HashMap<String, VisibleVolume>);
+
 /// A catalog volume, opened.
 struct Opened {
     fingerprint: String,
@@ -119,7 +122,7 @@ impl ViewSync {
     }
 
     /// What every user's folder should hold now.
-    fn wanted(&self) -> Result<(Vec<String>, Vec<Wanted>, HashMap<String, VisibleVolume>)> {
+    fn wanted(&self) -> Result<WantedViews> {
         let users: Vec<String> = self.catalog.users()?.into_iter().map(|u| u.name).collect();
         let mut wanted = Vec::new();
         let mut by_key = HashMap::new();
@@ -136,7 +139,12 @@ impl ViewSync {
             for v in self.catalog.visible_volumes(user)? {
                 let view = view_name(&v, &taken);
                 taken.insert(view.clone());
-                let key = format!("{}:{}:{}", v.record.id, v.access.as_str(), v.record.created_at);
+                let key = format!(
+                    "{}:{}:{}",
+                    v.record.id,
+                    v.access.as_str(),
+                    v.record.created_at
+                );
                 wanted.push(Wanted {
                     user: user.clone(),
                     view,
@@ -168,7 +176,9 @@ impl ViewSync {
             let mount = match w.key.strip_prefix("config:") {
                 Some(name) => self.config_mount(name)?,
                 None => {
-                    let v = by_key.get(&w.key).context("a wanted view without its volume")?;
+                    let v = by_key
+                        .get(&w.key)
+                        .context("a wanted view without its volume")?;
                     match self.catalog_mount(v) {
                         Ok(m) => m,
                         Err(e) => {
@@ -211,12 +221,19 @@ impl ViewSync {
     fn catalog_mount(&mut self, v: &VisibleVolume) -> Result<VolumeMount> {
         let record = &v.record;
         let fingerprint = format!("{}:{}", record.id, record.created_at);
-        if self.opened.get(&record.id).is_none_or(|o| o.fingerprint != fingerprint) {
+        if self
+            .opened
+            .get(&record.id)
+            .is_none_or(|o| o.fingerprint != fingerprint)
+        {
             let config = self.catalog.volume_config_with_secrets(record)?;
             let spec = VolumeSpec::from_config(&config)?;
             let opened = open_volume(&spec)?;
             let label = record.reference();
-            self.stack.origin.lock().push((label.clone(), opened.stats.clone()));
+            self.stack
+                .origin
+                .lock()
+                .push((label.clone(), opened.stats.clone()));
             let reader = ReadThrough::new(
                 opened.connector,
                 self.cache.clone(),
@@ -225,9 +242,16 @@ impl ViewSync {
             )
             .with_fetch_budget(self.fetch_budget.clone());
             let write_back = if record.writable() {
-                let dir = self.cache_dir.join("write-back").join(format!("catalog-{}", record.id));
-                let wb = WriteBack::open(&dir, reader.clone())
-                    .with_context(|| format!("opening the write-back area {} of volume {label}", dir.display()))?;
+                let dir = self
+                    .cache_dir
+                    .join("write-back")
+                    .join(format!("catalog-{}", record.id));
+                let wb = WriteBack::open(&dir, reader.clone()).with_context(|| {
+                    format!(
+                        "opening the write-back area {} of volume {label}",
+                        dir.display()
+                    )
+                })?;
                 wb.set_fsync_wait(self.fsync_wait);
                 wb.spawn_worker();
                 self.stack.write_backs.lock().push((label, wb.clone()));
@@ -250,7 +274,11 @@ impl ViewSync {
             name: v.view_name.clone(),
             reader: o.reader.clone(),
             metadata_ttl: o.ttl,
-            write_back: if v.access == Access::ReadWrite { o.write_back.clone() } else { None },
+            write_back: if v.access == Access::ReadWrite {
+                o.write_back.clone()
+            } else {
+                None
+            },
             direct_root: None,
         })
     }
@@ -258,8 +286,13 @@ impl ViewSync {
     /// Syncs now, then whenever the catalog changes (checked every [`POLL`]), until the task is
     /// dropped.
     pub fn spawn(mut self) -> tokio::task::JoinHandle<()> {
+        // The first sync before the mount is announced ready: the views are there at once.
+        let mut seen = self.catalog.change_marker().ok();
+        if let Err(e) = tokio::task::block_in_place(|| self.sync()) {
+            tracing::warn!(error = %e, "users' views not set up");
+            seen = None;
+        }
         tokio::spawn(async move {
-            let mut seen = None;
             loop {
                 let version = self.catalog.change_marker().ok();
                 if version.is_none() || version != seen {
@@ -291,8 +324,14 @@ mod tests {
     #[test]
     fn the_plan_detaches_what_went_or_changed_and_attaches_what_is_new() {
         let current: BTreeMap<_, _> = [
-            (("alice".into(), "home".into()), "1:read-write:5".to_string()),
-            (("bob".into(), "home@alice".into()), "1:read-only:5".to_string()),
+            (
+                ("alice".into(), "home".into()),
+                "1:read-write:5".to_string(),
+            ),
+            (
+                ("bob".into(), "home@alice".into()),
+                "1:read-only:5".to_string(),
+            ),
             (("bob".into(), "sample".into()), "config:sample".to_string()),
         ]
         .into();
@@ -306,7 +345,10 @@ mod tests {
         assert_eq!(detach, vec![("bob".to_string(), "home@alice".to_string())]);
         assert_eq!(
             attach,
-            vec![w("bob", "home@alice", "1:read-write:5"), w("carol", "sample", "config:sample")]
+            vec![
+                w("bob", "home@alice", "1:read-write:5"),
+                w("carol", "sample", "config:sample")
+            ]
         );
         let (detach, attach) = plan(&current, &[]);
         assert_eq!(detach.len(), 3);
