@@ -46,6 +46,10 @@ pub enum CatalogError {
     NotFound { what: &'static str, name: String },
     #[error("{what} '{name}' exists already")]
     Exists { what: &'static str, name: String },
+    #[error("search: {detail}")]
+    BadQuery { detail: String },
+    #[error("catalogue file {file}: {detail}")]
+    BadItems { file: String, detail: String },
     #[error("not authenticated: {reason}")]
     Unauthenticated { reason: &'static str },
     #[error("forbidden: {reason}")]
@@ -69,7 +73,9 @@ impl CatalogError {
             | CatalogError::Unseal { .. } => ErrorKind::Internal,
             CatalogError::BadName { .. }
             | CatalogError::BadScope { .. }
-            | CatalogError::BadVolume { .. } => ErrorKind::InvalidInput,
+            | CatalogError::BadVolume { .. }
+            | CatalogError::BadQuery { .. }
+            | CatalogError::BadItems { .. } => ErrorKind::InvalidInput,
             CatalogError::NotFound { .. } => ErrorKind::NotFound,
             CatalogError::Exists { .. } => ErrorKind::Conflict,
             CatalogError::Unauthenticated { .. } => ErrorKind::Unauthenticated,

@@ -8,14 +8,18 @@
 pub mod auth;
 pub mod error;
 pub mod grants;
+pub mod items;
 pub mod sealing;
+pub mod search_query;
 pub mod store;
 pub mod volumes;
 
 pub use auth::{Caller, NewToken, Scope, Scopes, TokenInfo, TokenKind, User};
 pub use error::{CatalogError, ErrorKind, Result};
 pub use grants::{Access, Grantee, VisibleVolume};
+pub use items::{CatalogItem, ItemKind, SearchResult};
 pub use sealing::SealingKey;
+pub use search_query::{Facet, SearchQuery};
 pub use store::Store;
 pub use volumes::{Owner, VolumeKind, VolumeRecord};
 

@@ -12,10 +12,13 @@ use parking_lot::Mutex;
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 
-const MIGRATIONS: &[(u32, &str)] = &[(
-    1,
-    include_str!("../migrations/0001_users_volumes_grants.sql"),
-)];
+const MIGRATIONS: &[(u32, &str)] = &[
+    (
+        1,
+        include_str!("../migrations/0001_users_volumes_grants.sql"),
+    ),
+    (2, include_str!("../migrations/0002_catalogue_items.sql")),
+];
 
 pub struct Store {
     conn: Mutex<Connection>,
@@ -146,7 +149,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("state/colo.db");
         let store = Store::open(&path).expect("open");
-        assert_eq!(store.schema_version().expect("version"), 1);
+        assert_eq!(store.schema_version().expect("version"), 2);
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "the database is the operator's alone");
@@ -159,7 +162,7 @@ mod tests {
         assert_eq!(mode, "wal");
         drop(store);
         let again = Store::open(&path).expect("reopen");
-        assert_eq!(again.schema_version().expect("version"), 1);
+        assert_eq!(again.schema_version().expect("version"), 2);
     }
 
     #[test]

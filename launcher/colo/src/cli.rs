@@ -71,6 +71,34 @@ pub enum Command {
         #[command(subcommand)]
         what: VolumeCommand,
     },
+    /// The catalogue of datasets, data volumes and datalab images.
+    Catalog {
+        #[command(subcommand)]
+        what: CatalogCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum CatalogCommand {
+    /// Load mission files (TOML: [[dataset]], [[volume]], [[datalab_image]]); each replaces what
+    /// it loaded before.
+    Load {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Search: free words and facets, e.g. `domain:"Space Science" type:dataset mission:Gaia
+    /// parallax` (facets: type, domain, mission, instrument, wavelength).
+    Search {
+        #[arg(default_value = "")]
+        query: String,
+        #[arg(long, default_value_t = 20)]
+        limit: u64,
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+        /// The whole answer (items and facet counts) as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]

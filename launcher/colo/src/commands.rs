@@ -114,6 +114,11 @@ pub async fn up(args: UpArgs) -> Result<()> {
     let stack = std::sync::Arc::new(stack::build(&settings)?);
     let catalog = Arc::new(crate::platform::open_catalog()?);
     let first_admin = crate::platform::first_admin(&catalog)?;
+    crate::platform::publish_to_catalogue(
+        &catalog,
+        &service_settings.service.tables_dir,
+        is_sample,
+    )?;
     if is_sample {
         sample::publish_images(&service_settings, &stack).await?;
     }

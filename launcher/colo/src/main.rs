@@ -37,6 +37,7 @@ async fn run(command: Command) -> Result<i32> {
         Command::Token { what } => platform::token(what)?,
         Command::Team { what } => platform::team(what)?,
         Command::Volume { what } => platform::volume(what).await?,
+        Command::Catalog { what } => platform::catalog(what)?,
     }
     Ok(0)
 }

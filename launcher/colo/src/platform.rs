@@ -3,7 +3,7 @@
 //! `$COLO_SECRET_KEY_FILE`, default `$COLO_HOME/secret.key`). These commands act as the operator
 //! (no token): whoever can run them can read the database anyway.
 
-use crate::cli::{TeamCommand, TokenCommand, UserCommand, VolumeCommand};
+use crate::cli::{CatalogCommand, TeamCommand, TokenCommand, UserCommand, VolumeCommand};
 use crate::config::colo_home;
 use anyhow::{Context, Result, bail};
 use colo_catalog::{Access, Catalog, Grantee, NewToken, Owner, Scopes, VolumeRecord};
@@ -297,4 +297,104 @@ fn describe(g: &Grantee) -> String {
         Grantee::User(u) => format!("user {u}"),
         Grantee::Team(t) => format!("team {t}"),
     }
+}
+
+pub fn catalog(what: CatalogCommand) -> Result<()> {
+    let cat = open_catalog()?;
+    match what {
+        CatalogCommand::Load { files } => {
+            for path in files {
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let (now, removed) = cat.load_mission_file(&name, &text)?;
+                println!(
+                    "{}: {now} item(s) in the catalogue, {removed} removed",
+                    path.display()
+                );
+            }
+        }
+        CatalogCommand::Search {
+            query,
+            limit,
+            offset,
+            json,
+        } => {
+            let parsed = colo_catalog::SearchQuery::parse(&query)?;
+            let result = cat.search(&parsed, limit, offset)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&result)?);
+                return Ok(());
+            }
+            println!("{} item(s)", result.total);
+            for item in &result.items {
+                println!(
+                    "  {:<14} {:<28} {}  [{}]",
+                    item.kind.as_str(),
+                    item.key,
+                    item.title,
+                    [&item.mission, &item.instrument, &item.wavelength]
+                        .iter()
+                        .filter(|v| !v.is_empty())
+                        .map(|v| v.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            for (facet, counts) in &result.facets {
+                if counts.is_empty() {
+                    continue;
+                }
+                let text: Vec<String> = counts.iter().map(|(v, n)| format!("{v} ({n})")).collect();
+                println!("{facet}: {}", text.join(", "));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The catalogue items of the sample mission, and one dataset per published TAP table that no
+/// mission file describes (source `published`, from the table's descriptor).
+pub fn publish_to_catalogue(cat: &Catalog, tables_dir: &Path, sample: bool) -> Result<()> {
+    if sample {
+        cat.load_mission_file("sample", include_str!("sample/catalogue.toml"))?;
+    }
+    let described: std::collections::HashSet<String> = cat
+        .search(
+            &colo_catalog::SearchQuery::default(),
+            colo_catalog::items::MAX_PAGE,
+            0,
+        )?
+        .items
+        .into_iter()
+        .filter(|i| !i.source.starts_with("published"))
+        .map(|i| i.key)
+        .collect();
+    let tables = colo_tap::catalog::discover_tables(tables_dir)?;
+    let items: Vec<colo_catalog::CatalogItem> = tables
+        .iter()
+        .map(|t| &t.descriptor)
+        .filter(|d| !described.contains(&d.qualified_name()))
+        .map(|d| colo_catalog::CatalogItem {
+            kind: colo_catalog::ItemKind::Dataset,
+            key: d.qualified_name(),
+            title: d.qualified_name(),
+            description: d.description.clone(),
+            mission: String::new(),
+            instrument: String::new(),
+            domain: String::new(),
+            wavelength: String::new(),
+            properties: [
+                ("service".to_string(), "tap".to_string()),
+                ("rows".to_string(), d.rows.to_string()),
+            ]
+            .into(),
+            source: "published".into(),
+        })
+        .collect();
+    cat.replace_items("published", &items)?;
+    Ok(())
 }
