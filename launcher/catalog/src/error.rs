@@ -46,6 +46,8 @@ pub enum CatalogError {
     NotFound { what: &'static str, name: String },
     #[error("{what} '{name}' exists already")]
     Exists { what: &'static str, name: String },
+    #[error("{detail}")]
+    BadRequest { detail: String },
     #[error("search: {detail}")]
     BadQuery { detail: String },
     #[error("catalogue file {file}: {detail}")]
@@ -75,6 +77,7 @@ impl CatalogError {
             | CatalogError::BadScope { .. }
             | CatalogError::BadVolume { .. }
             | CatalogError::BadQuery { .. }
+            | CatalogError::BadRequest { .. }
             | CatalogError::BadItems { .. } => ErrorKind::InvalidInput,
             CatalogError::NotFound { .. } => ErrorKind::NotFound,
             CatalogError::Exists { .. } => ErrorKind::Conflict,

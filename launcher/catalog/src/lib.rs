@@ -8,6 +8,8 @@
 pub mod auth;
 pub mod error;
 pub mod grants;
+pub mod graphql;
+pub mod http;
 pub mod items;
 pub mod sealing;
 pub mod search_query;

@@ -145,16 +145,16 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
 }
 
 impl Catalog {
-    /// Adds a volume for `owner`. `by` is the caller through the API, `None` for the operator's
-    /// CLI. The volume is checked the way `colo.toml` volumes are (scheme, keys, URL), its secrets
-    /// sealed, the rest stored.
-    pub fn add_volume(
+    /// Every check of [`Self::add_volume`] that needs no database write: the name, who may add
+    /// it, what an API caller may not reach, and the checks of colo.toml's volumes (scheme, keys,
+    /// URL). Returns the config to probe (secrets included).
+    pub fn validate_volume(
         &self,
         by: Option<&Caller>,
-        owner: Owner,
+        owner: &Owner,
         public: bool,
-        mut config: VolumeConfig,
-    ) -> Result<VolumeRecord> {
+        config: &VolumeConfig,
+    ) -> Result<VolumeConfig> {
         let name = config.name.clone().unwrap_or_default();
         let bad = |detail: String| CatalogError::BadVolume {
             volume: name.chars().take(64).collect(),
@@ -168,9 +168,9 @@ impl Catalog {
             });
         }
         if let Some(caller) = by {
-            self.may_add(caller, &owner)?;
+            self.may_add(caller, owner)?;
             if !caller.is_admin() {
-                reach_check(&config).map_err(bad)?;
+                reach_check(config).map_err(bad)?;
             }
         }
         if owner.kind() != VolumeKind::Archive && public {
@@ -178,8 +178,26 @@ impl Catalog {
                 "only archive volumes can be public; share others with grants".into(),
             ));
         }
-        // The same checks as colo.toml's volumes; secrets from the environment or files are
-        // resolved here, so what is stored is the value.
+        VolumeSpec::from_config(config).map_err(|e| bad(e.to_string()))?;
+        Ok(config.clone())
+    }
+
+    /// Adds a volume for `owner`. `by` is the caller through the API, `None` for the operator's
+    /// CLI. The volume is checked the way `colo.toml` volumes are (scheme, keys, URL), its secrets
+    /// sealed, the rest stored.
+    pub fn add_volume(
+        &self,
+        by: Option<&Caller>,
+        owner: Owner,
+        public: bool,
+        config: VolumeConfig,
+    ) -> Result<VolumeRecord> {
+        let mut config = self.validate_volume(by, &owner, public, &config)?;
+        let name = config.name.clone().unwrap_or_default();
+        let bad = |detail: String| CatalogError::BadVolume {
+            volume: name.chars().take(64).collect(),
+            detail,
+        };
         let spec = VolumeSpec::from_config(&config).map_err(|e| bad(e.to_string()))?;
         let mut secrets = Secrets {
             secret_access_key: resolve(&config.secret_access_key).map_err(bad)?,
@@ -517,4 +535,43 @@ fn percent_decode(s: &str) -> String {
     percent_encoding::percent_decode_str(s)
         .decode_utf8_lossy()
         .into_owned()
+}
+
+/// Lists the volume's top folder, so a wrong URL or password is said when the volume is added and
+/// not at the first `ls` in a datalab. The error names the volume and is redacted of its secrets.
+pub async fn check_volume_answers(
+    config: &VolumeConfig,
+    timeout: std::time::Duration,
+) -> Result<()> {
+    let name: String = config
+        .name
+        .clone()
+        .unwrap_or_default()
+        .chars()
+        .take(64)
+        .collect();
+    let bad = |detail: String| CatalogError::BadVolume {
+        volume: name.clone(),
+        detail,
+    };
+    let spec = VolumeSpec::from_config(config).map_err(|e| bad(e.to_string()))?;
+    let opened = colo_connectors::open_volume(&spec).map_err(|e| bad(e.to_string()))?;
+    let listed = tokio::time::timeout(
+        timeout,
+        opened.connector.list(&colo_connectors::ObjectPath::root()),
+    )
+    .await;
+    match listed {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(bad(format!(
+            "{} does not answer: {}; nothing was added",
+            spec.display_url,
+            opened.redactor.redact(&e.to_string())
+        ))),
+        Err(_) => Err(bad(format!(
+            "{} gave no answer within {} s; nothing was added",
+            spec.display_url,
+            timeout.as_secs()
+        ))),
+    }
 }

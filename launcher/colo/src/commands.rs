@@ -44,22 +44,26 @@ fn with_listen(mut settings: ServiceSettings, listen: Option<String>) -> Result<
     Ok(settings)
 }
 
+/// The catalog of this colo home if it has one (`colo up` or `colo user add` made it): then the
+/// mount keeps the users' views and the services answer `/graphql`.
+fn existing_catalog() -> Result<Option<Arc<colo_catalog::Catalog>>> {
+    if config::colo_home()
+        .join(colo_catalog::DATABASE_FILE)
+        .exists()
+    {
+        Ok(Some(Arc::new(crate::platform::open_catalog()?)))
+    } else {
+        Ok(None)
+    }
+}
+
 /// `colo mount`: the volumes of the config under the mount root, until SIGINT/SIGTERM.
 pub async fn mount(args: MountArgs) -> Result<()> {
     let mut settings = config::load(&config_path(args.config)?)?;
     if let Some(r) = args.root {
         settings.mount_root = r;
     }
-    // The users' views when this colo home has a catalog (`colo user add` made one).
-    let catalog = if config::colo_home()
-        .join(colo_catalog::DATABASE_FILE)
-        .exists()
-    {
-        Some(Arc::new(crate::platform::open_catalog()?))
-    } else {
-        None
-    };
-    stack::mount_and_wait(&settings, catalog, "").await
+    stack::mount_and_wait(&settings, existing_catalog()?, "").await
 }
 
 /// `colo volumes`: each volume with its masked URL and whether it answers; exit code 1 if one
@@ -122,7 +126,8 @@ pub async fn up(args: UpArgs) -> Result<()> {
     if is_sample {
         sample::publish_images(&service_settings, &stack).await?;
     }
-    let base = stack::start_services(&service_settings, stack.volumes()).await?;
+    let base =
+        stack::start_services(&service_settings, stack.volumes(), Some(catalog.clone())).await?;
     stack::announce(&base);
     let mut banner = if is_sample {
         sample::try_lines(&settings.mount_root, &base)
@@ -158,7 +163,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         None => None,
     };
     let volumes = stack.as_ref().map(|s| s.volumes()).unwrap_or_default();
-    let url = stack::start_services(&settings, volumes).await?;
+    let url = stack::start_services(&settings, volumes, existing_catalog()?).await?;
     stack::announce(&url);
     println!("ready {url}/tap");
     stack::wait_for_signal().await?;

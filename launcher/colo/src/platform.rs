@@ -180,31 +180,6 @@ fn print_volume_row(view: &str, access: &str, v: &VolumeRecord) {
     );
 }
 
-/// Lists the volume's top folder, so a wrong URL or password is said now and not at the first
-/// `ls` in a datalab. The error is redacted of the volume's secrets.
-async fn check_answers(config: &VolumeConfig) -> Result<()> {
-    let name = config.name.clone().unwrap_or_default();
-    let spec = colo_connectors::VolumeSpec::from_config(config)?;
-    let opened = colo_connectors::open_volume(&spec)?;
-    let listed = tokio::time::timeout(
-        std::time::Duration::from_secs(15),
-        opened.connector.list(&colo_connectors::ObjectPath::root()),
-    )
-    .await;
-    match listed {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => bail!(
-            "volume '{name}': {} does not answer: {}; nothing was added (--no-check adds it anyway)",
-            spec.display_url,
-            opened.redactor.redact(&e.to_string())
-        ),
-        Err(_) => bail!(
-            "volume '{name}': {} gave no answer within 15 s; nothing was added (--no-check adds it anyway)",
-            spec.display_url
-        ),
-    }
-}
-
 pub async fn volume(what: VolumeCommand) -> Result<()> {
     let cat = open_catalog()?;
     match what {
@@ -224,7 +199,9 @@ pub async fn volume(what: VolumeCommand) -> Result<()> {
             };
             let config = read_volume_file(&from)?;
             if !no_check {
-                check_answers(&config).await?;
+                colo_catalog::volumes::check_volume_answers(&config, std::time::Duration::from_secs(15))
+                    .await
+                    .context("--no-check adds it anyway")?;
             }
             let record = cat.add_volume(None, owner, public, config)?;
             println!("volume {} added", record.reference());

@@ -319,7 +319,12 @@ pub async fn wait_for_signal() -> Result<()> {
 
 /// Binds the listen address and serves in the background (with each peer's address, for the URL
 /// policy's trusted proxies); returns the base URL (`http://host:port`).
-pub async fn start_services(settings: &ServiceSettings, volumes: Volumes) -> Result<String> {
+/// The VO services, with the platform's API (`/graphql`) when there is a catalog.
+pub async fn start_services(
+    settings: &ServiceSettings,
+    volumes: Volumes,
+    catalog: Option<Arc<Catalog>>,
+) -> Result<String> {
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| {
@@ -365,7 +370,11 @@ pub async fn start_services(settings: &ServiceSettings, volumes: Volumes) -> Res
         }
     });
     tokio::spawn(async move {
-        let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let mut app = router(state);
+        if let Some(catalog) = catalog {
+            app = app.merge(colo_catalog::http::router(catalog));
+        }
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "the services stopped");
         }

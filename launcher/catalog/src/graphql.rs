@@ -1,0 +1,456 @@
+//! The GraphQL API over the catalog: the schema (queries `me`, `search`, `volumes`, `datasets`,
+//! `datalabImages`; mutations `addVolume`, `addVolumeFromCatalog`, `removeVolume`, `grantVolume`,
+//! `revokeVolume`, `createToken`), each resolver a thin call into [`Catalog`] — which is where every
+//! access decision is made — and one mapping of [`CatalogError`] to GraphQL errors with a `code`
+//! extension (`BAD_USER_INPUT`, `UNAUTHENTICATED`, `FORBIDDEN`, `NOT_FOUND`, `CONFLICT`,
+//! `INTERNAL`; an internal cause is logged, not shown).
+//!
+//! The caller (from the bearer token or the session cookie, [`crate::http`]) is in the request's
+//! data; queries of public things (the catalogue) need none. Depth and complexity are limited so a
+//! deeply nested or huge query is refused before it runs. The schema is committed as SDL
+//! (`launcher/catalog/schema.graphql`); a test fails when it changes without that file.
+
+use crate::Catalog;
+use crate::auth::{Caller, Scope, Scopes};
+use crate::error::{CatalogError, ErrorKind};
+use crate::grants::{Access, Grantee, VisibleVolume};
+use crate::items::{CatalogItem as Item, SearchResult as Found};
+use crate::search_query::SearchQuery;
+use crate::volumes::{Owner, check_volume_answers};
+use async_graphql::{
+    Context, EmptySubscription, Enum, ErrorExtensions, InputObject, Object, Schema, SimpleObject,
+};
+use colo_connectors::{SecretSource, SecretString, VolumeConfig};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub type ColoSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+
+/// Deepest nesting of a query (the schema itself needs 4).
+pub const MAX_DEPTH: usize = 8;
+/// Most fields a query may select, all levels together.
+pub const MAX_COMPLEXITY: usize = 400;
+
+pub fn schema(catalog: Arc<Catalog>) -> ColoSchema {
+    Schema::build(QueryRoot, MutationRoot, EmptySubscription)
+        .data(catalog)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+        .limit_recursive_depth(32)
+        .finish()
+}
+
+/// The GraphQL code of an error kind.
+pub fn code(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::InvalidInput => "BAD_USER_INPUT",
+        ErrorKind::Unauthenticated => "UNAUTHENTICATED",
+        ErrorKind::Forbidden => "FORBIDDEN",
+        ErrorKind::NotFound => "NOT_FOUND",
+        ErrorKind::Conflict => "CONFLICT",
+        ErrorKind::Internal => "INTERNAL",
+    }
+}
+
+fn gql(e: CatalogError) -> async_graphql::Error {
+    let kind = e.kind();
+    let message = if kind == ErrorKind::Internal {
+        tracing::error!(error = %e, "GraphQL request failed");
+        "internal error (logged on the server)".to_string()
+    } else {
+        e.to_string()
+    };
+    async_graphql::Error::new(message).extend_with(|_, ext| ext.set("code", code(kind)))
+}
+
+type Result<T> = std::result::Result<T, async_graphql::Error>;
+
+fn catalog<'a>(ctx: &Context<'a>) -> Result<&'a Arc<Catalog>> {
+    ctx.data::<Arc<Catalog>>()
+}
+
+/// The caller, holding `scope`.
+fn caller<'a>(ctx: &Context<'a>, scope: Scope) -> Result<&'a Caller> {
+    let caller = ctx.data_opt::<Caller>().ok_or_else(|| {
+        gql(CatalogError::Unauthenticated {
+            reason: "this needs a token (Authorization: Bearer colo_…)",
+        })
+    })?;
+    caller.require(scope).map_err(gql)?;
+    Ok(caller)
+}
+
+#[derive(SimpleObject)]
+pub struct User {
+    pub name: String,
+    pub admin: bool,
+    /// The scopes of the token used.
+    pub scopes: Vec<String>,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "crate::grants::Access")]
+pub enum VolumeAccess {
+    ReadOnly,
+    ReadWrite,
+}
+
+#[derive(SimpleObject)]
+pub struct Volume {
+    /// Its folder name in the caller's view (`/media/data/<name>` in a datalab).
+    pub name: String,
+    /// How to name it in mutations: `name` (archive) or `owner/name`.
+    pub reference: String,
+    /// archive, user or team.
+    pub kind: String,
+    pub owner: Option<String>,
+    pub access: VolumeAccess,
+    /// The URL, without any password.
+    pub url: String,
+    /// `key=*****` for each stored secret: what is set, never its value.
+    pub credentials: Vec<String>,
+}
+
+impl From<VisibleVolume> for Volume {
+    fn from(v: VisibleVolume) -> Volume {
+        Volume {
+            reference: v.record.reference(),
+            kind: v.record.owner.kind().as_str().into(),
+            owner: v.record.owner.name().map(str::to_string),
+            access: v.access.into(),
+            url: v.record.display_url().to_string(),
+            credentials: v
+                .record
+                .secret_keys
+                .iter()
+                .map(|k| format!("{k}=*****"))
+                .collect(),
+            name: v.view_name,
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct Property {
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(SimpleObject)]
+pub struct CatalogItem {
+    /// dataset, volume or datalab-image.
+    #[graphql(name = "type")]
+    pub kind: String,
+    pub key: String,
+    pub title: String,
+    pub description: String,
+    pub mission: String,
+    pub instrument: String,
+    pub domain: String,
+    pub wavelength: String,
+    pub properties: Vec<Property>,
+}
+
+impl From<Item> for CatalogItem {
+    fn from(i: Item) -> CatalogItem {
+        CatalogItem {
+            kind: i.kind.as_str().into(),
+            key: i.key,
+            title: i.title,
+            description: i.description,
+            mission: i.mission,
+            instrument: i.instrument,
+            domain: i.domain,
+            wavelength: i.wavelength,
+            properties: i
+                .properties
+                .into_iter()
+                .map(|(name, value)| Property { name, value })
+                .collect(),
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct FacetValue {
+    pub value: String,
+    pub count: u64,
+}
+
+#[derive(SimpleObject)]
+pub struct FacetCounts {
+    /// type, domain, mission, instrument or wavelength.
+    pub name: String,
+    pub values: Vec<FacetValue>,
+}
+
+#[derive(SimpleObject)]
+pub struct SearchResult {
+    pub total: u64,
+    pub items: Vec<CatalogItem>,
+    pub facets: Vec<FacetCounts>,
+}
+
+impl From<Found> for SearchResult {
+    fn from(r: Found) -> SearchResult {
+        SearchResult {
+            total: r.total,
+            items: r.items.into_iter().map(Into::into).collect(),
+            facets: r
+                .facets
+                .into_iter()
+                .map(|(name, values)| FacetCounts {
+                    name: name.to_string(),
+                    values: values
+                        .into_iter()
+                        .map(|(value, count)| FacetValue { value, count })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct NewToken {
+    pub id: i64,
+    /// The token: shown in this answer only.
+    pub token: String,
+    pub scopes: Vec<String>,
+    /// Unix seconds; null: never.
+    pub expires_at: Option<i64>,
+}
+
+/// A volume of the caller's own ("+ add custom"): the keys of colo.toml's `[[volume]]`.
+#[derive(InputObject)]
+pub struct AddVolumeInput {
+    pub name: String,
+    /// s3://bucket/prefix, webdav(s)://host/path, ftp://user@host/path, sftp://user@host/path, …
+    pub url: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    /// Default read-write.
+    pub access: Option<VolumeAccess>,
+    /// For a team's volume: the team (the caller must be a member).
+    pub team: Option<String>,
+}
+
+fn scopes_text(s: Scopes) -> Vec<String> {
+    s.iter().map(|s| s.as_str().to_string()).collect()
+}
+
+pub struct QueryRoot;
+
+#[Object]
+impl QueryRoot {
+    /// Who the token belongs to.
+    async fn me(&self, ctx: &Context<'_>) -> Result<User> {
+        let c = caller(ctx, Scope::CatalogRead)?;
+        Ok(User {
+            name: c.user.name.clone(),
+            admin: c.user.admin,
+            scopes: scopes_text(c.scopes),
+        })
+    }
+
+    /// The catalogue: free words and facets (`domain:"Space Science" type:dataset mission:Gaia
+    /// parallax`), with counts per facet value. Public: no token needed.
+    async fn search(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default)] q: String,
+        #[graphql(default = 20)] first: u64,
+        #[graphql(default)] offset: u64,
+    ) -> Result<SearchResult> {
+        let query = SearchQuery::parse(&q).map_err(gql)?;
+        Ok(catalog(ctx)?
+            .search(&query, first, offset)
+            .map_err(gql)?
+            .into())
+    }
+
+    /// The volumes the caller sees, as their datalabs mount them.
+    async fn volumes(&self, ctx: &Context<'_>) -> Result<Vec<Volume>> {
+        let c = caller(ctx, Scope::Volumes)?;
+        let visible = catalog(ctx)?.visible_volumes(&c.user.name).map_err(gql)?;
+        Ok(visible.into_iter().map(Into::into).collect())
+    }
+
+    /// The catalogue's datasets (optionally narrowed by a search).
+    async fn datasets(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default)] q: String,
+    ) -> Result<Vec<CatalogItem>> {
+        let mut query = SearchQuery::parse(&q).map_err(gql)?;
+        query
+            .filters
+            .push((crate::search_query::Facet::Type, "dataset".into()));
+        let found = catalog(ctx)?
+            .search(&query, crate::items::MAX_PAGE, 0)
+            .map_err(gql)?;
+        Ok(found.items.into_iter().map(Into::into).collect())
+    }
+
+    /// The tools a datalab can be launched with.
+    async fn datalab_images(&self, ctx: &Context<'_>) -> Result<Vec<CatalogItem>> {
+        let query = SearchQuery::parse("type:datalab-image").map_err(gql)?;
+        let found = catalog(ctx)?
+            .search(&query, crate::items::MAX_PAGE, 0)
+            .map_err(gql)?;
+        Ok(found.items.into_iter().map(Into::into).collect())
+    }
+}
+
+pub struct MutationRoot;
+
+fn find_visible(cat: &Catalog, c: &Caller, reference: &str) -> Result<Volume> {
+    cat.visible_volumes(&c.user.name)
+        .map_err(gql)?
+        .into_iter()
+        .find(|v| v.view_name == reference || v.record.reference() == reference)
+        .map(Into::into)
+        .ok_or_else(|| {
+            gql(CatalogError::NotFound {
+                what: "volume",
+                name: reference.chars().take(200).collect(),
+            })
+        })
+}
+
+#[Object]
+impl MutationRoot {
+    /// Adds a volume of the caller's own (or their team's). It is checked first: a wrong URL or
+    /// password is refused here, naming the volume, with the secret masked.
+    async fn add_volume(&self, ctx: &Context<'_>, input: AddVolumeInput) -> Result<Volume> {
+        let c = caller(ctx, Scope::Volumes)?;
+        let cat = catalog(ctx)?;
+        let secret = |s: Option<String>| s.map(|v| SecretSource::Inline(SecretString::new(v)));
+        let config = VolumeConfig {
+            name: Some(input.name.clone()),
+            url: Some(input.url),
+            username: input.username,
+            password: secret(input.password),
+            endpoint: input.endpoint,
+            region: input.region,
+            access_key_id: input.access_key_id,
+            secret_access_key: secret(input.secret_access_key),
+            mode: Some(match input.access.map(Access::from) {
+                Some(Access::ReadOnly) => "read-only".into(),
+                _ => "read-write".into(),
+            }),
+            ..Default::default()
+        };
+        let owner = match input.team {
+            Some(t) => Owner::Team(t),
+            None => Owner::User(c.user.name.clone()),
+        };
+        // Refusals that need no connection come first (names, schemes, server files).
+        let record = {
+            let probe = cat
+                .validate_volume(Some(c), &owner, false, &config)
+                .map_err(gql)?;
+            check_volume_answers(&probe, Duration::from_secs(15))
+                .await
+                .map_err(gql)?;
+            cat.add_volume(Some(c), owner, false, config).map_err(gql)?
+        };
+        find_visible(cat, c, &record.reference())
+    }
+
+    /// Puts a volume the catalogue describes (an archive volume) among the caller's volumes: public
+    /// ones are there already; others need a grant from an admin.
+    async fn add_volume_from_catalog(&self, ctx: &Context<'_>, key: String) -> Result<Volume> {
+        let c = caller(ctx, Scope::Volumes)?;
+        find_visible(catalog(ctx)?, c, &key)
+    }
+
+    /// Removes one of the caller's volumes (admins: any).
+    async fn remove_volume(&self, ctx: &Context<'_>, reference: String) -> Result<bool> {
+        let c = caller(ctx, Scope::Volumes)?;
+        catalog(ctx)?
+            .remove_volume(Some(c), &reference)
+            .map_err(gql)?;
+        Ok(true)
+    }
+
+    /// Shares one of the caller's volumes with a user or a team.
+    async fn grant_volume(
+        &self,
+        ctx: &Context<'_>,
+        reference: String,
+        user: Option<String>,
+        team: Option<String>,
+        #[graphql(default_with = "VolumeAccess::ReadOnly")] access: VolumeAccess,
+    ) -> Result<bool> {
+        let c = caller(ctx, Scope::Share)?;
+        let to = grantee(user, team)?;
+        catalog(ctx)?
+            .grant(Some(c), &reference, &to, access.into())
+            .map_err(gql)?;
+        Ok(true)
+    }
+
+    async fn revoke_volume(
+        &self,
+        ctx: &Context<'_>,
+        reference: String,
+        user: Option<String>,
+        team: Option<String>,
+    ) -> Result<bool> {
+        let c = caller(ctx, Scope::Share)?;
+        let from = grantee(user, team)?;
+        catalog(ctx)?
+            .revoke(Some(c), &reference, &from)
+            .map_err(gql)?;
+        Ok(true)
+    }
+
+    /// A new token for the caller, with at most the scopes of the token used.
+    async fn create_token(
+        &self,
+        ctx: &Context<'_>,
+        scopes: Option<Vec<String>>,
+        #[graphql(default = 90)] expires_days: i64,
+        #[graphql(default)] label: String,
+    ) -> Result<NewToken> {
+        let c = caller(ctx, Scope::CatalogRead)?;
+        let wanted = match scopes {
+            Some(list) => Scopes::parse(&list.join(" ")).map_err(gql)?,
+            None => c.scopes,
+        };
+        if !wanted.is_subset_of(c.scopes) {
+            return Err(gql(CatalogError::Forbidden {
+                reason: "a token cannot make a token with more scopes than its own".into(),
+            }));
+        }
+        if !(1..=3650).contains(&expires_days) {
+            return Err(gql(CatalogError::BadRequest {
+                detail: "expiresDays: 1 to 3650".into(),
+            }));
+        }
+        let t = catalog(ctx)?
+            .create_token(&c.user.name, Some(wanted), Some(expires_days), &label)
+            .map_err(gql)?;
+        Ok(NewToken {
+            id: t.id,
+            scopes: scopes_text(t.scopes),
+            expires_at: t.expires_at,
+            token: t.token,
+        })
+    }
+}
+
+fn grantee(user: Option<String>, team: Option<String>) -> Result<Grantee> {
+    match (user, team) {
+        (Some(u), None) => Ok(Grantee::User(u)),
+        (None, Some(t)) => Ok(Grantee::Team(t)),
+        _ => Err(gql(CatalogError::BadRequest {
+            detail: "give either user or team".into(),
+        })),
+    }
+}
