@@ -82,7 +82,7 @@ fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
 }
 
 /// The caller the request's credential stands for: `Ok(None)` without one.
-fn authenticate(api: &Api, headers: &HeaderMap) -> Result<Option<Caller>, Response> {
+fn authenticate(api: &Api, headers: &HeaderMap) -> Result<Option<Caller>, Box<Response>> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -102,14 +102,14 @@ fn authenticate(api: &Api, headers: &HeaderMap) -> Result<Option<Caller>, Respon
         let mut r = json_error(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", &e.to_string());
         r.headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        r
+        Box::new(r)
     })
 }
 
 async fn execute(api: &Api, headers: &HeaderMap, request: async_graphql::Request) -> Response {
     let caller = match authenticate(api, headers) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let is_mutation = has_mutation(&request.query);
     if let Some(c) = &caller

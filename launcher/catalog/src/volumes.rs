@@ -76,6 +76,8 @@ pub struct VolumeRecord {
     pub config: VolumeConfig,
     /// Which secrets are stored (sealed): key names only.
     pub secret_keys: Vec<&'static str>,
+    /// An archive volume of the operator's config, mounted from there.
+    pub from_config: bool,
     pub created_at: i64,
 }
 
@@ -115,7 +117,7 @@ fn seal_context(id: i64) -> Vec<u8> {
     format!("colo volume {id}").into_bytes()
 }
 
-const COLUMNS: &str = "v.id, v.name, v.kind, u.name, t.name, v.public, v.config, v.sealed_secrets IS NOT NULL, v.created_at";
+const COLUMNS: &str = "v.id, v.name, v.kind, u.name, t.name, v.public, v.config, v.sealed_secrets IS NOT NULL, v.created_at, v.from_config";
 const FROM: &str = "FROM volumes v LEFT JOIN users u ON u.id = v.owner_user_id LEFT JOIN teams t ON t.id = v.owner_team_id";
 
 type Row = (
@@ -128,6 +130,7 @@ type Row = (
     String,
     bool,
     i64,
+    bool,
 );
 
 fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
@@ -141,6 +144,7 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
         r.get(6)?,
         r.get(7)?,
         r.get(8)?,
+        r.get(9)?,
     ))
 }
 
@@ -329,7 +333,7 @@ impl Catalog {
     }
 
     fn record(&self, row: Row) -> Result<VolumeRecord> {
-        let (id, name, kind, user, team, public, json, sealed, created_at) = row;
+        let (id, name, kind, user, team, public, json, sealed, created_at, from_config) = row;
         let owner = match (kind.as_str(), user, team) {
             ("user", Some(u), _) => Owner::User(u),
             ("team", _, Some(t)) => Owner::Team(t),
@@ -359,6 +363,7 @@ impl Catalog {
             public,
             config,
             secret_keys,
+            from_config,
             created_at,
         })
     }
@@ -573,5 +578,54 @@ pub async fn check_volume_answers(
             spec.display_url,
             timeout.as_secs()
         ))),
+    }
+}
+
+impl Catalog {
+    /// Mirrors the operator's config volumes as public archive volumes (`names_urls`: name and
+    /// display URL, no secret): added if new, their URL kept current, and those no longer in the
+    /// config removed. An archive volume of the same name added otherwise is left alone.
+    pub fn sync_config_volumes(&self, names_urls: &[(String, String)]) -> Result<()> {
+        let now = now_secs();
+        self.store.with(|c| {
+            let tx = c.transaction().map_err(CatalogError::db("recording the config's volumes"))?;
+            let names: Vec<&str> = names_urls.iter().map(|(n, _)| n.as_str()).collect();
+            let stale: Vec<(i64, String)> = {
+                let mut st = tx
+                    .prepare("SELECT id, name FROM volumes WHERE from_config = 1")
+                    .map_err(CatalogError::db("recording the config's volumes"))?;
+                st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(CatalogError::db("recording the config's volumes"))?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(CatalogError::db("recording the config's volumes"))?
+            };
+            for (id, name) in stale {
+                if !names.contains(&name.as_str()) {
+                    tx.execute("DELETE FROM volumes WHERE id = ?1", [id])
+                        .map_err(CatalogError::db("recording the config's volumes"))?;
+                }
+            }
+            for (name, url) in names_urls {
+                let config = VolumeConfig {
+                    name: Some(name.clone()),
+                    url: Some(url.clone()),
+                    mode: Some("read-only".into()),
+                    ..Default::default()
+                };
+                let json = serde_json::to_string(&config).map_err(|e| CatalogError::BadVolume {
+                    volume: name.clone(),
+                    detail: e.to_string(),
+                })?;
+                tx.execute(
+                    "INSERT INTO volumes (name, kind, public, config, created_at, from_config)
+                     VALUES (?1, 'archive', 1, ?2, ?3, 1)
+                     ON CONFLICT (name) WHERE kind = 'archive'
+                     DO UPDATE SET config = excluded.config WHERE volumes.from_config = 1",
+                    params![name, json, now],
+                )
+                .map_err(CatalogError::db("recording the config's volumes"))?;
+            }
+            tx.commit().map_err(CatalogError::db("recording the config's volumes"))
+        })
     }
 }

@@ -196,7 +196,7 @@ async fn hostile_queries_are_refused_by_the_limits() {
     let cat = seeded();
     let deep = format!(
         "{{ search {{ items {{ {} }} }} }}",
-        "properties { name } ".repeat(1)
+        "properties { name } "
     );
     assert_eq!(call(&cat, None, &deep, &[]).await.status, StatusCode::OK);
     // Nesting beyond the depth limit: an introspection query nested 20 deep.

@@ -195,6 +195,16 @@ pub async fn mount_stack_and_wait(
     if let Some(invalidator) = mounted.invalidator() {
         spawn_invalidate_on_sighup(stack.core.clone(), invalidator)?;
     }
+    if let Some(catalog) = &catalog {
+        let volumes: Vec<(String, String)> = settings
+            .volumes
+            .iter()
+            .map(|v| (v.name.clone(), v.display_url.clone()))
+            .collect();
+        catalog
+            .sync_config_volumes(&volumes)
+            .context("recording the config's volumes in the catalog")?;
+    }
     let _views = catalog.map(|catalog| {
         let mut sync = ViewSync::new(catalog, stack.clone(), settings);
         sync.set_invalidator(mounted.invalidator());

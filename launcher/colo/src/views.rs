@@ -137,6 +137,9 @@ impl ViewSync {
                 });
             }
             for v in self.catalog.visible_volumes(user)? {
+                if v.record.from_config && self.config_volumes.contains(&v.record.name) {
+                    continue; // mounted from the config above
+                }
                 let view = view_name(&v, &taken);
                 taken.insert(view.clone());
                 let key = format!(
