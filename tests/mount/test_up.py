@@ -2,6 +2,7 @@
 science stack reads it. Checked against the fixture tree, which tests/fixtures/make_fixture.py built
 independently (numpy, pyarrow) from the same two packages."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import time
 
 import numpy as np
 import pyarrow.parquet as pq
+import requests
 from astropy.io import fits
 from conftest import BIN, FIX, mounted
 
@@ -31,11 +33,14 @@ def test_colo_up_mounts_the_sample_mission(tmp_path):
     try:
         deadline = time.time() + 300
         line = ""
+        before_ready = []
         while time.time() < deadline and not line.startswith("ready"):
             line = proc.stdout.readline()
+            before_ready.append(line)
             if proc.poll() is not None:
                 raise AssertionError(proc.stderr.read())
         assert line.startswith("ready")
+        check_the_platform(before_ready, env)
         run_the_try_lines(open(tmp_path / "up.err").read(), root)
         # Requests colo answers with ENOSYS (ioctl, xattrs) leave no warnings in the user's terminal.
         assert "Not Implemented" not in open(tmp_path / "up.err").read()
@@ -83,3 +88,18 @@ def run_the_try_lines(stderr, root):
     assert pyarrow_out.startswith("pyarrow.Table") and "hip: int32" in pyarrow_out and "hpmag:" in pyarrow_out
     assert "hip" in tap_out and "hpmag" in tap_out and len(tap_out.strip().splitlines()) >= 5 + 2
     assert "ivo://" in sia_out
+
+
+def check_the_platform(stdout_lines, env):
+    """`colo up` on a fresh home made the admin user (its token printed once, on stdout and in the
+    banner) and put the sample in the catalogue, searchable without a token."""
+    tokens = [l.split()[1] for l in stdout_lines if l.startswith("token: ")]
+    assert len(tokens) == 1 and re.fullmatch(r"colo_[A-Za-z0-9_-]{43}", tokens[0]), stdout_lines
+    users = subprocess.run([BIN, "user", "list"], capture_output=True, text=True, env=env, check=True).stdout
+    assert re.search(r"^admin\s+yes", users, re.M), users
+    me = requests.post("http://127.0.0.1:18769/graphql", json={"query": "{ me { name admin } }"},
+                       headers={"Authorization": f"Bearer {tokens[0]}"}, timeout=10).json()
+    assert me["data"]["me"] == {"name": "admin", "admin": True}, me
+    found = requests.post("http://127.0.0.1:18769/graphql", timeout=10, json={
+        "query": '{ search(q: "mission:Hipparcos type:dataset") { total items { key } } }'}).json()
+    assert found["data"]["search"]["items"] == [{"key": "sample.hip2"}], found

@@ -217,7 +217,7 @@ async fn hostile_queries_are_refused_by_the_limits() {
         .to_string();
     assert!(msg.to_lowercase().contains("nested too deep"), "{}", a.json);
     // Hundreds of aliases: over the complexity limit.
-    let wide: String = (0..300)
+    let wide: String = (0..700)
         .map(|i| format!("a{i}: search {{ total }} "))
         .collect();
     let a = call(&cat, None, &format!("{{ {wide} }}"), &[]).await;

@@ -43,7 +43,8 @@ pub fn first_admin(cat: &Catalog) -> Result<Option<String>> {
     let (_, token) = cat.add_user("admin", true)?;
     println!("token: {}", token.token);
     Ok(Some(format!(
-        "\ncolo: created the admin user 'admin'; its token (shown this once, keep it):\n  {}\n           (`colo token create --user admin` makes another; `colo user add NAME` adds users)\n",
+        "\ncolo: created the admin user 'admin'; its token, shown this once (keep it): {}\n\
+         colo: `colo token create --user admin` makes another; `colo user add NAME` adds users\n",
         token.token
     )))
 }
