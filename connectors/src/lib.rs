@@ -23,6 +23,7 @@ pub mod path;
 pub mod pieces;
 pub mod retry;
 pub mod secret;
+pub mod selection;
 pub mod spec;
 pub mod tls;
 

@@ -16,6 +16,7 @@ use crate::error::{CatalogError, ErrorKind};
 use crate::grants::{Access, Grantee, VisibleVolume};
 use crate::items::{CatalogItem as Item, SearchResult as Found};
 use crate::search_query::SearchQuery;
+use crate::selections::{SelectedFile, SelectionRecord};
 use crate::volumes::{Owner, check_volume_answers};
 use async_graphql::{
     Context, EmptySubscription, Enum, ErrorExtensions, InputObject, Object, Schema, SimpleObject,
@@ -26,6 +27,23 @@ use std::time::Duration;
 
 pub type ColoSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
+/// Finds the archive files a selection names (the VO services know `ivoa.obscore`; the catalog
+/// does not): from an ADQL query on `ivoa.obscore`, or from dataset identifiers. The error text
+/// says what is wrong with the selection.
+pub trait FileSelector: Send + Sync {
+    fn select<'a>(
+        &'a self,
+        adql: Option<String>,
+        dids: Vec<String>,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = std::result::Result<Vec<SelectedFile>, String>>
+                + Send
+                + 'a,
+        >,
+    >;
+}
+
 /// Deepest nesting of a query: the schema's own queries need 4, the standard introspection query
 /// that clients send to validate against the schema 13.
 pub const MAX_DEPTH: usize = 16;
@@ -33,9 +51,10 @@ pub const MAX_DEPTH: usize = 16;
 /// 300).
 pub const MAX_COMPLEXITY: usize = 1000;
 
-pub fn schema(catalog: Arc<Catalog>) -> ColoSchema {
+pub fn schema(catalog: Arc<Catalog>, selector: Option<Arc<dyn FileSelector>>) -> ColoSchema {
     Schema::build(QueryRoot, MutationRoot, EmptySubscription)
         .data(catalog)
+        .data(selector)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .limit_recursive_depth(32)
@@ -111,6 +130,29 @@ pub struct Volume {
     pub url: String,
     /// `key=*****` for each stored secret: what is set, never its value.
     pub credentials: Vec<String>,
+    /// Selection volumes: the query (or identifiers) that chose the files, and how many.
+    pub selection_query: Option<String>,
+    pub files: Option<u64>,
+}
+
+impl From<SelectionRecord> for Volume {
+    fn from(s: SelectionRecord) -> Volume {
+        Volume {
+            reference: format!("{}/{}", s.owner, s.name),
+            kind: "selection".into(),
+            owner: Some(s.owner),
+            access: VolumeAccess::ReadOnly,
+            url: format!(
+                "selection of {} file(s) on volume {}",
+                s.files.len(),
+                s.volume
+            ),
+            credentials: Vec::new(),
+            selection_query: Some(s.query),
+            files: Some(s.files.len() as u64),
+            name: s.name,
+        }
+    }
 }
 
 impl From<VisibleVolume> for Volume {
@@ -127,6 +169,8 @@ impl From<VisibleVolume> for Volume {
                 .iter()
                 .map(|k| format!("{k}=*****"))
                 .collect(),
+            selection_query: None,
+            files: None,
             name: v.view_name,
         }
     }
@@ -278,8 +322,14 @@ impl QueryRoot {
     /// The volumes the caller sees, as their datalabs mount them.
     async fn volumes(&self, ctx: &Context<'_>) -> Result<Vec<Volume>> {
         let c = caller(ctx, Scope::Volumes)?;
-        let visible = catalog(ctx)?.visible_volumes(&c.user.name).map_err(gql)?;
-        Ok(visible.into_iter().map(Into::into).collect())
+        let cat = catalog(ctx)?;
+        let visible = cat.visible_volumes(&c.user.name).map_err(gql)?;
+        let selections = cat.selections(&c.user.name).map_err(gql)?;
+        Ok(visible
+            .into_iter()
+            .map(Volume::from)
+            .chain(selections.into_iter().map(Volume::from))
+            .collect())
     }
 
     /// The catalogue's datasets (optionally narrowed by a search).
@@ -409,6 +459,53 @@ impl MutationRoot {
         catalog(ctx)?
             .revoke(Some(c), &reference, &from)
             .map_err(gql)?;
+        Ok(true)
+    }
+
+    /// "Add the selected to a data volume": a read-only volume `name` of the caller's whose files
+    /// are the archive files an ADQL query on `ivoa.obscore` selects (it must return
+    /// `obs_publisher_did`), or those of the given dataset identifiers. Nothing is copied: each
+    /// file is fetched when first read.
+    async fn add_selection_to_volume(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        adql: Option<String>,
+        dids: Option<Vec<String>>,
+    ) -> Result<Volume> {
+        let dids = dids.unwrap_or_default();
+        let c = caller(ctx, Scope::Volumes)?;
+        let cat = catalog(ctx)?;
+        let selector = ctx
+            .data::<Option<Arc<dyn FileSelector>>>()?
+            .as_ref()
+            .ok_or_else(|| {
+                gql(CatalogError::BadRequest {
+                    detail: "selections need the VO services (colo up or colo serve)".into(),
+                })
+            })?;
+        if adql.is_some() != dids.is_empty() {
+            return Err(gql(CatalogError::BadRequest {
+                detail: "give either adql or dids".into(),
+            }));
+        }
+        let query = adql.clone().unwrap_or_else(|| dids.join(" "));
+        let files = selector.select(adql, dids).await.map_err(|detail| {
+            gql(CatalogError::BadVolume {
+                volume: name.chars().take(64).collect(),
+                detail,
+            })
+        })?;
+        Ok(cat
+            .add_selection(c, &name, &query, &files)
+            .map_err(gql)?
+            .into())
+    }
+
+    /// Removes one of the caller's selection volumes (the archive files stay).
+    async fn remove_selection(&self, ctx: &Context<'_>, name: String) -> Result<bool> {
+        let c = caller(ctx, Scope::Volumes)?;
+        catalog(ctx)?.remove_selection(c, &name).map_err(gql)?;
         Ok(true)
     }
 

@@ -11,7 +11,7 @@
 
 use crate::Catalog;
 use crate::auth::Caller;
-use crate::graphql::{ColoSchema, schema};
+use crate::graphql::{ColoSchema, FileSelector, schema};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -31,9 +31,9 @@ struct Api {
     schema: ColoSchema,
 }
 
-pub fn router(catalog: Arc<Catalog>) -> Router {
+pub fn router(catalog: Arc<Catalog>, selector: Option<Arc<dyn FileSelector>>) -> Router {
     let api = Api {
-        schema: schema(catalog.clone()),
+        schema: schema(catalog.clone(), selector),
         catalog,
     };
     Router::new()

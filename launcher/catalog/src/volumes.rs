@@ -588,7 +588,9 @@ impl Catalog {
     pub fn sync_config_volumes(&self, names_urls: &[(String, String)]) -> Result<()> {
         let now = now_secs();
         self.store.with(|c| {
-            let tx = c.transaction().map_err(CatalogError::db("recording the config's volumes"))?;
+            let tx = c
+                .transaction()
+                .map_err(CatalogError::db("recording the config's volumes"))?;
             let names: Vec<&str> = names_urls.iter().map(|(n, _)| n.as_str()).collect();
             let stale: Vec<(i64, String)> = {
                 let mut st = tx
@@ -625,7 +627,8 @@ impl Catalog {
                 )
                 .map_err(CatalogError::db("recording the config's volumes"))?;
             }
-            tx.commit().map_err(CatalogError::db("recording the config's volumes"))
+            tx.commit()
+                .map_err(CatalogError::db("recording the config's volumes"))
         })
     }
 }

@@ -426,10 +426,15 @@ fn the_configs_volumes_are_public_archive_volumes_kept_in_step_with_the_config()
     let (_dir, cat) = catalog();
     cat.add_user("alice", false).expect("alice");
     let config = |names: &[&str]| -> Vec<(String, String)> {
-        names.iter().map(|n| (n.to_string(), format!("file:///data/{n}"))).collect()
+        names
+            .iter()
+            .map(|n| (n.to_string(), format!("file:///data/{n}")))
+            .collect()
     };
-    cat.sync_config_volumes(&config(&["sample", "gaia"])).expect("sync");
-    cat.sync_config_volumes(&config(&["sample", "gaia"])).expect("again: no duplicates");
+    cat.sync_config_volumes(&config(&["sample", "gaia"]))
+        .expect("sync");
+    cat.sync_config_volumes(&config(&["sample", "gaia"]))
+        .expect("again: no duplicates");
     let seen: Vec<(String, bool)> = cat
         .visible_volumes("alice")
         .expect("visible")
@@ -437,13 +442,24 @@ fn the_configs_volumes_are_public_archive_volumes_kept_in_step_with_the_config()
         .map(|v| (v.view_name, v.record.from_config))
         .collect();
     assert_eq!(seen, vec![("gaia".into(), true), ("sample".into(), true)]);
-    cat.sync_config_volumes(&config(&["sample"])).expect("gaia left the config");
-    let names: Vec<String> = cat.all_volumes().expect("all").into_iter().map(|v| v.name).collect();
+    cat.sync_config_volumes(&config(&["sample"]))
+        .expect("gaia left the config");
+    let names: Vec<String> = cat
+        .all_volumes()
+        .expect("all")
+        .into_iter()
+        .map(|v| v.name)
+        .collect();
     assert_eq!(names, vec!["sample"]);
     let (_, t) = cat.add_user("bob", false).expect("bob");
     let bob = caller(&cat, &t.token);
     let err = cat
-        .add_volume(Some(&bob), Owner::User("bob".into()), false, webdav("sample"))
+        .add_volume(
+            Some(&bob),
+            Owner::User("bob".into()),
+            false,
+            webdav("sample"),
+        )
         .expect_err("an archive name");
     assert_eq!(err.kind(), ErrorKind::Conflict);
 }

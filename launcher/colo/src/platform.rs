@@ -200,9 +200,12 @@ pub async fn volume(what: VolumeCommand) -> Result<()> {
             };
             let config = read_volume_file(&from)?;
             if !no_check {
-                colo_catalog::volumes::check_volume_answers(&config, std::time::Duration::from_secs(15))
-                    .await
-                    .context("--no-check adds it anyway")?;
+                colo_catalog::volumes::check_volume_answers(
+                    &config,
+                    std::time::Duration::from_secs(15),
+                )
+                .await
+                .context("--no-check adds it anyway")?;
             }
             let record = cat.add_volume(None, owner, public, config)?;
             println!("volume {} added", record.reference());

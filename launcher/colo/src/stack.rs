@@ -380,9 +380,13 @@ pub async fn start_services(
         }
     });
     tokio::spawn(async move {
+        let selector: Arc<dyn colo_catalog::graphql::FileSelector> = Arc::new(ObscoreSelector {
+            tap: state.tap.clone(),
+            images: state.images.clone(),
+        });
         let mut app = router(state);
         if let Some(catalog) = catalog {
-            app = app.merge(colo_catalog::http::router(catalog));
+            app = app.merge(colo_catalog::http::router(catalog, Some(selector)));
         }
         let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         if let Err(e) = axum::serve(listener, app).await {
@@ -390,6 +394,50 @@ pub async fn start_services(
         }
     });
     Ok(base_url)
+}
+
+/// The files of a selection, from the VO services' `ivoa.obscore` and image records (for the
+/// catalog's `addSelectionToVolume`).
+struct ObscoreSelector {
+    tap: colo_vo_services::tap::TapState,
+    images: colo_vo_services::images::ImageState,
+}
+
+impl colo_catalog::graphql::FileSelector for ObscoreSelector {
+    fn select<'a>(
+        &'a self,
+        adql: Option<String>,
+        dids: Vec<String>,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<
+                    Output = std::result::Result<
+                        Vec<colo_catalog::selections::SelectedFile>,
+                        String,
+                    >,
+                > + Send
+                + 'a,
+        >,
+    > {
+        Box::pin(async move {
+            use colo_vo_services::selection::{Selection, select_files};
+            let selection = match adql {
+                Some(q) => Selection::Adql(q),
+                None => Selection::Dids(dids),
+            };
+            let files = select_files(&self.tap, &self.images, &selection)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(files
+                .into_iter()
+                .map(|f| colo_catalog::selections::SelectedFile {
+                    volume: f.volume,
+                    path: f.path,
+                    did: f.did,
+                })
+                .collect())
+        })
+    }
 }
 
 /// Rebuilds `ivoa.obscore` from the image manifest when it was published by a colo that stored

@@ -21,7 +21,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use colo_cache::{FetchBudget, ReadThrough, TieredCache, WriteBack};
+use colo_catalog::selections::SelectionRecord;
 use colo_catalog::{Access, Catalog, Owner, VisibleVolume};
+use colo_connectors::selection::SelectionConnector;
 use colo_connectors::{VolumeSpec, open_volume};
 use colo_vfs::{KernelInvalidator, VfsCore, VolumeMount};
 
@@ -75,8 +77,14 @@ fn view_name(v: &VisibleVolume, taken: &std::collections::BTreeSet<String>) -> S
     }
 }
 
-/// Users, the entries their folders should hold, and the catalog volume behind each key.
-type WantedViews = (Vec<String>, Vec<Wanted>, HashMap<String, VisibleVolume>);
+/// What a wanted entry is built from, by key.
+enum Source {
+    Volume(Box<VisibleVolume>),
+    Selection(SelectionRecord),
+}
+
+/// Users, the entries their folders should hold, and what is behind each key.
+type WantedViews = (Vec<String>, Vec<Wanted>, HashMap<String, Source>);
 
 /// A catalog volume, opened.
 struct Opened {
@@ -153,7 +161,22 @@ impl ViewSync {
                     view,
                     key: key.clone(),
                 });
-                by_key.insert(key, v);
+                by_key.insert(key, Source::Volume(Box::new(v)));
+            }
+            for s in self.catalog.selections(user)? {
+                let view = if taken.contains(&s.name) {
+                    format!("{}@selection", s.name)
+                } else {
+                    s.name.clone()
+                };
+                taken.insert(view.clone());
+                let key = format!("sel:{}:{}", s.id, s.created_at);
+                wanted.push(Wanted {
+                    user: user.clone(),
+                    view,
+                    key: key.clone(),
+                });
+                by_key.insert(key, Source::Selection(s));
             }
         }
         Ok((users, wanted, by_key))
@@ -179,10 +202,14 @@ impl ViewSync {
             let mount = match w.key.strip_prefix("config:") {
                 Some(name) => self.config_mount(name)?,
                 None => {
-                    let v = by_key
+                    let built = match by_key
                         .get(&w.key)
-                        .context("a wanted view without its volume")?;
-                    match self.catalog_mount(v) {
+                        .context("a wanted view without its volume")?
+                    {
+                        Source::Volume(v) => self.catalog_mount(v),
+                        Source::Selection(s) => self.selection_mount(s, &w.view),
+                    };
+                    match built {
                         Ok(m) => m,
                         Err(e) => {
                             // One volume that does not open (a typo in a user's URL) must not
@@ -214,6 +241,35 @@ impl ViewSync {
         Ok(VolumeMount {
             name: name.to_string(),
             reader: vol.reader.clone(),
+            metadata_ttl: vol.metadata_ttl,
+            write_back: None,
+            direct_root: None,
+        })
+    }
+
+    /// A selection: the chosen files of a config volume, over that volume's own connector (so
+    /// its cache and origin counts are the volume's), read-only.
+    fn selection_mount(&self, s: &SelectionRecord, view: &str) -> Result<VolumeMount> {
+        let vol = self
+            .core
+            .volumes()
+            .into_iter()
+            .find(|v| v.name == s.volume)
+            .with_context(|| format!("selection {}: volume {} is not mounted", s.name, s.volume))?;
+        let connector = Arc::new(SelectionConnector::new(
+            vol.reader.connector().clone(),
+            s.files.iter().map(|(path, _)| path.clone()),
+        ));
+        let reader = ReadThrough::new(
+            connector,
+            self.cache.clone(),
+            self.block_bytes,
+            8 * self.block_bytes,
+        )
+        .with_fetch_budget(self.fetch_budget.clone());
+        Ok(VolumeMount {
+            name: view.to_string(),
+            reader,
             metadata_ttl: vol.metadata_ttl,
             write_back: None,
             direct_root: None,

@@ -20,6 +20,7 @@ pub mod http;
 pub mod images;
 pub mod obscore;
 pub mod params;
+pub mod selection;
 pub mod sia;
 pub mod soda;
 pub mod table_store;
