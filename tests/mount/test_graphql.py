@@ -209,3 +209,42 @@ def test_tokens_scopes_and_refusals(up):
     # No secret in any answer or in the process's log so far.
     assert DAV_AUTH[1] not in post(up, "{ volumes { url credentials } }", up.alice).text
     assert "GraphiQL" in requests.get(up.url, headers={"Accept": "text/html"}, timeout=10).text
+
+
+def test_async_jobs_belong_to_their_creator(up):
+    """TAP async jobs through pyvo: alice's job is hers — bob's and anonymous job lists do not
+    show it and its URL answers 404 to them; a bad token is 401 on the VO services too."""
+    import pyvo
+
+    def session(token=None):
+        s = requests.Session()
+        if token:
+            s.headers["Authorization"] = f"Bearer {token}"
+        return s
+
+    tap_url = f"{up.base}/tap"
+    alice = pyvo.dal.TAPService(tap_url, session=session(up.alice))
+    job = alice.submit_job("SELECT TOP 3 table_name FROM TAP_SCHEMA.tables")
+    job.run()
+    job.wait(phases=["COMPLETED", "ERROR"], timeout=60)
+    assert job.phase == "COMPLETED"
+    assert len(job.fetch_result().to_table()) == 3
+    job_url = job.url
+    assert requests.get(f"{job_url}/owner", headers={"Authorization": f"Bearer {up.alice}"},
+                        timeout=10).text.strip() == "alice"
+    for who in (up.bob, None):
+        headers = {"Authorization": f"Bearer {who}"} if who else {}
+        assert requests.get(job_url, headers=headers, timeout=10).status_code == 404
+        assert requests.get(f"{job_url}/results/result", headers=headers, timeout=10).status_code == 404
+        assert requests.delete(job_url, headers=headers, timeout=10).status_code == 404
+        listing = requests.get(f"{tap_url}/async", headers=headers, timeout=10).text
+        assert job.job_id not in listing
+    assert job.job_id in requests.get(f"{tap_url}/async", headers={"Authorization": f"Bearer {up.alice}"},
+                                      timeout=10).text
+    r = requests.get(f"{tap_url}/sync", params={"REQUEST": "doQuery", "LANG": "ADQL",
+                                                "QUERY": "SELECT TOP 1 * FROM TAP_SCHEMA.tables"},
+                     headers={"Authorization": "Bearer colo_" + "B" * 43}, timeout=10)
+    assert r.status_code == 401 and "not authenticated" in r.text
+    # Anonymous access to what is public stays possible.
+    anon = pyvo.dal.TAPService(tap_url)
+    assert len(anon.search("SELECT TOP 2 table_name FROM TAP_SCHEMA.tables")) == 2

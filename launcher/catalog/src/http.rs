@@ -81,8 +81,9 @@ fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
         .into_response()
 }
 
-/// The caller the request's credential stands for: `Ok(None)` without one.
-fn authenticate(api: &Api, headers: &HeaderMap) -> Result<Option<Caller>, Box<Response>> {
+/// The caller `headers` carry credentials for (a bearer token, else the session cookie):
+/// `Ok(None)` without any, `Unauthenticated` for credentials that are not valid.
+pub fn caller_of(catalog: &Catalog, headers: &HeaderMap) -> crate::Result<Option<Caller>> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -95,10 +96,15 @@ fn authenticate(api: &Api, headers: &HeaderMap) -> Result<Option<Caller>, Box<Re
         .filter_map(|kv| kv.trim().split_once('='))
         .find(|(k, _)| *k == SESSION_COOKIE)
         .map(|(_, v)| v.to_string());
-    let Some(token) = bearer.or(cookie) else {
-        return Ok(None);
-    };
-    api.catalog.authenticate(&token).map(Some).map_err(|e| {
+    match bearer.or(cookie) {
+        Some(token) => catalog.authenticate(&token).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The caller the request's credential stands for: `Ok(None)` without one.
+fn authenticate(api: &Api, headers: &HeaderMap) -> Result<Option<Caller>, Box<Response>> {
+    caller_of(&api.catalog, headers).map_err(|e| {
         let mut r = json_error(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", &e.to_string());
         r.headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

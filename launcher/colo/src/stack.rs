@@ -384,16 +384,34 @@ pub async fn start_services(
             tap: state.tap.clone(),
             images: state.images.clone(),
         });
-        let mut app = router(state);
-        if let Some(catalog) = catalog {
-            app = app.merge(colo_catalog::http::router(catalog, Some(selector)));
-        }
+        let app = match catalog {
+            Some(catalog) => colo_vo_services::router_with_callers(
+                state,
+                Arc::new(CatalogIdentity(catalog.clone())),
+            )
+            .merge(colo_catalog::http::router(catalog, Some(selector))),
+            None => router(state),
+        };
         let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "the services stopped");
         }
     });
     Ok(base_url)
+}
+
+/// Callers of the VO services as the catalog knows them (their async jobs are their own).
+struct CatalogIdentity(Arc<Catalog>);
+
+impl colo_vo_services::Identify for CatalogIdentity {
+    fn identify(
+        &self,
+        headers: &axum::http::HeaderMap,
+    ) -> std::result::Result<Option<String>, String> {
+        colo_catalog::http::caller_of(&self.0, headers)
+            .map(|c| c.map(|c| c.user.name))
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// The files of a selection, from the VO services' `ivoa.obscore` and image records (for the

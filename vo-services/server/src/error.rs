@@ -29,6 +29,9 @@ pub enum VoError {
     /// A dataset identifier that names nothing published here.
     #[error("{id}: no such dataset is published here")]
     NotFound { id: String },
+    /// Credentials that are not valid (a forged, expired or revoked token).
+    #[error("not authenticated: {reason}")]
+    Unauthorized { reason: String },
     /// A UWS job that does not exist.
     #[error("no job {id}")]
     JobNotFound { id: String },
@@ -121,7 +124,8 @@ impl VoError {
                 ReadFailure::Other => FaultClass::Internal,
             },
             VoError::Astro(_) => FaultClass::Internal,
-            VoError::BadParameter { .. } => FaultClass::Usage,
+            // (answered 401 by the layer that identifies callers)
+            VoError::BadParameter { .. } | VoError::Unauthorized { .. } => FaultClass::Usage,
             VoError::MultiValued { .. } => FaultClass::MultiValued,
             VoError::NotFound { .. } | VoError::JobNotFound { .. } => FaultClass::NotFound,
             VoError::JobPhase { .. } => FaultClass::Conflict,

@@ -205,6 +205,37 @@ impl AppState {
 /// The HTTP app: TAP at `/tap` and, for astroquery's ESA modules, at `/tap-server/tap`. Serve it
 /// with the peer's address (`into_make_service_with_connect_info::<SocketAddr>()`) so forwarded
 /// headers are believed only from trusted proxies ([`http::UrlPolicy`]).
+/// Who a request comes from, as the platform knows its callers (colo's catalog implements it):
+/// `Ok(None)` for a request without credentials (anonymous), `Err` with the reason for
+/// credentials that are not valid (answered 401).
+pub trait Identify: Send + Sync {
+    fn identify(&self, headers: &axum::http::HeaderMap) -> Result<Option<String>, String>;
+}
+
+/// The router of [`router`] with every request's caller identified by `identify`: async jobs are
+/// then their creator's ([`uws::http::guard`]).
+pub fn router_with_callers(state: AppState, identify: std::sync::Arc<dyn Identify>) -> axum::Router {
+    router(state).layer(axum::middleware::from_fn(move |mut request: axum::extract::Request, next: axum::middleware::Next| {
+        let identify = identify.clone();
+        async move {
+            match identify.identify(request.headers()) {
+                Ok(owner) => {
+                    request.extensions_mut().insert(uws::http::Caller(owner));
+                    next.run(request).await
+                }
+                Err(reason) => {
+                    let mut r = fault::response(
+                        fault::Protocol::Tap,
+                        &VoError::Unauthorized { reason },
+                    );
+                    *r.status_mut() = axum::http::StatusCode::UNAUTHORIZED;
+                    r
+                }
+            }
+        }
+    }))
+}
+
 pub fn router(state: AppState) -> axum::Router {
     let body_limit = state.tap.limits.upload_limit_bytes as usize + 1024 * 1024;
     let urls = state.urls.clone();

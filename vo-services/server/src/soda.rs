@@ -46,7 +46,15 @@ pub fn routes(state: AppState) -> axum::Router {
         .route("/capabilities", get(capabilities))
         .route("/availability", get(crate::vosi::availability_handler))
         .with_state(state)
-        .nest("/async", crate::uws::http::routes().with_state(jobs))
+        .nest(
+            "/async",
+            crate::uws::http::routes()
+                .route_layer(axum::middleware::from_fn_with_state(
+                    jobs.clone(),
+                    crate::uws::http::guard,
+                ))
+                .with_state(jobs),
+        )
 }
 
 fn multi_valued(name: &str, message: &str) -> VoError {

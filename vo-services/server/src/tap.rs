@@ -64,7 +64,15 @@ pub fn routes(state: TapState) -> Router {
         .route("/examples", get(examples))
         .route("/notification", get(notifications).post(notifications))
         .with_state(state)
-        .nest("/async", crate::uws::http::routes().with_state(jobs))
+        .nest(
+            "/async",
+            crate::uws::http::routes()
+                .route_layer(axum::middleware::from_fn_with_state(
+                    jobs.clone(),
+                    crate::uws::http::guard,
+                ))
+                .with_state(jobs),
+        )
 }
 
 /// TAP's async jobs: an ADQL query each, its result written as the requested format.

@@ -25,6 +25,39 @@ use crate::http::{Root, file_stream, is_tapplus, see_other, text, xml};
 use crate::params::Params;
 use crate::vosi::ServiceLimits;
 
+/// Who is calling, as the platform identified them (a request extension set by
+/// [`crate::identify_callers`]); `None` inside: anonymous. Without the extension (no platform),
+/// every caller is anonymous.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller(pub Option<String>);
+
+/// Jobs are their owner's: a request for another caller's job (its document, phase, results,
+/// anything under `/{id}`) is answered as if there were no such job — 404, the job's existence not
+/// told. Layer it on [`routes`] with the service's state.
+pub async fn guard(
+    State(state): State<UwsService>,
+    caller: Option<axum::Extension<Caller>>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let owner = caller.and_then(|c| c.0.0);
+    let id = request
+        .uri()
+        .path()
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or("")
+        .to_string();
+    if !id.is_empty()
+        && let Ok(job) = state.jobs.get(&id)
+        && job.owner != owner
+    {
+        return fault::response(state.jobs.protocol(), &VoError::JobNotFound { id });
+    }
+    next.run(request).await
+}
+
 /// What a job needs to know of the client that starts it.
 #[derive(Debug, Clone)]
 pub struct Starter {
@@ -164,7 +197,13 @@ impl<S: Send + Sync> FromRequestParts<S> for JobRef {
 }
 
 /// The job list (UWS 1.1 §2.2.2.1), filtered by `PHASE` (repeatable), `AFTER` and `LAST`.
-async fn list_jobs(State(state): State<UwsService>, root: Root, uri: OriginalUri) -> Response {
+async fn list_jobs(
+    State(state): State<UwsService>,
+    caller: Option<axum::Extension<Caller>>,
+    root: Root,
+    uri: OriginalUri,
+) -> Response {
+    let owner = caller.and_then(|c| c.0.0);
     let params = Params::from_query(&uri);
     let phases: Vec<Phase> = params
         .all("PHASE")
@@ -187,6 +226,7 @@ async fn list_jobs(State(state): State<UwsService>, root: Root, uri: OriginalUri
             }
         })
         .filter(|j| after.is_none_or(|a| j.creation_secs > a))
+        .filter(|j| j.owner == owner)
         .collect();
     if let Some(last) = last {
         // `list` is oldest first: keep the newest `last`, still oldest first.
@@ -219,13 +259,16 @@ async fn list_jobs(State(state): State<UwsService>, root: Root, uri: OriginalUri
 /// A new job (with `PHASE=RUN`, started at once); 303 to it.
 async fn create_job(
     State(state): State<UwsService>,
+    caller: Option<axum::Extension<Caller>>,
     headers: HeaderMap,
     root: Root,
     uri: OriginalUri,
     request: Request,
 ) -> Answer {
     let params = Params::read(request, &state.limits).await?;
-    let job = state.jobs.create(params.values().to_vec())?;
+    let job = state
+        .jobs
+        .create_owned(params.values().to_vec(), caller.and_then(|c| c.0.0))?;
     save_job_files(&state, &job, params.files())?;
     let jobs_url = jobs_url(&root, &uri);
     if params.is("PHASE", "RUN") {
@@ -404,7 +447,7 @@ async fn job_quote(State(state): State<UwsService>, Path(id): Path<String>) -> A
 }
 
 async fn job_owner(State(state): State<UwsService>, Path(id): Path<String>) -> Answer {
-    job_text(&state, &id, |_| String::new())
+    job_text(&state, &id, |j| j.owner.clone().unwrap_or_default())
 }
 
 /// A POST of one job setting (`EXECUTIONDURATION`, `DESTRUCTION`): its value, read from the body.

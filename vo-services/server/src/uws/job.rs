@@ -125,6 +125,10 @@ pub struct Job {
     /// SODA cutout that misses the data).
     #[serde(default)]
     pub results: Vec<JobResult>,
+    /// Who created the job (a platform user); `None`: an anonymous caller. Only the owner sees
+    /// the job ([`crate::uws::http::guard`]).
+    #[serde(default)]
+    pub owner: Option<String>,
 }
 
 impl Job {

@@ -129,6 +129,15 @@ impl JobStore {
 
     /// Creates a PENDING job.
     pub fn create(&self, parameters: Vec<(String, String)>) -> Result<Job, VoError> {
+        self.create_owned(parameters, None)
+    }
+
+    /// A new PENDING job of `owner` (`None`: anonymous).
+    pub fn create_owned(
+        &self,
+        parameters: Vec<(String, String)>,
+        owner: Option<String>,
+    ) -> Result<Job, VoError> {
         let now = now_secs();
         let id = new_job_id();
         let run_id = parameters
@@ -155,6 +164,7 @@ impl JobStore {
             error: None,
             error_status: None,
             results: Vec::new(),
+            owner,
         };
         std::fs::create_dir_all(self.dir.join(&id)).map_err(|source| VoError::Io {
             path: self.dir.join(&id),
