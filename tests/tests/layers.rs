@@ -109,6 +109,7 @@ const LAYERS: &[&str] = &[
     "colo-astro",
     "colo-tap",
     "colo-vo-services",
+    "colo-catalog",
     "colo",
 ];
 
@@ -130,6 +131,33 @@ fn nothing_uses_the_launcher() {
     }
     assert_all_of(
         "colo",
-        &["colo-vfs", "colo-vo-services", "colo-tap", "colo-astro"],
+        &[
+            "colo-vfs",
+            "colo-vo-services",
+            "colo-tap",
+            "colo-astro",
+            "colo-catalog",
+        ],
     );
+}
+
+#[test]
+fn the_catalog_knows_connectors_but_not_the_mount_or_the_vo_services() {
+    // The platform's state and API: volumes are connector specs; the mount and the VO services
+    // are wired to it by the launcher (views, caller identity, selections), not the other way.
+    assert_all_of("colo-catalog", &["colo-connectors"]);
+    assert_none_of(
+        "colo-catalog",
+        &[
+            "colo-vfs",
+            "colo-cache",
+            "colo-vo-services",
+            "colo-tap",
+            "fuser",
+            "datafusion",
+        ],
+    );
+    for package in LAYERS[..LAYERS.len() - 2].iter() {
+        assert_none_of(package, &["colo-catalog"]);
+    }
 }

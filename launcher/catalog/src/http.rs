@@ -40,6 +40,8 @@ pub fn router(catalog: Arc<Catalog>, selector: Option<Arc<dyn FileSelector>>) ->
         .route("/graphql", get(get_graphql).post(post_graphql))
         .route("/graphql/schema.graphql", get(sdl))
         .route("/graphql/assets/{file}", get(asset))
+        .route("/api/v1/search", get(rest_search))
+        .route("/api/v1/volumes", get(rest_volumes))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(api)
 }
@@ -162,6 +164,104 @@ async fn post_graphql(State(api): State<Api>, headers: HeaderMap, body: Bytes) -
         }
     };
     execute(&api, &headers, request).await
+}
+
+#[derive(serde::Deserialize)]
+struct SearchParams {
+    #[serde(default)]
+    q: String,
+    #[serde(default = "default_first")]
+    first: u64,
+    #[serde(default)]
+    offset: u64,
+}
+
+fn default_first() -> u64 {
+    20
+}
+
+fn rest_error(e: crate::CatalogError) -> Response {
+    let status = match e.kind() {
+        crate::ErrorKind::InvalidInput => StatusCode::BAD_REQUEST,
+        crate::ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+        crate::ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        crate::ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        crate::ErrorKind::Conflict => StatusCode::CONFLICT,
+        crate::ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
+        tracing::error!(error = %e, "REST request failed");
+        "internal error (logged on the server)".to_string()
+    } else {
+        e.to_string()
+    };
+    let body = serde_json::json!({ "error": message, "code": crate::graphql::code(e.kind()) });
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// `GET /api/v1/search?q=…&first=…&offset=…`: the GraphQL `search` for curl users (public).
+async fn rest_search(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Query(p): Query<SearchParams>,
+) -> Response {
+    if let Err(r) = authenticate(&api, &headers) {
+        return *r;
+    }
+    let found =
+        crate::SearchQuery::parse(&p.q).and_then(|q| api.catalog.search(&q, p.first, p.offset));
+    match found {
+        Ok(r) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            serde_json::to_string(&r).unwrap_or_default(),
+        )
+            .into_response(),
+        Err(e) => rest_error(e),
+    }
+}
+
+/// `GET /api/v1/volumes`: the caller's volumes (name, kind, access, URL without secrets).
+async fn rest_volumes(State(api): State<Api>, headers: HeaderMap) -> Response {
+    let caller = match authenticate(&api, &headers) {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return rest_error(crate::CatalogError::Unauthenticated {
+                reason: "this needs a token (Authorization: Bearer colo_…)",
+            });
+        }
+        Err(r) => return *r,
+    };
+    if let Err(e) = caller.require(crate::Scope::Volumes) {
+        return rest_error(e);
+    }
+    match api.catalog.visible_volumes(&caller.user.name) {
+        Ok(list) => {
+            let rows: Vec<serde_json::Value> = list
+                .iter()
+                .map(|v| {
+                    serde_json::json!({
+                        "name": v.view_name,
+                        "reference": v.record.reference(),
+                        "kind": v.record.owner.kind().as_str(),
+                        "access": v.access.as_str(),
+                        "url": v.record.display_url(),
+                        "credentials": v.record.secret_keys.iter().map(|k| format!("{k}=*****")).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            (
+                [(header::CONTENT_TYPE, "application/json")],
+                serde_json::Value::Array(rows).to_string(),
+            )
+                .into_response()
+        }
+        Err(e) => rest_error(e),
+    }
 }
 
 #[derive(serde::Deserialize)]

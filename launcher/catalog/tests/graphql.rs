@@ -308,3 +308,53 @@ async fn graphiql_is_served_from_this_server_only() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_rest_form_answers_like_graphql() {
+    let cat = seeded();
+    let get = |uri: &str, token: Option<&str>| {
+        let mut req = Request::get(uri);
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        colo_catalog::http::router(cat.clone(), None)
+            .oneshot(req.body(Body::empty()).expect("request"))
+    };
+    let res = get("/api/v1/search?q=mission:Gaia%20type:dataset&first=2", None)
+        .await
+        .expect("answer");
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: serde_json::Value =
+        serde_json::from_slice(&res.into_body().collect().await.expect("body").to_bytes())
+            .expect("json");
+    assert_eq!(body["total"], 3);
+    assert_eq!(body["items"].as_array().map(Vec::len), Some(2));
+    let res = get("/api/v1/search?q=colour:red", None)
+        .await
+        .expect("answer");
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        get("/api/v1/volumes", None).await.expect("answer").status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let (_, t) = cat.add_user("carol", false).expect("carol");
+    let res = get("/api/v1/volumes", Some(&t.token))
+        .await
+        .expect("answer");
+    assert_eq!(res.status(), StatusCode::OK);
+    let ro = cat
+        .create_token(
+            "carol",
+            Some(Scopes::parse("catalog:read").expect("s")),
+            Some(1),
+            "",
+        )
+        .expect("t");
+    assert_eq!(
+        get("/api/v1/volumes", Some(&ro.token))
+            .await
+            .expect("answer")
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+}

@@ -214,26 +214,31 @@ pub trait Identify: Send + Sync {
 
 /// The router of [`router`] with every request's caller identified by `identify`: async jobs are
 /// then their creator's ([`uws::http::guard`]).
-pub fn router_with_callers(state: AppState, identify: std::sync::Arc<dyn Identify>) -> axum::Router {
-    router(state).layer(axum::middleware::from_fn(move |mut request: axum::extract::Request, next: axum::middleware::Next| {
-        let identify = identify.clone();
-        async move {
-            match identify.identify(request.headers()) {
-                Ok(owner) => {
-                    request.extensions_mut().insert(uws::http::Caller(owner));
-                    next.run(request).await
-                }
-                Err(reason) => {
-                    let mut r = fault::response(
-                        fault::Protocol::Tap,
-                        &VoError::Unauthorized { reason },
-                    );
-                    *r.status_mut() = axum::http::StatusCode::UNAUTHORIZED;
-                    r
+pub fn router_with_callers(
+    state: AppState,
+    identify: std::sync::Arc<dyn Identify>,
+) -> axum::Router {
+    router(state).layer(axum::middleware::from_fn(
+        move |mut request: axum::extract::Request, next: axum::middleware::Next| {
+            let identify = identify.clone();
+            async move {
+                match identify.identify(request.headers()) {
+                    Ok(owner) => {
+                        request.extensions_mut().insert(uws::http::Caller(owner));
+                        next.run(request).await
+                    }
+                    Err(reason) => {
+                        let mut r = fault::response(
+                            fault::Protocol::Tap,
+                            &VoError::Unauthorized { reason },
+                        );
+                        *r.status_mut() = axum::http::StatusCode::UNAUTHORIZED;
+                        r
+                    }
                 }
             }
-        }
-    }))
+        },
+    ))
 }
 
 pub fn router(state: AppState) -> axum::Router {
