@@ -225,6 +225,7 @@ impl OpendalConnector {
                 user,
                 root,
                 key_file,
+                private_key,
                 known_hosts,
             } => {
                 let mut b = services::Sftp::default()
@@ -240,6 +241,12 @@ impl OpendalConnector {
                 }
                 if let Some(k) = key_file {
                     b = b.key(k);
+                }
+                if let Some(k) = private_key {
+                    let path = private_key_file(k).map_err(|e| {
+                        ConnectorError::internal(&volume, "/", &format!("keeping the private key: {e}"))
+                    })?;
+                    b = b.key(&path.to_string_lossy());
                 }
                 Operator::new(b).map(|op| (op, true, false))
             }
@@ -697,4 +704,34 @@ mod tests {
         assert_eq!(error.kind(), crate::ErrorKind::Unavailable, "{error}");
         assert!(!error.to_string().contains("not installed"), "{error}");
     }
+}
+
+/// A private key given as a value, in a file ssh can read: `<tmp>/colo-keys-<uid>/<hash>.key`,
+/// the folder 0700 and the file 0600, named by the key's SHA-256 (the same key, the same file).
+fn private_key_file(key: &crate::SecretString) -> std::io::Result<std::path::PathBuf> {
+    use sha2::Digest;
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+    let uid = std::fs::metadata("/proc/self")?.uid();
+    let dir = std::env::temp_dir().join(format!("colo-keys-{uid}"));
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+    let mut text = key.expose().trim().to_string();
+    text.push('\n');
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    let name: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    let path = dir.join(format!("{name}.key"));
+    if !path.exists() {
+        let tmp = dir.join(format!("{name}.tmp{}", std::process::id()));
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+    }
+    Ok(path)
 }

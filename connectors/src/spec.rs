@@ -44,6 +44,10 @@ pub struct VolumeConfig {
     pub password: Option<SecretSource>,
     /// SFTP: private key file.
     pub key_file: Option<String>,
+    /// SFTP: the private key itself (OpenSSH format), for volumes added through the platform's
+    /// API, which may not name files on the server; colo keeps it in a 0600 file of its own.
+    #[serde(skip_serializing)]
+    pub private_key: Option<SecretSource>,
     /// SFTP: host-key policy, `strict` (default), `accept` or `add`.
     pub known_hosts: Option<String>,
     /// How long listings and attributes are trusted before asking the origin again.
@@ -96,6 +100,8 @@ pub enum Backend {
         user: Option<String>,
         root: String,
         key_file: Option<String>,
+        /// The key itself (kept by colo in a 0600 file when the volume is opened).
+        private_key: Option<SecretString>,
         known_hosts: KnownHosts,
     },
     Http {
@@ -266,6 +272,7 @@ impl VolumeSpec {
         ];
         let ssh_keys = [
             ("key_file", cfg.key_file.is_some()),
+            ("private_key", cfg.private_key.is_some()),
             ("known_hosts", cfg.known_hosts.is_some()),
         ];
         let reject_all = |keys: &[(&'static str, bool)]| -> Result<(), SpecError> {
@@ -367,12 +374,20 @@ impl VolumeSpec {
                         });
                     }
                 };
+                if cfg.key_file.is_some() && cfg.private_key.is_some() {
+                    return Err(SpecError::BadOption {
+                        volume: name.clone(),
+                        key: "private_key",
+                        problem: "give key_file or private_key, not both".into(),
+                    });
+                }
                 Backend::Sftp {
                     host,
                     port,
                     user: cfg.username.clone().or(url_user),
                     root: if path.is_empty() { "/".into() } else { path },
                     key_file: cfg.key_file.clone(),
+                    private_key: secret("private_key", &cfg.private_key)?,
                     known_hosts,
                 }
             }
@@ -489,7 +504,8 @@ impl VolumeSpec {
             Backend::Ftp { password, .. } | Backend::WebDav { password, .. } => {
                 password.iter().cloned().collect()
             }
-            Backend::Sftp { .. } | Backend::Http { .. } | Backend::Local { .. } => Vec::new(),
+            Backend::Sftp { private_key, .. } => private_key.iter().cloned().collect(),
+            Backend::Http { .. } | Backend::Local { .. } => Vec::new(),
         }
     }
 }

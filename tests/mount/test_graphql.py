@@ -142,6 +142,28 @@ def test_alice_adds_her_volume_through_the_api_and_it_appears_in_her_mount_only(
     assert got.text == "written in a datalab"
     assert not os.path.exists(os.path.join(up.root, ".users", "bob", "results@alice"))
 
+    # Her SFTP home ("sshfs"), with the private key itself: the API may not name server files.
+    key = open(os.path.join(RUN, "ssh", "client_key")).read()
+    sftp_dir = os.path.join(RUN, "rw", "sftp", prefix)
+    os.makedirs(sftp_dir)
+    v = alice.execute(GraphQLRequest(add, variable_values={"input": {
+        "name": "home", "url": f"sshfs://root@127.0.0.1:18022{sftp_dir}", "privateKey": key,
+        "knownHosts": "accept"}}))["addVolume"]
+    assert v["credentials"] == ["private_key=*****"] and v["kind"] == "user"
+    home = os.path.join(up.root, ".users", "alice", "home")
+    wait_for(lambda: os.path.isdir(home), "alice's SFTP home in her folder")
+    with open(os.path.join(home, "over-ssh.txt"), "w") as f:
+        f.write("through sftp")
+        f.flush()
+        os.fsync(f.fileno())
+    assert open(os.path.join(sftp_dir, "over-ssh.txt")).read() == "through sftp"
+    listing = post(up, "{ volumes { name url credentials } }", up.alice).text
+    assert "PRIVATE KEY" not in listing and key.strip().splitlines()[1] not in listing
+    with pytest.raises(TransportQueryError) as e:
+        alice.execute(GraphQLRequest(add, variable_values={"input": {
+            "name": "keyfile", "url": f"sshfs://root@127.0.0.1:18022{sftp_dir}"}}))
+    assert "keyfile" in str(e.value)
+
     # Wrong credentials: refused at once, the volume named, the secret masked.
     with pytest.raises(TransportQueryError) as e:
         alice.execute(GraphQLRequest(add, variable_values={"input": {

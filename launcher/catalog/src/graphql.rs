@@ -279,6 +279,10 @@ pub struct AddVolumeInput {
     pub region: Option<String>,
     pub access_key_id: Option<String>,
     pub secret_access_key: Option<String>,
+    /// SFTP: the private key itself (OpenSSH format).
+    pub private_key: Option<String>,
+    /// SFTP: host-key policy, strict (default), accept or add.
+    pub known_hosts: Option<String>,
     /// Default read-write.
     pub access: Option<VolumeAccess>,
     /// For a team's volume: the team (the caller must be a member).
@@ -391,6 +395,8 @@ impl MutationRoot {
             region: input.region,
             access_key_id: input.access_key_id,
             secret_access_key: secret(input.secret_access_key),
+            private_key: secret(input.private_key),
+            known_hosts: input.known_hosts,
             mode: Some(match input.access.map(Access::from) {
                 Some(Access::ReadOnly) => "read-only".into(),
                 _ => "read-write".into(),

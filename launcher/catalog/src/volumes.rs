@@ -111,6 +111,8 @@ struct Secrets {
     secret_access_key: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     password: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    private_key: Option<String>,
 }
 
 fn seal_context(id: i64) -> Vec<u8> {
@@ -206,6 +208,7 @@ impl Catalog {
         let mut secrets = Secrets {
             secret_access_key: resolve(&config.secret_access_key).map_err(bad)?,
             password: resolve(&config.password).map_err(bad)?,
+            private_key: resolve(&config.private_key).map_err(bad)?,
         };
         if let Some(url) = config.url.as_deref()
             && let Ok(mut parsed) = url::Url::parse(url)
@@ -218,6 +221,7 @@ impl Catalog {
         }
         config.secret_access_key = None;
         config.password = None;
+        config.private_key = None;
         let json =
             serde_json::to_string(&config).map_err(|e| bad(format!("cannot store it: {e}")))?;
         let (user_id, team_id) = match &owner {
@@ -225,7 +229,9 @@ impl Catalog {
             Owner::User(u) => (Some(self.user(u)?.id), None),
             Owner::Team(t) => (None, Some(self.team_id(t)?)),
         };
-        let has_secrets = secrets.secret_access_key.is_some() || secrets.password.is_some();
+        let has_secrets = secrets.secret_access_key.is_some()
+            || secrets.password.is_some()
+            || secrets.private_key.is_some();
         let plain =
             serde_json::to_vec(&secrets).map_err(|e| bad(format!("cannot store it: {e}")))?;
         let created_at = now_secs();
@@ -349,6 +355,7 @@ impl Catalog {
             [
                 ("secret_access_key", s.secret_access_key.is_some()),
                 ("password", s.password.is_some()),
+                ("private_key", s.private_key.is_some()),
             ]
             .into_iter()
             .filter_map(|(k, present)| present.then_some(k))
@@ -401,6 +408,9 @@ impl Catalog {
             .map(|s| SecretSource::Inline(SecretString::new(s)));
         config.password = secrets
             .password
+            .map(|s| SecretSource::Inline(SecretString::new(s)));
+        config.private_key = secrets
+            .private_key
             .map(|s| SecretSource::Inline(SecretString::new(s)));
         if config.mode.is_none() {
             config.mode = Some(
@@ -516,6 +526,7 @@ fn reach_check(config: &VolumeConfig) -> Result<(), String> {
     for (key, source) in [
         ("secret_access_key", &config.secret_access_key),
         ("password", &config.password),
+        ("private_key", &config.private_key),
     ] {
         if matches!(
             source,
