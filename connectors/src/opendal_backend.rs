@@ -244,7 +244,7 @@ impl OpendalConnector {
                 }
                 if let Some(k) = private_key {
                     let path = private_key_file(k).map_err(|e| {
-                        ConnectorError::internal(&volume, "/", &format!("keeping the private key: {e}"))
+                        ConnectorError::internal(&volume, "/", format!("keeping the private key: {e}"))
                     })?;
                     b = b.key(&path.to_string_lossy());
                 }
@@ -676,36 +676,6 @@ fn install_http_transport() {
     });
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::spec::VolumeConfig;
-
-    /// An S3 volume whose endpoint refuses connections: the request reaches the network (the
-    /// HTTP transport and TLS are set up) and fails as an unreachable origin.
-    #[tokio::test]
-    async fn requests_go_out_through_the_installed_transport() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-        let port = listener.local_addr().expect("address").port();
-        drop(listener);
-        let spec = VolumeSpec::from_config(&VolumeConfig {
-            name: Some("down".into()),
-            url: Some("s3://bucket/prefix".into()),
-            endpoint: Some(format!("http://127.0.0.1:{port}")),
-            anonymous: Some(true),
-            ..Default::default()
-        })
-        .expect("a valid spec");
-        let connector = OpendalConnector::new(&spec, Redactor::new(vec![])).expect("built");
-        let error = connector
-            .stat(&ObjectPath::parse("a.fits").expect("path"))
-            .await
-            .expect_err("nothing listens there");
-        assert_eq!(error.kind(), crate::ErrorKind::Unavailable, "{error}");
-        assert!(!error.to_string().contains("not installed"), "{error}");
-    }
-}
-
 /// A private key given as a value, in a file ssh can read: `<tmp>/colo-keys-<uid>/<hash>.key`,
 /// the folder 0700 and the file 0600, named by the key's SHA-256 (the same key, the same file).
 fn private_key_file(key: &crate::SecretString) -> std::io::Result<std::path::PathBuf> {
@@ -734,4 +704,34 @@ fn private_key_file(key: &crate::SecretString) -> std::io::Result<std::path::Pat
         std::fs::rename(&tmp, &path)?;
     }
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::VolumeConfig;
+
+    /// An S3 volume whose endpoint refuses connections: the request reaches the network (the
+    /// HTTP transport and TLS are set up) and fails as an unreachable origin.
+    #[tokio::test]
+    async fn requests_go_out_through_the_installed_transport() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let port = listener.local_addr().expect("address").port();
+        drop(listener);
+        let spec = VolumeSpec::from_config(&VolumeConfig {
+            name: Some("down".into()),
+            url: Some("s3://bucket/prefix".into()),
+            endpoint: Some(format!("http://127.0.0.1:{port}")),
+            anonymous: Some(true),
+            ..Default::default()
+        })
+        .expect("a valid spec");
+        let connector = OpendalConnector::new(&spec, Redactor::new(vec![])).expect("built");
+        let error = connector
+            .stat(&ObjectPath::parse("a.fits").expect("path"))
+            .await
+            .expect_err("nothing listens there");
+        assert_eq!(error.kind(), crate::ErrorKind::Unavailable, "{error}");
+        assert!(!error.to_string().contains("not installed"), "{error}");
+    }
 }
