@@ -244,7 +244,11 @@ impl OpendalConnector {
                 }
                 if let Some(k) = private_key {
                     let path = private_key_file(k).map_err(|e| {
-                        ConnectorError::internal(&volume, "/", format!("keeping the private key: {e}"))
+                        ConnectorError::internal(
+                            &volume,
+                            "/",
+                            format!("keeping the private key: {e}"),
+                        )
                     })?;
                     b = b.key(&path.to_string_lossy());
                 }
@@ -684,7 +688,10 @@ fn private_key_file(key: &crate::SecretString) -> std::io::Result<std::path::Pat
     use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
     let uid = std::fs::metadata("/proc/self")?.uid();
     let dir = std::env::temp_dir().join(format!("colo-keys-{uid}"));
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)?;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
     let mut text = key.expose().trim().to_string();
     text.push('\n');

@@ -282,14 +282,6 @@ impl Catalog {
         };
         let limit = limit.min(MAX_PAGE);
         self.store.with(|c| {
-            let db = CatalogError::db("searching the catalogue");
-            let total: i64 = c
-                .query_row(
-                    &format!("SELECT count(*) {from} {filter}"),
-                    params_from_iter(args.iter()),
-                    |r| r.get(0),
-                )
-                .map_err(db)?;
             let mut st = c
                 .prepare(&format!(
                     "SELECT {ITEM_COLUMNS} {from} {filter} {order} LIMIT {limit} OFFSET {offset}"
@@ -300,27 +292,47 @@ impl Catalog {
                 .map_err(CatalogError::db("searching the catalogue"))?
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(CatalogError::db("searching the catalogue"))?;
+            // Every facet's counts in one pass over the matches (one scan, not one per facet);
+            // values that differ only in case count as one, shown as first met.
+            let columns: Vec<String> = Facet::ALL
+                .iter()
+                .map(|f| format!("i.{}", f.column()))
+                .collect();
+            let mut st = c
+                .prepare(&format!("SELECT {} {from} {filter}", columns.join(", ")))
+                .map_err(CatalogError::db("counting facets"))?;
+            let mut rows = st
+                .query(params_from_iter(args.iter()))
+                .map_err(CatalogError::db("counting facets"))?;
+            let mut counts: Vec<std::collections::HashMap<String, (String, u64)>> =
+                Facet::ALL.iter().map(|_| Default::default()).collect();
+            let mut total: u64 = 0;
+            while let Some(row) = rows.next().map_err(CatalogError::db("counting facets"))? {
+                total += 1;
+                for (i, count) in counts.iter_mut().enumerate() {
+                    let value = row
+                        .get_ref(i)
+                        .ok()
+                        .and_then(|v| v.as_str().ok())
+                        .unwrap_or("");
+                    if value.is_empty() {
+                        continue;
+                    }
+                    let entry = count
+                        .entry(value.to_lowercase())
+                        .or_insert_with(|| (value.to_string(), 0));
+                    entry.1 += 1;
+                }
+            }
             let mut facets = BTreeMap::new();
-            for facet in Facet::ALL {
-                let col = facet.column();
-                let mut st = c
-                    .prepare(&format!(
-                        "SELECT i.{col}, count(*) AS n {from} {filter} {and} i.{col} != ''
-                         GROUP BY i.{col} COLLATE NOCASE ORDER BY n DESC, i.{col} LIMIT 50",
-                        and = if filter.is_empty() { "WHERE" } else { "AND" }
-                    ))
-                    .map_err(CatalogError::db("counting facets"))?;
-                let counts = st
-                    .query_map(params_from_iter(args.iter()), |r| {
-                        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
-                    })
-                    .map_err(CatalogError::db("counting facets"))?
-                    .collect::<rusqlite::Result<Vec<_>>>()
-                    .map_err(CatalogError::db("counting facets"))?;
-                facets.insert(facet.as_str(), counts);
+            for (facet, count) in Facet::ALL.iter().zip(counts) {
+                let mut values: Vec<(String, u64)> = count.into_values().collect();
+                values.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                values.truncate(50);
+                facets.insert(facet.as_str(), values);
             }
             Ok(SearchResult {
-                total: total as u64,
+                total,
                 items,
                 facets,
             })

@@ -31,7 +31,7 @@ use crate::config::Settings;
 use crate::stack::Stack;
 
 /// How often the catalog is checked for changes made by other processes.
-pub const POLL: Duration = Duration::from_millis(500);
+pub const POLL: Duration = Duration::from_millis(100);
 
 /// One entry a user's folder should hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
