@@ -79,6 +79,11 @@ def test_a_selection_of_archive_images_becomes_a_volume(tmp_path):
     add = """mutation Add($name: String!, $adql: String, $dids: [String!]) {
       addSelectionToVolume(name: $name, adql: $adql, dids: $dids) { name kind access files selectionQuery } }"""
     try:
+        # The published images' collection is a dataset of the catalogue (derived at start).
+        found = requests.get(url.replace("/graphql", "/api/v1/search"), params={"q": "type:dataset imgs"},
+                             timeout=10).json()
+        assert [i["key"] for i in found["items"]] == ["ivoa.obscore/imgs"], found
+        assert "4 image(s)" in found["items"][0]["description"]
         before = gets(metrics, "imgs")
         r = gql(add, {"name": "picked", "adql": PICK})
         assert r.get("data", {}) and r["data"]["addSelectionToVolume"] == {

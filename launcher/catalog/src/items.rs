@@ -229,6 +229,23 @@ impl Catalog {
         })
     }
 
+    /// The keys of every item of `kind` that did not come from `source` (all of them, however many).
+    pub fn item_keys_not_from(
+        &self,
+        kind: ItemKind,
+        source: &str,
+    ) -> Result<std::collections::HashSet<String>> {
+        self.store.with(|c| {
+            let mut st = c
+                .prepare("SELECT key FROM catalog_items WHERE kind = ?1 AND source != ?2")
+                .map_err(CatalogError::db("listing catalogue keys"))?;
+            st.query_map(rusqlite::params![kind.as_str(), source], |r| r.get(0))
+                .map_err(CatalogError::db("listing catalogue keys"))?
+                .collect::<rusqlite::Result<std::collections::HashSet<String>>>()
+                .map_err(CatalogError::db("listing catalogue keys"))
+        })
+    }
+
     /// Loads a mission file: its items replace those it gave before.
     pub fn load_mission_file(&self, file_name: &str, text: &str) -> Result<(usize, usize)> {
         let items = parse_mission_file(file_name, text)?;

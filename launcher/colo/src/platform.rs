@@ -343,17 +343,8 @@ pub fn publish_to_catalogue(cat: &Catalog, tables_dir: &Path, sample: bool) -> R
     if sample {
         cat.load_mission_file("sample", include_str!("sample/catalogue.toml"))?;
     }
-    let described: std::collections::HashSet<String> = cat
-        .search(
-            &colo_catalog::SearchQuery::default(),
-            colo_catalog::items::MAX_PAGE,
-            0,
-        )?
-        .items
-        .into_iter()
-        .filter(|i| !i.source.starts_with("published"))
-        .map(|i| i.key)
-        .collect();
+    // Every key a mission file (or anything but this derivation) describes: those stay as written.
+    let described = cat.item_keys_not_from(colo_catalog::ItemKind::Dataset, "published")?;
     let tables = colo_tap::catalog::discover_tables(tables_dir)?;
     let items: Vec<colo_catalog::CatalogItem> = tables
         .iter()
@@ -376,6 +367,37 @@ pub fn publish_to_catalogue(cat: &Catalog, tables_dir: &Path, sample: bool) -> R
             source: "published".into(),
         })
         .collect();
+    // And one per ObsCore collection of the published images (`ivoa.obscore/<collection>`).
+    let manifest = colo_vo_services::obscore::publish::Manifest::read(tables_dir)?;
+    let mut collections: std::collections::BTreeMap<String, usize> = Default::default();
+    for r in &manifest.records {
+        *collections.entry(r.obs_collection.clone()).or_default() += 1;
+    }
+    let mut items = items;
+    for (collection, n) in collections {
+        let key = format!("ivoa.obscore/{collection}");
+        if described.contains(&key) {
+            continue;
+        }
+        items.push(colo_catalog::CatalogItem {
+            kind: colo_catalog::ItemKind::Dataset,
+            title: format!("{collection} images"),
+            description: format!(
+                "{n} image(s) in ivoa.obscore: SIA 2.0, DataLink and SODA cutouts."
+            ),
+            key,
+            mission: String::new(),
+            instrument: String::new(),
+            domain: String::new(),
+            wavelength: String::new(),
+            properties: [
+                ("service".to_string(), "sia".to_string()),
+                ("collection".to_string(), collection),
+            ]
+            .into(),
+            source: "published".into(),
+        });
+    }
     cat.replace_items("published", &items)?;
     Ok(())
 }
