@@ -116,8 +116,14 @@ fn reloading_a_file_replaces_its_items_and_bad_files_say_why() {
         .load_mission_file("gaia.toml", &smaller)
         .expect_err("unknown table");
     assert!(err.to_string().contains("gaia.toml"), "{err}");
-    let others = cat.item_keys_not_from(ItemKind::Dataset, "toml:gaia.toml").expect("keys");
-    assert_eq!(others.len(), 5, "the sample's 2 and XMM-Newton's 3 datasets: {others:?}");
+    let others = cat
+        .item_keys_not_from(ItemKind::Dataset, "toml:gaia.toml")
+        .expect("keys");
+    assert_eq!(
+        others.len(),
+        5,
+        "the sample's 2 and XMM-Newton's 3 datasets: {others:?}"
+    );
     let only_source = "mission = \"Gaia\"\n[[dataset]]\nkey = \"gaiadr3.gaia_source\"\n";
     let (now, removed) = cat
         .load_mission_file("gaia.toml", only_source)
