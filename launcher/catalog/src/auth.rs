@@ -262,6 +262,18 @@ impl Catalog {
         Ok((user, token))
     }
 
+    /// The operator acting for `user` (the CLI, which needs no token: whoever runs it can read
+    /// the database): the user's own rights, with every scope they may hold.
+    pub fn acting_for(&self, user: &str) -> Result<Caller> {
+        let user = self.user(user)?;
+        Ok(Caller {
+            scopes: Scopes::allowed_for(user.admin),
+            user,
+            token_id: 0,
+            kind: TokenKind::Api,
+        })
+    }
+
     pub fn user(&self, name: &str) -> Result<User> {
         self.store.with(|c| {
             c.query_row(

@@ -86,6 +86,17 @@ impl CatalogError {
         }
     }
 
+    /// The message an API answers with: the error itself, or for an internal one a pointer to
+    /// the server's log (where it is written, with `during` saying what failed).
+    pub fn shown_message(&self, during: &str) -> String {
+        if self.kind() == ErrorKind::Internal {
+            tracing::error!(error = %self, "{during} failed");
+            "internal error (logged on the server)".to_string()
+        } else {
+            self.to_string()
+        }
+    }
+
     pub(crate) fn db(operation: &'static str) -> impl FnOnce(rusqlite::Error) -> CatalogError {
         move |source| CatalogError::Database { operation, source }
     }

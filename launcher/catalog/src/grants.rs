@@ -112,6 +112,19 @@ impl Catalog {
         Ok(out)
     }
 
+    /// The volume `reference` (its view name or `owner/name`) names among those `caller` sees,
+    /// with the caller's access.
+    pub fn visible_volume(
+        &self,
+        caller: &Caller,
+        reference: &str,
+    ) -> Result<Option<VisibleVolume>> {
+        Ok(self
+            .visible_volumes(&caller.user.name)?
+            .into_iter()
+            .find(|v| v.view_name == reference || v.record.reference() == reference))
+    }
+
     /// The volume `reference` names among those `caller` sees (view name, `owner/name`, or their
     /// own volume's bare name). Anything else is `NotFound`, whether it exists or not.
     pub fn resolve_for(&self, caller: &Caller, reference: &str) -> Result<VolumeRecord> {
@@ -119,12 +132,8 @@ impl Catalog {
             what: "volume",
             name: reference.chars().take(200).collect(),
         };
-        let visible = self.visible_volumes(&caller.user.name)?;
-        if let Some(v) = visible
-            .iter()
-            .find(|v| v.view_name == reference || v.record.reference() == reference)
-        {
-            return Ok(v.record.clone());
+        if let Some(v) = self.visible_volume(caller, reference)? {
+            return Ok(v.record);
         }
         if caller.is_admin() {
             return self.volume(reference).map_err(|_| not_found());

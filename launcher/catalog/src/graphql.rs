@@ -1,6 +1,6 @@
 //! The GraphQL API over the catalog: the schema (queries `me`, `search`, `volumes`, `datasets`,
 //! `datalabImages`; mutations `addVolume`, `addVolumeFromCatalog`, `removeVolume`, `grantVolume`,
-//! `revokeVolume`, `createToken`), each resolver a thin call into [`Catalog`] — which is where every
+//! `revokeVolume`, `addSelectionToVolume`, `copySelection`, `createToken`), each resolver a thin call into [`Catalog`] — which is where every
 //! access decision is made — and one mapping of [`CatalogError`] to GraphQL errors with a `code`
 //! extension (`BAD_USER_INPUT`, `UNAUTHENTICATED`, `FORBIDDEN`, `NOT_FOUND`, `CONFLICT`,
 //! `INTERNAL`; an internal cause is logged, not shown).
@@ -16,6 +16,7 @@ use crate::error::{CatalogError, ErrorKind};
 use crate::grants::{Access, Grantee, VisibleVolume};
 use crate::items::{CatalogItem as Item, SearchResult as Found};
 use crate::search_query::SearchQuery;
+use crate::selection_copy::CopyReport;
 use crate::selections::{SelectedFile, SelectionRecord};
 use crate::volumes::{Owner, check_volume_answers};
 use async_graphql::{
@@ -27,10 +28,11 @@ use std::time::Duration;
 
 pub type ColoSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
-/// Finds the archive files a selection names (the VO services know `ivoa.obscore`; the catalog
-/// does not): from an ADQL query on `ivoa.obscore`, or from dataset identifiers. The error text
-/// says what is wrong with the selection.
-pub trait FileSelector: Send + Sync {
+/// The archive's files as the VO services know them (the catalog does not know `ivoa.obscore`,
+/// nor the operator's volumes' credentials).
+pub trait ArchiveFiles: Send + Sync {
+    /// The files a selection names: from an ADQL query on `ivoa.obscore`, or from dataset
+    /// identifiers. The error text says what is wrong with the selection.
     fn select<'a>(
         &'a self,
         adql: Option<String>,
@@ -42,6 +44,9 @@ pub trait FileSelector: Send + Sync {
                 + 'a,
         >,
     >;
+
+    /// The connector of the archive volume `volume` (to copy a selection's files from).
+    fn connector(&self, volume: &str) -> Option<Arc<dyn colo_connectors::Connector>>;
 }
 
 /// Deepest nesting of a query: the schema's own queries need 4, the standard introspection query
@@ -51,10 +56,10 @@ pub const MAX_DEPTH: usize = 16;
 /// 300).
 pub const MAX_COMPLEXITY: usize = 1000;
 
-pub fn schema(catalog: Arc<Catalog>, selector: Option<Arc<dyn FileSelector>>) -> ColoSchema {
+pub fn schema(catalog: Arc<Catalog>, archive: Option<Arc<dyn ArchiveFiles>>) -> ColoSchema {
     Schema::build(QueryRoot, MutationRoot, EmptySubscription)
         .data(catalog)
-        .data(selector)
+        .data(archive)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .limit_recursive_depth(32)
@@ -75,19 +80,24 @@ pub fn code(kind: ErrorKind) -> &'static str {
 
 fn gql(e: CatalogError) -> async_graphql::Error {
     let kind = e.kind();
-    let message = if kind == ErrorKind::Internal {
-        tracing::error!(error = %e, "GraphQL request failed");
-        "internal error (logged on the server)".to_string()
-    } else {
-        e.to_string()
-    };
-    async_graphql::Error::new(message).extend_with(|_, ext| ext.set("code", code(kind)))
+    async_graphql::Error::new(e.shown_message("a GraphQL request"))
+        .extend_with(|_, ext| ext.set("code", code(kind)))
 }
 
 type Result<T> = std::result::Result<T, async_graphql::Error>;
 
 fn catalog<'a>(ctx: &Context<'a>) -> Result<&'a Arc<Catalog>> {
     ctx.data::<Arc<Catalog>>()
+}
+
+fn archive_files<'a>(ctx: &Context<'a>) -> Result<&'a Arc<dyn ArchiveFiles>> {
+    ctx.data::<Option<Arc<dyn ArchiveFiles>>>()?
+        .as_ref()
+        .ok_or_else(|| {
+            gql(CatalogError::BadRequest {
+                detail: "selections need the VO services (colo up or colo serve)".into(),
+            })
+        })
 }
 
 /// The caller, holding `scope`.
@@ -172,6 +182,31 @@ impl From<VisibleVolume> for Volume {
             selection_query: None,
             files: None,
             name: v.view_name,
+        }
+    }
+}
+
+/// What `copySelection` did.
+#[derive(SimpleObject)]
+pub struct SelectionCopy {
+    /// The volume and the folder in it that hold the copies.
+    pub volume: String,
+    pub folder: String,
+    /// Files copied now, and their bytes.
+    pub copied: u64,
+    pub bytes: u64,
+    /// Files that an earlier copy had put there.
+    pub already_there: u64,
+}
+
+impl From<CopyReport> for SelectionCopy {
+    fn from(r: CopyReport) -> SelectionCopy {
+        SelectionCopy {
+            volume: r.volume,
+            folder: r.folder,
+            copied: r.copied,
+            bytes: r.bytes,
+            already_there: r.already_there,
         }
     }
 }
@@ -365,10 +400,8 @@ impl QueryRoot {
 pub struct MutationRoot;
 
 fn find_visible(cat: &Catalog, c: &Caller, reference: &str) -> Result<Volume> {
-    cat.visible_volumes(&c.user.name)
+    cat.visible_volume(c, reference)
         .map_err(gql)?
-        .into_iter()
-        .find(|v| v.view_name == reference || v.record.reference() == reference)
         .map(Into::into)
         .ok_or_else(|| {
             gql(CatalogError::NotFound {
@@ -482,14 +515,7 @@ impl MutationRoot {
         let dids = dids.unwrap_or_default();
         let c = caller(ctx, Scope::Volumes)?;
         let cat = catalog(ctx)?;
-        let selector = ctx
-            .data::<Option<Arc<dyn FileSelector>>>()?
-            .as_ref()
-            .ok_or_else(|| {
-                gql(CatalogError::BadRequest {
-                    detail: "selections need the VO services (colo up or colo serve)".into(),
-                })
-            })?;
+        let selector = archive_files(ctx)?;
         if adql.is_some() != dids.is_empty() {
             return Err(gql(CatalogError::BadRequest {
                 detail: "give either adql or dids".into(),
@@ -506,6 +532,45 @@ impl MutationRoot {
             .add_selection(c, &name, &query, &files)
             .map_err(gql)?
             .into())
+    }
+
+    /// Copies the files of the caller's selection `name` into their writable volume `into`, under
+    /// `folder` (default: the selection's name), for them to change or keep. Nothing of theirs is
+    /// overwritten; running it again finishes a copy cut off half-way.
+    async fn copy_selection(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        into: String,
+        folder: Option<String>,
+    ) -> Result<SelectionCopy> {
+        let c = caller(ctx, Scope::Volumes)?;
+        let cat = catalog(ctx)?;
+        let archive = archive_files(ctx)?;
+        let volume = cat
+            .selections(&c.user.name)
+            .map_err(gql)?
+            .into_iter()
+            .find(|s| s.name == name)
+            .map(|s| s.volume)
+            .ok_or_else(|| {
+                gql(CatalogError::NotFound {
+                    what: "selection",
+                    name: name.chars().take(64).collect(),
+                })
+            })?;
+        let source = archive.connector(&volume).ok_or_else(|| {
+            gql(CatalogError::BadRequest {
+                detail: format!(
+                    "the archive volume '{volume}' of selection '{name}' is not served here"
+                ),
+            })
+        })?;
+        let report = cat
+            .copy_selection(c, &name, &into, folder.as_deref(), source)
+            .await
+            .map_err(gql)?;
+        Ok(report.into())
     }
 
     /// Removes one of the caller's selection volumes (the archive files stay).

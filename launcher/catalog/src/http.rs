@@ -11,7 +11,7 @@
 
 use crate::Catalog;
 use crate::auth::Caller;
-use crate::graphql::{ColoSchema, FileSelector, schema};
+use crate::graphql::{ArchiveFiles, ColoSchema, schema};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -31,9 +31,9 @@ struct Api {
     schema: ColoSchema,
 }
 
-pub fn router(catalog: Arc<Catalog>, selector: Option<Arc<dyn FileSelector>>) -> Router {
+pub fn router(catalog: Arc<Catalog>, archive: Option<Arc<dyn ArchiveFiles>>) -> Router {
     let api = Api {
-        schema: schema(catalog.clone(), selector),
+        schema: schema(catalog.clone(), archive),
         catalog,
     };
     Router::new()
@@ -189,12 +189,7 @@ fn rest_error(e: crate::CatalogError) -> Response {
         crate::ErrorKind::Conflict => StatusCode::CONFLICT,
         crate::ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
-        tracing::error!(error = %e, "REST request failed");
-        "internal error (logged on the server)".to_string()
-    } else {
-        e.to_string()
-    };
+    let message = e.shown_message("a REST request");
     let body = serde_json::json!({ "error": message, "code": crate::graphql::code(e.kind()) });
     (
         status,

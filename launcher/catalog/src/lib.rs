@@ -13,6 +13,7 @@ pub mod http;
 pub mod items;
 pub mod sealing;
 pub mod search_query;
+pub mod selection_copy;
 pub mod selections;
 pub mod store;
 pub mod volumes;

@@ -76,6 +76,54 @@ pub enum Command {
         #[command(subcommand)]
         what: CatalogCommand,
     },
+    /// Selections: archive files chosen by a query, as a user's read-only volume; copies of them.
+    Selection {
+        #[command(subcommand)]
+        what: SelectionCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum SelectionCommand {
+    /// Make the selection NAME of USER: the archive files an ADQL query on `ivoa.obscore`
+    /// selects (it must return `obs_publisher_did`), or those of the given dataset identifiers.
+    Add {
+        name: String,
+        #[arg(long)]
+        user: String,
+        #[arg(long, conflicts_with = "did", required_unless_present = "did")]
+        adql: Option<String>,
+        /// A dataset identifier (`obs_publisher_did`); repeat for more.
+        #[arg(long)]
+        did: Vec<String>,
+        /// The config whose published tables to query (default ./colo.toml, else the sample).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// The selections of USER.
+    List {
+        #[arg(long)]
+        user: String,
+    },
+    /// Copy the files of USER's selection NAME into their writable volume INTO, under FOLDER
+    /// (default: the selection's name); never over their own files, finishing an earlier copy.
+    Copy {
+        name: String,
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        into: String,
+        #[arg(long)]
+        folder: Option<String>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Remove USER's selection NAME (the archive files stay).
+    Remove {
+        name: String,
+        #[arg(long)]
+        user: String,
+    },
 }
 
 #[derive(Subcommand)]

@@ -10,6 +10,7 @@ mod config;
 mod metrics;
 mod platform;
 mod sample;
+mod selection_cli;
 mod stack;
 mod views;
 
@@ -38,6 +39,7 @@ async fn run(command: Command) -> Result<i32> {
         Command::Team { what } => platform::team(what)?,
         Command::Volume { what } => platform::volume(what).await?,
         Command::Catalog { what } => platform::catalog(what)?,
+        Command::Selection { what } => selection_cli::selection(what).await?,
     }
     Ok(0)
 }

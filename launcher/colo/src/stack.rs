@@ -380,7 +380,7 @@ pub async fn start_services(
         }
     });
     tokio::spawn(async move {
-        let selector: Arc<dyn colo_catalog::graphql::FileSelector> = Arc::new(ObscoreSelector {
+        let archive: Arc<dyn colo_catalog::graphql::ArchiveFiles> = Arc::new(VoArchive {
             tap: state.tap.clone(),
             images: state.images.clone(),
         });
@@ -389,7 +389,7 @@ pub async fn start_services(
                 state,
                 Arc::new(CatalogIdentity(catalog.clone())),
             )
-            .merge(colo_catalog::http::router(catalog, Some(selector))),
+            .merge(colo_catalog::http::router(catalog, Some(archive))),
             None => router(state),
         };
         let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -414,14 +414,14 @@ impl colo_vo_services::Identify for CatalogIdentity {
     }
 }
 
-/// The files of a selection, from the VO services' `ivoa.obscore` and image records (for the
-/// catalog's `addSelectionToVolume`).
-struct ObscoreSelector {
+/// The archive's files for the catalog's selections: chosen from the VO services' `ivoa.obscore`
+/// and image records, read through the services' volumes.
+struct VoArchive {
     tap: colo_vo_services::tap::TapState,
     images: colo_vo_services::images::ImageState,
 }
 
-impl colo_catalog::graphql::FileSelector for ObscoreSelector {
+impl colo_catalog::graphql::ArchiveFiles for VoArchive {
     fn select<'a>(
         &'a self,
         adql: Option<String>,
@@ -455,6 +455,13 @@ impl colo_catalog::graphql::FileSelector for ObscoreSelector {
                 })
                 .collect())
         })
+    }
+
+    fn connector(&self, volume: &str) -> Option<Arc<dyn colo_connectors::Connector>> {
+        self.images
+            .volumes
+            .get(volume)
+            .map(|reader| reader.connector().clone())
     }
 }
 
