@@ -110,6 +110,7 @@ const LAYERS: &[&str] = &[
     "colo-tap",
     "colo-vo-services",
     "colo-catalog",
+    "colo-labs",
     "colo",
 ];
 
@@ -137,6 +138,7 @@ fn nothing_uses_the_launcher() {
             "colo-tap",
             "colo-astro",
             "colo-catalog",
+            "colo-labs",
         ],
     );
 }
@@ -157,7 +159,29 @@ fn the_catalog_knows_connectors_but_not_the_mount_or_the_vo_services() {
             "datafusion",
         ],
     );
-    for package in LAYERS[..LAYERS.len() - 2].iter() {
+    for package in LAYERS[..LAYERS.len() - 3]
+        .iter()
+        .chain(["colo-labs"].iter())
+    {
         assert_none_of(package, &["colo-catalog"]);
     }
+}
+
+#[test]
+fn datalabs_bind_folders_and_know_nothing_of_how_they_are_served() {
+    // A lab gets folders (the launcher passes a user's views of the mount); the backend itself
+    // needs neither the data layers, the VO services nor the catalog.
+    assert_none_of(
+        "colo-labs",
+        &[
+            "colo-connectors",
+            "colo-cache",
+            "colo-vfs",
+            "colo-vo-services",
+            "colo-tap",
+            "colo-catalog",
+            "fuser",
+            "datafusion",
+        ],
+    );
 }

@@ -45,6 +45,9 @@ pub struct VolumeMount {
     /// Local read-write volumes: the directory every operation goes straight to, with its modes,
     /// owners, times, links and special files ([`crate::direct`]); then `write_back` is `None`.
     pub direct_root: Option<PathBuf>,
+    /// The uid and gid its files show as owned by — a user's view: that user's, so their
+    /// datalabs (which run as them) may write where the volume is writable; `None`: the mount's.
+    pub owner: Option<(u32, u32)>,
 }
 
 #[derive(Debug, Clone)]
@@ -316,6 +319,9 @@ impl VfsCore {
     ) -> Attr {
         let dir = kind == EntryKind::Directory;
         let writable = vol.is_some_and(|v| self.vol(v).write_back.is_some());
+        let owner = vol
+            .and_then(|v| self.vol(v).owner)
+            .unwrap_or((self.options.uid, self.options.gid));
         let perm = match (dir, writable) {
             (true, true) => 0o755,
             (false, true) => 0o644,
@@ -328,8 +334,8 @@ impl VfsCore {
             size: meta.map(|m| m.size).unwrap_or(0),
             mtime: meta.and_then(|m| m.mtime).unwrap_or(self.started),
             perm,
-            uid: self.options.uid,
-            gid: self.options.gid,
+            uid: owner.0,
+            gid: owner.1,
             posix: None,
         }
     }

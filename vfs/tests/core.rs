@@ -39,6 +39,7 @@ fn core_with_options(m: Arc<MemoryConnector>, ttl: Duration, options: VfsOptions
             metadata_ttl: ttl,
             write_back: None,
             direct_root: None,
+            owner: None,
         }],
         options,
     )

@@ -25,6 +25,7 @@ fn direct_core(dir: &Path) -> VfsCore {
             metadata_ttl: Duration::from_secs(60),
             write_back: None,
             direct_root: Some(dir.canonicalize().expect("a temporary folder")),
+            owner: None,
         }],
         VfsOptions::default(),
     )

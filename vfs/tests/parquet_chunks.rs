@@ -122,6 +122,7 @@ async fn open_on(
             metadata_ttl: Duration::from_secs(60),
             write_back: None,
             direct_root: None,
+            owner: None,
         }],
         options,
     );

@@ -17,6 +17,7 @@ fn mount(name: &str, reader: &ReadThrough) -> VolumeMount {
         metadata_ttl: Duration::from_secs(60),
         write_back: None,
         direct_root: None,
+        owner: None,
     }
 }
 

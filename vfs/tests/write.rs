@@ -72,6 +72,7 @@ fn build(origin: &Arc<MemoryConnector>, dir: &Path) -> (Arc<WriteBack>, VfsCore)
             metadata_ttl: Duration::from_secs(3600),
             write_back: Some(wb.clone()),
             direct_root: None,
+            owner: None,
         }],
         VfsOptions::default(),
     );

@@ -130,6 +130,8 @@ pub struct User {
     pub name: String,
     pub admin: bool,
     pub created_at: i64,
+    /// Their account on this machine (datalabs run as it; their folder in the mount is theirs).
+    pub uid: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -225,6 +227,9 @@ pub fn check_principal_name(what: &'static str, name: &str) -> Result<()> {
     }
 }
 
+/// Users' accounts, unless the operator sets them: this plus the user's id.
+pub const DEFAULT_UID_BASE: i64 = 100_000;
+
 impl Catalog {
     /// A new user with a first token holding every scope they may have.
     pub fn add_user(&self, name: &str, admin: bool) -> Result<(User, NewToken)> {
@@ -249,17 +254,54 @@ impl Catalog {
                 params![name, admin, created_at],
             )
             .map_err(CatalogError::db("adding a user"))?;
-            Ok(c.last_insert_rowid())
+            let id = c.last_insert_rowid();
+            c.execute(
+                "UPDATE users SET uid = ?2 WHERE id = ?1",
+                params![id, DEFAULT_UID_BASE + id],
+            )
+            .map_err(CatalogError::db("adding a user"))?;
+            Ok(id)
         })?;
         let user = User {
             id,
             name: name.to_string(),
             admin,
             created_at,
+            uid: (DEFAULT_UID_BASE + id) as u32,
         };
         let token = self.create_token(name, None, Some(DEFAULT_TOKEN_DAYS), "first token")?;
         tracing::info!(user = name, admin, "user added");
         Ok((user, token))
+    }
+
+    /// Sets the account `user`'s datalabs run as (to match a directory service); refused for
+    /// root and system accounts and for a uid another user has.
+    pub fn set_uid(&self, user: &str, uid: u32) -> Result<()> {
+        if uid < 1000 {
+            return Err(CatalogError::BadRequest {
+                detail: format!("uid {uid}: below 1000 are root and system accounts"),
+            });
+        }
+        let id = self.user(user)?.id;
+        self.store.with(|c| {
+            let other: Option<String> = c
+                .query_row(
+                    "SELECT name FROM users WHERE uid = ?1 AND id != ?2",
+                    params![uid, id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(CatalogError::db("setting a uid"))?;
+            if let Some(other) = other {
+                return Err(CatalogError::Exists {
+                    what: "uid (of user)",
+                    name: format!("{uid} ({other})"),
+                });
+            }
+            c.execute("UPDATE users SET uid = ?2 WHERE id = ?1", params![id, uid])
+                .map_err(CatalogError::db("setting a uid"))?;
+            Ok(())
+        })
     }
 
     /// The operator acting for `user` (the CLI, which needs no token: whoever runs it can read
@@ -277,7 +319,7 @@ impl Catalog {
     pub fn user(&self, name: &str) -> Result<User> {
         self.store.with(|c| {
             c.query_row(
-                "SELECT id, name, admin, created_at FROM users WHERE name = ?1",
+                "SELECT id, name, admin, created_at, uid FROM users WHERE name = ?1",
                 [name],
                 |r| {
                     Ok(User {
@@ -285,6 +327,7 @@ impl Catalog {
                         name: r.get(1)?,
                         admin: r.get(2)?,
                         created_at: r.get(3)?,
+                        uid: r.get(4)?,
                     })
                 },
             )
@@ -300,7 +343,7 @@ impl Catalog {
     pub fn users(&self) -> Result<Vec<User>> {
         self.store.with(|c| {
             let mut st = c
-                .prepare("SELECT id, name, admin, created_at FROM users ORDER BY name")
+                .prepare("SELECT id, name, admin, created_at, uid FROM users ORDER BY name")
                 .map_err(CatalogError::db("listing users"))?;
             let rows = st
                 .query_map([], |r| {
@@ -309,6 +352,7 @@ impl Catalog {
                         name: r.get(1)?,
                         admin: r.get(2)?,
                         created_at: r.get(3)?,
+                        uid: r.get(4)?,
                     })
                 })
                 .map_err(CatalogError::db("listing users"))?;
@@ -420,7 +464,7 @@ impl Catalog {
             let row = c
                 .query_row(
                     "SELECT t.id, t.kind, t.scopes, t.expires_at, t.revoked_at, t.last_used_at,
-                            u.id, u.name, u.admin, u.created_at
+                            u.id, u.name, u.admin, u.created_at, u.uid
                      FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = ?1",
                     [&hash],
                     |r| {
@@ -436,6 +480,7 @@ impl Catalog {
                                 name: r.get(7)?,
                                 admin: r.get(8)?,
                                 created_at: r.get(9)?,
+                                uid: r.get(10)?,
                             },
                         ))
                     },

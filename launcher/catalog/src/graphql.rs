@@ -14,19 +14,36 @@ use crate::Catalog;
 use crate::auth::{Caller, Scope, Scopes};
 use crate::error::{CatalogError, ErrorKind};
 use crate::grants::{Access, Grantee, VisibleVolume};
+use crate::graphql_labs::{Datalabs, LabMutation, LabQuery};
 use crate::items::{CatalogItem as Item, SearchResult as Found};
 use crate::search_query::SearchQuery;
 use crate::selection_copy::CopyReport;
 use crate::selections::{SelectedFile, SelectionRecord};
 use crate::volumes::{Owner, check_volume_answers};
 use async_graphql::{
-    Context, EmptySubscription, Enum, ErrorExtensions, InputObject, Object, Schema, SimpleObject,
+    Context, EmptySubscription, Enum, ErrorExtensions, InputObject, MergedObject, Object, Schema,
+    SimpleObject,
 };
 use colo_connectors::{SecretSource, SecretString, VolumeConfig};
 use std::sync::Arc;
 use std::time::Duration;
 
 pub type ColoSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+
+/// The whole query and mutation roots: the catalog's and the datalabs' ([`crate::graphql_labs`]).
+#[derive(MergedObject, Default)]
+pub struct QueryRoot(CatalogQuery, LabQuery);
+
+#[derive(MergedObject, Default)]
+pub struct MutationRoot(CatalogMutation, LabMutation);
+
+/// What the launcher wires into the API: the archive's files (for selections) and the labs'
+/// runner (for datalabs). Without them those parts answer that this server lacks them.
+#[derive(Clone, Default)]
+pub struct Wiring {
+    pub archive: Option<Arc<dyn ArchiveFiles>>,
+    pub labs: Option<Arc<dyn Datalabs>>,
+}
 
 /// The archive's files as the VO services know them (the catalog does not know `ivoa.obscore`,
 /// nor the operator's volumes' credentials).
@@ -56,14 +73,19 @@ pub const MAX_DEPTH: usize = 16;
 /// 300).
 pub const MAX_COMPLEXITY: usize = 1000;
 
-pub fn schema(catalog: Arc<Catalog>, archive: Option<Arc<dyn ArchiveFiles>>) -> ColoSchema {
-    Schema::build(QueryRoot, MutationRoot, EmptySubscription)
-        .data(catalog)
-        .data(archive)
-        .limit_depth(MAX_DEPTH)
-        .limit_complexity(MAX_COMPLEXITY)
-        .limit_recursive_depth(32)
-        .finish()
+pub fn schema(catalog: Arc<Catalog>, wiring: Wiring) -> ColoSchema {
+    Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        EmptySubscription,
+    )
+    .data(catalog)
+    .data(wiring.archive)
+    .data(wiring.labs)
+    .limit_depth(MAX_DEPTH)
+    .limit_complexity(MAX_COMPLEXITY)
+    .limit_recursive_depth(32)
+    .finish()
 }
 
 /// The GraphQL code of an error kind.
@@ -78,7 +100,7 @@ pub fn code(kind: ErrorKind) -> &'static str {
     }
 }
 
-fn gql(e: CatalogError) -> async_graphql::Error {
+pub(crate) fn gql(e: CatalogError) -> async_graphql::Error {
     let kind = e.kind();
     async_graphql::Error::new(e.shown_message("a GraphQL request"))
         .extend_with(|_, ext| ext.set("code", code(kind)))
@@ -86,7 +108,7 @@ fn gql(e: CatalogError) -> async_graphql::Error {
 
 type Result<T> = std::result::Result<T, async_graphql::Error>;
 
-fn catalog<'a>(ctx: &Context<'a>) -> Result<&'a Arc<Catalog>> {
+pub(crate) fn catalog<'a>(ctx: &Context<'a>) -> Result<&'a Arc<Catalog>> {
     ctx.data::<Arc<Catalog>>()
 }
 
@@ -101,7 +123,7 @@ fn archive_files<'a>(ctx: &Context<'a>) -> Result<&'a Arc<dyn ArchiveFiles>> {
 }
 
 /// The caller, holding `scope`.
-fn caller<'a>(ctx: &Context<'a>, scope: Scope) -> Result<&'a Caller> {
+pub(crate) fn caller<'a>(ctx: &Context<'a>, scope: Scope) -> Result<&'a Caller> {
     let caller = ctx.data_opt::<Caller>().ok_or_else(|| {
         gql(CatalogError::Unauthenticated {
             reason: "this needs a token (Authorization: Bearer colo_…)",
@@ -328,10 +350,11 @@ fn scopes_text(s: Scopes) -> Vec<String> {
     s.iter().map(|s| s.as_str().to_string()).collect()
 }
 
-pub struct QueryRoot;
+#[derive(Default)]
+pub struct CatalogQuery;
 
 #[Object]
-impl QueryRoot {
+impl CatalogQuery {
     /// Who the token belongs to.
     async fn me(&self, ctx: &Context<'_>) -> Result<User> {
         let c = caller(ctx, Scope::CatalogRead)?;
@@ -397,7 +420,8 @@ impl QueryRoot {
     }
 }
 
-pub struct MutationRoot;
+#[derive(Default)]
+pub struct CatalogMutation;
 
 fn find_visible(cat: &Catalog, c: &Caller, reference: &str) -> Result<Volume> {
     cat.visible_volume(c, reference)
@@ -412,7 +436,7 @@ fn find_visible(cat: &Catalog, c: &Caller, reference: &str) -> Result<Volume> {
 }
 
 #[Object]
-impl MutationRoot {
+impl CatalogMutation {
     /// Adds a volume of the caller's own (or their team's). It is checked first: a wrong URL or
     /// password is refused here, naming the volume, with the secret masked.
     async fn add_volume(&self, ctx: &Context<'_>, input: AddVolumeInput) -> Result<Volume> {

@@ -11,7 +11,7 @@
 
 use crate::Catalog;
 use crate::auth::Caller;
-use crate::graphql::{ArchiveFiles, ColoSchema, schema};
+use crate::graphql::{ColoSchema, Wiring, schema};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -31,9 +31,9 @@ struct Api {
     schema: ColoSchema,
 }
 
-pub fn router(catalog: Arc<Catalog>, archive: Option<Arc<dyn ArchiveFiles>>) -> Router {
+pub fn router(catalog: Arc<Catalog>, wiring: Wiring) -> Router {
     let api = Api {
-        schema: schema(catalog.clone(), archive),
+        schema: schema(catalog.clone(), wiring),
         catalog,
     };
     Router::new()

@@ -26,6 +26,7 @@ use crate::Catalog;
 use crate::error::{CatalogError, Result};
 use crate::search_query::{Facet, SearchQuery};
 use crate::store::now_secs;
+use rusqlite::OptionalExtension;
 use rusqlite::params_from_iter;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -250,6 +251,21 @@ impl Catalog {
     pub fn load_mission_file(&self, file_name: &str, text: &str) -> Result<(usize, usize)> {
         let items = parse_mission_file(file_name, text)?;
         self.replace_items(&format!("toml:{file_name}"), &items)
+    }
+
+    /// The item of `kind` named `key`, if the catalogue has it.
+    pub fn item(&self, kind: ItemKind, key: &str) -> Result<Option<CatalogItem>> {
+        self.store.with(|c| {
+            c.query_row(
+                &format!(
+                    "SELECT {ITEM_COLUMNS} FROM catalog_items i WHERE i.kind = ?1 AND i.key = ?2"
+                ),
+                rusqlite::params![kind.as_str(), key],
+                read_item,
+            )
+            .optional()
+            .map_err(CatalogError::db("reading a catalogue item"))
+        })
     }
 
     /// One page (`limit` items from `offset`) of the items matching `query`, with facet counts.

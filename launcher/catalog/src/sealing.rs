@@ -105,7 +105,7 @@ impl SealingKey {
     }
 }
 
-fn fill_random(buf: &mut [u8]) -> Result<()> {
+pub(crate) fn fill_random(buf: &mut [u8]) -> Result<()> {
     SystemRandom::new()
         .fill(buf)
         .map_err(|_| CatalogError::Key {

@@ -20,6 +20,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (2, include_str!("../migrations/0002_catalogue_items.sql")),
     (3, include_str!("../migrations/0003_config_volumes.sql")),
     (4, include_str!("../migrations/0004_selections.sql")),
+    (5, include_str!("../migrations/0005_uids_and_labs.sql")),
 ];
 
 pub struct Store {
@@ -151,7 +152,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("state/colo.db");
         let store = Store::open(&path).expect("open");
-        assert_eq!(store.schema_version().expect("version"), 4);
+        assert_eq!(store.schema_version().expect("version"), 5);
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "the database is the operator's alone");
@@ -164,7 +165,41 @@ mod tests {
         assert_eq!(mode, "wal");
         drop(store);
         let again = Store::open(&path).expect("reopen");
-        assert_eq!(again.schema_version().expect("version"), 4);
+        assert_eq!(again.schema_version().expect("version"), 5);
+    }
+
+    #[test]
+    fn users_of_an_older_database_get_their_default_uid_when_it_is_migrated() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("colo.db");
+        {
+            let c = Connection::open(&path).expect("open");
+            for (n, sql) in &MIGRATIONS[..4] {
+                c.execute_batch(sql).expect("an old migration");
+                c.pragma_update(None, "user_version", n).expect("version");
+            }
+            c.execute(
+                "INSERT INTO users (name, admin, created_at) VALUES ('old', 0, 0), ('older', 1, 0)",
+                [],
+            )
+            .expect("users");
+        }
+        let store = Store::open(&path).expect("migrated");
+        let uids: Vec<(String, i64)> = store
+            .with(|c| {
+                let mut st = c
+                    .prepare("SELECT name, uid FROM users ORDER BY id")
+                    .map_err(CatalogError::db("t"))?;
+                st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(CatalogError::db("t"))?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(CatalogError::db("t"))
+            })
+            .expect("uids");
+        assert_eq!(
+            uids,
+            vec![("old".into(), 100_001), ("older".into(), 100_002)]
+        );
     }
 
     #[test]

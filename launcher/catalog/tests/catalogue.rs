@@ -13,6 +13,8 @@ fn seeded() -> Catalog {
         Catalog::in_memory(SealingKey::from_bytes(&[1u8; 32]).expect("key")).expect("catalog");
     cat.load_mission_file("sample", &file("launcher/colo/src/sample/catalogue.toml"))
         .expect("sample");
+    cat.load_mission_file("colo-tools", &file("launcher/colo/src/tools.toml"))
+        .expect("tools");
     cat.load_mission_file("gaia.toml", &file("catalogue/gaia.toml"))
         .expect("gaia");
     cat.load_mission_file("xmm-newton.toml", &file("catalogue/xmm-newton.toml"))

@@ -41,7 +41,7 @@ async fn call(
         req = req.header(*k, *v);
     }
     let body = serde_json::json!({ "query": query }).to_string();
-    let res = colo_catalog::http::router(cat.clone(), None)
+    let res = colo_catalog::http::router(cat.clone(), Default::default())
         .oneshot(req.body(Body::from(body)).expect("request"))
         .await
         .expect("answer");
@@ -170,7 +170,7 @@ async fn mutations_with_a_session_cookie_need_the_csrf_token() {
         .header(header::COOKIE, &cookie)
         .body(Body::from(serde_json::json!({ "query": q }).to_string()))
         .expect("request");
-    let res = colo_catalog::http::router(cat.clone(), None)
+    let res = colo_catalog::http::router(cat.clone(), Default::default())
         .oneshot(req)
         .await
         .expect("answer");
@@ -181,7 +181,7 @@ async fn mutations_with_a_session_cookie_need_the_csrf_token() {
         .header("x-csrf-token", &csrf)
         .body(Body::from(serde_json::json!({ "query": q }).to_string()))
         .expect("request");
-    let res = colo_catalog::http::router(cat.clone(), None)
+    let res = colo_catalog::http::router(cat.clone(), Default::default())
         .oneshot(req)
         .await
         .expect("answer");
@@ -225,7 +225,7 @@ async fn hostile_queries_are_refused_by_the_limits() {
     assert!(msg.to_lowercase().contains("complex"), "{}", a.json);
     // A body over the limit is refused before parsing.
     let huge = "x".repeat(colo_catalog::http::MAX_BODY_BYTES + 10);
-    let res = colo_catalog::http::router(cat.clone(), None)
+    let res = colo_catalog::http::router(cat.clone(), Default::default())
         .oneshot(
             Request::post("/graphql")
                 .body(Body::from(huge))
@@ -248,7 +248,7 @@ async fn hostile_queries_are_refused_by_the_limits() {
 #[tokio::test]
 async fn the_schema_is_the_committed_sdl() {
     let cat = seeded();
-    let sdl = colo_catalog::graphql::schema(cat, None).sdl();
+    let sdl = colo_catalog::graphql::schema(cat, Default::default()).sdl();
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql");
     if std::env::var_os("COLO_UPDATE_SCHEMA").is_some() {
         std::fs::write(path, &sdl).expect("write");
@@ -263,7 +263,7 @@ async fn the_schema_is_the_committed_sdl() {
 #[tokio::test]
 async fn graphiql_is_served_from_this_server_only() {
     let cat = seeded();
-    let res = colo_catalog::http::router(cat.clone(), None)
+    let res = colo_catalog::http::router(cat.clone(), Default::default())
         .oneshot(
             Request::get("/graphql")
                 .body(Body::empty())
@@ -291,7 +291,7 @@ async fn graphiql_is_served_from_this_server_only() {
         "react.production.min.js",
         "react-dom.production.min.js",
     ] {
-        let res = colo_catalog::http::router(cat.clone(), None)
+        let res = colo_catalog::http::router(cat.clone(), Default::default())
             .oneshot(
                 Request::get(format!("/graphql/assets/{asset}"))
                     .body(Body::empty())
@@ -317,7 +317,7 @@ async fn the_rest_form_answers_like_graphql() {
         if let Some(t) = token {
             req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
         }
-        colo_catalog::http::router(cat.clone(), None)
+        colo_catalog::http::router(cat.clone(), Default::default())
             .oneshot(req.body(Body::empty()).expect("request"))
     };
     let res = get("/api/v1/search?q=mission:Gaia%20type:dataset&first=2", None)

@@ -81,6 +81,9 @@ pub enum Command {
         #[command(subcommand)]
         what: SelectionCommand,
     },
+    /// (internal) A datalab's first process, inside its mount namespace.
+    #[command(hide = true)]
+    LabInit { plan: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -157,6 +160,9 @@ pub enum UserCommand {
         /// The user manages users, archive volumes and everyone's grants.
         #[arg(long)]
         admin: bool,
+        /// The account their datalabs run as (default 100000 + their number).
+        #[arg(long)]
+        uid: Option<u32>,
     },
     List,
     /// Remove a user with their tokens and their own volumes.

@@ -126,8 +126,14 @@ pub async fn up(args: UpArgs) -> Result<()> {
     if is_sample {
         sample::publish_images(&service_settings, &stack).await?;
     }
-    let base =
-        stack::start_services(&service_settings, stack.volumes(), Some(catalog.clone())).await?;
+    let labs = crate::datalabs::LocalLabs::open(&config::colo_home(), &settings.mount_root).await?;
+    let base = stack::start_services(
+        &service_settings,
+        stack.volumes(),
+        Some(catalog.clone()),
+        Some(labs),
+    )
+    .await?;
     stack::announce(&base);
     let mut banner = if is_sample {
         sample::try_lines(&settings.mount_root, &base)
@@ -163,7 +169,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         None => None,
     };
     let volumes = stack.as_ref().map(|s| s.volumes()).unwrap_or_default();
-    let url = stack::start_services(&settings, volumes, existing_catalog()?).await?;
+    let url = stack::start_services(&settings, volumes, existing_catalog()?, None).await?;
     stack::announce(&url);
     println!("ready {url}/tap");
     stack::wait_for_signal().await?;

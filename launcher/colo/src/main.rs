@@ -7,6 +7,7 @@
 mod cli;
 mod commands;
 mod config;
+mod datalabs;
 mod metrics;
 mod platform;
 mod sample;
@@ -40,6 +41,7 @@ async fn run(command: Command) -> Result<i32> {
         Command::Volume { what } => platform::volume(what).await?,
         Command::Catalog { what } => platform::catalog(what)?,
         Command::Selection { what } => selection_cli::selection(what).await?,
+        Command::LabInit { .. } => unreachable!("handled before the runtime starts"),
     }
     Ok(0)
 }
@@ -62,6 +64,13 @@ static malloc_conf: &[u8; 46] = b"narenas:1,dirty_decay_ms:200,muzzy_decay_ms:0\
 
 fn main() {
     let cli = Cli::parse();
+    // A datalab's first process (see colo_labs::init): no runtime, no logging of colo's; it
+    // becomes the lab's tool or exits saying why.
+    if let Command::LabInit { plan } = &cli.command {
+        let err = colo_labs::init::run_plan(plan);
+        eprintln!("colo lab-init: {err}");
+        std::process::exit(125);
+    }
     // fuser reports every request colo answers with ENOSYS (ioctl, xattrs) as a warning: noise in
     // the terminal of whoever runs `ls` or astropy on the mount; its errors still show.
     let default_level = match cli.verbose {

@@ -52,8 +52,20 @@ pub fn first_admin(cat: &Catalog) -> Result<Option<String>> {
 pub fn user(what: UserCommand) -> Result<()> {
     let cat = open_catalog()?;
     match what {
-        UserCommand::Add { name, admin } => {
+        UserCommand::Add { name, admin, uid } => {
+            if let Some(uid) = uid {
+                // Checked before the user exists, so a bad uid adds nobody.
+                if uid < 1000 {
+                    bail!("uid {uid}: below 1000 are root and system accounts");
+                }
+                if let Some(other) = cat.users()?.iter().find(|u| u.uid == uid) {
+                    bail!("uid {uid} is {}'s already", other.name);
+                }
+            }
             let (user, token) = cat.add_user(&name, admin)?;
+            if let Some(uid) = uid {
+                cat.set_uid(&name, uid)?;
+            }
             println!(
                 "user {} added{}",
                 user.name,
@@ -62,12 +74,13 @@ pub fn user(what: UserCommand) -> Result<()> {
             print_new_token(&token);
         }
         UserCommand::List => {
-            println!("{:<24} {:<6} CREATED", "NAME", "ADMIN");
+            println!("{:<24} {:<6} {:<8} CREATED", "NAME", "ADMIN", "UID");
             for u in cat.users()? {
                 println!(
-                    "{:<24} {:<6} {}",
+                    "{:<24} {:<6} {:<8} {}",
                     u.name,
                     if u.admin { "yes" } else { "no" },
+                    u.uid,
                     date(Some(u.created_at))
                 );
             }
@@ -340,6 +353,7 @@ pub fn catalog(what: CatalogCommand) -> Result<()> {
 /// The catalogue items of the sample mission, and one dataset per published TAP table that no
 /// mission file describes (source `published`, from the table's descriptor).
 pub fn publish_to_catalogue(cat: &Catalog, tables_dir: &Path, sample: bool) -> Result<()> {
+    cat.load_mission_file("colo-tools", include_str!("tools.toml"))?;
     if sample {
         cat.load_mission_file("sample", include_str!("sample/catalogue.toml"))?;
     }

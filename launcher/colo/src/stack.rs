@@ -116,6 +116,7 @@ pub fn build(settings: &Settings) -> Result<Stack> {
             metadata_ttl: spec.metadata_ttl,
             write_back,
             direct_root,
+            owner: None,
         });
     }
     let me = std::fs::metadata("/proc/self").ok();
@@ -334,6 +335,7 @@ pub async fn start_services(
     settings: &ServiceSettings,
     volumes: Volumes,
     catalog: Option<Arc<Catalog>>,
+    labs: Option<Arc<dyn colo_catalog::graphql_labs::Datalabs>>,
 ) -> Result<String> {
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -389,7 +391,13 @@ pub async fn start_services(
                 state,
                 Arc::new(CatalogIdentity(catalog.clone())),
             )
-            .merge(colo_catalog::http::router(catalog, Some(archive))),
+            .merge(colo_catalog::http::router(
+                catalog,
+                colo_catalog::graphql::Wiring {
+                    archive: Some(archive),
+                    labs,
+                },
+            )),
             None => router(state),
         };
         let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();

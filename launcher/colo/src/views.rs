@@ -38,8 +38,10 @@ pub const POLL: Duration = Duration::from_millis(100);
 pub struct Wanted {
     pub user: String,
     pub view: String,
-    /// What the entry is built from: `config:<name>`, or `<volume id>:<access>:<created>`.
+    /// What the entry is built from: `config:<name>`, or `<volume id>:<access>:<created>`, then
+    /// `#<uid>` (the account its files show as owned by: a changed uid rebuilds the view).
     pub key: String,
+    pub uid: u32,
 }
 
 /// What to change so that the attached views (`current`: (user, view) → key) become `wanted`:
@@ -131,17 +133,20 @@ impl ViewSync {
 
     /// What every user's folder should hold now.
     fn wanted(&self) -> Result<WantedViews> {
-        let users: Vec<String> = self.catalog.users()?.into_iter().map(|u| u.name).collect();
+        let accounts = self.catalog.users()?;
+        let users: Vec<String> = accounts.iter().map(|u| u.name.clone()).collect();
         let mut wanted = Vec::new();
         let mut by_key = HashMap::new();
-        for user in &users {
+        for account in &accounts {
+            let (user, uid) = (&account.name, account.uid);
             let mut taken: std::collections::BTreeSet<String> = Default::default();
             for name in &self.config_volumes {
                 taken.insert(name.clone());
                 wanted.push(Wanted {
                     user: user.clone(),
                     view: name.clone(),
-                    key: format!("config:{name}"),
+                    key: format!("config:{name}#{uid}"),
+                    uid,
                 });
             }
             for v in self.catalog.visible_volumes(user)? {
@@ -151,7 +156,7 @@ impl ViewSync {
                 let view = view_name(&v, &taken);
                 taken.insert(view.clone());
                 let key = format!(
-                    "{}:{}:{}",
+                    "{}:{}:{}#{uid}",
                     v.record.id,
                     v.access.as_str(),
                     v.record.created_at
@@ -160,6 +165,7 @@ impl ViewSync {
                     user: user.clone(),
                     view,
                     key: key.clone(),
+                    uid,
                 });
                 by_key.insert(key, Source::Volume(Box::new(v)));
             }
@@ -170,11 +176,12 @@ impl ViewSync {
                     s.name.clone()
                 };
                 taken.insert(view.clone());
-                let key = format!("sel:{}:{}", s.id, s.created_at);
+                let key = format!("sel:{}:{}#{uid}", s.id, s.created_at);
                 wanted.push(Wanted {
                     user: user.clone(),
                     view,
                     key: key.clone(),
+                    uid,
                 });
                 by_key.insert(key, Source::Selection(s));
             }
@@ -199,7 +206,11 @@ impl ViewSync {
             forget.extend(self.core.detach_view(user, view));
         }
         for w in attach {
-            let mount = match w.key.strip_prefix("config:") {
+            let config_name = w
+                .key
+                .strip_prefix("config:")
+                .map(|k| k.rsplit_once('#').map_or(k, |(name, _)| name));
+            let mut mount = match config_name {
                 Some(name) => self.config_mount(name)?,
                 None => {
                     let built = match by_key
@@ -220,6 +231,7 @@ impl ViewSync {
                     }
                 }
             };
+            mount.owner = Some((w.uid, w.uid));
             self.core.attach_view(&w.user, &w.view, &w.key, mount)?;
         }
         if let Some(inv) = &self.invalidator
@@ -244,6 +256,7 @@ impl ViewSync {
             metadata_ttl: vol.metadata_ttl,
             write_back: None,
             direct_root: None,
+            owner: None,
         })
     }
 
@@ -273,6 +286,7 @@ impl ViewSync {
             metadata_ttl: vol.metadata_ttl,
             write_back: None,
             direct_root: None,
+            owner: None,
         })
     }
 
@@ -339,6 +353,7 @@ impl ViewSync {
                 None
             },
             direct_root: None,
+            owner: None,
         })
     }
 
@@ -377,6 +392,7 @@ mod tests {
             user: user.into(),
             view: view.into(),
             key: key.into(),
+            uid: 100_001,
         }
     }
 

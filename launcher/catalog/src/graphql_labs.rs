@@ -1,0 +1,214 @@
+//! The datalab part of the GraphQL API: `datalabs`, `datalab(id)`, `createDatalab`,
+//! `stopDatalab`, `removeDatalab`. The catalog decides (image, volumes, resources, who may see a
+//! lab: [`crate::labs`]); the launcher behind [`Datalabs`] runs the lab and knows its events and
+//! log. A lab of someone else's is "no such lab", as everywhere.
+
+use crate::Catalog;
+use crate::auth::Scope;
+use crate::error::CatalogError;
+use crate::graphql::{caller, catalog, gql};
+use crate::labs::{LabRecord, LabRequest};
+use async_graphql::{Context, InputObject, Object, SimpleObject};
+use std::sync::Arc;
+
+type Result<T> = std::result::Result<T, async_graphql::Error>;
+
+/// One step of a lab's lifecycle.
+#[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
+pub struct LabStep {
+    /// PENDING, MOUNTING, STARTING, RUNNING, STOPPING, STOPPED or FAILED.
+    pub state: String,
+    pub reason: String,
+    pub at_secs: u64,
+}
+
+/// The launcher that runs labs (colo's local backend), as the API needs it.
+pub trait Datalabs: Send + Sync {
+    /// Starts the recorded lab; an error says why it could not even begin.
+    fn start(&self, lab: &LabRecord) -> std::result::Result<(), String>;
+    /// Asks the lab to stop (its events say when it has).
+    fn stop(&self, lab_id: &str) -> std::result::Result<(), String>;
+    /// Its steps so far (empty for a lab this colo never ran).
+    fn steps(&self, lab_id: &str) -> Vec<LabStep>;
+    /// The end of its log (stdout and stderr).
+    fn log_tail(&self, lab_id: &str, bytes: u64) -> std::result::Result<String, String>;
+}
+
+fn launcher<'a>(ctx: &Context<'a>) -> Result<&'a Arc<dyn Datalabs>> {
+    ctx.data::<Option<Arc<dyn Datalabs>>>()?
+        .as_ref()
+        .ok_or_else(|| {
+            gql(CatalogError::BadRequest {
+                detail: "datalabs run under `colo up` (this server has no launcher)".into(),
+            })
+        })
+}
+
+#[derive(SimpleObject)]
+pub struct LabVolumeView {
+    /// Its folder at /media/data/ in the lab.
+    pub name: String,
+    pub read_only: bool,
+}
+
+pub struct Datalab(LabRecord);
+
+#[Object]
+impl Datalab {
+    async fn id(&self) -> &str {
+        &self.0.id
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// The catalogue's datalab image it runs.
+    async fn image(&self) -> &str {
+        &self.0.image
+    }
+    async fn owner(&self) -> &str {
+        &self.0.owner
+    }
+    async fn cpu_millis(&self) -> u32 {
+        self.0.plan.cpu_millis
+    }
+    async fn memory_mib(&self) -> u64 {
+        self.0.plan.memory_bytes >> 20
+    }
+    async fn volumes(&self) -> Vec<LabVolumeView> {
+        self.0
+            .plan
+            .volumes
+            .iter()
+            .map(|v| LabVolumeView {
+                name: v.view.clone(),
+                read_only: v.read_only,
+            })
+            .collect()
+    }
+    /// Its current state (STOPPED for a lab no launcher runs any more).
+    async fn state(&self, ctx: &Context<'_>) -> Result<String> {
+        Ok(launcher(ctx)?
+            .steps(&self.0.id)
+            .last()
+            .map_or_else(|| "STOPPED".to_string(), |s| s.state.clone()))
+    }
+    /// Why it is in that state.
+    async fn reason(&self, ctx: &Context<'_>) -> Result<String> {
+        Ok(launcher(ctx)?.steps(&self.0.id).last().map_or_else(
+            || "not running under this colo".to_string(),
+            |s| s.reason.clone(),
+        ))
+    }
+    /// Every step so far, first first.
+    async fn events(&self, ctx: &Context<'_>) -> Result<Vec<LabStep>> {
+        Ok(launcher(ctx)?.steps(&self.0.id))
+    }
+    /// The last `tailBytes` of its output.
+    async fn log(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 65536)] tail_bytes: u64,
+    ) -> Result<String> {
+        launcher(ctx)?
+            .log_tail(&self.0.id, tail_bytes.min(1 << 20))
+            .map_err(|detail| gql(CatalogError::BadRequest { detail }))
+    }
+}
+
+#[derive(InputObject)]
+pub struct CreateDatalabInput {
+    pub name: String,
+    /// The key of a datalab image of the catalogue (`search(q: "type:datalab-image")`).
+    pub image: String,
+    /// Folder names of the caller's volumes (as in `volumes { name }`); all of them if omitted.
+    pub volumes: Option<Vec<String>>,
+    pub cpu_millis: Option<u32>,
+    pub memory_mib: Option<u64>,
+    /// Appended to the image's command (a headless runner's script).
+    #[graphql(default)]
+    pub args: Vec<String>,
+}
+
+#[derive(Default)]
+pub struct LabQuery;
+
+#[Object]
+impl LabQuery {
+    /// The caller's datalabs (an admin's: everyone's), newest first.
+    async fn datalabs(&self, ctx: &Context<'_>) -> Result<Vec<Datalab>> {
+        let c = caller(ctx, Scope::Labs)?;
+        Ok(catalog(ctx)?
+            .labs(c)
+            .map_err(gql)?
+            .into_iter()
+            .map(Datalab)
+            .collect())
+    }
+
+    async fn datalab(&self, ctx: &Context<'_>, id: String) -> Result<Datalab> {
+        let c = caller(ctx, Scope::Labs)?;
+        Ok(Datalab(catalog(ctx)?.lab(c, &id).map_err(gql)?))
+    }
+}
+
+#[derive(Default)]
+pub struct LabMutation;
+
+fn stop_lab(cat: &Catalog, ctx: &Context<'_>, id: &str) -> Result<LabRecord> {
+    let c = caller(ctx, Scope::Labs)?;
+    let lab = cat.lab(c, id).map_err(gql)?;
+    let runs = launcher(ctx)?
+        .steps(&lab.id)
+        .last()
+        .is_some_and(|s| s.state != "STOPPED" && s.state != "FAILED");
+    if runs {
+        launcher(ctx)?
+            .stop(&lab.id)
+            .map_err(|detail| gql(CatalogError::BadRequest { detail }))?;
+    }
+    Ok(lab)
+}
+
+#[Object]
+impl LabMutation {
+    /// Launches a datalab: the image's command as the caller's own account, with the chosen
+    /// volumes (and nothing else) at /media/data/<name>, read-only grants read-only, within the
+    /// CPU and memory asked. It answers at once (PENDING); `events` and `state` follow it.
+    async fn create_datalab(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateDatalabInput,
+    ) -> Result<Datalab> {
+        let c = caller(ctx, Scope::Labs)?;
+        let cat = catalog(ctx)?;
+        let runner = launcher(ctx)?;
+        let request = LabRequest {
+            name: input.name,
+            image: input.image,
+            volumes: input.volumes,
+            cpu_millis: input.cpu_millis,
+            memory_mib: input.memory_mib,
+            args: input.args,
+        };
+        let lab = cat.add_lab(c, &request).map_err(gql)?;
+        if let Err(detail) = runner.start(&lab) {
+            let _ = cat.remove_lab(c, &lab.id);
+            return Err(gql(CatalogError::BadRequest { detail }));
+        }
+        Ok(Datalab(lab))
+    }
+
+    /// Stops a lab (SIGTERM, then SIGKILL after 10 s); it stays listed, STOPPED.
+    async fn stop_datalab(&self, ctx: &Context<'_>, id: String) -> Result<Datalab> {
+        Ok(Datalab(stop_lab(catalog(ctx)?, ctx, &id)?))
+    }
+
+    /// Stops a lab if it runs and forgets it.
+    async fn remove_datalab(&self, ctx: &Context<'_>, id: String) -> Result<bool> {
+        let cat = catalog(ctx)?;
+        let lab = stop_lab(cat, ctx, &id)?;
+        let c = caller(ctx, Scope::Labs)?;
+        cat.remove_lab(c, &lab.id).map_err(gql)?;
+        Ok(true)
+    }
+}

@@ -1,0 +1,287 @@
+//! Datalabs as the catalog knows them: who launched which image with which volumes and
+//! resources, and who may see or stop a lab. The decisions are made here, like every access
+//! decision: the image must be a datalab image of the catalogue, every volume one the user sees
+//! (their view names; read-only grants stay read-only in the lab), resources within the image's
+//! maximum. Running a lab is the launcher's (`colo-labs`), whose events say how it goes.
+//!
+//! Image properties used (strings, in the mission TOML's `properties`): `command` (the program
+//! and its fixed arguments, split at spaces; an image without it is shown but cannot be
+//! launched), `default_cpu` / `max_cpu` (cores), `default_memory_mib` / `max_memory_mib`.
+
+use crate::Catalog;
+use crate::auth::{Caller, Scope};
+use crate::error::{CatalogError, Result};
+use crate::grants::Access;
+use crate::items::ItemKind;
+use crate::store::now_secs;
+use rusqlite::{OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+/// Resources when an image names none: one core, 2 GiB; at most 4 cores and 16 GiB.
+const DEFAULT_CPU_MILLIS: u32 = 1000;
+const DEFAULT_MEMORY_MIB: u64 = 2048;
+const MAX_CPU_MILLIS: u32 = 4000;
+const MAX_MEMORY_MIB: u64 = 16384;
+const MIN_MEMORY_MIB: u64 = 16;
+
+/// What a user asks for.
+#[derive(Debug, Clone, Default)]
+pub struct LabRequest {
+    pub name: String,
+    pub image: String,
+    /// View names (as in the user's folder); `None`: all the user's volumes.
+    pub volumes: Option<Vec<String>>,
+    pub cpu_millis: Option<u32>,
+    pub memory_mib: Option<u64>,
+    /// Appended to the image's command (a headless runner's script, for one).
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedVolume {
+    /// The name in the user's folder, and at `/media/data/` in the lab.
+    pub view: String,
+    pub read_only: bool,
+}
+
+/// What the launcher runs: decided, checked, recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabPlan {
+    pub user: String,
+    pub uid: u32,
+    pub command: Vec<String>,
+    pub volumes: Vec<PlannedVolume>,
+    pub cpu_millis: u32,
+    pub memory_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabRecord {
+    pub id: String,
+    pub owner: String,
+    pub name: String,
+    pub image: String,
+    pub plan: LabPlan,
+    pub created_at: i64,
+}
+
+fn cores_to_millis(text: &str) -> Option<u32> {
+    let cores: f64 = text.trim().parse().ok()?;
+    (cores > 0.0 && cores <= 1024.0).then(|| (cores * 1000.0).round() as u32)
+}
+
+impl Catalog {
+    /// The lab `req` asks for, as `by` may have it; each refusal says what to change.
+    pub fn plan_lab(&self, by: &Caller, req: &LabRequest) -> Result<LabPlan> {
+        by.require(Scope::Labs)?;
+        let bad = |detail: String| CatalogError::BadRequest { detail };
+        let name_ok = !req.name.trim().is_empty()
+            && req.name.chars().count() <= 64
+            && !req.name.chars().any(char::is_control);
+        if !name_ok {
+            return Err(bad(
+                "a lab's name: 1-64 characters, no control characters".into()
+            ));
+        }
+        let image = self
+            .item(ItemKind::DatalabImage, &req.image)?
+            .ok_or_else(|| CatalogError::NotFound {
+                what: "datalab image",
+                name: req.image.chars().take(200).collect(),
+            })?;
+        let property = |k: &str| image.properties.get(k).map(String::as_str);
+        let mut command: Vec<String> = property("command")
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        if command.is_empty() {
+            return Err(bad(format!(
+                "datalab image '{}' has no command: the operator describes how to start it (property 'command')",
+                image.key
+            )));
+        }
+        command.extend(req.args.iter().cloned());
+        let max_cpu = property("max_cpu")
+            .and_then(cores_to_millis)
+            .unwrap_or(MAX_CPU_MILLIS);
+        let max_mib = property("max_memory_mib")
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(MAX_MEMORY_MIB);
+        let cpu_millis = req
+            .cpu_millis
+            .or_else(|| property("default_cpu").and_then(cores_to_millis))
+            .unwrap_or(DEFAULT_CPU_MILLIS);
+        let memory_mib = req
+            .memory_mib
+            .or_else(|| property("default_memory_mib").and_then(|m| m.parse().ok()))
+            .unwrap_or(DEFAULT_MEMORY_MIB);
+        if !(10..=max_cpu).contains(&cpu_millis) {
+            return Err(bad(format!(
+                "cpu {cpu_millis} millicores: image '{}' allows 10 to {max_cpu}",
+                image.key
+            )));
+        }
+        if !(MIN_MEMORY_MIB..=max_mib).contains(&memory_mib) {
+            return Err(bad(format!(
+                "memory {memory_mib} MiB: image '{}' allows {MIN_MEMORY_MIB} to {max_mib}",
+                image.key
+            )));
+        }
+        let mut seen: Vec<PlannedVolume> = self
+            .visible_volumes(&by.user.name)?
+            .into_iter()
+            .map(|v| PlannedVolume {
+                view: v.view_name,
+                read_only: v.access != Access::ReadWrite,
+            })
+            .collect();
+        seen.extend(
+            self.selections(&by.user.name)?
+                .into_iter()
+                .map(|s| PlannedVolume {
+                    view: s.name,
+                    read_only: true,
+                }),
+        );
+        let volumes = match &req.volumes {
+            None => seen,
+            Some(wanted) => {
+                let mut chosen = Vec::new();
+                for w in wanted {
+                    let v = seen.iter().find(|v| &v.view == w).ok_or_else(|| {
+                        CatalogError::NotFound {
+                            what: "volume",
+                            name: w.chars().take(200).collect(),
+                        }
+                    })?;
+                    if !chosen.contains(v) {
+                        chosen.push(v.clone());
+                    }
+                }
+                chosen
+            }
+        };
+        Ok(LabPlan {
+            user: by.user.name.clone(),
+            uid: by.user.uid,
+            command,
+            volumes,
+            cpu_millis,
+            memory_bytes: memory_mib << 20,
+        })
+    }
+
+    /// Plans and records a new lab of `by`'s (the launcher then starts it).
+    pub fn add_lab(&self, by: &Caller, req: &LabRequest) -> Result<LabRecord> {
+        let plan = self.plan_lab(by, req)?;
+        let mut random = [0u8; 6];
+        crate::sealing::fill_random(&mut random)?;
+        let id = format!(
+            "lab-{}",
+            random
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
+        let spec = serde_json::to_string(&plan).map_err(|e| CatalogError::BadRequest {
+            detail: e.to_string(),
+        })?;
+        let created_at = now_secs();
+        self.store.with(|c| {
+            c.execute(
+                "INSERT INTO labs (id, owner_user_id, name, image, spec, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![id, by.user.id, req.name, req.image, spec, created_at],
+            )
+            .map_err(CatalogError::db("recording a lab"))
+        })?;
+        tracing::info!(user = %by.user.name, lab = %id, image = %req.image, "lab recorded");
+        Ok(LabRecord {
+            id,
+            owner: by.user.name.clone(),
+            name: req.name.clone(),
+            image: req.image.clone(),
+            plan,
+            created_at,
+        })
+    }
+
+    fn read_labs(&self, filter: &str, arg: rusqlite::types::Value) -> Result<Vec<LabRecord>> {
+        self.store.with(|c| {
+            let mut st = c
+                .prepare(&format!(
+                    "SELECT l.id, u.name, l.name, l.image, l.spec, l.created_at
+                     FROM labs l JOIN users u ON u.id = l.owner_user_id {filter}
+                     ORDER BY l.created_at DESC, l.id"
+                ))
+                .map_err(CatalogError::db("listing labs"))?;
+            let rows = st
+                .query_map([arg], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, i64>(5)?,
+                    ))
+                })
+                .map_err(CatalogError::db("listing labs"))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(CatalogError::db("listing labs"))?;
+            rows.into_iter()
+                .map(|(id, owner, name, image, spec, created_at)| {
+                    let plan =
+                        serde_json::from_str(&spec).map_err(|e| CatalogError::BadRequest {
+                            detail: format!("lab {id}: stored plan unreadable: {e}"),
+                        })?;
+                    Ok(LabRecord {
+                        id,
+                        owner,
+                        name,
+                        image,
+                        plan,
+                        created_at,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// The labs `by` may see: their own (an admin: everyone's), newest first.
+    pub fn labs(&self, by: &Caller) -> Result<Vec<LabRecord>> {
+        by.require(Scope::Labs)?;
+        if by.is_admin() {
+            self.read_labs("WHERE ?1 = ?1", 0.into())
+        } else {
+            self.read_labs("WHERE l.owner_user_id = ?1", by.user.id.into())
+        }
+    }
+
+    /// The lab `id`, if `by` may see it (anything else is `NotFound`, whether it exists or not).
+    pub fn lab(&self, by: &Caller, id: &str) -> Result<LabRecord> {
+        self.labs(by)?
+            .into_iter()
+            .find(|l| l.id == id)
+            .ok_or_else(|| CatalogError::NotFound {
+                what: "lab",
+                name: id.chars().take(64).collect(),
+            })
+    }
+
+    /// Every recorded lab (the launcher, at start, to tell which of its leftovers are known).
+    pub fn all_labs(&self) -> Result<Vec<LabRecord>> {
+        self.read_labs("WHERE ?1 = ?1", 0.into())
+    }
+
+    /// Forgets the lab `id` of `by`'s (the launcher stops it first).
+    pub fn remove_lab(&self, by: &Caller, id: &str) -> Result<()> {
+        let lab = self.lab(by, id)?;
+        self.store.with(|c| {
+            c.execute("DELETE FROM labs WHERE id = ?1", [&lab.id])
+                .optional()
+                .map_err(CatalogError::db("removing a lab"))
+        })?;
+        Ok(())
+    }
+}

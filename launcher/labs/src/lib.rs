@@ -1,0 +1,23 @@
+//! Datalabs: a tool (JupyterLab, a headless runner) started beside the archive with the user's
+//! chosen volumes at `/media/data/<volume>`, its own resource limits and its own logs, moving
+//! through one lifecycle whose every step is an event with a reason.
+//!
+//! Layers: [`lifecycle`] (states and events), [`plan`] (what one launch needs, checked before
+//! anything starts), [`cgroup`] (CPU and memory limits, and whether the kernel's OOM killer
+//! struck), [`init`] (the steps taken inside the lab's mount namespace, then `exec` of the tool)
+//! and [`local`] (the embedded backend: one child process of colo per lab).
+//!
+//! Nothing here uses `unsafe`: namespaces, mounts, the user switch and the parent-death signal
+//! come from util-linux (`unshare`, `mount`, `setpriv`), which every Debian has.
+
+pub mod cgroup;
+pub mod error;
+pub mod init;
+pub mod lifecycle;
+pub mod local;
+pub mod plan;
+
+pub use error::{LabError, Result};
+pub use lifecycle::{LabEvent, LabState};
+pub use local::{LabHandle, LocalBackend};
+pub use plan::{LabSpec, LabVolume, Resources};

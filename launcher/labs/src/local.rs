@@ -1,0 +1,426 @@
+//! The embedded backend: each lab is a child process of colo in a mount namespace of its own
+//! (`unshare --mount`, then [`crate::init`]), with its logs in `<dir>/<lab>/log`, its events
+//! appended to `<dir>/<lab>/events.jsonl` (so a restarted colo knows what was running), and its
+//! cgroup removed when it ends.
+//!
+//! The lab dies with colo: `setpriv --pdeathsig=KILL` ties it to the thread that spawned it, so
+//! labs are spawned from the runtime's long-lived worker threads (never a blocking-pool thread,
+//! which exits when idle and would take the lab with it). A colo that was killed anyway leaves
+//! event files whose last state is not final: [`LocalBackend::recover`] kills what is left in
+//! those labs' cgroups and records them STOPPED, with the reason.
+
+use crate::cgroup::{Hierarchy, LabCgroup};
+use crate::error::{LabError, Result};
+use crate::lifecycle::{LabEvent, LabState};
+use crate::plan::{InitPlan, LabSpec};
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc};
+
+/// How often a starting lab's status file is looked at.
+const STATUS_POLL: Duration = Duration::from_millis(20);
+
+/// A running or ended lab, as the backend keeps it.
+struct Lab {
+    events: Mutex<Vec<LabEvent>>,
+    subscribers: Mutex<Vec<mpsc::UnboundedSender<LabEvent>>>,
+    stop: Notify,
+    dir: PathBuf,
+}
+
+impl Lab {
+    fn state(&self) -> Option<LabState> {
+        self.events.lock().ok()?.last().map(|e| e.state)
+    }
+
+    /// Records and sends the transition (if the lifecycle allows it).
+    fn emit(&self, lab: &str, state: LabState, reason: impl Into<String>) {
+        let event = LabEvent::now(lab, state, reason);
+        {
+            let Ok(mut events) = self.events.lock() else {
+                return;
+            };
+            if let Some(last) = events.last()
+                && !last.state.may_become(state)
+            {
+                return;
+            }
+            events.push(event.clone());
+        }
+        tracing::info!(lab, state = state.as_str(), reason = %event.reason, "lab");
+        let path = self.dir.join("events.jsonl");
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            && let Ok(line) = serde_json::to_string(&event)
+        {
+            let _ = writeln!(f, "{line}");
+            let _ = f.sync_data();
+        }
+        if let Ok(mut subs) = self.subscribers.lock() {
+            subs.retain(|s| s.send(event.clone()).is_ok());
+        }
+    }
+}
+
+pub struct LocalBackend {
+    dir: PathBuf,
+    init: Vec<OsString>,
+    mount_point: PathBuf,
+    hierarchy: Option<Hierarchy>,
+    labs: Mutex<HashMap<String, Arc<Lab>>>,
+}
+
+/// What [`LocalBackend::start`] gives back: the lab's events from PENDING on.
+pub struct LabHandle {
+    pub id: String,
+    pub events: mpsc::UnboundedReceiver<LabEvent>,
+}
+
+impl LocalBackend {
+    /// A backend keeping its labs' files under `dir`, starting each lab's first process as
+    /// `init PLAN.json` (colo: `[colo, "lab-init"]`), volumes at `mount_point` inside the lab.
+    pub fn new(dir: &Path, init: Vec<OsString>, mount_point: &Path) -> Result<LocalBackend> {
+        std::fs::create_dir_all(dir).map_err(LabError::io(dir))?;
+        Ok(LocalBackend {
+            dir: dir.to_path_buf(),
+            init,
+            mount_point: mount_point.to_path_buf(),
+            hierarchy: Hierarchy::detect(),
+            labs: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The cgroup hierarchy limits are written to (`None`: limits cannot be enforced here).
+    pub fn hierarchy(&self) -> Option<&Hierarchy> {
+        self.hierarchy.as_ref()
+    }
+
+    fn lab(&self, id: &str) -> Result<Arc<Lab>> {
+        self.labs
+            .lock()
+            .ok()
+            .and_then(|l| l.get(id).cloned())
+            .ok_or_else(|| LabError::NoSuchLab {
+                lab: id.to_string(),
+            })
+    }
+
+    /// Starts the lab `spec` describes; its events follow on the handle. A spec that breaks a rule
+    /// is refused here (nothing starts); anything that fails later is a FAILED event with the
+    /// reason.
+    pub fn start(&self, spec: LabSpec) -> Result<LabHandle> {
+        spec.validate()?;
+        let dir = self.dir.join(&spec.id);
+        {
+            let labs = self.labs.lock().map_err(|_| LabError::NoSuchLab {
+                lab: spec.id.clone(),
+            })?;
+            if labs
+                .get(&spec.id)
+                .is_some_and(|l| l.state().is_some_and(|s| !s.is_final()))
+            {
+                return Err(LabError::BadSpec {
+                    lab: spec.id.clone(),
+                    detail: "a lab of that id is running".into(),
+                });
+            }
+        }
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(LabError::io(&dir))?;
+        }
+        std::fs::create_dir_all(&dir).map_err(LabError::io(&dir))?;
+        let lab = Arc::new(Lab {
+            events: Mutex::new(Vec::new()),
+            subscribers: Mutex::new(Vec::new()),
+            stop: Notify::new(),
+            dir: dir.clone(),
+        });
+        let (tx, rx) = mpsc::unbounded_channel();
+        if let Ok(mut subs) = lab.subscribers.lock() {
+            subs.push(tx);
+        }
+        if let Ok(mut labs) = self.labs.lock() {
+            labs.insert(spec.id.clone(), lab.clone());
+        }
+        lab.emit(
+            &spec.id,
+            LabState::Pending,
+            format!(
+                "{} volume(s), {} millicores, {} MiB",
+                spec.volumes.len(),
+                spec.resources.cpu_millis,
+                spec.resources.memory_bytes >> 20
+            ),
+        );
+        let id = spec.id.clone();
+        let run = Run {
+            spec,
+            lab,
+            init: self.init.clone(),
+            mount_point: self.mount_point.clone(),
+            hierarchy: self.hierarchy.clone(),
+        };
+        tokio::spawn(run.go());
+        Ok(LabHandle { id, events: rx })
+    }
+
+    /// Every event of the lab so far.
+    pub fn events(&self, id: &str) -> Result<Vec<LabEvent>> {
+        Ok(self
+            .lab(id)?
+            .events
+            .lock()
+            .map(|e| e.clone())
+            .unwrap_or_default())
+    }
+
+    /// The lab's current state and why.
+    pub fn status(&self, id: &str) -> Result<LabEvent> {
+        self.events(id)?.pop().ok_or_else(|| LabError::NoSuchLab {
+            lab: id.to_string(),
+        })
+    }
+
+    /// The last `bytes` of the lab's log (its stdout and stderr together).
+    pub fn log_tail(&self, id: &str, bytes: u64) -> Result<String> {
+        let path = self.lab(id)?.dir.join("log");
+        let all = std::fs::read(&path).map_err(LabError::io(&path))?;
+        let from = all.len().saturating_sub(bytes as usize);
+        Ok(String::from_utf8_lossy(&all[from..]).into_owned())
+    }
+
+    /// Asks the lab to stop: SIGTERM to its first process, SIGKILL 10 s later, and whatever is
+    /// left in its cgroup killed when it ends.
+    pub fn stop(&self, id: &str) -> Result<()> {
+        let lab = self.lab(id)?;
+        lab.stop.notify_one();
+        Ok(())
+    }
+
+    /// After a restart of colo: labs whose last recorded state is not final are stopped (what
+    /// is left in their cgroups is killed) and recorded STOPPED. Returns their ids.
+    pub async fn recover(&self) -> Result<Vec<String>> {
+        let mut recovered = Vec::new();
+        let entries = std::fs::read_dir(&self.dir).map_err(LabError::io(&self.dir))?;
+        for entry in entries.flatten() {
+            let id = entry.file_name().to_string_lossy().into_owned();
+            let events_file = entry.path().join("events.jsonl");
+            let Ok(text) = std::fs::read_to_string(&events_file) else {
+                continue;
+            };
+            let events: Vec<LabEvent> = text
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect();
+            let Some(last) = events.last() else {
+                continue;
+            };
+            if last.state.is_final() || self.lab(&id).is_ok() {
+                continue;
+            }
+            if let Some(h) = &self.hierarchy
+                && let Some(group) = LabCgroup::existing(h, &id)
+            {
+                group.remove().await;
+            }
+            let lab = Arc::new(Lab {
+                events: Mutex::new(events),
+                subscribers: Mutex::new(Vec::new()),
+                stop: Notify::new(),
+                dir: entry.path(),
+            });
+            lab.emit(
+                &id,
+                LabState::Stopping,
+                "colo restarted: the lab's processes are stopped",
+            );
+            lab.emit(&id, LabState::Stopped, "colo restarted while the lab ran");
+            if let Ok(mut labs) = self.labs.lock() {
+                labs.insert(id.clone(), lab);
+            }
+            recovered.push(id);
+        }
+        Ok(recovered)
+    }
+}
+
+/// One lab from spawn to end.
+struct Run {
+    spec: LabSpec,
+    lab: Arc<Lab>,
+    init: Vec<OsString>,
+    mount_point: PathBuf,
+    hierarchy: Option<Hierarchy>,
+}
+
+impl Run {
+    async fn go(self) {
+        let id = self.spec.id.clone();
+        let group = match &self.hierarchy {
+            Some(h) => match LabCgroup::create(h, &id, self.spec.resources) {
+                Ok(g) => Some(g),
+                Err(e) => {
+                    self.lab
+                        .emit(&id, LabState::Failed, format!("resource limits: {e}"));
+                    return;
+                }
+            },
+            None => None,
+        };
+        let outcome = self.supervise(group.as_ref()).await;
+        if let Some(g) = &group {
+            g.remove().await;
+        }
+        let (state, reason) = outcome;
+        self.lab.emit(&id, state, reason);
+    }
+
+    /// The events of the steps the status file shows (each once: the lifecycle refuses repeats),
+    /// including those passed between two looks.
+    fn report_steps(&self, status: &str, pid: u32) {
+        let id = self.spec.id.as_str();
+        if status == "mounted" || status == "exec" {
+            self.lab
+                .emit(id, LabState::Starting, "volumes mounted; starting the tool");
+        }
+        if status == "exec" {
+            self.lab.emit(
+                id,
+                LabState::Running,
+                format!("pid {pid}, as uid {}", self.spec.uid),
+            );
+        }
+    }
+
+    async fn supervise(&self, group: Option<&LabCgroup>) -> (LabState, String) {
+        let id = self.spec.id.as_str();
+        let dir = &self.lab.dir;
+        let status_file = dir.join("status");
+        let plan = InitPlan {
+            lab: id.to_string(),
+            mount_point: self.mount_point.clone(),
+            volumes: self.spec.volumes.clone(),
+            uid: self.spec.uid,
+            gid: self.spec.gid,
+            cgroup_procs: group.map(LabCgroup::procs_files).unwrap_or_default(),
+            command: self.spec.command.clone(),
+            env: self.spec.env.clone(),
+            status_file: status_file.clone(),
+        };
+        let plan_file = dir.join("plan.json");
+        let written = serde_json::to_vec_pretty(&plan)
+            .map_err(|e| e.to_string())
+            .and_then(|b| std::fs::write(&plan_file, b).map_err(|e| e.to_string()));
+        if let Err(e) = written {
+            return (
+                LabState::Failed,
+                format!("writing {}: {e}", plan_file.display()),
+            );
+        }
+        let log_path = dir.join("log");
+        let log = match std::fs::File::create(&log_path) {
+            Ok(f) => f,
+            Err(e) => return (LabState::Failed, format!("{}: {e}", log_path.display())),
+        };
+        let log2 = match log.try_clone() {
+            Ok(f) => f,
+            Err(e) => return (LabState::Failed, format!("{}: {e}", log_path.display())),
+        };
+        self.lab.emit(
+            id,
+            LabState::Mounting,
+            format!(
+                "binding {} volume(s) at {}",
+                self.spec.volumes.len(),
+                self.mount_point.display()
+            ),
+        );
+        let mut cmd = tokio::process::Command::new("unshare");
+        cmd.args(["--mount", "--propagation", "private", "--"])
+            .args(&self.init)
+            .arg(&plan_file)
+            .stdin(std::process::Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .kill_on_drop(true);
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => return (LabState::Failed, format!("cannot run unshare: {e}")),
+        };
+        let pid = child.id().unwrap_or(0);
+        let mut reported = String::new();
+        let mut stopping = false;
+        let exit = loop {
+            tokio::select! {
+                status = child.wait() => break status,
+                _ = self.lab.stop.notified(), if !stopping => {
+                    stopping = true;
+                    self.lab.emit(id, LabState::Stopping, "stop requested");
+                    let _ = tokio::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await;
+                    let grace = tokio::time::sleep(Duration::from_secs(10));
+                    tokio::pin!(grace);
+                    tokio::select! {
+                        status = child.wait() => break status,
+                        _ = &mut grace => { let _ = child.start_kill(); }
+                    }
+                }
+                _ = tokio::time::sleep(STATUS_POLL) => {
+                    let now = std::fs::read_to_string(&status_file).unwrap_or_default();
+                    if now != reported {
+                        self.report_steps(&now, pid);
+                        reported = now;
+                    }
+                }
+            }
+        };
+        let status = std::fs::read_to_string(&status_file).unwrap_or_default();
+        // A tool that ended between two looks at the status file still went through its steps.
+        self.report_steps(&status, pid);
+        if let Some(err) = status.strip_prefix("error: ") {
+            return (LabState::Failed, err.to_string());
+        }
+        let oom = group.is_some_and(LabCgroup::oom_killed);
+        match exit {
+            Err(e) => (LabState::Failed, format!("waiting for the lab: {e}")),
+            Ok(_) if oom => (
+                LabState::Failed,
+                format!(
+                    "OOM-killed: the lab used all of its {} MiB memory limit",
+                    self.spec.resources.memory_bytes >> 20
+                ),
+            ),
+            Ok(_) if stopping => (LabState::Stopped, "stopped on request".into()),
+            Ok(s) if s.success() => (LabState::Stopped, "the tool exited (code 0)".into()),
+            Ok(s) => {
+                let last = last_line(&log_path);
+                let what = match (s.code(), s.signal()) {
+                    (Some(code), _) => format!("exit code {code}"),
+                    (None, Some(sig)) => format!("killed by signal {sig}"),
+                    _ => "ended".into(),
+                };
+                (LabState::Failed, format!("{what}; last log line: {last}"))
+            }
+        }
+    }
+}
+
+fn last_line(log: &Path) -> String {
+    let text = std::fs::read(log).unwrap_or_default();
+    let from = text.len().saturating_sub(4096);
+    String::from_utf8_lossy(&text[from..])
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("(empty)")
+        .chars()
+        .take(300)
+        .collect()
+}
