@@ -46,6 +46,19 @@ ensure_venv() {
   fi
 }
 
+# JupyterLab (and the science packages) for datalabs, from Debian's own python3 into
+# $COLO_LAB_VENV: the accounts labs run as cannot reach a Python under root's home.
+lab_req="$COLO_REPO/scripts/requirements-lab.txt"
+lab_want="$(sha256sum < "$lab_req" | cut -d' ' -f1)"
+if [ ! -x "$COLO_LAB_VENV/bin/jupyter-lab" ] || [ "$(cat "$COLO_LAB_VENV/.requirements.sha256" 2>/dev/null)" != "$lab_want" ]; then
+  echo "setup: installing JupyterLab for datalabs into $COLO_LAB_VENV"
+  mkdir -p "$(dirname "$COLO_LAB_VENV")"
+  [ -x "$COLO_LAB_VENV/bin/python" ] || /usr/bin/python3 -m venv "$COLO_LAB_VENV"
+  "$COLO_LAB_VENV/bin/pip" install -q -r "$lab_req"
+  chmod -R a+rX "$COLO_LAB_VENV"
+  echo "$lab_want" > "$COLO_LAB_VENV/.requirements.sha256"
+fi
+
 clients="$COLO_REPO/scripts/requirements-clients.txt"
 if [ "$what" = test ]; then
   ensure_venv test "$COLO_REPO/tests/requirements.txt" "$clients"

@@ -4,24 +4,12 @@ archive read-only, her WebDAV volume writable), and what it writes reaches the W
 lifecycle step is an event with a reason; failures say why (exit code, OOM at the memory limit,
 a volume she does not have, an image that cannot start); bob sees none of her labs."""
 import os
-import re
-import shutil
-import signal
-import subprocess
 import time
-import uuid
 
 import pytest
-import requests
 
-from conftest import BIN, FIX, RUN, write_config
+from platform_up import CREATE, GET, Platform
 
-DAV_AUTH = ("colo", "colotestsecret-dav")
-TOKEN = re.compile(r"^token: (colo_[A-Za-z0-9_-]{43})$", re.M)
-LAB = """fragment Lab on Datalab { id name owner state reason cpuMillis memoryMib
-  volumes { name readOnly } events { state reason } }"""
-CREATE = LAB + """mutation Create($input: CreateDatalabInput!) { createDatalab(input: $input) { ...Lab } }"""
-GET = LAB + """query Get($id: String!) { datalab(id: $id) { ...Lab log } }"""
 INSIDE = r"""
 import os, errno
 print("uid", os.getuid(), "gid", os.getgid())
@@ -41,63 +29,24 @@ print("done")
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("labs")
-    folder = os.path.join(RUN, f"labs-{uuid.uuid4().hex[:8]}")
-    os.makedirs(os.path.join(folder, "obs"))
-    shutil.copy(os.path.join(FIX, "science", "magpis_g10.5.fits"), os.path.join(folder, "obs", "a.fits"))
-    home = str(tmp / "home")
-    env = {**os.environ, "COLO_HOME": home}
-    cfg = str(tmp / "colo.toml")
-    write_config(cfg, extra_volumes=f'\n[[volume]]\nname = "imgs"\nurl = "file://{folder}"\n')
-    tokens = {}
-    for user in ("alice", "bob"):
-        out = subprocess.run([BIN, "user", "add", user], env=env, check=True, capture_output=True, text=True)
-        tokens[user] = TOKEN.search(out.stdout).group(1)
-    prefix = f"labs-{uuid.uuid4().hex[:8]}"
-    requests.request("MKCOL", f"http://127.0.0.1:18081/rw/{prefix}", auth=DAV_AUTH, timeout=10).raise_for_status()
-    work = tmp / "work.toml"
-    work.write_text(f'[[volume]]\nname = "work"\nurl = "webdav://127.0.0.1:18081/rw/{prefix}"\n'
-                    f'username = "colo"\npassword = "{DAV_AUTH[1]}"\n')
-    subprocess.run([BIN, "volume", "add", "--owner", "alice", "--from", str(work)], env=env, check=True,
-                   capture_output=True, timeout=60)
-    root = str(tmp / "mnt")
-    proc = subprocess.Popen([BIN, "up", "--config", cfg, "--root", root, "--listen", "127.0.0.1:0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-    url, line = None, ""
-    deadline = time.time() + 120
-    while time.time() < deadline and not line.startswith("ready"):
-        line = proc.stdout.readline()
-        if line.startswith("tap "):
-            url = line.split()[1].rsplit("/tap", 1)[0] + "/graphql"
-        assert proc.poll() is None, "colo up stopped"
-
-    class P:
-        pass
-    p = P()
-    p.url, p.tokens, p.home, p.dav_dir = url, tokens, home, os.path.join(RUN, "rw", "webdav", prefix)
-    p.root = root
+    p = Platform(tmp_path_factory.mktemp("labs"))
     yield p
-    proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=120)
+    p.stop()
 
 
 def gql(p, user, query, variables=None):
-    return requests.post(p.url, json={"query": query, "variables": variables or {}},
-                         headers={"Authorization": f"Bearer {p.tokens[user]}"}, timeout=60).json()
+    return p.gql(user, query, variables)
 
 
 def launch(p, user, **input):
-    return gql(p, user, CREATE, {"input": {"name": "t", "image": "headless-python", **input}})
+    r = gql(p, user, CREATE, {"input": {"name": "t", "image": "headless-python", **input}})
+    if r.get("data"):
+        r["data"]["createDatalab"] = r["data"]["createDatalab"]["datalab"]
+    return r
 
 
 def until_final(p, user, lab_id, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        lab = gql(p, user, GET, {"id": lab_id})["data"]["datalab"]
-        if lab["state"] in ("STOPPED", "FAILED"):
-            return lab
-        time.sleep(0.1)
-    raise AssertionError(f"lab {lab_id} did not end: {lab}")
+    return p.until(user, lab_id, (), timeout)
 
 
 def test_a_headless_lab_runs_as_its_user_with_exactly_its_volumes(platform):
@@ -141,11 +90,15 @@ def test_failures_say_why(platform):
     lab = launch(p, "alice", volumes=[], memoryMib=64, args=["-c", "x = bytearray(300 * 2**20); print('no')"])
     done = until_final(p, "alice", lab["data"]["createDatalab"]["id"])
     assert done["state"] == "FAILED" and "OOM-killed" in done["reason"] and "64 MiB" in done["reason"], done
-    # Refused before anything starts.
+    # Refused before anything starts (an image the operator described without a command included).
+    viewer = os.path.join(p.home, "viewer.toml")
+    with open(viewer, "w") as f:
+        f.write('[[datalab_image]]\nkey = "viewer"\ntitle = "A desktop viewer"\n')
+    p.cli("catalog", "load", viewer)
     for input, code, says in [
         ({"volumes": ["work@bob"]}, "NOT_FOUND", "work@bob"),
         ({"image": "no-such-tool"}, "NOT_FOUND", "no-such-tool"),
-        ({"image": "jupyterlab"}, "BAD_USER_INPUT", "no command"),
+        ({"image": "viewer"}, "BAD_USER_INPUT", "no command"),
         ({"memoryMib": 10**6}, "BAD_USER_INPUT", "memory"),
         ({"cpuMillis": 64000}, "BAD_USER_INPUT", "cpu"),
         ({"name": ""}, "BAD_USER_INPUT", "name"),
@@ -170,6 +123,6 @@ def test_a_lab_is_stopped_on_request_and_can_be_removed(platform):
     done = until_final(p, "alice", lab_id, timeout=30)
     assert done["state"] == "STOPPED" and done["reason"] == "stopped on request", done
     assert [e["state"] for e in done["events"]][-2:] == ["STOPPING", "STOPPED"]
-    r = gql(p, "alice", "mutation($id: String!) { removeDatalab(id: $id) }", {"id": lab_id})
-    assert r["data"]["removeDatalab"] is True
+    r = gql(p, "alice", "mutation($id: String!) { destroyDatalab(id: $id) }", {"id": lab_id})
+    assert r["data"]["destroyDatalab"] is True
     assert gql(p, "alice", GET, {"id": lab_id})["errors"][0]["extensions"]["code"] == "NOT_FOUND"

@@ -1,5 +1,6 @@
-//! The datalab part of the GraphQL API: `datalabs`, `datalab(id)`, `createDatalab`,
-//! `stopDatalab`, `removeDatalab`. The catalog decides (image, volumes, resources, who may see a
+//! The datalab part of the GraphQL API: `datalabs`, `datalab(id)`, `createDatalab` (ESA
+//! Datalabs' `createDatalab(sapId: "…") { datalab { id base } }` verbatim, or a full `input`),
+//! `stopDatalab`, `destroyDatalab`, `shareDatalab`, `unshareDatalab`. The catalog decides (image, volumes, resources, who may see a
 //! lab: [`crate::labs`]); the launcher behind [`Datalabs`] runs the lab and knows its events and
 //! log. A lab of someone else's is "no such lab", as everywhere.
 
@@ -68,6 +69,18 @@ impl Datalab {
     async fn owner(&self) -> &str {
         &self.0.owner
     }
+    /// Where its web interface is (`/labs/<id>/` on this server), for labs that have one.
+    async fn base(&self) -> Option<String> {
+        self.0
+            .plan
+            .interface
+            .as_ref()
+            .map(|_| format!("/labs/{}/", self.0.id))
+    }
+    /// The users it is shared with.
+    async fn shared_with(&self) -> &[String] {
+        &self.0.shared_with
+    }
     async fn cpu_millis(&self) -> u32 {
         self.0.plan.cpu_millis
     }
@@ -129,6 +142,12 @@ pub struct CreateDatalabInput {
     pub args: Vec<String>,
 }
 
+/// What `createDatalab` answers (the shape ESA Datalabs' API has).
+#[derive(SimpleObject)]
+pub struct CreatedDatalab {
+    pub datalab: Datalab,
+}
+
 #[derive(Default)]
 pub struct LabQuery;
 
@@ -156,7 +175,7 @@ pub struct LabMutation;
 
 fn stop_lab(cat: &Catalog, ctx: &Context<'_>, id: &str) -> Result<LabRecord> {
     let c = caller(ctx, Scope::Labs)?;
-    let lab = cat.lab(c, id).map_err(gql)?;
+    let lab = cat.managed_lab(c, id).map_err(gql)?;
     let runs = launcher(ctx)?
         .steps(&lab.id)
         .last()
@@ -174,28 +193,46 @@ impl LabMutation {
     /// Launches a datalab: the image's command as the caller's own account, with the chosen
     /// volumes (and nothing else) at /media/data/<name>, read-only grants read-only, within the
     /// CPU and memory asked. It answers at once (PENDING); `events` and `state` follow it.
+    ///
+    /// `sapId` alone (as ESA Datalabs' API takes it) launches that image with its defaults and
+    /// all the caller's volumes.
     async fn create_datalab(
         &self,
         ctx: &Context<'_>,
-        input: CreateDatalabInput,
-    ) -> Result<Datalab> {
+        sap_id: Option<String>,
+        input: Option<CreateDatalabInput>,
+    ) -> Result<CreatedDatalab> {
         let c = caller(ctx, Scope::Labs)?;
         let cat = catalog(ctx)?;
         let runner = launcher(ctx)?;
-        let request = LabRequest {
-            name: input.name,
-            image: input.image,
-            volumes: input.volumes,
-            cpu_millis: input.cpu_millis,
-            memory_mib: input.memory_mib,
-            args: input.args,
+        let request = match (sap_id, input) {
+            (Some(image), None) => LabRequest {
+                name: image.clone(),
+                image,
+                ..Default::default()
+            },
+            (None, Some(input)) => LabRequest {
+                name: input.name,
+                image: input.image,
+                volumes: input.volumes,
+                cpu_millis: input.cpu_millis,
+                memory_mib: input.memory_mib,
+                args: input.args,
+            },
+            _ => {
+                return Err(gql(CatalogError::BadRequest {
+                    detail: "give either sapId (an image key) or input".into(),
+                }));
+            }
         };
         let lab = cat.add_lab(c, &request).map_err(gql)?;
         if let Err(detail) = runner.start(&lab) {
             let _ = cat.remove_lab(c, &lab.id);
             return Err(gql(CatalogError::BadRequest { detail }));
         }
-        Ok(Datalab(lab))
+        Ok(CreatedDatalab {
+            datalab: Datalab(lab),
+        })
     }
 
     /// Stops a lab (SIGTERM, then SIGKILL after 10 s); it stays listed, STOPPED.
@@ -203,8 +240,29 @@ impl LabMutation {
         Ok(Datalab(stop_lab(catalog(ctx)?, ctx, &id)?))
     }
 
+    /// Shares a lab with `user`: they may open it at its `base` and see it (not stop or share it).
+    async fn share_datalab(&self, ctx: &Context<'_>, id: String, user: String) -> Result<Datalab> {
+        let c = caller(ctx, Scope::Share)?;
+        Ok(Datalab(
+            catalog(ctx)?.share_lab(c, &id, &user).map_err(gql)?,
+        ))
+    }
+
+    /// Takes a share back: the user's next request to the lab is refused.
+    async fn unshare_datalab(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        user: String,
+    ) -> Result<Datalab> {
+        let c = caller(ctx, Scope::Share)?;
+        Ok(Datalab(
+            catalog(ctx)?.unshare_lab(c, &id, &user).map_err(gql)?,
+        ))
+    }
+
     /// Stops a lab if it runs and forgets it.
-    async fn remove_datalab(&self, ctx: &Context<'_>, id: String) -> Result<bool> {
+    async fn destroy_datalab(&self, ctx: &Context<'_>, id: String) -> Result<bool> {
         let cat = catalog(ctx)?;
         let lab = stop_lab(cat, ctx, &id)?;
         let c = caller(ctx, Scope::Labs)?;

@@ -6,7 +6,11 @@
 //!
 //! Image properties used (strings, in the mission TOML's `properties`): `command` (the program
 //! and its fixed arguments, split at spaces; an image without it is shown but cannot be
-//! launched), `default_cpu` / `max_cpu` (cores), `default_memory_mib` / `max_memory_mib`.
+//! launched), `default_cpu` / `max_cpu` (cores), `default_memory_mib` / `max_memory_mib`,
+//! `interface` (`jupyter`: a web interface the launcher serves at `/labs/<id>/`).
+//!
+//! A lab is its owner's; shared with named users, they may open it and see it, and only the owner
+//! (or an admin) stops, removes or shares it.
 
 use crate::Catalog;
 use crate::auth::{Caller, Scope};
@@ -53,6 +57,9 @@ pub struct LabPlan {
     pub volumes: Vec<PlannedVolume>,
     pub cpu_millis: u32,
     pub memory_bytes: u64,
+    /// The image's web interface (`jupyter`), if it has one.
+    #[serde(default)]
+    pub interface: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +70,16 @@ pub struct LabRecord {
     pub image: String,
     pub plan: LabPlan,
     pub created_at: i64,
+    /// The users it is shared with.
+    pub shared_with: Vec<String>,
+}
+
+/// How a caller may use a lab.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabRole {
+    Owner,
+    Shared,
+    Admin,
 }
 
 fn cores_to_millis(text: &str) -> Option<u32> {
@@ -169,6 +186,7 @@ impl Catalog {
             volumes,
             cpu_millis,
             memory_bytes: memory_mib << 20,
+            interface: property("interface").map(str::to_string),
         })
     }
 
@@ -203,6 +221,7 @@ impl Catalog {
             image: req.image.clone(),
             plan,
             created_at,
+            shared_with: Vec::new(),
         })
     }
 
@@ -235,6 +254,17 @@ impl Catalog {
                         serde_json::from_str(&spec).map_err(|e| CatalogError::BadRequest {
                             detail: format!("lab {id}: stored plan unreadable: {e}"),
                         })?;
+                    let mut st = c
+                        .prepare(
+                            "SELECT u.name FROM lab_shares s JOIN users u ON u.id = s.user_id
+                             WHERE s.lab_id = ?1 ORDER BY u.name",
+                        )
+                        .map_err(CatalogError::db("listing labs"))?;
+                    let shared_with = st
+                        .query_map([&id], |r| r.get(0))
+                        .map_err(CatalogError::db("listing labs"))?
+                        .collect::<rusqlite::Result<Vec<String>>>()
+                        .map_err(CatalogError::db("listing labs"))?;
                     Ok(LabRecord {
                         id,
                         owner,
@@ -242,20 +272,98 @@ impl Catalog {
                         image,
                         plan,
                         created_at,
+                        shared_with,
                     })
                 })
                 .collect()
         })
     }
 
-    /// The labs `by` may see: their own (an admin: everyone's), newest first.
+    /// The labs `by` may see: their own and those shared with them (an admin: everyone's),
+    /// newest first.
     pub fn labs(&self, by: &Caller) -> Result<Vec<LabRecord>> {
         by.require(Scope::Labs)?;
         if by.is_admin() {
             self.read_labs("WHERE ?1 = ?1", 0.into())
         } else {
-            self.read_labs("WHERE l.owner_user_id = ?1", by.user.id.into())
+            self.read_labs(
+                "WHERE l.owner_user_id = ?1
+                 OR l.id IN (SELECT lab_id FROM lab_shares WHERE user_id = ?1)",
+                by.user.id.into(),
+            )
         }
+    }
+
+    /// How `by` may use the lab `id` (`None`: not at all, whether it exists or not).
+    pub fn lab_role(&self, by: &Caller, id: &str) -> Result<Option<(LabRecord, LabRole)>> {
+        let Some(lab) = self.labs(by)?.into_iter().find(|l| l.id == id) else {
+            return Ok(None);
+        };
+        let role = if lab.owner == by.user.name {
+            LabRole::Owner
+        } else if lab.shared_with.contains(&by.user.name) {
+            LabRole::Shared
+        } else {
+            LabRole::Admin
+        };
+        Ok(Some((lab, role)))
+    }
+
+    /// The lab `id` if `by` owns it or is an admin (what stopping, removing and sharing need).
+    pub fn managed_lab(&self, by: &Caller, id: &str) -> Result<LabRecord> {
+        match self.lab_role(by, id)? {
+            Some((lab, LabRole::Owner | LabRole::Admin)) => Ok(lab),
+            Some((_, LabRole::Shared)) => Err(CatalogError::Forbidden {
+                reason: format!("lab '{id}' is shared with you; only its owner may change it"),
+            }),
+            None => Err(CatalogError::NotFound {
+                what: "lab",
+                name: id.chars().take(64).collect(),
+            }),
+        }
+    }
+
+    /// Shares `by`'s lab `id` with `user` (who may then open and see it).
+    pub fn share_lab(&self, by: &Caller, id: &str, user: &str) -> Result<LabRecord> {
+        by.require(Scope::Share)?;
+        let lab = self.managed_lab(by, id)?;
+        let with = self.user(user)?;
+        if with.name == lab.owner {
+            return Err(CatalogError::BadRequest {
+                detail: format!("{user} owns lab '{id}'"),
+            });
+        }
+        self.store.with(|c| {
+            c.execute(
+                "INSERT OR IGNORE INTO lab_shares (lab_id, user_id) VALUES (?1, ?2)",
+                params![lab.id, with.id],
+            )
+            .map_err(CatalogError::db("sharing a lab"))
+        })?;
+        tracing::info!(lab = %lab.id, with = user, "lab shared");
+        self.managed_lab(by, id)
+    }
+
+    /// Takes a share back; the user's next request to the lab is refused.
+    pub fn unshare_lab(&self, by: &Caller, id: &str, user: &str) -> Result<LabRecord> {
+        by.require(Scope::Share)?;
+        let lab = self.managed_lab(by, id)?;
+        let with = self.user(user)?;
+        let removed = self.store.with(|c| {
+            c.execute(
+                "DELETE FROM lab_shares WHERE lab_id = ?1 AND user_id = ?2",
+                params![lab.id, with.id],
+            )
+            .map_err(CatalogError::db("unsharing a lab"))
+        })?;
+        if removed == 0 {
+            return Err(CatalogError::NotFound {
+                what: "share of lab with",
+                name: user.chars().take(64).collect(),
+            });
+        }
+        tracing::info!(lab = %lab.id, with = user, "lab unshared");
+        self.managed_lab(by, id)
     }
 
     /// The lab `id`, if `by` may see it (anything else is `NotFound`, whether it exists or not).
@@ -276,7 +384,7 @@ impl Catalog {
 
     /// Forgets the lab `id` of `by`'s (the launcher stops it first).
     pub fn remove_lab(&self, by: &Caller, id: &str) -> Result<()> {
-        let lab = self.lab(by, id)?;
+        let lab = self.managed_lab(by, id)?;
         self.store.with(|c| {
             c.execute("DELETE FROM labs WHERE id = ?1", [&lab.id])
                 .optional()

@@ -21,6 +21,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (3, include_str!("../migrations/0003_config_volumes.sql")),
     (4, include_str!("../migrations/0004_selections.sql")),
     (5, include_str!("../migrations/0005_uids_and_labs.sql")),
+    (6, include_str!("../migrations/0006_lab_shares.sql")),
 ];
 
 pub struct Store {
@@ -152,7 +153,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("state/colo.db");
         let store = Store::open(&path).expect("open");
-        assert_eq!(store.schema_version().expect("version"), 5);
+        assert_eq!(store.schema_version().expect("version"), 6);
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "the database is the operator's alone");
@@ -165,7 +166,7 @@ mod tests {
         assert_eq!(mode, "wal");
         drop(store);
         let again = Store::open(&path).expect("reopen");
-        assert_eq!(again.schema_version().expect("version"), 5);
+        assert_eq!(again.schema_version().expect("version"), 6);
     }
 
     #[test]

@@ -3,20 +3,45 @@
 //! mount (`<mount root>/.users/<user>/<view>`), so a lab reads through the same views, grants
 //! and block cache as everything else. Lab files (plan, log, events) live under
 //! `$COLO_HOME/labs/<id>/`; at start, labs a previous colo left running are stopped and said so.
+//!
+//! Labs with a web interface (`interface = "jupyter"`: JupyterLab from `$COLO_LAB_VENV`, default
+//! `/opt/colo/lab-venv`, made by `scripts/setup.sh`) listen on a Unix socket in the lab's own
+//! 0700 home folder (labs share this machine's network, so a port of 127.0.0.1 would be open to
+//! every other lab; the socket is reachable by the lab's account and colo only) under
+//! `/labs/<id>/`, with a private token given in their environment (`JUPYTER_TOKEN`: not on the
+//! command line, where `ps` would show it to every account); they are RUNNING once they answer.
+//! [`proxy`] serves them: every request is checked against the catalog (owner, a share, an
+//! admin) and forwarded with the lab's token, which users never see.
 
 use anyhow::{Context, Result};
 use colo_catalog::graphql_labs::{Datalabs, LabStep};
 use colo_catalog::labs::LabRecord;
-use colo_labs::{LabSpec, LabVolume, LocalBackend, Resources};
+use colo_labs::http::{Endpoint, Upstream};
+use colo_labs::{LabSpec, LabVolume, LocalBackend, ReadyProbe, Resources};
+use parking_lot::Mutex;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Where volumes appear inside a lab.
 pub const MEDIA_DATA: &str = "/media/data";
 
+/// Where JupyterLab is installed for labs (readable by every account).
+pub fn lab_venv() -> PathBuf {
+    std::env::var_os("COLO_LAB_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/colo/lab-venv"))
+}
+
+/// How long a web lab may take to answer before it FAILS.
+const READY_TIMEOUT_SECS: u64 = 120;
+
 pub struct LocalLabs {
     backend: LocalBackend,
     users_root: PathBuf,
+    venv: PathBuf,
+    /// Web labs' servers, by lab id.
+    servers: Arc<Mutex<HashMap<String, Upstream>>>,
 }
 
 impl LocalLabs {
@@ -29,6 +54,13 @@ impl LocalLabs {
             Path::new(MEDIA_DATA),
         )?;
         let stopped = backend.recover().await?;
+        // No lab of this home runs now: home folders its labs left (a colo stopped while they
+        // ended) go.
+        if let Ok(entries) = std::fs::read_dir(home.join("labs")) {
+            for e in entries.flatten() {
+                let _ = std::fs::remove_dir_all(home_of(&e.file_name().to_string_lossy()));
+            }
+        }
         if !stopped.is_empty() {
             eprintln!(
                 "colo: {} datalab(s) left running by the last colo were stopped: {}",
@@ -44,25 +76,84 @@ impl LocalLabs {
         Ok(Arc::new(LocalLabs {
             backend,
             users_root: mount_root.join(colo_vfs::views::USERS_DIR),
+            venv: lab_venv(),
+            servers: Arc::new(Mutex::new(HashMap::new())),
         }))
     }
 
-    fn spec(&self, lab: &LabRecord) -> LabSpec {
+    /// The lab's server, if it is a web lab this colo started.
+    pub fn upstream(&self, lab_id: &str) -> Option<Upstream> {
+        self.servers.lock().get(lab_id).cloned()
+    }
+
+    fn spec(&self, lab: &LabRecord) -> Result<LabSpec> {
         let plan = &lab.plan;
-        LabSpec {
+        let home = home_of(&lab.id);
+        make_home(&home, plan.uid)?;
+        let mut command = plan.command.clone();
+        let mut env = vec![
+            (
+                "PATH".to_string(),
+                format!("{}/bin:/usr/local/bin:/usr/bin:/bin", self.venv.display()),
+            ),
+            ("HOME".into(), home.display().to_string()),
+            ("USER".into(), plan.user.clone()),
+            ("LANG".into(), "C.UTF-8".into()),
+            ("COLO_LAB".into(), lab.id.clone()),
+            ("COLO_DATA".into(), MEDIA_DATA.into()),
+        ];
+        let mut ready = None;
+        match plan.interface.as_deref() {
+            None => {}
+            Some("jupyter") => {
+                let jupyter = self.venv.join("bin").join("jupyter-lab");
+                anyhow::ensure!(
+                    jupyter.exists(),
+                    "JupyterLab is not installed at {} (run scripts/setup.sh, or set COLO_LAB_VENV)",
+                    jupyter.display()
+                );
+                let socket = home.join("jupyter.sock");
+                let token = random_hex(32)?;
+                let base = format!("/labs/{}/", lab.id);
+                command.extend([
+                    "--no-browser".to_string(),
+                    format!("--ServerApp.sock={}", socket.display()),
+                    "--ServerApp.sock_mode=0600".into(),
+                    format!("--ServerApp.base_url={base}"),
+                    format!("--ServerApp.root_dir={MEDIA_DATA}"),
+                ]);
+                let endpoint = Endpoint::Unix(socket);
+                env.push(("JUPYTER_TOKEN".into(), token.clone()));
+                let auth = format!("token {token}");
+                ready = Some(ReadyProbe {
+                    endpoint: endpoint.clone(),
+                    path: format!("{base}api/status"),
+                    headers: vec![("authorization".into(), auth.clone())],
+                    timeout_secs: READY_TIMEOUT_SECS,
+                });
+                self.servers.lock().insert(
+                    lab.id.clone(),
+                    Upstream {
+                        endpoint,
+                        headers: vec![(
+                            axum::http::header::AUTHORIZATION,
+                            axum::http::HeaderValue::from_str(&auth)?,
+                        )],
+                    },
+                );
+            }
+            Some(other) => anyhow::bail!(
+                "image '{}': unknown interface '{other}' (colo serves 'jupyter')",
+                lab.image
+            ),
+        }
+        Ok(LabSpec {
             id: lab.id.clone(),
             user: plan.user.clone(),
             uid: plan.uid,
             gid: plan.uid,
-            command: plan.command.clone(),
-            env: vec![
-                ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
-                ("HOME".into(), "/tmp".into()),
-                ("USER".into(), plan.user.clone()),
-                ("LANG".into(), "C.UTF-8".into()),
-                ("COLO_LAB".into(), lab.id.clone()),
-                ("COLO_DATA".into(), MEDIA_DATA.into()),
-            ],
+            command,
+            env,
             volumes: plan
                 .volumes
                 .iter()
@@ -76,16 +167,114 @@ impl LocalLabs {
                 cpu_millis: plan.cpu_millis,
                 memory_bytes: plan.memory_bytes,
             },
+            ready,
+        })
+    }
+}
+
+/// A lab's home folder (outside any user's home: the lab's account must reach it).
+fn home_of(lab_id: &str) -> PathBuf {
+    PathBuf::from(format!("/tmp/colo-lab-{lab_id}"))
+}
+
+/// The lab's own home folder (Jupyter keeps its runtime files there): the user's, 0700.
+fn make_home(home: &Path, uid: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(home).with_context(|| format!("creating {}", home.display()))?;
+    std::fs::set_permissions(home, std::fs::Permissions::from_mode(0o700))?;
+    std::os::unix::fs::chown(home, Some(uid), Some(uid))
+        .with_context(|| format!("giving {} to uid {uid}", home.display()))?;
+    Ok(())
+}
+
+fn random_hex(bytes: usize) -> Result<String> {
+    use std::io::Read;
+    let mut buf = vec![0u8; bytes];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// `/labs/<id>/…`: the lab's web interface, for its owner, the users it is shared with and
+/// admins — checked on every request (a revoked share is refused at once). No caller: 401;
+/// anyone else, or a lab that does not exist: 403; a lab that is not serving: 503.
+pub async fn proxy(
+    axum::extract::State((catalog, labs)): axum::extract::State<(
+        Arc<colo_catalog::Catalog>,
+        Arc<LocalLabs>,
+    )>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    let id = req
+        .uri()
+        .path()
+        .trim_start_matches("/labs/")
+        .split('/')
+        .next()
+        .unwrap_or("")
+        .to_string();
+    let refuse = |status: StatusCode, text: &str| (status, format!("{text}\n")).into_response();
+    let caller = match colo_catalog::http::caller_of(&catalog, req.headers()) {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                "log in first (a token or a session)",
+            );
         }
+        Err(e) => return refuse(StatusCode::UNAUTHORIZED, &e.to_string()),
+    };
+    match catalog.lab_role(&caller, &id) {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "this lab is not yours nor shared with you",
+            );
+        }
+        Err(e) => {
+            return refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &e.shown_message("the lab proxy"),
+            );
+        }
+    }
+    let running = labs
+        .backend
+        .status(&id)
+        .is_ok_and(|e| e.state == colo_labs::LabState::Running);
+    match labs.upstream(&id) {
+        Some(up) if running => colo_labs::http::forward(req, up).await,
+        _ => refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this lab is not serving now (see its state and events)",
+        ),
     }
 }
 
 impl Datalabs for LocalLabs {
     fn start(&self, lab: &LabRecord) -> std::result::Result<(), String> {
-        self.backend
-            .start(self.spec(lab))
-            .map(|_events| ())
-            .map_err(|e| e.to_string())
+        let spec = self.spec(lab).map_err(|e| format!("{e:#}"))?;
+        let mut handle = self.backend.start(spec).map_err(|e| e.to_string())?;
+        // When the lab ends: its server is gone, and so is its home folder (Jupyter's runtime
+        // files; what the user keeps is on their volumes).
+        let servers = self.servers.clone();
+        let home = home_of(&lab.id);
+        tokio::spawn(async move {
+            while let Some(event) = handle.events.recv().await {
+                if event.state.is_final() {
+                    break;
+                }
+            }
+            servers.lock().remove(&handle.id);
+            if let Err(e) = std::fs::remove_dir_all(&home)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(lab = %handle.id, error = %e, "a lab's home folder was not removed");
+            }
+        });
+        Ok(())
     }
 
     fn stop(&self, lab_id: &str) -> std::result::Result<(), String> {

@@ -335,7 +335,7 @@ pub async fn start_services(
     settings: &ServiceSettings,
     volumes: Volumes,
     catalog: Option<Arc<Catalog>>,
-    labs: Option<Arc<dyn colo_catalog::graphql_labs::Datalabs>>,
+    labs: Option<Arc<crate::datalabs::LocalLabs>>,
 ) -> Result<String> {
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -387,17 +387,33 @@ pub async fn start_services(
             images: state.images.clone(),
         });
         let app = match catalog {
-            Some(catalog) => colo_vo_services::router_with_callers(
-                state,
-                Arc::new(CatalogIdentity(catalog.clone())),
-            )
-            .merge(colo_catalog::http::router(
-                catalog,
-                colo_catalog::graphql::Wiring {
-                    archive: Some(archive),
-                    labs,
-                },
-            )),
+            Some(catalog) => {
+                let mut app = colo_vo_services::router_with_callers(
+                    state,
+                    Arc::new(CatalogIdentity(catalog.clone())),
+                )
+                .merge(colo_catalog::http::router(
+                    catalog.clone(),
+                    colo_catalog::graphql::Wiring {
+                        archive: Some(archive),
+                        labs: labs
+                            .clone()
+                            .map(|l| l as Arc<dyn colo_catalog::graphql_labs::Datalabs>),
+                    },
+                ));
+                if let Some(labs) = labs {
+                    app = app.merge(
+                        axum::Router::new()
+                            .route("/labs/{id}", axum::routing::any(crate::datalabs::proxy))
+                            .route(
+                                "/labs/{id}/{*rest}",
+                                axum::routing::any(crate::datalabs::proxy),
+                            )
+                            .with_state((catalog, labs)),
+                    );
+                }
+                app
+            }
             None => router(state),
         };
         let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();

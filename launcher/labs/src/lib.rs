@@ -12,6 +12,7 @@
 
 pub mod cgroup;
 pub mod error;
+pub mod http;
 pub mod init;
 pub mod lifecycle;
 pub mod local;
@@ -20,4 +21,4 @@ pub mod plan;
 pub use error::{LabError, Result};
 pub use lifecycle::{LabEvent, LabState};
 pub use local::{LabHandle, LocalBackend};
-pub use plan::{LabSpec, LabVolume, Resources};
+pub use plan::{LabSpec, LabVolume, ReadyProbe, Resources};

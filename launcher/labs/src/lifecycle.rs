@@ -39,10 +39,10 @@ impl LabState {
         use LabState::*;
         match (self, next) {
             (s, _) if s.is_final() => false,
-            (_, Failed) => true,
+            // A lab may end at any step (stopped before it started, or its tool done at once).
+            (_, Failed | Stopped) => true,
             (Pending, Mounting) | (Mounting, Starting) | (Starting, Running) => true,
             (Pending | Mounting | Starting | Running, Stopping) => true,
-            (Stopping | Running, Stopped) => true,
             _ => false,
         }
     }
@@ -87,6 +87,7 @@ mod tests {
             );
         }
         assert!(Running.may_become(Stopped), "a tool that exits on its own");
+        assert!(Pending.may_become(Stopped), "stopped before it started");
         for s in [Pending, Mounting, Starting, Running, Stopping] {
             assert!(s.may_become(Failed));
         }

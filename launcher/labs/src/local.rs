@@ -16,6 +16,7 @@ use crate::plan::{InitPlan, LabSpec};
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -58,6 +59,7 @@ impl Lab {
         if let Ok(mut f) = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(&path)
             && let Ok(line) = serde_json::to_string(&event)
         {
@@ -136,7 +138,12 @@ impl LocalBackend {
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(LabError::io(&dir))?;
         }
-        std::fs::create_dir_all(&dir).map_err(LabError::io(&dir))?;
+        // The plan holds the lab's environment (a web lab's private token): colo's alone.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(LabError::io(&dir))?;
         let lab = Arc::new(Lab {
             events: Mutex::new(Vec::new()),
             subscribers: Mutex::new(Vec::new()),
@@ -291,7 +298,8 @@ impl Run {
             self.lab
                 .emit(id, LabState::Starting, "volumes mounted; starting the tool");
         }
-        if status == "exec" {
+        // A lab with a web interface is running once it answers (see the probe in `supervise`).
+        if status == "exec" && self.spec.ready.is_none() {
             self.lab.emit(
                 id,
                 LabState::Running,
@@ -318,7 +326,11 @@ impl Run {
         let plan_file = dir.join("plan.json");
         let written = serde_json::to_vec_pretty(&plan)
             .map_err(|e| e.to_string())
-            .and_then(|b| std::fs::write(&plan_file, b).map_err(|e| e.to_string()));
+            .and_then(|b| {
+                private_file(&plan_file)?
+                    .write_all(&b)
+                    .map_err(|e| e.to_string())
+            });
         if let Err(e) = written {
             return (
                 LabState::Failed,
@@ -326,7 +338,7 @@ impl Run {
             );
         }
         let log_path = dir.join("log");
-        let log = match std::fs::File::create(&log_path) {
+        let log = match private_file(&log_path) {
             Ok(f) => f,
             Err(e) => return (LabState::Failed, format!("{}: {e}", log_path.display())),
         };
@@ -357,6 +369,14 @@ impl Run {
         };
         let pid = child.id().unwrap_or(0);
         let mut reported = String::new();
+        let mut started: Option<std::time::Instant> = None;
+        let probe_headers: Vec<(axum::http::HeaderName, axum::http::HeaderValue)> = self
+            .spec
+            .ready
+            .iter()
+            .flat_map(|p| p.headers.iter())
+            .filter_map(|(k, v)| Some((k.parse().ok()?, v.parse().ok()?)))
+            .collect();
         let mut stopping = false;
         let exit = loop {
             tokio::select! {
@@ -375,8 +395,25 @@ impl Run {
                 _ = tokio::time::sleep(STATUS_POLL) => {
                     let now = std::fs::read_to_string(&status_file).unwrap_or_default();
                     if now != reported {
+                        if now == "exec" {
+                            started = Some(std::time::Instant::now());
+                        }
                         self.report_steps(&now, pid);
                         reported = now;
+                    }
+                    if let (Some(since), Some(probe)) = (started, &self.spec.ready)
+                        && self.lab.state() == Some(LabState::Starting)
+                    {
+                        if crate::http::answers(&probe.endpoint, &probe.path, &probe_headers).await {
+                            self.lab.emit(id, LabState::Running, format!("pid {pid}, as uid {}; answering on {}", self.spec.uid, probe.endpoint));
+                        } else if since.elapsed() > Duration::from_secs(probe.timeout_secs) {
+                            let _ = child.start_kill();
+                            let _ = child.wait().await;
+                            return (LabState::Failed, format!(
+                                "its server never answered on {} within {} s; last log line: {}",
+                                probe.endpoint, probe.timeout_secs, last_line(&log_path)
+                            ));
+                        }
                     }
                 }
             }
@@ -398,6 +435,13 @@ impl Run {
                 ),
             ),
             Ok(_) if stopping => (LabState::Stopped, "stopped on request".into()),
+            Ok(s) if self.spec.ready.is_some() && self.lab.state() != Some(LabState::Running) => (
+                LabState::Failed,
+                format!(
+                    "it ended ({s}) before its server answered; last log line: {}",
+                    last_line(&log_path)
+                ),
+            ),
             Ok(s) if s.success() => (LabState::Stopped, "the tool exited (code 0)".into()),
             Ok(s) => {
                 let last = last_line(&log_path);
@@ -410,6 +454,17 @@ impl Run {
             }
         }
     }
+}
+
+/// A new file only colo may read.
+fn private_file(path: &Path) -> std::result::Result<std::fs::File, String> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn last_line(log: &Path) -> String {

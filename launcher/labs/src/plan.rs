@@ -25,6 +25,16 @@ pub struct Resources {
 /// The least memory a lab may be given (below it the tool's own start-up is OOM-killed).
 pub const MIN_MEMORY_BYTES: u64 = 16 << 20;
 
+/// A lab with a web interface is RUNNING only once its server answers `GET path` at `endpoint`
+/// (with `headers`); one that does not within `timeout_secs` FAILS, saying so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadyProbe {
+    pub endpoint: crate::http::Endpoint,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub timeout_secs: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LabSpec {
     /// Lower-case letters, digits and '-', 1-64 characters.
@@ -39,6 +49,7 @@ pub struct LabSpec {
     pub env: Vec<(String, String)>,
     pub volumes: Vec<LabVolume>,
     pub resources: Resources,
+    pub ready: Option<ReadyProbe>,
 }
 
 impl LabSpec {
@@ -142,6 +153,7 @@ mod tests {
                 cpu_millis: 1000,
                 memory_bytes: 1 << 30,
             },
+            ready: None,
         }
     }
 

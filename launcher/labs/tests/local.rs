@@ -37,6 +37,7 @@ fn spec(id: &str, script: &str, volumes: Vec<LabVolume>, memory_mib: u64) -> Lab
             cpu_millis: 500,
             memory_bytes: memory_mib << 20,
         },
+        ready: None,
     }
 }
 
@@ -134,6 +135,20 @@ async fn a_lab_sees_only_its_volumes_as_its_user_and_read_only_grants_refuse_wri
         "written as the user"
     );
     assert!(!ro.path().join("x").exists());
+    // The lab's files (its plan holds its environment) are colo's alone.
+    for (f, mode) in [
+        ("see", 0o700),
+        ("see/plan.json", 0o600),
+        ("see/log", 0o600),
+        ("see/events.jsonl", 0o600),
+    ] {
+        let m = std::fs::metadata(state.path().join(f))
+            .expect(f)
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(m, mode, "{f}");
+    }
     // The host's /media/data is untouched: the lab's mounts were in its namespace only.
     assert!(!Path::new(MOUNT_POINT).join("home").exists());
 }
