@@ -41,8 +41,15 @@ class Platform:
                         f'username = "colo"\npassword = "{DAV_AUTH[1]}"\n')
         self.cli("volume", "add", "--owner", "alice", "--from", str(work))
         self.root = str(tmp / "mnt")
-        self.proc = subprocess.Popen([BIN, "up", "--config", cfg, "--root", self.root, "--listen", "127.0.0.1:0"],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=self.env)
+        self.cfg = cfg
+        self.start()
+
+    def start(self):
+        """Starts `colo up` (again); what it said on stderr is in `startup_errors` once ready."""
+        self.stderr = open(os.path.join(self.home, f"up-{uuid.uuid4().hex[:6]}.err"), "w+")
+        self.proc = subprocess.Popen([BIN, "up", "--config", self.cfg, "--root", self.root,
+                                      "--listen", "127.0.0.1:0"],
+                                     stdout=subprocess.PIPE, stderr=self.stderr, text=True, env=self.env)
         line = ""
         deadline = time.time() + 120
         while time.time() < deadline and not line.startswith("ready"):
@@ -51,6 +58,8 @@ class Platform:
                 self.base = line.split()[1].rsplit("/tap", 1)[0]
             assert self.proc.poll() is None, "colo up stopped"
         self.url = self.base + "/graphql"
+        self.stderr.seek(0)
+        self.startup_errors = self.stderr.read()
 
     def cli(self, *args):
         out = subprocess.run([BIN, *args], env=self.env, capture_output=True, text=True, timeout=120)
@@ -74,8 +83,9 @@ class Platform:
         raise AssertionError(f"lab {lab_id} not {states} within {timeout}s: {lab}")
 
     def stop(self):
-        self.proc.send_signal(signal.SIGINT)
-        self.proc.wait(timeout=120)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            self.proc.wait(timeout=120)
 
 
 LAB = """fragment Lab on Datalab { id name owner base state reason cpuMillis memoryMib sharedWith

@@ -127,3 +127,29 @@ def test_jupyterlab_reads_the_archive_and_writes_the_users_volume_through_the_pr
         r = p.gql("alice", "mutation($id: String!) { destroyDatalab(id: $id) }", {"id": lid})
         assert r["data"]["destroyDatalab"] is True, r
         assert get(p, "alice", lid, "api/contents/").status_code == 403
+
+
+def test_an_idle_lab_is_culled_after_a_warning_and_a_computing_one_is_not(platform):
+    p = platform
+    make = {"image": "jupyterlab", "volumes": [], "memoryMib": 1024, "idleTimeoutSeconds": 12}
+    idle = p.gql("alice", CREATE, {"input": {**make, "name": "idle"}})["data"]["createDatalab"]["datalab"]["id"]
+    busy = p.gql("alice", CREATE, {"input": {**make, "name": "busy"}})["data"]["createDatalab"]["datalab"]["id"]
+    for lab_id in (idle, busy):
+        assert p.until("alice", lab_id, ("RUNNING",), timeout=150)["state"] == "RUNNING"
+    # A cell that computes for 25 s without a word: the kernel is busy all along.
+    auth = {"Authorization": f"Bearer {p.tokens['alice']}"}
+    import threading
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(
+        zip(("out", "status"), run_cell(p, "alice", busy, "import time; time.sleep(25); print('finished')"))))
+    worker.start()
+    done = p.until("alice", idle, (), timeout=40)
+    assert done["state"] == "STOPPED" and done["reason"].startswith("culled: idle"), done
+    reasons = [e["reason"] for e in done["events"]]
+    assert any(r.startswith("idle for") for r in reasons), f"a warning first: {reasons}"
+    worker.join(timeout=60)
+    assert result.get("status") == "ok" and "finished" in result.get("out", ""), result
+    state = p.gql("alice", GET, {"id": busy})["data"]["datalab"]["state"]
+    assert state == "RUNNING", "not culled while computing, 25 s > its 12 s idle timeout"
+    requests.get(f"{p.base}/labs/{busy}/api/status", headers=auth, timeout=10)
+    p.gql("alice", "mutation($id: String!) { destroyDatalab(id: $id) }", {"id": busy})

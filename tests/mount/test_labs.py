@@ -126,3 +126,98 @@ def test_a_lab_is_stopped_on_request_and_can_be_removed(platform):
     r = gql(p, "alice", "mutation($id: String!) { destroyDatalab(id: $id) }", {"id": lab_id})
     assert r["data"]["destroyDatalab"] is True
     assert gql(p, "alice", GET, {"id": lab_id})["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+
+
+def test_a_lab_gets_about_the_cpu_it_asked_for(platform):
+    p = platform
+    # Busy for 3 s of wall time with half a core: about 1.5 s of CPU (the quota is per 100 ms).
+    code = ("import os, time\nend = time.time() + 3\nwhile time.time() < end:\n    pass\n"
+            "t = os.times()\nprint('cpu', t.user + t.system)")
+    lab = launch(p, "alice", volumes=[], cpuMillis=500, args=["-c", code])
+    done = until_final(p, "alice", lab["data"]["createDatalab"]["id"])
+    assert done["state"] == "STOPPED", done
+    cpu = float(done["log"].split("cpu ")[1])
+    assert 1.0 <= cpu <= 2.0, f"{cpu} s of CPU in 3 s at half a core"
+
+
+def test_labs_left_by_a_killed_colo_are_stopped_and_reported_at_the_next_start(tmp_path):
+    p = Platform(tmp_path, users=("alice",))
+    try:
+        lab = launch(p, "alice", volumes=["imgs"], args=["-c", "import time; time.sleep(600)"])
+        lab_id = lab["data"]["createDatalab"]["id"]
+        assert p.until("alice", lab_id, ("RUNNING",))["state"] == "RUNNING"
+        pid = int(p.gql("alice", GET, {"id": lab_id})["data"]["datalab"]["events"][-1]["reason"].split()[1].rstrip(","))
+        p.proc.kill()  # kill -9: no chance to stop anything
+        p.proc.wait(timeout=30)
+        deadline = time.time() + 10
+        while os.path.exists(f"/proc/{pid}") and time.time() < deadline:
+            time.sleep(0.1)
+        assert not os.path.exists(f"/proc/{pid}"), "the lab died with colo (its parent-death signal)"
+        p.start()
+        done = p.gql("alice", GET, {"id": lab_id})["data"]["datalab"]
+        assert done["state"] == "STOPPED" and "colo restarted" in done["reason"], done
+        assert "stopped" in p.startup_errors, p.startup_errors
+    finally:
+        p.stop()
+
+
+def test_a_lab_is_warned_before_it_expires_renewed_and_then_expires(platform):
+    p = platform
+    lab = launch(p, "alice", volumes=[], lifetimeSeconds=12, args=["-c", "import time; time.sleep(600)"])
+    lab_id = lab["data"]["createDatalab"]["id"]
+    assert p.until("alice", lab_id, ("RUNNING",))["state"] == "RUNNING"
+    expires = "query($id: String!) { datalab(id: $id) { state expiresAt events { state reason } } }"
+    first = p.gql("alice", expires, {"id": lab_id})["data"]["datalab"]["expiresAt"]
+    assert abs(first - (time.time() + 12)) < 5, first
+
+    def warnings():
+        events = p.gql("alice", expires, {"id": lab_id})["data"]["datalab"]["events"]
+        return [e for e in events if e["state"] == "RUNNING" and e["reason"].startswith("expires in")]
+    deadline = time.time() + 15
+    while not warnings() and time.time() < deadline:
+        time.sleep(0.2)
+    assert warnings(), "a warning event before the end"
+    assert "renewDatalab" in warnings()[0]["reason"]
+    r = p.gql("alice", "mutation($id: String!) { renewDatalab(id: $id, seconds: 20) { expiresAt } }", {"id": lab_id})
+    assert r["data"]["renewDatalab"]["expiresAt"] > first + 5, r
+    time.sleep(max(0, first - time.time()) + 2)
+    assert p.gql("alice", expires, {"id": lab_id})["data"]["datalab"]["state"] == "RUNNING", "renewed: still running"
+    done = until_final(p, "alice", lab_id, timeout=40)
+    assert done["state"] == "STOPPED" and done["reason"].startswith("expired"), done
+    assert len(warnings()) == 2, "warned again before the renewed end"
+
+
+def test_a_headless_run_writes_its_output_and_removes_itself_when_finished(platform):
+    p = platform
+    code = "open('/media/data/work/run-output.txt', 'w').write('the run ran\\n')"
+    lab = launch(p, "alice", volumes=["work"], removeWhenFinished=True, args=["-c", code])
+    lab_id = lab["data"]["createDatalab"]["id"]
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        r = gql(p, "alice", GET, {"id": lab_id})
+        if r.get("errors"):
+            break
+        time.sleep(0.2)
+    assert r["errors"][0]["extensions"]["code"] == "NOT_FOUND", "removed once finished"
+    written = os.path.join(p.dav_dir, "run-output.txt")
+    deadline = time.time() + 30
+    while time.time() < deadline and not os.path.exists(written):
+        time.sleep(0.1)
+    assert open(written).read() == "the run ran\n"
+
+
+def test_a_users_labs_stay_within_the_per_user_limits(platform):
+    p = platform
+    ids = []
+    try:
+        for n in range(4):
+            r = launch(p, "bob", name=f"b{n}", volumes=[], cpuMillis=100, memoryMib=64,
+                       args=["-c", "import time; time.sleep(600)"])
+            ids.append(r["data"]["createDatalab"]["id"])
+        r = launch(p, "bob", name="b4", volumes=[], cpuMillis=100, memoryMib=64, args=["-c", "pass"])
+        assert r["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT" and "5 labs" in r["errors"][0]["message"], r
+        r = launch(p, "bob", name="b0", volumes=[], args=["-c", "pass"])
+        assert r["errors"][0]["extensions"]["code"] == "CONFLICT", "a running lab's name"
+    finally:
+        for i in ids:
+            gql(p, "bob", "mutation($id: String!) { destroyDatalab(id: $id) }", {"id": i})

@@ -1,6 +1,6 @@
 //! The datalab part of the GraphQL API: `datalabs`, `datalab(id)`, `createDatalab` (ESA
 //! Datalabs' `createDatalab(sapId: "…") { datalab { id base } }` verbatim, or a full `input`),
-//! `stopDatalab`, `destroyDatalab`, `shareDatalab`, `unshareDatalab`. The catalog decides (image, volumes, resources, who may see a
+//! `stopDatalab`, `destroyDatalab`, `renewDatalab`, `shareDatalab`, `unshareDatalab`. The catalog decides (image, volumes, resources, who may see a
 //! lab: [`crate::labs`]); the launcher behind [`Datalabs`] runs the lab and knows its events and
 //! log. A lab of someone else's is "no such lab", as everywhere.
 
@@ -33,6 +33,17 @@ pub trait Datalabs: Send + Sync {
     fn steps(&self, lab_id: &str) -> Vec<LabStep>;
     /// The end of its log (stdout and stderr).
     fn log_tail(&self, lab_id: &str, bytes: u64) -> std::result::Result<String, String>;
+    /// When it expires (seconds since the epoch), while it runs.
+    fn expires_at(&self, lab_id: &str) -> Option<u64>;
+    /// Moves its expiry to `secs` from now; the new expiry.
+    fn renew(&self, lab_id: &str, secs: u64) -> std::result::Result<u64, String>;
+}
+
+fn is_running(runner: &Arc<dyn Datalabs>, lab_id: &str) -> bool {
+    runner
+        .steps(lab_id)
+        .last()
+        .is_some_and(|s| s.state != "STOPPED" && s.state != "FAILED")
 }
 
 fn launcher<'a>(ctx: &Context<'a>) -> Result<&'a Arc<dyn Datalabs>> {
@@ -112,6 +123,17 @@ impl Datalab {
             |s| s.reason.clone(),
         ))
     }
+    /// When it expires unless renewed (seconds since the epoch), while it runs.
+    async fn expires_at(&self, ctx: &Context<'_>) -> Result<Option<u64>> {
+        Ok(launcher(ctx)?.expires_at(&self.0.id))
+    }
+    /// Web labs: culled after this many seconds unused (never while a kernel computes).
+    async fn idle_timeout_seconds(&self) -> Option<u64> {
+        self.0.plan.idle_timeout_secs
+    }
+    async fn remove_when_finished(&self) -> bool {
+        self.0.plan.remove_when_finished
+    }
     /// Every step so far, first first.
     async fn events(&self, ctx: &Context<'_>) -> Result<Vec<LabStep>> {
         Ok(launcher(ctx)?.steps(&self.0.id))
@@ -140,6 +162,14 @@ pub struct CreateDatalabInput {
     /// Appended to the image's command (a headless runner's script).
     #[graphql(default)]
     pub args: Vec<String>,
+    /// How long it may run before it expires (renewDatalab extends it); the image's default if
+    /// omitted.
+    pub lifetime_seconds: Option<u64>,
+    /// Web labs: culled after this long unused.
+    pub idle_timeout_seconds: Option<u64>,
+    /// Forget the lab once it has ended (headless runs).
+    #[graphql(default)]
+    pub remove_when_finished: bool,
 }
 
 /// What `createDatalab` answers (the shape ESA Datalabs' API has).
@@ -176,11 +206,7 @@ pub struct LabMutation;
 fn stop_lab(cat: &Catalog, ctx: &Context<'_>, id: &str) -> Result<LabRecord> {
     let c = caller(ctx, Scope::Labs)?;
     let lab = cat.managed_lab(c, id).map_err(gql)?;
-    let runs = launcher(ctx)?
-        .steps(&lab.id)
-        .last()
-        .is_some_and(|s| s.state != "STOPPED" && s.state != "FAILED");
-    if runs {
+    if is_running(launcher(ctx)?, &lab.id) {
         launcher(ctx)?
             .stop(&lab.id)
             .map_err(|detail| gql(CatalogError::BadRequest { detail }))?;
@@ -218,6 +244,9 @@ impl LabMutation {
                 cpu_millis: input.cpu_millis,
                 memory_mib: input.memory_mib,
                 args: input.args,
+                lifetime_secs: input.lifetime_seconds,
+                idle_timeout_secs: input.idle_timeout_seconds,
+                remove_when_finished: input.remove_when_finished,
             },
             _ => {
                 return Err(gql(CatalogError::BadRequest {
@@ -225,7 +254,9 @@ impl LabMutation {
                 }));
             }
         };
-        let lab = cat.add_lab(c, &request).map_err(gql)?;
+        let lab = cat
+            .add_lab(c, &request, &|id| is_running(runner, id))
+            .map_err(gql)?;
         if let Err(detail) = runner.start(&lab) {
             let _ = cat.remove_lab(c, &lab.id);
             return Err(gql(CatalogError::BadRequest { detail }));
@@ -238,6 +269,28 @@ impl LabMutation {
     /// Stops a lab (SIGTERM, then SIGKILL after 10 s); it stays listed, STOPPED.
     async fn stop_datalab(&self, ctx: &Context<'_>, id: String) -> Result<Datalab> {
         Ok(Datalab(stop_lab(catalog(ctx)?, ctx, &id)?))
+    }
+
+    /// Moves a running lab's expiry to `seconds` from now (default: its lifetime again).
+    async fn renew_datalab(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        seconds: Option<u64>,
+    ) -> Result<Datalab> {
+        let c = caller(ctx, Scope::Labs)?;
+        let cat = catalog(ctx)?;
+        let lab = cat.managed_lab(c, &id).map_err(gql)?;
+        let secs = seconds.unwrap_or(lab.plan.lifetime_secs);
+        if !(10..=7 * 24 * 3600).contains(&secs) {
+            return Err(gql(CatalogError::BadRequest {
+                detail: "seconds: 10 to 604800 (7 days)".into(),
+            }));
+        }
+        launcher(ctx)?
+            .renew(&lab.id, secs)
+            .map_err(|detail| gql(CatalogError::BadRequest { detail }))?;
+        Ok(Datalab(lab))
     }
 
     /// Shares a lab with `user`: they may open it at its `base` and see it (not stop or share it).

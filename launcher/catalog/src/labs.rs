@@ -7,7 +7,12 @@
 //! Image properties used (strings, in the mission TOML's `properties`): `command` (the program
 //! and its fixed arguments, split at spaces; an image without it is shown but cannot be
 //! launched), `default_cpu` / `max_cpu` (cores), `default_memory_mib` / `max_memory_mib`,
-//! `interface` (`jupyter`: a web interface the launcher serves at `/labs/<id>/`).
+//! `interface` (`jupyter`: a web interface the launcher serves at `/labs/<id>/`),
+//! `default_hours` / `max_hours` (how long a lab may run before it expires unless renewed),
+//! `idle_timeout_minutes` (web labs: culled after that long unused; never while computing).
+//!
+//! Per user at once (running labs): at most [`USER_LIMITS`]; a launch beyond is refused naming
+//! what is in use.
 //!
 //! A lab is its owner's; shared with named users, they may open it and see it, and only the owner
 //! (or an admin) stops, removes or shares it.
@@ -27,6 +32,26 @@ const DEFAULT_MEMORY_MIB: u64 = 2048;
 const MAX_CPU_MILLIS: u32 = 4000;
 const MAX_MEMORY_MIB: u64 = 16384;
 const MIN_MEMORY_MIB: u64 = 16;
+/// A lab's time unless the image says otherwise: 12 hours, at most 7 days; culled after an hour
+/// unused. The least anyone may ask for: 10 s (tests ask for seconds).
+const DEFAULT_LIFETIME_SECS: u64 = 12 * 3600;
+const MAX_LIFETIME_SECS: u64 = 7 * 24 * 3600;
+const DEFAULT_IDLE_SECS: u64 = 3600;
+const MIN_SECS: u64 = 10;
+
+/// What one user's running labs may hold together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserLimits {
+    pub labs: usize,
+    pub cpu_millis: u32,
+    pub memory_mib: u64,
+}
+
+pub const USER_LIMITS: UserLimits = UserLimits {
+    labs: 4,
+    cpu_millis: 4000,
+    memory_mib: 16384,
+};
 
 /// What a user asks for.
 #[derive(Debug, Clone, Default)]
@@ -39,6 +64,10 @@ pub struct LabRequest {
     pub memory_mib: Option<u64>,
     /// Appended to the image's command (a headless runner's script, for one).
     pub args: Vec<String>,
+    pub lifetime_secs: Option<u64>,
+    pub idle_timeout_secs: Option<u64>,
+    /// Forget the lab when it ends (headless runs).
+    pub remove_when_finished: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,6 +89,13 @@ pub struct LabPlan {
     /// The image's web interface (`jupyter`), if it has one.
     #[serde(default)]
     pub interface: Option<String>,
+    #[serde(default)]
+    pub lifetime_secs: u64,
+    /// Web labs: culled after this long unused.
+    #[serde(default)]
+    pub idle_timeout_secs: Option<u64>,
+    #[serde(default)]
+    pub remove_when_finished: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,6 +181,38 @@ impl Catalog {
                 image.key
             )));
         }
+        let hours = |k: &str| {
+            property(k)
+                .and_then(|h| h.trim().parse::<f64>().ok())
+                .filter(|h| *h > 0.0)
+                .map(|h| (h * 3600.0) as u64)
+        };
+        let max_lifetime = hours("max_hours").unwrap_or(MAX_LIFETIME_SECS);
+        let lifetime_secs = req
+            .lifetime_secs
+            .or_else(|| hours("default_hours"))
+            .unwrap_or(DEFAULT_LIFETIME_SECS.min(max_lifetime));
+        if !(MIN_SECS..=max_lifetime).contains(&lifetime_secs) {
+            return Err(bad(format!(
+                "lifetime {lifetime_secs} s: image '{}' allows {MIN_SECS} to {max_lifetime}",
+                image.key
+            )));
+        }
+        let interface = property("interface").map(str::to_string);
+        let idle_timeout_secs = match &interface {
+            None => None,
+            Some(_) => {
+                let idle = req.idle_timeout_secs.unwrap_or_else(|| {
+                    property("idle_timeout_minutes")
+                        .and_then(|m| m.parse::<u64>().ok())
+                        .map_or(DEFAULT_IDLE_SECS, |m| m * 60)
+                });
+                if idle < MIN_SECS {
+                    return Err(bad(format!("idle timeout {idle} s: at least {MIN_SECS}")));
+                }
+                Some(idle)
+            }
+        };
         let mut seen: Vec<PlannedVolume> = self
             .visible_volumes(&by.user.name)?
             .into_iter()
@@ -186,13 +254,49 @@ impl Catalog {
             volumes,
             cpu_millis,
             memory_bytes: memory_mib << 20,
-            interface: property("interface").map(str::to_string),
+            interface,
+            lifetime_secs,
+            idle_timeout_secs,
+            remove_when_finished: req.remove_when_finished,
         })
     }
 
-    /// Plans and records a new lab of `by`'s (the launcher then starts it).
-    pub fn add_lab(&self, by: &Caller, req: &LabRequest) -> Result<LabRecord> {
+    /// Plans and records a new lab of `by`'s (the launcher then starts it). `running` says which
+    /// of the user's labs run now (the launcher knows): with the new one they must stay within
+    /// [`USER_LIMITS`], and no two of them may share a name.
+    pub fn add_lab(
+        &self,
+        by: &Caller,
+        req: &LabRequest,
+        running: &dyn Fn(&str) -> bool,
+    ) -> Result<LabRecord> {
         let plan = self.plan_lab(by, req)?;
+        let mine: Vec<LabRecord> = self
+            .labs(by)?
+            .into_iter()
+            .filter(|l| l.owner == by.user.name && running(&l.id))
+            .collect();
+        if mine.iter().any(|l| l.name == req.name) {
+            return Err(CatalogError::Exists {
+                what: "running lab",
+                name: req.name.chars().take(64).collect(),
+            });
+        }
+        let cpu: u32 = mine.iter().map(|l| l.plan.cpu_millis).sum::<u32>() + plan.cpu_millis;
+        let mib: u64 =
+            mine.iter().map(|l| l.plan.memory_bytes >> 20).sum::<u64>() + (plan.memory_bytes >> 20);
+        let limits = USER_LIMITS;
+        if mine.len() + 1 > limits.labs || cpu > limits.cpu_millis || mib > limits.memory_mib {
+            return Err(CatalogError::BadRequest {
+                detail: format!(
+                    "over your limit: with this lab, {} labs, {cpu} millicores, {mib} MiB running                      (at most {} labs, {} millicores, {} MiB at once); stop one first",
+                    mine.len() + 1,
+                    limits.labs,
+                    limits.cpu_millis,
+                    limits.memory_mib
+                ),
+            });
+        }
         let mut random = [0u8; 6];
         crate::sealing::fill_random(&mut random)?;
         let id = format!(
@@ -380,6 +484,15 @@ impl Catalog {
     /// Every recorded lab (the launcher, at start, to tell which of its leftovers are known).
     pub fn all_labs(&self) -> Result<Vec<LabRecord>> {
         self.read_labs("WHERE ?1 = ?1", 0.into())
+    }
+
+    /// Forgets the lab `id` (the launcher's: a lab that was to be removed when finished).
+    pub fn forget_lab(&self, id: &str) -> Result<()> {
+        self.store.with(|c| {
+            c.execute("DELETE FROM labs WHERE id = ?1", [id])
+                .map_err(CatalogError::db("removing a lab"))
+        })?;
+        Ok(())
     }
 
     /// Forgets the lab `id` of `by`'s (the launcher stops it first).

@@ -119,7 +119,11 @@ fn a_lab_plan_holds_only_what_the_user_may_have() {
     );
 
     let lab = cat
-        .add_lab(&alice, &req(&|r| r.volumes = Some(vec!["mine".into()])))
+        .add_lab(
+            &alice,
+            &req(&|r| r.volumes = Some(vec!["mine".into()])),
+            &|_| false,
+        )
         .expect("recorded");
     assert!(
         lab.id.starts_with("lab-") && lab.id.len() == 16,
@@ -135,4 +139,49 @@ fn a_lab_plan_holds_only_what_the_user_may_have() {
     assert!(cat.labs(&bob).expect("bob's").is_empty());
     cat.remove_lab(&alice, &lab.id).expect("removed");
     assert!(cat.labs(&alice).expect("hers").is_empty());
+}
+
+#[test]
+fn a_users_running_labs_stay_within_their_limits_and_names() {
+    let home = tempfile::tempdir().expect("home");
+    let cat = Catalog::open(home.path(), None).expect("open");
+    cat.load_mission_file("tools", TOOLS).expect("tools");
+    let (_, a) = cat.add_user("alice", false).expect("alice");
+    let alice = cat.authenticate(&a.token).expect("a");
+    let req = |name: &str, cpu: u32| LabRequest {
+        name: name.into(),
+        image: "runner".into(),
+        volumes: Some(vec![]),
+        cpu_millis: Some(cpu),
+        memory_mib: Some(1024),
+        ..Default::default()
+    };
+    let all_run = |_: &str| true;
+    for n in 0..4 {
+        cat.add_lab(&alice, &req(&format!("lab{n}"), 500), &all_run)
+            .expect("within the limits");
+    }
+    let err = cat
+        .add_lab(&alice, &req("lab4", 500), &all_run)
+        .expect_err("a fifth");
+    assert!(err.to_string().contains("5 labs"), "{err}");
+    // Ended labs do not count; a running lab's name is taken, an ended one's is free again.
+    let none_run = |_: &str| false;
+    cat.add_lab(&alice, &req("lab0", 2000), &none_run)
+        .expect("the others ended");
+    let err = cat
+        .add_lab(&alice, &req("lab1", 500), &|id: &str| !id.is_empty())
+        .expect_err("a running lab's name");
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+    let labs = cat.labs(&alice).expect("labs");
+    let running: Vec<&str> = labs
+        .iter()
+        .filter(|l| l.plan.cpu_millis == 2000 || l.name == "lab2")
+        .map(|l| l.id.as_str())
+        .collect();
+    assert_eq!(running.len(), 2);
+    let err = cat
+        .add_lab(&alice, &req("big", 2000), &|id: &str| running.contains(&id))
+        .expect_err("over the CPU: 2 + 0.5 cores running, 2 more asked");
+    assert!(err.to_string().contains("4000 millicores"), "{err}");
 }

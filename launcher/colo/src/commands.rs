@@ -126,12 +126,17 @@ pub async fn up(args: UpArgs) -> Result<()> {
     if is_sample {
         sample::publish_images(&service_settings, &stack).await?;
     }
-    let labs = crate::datalabs::LocalLabs::open(&config::colo_home(), &settings.mount_root).await?;
+    let labs = crate::datalabs::LocalLabs::open(
+        &config::colo_home(),
+        &settings.mount_root,
+        catalog.clone(),
+    )
+    .await?;
     let base = stack::start_services(
         &service_settings,
         stack.volumes(),
         Some(catalog.clone()),
-        Some(labs),
+        Some(labs.clone()),
     )
     .await?;
     stack::announce(&base);
@@ -143,7 +148,7 @@ pub async fn up(args: UpArgs) -> Result<()> {
     if let Some(text) = first_admin {
         banner.push_str(&text);
     }
-    stack::mount_stack_and_wait(&settings, stack, Some(catalog), &banner).await
+    stack::mount_stack_and_wait(&settings, stack, Some(catalog), Some(labs), &banner).await
 }
 
 /// `colo serve`: the services alone, until SIGINT/SIGTERM. The config's volumes are opened (not

@@ -17,6 +17,7 @@ use anyhow::{Context, Result};
 use colo_catalog::graphql_labs::{Datalabs, LabStep};
 use colo_catalog::labs::LabRecord;
 use colo_labs::http::{Endpoint, Upstream};
+use colo_labs::keeper::{KeepPolicy, Keeper, keep};
 use colo_labs::{LabSpec, LabVolume, LocalBackend, ReadyProbe, Resources};
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -37,7 +38,10 @@ pub fn lab_venv() -> PathBuf {
 const READY_TIMEOUT_SECS: u64 = 120;
 
 pub struct LocalLabs {
-    backend: LocalBackend,
+    backend: Arc<LocalBackend>,
+    catalog: Arc<colo_catalog::Catalog>,
+    /// Running labs' expiries and idle culls.
+    keepers: Arc<Mutex<HashMap<String, Keeper>>>,
     users_root: PathBuf,
     venv: PathBuf,
     /// Web labs' servers, by lab id.
@@ -46,7 +50,11 @@ pub struct LocalLabs {
 
 impl LocalLabs {
     /// The launcher of this colo home, for a mount at `mount_root`.
-    pub async fn open(home: &Path, mount_root: &Path) -> Result<Arc<LocalLabs>> {
+    pub async fn open(
+        home: &Path,
+        mount_root: &Path,
+        catalog: Arc<colo_catalog::Catalog>,
+    ) -> Result<Arc<LocalLabs>> {
         let exe = std::env::current_exe().context("finding colo's own binary")?;
         let backend = LocalBackend::new(
             &home.join("labs"),
@@ -74,11 +82,29 @@ impl LocalLabs {
             );
         }
         Ok(Arc::new(LocalLabs {
-            backend,
+            backend: Arc::new(backend),
+            catalog,
+            keepers: Arc::new(Mutex::new(HashMap::new())),
             users_root: mount_root.join(colo_vfs::views::USERS_DIR),
             venv: lab_venv(),
             servers: Arc::new(Mutex::new(HashMap::new())),
         }))
+    }
+
+    /// Stops every running lab (colo is stopping), waiting up to `grace` for them to end.
+    pub async fn stop_all(&self, grace: std::time::Duration) {
+        let running = self.backend.running();
+        if running.is_empty() {
+            return;
+        }
+        eprintln!("colo: stopping {} datalab(s)", running.len());
+        for id in &running {
+            let _ = self.backend.stop_because(id, "colo is stopping");
+        }
+        let deadline = std::time::Instant::now() + grace;
+        while !self.backend.running().is_empty() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 
     /// The lab's server, if it is a web lab this colo started.
@@ -135,6 +161,7 @@ impl LocalLabs {
                     lab.id.clone(),
                     Upstream {
                         endpoint,
+                        base_path: base.clone(),
                         headers: vec![(
                             axum::http::header::AUTHORIZATION,
                             axum::http::HeaderValue::from_str(&auth)?,
@@ -257,9 +284,24 @@ impl Datalabs for LocalLabs {
     fn start(&self, lab: &LabRecord) -> std::result::Result<(), String> {
         let spec = self.spec(lab).map_err(|e| format!("{e:#}"))?;
         let mut handle = self.backend.start(spec).map_err(|e| e.to_string())?;
+        let policy = KeepPolicy {
+            expires_at: std::time::SystemTime::now()
+                + std::time::Duration::from_secs(lab.plan.lifetime_secs),
+            idle_timeout: lab
+                .plan
+                .idle_timeout_secs
+                .map(std::time::Duration::from_secs),
+            jupyter: self.upstream(&lab.id),
+        };
+        let keeper = keep(self.backend.clone(), lab.id.clone(), policy);
+        self.keepers.lock().insert(lab.id.clone(), keeper);
         // When the lab ends: its server is gone, and so is its home folder (Jupyter's runtime
-        // files; what the user keeps is on their volumes).
+        // files; what the user keeps is on their volumes); a lab to be removed when finished
+        // leaves the catalog.
         let servers = self.servers.clone();
+        let keepers = self.keepers.clone();
+        let catalog = self.catalog.clone();
+        let forget = lab.plan.remove_when_finished;
         let home = home_of(&lab.id);
         tokio::spawn(async move {
             while let Some(event) = handle.events.recv().await {
@@ -268,6 +310,10 @@ impl Datalabs for LocalLabs {
                 }
             }
             servers.lock().remove(&handle.id);
+            keepers.lock().remove(&handle.id);
+            if forget && let Err(e) = catalog.forget_lab(&handle.id) {
+                tracing::warn!(lab = %handle.id, error = %e, "a finished lab was not removed");
+            }
             if let Err(e) = std::fs::remove_dir_all(&home)
                 && e.kind() != std::io::ErrorKind::NotFound
             {
@@ -298,5 +344,24 @@ impl Datalabs for LocalLabs {
         self.backend
             .log_tail(lab_id, bytes)
             .map_err(|e| e.to_string())
+    }
+
+    fn expires_at(&self, lab_id: &str) -> Option<u64> {
+        let at = self.keepers.lock().get(lab_id)?.expires_at();
+        at.duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_secs())
+    }
+
+    fn renew(&self, lab_id: &str, secs: u64) -> std::result::Result<u64, String> {
+        let keepers = self.keepers.lock();
+        let keeper = keepers
+            .get(lab_id)
+            .ok_or_else(|| format!("lab '{lab_id}' is not running: nothing to renew"))?;
+        let until = std::time::SystemTime::now() + std::time::Duration::from_secs(secs);
+        keeper.renew(until);
+        Ok(until
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()))
     }
 }

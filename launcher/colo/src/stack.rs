@@ -154,15 +154,17 @@ pub async fn mount_and_wait(
     catalog: Option<Arc<Catalog>>,
     banner: &str,
 ) -> Result<()> {
-    mount_stack_and_wait(settings, Arc::new(build(settings)?), catalog, banner).await
+    mount_stack_and_wait(settings, Arc::new(build(settings)?), catalog, None, banner).await
 }
 
 /// [`mount_and_wait`] with a stack built by the caller (shared with the services). With a
-/// catalog, its users' views are kept under `<root>/.users/` ([`crate::views`]).
+/// catalog, its users' views are kept under `<root>/.users/` ([`crate::views`]). Datalabs (bound
+/// from those views: while one runs, the mount cannot end) are stopped before the unmount.
 pub async fn mount_stack_and_wait(
     settings: &Settings,
     stack: Arc<Stack>,
     catalog: Option<Arc<Catalog>>,
+    labs: Option<Arc<crate::datalabs::LocalLabs>>,
     banner: &str,
 ) -> Result<()> {
     let options = MountOptions {
@@ -227,6 +229,9 @@ pub async fn mount_stack_and_wait(
     // Ready marker for scripts and tests: the mount is live once this line is printed.
     println!("ready {}", settings.mount_root.display());
     wait_for_signal().await?;
+    if let Some(labs) = labs {
+        labs.stop_all(std::time::Duration::from_secs(15)).await;
+    }
     eprintln!("colo: unmounting {}", settings.mount_root.display());
     tokio::task::spawn_blocking(move || mounted.unmount())
         .await

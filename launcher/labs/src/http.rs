@@ -44,10 +44,12 @@ impl std::fmt::Display for Endpoint {
     }
 }
 
-/// The lab's server: where it listens and the headers that authenticate colo to it.
+/// The lab's server: where it listens, the path it serves under (`/labs/<id>/`) and the headers
+/// that authenticate colo to it.
 #[derive(Debug, Clone)]
 pub struct Upstream {
     pub endpoint: Endpoint,
+    pub base_path: String,
     pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
@@ -232,6 +234,30 @@ pub async fn answers(
     )
 }
 
+/// `GET path` on the lab's server, as JSON (`None`: no answer, an error status, or not JSON).
+pub async fn get_json(up: &Upstream, path: &str) -> Option<serde_json::Value> {
+    use http_body_util::BodyExt;
+    let (mut sender, _driver) = connect(&up.endpoint).await.ok()?;
+    let mut req = Request::get(path).header(header::HOST, up.endpoint.host());
+    for (k, v) in &up.headers {
+        req = req.header(k, v);
+    }
+    let req = req.body(Body::empty()).ok()?;
+    let resp = tokio::time::timeout(Duration::from_secs(5), sender.send_request(req))
+        .await
+        .ok()?
+        .ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    let body = tokio::time::timeout(Duration::from_secs(5), resp.into_body().collect())
+        .await
+        .ok()?
+        .ok()?
+        .to_bytes();
+    serde_json::from_slice(&body).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,6 +280,7 @@ mod tests {
         from.insert(header::HOST, HeaderValue::from_static("colo.example.org"));
         let up = Upstream {
             endpoint: Endpoint::Tcp(8888),
+            base_path: "/labs/lab-1/".into(),
             headers: vec![(
                 header::AUTHORIZATION,
                 HeaderValue::from_static("token labsecret"),

@@ -14,6 +14,7 @@ pub mod cgroup;
 pub mod error;
 pub mod http;
 pub mod init;
+pub mod keeper;
 pub mod lifecycle;
 pub mod local;
 pub mod plan;

@@ -3,9 +3,11 @@
 //! appended to `<dir>/<lab>/events.jsonl` (so a restarted colo knows what was running), and its
 //! cgroup removed when it ends.
 //!
-//! The lab dies with colo: `setpriv --pdeathsig=KILL` ties it to the thread that spawned it, so
-//! labs are spawned from the runtime's long-lived worker threads (never a blocking-pool thread,
-//! which exits when idle and would take the lab with it). A colo that was killed anyway leaves
+//! The lab dies with colo: `setpriv --pdeathsig=KILL` ties it to the *thread* that spawned it.
+//! A runtime worker thread is not safe for that — `block_in_place` (colo's views use it) turns a
+//! worker into a blocking-pool thread, which exits when idle and takes its labs along (seen: a
+//! lab SIGKILLed a few seconds after it started) — so every lab is spawned by one thread of the
+//! backend's own ([`Spawner`]) that lives as long as the backend. A colo that was killed anyway leaves
 //! event files whose last state is not final: [`LocalBackend::recover`] kills what is left in
 //! those labs' cgroups and records them STOPPED, with the reason.
 
@@ -32,6 +34,8 @@ struct Lab {
     events: Mutex<Vec<LabEvent>>,
     subscribers: Mutex<Vec<mpsc::UnboundedSender<LabEvent>>>,
     stop: Notify,
+    /// Why it is being stopped (default: on request).
+    stop_reason: Mutex<Option<String>>,
     dir: PathBuf,
 }
 
@@ -42,18 +46,27 @@ impl Lab {
 
     /// Records and sends the transition (if the lifecycle allows it).
     fn emit(&self, lab: &str, state: LabState, reason: impl Into<String>) {
-        let event = LabEvent::now(lab, state, reason);
-        {
+        self.record(lab, Some(state), reason.into());
+    }
+
+    /// A transition to `state`, or (`None`) a notice in the current state — a warning before an
+    /// expiry or an idle cull.
+    fn record(&self, lab: &str, state: Option<LabState>, reason: String) {
+        let event = {
             let Ok(mut events) = self.events.lock() else {
                 return;
             };
-            if let Some(last) = events.last()
-                && !last.state.may_become(state)
-            {
-                return;
-            }
+            let last = events.last().map(|e| e.state);
+            let event = match (state, last) {
+                (Some(next), Some(now)) if !now.may_become(next) => return,
+                (Some(next), _) => LabEvent::now(lab, next, reason),
+                (None, Some(now)) if !now.is_final() => LabEvent::now(lab, now, reason),
+                (None, _) => return,
+            };
             events.push(event.clone());
-        }
+            event
+        };
+        let state = event.state;
         tracing::info!(lab, state = state.as_str(), reason = %event.reason, "lab");
         let path = self.dir.join("events.jsonl");
         if let Ok(mut f) = std::fs::OpenOptions::new()
@@ -78,6 +91,51 @@ pub struct LocalBackend {
     mount_point: PathBuf,
     hierarchy: Option<Hierarchy>,
     labs: Mutex<HashMap<String, Arc<Lab>>>,
+    spawner: Spawner,
+}
+
+type SpawnRequest = (
+    tokio::process::Command,
+    tokio::sync::oneshot::Sender<std::io::Result<tokio::process::Child>>,
+);
+
+/// The one thread that spawns labs (see the module note), in the runtime's context so that the
+/// children are reaped by it. It ends when the backend is dropped.
+#[derive(Clone)]
+struct Spawner(std::sync::mpsc::Sender<SpawnRequest>);
+
+impl Spawner {
+    fn new() -> Result<Spawner> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|e| LabError::Step {
+            lab: String::new(),
+            step: "starting the lab spawner",
+            detail: e.to_string(),
+        })?;
+        let (tx, rx) = std::sync::mpsc::channel::<SpawnRequest>();
+        std::thread::Builder::new()
+            .name("colo-lab-spawner".into())
+            .spawn(move || {
+                let _in_runtime = runtime.enter();
+                while let Ok((mut cmd, reply)) = rx.recv() {
+                    let _ = reply.send(cmd.spawn());
+                }
+            })
+            .map_err(|e| LabError::Step {
+                lab: String::new(),
+                step: "starting the lab spawner",
+                detail: e.to_string(),
+            })?;
+        Ok(Spawner(tx))
+    }
+
+    async fn spawn(&self, cmd: tokio::process::Command) -> std::io::Result<tokio::process::Child> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.0
+            .send((cmd, tx))
+            .map_err(|_| std::io::Error::other("the lab spawner has stopped"))?;
+        rx.await
+            .map_err(|_| std::io::Error::other("the lab spawner has stopped"))?
+    }
 }
 
 /// What [`LocalBackend::start`] gives back: the lab's events from PENDING on.
@@ -97,6 +155,7 @@ impl LocalBackend {
             mount_point: mount_point.to_path_buf(),
             hierarchy: Hierarchy::detect(),
             labs: Mutex::new(HashMap::new()),
+            spawner: Spawner::new()?,
         })
     }
 
@@ -148,6 +207,7 @@ impl LocalBackend {
             events: Mutex::new(Vec::new()),
             subscribers: Mutex::new(Vec::new()),
             stop: Notify::new(),
+            stop_reason: Mutex::new(None),
             dir: dir.clone(),
         });
         let (tx, rx) = mpsc::unbounded_channel();
@@ -174,9 +234,22 @@ impl LocalBackend {
             init: self.init.clone(),
             mount_point: self.mount_point.clone(),
             hierarchy: self.hierarchy.clone(),
+            spawner: self.spawner.clone(),
         };
         tokio::spawn(run.go());
         Ok(LabHandle { id, events: rx })
+    }
+
+    /// The labs that have not ended.
+    pub fn running(&self) -> Vec<String> {
+        let labs = match self.labs.lock() {
+            Ok(l) => l,
+            Err(_) => return Vec::new(),
+        };
+        labs.iter()
+            .filter(|(_, l)| l.state().is_some_and(|s| !s.is_final()))
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     /// Every event of the lab so far.
@@ -212,6 +285,22 @@ impl LocalBackend {
         Ok(())
     }
 
+    /// [`LocalBackend::stop`], with the reason its events give ("expired", "culled: idle").
+    pub fn stop_because(&self, id: &str, reason: &str) -> Result<()> {
+        let lab = self.lab(id)?;
+        if let Ok(mut r) = lab.stop_reason.lock() {
+            *r = Some(reason.to_string());
+        }
+        lab.stop.notify_one();
+        Ok(())
+    }
+
+    /// An event in the lab's current state: a warning the user should see.
+    pub fn notice(&self, id: &str, reason: &str) -> Result<()> {
+        self.lab(id)?.record(id, None, reason.to_string());
+        Ok(())
+    }
+
     /// After a restart of colo: labs whose last recorded state is not final are stopped (what
     /// is left in their cgroups is killed) and recorded STOPPED. Returns their ids.
     pub async fn recover(&self) -> Result<Vec<String>> {
@@ -242,6 +331,7 @@ impl LocalBackend {
                 events: Mutex::new(events),
                 subscribers: Mutex::new(Vec::new()),
                 stop: Notify::new(),
+                stop_reason: Mutex::new(None),
                 dir: entry.path(),
             });
             lab.emit(
@@ -266,6 +356,7 @@ struct Run {
     init: Vec<OsString>,
     mount_point: PathBuf,
     hierarchy: Option<Hierarchy>,
+    spawner: Spawner,
 }
 
 impl Run {
@@ -288,6 +379,10 @@ impl Run {
         }
         let (state, reason) = outcome;
         self.lab.emit(&id, state, reason);
+    }
+
+    fn stop_reason(&self) -> Option<String> {
+        self.lab.stop_reason.lock().ok()?.clone()
     }
 
     /// The events of the steps the status file shows (each once: the lifecycle refuses repeats),
@@ -363,7 +458,7 @@ impl Run {
             .stdout(log)
             .stderr(log2)
             .kill_on_drop(true);
-        let mut child = match cmd.spawn() {
+        let mut child = match self.spawner.spawn(cmd).await {
             Ok(c) => c,
             Err(e) => return (LabState::Failed, format!("cannot run unshare: {e}")),
         };
@@ -383,7 +478,8 @@ impl Run {
                 status = child.wait() => break status,
                 _ = self.lab.stop.notified(), if !stopping => {
                     stopping = true;
-                    self.lab.emit(id, LabState::Stopping, "stop requested");
+                    let why = self.stop_reason().unwrap_or_else(|| "stop requested".into());
+                    self.lab.emit(id, LabState::Stopping, why);
                     let _ = tokio::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await;
                     let grace = tokio::time::sleep(Duration::from_secs(10));
                     tokio::pin!(grace);
@@ -434,7 +530,11 @@ impl Run {
                     self.spec.resources.memory_bytes >> 20
                 ),
             ),
-            Ok(_) if stopping => (LabState::Stopped, "stopped on request".into()),
+            Ok(_) if stopping => (
+                LabState::Stopped,
+                self.stop_reason()
+                    .unwrap_or_else(|| "stopped on request".into()),
+            ),
             Ok(s) if self.spec.ready.is_some() && self.lab.state() != Some(LabState::Running) => (
                 LabState::Failed,
                 format!(
