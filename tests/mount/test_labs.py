@@ -4,10 +4,12 @@ archive read-only, her WebDAV volume writable), and what it writes reaches the W
 lifecycle step is an event with a reason; failures say why (exit code, OOM at the memory limit,
 a volume she does not have, an image that cannot start); bob sees none of her labs."""
 import os
+import subprocess
 import time
 
 import pytest
 
+from conftest import BIN
 from platform_up import CREATE, GET, Platform
 
 INSIDE = r"""
@@ -221,3 +223,29 @@ def test_a_users_labs_stay_within_the_per_user_limits(platform):
     finally:
         for i in ids:
             gql(p, "bob", "mutation($id: String!) { destroyDatalab(id: $id) }", {"id": i})
+
+
+def test_the_lab_cli_creates_lists_follows_and_deletes(platform):
+    p = platform
+    env = {**p.env, "COLO_URL": p.base, "COLO_TOKEN": p.tokens["alice"]}
+
+    def colo(*args, ok=True):
+        out = subprocess.run([BIN, "lab", *args], env=env, capture_output=True, text=True, timeout=120)
+        assert (out.returncode == 0) == ok, (args, out.stdout, out.stderr)
+        return out
+    code = "import time\nfor i in range(3):\n    print('step', i, flush=True); time.sleep(0.5)"
+    lab_id = colo("create", "headless-python", "--name", "cli", "--volume", "work", "--cpu", "0.5",
+                  "--", "-c", code).stdout.strip()
+    assert lab_id.startswith("lab-"), lab_id
+    assert any(line.split()[:2] == [lab_id, "cli"] for line in colo("ps").stdout.splitlines())
+    followed = colo("logs", "-f", lab_id).stdout
+    assert followed.splitlines() == ["step 0", "step 1", "step 2"], followed
+    events = colo("events", lab_id).stdout
+    assert [l.split()[2] for l in events.splitlines()] == ["PENDING", "MOUNTING", "STARTING", "RUNNING", "STOPPED"]
+    bad = colo("create", "headless-python", "--volume", "not-mine", ok=False)
+    assert "no volume named 'not-mine'" in bad.stderr, bad.stderr
+    assert "has no web interface" in colo("open", lab_id, ok=False).stderr
+    assert colo("delete", lab_id).stdout.strip() == f"{lab_id} deleted"
+    assert lab_id not in colo("ps").stdout
+    nobody = subprocess.run([BIN, "lab", "ps"], env={**env, "COLO_TOKEN": ""}, capture_output=True, text=True)
+    assert nobody.returncode != 0 and "token" in nobody.stderr, nobody.stderr

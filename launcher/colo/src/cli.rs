@@ -81,6 +81,15 @@ pub enum Command {
         #[command(subcommand)]
         what: SelectionCommand,
     },
+    /// Datalabs on a running colo (`colo up`), through its API: create, ps, logs, events, open,
+    /// renew, share, unshare, stop, delete. `--url`/`COLO_URL` and `--token`/`COLO_TOKEN` say where
+    /// and who.
+    Lab {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        what: LabCommand,
+    },
     /// (internal) A datalab's first process, inside its mount namespace.
     #[command(hide = true)]
     LabInit { plan: PathBuf },
@@ -354,4 +363,82 @@ pub struct ImagesArgs {
     pub authority: Option<String>,
     #[arg(long, short)]
     pub config: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct ApiArgs {
+    /// The colo server (as `colo up` printed it).
+    #[arg(
+        long,
+        env = "COLO_URL",
+        default_value = "http://127.0.0.1:8765",
+        global = true
+    )]
+    pub url: String,
+    /// Your token (`colo user add` or `colo token create` printed it).
+    #[arg(long, env = "COLO_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum LabCommand {
+    /// Launch IMAGE (a datalab image of the catalogue: `colo catalog search type:datalab-image`);
+    /// what follows `--` is passed to it (a headless runner's script).
+    Create {
+        image: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// A volume of yours (its folder name); repeat for more; all of them if none is given.
+        #[arg(long = "volume")]
+        volumes: Vec<String>,
+        /// Cores (0.5 = half a core).
+        #[arg(long)]
+        cpu: Option<f64>,
+        #[arg(long)]
+        memory_mib: Option<u64>,
+        /// Seconds it may run before it expires (renew extends it).
+        #[arg(long)]
+        lifetime: Option<u64>,
+        /// Forget it once it has ended.
+        #[arg(long)]
+        remove_when_finished: bool,
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Your labs (and those shared with you).
+    Ps,
+    /// Its output; `-f` follows it until the lab ends.
+    Logs {
+        id: String,
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Its lifecycle, one event a line.
+    Events {
+        id: String,
+    },
+    /// Its address (web labs).
+    Open {
+        id: String,
+    },
+    Renew {
+        id: String,
+        #[arg(long)]
+        seconds: Option<u64>,
+    },
+    Share {
+        id: String,
+        user: String,
+    },
+    Unshare {
+        id: String,
+        user: String,
+    },
+    Stop {
+        id: String,
+    },
+    /// Stop it if it runs and forget it.
+    Delete {
+        id: String,
+    },
 }

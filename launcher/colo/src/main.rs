@@ -8,6 +8,7 @@ mod cli;
 mod commands;
 mod config;
 mod datalabs;
+mod lab_cli;
 mod metrics;
 mod platform;
 mod sample;
@@ -41,6 +42,7 @@ async fn run(command: Command) -> Result<i32> {
         Command::Volume { what } => platform::volume(what).await?,
         Command::Catalog { what } => platform::catalog(what)?,
         Command::Selection { what } => selection_cli::selection(what).await?,
+        Command::Lab { api, what } => return lab_cli::lab(api, what).await,
         Command::LabInit { .. } => unreachable!("handled before the runtime starts"),
     }
     Ok(0)
