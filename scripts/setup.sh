@@ -9,7 +9,7 @@ what="${1:-run}"
 
 need_pkgs=(fuse3 ca-certificates curl python3 python3-venv)
 if [ "$what" = test ]; then
-  need_pkgs+=(openssh-server openssh-client nginx-light s3fs rclone fio stilts)
+  need_pkgs+=(openssh-server openssh-client nginx-light s3fs rclone fio stilts chromium chromium-driver)
 fi
 missing=()
 for p in "${need_pkgs[@]}"; do

@@ -81,6 +81,10 @@ def test_jupyterlab_reads_the_archive_and_writes_the_users_volume_through_the_pr
     assert [e["state"] for e in lab["events"]] == ["PENDING", "MOUNTING", "STARTING", "RUNNING"], lab
     lab_id = lab["id"]
 
+    # The lab's own root answers (JupyterLab sends the browser on to its page).
+    root = requests.get(f"{p.base}/labs/{lab_id}/", headers={"Authorization": f"Bearer {p.tokens['alice']}"},
+                        timeout=30, allow_redirects=False)
+    assert root.status_code == 302 and f"/labs/{lab_id}/lab" in root.headers["location"], root.headers
     listed = get(p, "alice", lab_id, "api/contents/")
     assert listed.status_code == 200, listed.text
     assert sorted(c["name"] for c in listed.json()["content"]) == ["imgs", "work"]

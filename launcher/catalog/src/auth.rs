@@ -397,6 +397,19 @@ impl Catalog {
         self.insert_token(&user, TokenKind::Api, scopes, expires_at, label)
     }
 
+    /// A session for the web pages of the caller who logged in with an API token: the token's
+    /// scopes, never more, `hours` long.
+    pub fn create_session_for(&self, caller: &Caller, hours: i64) -> Result<NewToken> {
+        let expires_at = Some(now_secs() + hours * 3600);
+        self.insert_token(
+            &caller.user,
+            TokenKind::Session,
+            caller.scopes,
+            expires_at,
+            "session",
+        )
+    }
+
     /// A session for the web pages (cookie + CSRF token), `hours` long.
     pub fn create_session(&self, user: &str, hours: i64) -> Result<NewToken> {
         let user = self.user(user)?;

@@ -8,8 +8,10 @@
 //! `/opt/colo/lab-venv`, made by `scripts/setup.sh`) listen on a Unix socket in the lab's own
 //! 0700 home folder (labs share this machine's network, so a port of 127.0.0.1 would be open to
 //! every other lab; the socket is reachable by the lab's account and colo only) under
-//! `/labs/<id>/`, with a private token given in their environment (`JUPYTER_TOKEN`: not on the
-//! command line, where `ps` would show it to every account); they are RUNNING once they answer.
+//! `/labs/<id>/`, with a private secret given in their environment (`COLO_LAB_SECRET`: not on the
+//! command line, where `ps` would show it to every account) that the proxy adds to each request
+//! and that Jupyter checks ([`JUPYTER_CONFIG`]; the page Jupyter serves carries no token, so users
+//! never see it); they are RUNNING once they answer.
 //! [`proxy`] serves them: every request is checked against the catalog (owner, a share, an
 //! admin) and forwarded with the lab's token, which users never see.
 
@@ -33,6 +35,11 @@ pub fn lab_venv() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/opt/colo/lab-venv"))
 }
+
+/// The Jupyter settings of a JupyterLab lab: it trusts only requests carrying its secret in
+/// [`LAB_SECRET_HEADER`] (added by the proxy), and its page carries no token.
+const JUPYTER_CONFIG: &str = include_str!("lab/jupyter_config.py");
+const LAB_SECRET_HEADER: &str = "x-colo-lab-secret";
 
 /// How long a web lab may take to answer before it FAILS.
 const READY_TIMEOUT_SECS: u64 = 120;
@@ -139,7 +146,11 @@ impl LocalLabs {
                     jupyter.display()
                 );
                 let socket = home.join("jupyter.sock");
-                let token = random_hex(32)?;
+                let secret = random_hex(32)?;
+                let config = home.join("colo_jupyter_config.py");
+                std::fs::write(&config, JUPYTER_CONFIG)
+                    .with_context(|| format!("writing {}", config.display()))?;
+                std::os::unix::fs::chown(&config, Some(plan.uid), Some(plan.uid))?;
                 let base = format!("/labs/{}/", lab.id);
                 command.extend([
                     "--no-browser".to_string(),
@@ -147,14 +158,14 @@ impl LocalLabs {
                     "--ServerApp.sock_mode=0600".into(),
                     format!("--ServerApp.base_url={base}"),
                     format!("--ServerApp.root_dir={MEDIA_DATA}"),
+                    format!("--config={}", config.display()),
                 ]);
                 let endpoint = Endpoint::Unix(socket);
-                env.push(("JUPYTER_TOKEN".into(), token.clone()));
-                let auth = format!("token {token}");
+                env.push(("COLO_LAB_SECRET".into(), secret.clone()));
                 ready = Some(ReadyProbe {
                     endpoint: endpoint.clone(),
                     path: format!("{base}api/status"),
-                    headers: vec![("authorization".into(), auth.clone())],
+                    headers: vec![(LAB_SECRET_HEADER.into(), secret.clone())],
                     timeout_secs: READY_TIMEOUT_SECS,
                 });
                 self.servers.lock().insert(
@@ -163,8 +174,8 @@ impl LocalLabs {
                         endpoint,
                         base_path: base.clone(),
                         headers: vec![(
-                            axum::http::header::AUTHORIZATION,
-                            axum::http::HeaderValue::from_str(&auth)?,
+                            axum::http::HeaderName::from_static(LAB_SECRET_HEADER),
+                            axum::http::HeaderValue::from_str(&secret)?,
                         )],
                     },
                 );
@@ -363,5 +374,34 @@ impl Datalabs for LocalLabs {
         Ok(until
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()))
+    }
+}
+
+/// Portal sessions from the catalog: an API token in, a session with the token's scopes out.
+pub struct CatalogLogin(pub Arc<colo_catalog::Catalog>);
+
+/// How long a portal session lasts.
+const SESSION_HOURS: i64 = 12;
+
+impl colo_labs::portal::PortalLogin for CatalogLogin {
+    fn login(&self, api_token: &str) -> std::result::Result<(String, String, String, i64), String> {
+        let caller = self.0.authenticate(api_token).map_err(|e| e.to_string())?;
+        if caller.kind != colo_catalog::TokenKind::Api {
+            return Err("log in with an API token (colo_…), not a session".into());
+        }
+        let session = self
+            .0
+            .create_session_for(&caller, SESSION_HOURS)
+            .map_err(|e| e.shown_message("logging in"))?;
+        let csrf = session.csrf.ok_or("a session without its CSRF token")?;
+        Ok((caller.user.name, session.token, csrf, SESSION_HOURS * 3600))
+    }
+
+    fn logout(&self, headers: &axum::http::HeaderMap) {
+        if let Ok(Some(c)) = colo_catalog::http::caller_of(&self.0, headers)
+            && c.kind == colo_catalog::TokenKind::Session
+        {
+            let _ = self.0.revoke_token(c.token_id, None);
+        }
     }
 }

@@ -406,10 +406,15 @@ pub async fn start_services(
                             .map(|l| l as Arc<dyn colo_catalog::graphql_labs::Datalabs>),
                     },
                 ));
+                app = app.merge(colo_labs::portal::router(Arc::new(
+                    crate::datalabs::CatalogLogin(catalog.clone()),
+                )));
                 if let Some(labs) = labs {
                     app = app.merge(
                         axum::Router::new()
                             .route("/labs/{id}", axum::routing::any(crate::datalabs::proxy))
+                            // A wildcard does not match nothing: the lab's own root.
+                            .route("/labs/{id}/", axum::routing::any(crate::datalabs::proxy))
                             .route(
                                 "/labs/{id}/{*rest}",
                                 axum::routing::any(crate::datalabs::proxy),

@@ -18,6 +18,7 @@ pub mod keeper;
 pub mod lifecycle;
 pub mod local;
 pub mod plan;
+pub mod portal;
 
 pub use error::{LabError, Result};
 pub use lifecycle::{LabEvent, LabState};
