@@ -82,12 +82,17 @@ fn set_up(plan: &InitPlan) -> Result<()> {
     let lab = plan.lab.as_str();
     let at = &plan.mount_point;
     std::fs::create_dir_all(at).map_err(LabError::io(at))?;
+    // The new /media/data is assembled aside and moved into place last: the volumes' sources may
+    // lie under the mount point itself (colo's own mount is at /media/data by default), which the
+    // new tmpfs would hide.
+    let stage = std::env::temp_dir().join(format!("colo-lab-stage-{lab}"));
+    std::fs::create_dir_all(&stage).map_err(LabError::io(&stage))?;
     run(
         "mounting the lab's /media/data",
         lab,
         Command::new("mount")
             .args(["-t", "tmpfs", "-o", "mode=0755,size=1m", "colo-lab"])
-            .arg(at),
+            .arg(&stage),
     )?;
     for v in &plan.volumes {
         let fail = |detail: String| LabError::Volume {
@@ -98,7 +103,7 @@ fn set_up(plan: &InitPlan) -> Result<()> {
         if !v.source.is_dir() {
             return Err(fail(format!("{} is not a folder here", v.source.display())));
         }
-        let target = at.join(&v.name);
+        let target = stage.join(&v.name);
         std::fs::create_dir(&target).map_err(|e| fail(e.to_string()))?;
         run(
             "binding a volume",
@@ -120,6 +125,12 @@ fn set_up(plan: &InitPlan) -> Result<()> {
             .map_err(|e| fail(e.to_string()))?;
         }
     }
+    run(
+        "moving the lab's /media/data into place",
+        lab,
+        Command::new("mount").arg("--move").arg(&stage).arg(at),
+    )?;
+    let _ = std::fs::remove_dir(&stage);
     // The tmpfs holding the mount points: read-only too, so the lab cannot add folders beside
     // its volumes (they would vanish with the lab).
     run(

@@ -290,3 +290,38 @@ async fn a_lab_gets_no_more_cpu_than_its_limit() {
     b.stop("busy").expect("stop");
     while !handle.events.recv().await.expect("event").state.is_final() {}
 }
+
+#[tokio::test]
+async fn a_volume_whose_folder_is_under_the_mount_point_itself_is_still_bound() {
+    // colo's own mount is at /media/data by default: the users' views are /media/data/.users/…,
+    // under the very folder each lab gets a fresh /media/data at.
+    let state = tempfile::tempdir().expect("state");
+    let under = Path::new(MOUNT_POINT).join(format!(".colo-test-{}", std::process::id()));
+    std::fs::create_dir_all(&under).expect("a folder under the mount point");
+    std::fs::write(under.join("note.txt"), "under the mount point\n").expect("write");
+    let b = backend(state.path());
+    let events = run_to_end(
+        &b,
+        spec(
+            "under",
+            "ls /media/data; cat /media/data/view/note.txt",
+            vec![LabVolume {
+                name: "view".into(),
+                source: under.clone(),
+                read_only: true,
+            }],
+            64,
+        ),
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(&under);
+    assert_eq!(
+        events.last().map(|e| e.0),
+        Some(LabState::Stopped),
+        "{events:?}"
+    );
+    assert_eq!(
+        b.log_tail("under", 4096).expect("log"),
+        "view\nunder the mount point\n"
+    );
+}
