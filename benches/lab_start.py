@@ -1,0 +1,91 @@
+"""Times a datalab's start on `colo up` (see lab_start.sh): createDatalab → RUNNING (JupyterLab
+answers through colo) → a kernel has executed a cell that reads a FITS file from /media/data, and
+colo's resident memory with the labs running. Prints one line per run and the medians."""
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+
+import requests
+import websocket
+
+colo, work, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+env = {**os.environ, "COLO_HOME": os.path.join(work, "home")}
+root = os.path.join(work, "mnt")
+proc = subprocess.Popen([colo, "up", "--root", root, "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE,
+                        stderr=open(os.path.join(work, "up.err"), "w"), text=True, env=env)
+token = base = None
+line = ""
+while not line.startswith("ready"):
+    line = proc.stdout.readline()
+    if m := re.match(r"^token: (colo_\S+)", line):
+        token = m.group(1)
+    if line.startswith("tap "):
+        base = line.split()[1].rsplit("/tap", 1)[0]
+    assert proc.poll() is None, "colo up stopped"
+auth = {"Authorization": f"Bearer {token}"}
+
+
+def gql(query, variables=None):
+    return requests.post(base + "/graphql", json={"query": query, "variables": variables or {}}, headers=auth).json()
+
+
+CELL = ("import glob\nfrom astropy.io import fits\n"
+        "print(fits.open(sorted(glob.glob('/media/data/sample/images/*.fits'))[0])[0].data.shape)")
+
+
+def first_cell(lab):
+    kid = requests.post(f"{base}/labs/{lab}/api/kernels", headers=auth, json={}).json()["id"]
+    ws = websocket.create_connection(f"{base.replace('http', 'ws')}/labs/{lab}/api/kernels/{kid}/channels",
+                                     header=[f"Authorization: Bearer {token}"])
+    msg_id = uuid.uuid4().hex
+    ws.send(json.dumps({"header": {"msg_id": msg_id, "username": "admin", "session": msg_id,
+                                   "msg_type": "execute_request", "version": "5.3"},
+                        "parent_header": {}, "metadata": {}, "channel": "shell",
+                        "content": {"code": CELL, "silent": False, "store_history": False,
+                                    "user_expressions": {}, "allow_stdin": False}}))
+    while True:
+        m = json.loads(ws.recv())
+        if m.get("parent_header", {}).get("msg_id") == msg_id and m["msg_type"] == "execute_reply":
+            assert m["content"]["status"] == "ok", m
+            return
+
+
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(l for l in f if l.startswith("VmRSS")).split()[1]) / 1024
+
+
+try:
+    running, cells, labs = [], [], []
+    rss_before = rss_mib(proc.pid)
+    for n in range(runs):
+        t0 = time.perf_counter()
+        r = gql('mutation($n: String!) { createDatalab(input: {name: $n, image: "jupyterlab", volumes: ["sample"], '
+                'cpuMillis: 500, memoryMib: 1024}) { datalab { id } } }', {"n": f"bench{n}"})
+        lab = r["data"]["createDatalab"]["datalab"]["id"]
+        while gql('query($id: String!) { datalab(id: $id) { state reason } }', {"id": lab})["data"]["datalab"]["state"] != "RUNNING":
+            time.sleep(0.02)
+        t1 = time.perf_counter()
+        first_cell(lab)
+        t2 = time.perf_counter()
+        running.append(t1 - t0)
+        cells.append(t2 - t0)
+        labs.append(lab)
+        print(f"run {n}: RUNNING after {t1 - t0:.2f} s, first cell done after {t2 - t0:.2f} s")
+        if len(labs) == 4:  # the per-user limit: keep 4 running for the memory figure, then stop them
+            rss = rss_mib(proc.pid)
+            print(f"colo RSS: {rss_before:.0f} MiB with no lab, {rss:.0f} MiB with 4 running "
+                  f"({(rss - rss_before) / 4:.1f} MiB per lab)")
+            for lid in labs:
+                gql('mutation($id: String!) { destroyDatalab(id: $id) }', {"id": lid})
+            labs = []
+    print(f"median of {runs}: RUNNING {statistics.median(running):.2f} s, first cell {statistics.median(cells):.2f} s")
+finally:
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=120)
