@@ -103,3 +103,5 @@ def check_the_platform(stdout_lines, env):
     found = requests.post("http://127.0.0.1:18769/graphql", timeout=10, json={
         "query": '{ search(q: "mission:Hipparcos type:dataset") { total items { key } } }'}).json()
     assert found["data"]["search"]["items"] == [{"key": "sample.hip2"}], found
+    portal = requests.get("http://127.0.0.1:18769/", timeout=10)
+    assert portal.url.endswith("/portal/") and "Log in" in portal.text, portal.url

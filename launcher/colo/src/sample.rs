@@ -197,6 +197,9 @@ pub fn try_lines(mount_root: &Path, base_url: &str) -> String {
         format!(
             "  {py} -c \"import pyvo; print(pyvo.dal.SIA2Service('{base_url}/sia').search(pos=(272.2, -19.8, 1)).to_table()['obs_publisher_did', 's_ra', 's_dec'])\""
         ),
+        format!(
+            "colo: or open {base_url}/ in a browser (the portal: log in with the token, launch JupyterLab with the sample volume)"
+        ),
     ]
     .join("\n")
 }
