@@ -113,49 +113,47 @@ fn lab_headers(from: &HeaderMap, up: &Upstream) -> HeaderMap {
     out
 }
 
-async fn connect(
-    endpoint: &Endpoint,
-) -> Result<
-    (
-        hyper::client::conn::http1::SendRequest<Body>,
-        tokio::task::JoinHandle<()>,
-    ),
-    String,
-> {
+type Connection = (
+    hyper::client::conn::http1::SendRequest<Body>,
+    tokio::task::JoinHandle<()>,
+);
+
+async fn connect(endpoint: &Endpoint) -> Result<Connection, String> {
     let limit = Duration::from_secs(5);
-    let late = || "the lab's server did not accept a connection within 5 s".to_string();
+    let late = |_| "the lab's server did not accept a connection within 5 s".to_string();
     let absent = |e: std::io::Error| format!("the lab's server is not listening ({e})");
-    let handshake_failed = |e: hyper::Error| format!("talking to the lab's server: {e}");
     match endpoint {
         Endpoint::Unix(path) => {
             let stream = tokio::time::timeout(limit, tokio::net::UnixStream::connect(path))
                 .await
-                .map_err(|_| late())?
+                .map_err(late)?
                 .map_err(absent)?;
-            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .map_err(handshake_failed)?;
-            let driver = tokio::spawn(async move {
-                let _ = conn.with_upgrades().await;
-            });
-            Ok((sender, driver))
+            handshake(stream).await
         }
         Endpoint::Tcp(port) => {
             let stream =
                 tokio::time::timeout(limit, tokio::net::TcpStream::connect(("127.0.0.1", *port)))
                     .await
-                    .map_err(|_| late())?
+                    .map_err(late)?
                     .map_err(absent)?;
             let _ = stream.set_nodelay(true);
-            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .map_err(handshake_failed)?;
-            let driver = tokio::spawn(async move {
-                let _ = conn.with_upgrades().await;
-            });
-            Ok((sender, driver))
+            handshake(stream).await
         }
     }
+}
+
+/// HTTP/1 over `stream`, its connection driven (upgrades included) by a task of its own.
+async fn handshake<S>(stream: S) -> Result<Connection, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("talking to the lab's server: {e}"))?;
+    let driver = tokio::spawn(async move {
+        let _ = conn.with_upgrades().await;
+    });
+    Ok((sender, driver))
 }
 
 /// Sends `req` (its path and query as they are: the lab serves under `/labs/<id>/`) to the lab's
