@@ -54,6 +54,8 @@ def test_pjdfstest_object_store_profile(rw, backend):
     os.mkdir(work)
     total, passed, text = prove(work, "subset-object-store.list")
     print(f"pjdfstest object-store profile on {backend}: {passed}/{total}")
+    print("failing:", re.findall(r"^(\S+\.t) +\(Wstat: \d+ Tests: \d+ Failed: \d+\)\n +Failed tests?: +(.*)$",
+                                 text, re.M))
     bar = BARS["object_store_profile"][backend]
     assert passed >= bar, f"{backend}: {passed}/{total} passed, below the bar of {bar}:\n{text[-4000:]}"
 

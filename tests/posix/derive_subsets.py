@@ -16,7 +16,7 @@ def text(f):
 
 
 SPECIAL = r"\bfifo\b|mkfifo|mknod|\bblock\b|\bchar\b|\bsocket\b|bind |ENAMETOOLONG|NAME_MAX|name_max|namegen_max|01777|sticky"
-METADATA = r"\bchmod\b|\bchown\b|\blchown\b|\bsymlink\b|\blink\b|-u \d+|-g \d+"
+METADATA = r"\bchmod\b|\bchown\b|\blchown\b|\bsymlink\b|\blink\b|\bln -s\b|-u \d+|-g \d+"
 hf = [f for f in files if f.split("/")[0] not in ("mkfifo", "mknod", "link")
       and not re.search(SPECIAL, text(f))]
 store = [f for f in hf if f.split("/")[0] not in ("chmod", "chown", "symlink", "link")

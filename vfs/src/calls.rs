@@ -66,7 +66,9 @@ impl VfsCore {
             return self.timed(FsOp::Open, started, result);
         }
         let (exclusive, truncate) = (flags & libc::O_EXCL != 0, flags & libc::O_TRUNC != 0);
-        self.create(parent, name, exclusive, truncate).await
+        let perm = crate::kept::created_perm(new.mode, new.umask);
+        self.create_with_perm(parent, name, exclusive, truncate, perm)
+            .await
     }
 
     pub async fn mkdir_entry(&self, parent: u64, name: &str, new: &NewEntry) -> Result<Attr> {
@@ -76,7 +78,8 @@ impl VfsCore {
             let result = self.direct_make(parent, &pnode, name, Made::Directory, new);
             return self.timed(FsOp::Mkdir, started, result);
         }
-        self.mkdir(parent, name).await
+        self.mkdir_with_perm(parent, name, crate::kept::created_perm(new.mode, new.umask))
+            .await
     }
 
     /// `mknod` (regular files, FIFOs, sockets, devices) and `symlink`: kept by direct volumes

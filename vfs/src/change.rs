@@ -2,7 +2,8 @@
 
 use std::time::SystemTime;
 
-/// What `setattr` changes. Modes, owners and the access time are kept on direct volumes only.
+/// What `setattr` changes. Owners are kept on direct volumes only; modes and times elsewhere by
+/// colo for the life of the mount ([`crate::kept`]).
 #[derive(Debug, Clone, Default)]
 pub struct SetAttr {
     pub size: Option<u64>,
@@ -14,8 +15,8 @@ pub struct SetAttr {
 }
 
 /// Who asks for a new file, folder or link, and with which mode (`mknod` puts the file type in
-/// `mode` too). Kept on direct volumes ([`crate::direct`]); elsewhere files show the volume's
-/// fixed modes and owner.
+/// `mode` too). Kept on direct volumes ([`crate::direct`]); elsewhere the permission bits are
+/// kept by colo ([`crate::kept`]) and the owner is the volume's.
 #[derive(Debug, Clone, Copy)]
 pub struct NewEntry {
     pub mode: u32,

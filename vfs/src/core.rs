@@ -208,6 +208,8 @@ pub struct VfsCore {
     /// Column chunks learnt from files' footers, by [`OpenFile::extents_key`].
     pub(crate) chunks: KnownExtents<u64>,
     pub(crate) next_handle: AtomicU64,
+    /// Modes and times the origins of writable volumes cannot keep ([`crate::kept`]).
+    pub(crate) kept: Mutex<crate::kept::KeptAttrs>,
     started: SystemTime,
     pub(crate) stats: FsStats,
 }
@@ -244,6 +246,7 @@ impl VfsCore {
             direct_links: Mutex::default(),
             chunks: KnownExtents::new(KNOWN_EXTENTS_FILES),
             next_handle: AtomicU64::new(1),
+            kept: Mutex::default(),
             started: SystemTime::now(),
             stats: FsStats::default(),
         }
@@ -371,7 +374,8 @@ impl VfsCore {
             {
                 return self.direct_getattr(ino, &node);
             }
-            return Ok(self.attr_of(ino, node.volume, EntryKind::Directory, None));
+            let attr = self.attr_of(ino, node.volume, EntryKind::Directory, None);
+            return Ok(self.with_kept(&node, attr));
         }
         if self.direct_root(&pnode).is_some() {
             return self.direct_lookup(parent, &pnode, name);
@@ -413,12 +417,13 @@ impl VfsCore {
         if let Some(attr) = self.overlay_attr(ino, node) {
             return attr;
         }
-        self.attr_of(
+        let attr = self.attr_of(
             ino,
             node.volume,
             node.kind,
             st.attrs.get(&ino).map(|c| &c.meta),
-        )
+        );
+        self.with_kept(node, attr)
     }
 
     /// The attributes the write-back overlay gives `ino`, if it has a pending change.
@@ -429,7 +434,10 @@ impl VfsCore {
             Pending::Dir => ObjectMeta::directory(None),
             Pending::Gone => return None,
         };
-        Some(self.attr_of(ino, node.volume, meta.kind, Some(&meta)))
+        Some(self.with_kept(
+            node,
+            self.attr_of(ino, node.volume, meta.kind, Some(&meta)),
+        ))
     }
 
     /// Attributes of `ino`, refreshed from the origin once the TTL has passed.
@@ -448,7 +456,8 @@ impl VfsCore {
             return self.direct_getattr(ino, &node);
         }
         if node.path.is_root() {
-            return Ok(self.attr_of(ino, Some(vol), EntryKind::Directory, None));
+            let attr = self.attr_of(ino, Some(vol), EntryKind::Directory, None);
+            return Ok(self.with_kept(&node, attr));
         }
         if let Some(attr) = self.overlay_attr(ino, &node) {
             return Ok(attr);
@@ -459,11 +468,13 @@ impl VfsCore {
             if let Some(c) = st.attrs.get(&ino)
                 && c.at.elapsed() < ttl
             {
-                return Ok(self.attr_of(ino, Some(vol), c.meta.kind, Some(&c.meta)));
+                let attr = self.attr_of(ino, Some(vol), c.meta.kind, Some(&c.meta));
+                return Ok(self.with_kept(&node, attr));
             }
         }
         let meta = self.refresh_meta(ino, &node, vol).await?;
-        Ok(self.attr_of(ino, Some(vol), meta.kind, Some(&meta)))
+        let attr = self.attr_of(ino, Some(vol), meta.kind, Some(&meta));
+        Ok(self.with_kept(&node, attr))
     }
 
     /// Keeps `meta` as the attributes of `ino`, fresh from now; returns it.

@@ -24,6 +24,7 @@ pub fn errno(e: &VfsError) -> i32 {
         VfsError::Invalid { .. } => libc::EINVAL,
         VfsError::Os { errno, .. } => *errno,
         VfsError::NotPermitted { .. } => libc::EPERM,
+        VfsError::TooLarge { .. } => libc::EFBIG,
         VfsError::Origin(c) => connector_errno(c),
         VfsError::Cache(c) => cache_errno(c),
         VfsError::NoFuseDevice | VfsError::NoFusermount => libc::ENODEV,

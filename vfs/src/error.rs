@@ -39,6 +39,8 @@ pub enum VfsError {
         path: String,
         errno: i32,
     },
+    #[error("file too large: {path} would be {size} bytes, over the volume's limit of {max}")]
+    TooLarge { path: String, size: u64, max: u64 },
     #[error("bad file handle {handle}")]
     BadHandle { handle: u64 },
     #[error(transparent)]

@@ -17,6 +17,7 @@ pub mod extents;
 pub mod forget;
 pub mod fuse;
 pub mod inode;
+pub mod kept;
 pub mod metrics;
 pub mod mount;
 pub mod plan;

@@ -14,9 +14,10 @@
 //! moves what is there): a native rename where the backend has one; on object stores copies, and a
 //! directory of more than `MAX_RENAME_OBJECTS` objects is refused with `EXDEV`.
 //!
-//! Modes, owners and times: files show 0644 and directories 0755; `chmod`/`chown` are accepted and
-//! not kept (no backend here keeps them through an object write); `utimens` sets the mtime of a
-//! file with a staged copy until it is uploaded.
+//! Modes, owners and times: the create mode, `chmod` and `utimens` are kept by colo for the life of
+//! the mount ([`crate::kept`]: no backend here keeps them through an object write), and folders'
+//! times move with their entries; owners are the volume's (`chown` is accepted and not kept).
+//! Sizes beyond [`crate::kept::MAX_FILE_BYTES`] fail with `EFBIG`.
 
 pub use crate::change::{NewEntry, SetAttr};
 use crate::core::{Attr, CachedDir, OpenFile, Opened, State, VfsCore};
@@ -191,8 +192,23 @@ impl VfsCore {
         exclusive: bool,
         truncate: bool,
     ) -> Result<(Attr, Opened)> {
+        self.create_with_perm(parent, name, exclusive, truncate, 0o644)
+            .await
+    }
+
+    /// [`Self::create`], the new file showing `perm` ([`crate::kept`]).
+    pub async fn create_with_perm(
+        &self,
+        parent: u64,
+        name: &str,
+        exclusive: bool,
+        truncate: bool,
+        perm: u16,
+    ) -> Result<(Attr, Opened)> {
         let started = Instant::now();
-        let result = self.create_inner(parent, name, exclusive, truncate).await;
+        let result = self
+            .create_inner(parent, name, exclusive, truncate, perm)
+            .await;
         self.timed(FsOp::Open, started, result)
     }
 
@@ -202,6 +218,7 @@ impl VfsCore {
         name: &str,
         exclusive: bool,
         truncate: bool,
+        perm: u16,
     ) -> Result<(Attr, Opened)> {
         let (pnode, wb) = self.writable_node(parent, "create")?;
         let path = self.child_path(&pnode, name)?;
@@ -220,6 +237,8 @@ impl VfsCore {
         let ino = self.add_child(parent, &pnode, name, path.clone(), EntryKind::File);
         let opened = self.new_handle(ino, pnode.volume.unwrap_or(0), &path, true, None);
         let node = self.node(ino)?;
+        self.keep(&node, |k| k.perm = Some(perm));
+        self.keep_entries_changed(&pnode);
         let attr = self.attr_now(&self.state.lock(), ino, &node);
         Ok((attr, opened))
     }
@@ -421,8 +440,11 @@ impl VfsCore {
             let result = Self::direct_write(&file, offset, data);
             return self.timed(FsOp::Write, started, result);
         }
-        let result = self.writer_path(fh).and_then(|(_, wb, path)| {
+        let result = self.writer_path(fh).and_then(|(file, wb, path)| {
+            let end = offset.saturating_add(data.len() as u64);
+            self.check_file_size(|| path.to_string(), end)?;
             wb.write(path.as_str(), offset, data)?;
+            self.keep_written(file.volume, path.as_str());
             Ok(data.len() as u32)
         });
         if result.is_ok() {
@@ -512,6 +534,7 @@ impl VfsCore {
                     path: self.display(&node),
                 });
             }
+            self.check_file_size(|| self.display(&node), size)?;
             match fh.and_then(|fh| self.writer_path(fh).ok()) {
                 Some((_, wb, path)) => wb.set_len(path.as_str(), size)?,
                 None => {
@@ -522,6 +545,18 @@ impl VfsCore {
                 }
             }
             self.state.lock().attrs.remove(&ino);
+            if let Some(vol) = node.volume {
+                self.keep_written(vol, node.path.as_str());
+            }
+        }
+        if change.mode.is_some() || change.atime.is_some() || change.mtime.is_some()
+            || change.uid.is_some() || change.gid.is_some()
+        {
+            self.keep(&node, |k| {
+                k.perm = change.mode.map(|m| (m & 0o7777) as u16).or(k.perm);
+                k.atime = change.atime.or(k.atime);
+                k.mtime = change.mtime.or(k.mtime);
+            });
         }
         if let (Some(t), Some(wb)) = (change.mtime, &wb)
             && let Some(Pending::File(staged)) = wb.lookup(node.path.as_str())
@@ -532,6 +567,11 @@ impl VfsCore {
     }
 
     pub async fn mkdir(&self, parent: u64, name: &str) -> Result<Attr> {
+        self.mkdir_with_perm(parent, name, 0o755).await
+    }
+
+    /// [`Self::mkdir`], the new folder showing `perm` ([`crate::kept`]).
+    pub async fn mkdir_with_perm(&self, parent: u64, name: &str, perm: u16) -> Result<Attr> {
         let started = Instant::now();
         let result = async {
             let (pnode, wb) = self.writable_node(parent, "mkdir")?;
@@ -552,6 +592,8 @@ impl VfsCore {
                 },
             );
             let node = self.node(ino)?;
+            self.keep(&node, |k| k.perm = Some(perm));
+            self.keep_entries_changed(&pnode);
             Ok(self.attr_now(&self.state.lock(), ino, &node))
         }
         .await;
@@ -597,6 +639,8 @@ impl VfsCore {
             (EntryKind::File, false) => {}
         }
         wb.remove(node.path.as_str())?;
+        self.keep_removed(&node);
+        self.keep_entries_changed(&pnode);
         Self::drop_child(&mut self.state.lock(), parent, name, ino);
         Ok(())
     }
@@ -687,6 +731,11 @@ impl VfsCore {
         if !in_journal {
             self.rename_at_origin(&wb, &node, &to, target.as_ref().map(|(_, n)| n))
                 .await?;
+        }
+        self.keep_renamed(&node, to.as_str());
+        self.keep_entries_changed(&pnode);
+        if new_parent != parent {
+            self.keep_entries_changed(&npnode);
         }
         let mut st = self.state.lock();
         if let Some((tino, _)) = target {

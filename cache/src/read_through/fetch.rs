@@ -155,16 +155,22 @@ impl ReadThrough {
                     {
                         Ok(pieces) => {
                             for (i, piece) in (lo..=hi).zip(pieces) {
-                                this.inner.cache.put_block(&keys[i], piece.clone()).await;
                                 got[i] = Some(piece);
+                            }
+                            // Noted before the units reach the tier: a reader that finds one
+                            // there must find it noted too, or its read is never counted.
+                            if wanted == Wanted::ByPrefetch {
+                                this.note_prefetched(&keys[lo..=hi], &got[lo..=hi]);
+                            }
+                            for i in lo..=hi {
+                                if let Some(piece) = &got[i] {
+                                    this.inner.cache.put_block(&keys[i], piece.clone()).await;
+                                }
                             }
                             this.inner
                                 .stats
                                 .fetched_blocks
                                 .fetch_add((hi - lo + 1) as u64, Ordering::Relaxed);
-                            if wanted == Wanted::ByPrefetch {
-                                this.note_prefetched(&keys[lo..=hi], &got[lo..=hi]);
-                            }
                             Ok(Arc::new(
                                 got.into_iter().map(Option::unwrap_or_default).collect(),
                             ))

@@ -1,0 +1,262 @@
+//! Modes and times on writable volumes whose origin cannot keep them (S3, WebDAV, FTP and SFTP
+//! through the write-back): colo keeps what programs set, by path, so that they see it — a file
+//! created `0600` shows `0600` and `chmod` sticks; `touch -d`, `cp -p`, `tar x` and `utimensat`
+//! show the times they set (atime too, to the nanosecond); a folder's mtime and ctime move when an
+//! entry is added, removed or renamed in it; a file's ctime moves with each change of its
+//! attributes. (Direct volumes keep all of this in their own directory: [`crate::direct`].)
+//!
+//! What is not promised, and why: the origin has nowhere to put these (an object's mtime is the
+//! moment of its upload), so they live in colo's memory for the life of the mount — not across a
+//! restart of colo, not seen by other clients of the origin — and a change another client makes at
+//! the origin shows its bytes and size at once but keeps the mode and the times kept here until the
+//! file is written, removed or renamed through colo. Entries follow renames (a folder's whole
+//! subtree), go with `unlink`/`rmdir`, and are bounded ([`KEPT_MAX_ENTRIES`]: beyond it, a change
+//! is not kept and the file shows the volume's defaults, as before this layer).
+//!
+//! Also here: the largest file a writable volume takes ([`MAX_FILE_BYTES`]), so that a `truncate`
+//! or a write beyond it fails with `EFBIG` instead of staging a sparse file no origin accepts.
+
+use crate::core::{Attr, NodeType, PosixAttr, VfsCore};
+use crate::error::{Result, VfsError};
+use crate::inode::Node;
+use colo_connectors::EntryKind;
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+/// Entries kept at most, over all volumes.
+pub const KEPT_MAX_ENTRIES: usize = 200_000;
+
+/// The largest file a writable (non-direct) volume takes: S3's largest object (5 TiB), the
+/// smallest limit among the backends.
+pub const MAX_FILE_BYTES: u64 = 5 << 40;
+
+/// What programs set on one path that the origin does not keep.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Kept {
+    /// Permission bits (`0o7777`) from the create mode or a `chmod`.
+    pub perm: Option<u16>,
+    pub atime: Option<SystemTime>,
+    /// An mtime set by `utimensat` (until the next write), or a folder's last change of entries.
+    pub mtime: Option<SystemTime>,
+    pub ctime: Option<SystemTime>,
+}
+
+/// The kept entries, by volume slot and path.
+#[derive(Debug, Default)]
+pub struct KeptAttrs {
+    by_volume: HashMap<usize, HashMap<String, Kept>>,
+    len: usize,
+}
+
+impl KeptAttrs {
+    pub fn get(&self, volume: usize, path: &str) -> Option<Kept> {
+        self.by_volume.get(&volume)?.get(path).copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Changes the entry of `path` (made if new, unless the table is full).
+    pub fn update(&mut self, volume: usize, path: &str, change: impl FnOnce(&mut Kept)) {
+        let full = self.len >= KEPT_MAX_ENTRIES;
+        let paths = self.by_volume.entry(volume).or_default();
+        if let Some(kept) = paths.get_mut(path) {
+            change(kept);
+            return;
+        }
+        if full {
+            return;
+        }
+        let mut kept = Kept::default();
+        change(&mut kept);
+        paths.insert(path.to_string(), kept);
+        self.len += 1;
+    }
+
+    /// Changes the entry of `path` only if there is one (the write path: no allocation otherwise).
+    pub fn update_existing(&mut self, volume: usize, path: &str, change: impl FnOnce(&mut Kept)) {
+        if let Some(kept) = self
+            .by_volume
+            .get_mut(&volume)
+            .and_then(|paths| paths.get_mut(path))
+        {
+            change(kept);
+        }
+    }
+
+    /// Forgets `path` and, for a folder, everything below it.
+    pub fn remove(&mut self, volume: usize, path: &str) {
+        let Some(paths) = self.by_volume.get_mut(&volume) else {
+            return;
+        };
+        let below = format!("{path}/");
+        let before = paths.len();
+        paths.retain(|p, _| p != path && !p.starts_with(&below));
+        self.len -= before - paths.len();
+    }
+
+    /// `from` (and, for a folder, everything below it) is now `to`; what `to` had goes.
+    pub fn rename(&mut self, volume: usize, from: &str, to: &str) {
+        self.remove(volume, to);
+        let Some(paths) = self.by_volume.get_mut(&volume) else {
+            return;
+        };
+        let below = format!("{from}/");
+        let moved: Vec<String> = paths
+            .keys()
+            .filter(|p| p.as_str() == from || p.starts_with(&below))
+            .cloned()
+            .collect();
+        for old in moved {
+            if let Some(kept) = paths.remove(&old) {
+                paths.insert(format!("{to}{}", &old[from.len()..]), kept);
+            }
+        }
+    }
+}
+
+/// The permission bits a new entry gets from its `mode` and `umask`.
+pub fn created_perm(mode: u32, umask: u32) -> u16 {
+    (mode & !umask & 0o7777) as u16
+}
+
+impl VfsCore {
+    /// Whether `node` is on a volume whose modes and times are kept here (writable, not direct).
+    fn keeps(&self, node: &Node) -> Option<usize> {
+        let vol = node.volume?;
+        let mount = self.vol(vol);
+        (mount.write_back.is_some() && mount.direct_root.is_none()).then_some(vol)
+    }
+
+    /// `attr` of `node` with what is kept for it.
+    pub(crate) fn with_kept(&self, node: &Node, mut attr: Attr) -> Attr {
+        let Some(vol) = self.keeps(node) else {
+            return attr;
+        };
+        let Some(kept) = self.kept.lock().get(vol, node.path.as_str()) else {
+            return attr;
+        };
+        attr.perm = kept.perm.unwrap_or(attr.perm);
+        attr.mtime = kept.mtime.unwrap_or(attr.mtime);
+        if kept.atime.is_some() || kept.ctime.is_some() {
+            let dir = attr.kind == EntryKind::Directory;
+            attr.posix = Some(PosixAttr {
+                node_type: NodeType::from(attr.kind),
+                nlink: if dir { 2 } else { 1 },
+                atime: kept.atime.unwrap_or(attr.mtime),
+                ctime: kept.ctime.unwrap_or(attr.mtime),
+                rdev: 0,
+                blocks: attr.size.div_ceil(512),
+                blksize: 128 * 1024,
+            });
+        }
+        attr
+    }
+
+    /// Records a change of `node`'s attributes (`change` edits its entry; its ctime moves).
+    pub(crate) fn keep(&self, node: &Node, change: impl FnOnce(&mut Kept)) {
+        if let Some(vol) = self.keeps(node) {
+            let now = SystemTime::now();
+            self.kept.lock().update(vol, node.path.as_str(), |k| {
+                change(k);
+                k.ctime = Some(now);
+            });
+        }
+    }
+
+    /// The entries of folder `node` changed: its mtime and ctime move to now.
+    pub(crate) fn keep_entries_changed(&self, node: &Node) {
+        let now = SystemTime::now();
+        self.keep(node, |k| k.mtime = Some(now));
+    }
+
+    /// The bytes of `path` changed (a write or a truncate): its own mtime shows again.
+    pub(crate) fn keep_written(&self, vol: usize, path: &str) {
+        let mut kept = self.kept.lock();
+        if !kept.is_empty() {
+            kept.update_existing(vol, path, |k| {
+                k.mtime = None;
+                k.ctime = None;
+            });
+        }
+    }
+
+    /// `node` is gone (with what was below it).
+    pub(crate) fn keep_removed(&self, node: &Node) {
+        if let Some(vol) = self.keeps(node) {
+            self.kept.lock().remove(vol, node.path.as_str());
+        }
+    }
+
+    /// `node` moved to `to`.
+    pub(crate) fn keep_renamed(&self, node: &Node, to: &str) {
+        if let Some(vol) = self.keeps(node) {
+            let now = SystemTime::now();
+            let mut kept = self.kept.lock();
+            kept.rename(vol, node.path.as_str(), to);
+            kept.update(vol, to, |k| k.ctime = Some(now));
+        }
+    }
+
+    /// `EFBIG` for a size beyond [`MAX_FILE_BYTES`].
+    pub(crate) fn check_file_size(&self, node_shown: impl FnOnce() -> String, end: u64) -> Result<()> {
+        if end > MAX_FILE_BYTES {
+            return Err(VfsError::TooLarge {
+                path: node_shown(),
+                size: end,
+                max: MAX_FILE_BYTES,
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_follow_renames_of_folders_and_go_with_them() {
+        let mut kept = KeptAttrs::default();
+        kept.update(0, "a/x", |k| k.perm = Some(0o600));
+        kept.update(0, "a/sub/y", |k| k.perm = Some(0o640));
+        kept.update(0, "ab", |k| k.perm = Some(0o700));
+        kept.update(1, "a/x", |k| k.perm = Some(0o611));
+        kept.rename(0, "a", "b");
+        assert_eq!(kept.get(0, "b/x").unwrap().perm, Some(0o600));
+        assert_eq!(kept.get(0, "b/sub/y").unwrap().perm, Some(0o640));
+        assert!(kept.get(0, "a/x").is_none());
+        // A sibling whose name starts with the folder's is not below it, nor another volume.
+        assert_eq!(kept.get(0, "ab").unwrap().perm, Some(0o700));
+        assert_eq!(kept.get(1, "a/x").unwrap().perm, Some(0o611));
+        assert_eq!(kept.len(), 4);
+        kept.remove(0, "b");
+        assert_eq!(kept.len(), 2);
+        assert!(kept.get(0, "b/sub/y").is_none());
+    }
+
+    #[test]
+    fn a_rename_over_a_kept_target_replaces_it() {
+        let mut kept = KeptAttrs::default();
+        kept.update(0, "old", |k| k.perm = Some(0o600));
+        kept.update(0, "new", |k| k.perm = Some(0o644));
+        kept.rename(0, "old", "new");
+        assert_eq!(kept.get(0, "new").unwrap().perm, Some(0o600));
+        assert_eq!(kept.len(), 1);
+    }
+
+    #[test]
+    fn update_existing_never_adds_and_created_perm_applies_the_umask() {
+        let mut kept = KeptAttrs::default();
+        kept.update_existing(0, "f", |k| k.perm = Some(0o600));
+        assert!(kept.is_empty());
+        assert_eq!(created_perm(0o100666, 0o022), 0o644);
+        assert_eq!(created_perm(0o0, 0o022), 0);
+        assert_eq!(created_perm(0o4777, 0o077), 0o4700);
+    }
+}
