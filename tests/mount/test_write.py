@@ -217,6 +217,39 @@ def test_mmap_shared_writes_reach_the_file(rw, backend):
     wait_at_origin(backend, os.path.basename(path), bytes(want))
 
 
+@pytest.mark.parametrize("backend", ["s3", "webdav"])
+def test_modes_and_times_programs_set_show_after_the_upload(rw, backend, tmp_path):
+    """The origin keeps neither: colo does, for the life of the mount (vfs/src/kept.rs)."""
+    top = f"kept-{uuid.uuid4().hex[:8]}"
+    archive = tmp_path / "t.tar"
+    with tarfile.open(archive, "w") as tar:
+        for name, mode, mtime in (("private.txt", 0o600, 1_000_000_000), ("tool.sh", 0o755, 1_100_000_000)):
+            info = tarfile.TarInfo(f"{top}/{name}")
+            info.size, info.mode, info.mtime = 5, mode, mtime
+            tar.addfile(info, io.BytesIO(b"bytes"))
+    subprocess.run(["tar", "xf", str(archive), "-C", rw.path(backend)], check=True)
+    for name in ("private.txt", "tool.sh"):
+        wait_at_origin(backend, f"{top}/{name}", b"bytes")
+    st = os.stat(rw.path(backend, top, "private.txt"))
+    assert (oct(st.st_mode & 0o7777), st.st_mtime) == ("0o600", 1_000_000_000)
+    st = os.stat(rw.path(backend, top, "tool.sh"))
+    assert (oct(st.st_mode & 0o7777), st.st_mtime) == ("0o755", 1_100_000_000)
+    path = rw.path(backend, top, "private.txt")
+    os.chmod(path, 0o640)
+    os.utime(path, ns=(1_234_567_891_123_456_789, 1_300_000_000_500_000_000))
+    st = os.stat(path)
+    assert (oct(st.st_mode & 0o7777), st.st_atime_ns, st.st_mtime_ns) == \
+        ("0o640", 1_234_567_891_123_456_789, 1_300_000_000_500_000_000)
+    folder_before = os.stat(rw.path(backend, top)).st_mtime_ns
+    time.sleep(0.05)
+    os.unlink(rw.path(backend, top, "tool.sh"))
+    assert os.stat(rw.path(backend, top)).st_mtime_ns > folder_before
+    with pytest.raises(OSError) as e:
+        os.truncate(path, 10**15)
+    assert e.value.errno == 27  # EFBIG
+    assert open(path, "rb").read() == b"bytes"
+
+
 def test_posix_errors_fit(rw):
     vol = rw.path("local")
     work = os.path.join(vol, f"e-{uuid.uuid4().hex[:8]}")
