@@ -21,6 +21,7 @@ pub mod open;
 pub mod opendal_backend;
 pub mod path;
 pub mod pieces;
+pub mod progress;
 pub mod retry;
 pub mod secret;
 pub mod selection;

@@ -502,10 +502,12 @@ impl Connector for OpendalConnector {
                 if part.is_empty() {
                     return Ok(());
                 }
+                let part_bytes = part.len() as u64;
                 writer
                     .write(part)
                     .await
                     .map_err(|e| self.convert_for(path, e, true))?;
+                crate::progress::note_sent(part_bytes);
             }
         }
         .await;

@@ -2,10 +2,13 @@
 //! [`ConnectorError::is_temporary`] are retried, with exponential backoff; a request that takes longer
 //! than the timeout is abandoned and counts as a temporary failure. Nothing else in colo retries, so
 //! the worst-case wait for a dead origin is bounded and known: `(retries + 1) × timeout + backoff`.
+//! Uploads are the exception to a fixed timeout: one is abandoned when it stops sending, not when
+//! it takes long ([`crate::progress`]).
 
 use crate::connector::{Capability, Connector, DirEntry, ObjectIdentity, ObjectMeta};
 use crate::error::{ConnectorError, Result};
 use crate::path::ObjectPath;
+use crate::progress::until_stalled;
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::future::Future;
@@ -44,7 +47,21 @@ impl<C: Connector> Retry<C> {
         &self.inner
     }
 
-    async fn run<T, F, Fut>(&self, path: &ObjectPath, mut f: F) -> Result<T>
+    async fn run<T, F, Fut>(&self, path: &ObjectPath, f: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        self.run_upload(path, None, f).await
+    }
+
+    /// [`Self::run`]; with `body_bytes`, an upload, abandoned only when it stalls.
+    async fn run_upload<T, F, Fut>(
+        &self,
+        path: &ObjectPath,
+        body_bytes: Option<u64>,
+        mut f: F,
+    ) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
@@ -52,9 +69,13 @@ impl<C: Connector> Retry<C> {
         let mut backoff = self.policy.first_backoff;
         let mut attempt = 0;
         loop {
-            let result = match tokio::time::timeout(self.policy.timeout, f()).await {
-                Ok(r) => r,
-                Err(_) => Err(ConnectorError::Timeout {
+            let ended = match body_bytes {
+                Some(bytes) => until_stalled(self.policy.timeout, bytes, f()).await,
+                None => tokio::time::timeout(self.policy.timeout, f()).await.ok(),
+            };
+            let result = match ended {
+                Some(r) => r,
+                None => Err(ConnectorError::Timeout {
                     volume: self.inner.volume().to_string(),
                     path: path.to_string(),
                     timeout_ms: self.policy.timeout.as_millis() as u64,
@@ -117,13 +138,17 @@ impl<C: Connector> Connector for Retry<C> {
 
     /// Whole-object writes replace atomically, so a retried one cannot leave a mixture.
     async fn write_object(&self, path: &ObjectPath, bytes: Bytes) -> Result<ObjectMeta> {
-        self.run(path, || self.inner.write_object(path, bytes.clone()))
+        let size = Some(bytes.len() as u64);
+        self.run_upload(path, size, || self.inner.write_object(path, bytes.clone()))
             .await
     }
 
-    /// A retried delete may find nothing left to delete: that is success.
+    /// Abandoned when it stops sending, however long it takes ([`crate::progress`]).
     async fn write_file(&self, path: &ObjectPath, source: &std::path::Path) -> Result<ObjectMeta> {
-        self.run(path, || self.inner.write_file(path, source)).await
+        // (A source that cannot be read fails in the inner call, with its own error.)
+        let size = std::fs::metadata(source).map_or(0, |m| m.len());
+        self.run_upload(path, Some(size), || self.inner.write_file(path, source))
+            .await
     }
 
     async fn create_dir(&self, path: &ObjectPath) -> Result<()> {
@@ -147,6 +172,7 @@ impl<C: Connector> Connector for Retry<C> {
         .await
     }
 
+    /// A retried delete may find nothing left to delete: that is success.
     async fn delete(&self, path: &ObjectPath) -> Result<()> {
         let mut first = true;
         self.run(path, || {

@@ -29,19 +29,22 @@ DAV_AUTH = ("colo", "colotestsecret-dav")
 FTP_AUTH = ("colo-rw", "colotestsecret-ftp")
 
 
-def rw_config(path, cache, root, extra="", cache_extra="", disk_gib=2):
+def rw_config(path, cache, root, extra="", cache_extra="", disk_gib=2, volume_extra=""):
     servers("rw-config", path + ".volumes")
     text = open(path + ".volumes").read()
+    if volume_extra:
+        text = text.replace('mode = "read-write"\n', f'mode = "read-write"\n{volume_extra}\n')
     with open(path, "w") as f:
         f.write(f'mount_root = "{root}"\nmetrics_listen = "127.0.0.1:0"\n'
                 f'[cache]\ndir = "{cache}"\nmemory_mib = 128\ndisk_gib = {disk_gib}\n'
                 f'upload_wait_secs = 240\n{cache_extra}{text}{extra}')
 
 
-def start(cache=None, root="mnt-rw", cache_extra="", disk_gib=2):
+def start(cache=None, root="mnt-rw", cache_extra="", disk_gib=2, volume_extra=""):
     cfg = os.path.join(RUN, f"rw-{uuid.uuid4().hex[:6]}.toml")
     cache = cache or os.path.join(RUN, f"cache-rw-{uuid.uuid4().hex[:8]}")
-    rw_config(cfg, cache, os.path.join(RUN, root), cache_extra=cache_extra, disk_gib=disk_gib)
+    rw_config(cfg, cache, os.path.join(RUN, root), cache_extra=cache_extra, disk_gib=disk_gib,
+              volume_extra=volume_extra)
     return Colo(cfg, os.path.join(RUN, root)), cache
 
 
@@ -476,8 +479,10 @@ def peak_rss_mib(pid):
 @pytest.mark.parametrize("backend", ["sftp", "ftp"])
 def test_a_large_upload_takes_bounded_memory(backend):
     """A 400 MiB file goes up to SFTP and FTP in pieces: colo's peak RSS stays far below the
-    file's size (the whole file used to be read into memory first)."""
-    c, _ = start(root=f"mnt-big-{backend}")
+    file's size (the whole file used to be read into memory first). The request timeout is 1 s,
+    far less than the upload takes: an upload is abandoned when it stops sending, not when it
+    takes long (it used to time out and be retried forever)."""
+    c, _ = start(root=f"mnt-big-{backend}", volume_extra="request_timeout_secs = 1")
     name = f"big-{uuid.uuid4().hex[:8]}.bin"
     try:
         piece = payload(1 << 20, name)

@@ -126,10 +126,12 @@ impl OpendalConnector {
                     if piece.is_empty() {
                         break;
                     }
+                    let piece_bytes = piece.len() as u64;
                     if let Err(e) = writer.write(piece).await {
                         let _ = writer.abort().await;
                         return Err(e);
                     }
+                    crate::progress::note_sent(piece_bytes);
                 }
                 writer.close().await.map(|_| ())
             }
