@@ -434,10 +434,7 @@ impl VfsCore {
             Pending::Dir => ObjectMeta::directory(None),
             Pending::Gone => return None,
         };
-        Some(self.with_kept(
-            node,
-            self.attr_of(ino, node.volume, meta.kind, Some(&meta)),
-        ))
+        Some(self.with_kept(node, self.attr_of(ino, node.volume, meta.kind, Some(&meta))))
     }
 
     /// Attributes of `ino`, refreshed from the origin once the TTL has passed.

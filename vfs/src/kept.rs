@@ -204,7 +204,11 @@ impl VfsCore {
     }
 
     /// `EFBIG` for a size beyond [`MAX_FILE_BYTES`].
-    pub(crate) fn check_file_size(&self, node_shown: impl FnOnce() -> String, end: u64) -> Result<()> {
+    pub(crate) fn check_file_size(
+        &self,
+        node_shown: impl FnOnce() -> String,
+        end: u64,
+    ) -> Result<()> {
         if end > MAX_FILE_BYTES {
             return Err(VfsError::TooLarge {
                 path: node_shown(),

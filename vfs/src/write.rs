@@ -549,8 +549,11 @@ impl VfsCore {
                 self.keep_written(vol, node.path.as_str());
             }
         }
-        if change.mode.is_some() || change.atime.is_some() || change.mtime.is_some()
-            || change.uid.is_some() || change.gid.is_some()
+        if change.mode.is_some()
+            || change.atime.is_some()
+            || change.mtime.is_some()
+            || change.uid.is_some()
+            || change.gid.is_some()
         {
             self.keep(&node, |k| {
                 k.perm = change.mode.map(|m| (m & 0o7777) as u16).or(k.perm);

@@ -58,14 +58,20 @@ async fn create_modes_chmod_and_times_show_and_follow_renames() {
     assert_eq!(core.getattr(ino).await.unwrap().perm, 0o600);
 
     // A mode of 0 (pjdfstest's open/26) and back by chmod.
-    let (zero, o) = core.create_with_perm(root, "zero", true, false, 0).await.unwrap();
+    let (zero, o) = core
+        .create_with_perm(root, "zero", true, false, 0)
+        .await
+        .unwrap();
     core.release(o.fh);
     assert_eq!(zero.perm, 0);
     let chmod = SetAttr {
         mode: Some(0o100640),
         ..Default::default()
     };
-    assert_eq!(core.setattr(zero.ino, None, chmod).await.unwrap().perm, 0o640);
+    assert_eq!(
+        core.setattr(zero.ino, None, chmod).await.unwrap().perm,
+        0o640
+    );
 
     // utimensat: atime and mtime as set; the ctime is the moment of the change.
     let before = SystemTime::now();
@@ -78,7 +84,10 @@ async fn create_modes_chmod_and_times_show_and_follow_renames() {
     assert_eq!((atime(&a), a.mtime), (at(100_000_000), at(200_000_000)));
     assert!(ctime(&a) >= before);
     let a = core.getattr(ino).await.unwrap();
-    assert_eq!((atime(&a), a.mtime, a.perm), (at(100_000_000), at(200_000_000), 0o600));
+    assert_eq!(
+        (atime(&a), a.mtime, a.perm),
+        (at(100_000_000), at(200_000_000), 0o600)
+    );
 
     // A rename carries them along; the old name keeps nothing.
     core.rename(root, "secret.txt", root, "moved.txt", false)
@@ -118,7 +127,12 @@ async fn a_folder_s_mtime_and_ctime_move_with_its_entries() {
     std::thread::sleep(Duration::from_millis(20));
     core.remove(d.ino, "sub", true).await.unwrap();
     let after = core.getattr(d.ino).await.unwrap();
-    assert!(after.mtime > first.mtime, "{:?} then {:?}", first.mtime, after.mtime);
+    assert!(
+        after.mtime > first.mtime,
+        "{:?} then {:?}",
+        first.mtime,
+        after.mtime
+    );
     assert!(ctime(&after) > ctime(&first));
     assert_eq!(after.perm, 0o700);
 }
@@ -128,7 +142,10 @@ async fn sizes_beyond_the_limit_fail_with_efbig_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let core = core(dir.path());
     let root = core.lookup(1, "vol").await.unwrap().ino;
-    let (attr, o) = core.create_with_perm(root, "f", true, false, 0o644).await.unwrap();
+    let (attr, o) = core
+        .create_with_perm(root, "f", true, false, 0o644)
+        .await
+        .unwrap();
     let huge = SetAttr {
         size: Some(999_999_999_999_999),
         ..Default::default()
