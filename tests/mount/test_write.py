@@ -253,6 +253,31 @@ def test_modes_and_times_programs_set_show_after_the_upload(rw, backend, tmp_pat
     assert open(path, "rb").read() == b"bytes"
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_unlinked_open_file_stays_with_its_descriptors(rw, backend):
+    """tempfile.TemporaryFile on the volume: created, unlinked at once, then written, read back,
+    truncated and fstat'ed (no links) through its descriptor; nothing reaches the origin."""
+    import tempfile
+    work = rw.path(backend, f"tmpf-{uuid.uuid4().hex[:8]}")
+    os.mkdir(work)
+    with tempfile.TemporaryFile(dir=work) as f:
+        assert os.listdir(work) == []
+        f.write(b"Hello, World!" * 1000)
+        f.seek(0)
+        assert f.read() == b"Hello, World!" * 1000
+        f.truncate(5)
+        f.seek(0)
+        assert f.read() == b"Hello"
+        st = os.fstat(f.fileno())
+        assert (st.st_size, st.st_nlink) == (5, 0)
+        os.fsync(f.fileno())
+    assert os.listdir(work) == []
+    os.rmdir(work)
+    if backend != "local":
+        time.sleep(1)
+        assert origin_read(backend, os.path.basename(work)) is None
+
+
 def test_posix_errors_fit(rw):
     vol = rw.path("local")
     work = os.path.join(vol, f"e-{uuid.uuid4().hex[:8]}")

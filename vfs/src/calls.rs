@@ -66,8 +66,7 @@ impl VfsCore {
             return self.timed(FsOp::Open, started, result);
         }
         let (exclusive, truncate) = (flags & libc::O_EXCL != 0, flags & libc::O_TRUNC != 0);
-        let perm = crate::kept::created_perm(new.mode, new.umask);
-        self.create_with_perm(parent, name, exclusive, truncate, perm)
+        self.create_as(parent, name, exclusive, truncate, Some(new))
             .await
     }
 
@@ -78,8 +77,7 @@ impl VfsCore {
             let result = self.direct_make(parent, &pnode, name, Made::Directory, new);
             return self.timed(FsOp::Mkdir, started, result);
         }
-        self.mkdir_with_perm(parent, name, crate::kept::created_perm(new.mode, new.umask))
-            .await
+        self.mkdir_as(parent, name, Some(new)).await
     }
 
     /// `mknod` (regular files, FIFOs, sockets, devices) and `symlink`: kept by direct volumes

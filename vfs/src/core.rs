@@ -210,6 +210,8 @@ pub struct VfsCore {
     pub(crate) next_handle: AtomicU64,
     /// Modes and times the origins of writable volumes cannot keep ([`crate::kept`]).
     pub(crate) kept: Mutex<crate::kept::KeptAttrs>,
+    /// Files unlinked while open: the bytes their handles keep, by inode ([`crate::orphan`]).
+    pub(crate) orphans: Mutex<HashMap<u64, Arc<colo_cache::StagedFile>>>,
     started: SystemTime,
     pub(crate) stats: FsStats,
 }
@@ -247,6 +249,7 @@ impl VfsCore {
             chunks: KnownExtents::new(KNOWN_EXTENTS_FILES),
             next_handle: AtomicU64::new(1),
             kept: Mutex::default(),
+            orphans: Mutex::default(),
             started: SystemTime::now(),
             stats: FsStats::default(),
         }
@@ -455,6 +458,9 @@ impl VfsCore {
         if node.path.is_root() {
             let attr = self.attr_of(ino, Some(vol), EntryKind::Directory, None);
             return Ok(self.with_kept(&node, attr));
+        }
+        if let Some(attr) = self.orphan_attr(ino, &node) {
+            return Ok(attr);
         }
         if let Some(attr) = self.overlay_attr(ino, &node) {
             return Ok(attr);

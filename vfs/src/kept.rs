@@ -1,6 +1,7 @@
 //! Modes and times on writable volumes whose origin cannot keep them (S3, WebDAV, FTP and SFTP
 //! through the write-back): colo keeps what programs set, by path, so that they see it — a file
-//! created `0600` shows `0600` and `chmod` sticks; `touch -d`, `cp -p`, `tar x` and `utimensat`
+//! created `0600` shows `0600` and `chmod` sticks; it belongs to whoever made it until a `chown`
+//! (who may change what is the kernel's to check: the mount has `default_permissions`); `touch -d`, `cp -p`, `tar x` and `utimensat`
 //! show the times they set (atime too, to the nanosecond); a folder's mtime and ctime move when an
 //! entry is added, removed or renamed in it; a file's ctime moves with each change of its
 //! attributes. (Direct volumes keep all of this in their own directory: [`crate::direct`].)
@@ -16,6 +17,7 @@
 //! Also here: the largest file a writable volume takes ([`MAX_FILE_BYTES`]), so that a `truncate`
 //! or a write beyond it fails with `EFBIG` instead of staging a sparse file no origin accepts.
 
+use crate::change::NewEntry;
 use crate::core::{Attr, NodeType, PosixAttr, VfsCore};
 use crate::error::{Result, VfsError};
 use crate::inode::Node;
@@ -35,6 +37,8 @@ pub const MAX_FILE_BYTES: u64 = 5 << 40;
 pub struct Kept {
     /// Permission bits (`0o7777`) from the create mode or a `chmod`.
     pub perm: Option<u16>,
+    /// (uid, gid): the creator's, or from a `chown`.
+    pub owner: Option<(u32, u32)>,
     pub atime: Option<SystemTime>,
     /// An mtime set by `utimensat` (until the next write), or a folder's last change of entries.
     pub mtime: Option<SystemTime>,
@@ -142,6 +146,9 @@ impl VfsCore {
             return attr;
         };
         attr.perm = kept.perm.unwrap_or(attr.perm);
+        if let Some((uid, gid)) = kept.owner {
+            (attr.uid, attr.gid) = (uid, gid);
+        }
         attr.mtime = kept.mtime.unwrap_or(attr.mtime);
         if kept.atime.is_some() || kept.ctime.is_some() {
             let dir = attr.kind == EntryKind::Directory;
@@ -167,6 +174,29 @@ impl VfsCore {
                 k.ctime = Some(now);
             });
         }
+    }
+
+    /// `node` was just made in `pnode` (inode `parent`) by `new`'s caller: it gets the create
+    /// mode and the caller as owner — the folder's group where the folder is set-group-ID, which
+    /// new folders inherit — and `pnode`'s times move. Without a caller, the volume's defaults.
+    pub(crate) fn keep_new(&self, parent: u64, pnode: &Node, node: &Node, new: Option<&NewEntry>) {
+        self.keep_entries_changed(pnode);
+        let Some(new) = new else {
+            return;
+        };
+        let folder = self.attr_now(&self.state.lock(), parent, pnode);
+        let mut perm = created_perm(new.mode, new.umask);
+        let mut gid = new.gid;
+        if folder.perm & 0o2000 != 0 {
+            gid = folder.gid;
+            if node.kind == EntryKind::Directory {
+                perm |= 0o2000;
+            }
+        }
+        self.keep(node, |k| {
+            k.perm = Some(perm);
+            k.owner = Some((new.uid, gid));
+        });
     }
 
     /// The entries of folder `node` changed: its mtime and ctime move to now.

@@ -20,6 +20,7 @@ pub mod inode;
 pub mod kept;
 pub mod metrics;
 pub mod mount;
+pub mod orphan;
 pub mod plan;
 pub mod prefetch;
 pub mod read;

@@ -26,7 +26,7 @@ use crate::inode::Node;
 use crate::metrics::FsOp;
 use bytes::Bytes;
 use colo_cache::write_back::FSYNC_WAIT;
-use colo_cache::{FetchPlan, ObjectVersion, Pending, StagedFile, WriteBack};
+use colo_cache::{FetchPlan, ObjectVersion, Pending, WriteBack};
 use colo_connectors::{EntryKind, ErrorKind, ObjectIdentity, ObjectPath};
 use parking_lot::Mutex;
 use std::hash::{Hash, Hasher};
@@ -38,8 +38,6 @@ use std::time::Instant;
 pub(crate) struct WritableHandle {
     pub(crate) ino: u64,
     pub(crate) writer: bool,
-    /// The staged copy last read through this handle (reads of a file unlinked while open).
-    last_staged: Mutex<Option<Arc<StagedFile>>>,
     /// The origin version to read once the staged copy is uploaded and gone.
     origin: Mutex<Option<ObjectVersion>>,
 }
@@ -192,22 +190,23 @@ impl VfsCore {
         exclusive: bool,
         truncate: bool,
     ) -> Result<(Attr, Opened)> {
-        self.create_with_perm(parent, name, exclusive, truncate, 0o644)
+        self.create_as(parent, name, exclusive, truncate, None)
             .await
     }
 
-    /// [`Self::create`], the new file showing `perm` ([`crate::kept`]).
-    pub async fn create_with_perm(
+    /// [`Self::create`] by `new`'s caller: a new file gets its mode and owner ([`crate::kept`]);
+    /// `None` shows the volume's (0644, its owner).
+    pub async fn create_as(
         &self,
         parent: u64,
         name: &str,
         exclusive: bool,
         truncate: bool,
-        perm: u16,
+        new: Option<&NewEntry>,
     ) -> Result<(Attr, Opened)> {
         let started = Instant::now();
         let result = self
-            .create_inner(parent, name, exclusive, truncate, perm)
+            .create_inner(parent, name, exclusive, truncate, new)
             .await;
         self.timed(FsOp::Open, started, result)
     }
@@ -218,7 +217,7 @@ impl VfsCore {
         name: &str,
         exclusive: bool,
         truncate: bool,
-        perm: u16,
+        new: Option<&NewEntry>,
     ) -> Result<(Attr, Opened)> {
         let (pnode, wb) = self.writable_node(parent, "create")?;
         let path = self.child_path(&pnode, name)?;
@@ -237,8 +236,7 @@ impl VfsCore {
         let ino = self.add_child(parent, &pnode, name, path.clone(), EntryKind::File);
         let opened = self.new_handle(ino, pnode.volume.unwrap_or(0), &path, true, None);
         let node = self.node(ino)?;
-        self.keep(&node, |k| k.perm = Some(perm));
-        self.keep_entries_changed(&pnode);
+        self.keep_new(parent, &pnode, &node, new);
         let attr = self.attr_now(&self.state.lock(), ino, &node);
         Ok((attr, opened))
     }
@@ -257,7 +255,6 @@ impl VfsCore {
             writable: Some(WritableHandle {
                 ino,
                 writer,
-                last_staged: Mutex::new(None),
                 origin: Mutex::new(origin),
             }),
             volume: vol,
@@ -366,24 +363,18 @@ impl VfsCore {
             .node(w.ino)
             .map(|n| n.path)
             .unwrap_or_else(|_| file.version.path.clone());
-        match wb.lookup(path.as_str()) {
-            Some(Pending::File(staged)) => {
-                let bytes = staged
-                    .read_at(offset, size as u64)
-                    .map_err(|e| VfsError::Cache(io_error(staged.path(), e)))?;
-                *w.last_staged.lock() = Some(staged);
-                return Ok(Bytes::from(bytes));
-            }
-            Some(Pending::Gone) => {
-                // Unlinked while open: the bytes it had.
-                if let Some(staged) = w.last_staged.lock().clone() {
-                    let bytes = staged
-                        .read_at(offset, size as u64)
-                        .map_err(|e| VfsError::Cache(io_error(staged.path(), e)))?;
-                    return Ok(Bytes::from(bytes));
-                }
-            }
-            _ => {}
+        // Unlinked while open: the bytes it keeps ([`crate::orphan`]).
+        let staged = self
+            .orphan(w.ino)
+            .or_else(|| match wb.lookup(path.as_str()) {
+                Some(Pending::File(staged)) => Some(staged),
+                _ => None,
+            });
+        if let Some(staged) = staged {
+            let bytes = staged
+                .read_at(offset, size as u64)
+                .map_err(|e| VfsError::Cache(io_error(staged.path(), e)))?;
+            return Ok(Bytes::from(bytes));
         }
         let known = w.origin.lock().clone();
         let version = match known {
@@ -443,6 +434,10 @@ impl VfsCore {
         let result = self.writer_path(fh).and_then(|(file, wb, path)| {
             let end = offset.saturating_add(data.len() as u64);
             self.check_file_size(|| path.to_string(), end)?;
+            if let Some(orphan) = file.writable.as_ref().and_then(|w| self.orphan(w.ino)) {
+                Self::orphan_write(&orphan, offset, data)?;
+                return Ok(data.len() as u32);
+            }
             wb.write(path.as_str(), offset, data)?;
             self.keep_written(file.volume, path.as_str());
             Ok(data.len() as u32)
@@ -461,8 +456,15 @@ impl VfsCore {
             return Ok(());
         }
         match self.writer_path(fh) {
-            Ok((_, wb, path)) => {
-                wb.commit(path.as_str())?;
+            Ok((file, wb, path)) => {
+                // An unlinked file's bytes go nowhere.
+                if file
+                    .writable
+                    .as_ref()
+                    .is_none_or(|w| self.orphan(w.ino).is_none())
+                {
+                    wb.commit(path.as_str())?;
+                }
                 Ok(())
             }
             // Read-only handles have nothing to flush.
@@ -485,6 +487,7 @@ impl VfsCore {
                 return Ok(());
             };
             let path = match &file.writable {
+                Some(w) if self.orphan(w.ino).is_some() => return Ok(()),
                 Some(w) => self.node(w.ino).map(|n| n.path)?,
                 None => file.version.path.clone(),
             };
@@ -499,6 +502,10 @@ impl VfsCore {
     }
 
     pub(crate) fn release_writable(&self, file: &OpenFile, w: &WritableHandle) {
+        if self.orphan(w.ino).is_some() {
+            self.orphan_released(w.ino);
+            return;
+        }
         if !w.writer {
             return;
         }
@@ -535,7 +542,11 @@ impl VfsCore {
                 });
             }
             self.check_file_size(|| self.display(&node), size)?;
+            let orphan = fh.and_then(|_| self.orphan(ino));
             match fh.and_then(|fh| self.writer_path(fh).ok()) {
+                Some(_) if orphan.is_some() => {
+                    Self::orphan_set_len(orphan.as_ref().expect("checked"), size)?
+                }
                 Some((_, wb, path)) => wb.set_len(path.as_str(), size)?,
                 None => {
                     let opened = self.open_file(ino, true, size == 0).await?;
@@ -555,8 +566,15 @@ impl VfsCore {
             || change.uid.is_some()
             || change.gid.is_some()
         {
+            let shown = self.getattr_inner(ino).await?;
             self.keep(&node, |k| {
                 k.perm = change.mode.map(|m| (m & 0o7777) as u16).or(k.perm);
+                if change.uid.is_some() || change.gid.is_some() {
+                    k.owner = Some((
+                        change.uid.unwrap_or(shown.uid),
+                        change.gid.unwrap_or(shown.gid),
+                    ));
+                }
                 k.atime = change.atime.or(k.atime);
                 k.mtime = change.mtime.or(k.mtime);
             });
@@ -570,11 +588,11 @@ impl VfsCore {
     }
 
     pub async fn mkdir(&self, parent: u64, name: &str) -> Result<Attr> {
-        self.mkdir_with_perm(parent, name, 0o755).await
+        self.mkdir_as(parent, name, None).await
     }
 
-    /// [`Self::mkdir`], the new folder showing `perm` ([`crate::kept`]).
-    pub async fn mkdir_with_perm(&self, parent: u64, name: &str, perm: u16) -> Result<Attr> {
+    /// [`Self::mkdir`] by `new`'s caller, as [`Self::create_as`].
+    pub async fn mkdir_as(&self, parent: u64, name: &str, new: Option<&NewEntry>) -> Result<Attr> {
         let started = Instant::now();
         let result = async {
             let (pnode, wb) = self.writable_node(parent, "mkdir")?;
@@ -595,8 +613,7 @@ impl VfsCore {
                 },
             );
             let node = self.node(ino)?;
-            self.keep(&node, |k| k.perm = Some(perm));
-            self.keep_entries_changed(&pnode);
+            self.keep_new(parent, &pnode, &node, new);
             Ok(self.attr_now(&self.state.lock(), ino, &node))
         }
         .await;
@@ -639,7 +656,7 @@ impl VfsCore {
                     });
                 }
             }
-            (EntryKind::File, false) => {}
+            (EntryKind::File, false) => self.orphan_before_unlink(ino, &node, &wb)?,
         }
         wb.remove(node.path.as_str())?;
         self.keep_removed(&node);

@@ -1,12 +1,13 @@
 //! Modes and times on a writable volume whose origin keeps neither (a memory connector, as S3 or
 //! WebDAV): what programs set shows through the core's calls — the create mode, `chmod`,
 //! `utimensat`'s atime and mtime until the next write, folders' mtime and ctime moving with their
-//! entries —, follows renames and goes with unlinks; sizes beyond the limit fail with `EFBIG`.
+//! entries —, owners (the creator, `chown`, a set-group-ID folder's group), follows renames and
+//! goes with unlinks; sizes beyond the limit fail with `EFBIG`.
 
 use colo_cache::{MemoryCache, ReadThrough, TieredCache, WriteBack};
 use colo_connectors::MemoryConnector;
 use colo_vfs::kept::MAX_FILE_BYTES;
-use colo_vfs::{Attr, SetAttr, VfsCore, VfsError, VfsOptions, VolumeMount};
+use colo_vfs::{Attr, NewEntry, SetAttr, VfsCore, VfsError, VfsOptions, VolumeMount};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -28,6 +29,16 @@ fn core(dir: &std::path::Path) -> VfsCore {
     )
 }
 
+/// `mode` (umask 0) asked by uid/gid.
+fn by(mode: u32, uid: u32, gid: u32) -> NewEntry {
+    NewEntry {
+        mode,
+        umask: 0,
+        uid,
+        gid,
+    }
+}
+
 fn at(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs)
 }
@@ -47,7 +58,13 @@ async fn create_modes_chmod_and_times_show_and_follow_renames() {
     let root = core.lookup(1, "vol").await.unwrap().ino;
 
     let (attr, opened) = core
-        .create_with_perm(root, "secret.txt", true, false, 0o600)
+        .create_as(
+            root,
+            "secret.txt",
+            true,
+            false,
+            Some(&by(0o600, 1000, 1000)),
+        )
         .await
         .unwrap();
     assert_eq!(attr.perm, 0o600, "the create mode shows at once");
@@ -59,7 +76,7 @@ async fn create_modes_chmod_and_times_show_and_follow_renames() {
 
     // A mode of 0 (pjdfstest's open/26) and back by chmod.
     let (zero, o) = core
-        .create_with_perm(root, "zero", true, false, 0)
+        .create_as(root, "zero", true, false, Some(&by(0, 1000, 1000)))
         .await
         .unwrap();
     core.release(o.fh);
@@ -108,7 +125,7 @@ async fn create_modes_chmod_and_times_show_and_follow_renames() {
     // Unlinked and made again: a new file with the mode it is created with.
     core.remove(root, "moved.txt", false).await.unwrap();
     let (again, o) = core
-        .create_with_perm(root, "moved.txt", true, false, 0o644)
+        .create_as(root, "moved.txt", true, false, Some(&by(0o644, 1000, 1000)))
         .await
         .unwrap();
     core.release(o.fh);
@@ -120,9 +137,14 @@ async fn a_folder_s_mtime_and_ctime_move_with_its_entries() {
     let dir = tempfile::tempdir().unwrap();
     let core = core(dir.path());
     let root = core.lookup(1, "vol").await.unwrap().ino;
-    let d = core.mkdir_with_perm(root, "d", 0o700).await.unwrap();
+    let d = core
+        .mkdir_as(root, "d", Some(&by(0o700, 1000, 1000)))
+        .await
+        .unwrap();
     assert_eq!(d.perm, 0o700);
-    core.mkdir_with_perm(d.ino, "sub", 0o755).await.unwrap();
+    core.mkdir_as(d.ino, "sub", Some(&by(0o755, 1000, 1000)))
+        .await
+        .unwrap();
     let first = core.getattr(d.ino).await.unwrap();
     std::thread::sleep(Duration::from_millis(20));
     core.remove(d.ino, "sub", true).await.unwrap();
@@ -143,7 +165,7 @@ async fn sizes_beyond_the_limit_fail_with_efbig_and_change_nothing() {
     let core = core(dir.path());
     let root = core.lookup(1, "vol").await.unwrap().ino;
     let (attr, o) = core
-        .create_with_perm(root, "f", true, false, 0o644)
+        .create_as(root, "f", true, false, Some(&by(0o644, 1000, 1000)))
         .await
         .unwrap();
     let huge = SetAttr {
@@ -157,4 +179,52 @@ async fn sizes_beyond_the_limit_fail_with_efbig_and_change_nothing() {
     assert!(matches!(err, VfsError::TooLarge { .. }), "{err}");
     core.release(o.fh);
     assert_eq!(core.getattr(attr.ino).await.unwrap().size, 0);
+}
+
+#[tokio::test]
+async fn files_belong_to_their_creator_until_a_chown_and_setgid_folders_pass_on_their_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let core = core(dir.path());
+    let root = core.lookup(1, "vol").await.unwrap().ino;
+    let (mine, o) = core
+        .create_as(root, "mine", true, false, Some(&by(0o644, 1000, 100)))
+        .await
+        .unwrap();
+    core.release(o.fh);
+    assert_eq!((mine.uid, mine.gid), (1000, 100));
+    let chown = SetAttr {
+        uid: Some(65534),
+        ..Default::default()
+    };
+    let a = core.setattr(mine.ino, None, chown).await.unwrap();
+    assert_eq!(
+        (a.uid, a.gid),
+        (65534, 100),
+        "the group stays when only the owner changes"
+    );
+    // Without a caller (colo's own calls): the volume's owner and modes.
+    let (plain, o) = core.create(root, "plain", true, false).await.unwrap();
+    core.release(o.fh);
+    assert_eq!((plain.uid, plain.gid, plain.perm), (0, 0, 0o644));
+
+    let shared = core
+        .mkdir_as(root, "shared", Some(&by(0o2775, 1000, 500)))
+        .await
+        .unwrap();
+    assert_eq!((shared.perm, shared.gid), (0o2775, 500));
+    let (f, o) = core
+        .create_as(shared.ino, "f", true, false, Some(&by(0o644, 1001, 1001)))
+        .await
+        .unwrap();
+    core.release(o.fh);
+    assert_eq!((f.uid, f.gid, f.perm), (1001, 500, 0o644));
+    let sub = core
+        .mkdir_as(shared.ino, "sub", Some(&by(0o755, 1001, 1001)))
+        .await
+        .unwrap();
+    assert_eq!(
+        (sub.gid, sub.perm),
+        (500, 0o2755),
+        "new folders stay set-group-ID"
+    );
 }

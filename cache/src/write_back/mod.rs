@@ -609,6 +609,27 @@ impl WriteBack {
         committed.map(|_| ())
     }
 
+    /// Ends the writing session of `path` and returns its bytes for the handles still writing, to
+    /// keep once `path` is removed (an unlinked open file, as `tempfile.TemporaryFile` makes): an
+    /// unsealed copy that nothing in the journal refers to, so nothing uploads it and it goes when
+    /// the last of them drops it. A new file of that name then starts a session of its own.
+    pub fn detach_open(&self, path: &str) -> Result<Option<Arc<StagedFile>>> {
+        let mut st = self.state.lock();
+        let Some(session) = st.sessions.remove(path) else {
+            return Ok(None);
+        };
+        if !session.staged.is_sealed() {
+            return Ok(Some(session.staged));
+        }
+        let id = st.next_staged;
+        st.next_staged += 1;
+        let copy = session
+            .staged
+            .copy_to(&self.staged_dir, id)
+            .map_err(io_err(&self.staged_dir))?;
+        Ok(Some(Arc::new(copy)))
+    }
+
     /// Removes the file or empty folder at `path`.
     pub fn remove(&self, path: &str) -> Result<u64> {
         let mut st = self.state.lock();

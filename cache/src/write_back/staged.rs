@@ -130,7 +130,7 @@ impl StagedFile {
         Ok(buf)
     }
 
-    pub(crate) fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+    pub fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
         debug_assert!(!self.is_sealed(), "a sealed staged file is never written");
         if data.is_empty() {
             // As write(2): writing nothing at any offset changes nothing.
@@ -143,7 +143,7 @@ impl StagedFile {
         Ok(())
     }
 
-    pub(crate) fn set_len(&self, len: u64) -> io::Result<()> {
+    pub fn set_len(&self, len: u64) -> io::Result<()> {
         self.file.set_len(len)?;
         self.size.store(len, Ordering::SeqCst);
         self.set_mtime(SystemTime::now());
