@@ -24,6 +24,7 @@ pub mod orphan;
 pub mod plan;
 pub mod prefetch;
 pub mod read;
+pub mod rename;
 pub mod views;
 pub mod write;
 

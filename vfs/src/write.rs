@@ -14,10 +14,13 @@
 //! moves what is there): a native rename where the backend has one; on object stores copies, and a
 //! directory of more than `MAX_RENAME_OBJECTS` objects is refused with `EXDEV`.
 //!
-//! Modes, owners and times: the create mode, `chmod` and `utimens` are kept by colo for the life of
-//! the mount ([`crate::kept`]: no backend here keeps them through an object write), and folders'
-//! times move with their entries; owners are the volume's (`chown` is accepted and not kept).
-//! Sizes beyond [`crate::kept::MAX_FILE_BYTES`] fail with `EFBIG`.
+//! (Renames themselves: [`crate::rename`].)
+//!
+//! Modes, owners and times: the create mode and creator, `chmod`, `chown` and `utimens` are kept by
+//! colo for the life of the mount ([`crate::kept`]: no backend here keeps them through an object
+//! write), and folders' times move with their entries. Sizes beyond
+//! [`crate::kept::MAX_FILE_BYTES`] fail with `EFBIG`. A file unlinked while open stays with its
+//! descriptors ([`crate::orphan`]).
 
 pub use crate::change::{NewEntry, SetAttr};
 use crate::core::{Attr, CachedDir, OpenFile, Opened, State, VfsCore};
@@ -25,9 +28,8 @@ use crate::error::{Result, VfsError};
 use crate::inode::Node;
 use crate::metrics::FsOp;
 use bytes::Bytes;
-use colo_cache::write_back::FSYNC_WAIT;
 use colo_cache::{FetchPlan, ObjectVersion, Pending, WriteBack};
-use colo_connectors::{EntryKind, ErrorKind, ObjectIdentity, ObjectPath};
+use colo_connectors::{EntryKind, ObjectIdentity, ObjectPath};
 use parking_lot::Mutex;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -55,7 +57,11 @@ fn placeholder_version(path: &ObjectPath) -> ObjectVersion {
 
 impl VfsCore {
     /// The node of `ino` on a writable volume, with its write-back; `EROFS` on a read-only one.
-    fn writable_node(&self, ino: u64, operation: &'static str) -> Result<(Node, Arc<WriteBack>)> {
+    pub(crate) fn writable_node(
+        &self,
+        ino: u64,
+        operation: &'static str,
+    ) -> Result<(Node, Arc<WriteBack>)> {
         let node = self.node(ino)?;
         match node.volume.and_then(|v| self.write_back(v)) {
             Some(wb) => Ok((node, wb.clone())),
@@ -68,7 +74,12 @@ impl VfsCore {
 
     /// The child `name` of directory `parent` as the listing (merged with the overlay) shows it,
     /// without counting a kernel reference.
-    async fn child(&self, parent: u64, pnode: &Node, name: &str) -> Result<Option<(u64, Node)>> {
+    pub(crate) async fn child(
+        &self,
+        parent: u64,
+        pnode: &Node,
+        name: &str,
+    ) -> Result<Option<(u64, Node)>> {
         if pnode.kind != EntryKind::Directory {
             return Err(VfsError::NotADirectory {
                 path: self.display(pnode),
@@ -85,7 +96,7 @@ impl VfsCore {
         Ok(ino.and_then(|i| st.inodes.get(i).cloned().map(|n| (i, n))))
     }
 
-    fn child_path(&self, pnode: &Node, name: &str) -> Result<ObjectPath> {
+    pub(crate) fn child_path(&self, pnode: &Node, name: &str) -> Result<ObjectPath> {
         pnode.path.child(name).map_err(|e| VfsError::Invalid {
             path: format!("{}/{name}", self.display(pnode)),
             detail: e.to_string(),
@@ -663,160 +674,6 @@ impl VfsCore {
         self.keep_entries_changed(&pnode);
         Self::drop_child(&mut self.state.lock(), parent, name, ino);
         Ok(())
-    }
-
-    /// `rename(2)`: `noreplace` is `RENAME_NOREPLACE`.
-    pub async fn rename(
-        &self,
-        parent: u64,
-        name: &str,
-        new_parent: u64,
-        new_name: &str,
-        noreplace: bool,
-    ) -> Result<()> {
-        let started = Instant::now();
-        let result = self
-            .rename_inner(parent, name, new_parent, new_name, noreplace)
-            .await;
-        self.timed(FsOp::Rename, started, result)
-    }
-
-    async fn rename_inner(
-        &self,
-        parent: u64,
-        name: &str,
-        new_parent: u64,
-        new_name: &str,
-        noreplace: bool,
-    ) -> Result<()> {
-        let (from, to) = (self.node(parent)?, self.node(new_parent)?);
-        if self.direct_root(&from).is_some() || self.direct_root(&to).is_some() {
-            if from.volume != to.volume {
-                return Err(VfsError::CrossDevice {
-                    path: format!("{}/{name}", self.display(&from)),
-                    detail: "another volume".into(),
-                });
-            }
-            let (source, target) = ((parent, &from, name), (new_parent, &to, new_name));
-            return self.direct_rename(source, target, noreplace);
-        }
-        let (pnode, wb) = self.writable_node(parent, "rename")?;
-        let (npnode, _) = self.writable_node(new_parent, "rename")?;
-        if pnode.volume != npnode.volume {
-            return Err(VfsError::CrossDevice {
-                path: format!("{}/{name}", self.display(&pnode)),
-                detail: "another volume".into(),
-            });
-        }
-        let Some((ino, node)) = self.child(parent, &pnode, name).await? else {
-            return Err(VfsError::NotFound {
-                path: format!("{}/{name}", self.display(&pnode)),
-            });
-        };
-        let to = self.child_path(&npnode, new_name)?;
-        if to == node.path {
-            return Ok(());
-        }
-        if node.kind == EntryKind::Directory
-            && to.as_str().starts_with(&format!("{}/", node.path.as_str()))
-        {
-            return Err(VfsError::Invalid {
-                path: self.display(&node),
-                detail: "a directory cannot move into itself".into(),
-            });
-        }
-        let target = self.child(new_parent, &npnode, new_name).await?;
-        if let Some((tino, tnode)) = &target {
-            let shown = self.display(tnode);
-            if noreplace {
-                return Err(VfsError::Exists { path: shown });
-            }
-            match (node.kind, tnode.kind) {
-                (EntryKind::Directory, EntryKind::File) => {
-                    return Err(VfsError::NotADirectory { path: shown });
-                }
-                (EntryKind::File, EntryKind::Directory) => {
-                    return Err(VfsError::IsADirectory { path: shown });
-                }
-                (EntryKind::Directory, EntryKind::Directory) => {
-                    if !self.readdir(*tino).await?.entries.is_empty() {
-                        return Err(VfsError::NotEmpty { path: shown });
-                    }
-                }
-                (EntryKind::File, EntryKind::File) => {}
-            }
-        }
-        let in_journal = node.kind == EntryKind::File
-            && wb.rename_file(node.path.as_str(), to.as_str())?.is_some();
-        if !in_journal {
-            self.rename_at_origin(&wb, &node, &to, target.as_ref().map(|(_, n)| n))
-                .await?;
-        }
-        self.keep_renamed(&node, to.as_str());
-        self.keep_entries_changed(&pnode);
-        if new_parent != parent {
-            self.keep_entries_changed(&npnode);
-        }
-        let mut st = self.state.lock();
-        if let Some((tino, _)) = target {
-            st.inodes.detach(tino);
-            st.attrs.remove(&tino);
-        }
-        if let Some(dir) = st.dirs.get_mut(&parent)
-            && let Ok(i) = dir.children.binary_search_by(|(n, _)| n.as_str().cmp(name))
-        {
-            dir.children.remove(i);
-        }
-        st.inodes.rename(ino, new_parent, new_name, to);
-        if let Some(dir) = st.dirs.get_mut(&new_parent) {
-            match dir
-                .children
-                .binary_search_by(|(n, _)| n.as_str().cmp(new_name))
-            {
-                Ok(i) => dir.children[i].1 = ino,
-                Err(i) => dir.children.insert(i, (new_name.to_string(), ino)),
-            }
-        }
-        if node.kind == EntryKind::Directory {
-            // Paths below it changed: their cached listings are keyed by inode and stay valid,
-            // their attributes are refreshed on next use.
-            st.attrs.clear();
-        }
-        Ok(())
-    }
-
-    /// Renames at the origin directly, once every pending change has reached it.
-    async fn rename_at_origin(
-        &self,
-        wb: &WriteBack,
-        node: &Node,
-        to: &ObjectPath,
-        target: Option<&Node>,
-    ) -> Result<()> {
-        if node.kind == EntryKind::Directory && wb.writing_under(node.path.as_str()) {
-            // Files below it are being written: their sessions are keyed by path.
-            return Err(VfsError::Busy {
-                path: self.display(node),
-                detail: "files below it are open for writing".into(),
-            });
-        }
-        if !wb.drain(FSYNC_WAIT).await {
-            return Err(VfsError::Busy {
-                path: self.display(node),
-                detail: "earlier changes are still waiting for the origin".into(),
-            });
-        }
-        let connector = wb.connector().clone();
-        if let Some(t) = target.filter(|t| t.kind == EntryKind::Directory) {
-            connector.delete(&t.path).await?;
-        }
-        match connector.rename(&node.path, to).await {
-            Err(e) if e.kind() == ErrorKind::Unsupported => Err(VfsError::CrossDevice {
-                path: self.display(node),
-                detail: e.to_string(),
-            }),
-            other => Ok(other?),
-        }
     }
 
     /// Free space where writes are staged (the cache disk), for `statfs`: (total, free) bytes.
