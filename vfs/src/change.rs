@@ -2,8 +2,8 @@
 
 use std::time::SystemTime;
 
-/// What `setattr` changes. Owners are kept on direct volumes only; modes and times elsewhere by
-/// colo for the life of the mount ([`crate::kept`]).
+/// What `setattr` changes: kept by direct volumes in their directory, elsewhere by colo for the
+/// life of the mount ([`crate::kept`]).
 #[derive(Debug, Clone, Default)]
 pub struct SetAttr {
     pub size: Option<u64>,
@@ -15,8 +15,8 @@ pub struct SetAttr {
 }
 
 /// Who asks for a new file, folder or link, and with which mode (`mknod` puts the file type in
-/// `mode` too). Kept on direct volumes ([`crate::direct`]); elsewhere the permission bits are
-/// kept by colo ([`crate::kept`]) and the owner is the volume's.
+/// `mode` too). Kept on direct volumes ([`crate::direct`]); elsewhere the permission bits and
+/// the owner are kept by colo ([`crate::kept`]).
 #[derive(Debug, Clone, Copy)]
 pub struct NewEntry {
     pub mode: u32,
