@@ -193,9 +193,15 @@ impl VfsCore {
                 perm |= 0o2000;
             }
         }
+        let now = SystemTime::now();
+        let folder_made = node.kind == EntryKind::Directory;
         self.keep(node, |k| {
             k.perm = Some(perm);
             k.owner = Some((new.uid, gid));
+            // A new file's times are its staged copy's; a new folder has none of its own.
+            if folder_made {
+                (k.atime, k.mtime) = (Some(now), Some(now));
+            }
         });
     }
 

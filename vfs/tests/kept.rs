@@ -137,11 +137,13 @@ async fn a_folder_s_mtime_and_ctime_move_with_its_entries() {
     let dir = tempfile::tempdir().unwrap();
     let core = core(dir.path());
     let root = core.lookup(1, "vol").await.unwrap().ino;
+    let before = SystemTime::now();
     let d = core
         .mkdir_as(root, "d", Some(&by(0o700, 1000, 1000)))
         .await
         .unwrap();
     assert_eq!(d.perm, 0o700);
+    assert!(d.mtime >= before && atime(&d) >= before && ctime(&d) >= before, "made now");
     core.mkdir_as(d.ino, "sub", Some(&by(0o755, 1000, 1000)))
         .await
         .unwrap();
