@@ -17,6 +17,7 @@
 //! (object stores have none to create).
 
 mod upload;
+mod webdav_put;
 use crate::connector::{Capability, Connector, DirEntry, EntryKind, ObjectIdentity, ObjectMeta};
 use crate::error::{ConnectorError, Result};
 use crate::path::ObjectPath;
@@ -38,6 +39,8 @@ pub struct OpendalConnector {
     ftp_spec: Option<VolumeSpec>,
     capability: Capability,
     redactor: Redactor,
+    /// WebDAV only: PUTs of staged files streamed in bounded memory (see `webdav_put`).
+    webdav_put: Option<webdav_put::WebdavPut>,
 }
 
 impl OpendalConnector {
@@ -108,6 +111,22 @@ impl OpendalConnector {
             },
             op,
             redactor,
+            webdav_put: match &spec.backend {
+                Backend::WebDav {
+                    endpoint,
+                    root,
+                    user,
+                    password,
+                } => Some(
+                    webdav_put::WebdavPut::new(endpoint, root, user.clone(), password.clone())
+                        .map_err(|detail| ConnectorError::InvalidInput {
+                            volume: spec.name.clone(),
+                            path: "/".into(),
+                            detail,
+                        })?,
+                ),
+                _ => None,
+            },
         })
     }
 

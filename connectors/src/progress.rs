@@ -23,6 +23,12 @@ pub fn note_sent(bytes: u64) {
     let _ = SENT.try_with(|sent| sent.fetch_add(bytes, Ordering::Relaxed));
 }
 
+/// The counter [`note_sent`] adds to in this task, for code that sends on another task (an HTTP
+/// body read by the connection's own task).
+pub fn sent_counter() -> Option<Arc<AtomicU64>> {
+    SENT.try_with(Arc::clone).ok()
+}
+
 /// Runs `work` (which sends `body_bytes`) until it ends, or `None` once it stalls: a whole
 /// `timeout` with no progress noted — and, when it never notes any, after `timeout` plus the
 /// body's time at [`SLOWEST_LINK_BYTES_PER_SEC`].

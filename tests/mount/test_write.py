@@ -501,10 +501,10 @@ def peak_rss_mib(pid):
         return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
 
 
-@pytest.mark.parametrize("backend", ["sftp", "ftp"])
+@pytest.mark.parametrize("backend", ["sftp", "ftp", "webdav"])
 def test_a_large_upload_takes_bounded_memory(backend):
-    """A 400 MiB file goes up to SFTP and FTP in pieces: colo's peak RSS stays far below the
-    file's size (the whole file used to be read into memory first). The request timeout is 1 s,
+    """A 400 MiB file goes up to SFTP, FTP and WebDAV (one streamed PUT) in pieces: colo's peak
+    RSS stays far below the file's size (the whole file used to be read into memory first). The request timeout is 1 s,
     far less than the upload takes: an upload is abandoned when it stops sending, not when it
     takes long (it used to time out and be retried forever)."""
     c, _ = start(root=f"mnt-big-{backend}", volume_extra="request_timeout_secs = 1")

@@ -143,7 +143,10 @@ async fn a_folder_s_mtime_and_ctime_move_with_its_entries() {
         .await
         .unwrap();
     assert_eq!(d.perm, 0o700);
-    assert!(d.mtime >= before && atime(&d) >= before && ctime(&d) >= before, "made now");
+    assert!(
+        d.mtime >= before && atime(&d) >= before && ctime(&d) >= before,
+        "made now"
+    );
     core.mkdir_as(d.ino, "sub", Some(&by(0o755, 1000, 1000)))
         .await
         .unwrap();

@@ -1,7 +1,7 @@
 //! Whole-object writes for the backends other than S3: under a temporary name renamed into place
 //! where the backend renames, and a staged file sent in pieces, so an upload's memory stays
-//! bounded where OpenDAL's writer streams (SFTP, FTP; WebDAV's writer gathers the body for its
-//! one PUT).
+//! bounded where OpenDAL's writer streams (SFTP, FTP) and for WebDAV, whose one PUT colo streams
+//! itself (`webdav_put`).
 
 use super::OpendalConnector;
 use crate::connector::{Connector, ObjectMeta};
@@ -103,14 +103,17 @@ impl OpendalConnector {
     async fn send(&self, target: &str, body: Body) -> opendal::Result<()> {
         match body {
             Body::Bytes(bytes) => self.op.write(target, bytes).await.map(|_| ()),
-            Body::File(source, _) => {
+            Body::File(source, size) => {
                 use tokio::io::AsyncReadExt;
                 let failed = |e: std::io::Error| {
                     opendal::Error::new(opendal::ErrorKind::Unexpected, "reading a staged file")
                         .set_source(e)
                 };
+                if let Some(put) = &self.webdav_put {
+                    return put.put_file(target, &source, size).await;
+                }
                 if !self.op.info().capability().write_can_multi {
-                    // One request for the whole body (WebDAV's PUT): read whole.
+                    // One request for the whole body: read whole.
                     let bytes = tokio::fs::read(&source).await.map_err(failed)?;
                     return self.op.write(target, bytes).await.map(|_| ());
                 }
