@@ -77,6 +77,8 @@ struct State {
     overlay: BTreeMap<String, Pending>,
     /// Pending changes touching each path.
     touches: HashMap<String, usize>,
+    /// When the last change was queued (a burst holds the worker back: `worker`).
+    last_queued: Option<Instant>,
     sessions: HashMap<String, Session>,
     /// Staged copies of queued uploads, by id, with how many queued uploads send each.
     uploads: HashMap<u64, (Arc<StagedFile>, usize)>,
@@ -131,11 +133,32 @@ pub struct WriteBack {
     fsync_wait: Mutex<Duration>,
     /// What the origin said of the last upload of each path (this run), see `worker`.
     last_uploaded: Mutex<HashMap<String, colo_connectors::ObjectMeta>>,
+    /// Callers waiting for changes to be done: the worker holds nothing back meanwhile.
+    waiters: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for WriteBack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WriteBack").field("dir", &self.dir).finish()
+    }
+}
+
+/// One caller waiting for changes, counted for as long as it waits (see `worker`: no hold then).
+struct Waiting<'a>(&'a WriteBack);
+
+impl<'a> Waiting<'a> {
+    fn new(wb: &'a WriteBack) -> Self {
+        wb.waiters.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        wb.queued.notify_one();
+        Waiting(wb)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0
+            .waiters
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -241,6 +264,7 @@ impl WriteBack {
             stats,
             fsync_wait: Mutex::new(FSYNC_WAIT),
             last_uploaded: Mutex::new(HashMap::new()),
+            waiters: std::sync::atomic::AtomicUsize::new(0),
         }))
     }
 
@@ -495,6 +519,7 @@ impl WriteBack {
             replayed: false,
             running: false,
         });
+        st.last_queued = Some(Instant::now());
         self.queued.notify_one();
         Ok(seq)
     }
@@ -567,6 +592,7 @@ impl WriteBack {
 
     /// Waits until change `seq` is done, up to `timeout`; true if it is.
     pub async fn wait_done(&self, seq: u64, timeout: Duration) -> bool {
+        let _waiting = Waiting::new(self);
         let mut rx = self.done.subscribe();
         let is_done = |st: &State| st.queue.iter().all(|q| q.seq > seq);
         tokio::time::timeout(timeout, async {
