@@ -121,6 +121,14 @@ def wait_at_origin(backend, rel, want, timeout=30):
     assert got == want, f"{backend}:{rel} at the origin: {None if got is None else len(got)} bytes"
 
 
+def wait_absent(backend, rel, timeout=30):
+    """`rel` is gone from the origin (a delete queued after its upload may still be pending)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and origin_read(backend, rel) is not None:
+        time.sleep(0.2)
+    assert origin_read(backend, rel) is None, f"{backend}:{rel} still at the origin"
+
+
 def payload(n, seed):
     return (hashlib.sha256(seed.encode()).digest() * (n // 32 + 1))[:n]
 
@@ -194,9 +202,9 @@ def test_ordinary_programs_write_and_the_origin_has_every_byte(rw, backend, tmp_
         if rel:
             wait_at_origin(backend, f"{top}/{rel}", want)
         else:
-            assert origin_read(backend, f"{top}/tree/d2/f{i}.txt") is None
-    assert origin_read(backend, f"{top}/empty") is None
-    assert origin_read(backend, f"{top}/.notes.txt.swp") is None
+            wait_absent(backend, f"{top}/tree/d2/f{i}.txt")
+    wait_absent(backend, f"{top}/empty")
+    wait_absent(backend, f"{top}/.notes.txt.swp")
     names = origin_names(backend, top)
     assert "empty" not in names and ".notes.txt.swp" not in names, names
     assert not any(n.startswith(".") for n in names), f"no temporary names left: {names}"
