@@ -133,6 +133,10 @@ def test_a_grant_appears_in_the_running_mount_read_only_refuses_writes_and_revok
     p = platform
     with open(view(p, "alice", "dav", "shared.txt"), "w") as f:
         f.write("for bob")
+        # At the origin before bob looks (bob's view reads the origin; a listing he fetched before
+        # the upload would be kept for the volume's metadata TTL).
+        f.flush()
+        os.fsync(f.fileno())
     p.run("volume", "grant", "alice/dav", "--user", "bob")
     wait_for(lambda: os.path.isdir(view(p, "bob", "dav@alice")), "the grant shows in bob's folder")
     wait_for(lambda: os.path.exists(view(p, "bob", "dav@alice", "shared.txt")), "alice's file via bob")
