@@ -16,15 +16,18 @@ use colo_connectors::ObjectMeta;
 use std::sync::Arc;
 
 impl VfsCore {
+    /// Whether a handle on a writable volume has `ino` open.
+    fn open_on_writable(&self, ino: u64) -> bool {
+        self.handles
+            .lock()
+            .values()
+            .any(|f| f.writable.as_ref().is_some_and(|w| w.ino == ino))
+    }
+
     /// Before `node` (inode `ino`, a file) is unlinked: if handles have it open, its bytes stay
     /// theirs.
     pub(crate) fn orphan_before_unlink(&self, ino: u64, node: &Node, wb: &WriteBack) -> Result<()> {
-        let open = self
-            .handles
-            .lock()
-            .values()
-            .any(|f| f.writable.as_ref().is_some_and(|w| w.ino == ino));
-        if !open {
+        if !self.open_on_writable(ino) {
             return Ok(());
         }
         let path = node.path.as_str();
@@ -85,12 +88,7 @@ impl VfsCore {
         if self.orphans.lock().is_empty() {
             return;
         }
-        let open = self
-            .handles
-            .lock()
-            .values()
-            .any(|f| f.writable.as_ref().is_some_and(|w| w.ino == ino));
-        if !open {
+        if !self.open_on_writable(ino) {
             self.orphans.lock().remove(&ino);
         }
     }
