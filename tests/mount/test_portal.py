@@ -14,6 +14,7 @@ import pytest
 import requests
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
@@ -22,6 +23,13 @@ from conftest import RUN
 from platform_up import DAV_AUTH, Platform
 
 SHOTS = os.path.join(RUN, "artifacts", "portal")
+# The portal re-renders its tables from the event stream, so an element found a moment ago may be
+# gone: every wait here retries a lookup that went stale instead of failing on it.
+FLAKY_DOM = (StaleElementReferenceException,)
+
+
+def waiting(driver, seconds):
+    return WebDriverWait(driver, seconds, ignored_exceptions=FLAKY_DOM)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +70,7 @@ def requested_hosts(driver):
 def test_a_newcomer_logs_in_searches_adds_a_volume_and_runs_jupyterlab(platform, browser):
     p, b = platform, browser
     os.makedirs(SHOTS, exist_ok=True)
-    wait = WebDriverWait(b, 30)
+    wait = waiting(b, 30)
     step = iter(range(1, 100))
     hosts = set()
 
@@ -72,6 +80,10 @@ def test_a_newcomer_logs_in_searches_adds_a_volume_and_runs_jupyterlab(platform,
 
     def text_of(css):
         return b.find_element(By.CSS_SELECTOR, css).text
+
+    def click(css):
+        """Clicks what `css` names once it holds still (a re-rendered table replaces its buttons)."""
+        waiting(b, 10).until(lambda d: d.find_element(By.CSS_SELECTOR, css).click() or True)
 
     b.get(p.base + "/")
     wait.until(EC.visibility_of_element_located((By.ID, "token")))
@@ -130,32 +142,35 @@ def test_a_newcomer_logs_in_searches_adds_a_volume_and_runs_jupyterlab(platform,
     shot("launch-form")
     form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     try:
-        WebDriverWait(b, 150).until(lambda d: "RUNNING" in text_of("#lab-table"))
+        waiting(b, 150).until(lambda d: "RUNNING" in text_of("#lab-table"))
     finally:
         shot("running")
     assert text_of("#launch-error") == "", text_of("#launch-error")
     portal = b.current_window_handle
-    b.find_element(By.CSS_SELECTOR, "#lab-table a.open button").click()
-    WebDriverWait(b, 10).until(lambda d: len(d.window_handles) == 2)
+    click("#lab-table a.open button")
+    waiting(b, 10).until(lambda d: len(d.window_handles) == 2)
     b.switch_to.window(next(h for h in b.window_handles if h != portal))
+
+    def listed_names(d):
+        names = sorted(e.text for e in d.find_elements(By.CSS_SELECTOR, ".jp-DirListing-itemText"))
+        return names if len([n for n in names if n]) >= 2 else None
+
     try:
-        WebDriverWait(b, 120).until(lambda d: len([e for e in d.find_elements(By.CSS_SELECTOR, ".jp-DirListing-itemText")
-                                                   if e.text]) >= 2)
+        listed = waiting(b, 120).until(listed_names)
     except Exception:
         shot("jupyterlab-not-ready")
         raise AssertionError(f"JupyterLab at {b.current_url}: {b.page_source[:2000]}")
-    listed = sorted(e.text for e in b.find_elements(By.CSS_SELECTOR, ".jp-DirListing-itemText"))
     assert listed == ["imgs", "results"], listed
     shot("jupyterlab")
     b.close()
     b.switch_to.window(portal)
 
     # Logs, then destroy.
-    b.find_element(By.CSS_SELECTOR, "#lab-table .logs").click()
+    click("#lab-table .logs")
     wait.until(lambda d: "Jupyter Server" in text_of("#log"))
     shot("logs")
-    b.find_element(By.CSS_SELECTOR, "#lab-table .destroy").click()
+    click("#lab-table .destroy")
     b.switch_to.alert.accept()
-    WebDriverWait(b, 30).until(lambda d: "first notebook" not in text_of("#lab-table"))
+    waiting(b, 30).until(lambda d: "first notebook" not in text_of("#lab-table"))
     shot("destroyed")
     assert hosts == {"127.0.0.1"}, f"the browser asked for: {hosts}"
