@@ -356,7 +356,8 @@ def test_notebook_writes_parquet_and_updates_fits(rw):
 
 def test_origin_down_then_kill_9_then_restart_loses_nothing(tmp_path):
     """Writes while the S3 server is stopped succeed locally; colo is killed with SIGKILL with
-    them pending; after the server and colo are back, every closed file is at the origin."""
+    them pending; after the server and colo are back, every closed file is at the origin, with the
+    mode and times programs set (kept by colo: vfs/src/kept_log.rs)."""
     c, cache = start(root="mnt-crash")
     top = f"k-{uuid.uuid4().hex[:8]}"
     try:
@@ -374,6 +375,8 @@ def test_origin_down_then_kill_9_then_restart_loses_nothing(tmp_path):
             f.write(b"closed while the origin is down")
         written["synced.bin"] = b"closed while the origin is down"
         assert open(c.path("s3", top, "f7.bin"), "rb").read() == written["f7.bin"]
+        os.chmod(c.path("s3", top, "f3.bin"), 0o640)
+        os.utime(c.path("s3", top, "f3.bin"), ns=(1_100_000_000_000_000_001, 1_200_000_000_000_000_002))
         # `colo status` says what waits and why.
         deadline = time.time() + 20
         while True:
@@ -400,6 +403,10 @@ def test_origin_down_then_kill_9_then_restart_loses_nothing(tmp_path):
             wait_at_origin("s3", f"{top}/{name}", data, timeout=60)
         assert origin_read("s3", f"{top}/f0.bin") is None
         assert sorted(os.listdir(c2.path("s3", top))) == sorted(written)
+        st = os.stat(c2.path("s3", top, "f3.bin"))
+        assert (oct(st.st_mode & 0o7777), st.st_atime_ns, st.st_mtime_ns) == \
+            ("0o640", 1_100_000_000_000_000_001, 1_200_000_000_000_000_002)
+        assert oct(os.stat(c2.path("s3", top, "f4.bin")).st_mode & 0o7777) != "0o640"
     finally:
         err = c2.stop()
     assert "left pending by the last run" in err, err

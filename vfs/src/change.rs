@@ -2,8 +2,8 @@
 
 use std::time::SystemTime;
 
-/// What `setattr` changes: kept by direct volumes in their directory, elsewhere by colo for the
-/// life of the mount ([`crate::kept`]).
+/// What `setattr` changes: kept by direct volumes in their directory, elsewhere by colo (in memory
+/// and a log that survives restarts: [`crate::kept`]).
 #[derive(Debug, Clone, Default)]
 pub struct SetAttr {
     pub size: Option<u64>,

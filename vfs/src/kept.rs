@@ -7,8 +7,9 @@
 //! attributes. (Direct volumes keep all of this in their own directory: [`crate::direct`].)
 //!
 //! What is not promised, and why: the origin has nowhere to put these (an object's mtime is the
-//! moment of its upload), so they live in colo's memory for the life of the mount — not across a
-//! restart of colo, not seen by other clients of the origin — and a change another client makes at
+//! moment of its upload), so they live in colo's memory and in a log in the volume's write-back
+//! area, replayed when colo starts again ([`crate::kept_log`]) — not seen by other clients of the
+//! origin — and a change another client makes at
 //! the origin shows its bytes and size at once but keeps the mode and the times kept here until the
 //! file is written, removed or renamed through colo. Entries follow renames (a folder's whole
 //! subtree), go with `unlink`/`rmdir`, and are bounded ([`KEPT_MAX_ENTRIES`]: beyond it, a change
@@ -21,8 +22,10 @@ use crate::change::NewEntry;
 use crate::core::{Attr, NodeType, PosixAttr, VfsCore};
 use crate::error::{Result, VfsError};
 use crate::inode::Node;
+use crate::kept_log::{Change, KeptLog};
 use colo_connectors::EntryKind;
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 /// Entries kept at most, over all volumes.
@@ -45,16 +48,45 @@ pub struct Kept {
     pub ctime: Option<SystemTime>,
 }
 
-/// The kept entries, by volume slot and path.
+/// The kept entries, by volume slot and path, each volume's also in its log on disk when it has
+/// a write-back area ([`crate::kept_log`]).
 #[derive(Debug, Default)]
 pub struct KeptAttrs {
-    by_volume: HashMap<usize, HashMap<String, Kept>>,
+    by_volume: HashMap<usize, VolumeKept>,
     len: usize,
 }
 
+/// One volume's entries and the log that keeps them across restarts.
+#[derive(Debug, Default)]
+struct VolumeKept {
+    paths: HashMap<String, Kept>,
+    log: Option<KeptLog>,
+}
+
 impl KeptAttrs {
-    pub fn get(&self, volume: usize, path: &str) -> Option<Kept> {
-        self.by_volume.get(&volume)?.get(path).copied()
+    /// Volume slot `volume`'s entries; the first use reads its log in `dir` (none: memory only).
+    fn volume(&mut self, volume: usize, dir: Option<&Path>) -> &mut VolumeKept {
+        let len = &mut self.len;
+        self.by_volume.entry(volume).or_insert_with(|| {
+            let mut kept = VolumeKept::default();
+            if let Some(dir) = dir {
+                match KeptLog::open(dir, &mut kept.paths) {
+                    Ok(log) => kept.log = Some(log),
+                    Err(e) => tracing::warn!(
+                        dir = %dir.display(),
+                        error = %e,
+                        "modes and times of this volume are kept in memory only: their log cannot be opened"
+                    ),
+                }
+                *len += kept.paths.len();
+            }
+            kept
+        })
+    }
+
+    /// What is kept for `path` of volume slot `volume` (its log in `dir`).
+    pub fn get(&mut self, volume: usize, dir: Option<&Path>, path: &str) -> Option<Kept> {
+        self.volume(volume, dir).paths.get(path).copied()
     }
 
     pub fn len(&self) -> usize {
@@ -66,62 +98,111 @@ impl KeptAttrs {
     }
 
     /// Changes the entry of `path` (made if new, unless the table is full).
-    pub fn update(&mut self, volume: usize, path: &str, change: impl FnOnce(&mut Kept)) {
+    pub fn update(
+        &mut self,
+        volume: usize,
+        dir: Option<&Path>,
+        path: &str,
+        change: impl FnOnce(&mut Kept),
+    ) {
         let full = self.len >= KEPT_MAX_ENTRIES;
-        let paths = self.by_volume.entry(volume).or_default();
-        if let Some(kept) = paths.get_mut(path) {
-            change(kept);
-            return;
-        }
-        if full {
-            return;
-        }
-        let mut kept = Kept::default();
-        change(&mut kept);
-        paths.insert(path.to_string(), kept);
-        self.len += 1;
+        let vol = self.volume(volume, dir);
+        let kept = match vol.paths.get_mut(path) {
+            Some(kept) => {
+                change(kept);
+                *kept
+            }
+            None if full => return,
+            None => {
+                let mut kept = Kept::default();
+                change(&mut kept);
+                vol.paths.insert(path.to_string(), kept);
+                self.len += 1;
+                kept
+            }
+        };
+        self.record(volume, Change::Set(path, &kept));
     }
 
     /// Changes the entry of `path` only if there is one (the write path: no allocation otherwise).
-    pub fn update_existing(&mut self, volume: usize, path: &str, change: impl FnOnce(&mut Kept)) {
-        if let Some(kept) = self
-            .by_volume
-            .get_mut(&volume)
-            .and_then(|paths| paths.get_mut(path))
-        {
+    pub fn update_existing(
+        &mut self,
+        volume: usize,
+        dir: Option<&Path>,
+        path: &str,
+        change: impl FnOnce(&mut Kept),
+    ) {
+        if let Some(kept) = self.volume(volume, dir).paths.get_mut(path) {
             change(kept);
+            let kept = *kept;
+            self.record(volume, Change::Set(path, &kept));
         }
     }
 
     /// Forgets `path` and, for a folder, everything below it.
-    pub fn remove(&mut self, volume: usize, path: &str) {
-        let Some(paths) = self.by_volume.get_mut(&volume) else {
-            return;
-        };
-        let below = format!("{path}/");
-        let before = paths.len();
-        paths.retain(|p, _| p != path && !p.starts_with(&below));
-        self.len -= before - paths.len();
+    pub fn remove(&mut self, volume: usize, dir: Option<&Path>, path: &str) {
+        let removed = remove_below(&mut self.volume(volume, dir).paths, path);
+        if removed > 0 {
+            self.len -= removed;
+            self.record(volume, Change::Remove(path));
+        }
     }
 
     /// `from` (and, for a folder, everything below it) is now `to`; what `to` had goes.
-    pub fn rename(&mut self, volume: usize, from: &str, to: &str) {
-        self.remove(volume, to);
-        let Some(paths) = self.by_volume.get_mut(&volume) else {
+    pub fn rename(&mut self, volume: usize, dir: Option<&Path>, from: &str, to: &str) {
+        let vol = self.volume(volume, dir);
+        let before = vol.paths.len();
+        rename_below(&mut vol.paths, from, to);
+        let after = vol.paths.len();
+        self.len = self.len + after - before;
+        self.record(volume, Change::Rename(from, to));
+    }
+
+    /// Writes `change` (already applied) to the volume's log; rewrites a log grown long. A log
+    /// that cannot be written is dropped with a warning: the entries stay in memory.
+    fn record(&mut self, volume: usize, change: Change<'_>) {
+        let Some(vol) = self.by_volume.get_mut(&volume) else {
             return;
         };
-        let below = format!("{from}/");
-        let moved: Vec<String> = paths
-            .keys()
-            .filter(|p| p.as_str() == from || p.starts_with(&below))
-            .cloned()
-            .collect();
-        for old in moved {
-            if let Some(kept) = paths.remove(&old) {
-                paths.insert(format!("{to}{}", &old[from.len()..]), kept);
-            }
+        let Some(log) = vol.log.as_mut() else {
+            return;
+        };
+        let mut written = log.append(&change);
+        if written.is_ok() && log.wants_compaction(vol.paths.len()) {
+            written = log.rewrite(&vol.paths);
+        }
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "modes and times of a volume are kept in memory only from now: their log cannot be written");
+            vol.log = None;
         }
     }
+}
+
+/// Removes `path` and what is below it from `paths`; returns how many entries went.
+pub(crate) fn remove_below(paths: &mut HashMap<String, Kept>, path: &str) -> usize {
+    let before = paths.len();
+    paths.remove(path);
+    let below = format!("{path}/");
+    paths.retain(|p, _| !p.starts_with(&below));
+    before - paths.len()
+}
+
+/// Moves `from` and what is below it to `to`, replacing what `to` had; returns how many entries
+/// went (those `to` and its subtree had).
+pub(crate) fn rename_below(paths: &mut HashMap<String, Kept>, from: &str, to: &str) -> usize {
+    let gone = remove_below(paths, to);
+    let below = format!("{from}/");
+    let moved: Vec<String> = paths
+        .keys()
+        .filter(|p| p.as_str() == from || p.starts_with(&below))
+        .cloned()
+        .collect();
+    for old in moved {
+        if let Some(kept) = paths.remove(&old) {
+            paths.insert(format!("{to}{}", &old[from.len()..]), kept);
+        }
+    }
+    gone
 }
 
 /// The permission bits a new entry gets from its `mode` and `umask`.
@@ -130,19 +211,27 @@ pub fn created_perm(mode: u32, umask: u32) -> u16 {
 }
 
 impl VfsCore {
-    /// Whether `node` is on a volume whose modes and times are kept here (writable, not direct).
-    fn keeps(&self, node: &Node) -> Option<usize> {
-        let vol = node.volume?;
+    /// The volume slot of `node` and its write-back area (where the log is) if its modes and
+    /// times are kept here (writable, not direct).
+    fn keeps(&self, node: &Node) -> Option<(usize, PathBuf)> {
+        self.keeps_on(node.volume?)
+    }
+
+    fn keeps_on(&self, vol: usize) -> Option<(usize, PathBuf)> {
         let mount = self.vol(vol);
-        (mount.write_back.is_some() && mount.direct_root.is_none()).then_some(vol)
+        let wb = mount
+            .write_back
+            .as_ref()
+            .filter(|_| mount.direct_root.is_none())?;
+        Some((vol, wb.dir().to_path_buf()))
     }
 
     /// `attr` of `node` with what is kept for it.
     pub(crate) fn with_kept(&self, node: &Node, mut attr: Attr) -> Attr {
-        let Some(vol) = self.keeps(node) else {
+        let Some((vol, dir)) = self.keeps(node) else {
             return attr;
         };
-        let Some(kept) = self.kept.lock().get(vol, node.path.as_str()) else {
+        let Some(kept) = self.kept.lock().get(vol, Some(&dir), node.path.as_str()) else {
             return attr;
         };
         attr.perm = kept.perm.unwrap_or(attr.perm);
@@ -167,12 +256,14 @@ impl VfsCore {
 
     /// Records a change of `node`'s attributes (`change` edits its entry; its ctime moves).
     pub(crate) fn keep(&self, node: &Node, change: impl FnOnce(&mut Kept)) {
-        if let Some(vol) = self.keeps(node) {
+        if let Some((vol, dir)) = self.keeps(node) {
             let now = SystemTime::now();
-            self.kept.lock().update(vol, node.path.as_str(), |k| {
-                change(k);
-                k.ctime = Some(now);
-            });
+            self.kept
+                .lock()
+                .update(vol, Some(&dir), node.path.as_str(), |k| {
+                    change(k);
+                    k.ctime = Some(now);
+                });
         }
     }
 
@@ -213,29 +304,30 @@ impl VfsCore {
 
     /// The bytes of `path` changed (a write or a truncate): its own mtime shows again.
     pub(crate) fn keep_written(&self, vol: usize, path: &str) {
-        let mut kept = self.kept.lock();
-        if !kept.is_empty() {
-            kept.update_existing(vol, path, |k| {
-                k.mtime = None;
-                k.ctime = None;
-            });
+        if let Some((vol, dir)) = self.keeps_on(vol) {
+            self.kept
+                .lock()
+                .update_existing(vol, Some(&dir), path, |k| {
+                    k.mtime = None;
+                    k.ctime = None;
+                });
         }
     }
 
     /// `node` is gone (with what was below it).
     pub(crate) fn keep_removed(&self, node: &Node) {
-        if let Some(vol) = self.keeps(node) {
-            self.kept.lock().remove(vol, node.path.as_str());
+        if let Some((vol, dir)) = self.keeps(node) {
+            self.kept.lock().remove(vol, Some(&dir), node.path.as_str());
         }
     }
 
     /// `node` moved to `to`.
     pub(crate) fn keep_renamed(&self, node: &Node, to: &str) {
-        if let Some(vol) = self.keeps(node) {
+        if let Some((vol, dir)) = self.keeps(node) {
             let now = SystemTime::now();
             let mut kept = self.kept.lock();
-            kept.rename(vol, node.path.as_str(), to);
-            kept.update(vol, to, |k| k.ctime = Some(now));
+            kept.rename(vol, Some(&dir), node.path.as_str(), to);
+            kept.update(vol, Some(&dir), to, |k| k.ctime = Some(now));
         }
     }
 
@@ -263,37 +355,37 @@ mod tests {
     #[test]
     fn entries_follow_renames_of_folders_and_go_with_them() {
         let mut kept = KeptAttrs::default();
-        kept.update(0, "a/x", |k| k.perm = Some(0o600));
-        kept.update(0, "a/sub/y", |k| k.perm = Some(0o640));
-        kept.update(0, "ab", |k| k.perm = Some(0o700));
-        kept.update(1, "a/x", |k| k.perm = Some(0o611));
-        kept.rename(0, "a", "b");
-        assert_eq!(kept.get(0, "b/x").unwrap().perm, Some(0o600));
-        assert_eq!(kept.get(0, "b/sub/y").unwrap().perm, Some(0o640));
-        assert!(kept.get(0, "a/x").is_none());
+        kept.update(0, None, "a/x", |k| k.perm = Some(0o600));
+        kept.update(0, None, "a/sub/y", |k| k.perm = Some(0o640));
+        kept.update(0, None, "ab", |k| k.perm = Some(0o700));
+        kept.update(1, None, "a/x", |k| k.perm = Some(0o611));
+        kept.rename(0, None, "a", "b");
+        assert_eq!(kept.get(0, None, "b/x").unwrap().perm, Some(0o600));
+        assert_eq!(kept.get(0, None, "b/sub/y").unwrap().perm, Some(0o640));
+        assert!(kept.get(0, None, "a/x").is_none());
         // A sibling whose name starts with the folder's is not below it, nor another volume.
-        assert_eq!(kept.get(0, "ab").unwrap().perm, Some(0o700));
-        assert_eq!(kept.get(1, "a/x").unwrap().perm, Some(0o611));
+        assert_eq!(kept.get(0, None, "ab").unwrap().perm, Some(0o700));
+        assert_eq!(kept.get(1, None, "a/x").unwrap().perm, Some(0o611));
         assert_eq!(kept.len(), 4);
-        kept.remove(0, "b");
+        kept.remove(0, None, "b");
         assert_eq!(kept.len(), 2);
-        assert!(kept.get(0, "b/sub/y").is_none());
+        assert!(kept.get(0, None, "b/sub/y").is_none());
     }
 
     #[test]
     fn a_rename_over_a_kept_target_replaces_it() {
         let mut kept = KeptAttrs::default();
-        kept.update(0, "old", |k| k.perm = Some(0o600));
-        kept.update(0, "new", |k| k.perm = Some(0o644));
-        kept.rename(0, "old", "new");
-        assert_eq!(kept.get(0, "new").unwrap().perm, Some(0o600));
+        kept.update(0, None, "old", |k| k.perm = Some(0o600));
+        kept.update(0, None, "new", |k| k.perm = Some(0o644));
+        kept.rename(0, None, "old", "new");
+        assert_eq!(kept.get(0, None, "new").unwrap().perm, Some(0o600));
         assert_eq!(kept.len(), 1);
     }
 
     #[test]
     fn update_existing_never_adds_and_created_perm_applies_the_umask() {
         let mut kept = KeptAttrs::default();
-        kept.update_existing(0, "f", |k| k.perm = Some(0o600));
+        kept.update_existing(0, None, "f", |k| k.perm = Some(0o600));
         assert!(kept.is_empty());
         assert_eq!(created_perm(0o100666, 0o022), 0o644);
         assert_eq!(created_perm(0o0, 0o022), 0);

@@ -18,6 +18,7 @@ pub mod forget;
 pub mod fuse;
 pub mod inode;
 pub mod kept;
+pub mod kept_log;
 pub mod metrics;
 pub mod mount;
 pub mod orphan;

@@ -17,8 +17,7 @@
 //! (Renames themselves: [`crate::rename`].)
 //!
 //! Modes, owners and times: the create mode and creator, `chmod`, `chown` and `utimens` are kept by
-//! colo for the life of the mount ([`crate::kept`]: no backend here keeps them through an object
-//! write), and folders' times move with their entries. Sizes beyond
+//! colo, across restarts ([`crate::kept`]: no backend here keeps them through an object write), and folders' times move with their entries. Sizes beyond
 //! [`crate::kept::MAX_FILE_BYTES`] fail with `EFBIG`. A file unlinked while open stays with its
 //! descriptors ([`crate::orphan`]).
 

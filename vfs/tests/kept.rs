@@ -2,7 +2,7 @@
 //! WebDAV): what programs set shows through the core's calls — the create mode, `chmod`,
 //! `utimensat`'s atime and mtime until the next write, folders' mtime and ctime moving with their
 //! entries —, owners (the creator, `chown`, a set-group-ID folder's group), follows renames and
-//! goes with unlinks; sizes beyond the limit fail with `EFBIG`.
+//! goes with unlinks, survives a restart (the log in the write-back area); sizes beyond the limit fail with `EFBIG`.
 
 use colo_cache::{MemoryCache, ReadThrough, TieredCache, WriteBack};
 use colo_connectors::MemoryConnector;
@@ -12,7 +12,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 fn core(dir: &std::path::Path) -> VfsCore {
-    let origin = Arc::new(MemoryConnector::new("vol"));
+    core_on(dir, Arc::new(MemoryConnector::new("vol")))
+}
+
+/// A core over `origin` with its write-back area (and the kept log) in `dir`.
+fn core_on(dir: &std::path::Path, origin: Arc<MemoryConnector>) -> VfsCore {
     let cache = Arc::new(TieredCache::new(Some(MemoryCache::new(16 << 20)), None));
     let reader = ReadThrough::new(origin, cache, 4096, 65536);
     let wb = WriteBack::open(dir, reader.clone()).expect("write-back");
@@ -231,5 +235,68 @@ async fn files_belong_to_their_creator_until_a_chown_and_setgid_folders_pass_on_
         (sub.gid, sub.perm),
         (500, 0o2755),
         "new folders stay set-group-ID"
+    );
+}
+
+#[tokio::test]
+async fn modes_owners_and_times_survive_a_restart_and_follow_what_happened_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Arc::new(MemoryConnector::new("vol"));
+    let before;
+    {
+        let core = core_on(dir.path(), origin.clone());
+        // Uploads run (a folder is renamed at the origin once what is below it is there).
+        let worker = core.volumes()[0].write_back.clone().unwrap().spawn_worker();
+        let root = core.lookup(1, "vol").await.unwrap().ino;
+        let d = core
+            .mkdir_as(root, "d", Some(&by(0o2750, 1000, 1000)))
+            .await
+            .unwrap();
+        let (f, o) = core
+            .create_as(d.ino, "f", true, false, Some(&by(0o600, 1000, 1000)))
+            .await
+            .unwrap();
+        core.write(o.fh, 0, b"kept").await.unwrap();
+        core.flush(o.fh).unwrap();
+        core.release(o.fh);
+        let change = SetAttr {
+            mode: Some(0o100640),
+            uid: Some(2000),
+            atime: Some(at(100_000_000)),
+            mtime: Some(at(200_000_000)),
+            ..Default::default()
+        };
+        core.setattr(f.ino, None, change).await.unwrap();
+        let (_, o) = core
+            .create_as(root, "gone", true, false, Some(&by(0o600, 1000, 1000)))
+            .await
+            .unwrap();
+        core.release(o.fh);
+        core.remove(root, "gone", false).await.unwrap();
+        core.rename(root, "d", root, "e", false).await.unwrap();
+        before = core.lookup(root, "e").await.unwrap();
+        worker.abort();
+    }
+
+    // colo restarts: a new core over the same origin and write-back area.
+    let core = core_on(dir.path(), origin);
+    let root = core.lookup(1, "vol").await.unwrap().ino;
+    let e = core.lookup(root, "e").await.unwrap();
+    assert_eq!((e.perm, e.uid, e.gid), (0o2750, 1000, 1000));
+    assert_eq!(e.mtime, before.mtime, "the folder's mtime as it was");
+    let f = core.lookup(e.ino, "f").await.unwrap();
+    assert_eq!((f.perm, f.uid, f.gid, f.size), (0o640, 2000, 1000, 4));
+    assert_eq!((atime(&f), f.mtime), (at(100_000_000), at(200_000_000)));
+    assert!(core.lookup(root, "d").await.is_err());
+    // A file made again where a removed one was gets its own mode, not the old one's.
+    let (again, o) = core
+        .create_as(root, "gone", true, false, Some(&by(0o644, 1000, 1000)))
+        .await
+        .unwrap();
+    core.release(o.fh);
+    assert_eq!(again.perm, 0o644);
+    assert!(
+        dir.path().join(colo_vfs::kept_log::KEPT_LOG_NAME).is_file(),
+        "the log is in the write-back area"
     );
 }
