@@ -35,6 +35,8 @@ pub use metered::{Metered, OriginStats};
 pub use open::{OpenedVolume, open_volume};
 pub use path::ObjectPath;
 pub use retry::{Retry, RetryPolicy};
-pub use secret::{Redactor, SecretSource, SecretString};
+pub use secret::{
+    Redactor, SecretSource, SecretString, remember as remember_secret, scrub as scrub_secrets,
+};
 pub use spec::{Backend, SpecError, VolumeConfig, VolumeSpec};
 pub use tls::{http_client_builder, install_crypto_provider};

@@ -9,6 +9,7 @@ mod commands;
 mod config;
 mod datalabs;
 mod lab_cli;
+mod logging;
 mod metrics;
 mod platform;
 mod sample;
@@ -73,20 +74,7 @@ fn main() {
         eprintln!("colo lab-init: {err}");
         std::process::exit(125);
     }
-    // fuser reports every request colo answers with ENOSYS (ioctl, xattrs) as a warning: noise in
-    // the terminal of whoever runs `ls` or astropy on the mount; its errors still show.
-    let default_level = match cli.verbose {
-        0 => "warn,fuser=error",
-        1 => "info,fuser=error",
-        _ => "debug",
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    logging::init(cli.verbose);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -102,7 +90,10 @@ fn main() {
         Err(e) => {
             // One line: the error and its causes.
             let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
-            eprintln!("colo: {}", chain.join(": "));
+            eprintln!(
+                "colo: {}",
+                colo_connectors::scrub_secrets(&chain.join(": "))
+            );
             1
         }
     };
