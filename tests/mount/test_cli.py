@@ -108,3 +108,14 @@ def test_missing_fusermount_for_a_normal_user_says_how_to_install():
                         "--root", str(tmp_path / "m")], capture_output=True, text=True, timeout=60)
     assert p.returncode != 0
     assert "fusermount3 is missing" in p.stderr and "apt-get install fuse3" in p.stderr
+
+
+def test_a_reader_that_goes_away_ends_a_command_quietly(tmp_path):
+    """`colo user add x | head -1` with the reader gone before colo prints: colo ends on SIGPIPE
+    as Unix tools do, without a panic message."""
+    p = subprocess.Popen([BIN, "user", "add", "piped"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env={**os.environ, "COLO_HOME": str(tmp_path / "home")})
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=60) == -13, err
+    assert "panicked" not in err and err == "", err

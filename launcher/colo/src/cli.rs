@@ -95,6 +95,16 @@ pub enum Command {
     LabInit { plan: PathBuf },
 }
 
+impl Command {
+    /// Whether the command serves (mounts, HTTP) until stopped, rather than printing and ending.
+    pub fn serves(&self) -> bool {
+        matches!(
+            self,
+            Command::Mount(_) | Command::Up(_) | Command::Serve(_) | Command::LabInit { .. }
+        )
+    }
+}
+
 #[derive(Subcommand)]
 pub enum SelectionCommand {
     /// Make the selection NAME of USER: the archive files an ADQL query on `ivoa.obscore`

@@ -75,6 +75,17 @@ fn main() {
         std::process::exit(125);
     }
     logging::init(cli.verbose);
+    if !cli.command.serves() {
+        // A command that prints and ends behaves as Unix tools do when its reader goes
+        // (`colo token list | head -1`): it ends quietly on SIGPIPE instead of panicking on
+        // EPIPE. Serving commands keep Rust's default (ignored: a client's closed socket is an
+        // error to handle, not a reason to die).
+        #[allow(unsafe_code)]
+        // SAFETY: at start, before any thread: sets SIGPIPE's disposition to the default.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
