@@ -68,6 +68,10 @@ pub struct ServicesConfig {
     pub upload_limit_mib: Option<u64>,
     /// Longest async job run in seconds (default 3600).
     pub execution_duration_secs: Option<u64>,
+    /// Memory one query may hold in sorts, aggregations and joins, MiB (default 1024).
+    pub query_memory_mib: Option<u64>,
+    /// Longest synchronous query in seconds (default 600).
+    pub sync_query_secs: Option<u64>,
     /// The base of every URL the services hand out (`https://archive.example.org/colo`); without
     /// it, URLs follow each request (its `Host`, and a trusted proxy's `X-Forwarded-*`).
     pub public_url: Option<String>,
@@ -318,6 +322,10 @@ pub fn service_settings(raw: &ServicesConfig, file: &str) -> Result<ServiceSetti
             .execution_duration_secs
             .unwrap_or(defaults.execution_duration_secs),
         retention_secs: defaults.retention_secs,
+        query_memory_bytes: raw
+            .query_memory_mib
+            .map_or(defaults.query_memory_bytes, |m| m << 20),
+        sync_query_secs: raw.sync_query_secs.unwrap_or(defaults.sync_query_secs),
     };
     let table_volumes = raw
         .table_volumes

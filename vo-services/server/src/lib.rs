@@ -166,7 +166,13 @@ impl AppState {
         volumes: volumes::Volumes,
     ) -> Result<AppState, VoError> {
         let (tables, stores) = published_tables(config, &volumes).await?;
-        let engine = Arc::new(colo_tap::engine::Engine::new(&tables, &stores).await?);
+        let engine = Arc::new(
+            colo_tap::engine::Engine::new(&tables, &stores)
+                .await?
+                .with_query_memory_limit(
+                    usize::try_from(config.limits.query_memory_bytes).unwrap_or(usize::MAX),
+                ),
+        );
         let images = images::ImageState::open(&config.tables_dir, volumes)?;
         let limits = uws::JobLimits {
             retention: std::time::Duration::from_secs(config.limits.retention_secs),

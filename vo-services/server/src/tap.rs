@@ -247,8 +247,27 @@ async fn sync_query(
 ) -> Result<Response, VoError> {
     let params = Params::read(request, &state.limits).await?;
     let spec = QuerySpec::from_params(&params, &state.limits, is_tapplus(&headers))?;
-    let result = run(&state, &spec, params.files()).await?;
-    Ok(streamed(result, &spec, root))
+    let secs = state.limits.sync_query_secs;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let result = tokio::time::timeout_at(deadline, run(&state, &spec, params.files()))
+        .await
+        .map_err(|_| {
+            VoError::from(colo_tap::TapError::OverLimit {
+                message: over_time(secs),
+            })
+        })??;
+    Ok(streamed(
+        result.until(deadline, over_time(secs)),
+        &spec,
+        root,
+    ))
+}
+
+fn over_time(secs: u64) -> String {
+    format!(
+        "it ran longer than {secs} s, the longest a synchronous query may run; \
+         submit it as an asynchronous job (…/tap/async), or narrow it"
+    )
 }
 
 async fn landing(root: Root, uri: OriginalUri) -> Response {

@@ -26,6 +26,12 @@ pub struct ServiceLimits {
     pub execution_duration_secs: u64,
     /// Default and hard job retention, seconds.
     pub retention_secs: u64,
+    /// The memory one query may hold in sorts, aggregations and joins, bytes
+    /// ([`colo_tap::engine::Engine::with_query_memory_limit`]).
+    pub query_memory_bytes: u64,
+    /// The longest a synchronous query may run (planning and streaming its rows), seconds; longer
+    /// work belongs in an async job.
+    pub sync_query_secs: u64,
 }
 
 impl Default for ServiceLimits {
@@ -36,6 +42,8 @@ impl Default for ServiceLimits {
             upload_limit_bytes: 64 * 1024 * 1024,
             execution_duration_secs: 3600,
             retention_secs: 7 * 24 * 3600,
+            query_memory_bytes: colo_tap::engine::DEFAULT_QUERY_MEMORY_BYTES as u64,
+            sync_query_secs: 600,
         }
     }
 }

@@ -7,13 +7,9 @@
 
 mod support;
 
-use std::path::Path;
-
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use colo_tap::ingest::{IngestRequest, InputFormat, ingest};
 use colo_vo_services::vosi::ServiceLimits;
-use colo_vo_services::{AppState, ServiceConfig, router};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
@@ -31,35 +27,8 @@ async fn service() -> Service {
 }
 
 async fn service_with(limits: ServiceLimits) -> Service {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let csv = std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tap/tests/fixtures/hip2_sample.csv"),
-    )
-    .expect("fixture");
-    let request = IngestRequest {
-        source_name: "hip2_sample.csv".into(),
-        bytes: csv.into(),
-        format: InputFormat::Csv,
-        schema: "sample".into(),
-        table: "hip2".into(),
-        position: None,
-        description: Some("Hipparcos sample".into()),
-    };
-    ingest(&dir.path().join("tables"), &request, &mut |_, _| {}).expect("ingest");
-    let config = ServiceConfig {
-        tables_dir: dir.path().join("tables"),
-        table_volumes: Vec::new(),
-        jobs_dir: dir.path().join("jobs"),
-        limits,
-        urls: Default::default(),
-    };
-    let state = AppState::open(&config, Default::default())
-        .await
-        .expect("open");
-    Service {
-        _dir: dir,
-        app: router(state),
-    }
+    let (dir, app) = support::hip2_service(limits).await;
+    Service { _dir: dir, app }
 }
 
 async fn post(app: &axum::Router, path: &str, form: &[(&str, &str)]) -> (StatusCode, String) {
@@ -515,5 +484,35 @@ async fn oversized_uploads_are_refused() {
     assert!(
         text.contains("upload t: larger than the upload limit of 200 bytes"),
         "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_join_over_the_query_memory_is_a_votable_error_naming_it() {
+    let s = service_with(ServiceLimits {
+        query_memory_bytes: 4096,
+        ..Default::default()
+    })
+    .await;
+    let (status, body) = post(
+        &s.app,
+        "/tap/sync",
+        &[
+            ("LANG", "ADQL"),
+            (
+                "QUERY",
+                "SELECT COUNT(*) FROM sample.hip2 AS a JOIN sample.hip2 AS b ON a.hip = b.hip",
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body.contains("QUERY_STATUS") && body.contains("ERROR"),
+        "{body}"
+    );
+    assert!(
+        body.contains("more memory than one query may use"),
+        "{body}"
     );
 }

@@ -13,6 +13,7 @@
 //! columns they come from (unit, UCD, description) and DALI xtypes for geometry.
 
 use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -26,6 +27,7 @@ use datafusion::catalog::{
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::memory_pool::{GreedyMemoryPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::logical_expr::{Expr as LogicalExpr, LogicalPlan};
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -44,6 +46,7 @@ use crate::tap_schema;
 
 mod failures;
 mod tables;
+mod yielding;
 
 pub use failures::{find_store_error, running_error};
 use failures::{first_batch_checked, storage_error};
@@ -66,6 +69,30 @@ pub struct QueryResult {
     pub limit: Option<u64>,
 }
 
+impl QueryResult {
+    /// This result with its rows ending in an error saying `message` at `deadline` (the answer
+    /// then closes with `QUERY_STATUS=ERROR`); the query's work stops with its dropped stream.
+    pub fn until(mut self, deadline: tokio::time::Instant, message: String) -> QueryResult {
+        use futures::StreamExt;
+        let schema = self.stream.schema();
+        let rows = futures::stream::unfold(Some(self.stream), move |inner| {
+            let message = message.clone();
+            async move {
+                let mut inner = inner?;
+                match tokio::time::timeout_at(deadline, inner.next()).await {
+                    Ok(Some(item)) => Some((item, Some(inner))),
+                    Ok(None) => None,
+                    Err(_) => Some((Err(DataFusionError::Execution(message)), None)),
+                }
+            }
+        });
+        self.stream = Box::pin(
+            datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, rows),
+        );
+        self
+    }
+}
+
 /// An object store tables may live on, and the URL (`scheme://name`) that reaches it.
 pub type StoreRegistration = (url::Url, Arc<dyn ObjectStore>);
 
@@ -75,7 +102,13 @@ pub struct Engine {
     tables: Vec<TableMeta>,
     functions: FunctionCatalog,
     runtime: Arc<RuntimeEnv>,
+    query_memory_bytes: usize,
 }
+
+/// The memory one query may hold in what buffers rows (sorts, aggregations, the build side of
+/// joins), unless the operator says otherwise ([`Engine::with_query_memory_limit`]). Scans and
+/// results stream and are not counted.
+pub const DEFAULT_QUERY_MEMORY_BYTES: usize = 1 << 30;
 
 impl Engine {
     /// Registers the published tables and builds TAP_SCHEMA. Tables whose folders are not local
@@ -110,12 +143,39 @@ impl Engine {
             tables: all,
             functions: FunctionCatalog::default(),
             runtime,
+            query_memory_bytes: DEFAULT_QUERY_MEMORY_BYTES,
         })
     }
 
-    /// A session for one query: the shared runtime, stores and caches.
+    /// Each query may hold at most `bytes` in sorts, aggregations and joins: sorts and
+    /// aggregations spill to disk beyond it, and what cannot spill fails with
+    /// [`TapError::OverLimit`] — never the whole process out of memory.
+    pub fn with_query_memory_limit(mut self, bytes: usize) -> Self {
+        self.query_memory_bytes = bytes;
+        self
+    }
+
+    /// A session for one query: the shared stores, caches and spill folder, and a memory pool of
+    /// its own (so that one query over its limit fails alone).
     fn session(&self) -> SessionContext {
-        SessionContext::new_with_config_rt(session_config(), self.runtime.clone())
+        let shared = &self.runtime;
+        let pool = TrackConsumersPool::new(
+            GreedyMemoryPool::new(self.query_memory_bytes),
+            NonZeroUsize::new(3).expect("3 is not zero"),
+        );
+        let runtime = Arc::new(RuntimeEnv {
+            memory_pool: Arc::new(pool),
+            disk_manager: shared.disk_manager.clone(),
+            cache_manager: shared.cache_manager.clone(),
+            object_store_registry: shared.object_store_registry.clone(),
+        });
+        let state = datafusion::execution::SessionStateBuilder::new()
+            .with_config(session_config())
+            .with_runtime_env(runtime)
+            .with_default_features()
+            .with_physical_optimizer_rule(Arc::new(yielding::YieldEverywhere))
+            .build();
+        SessionContext::new_with_state(state)
     }
 
     /// Every queryable table (TAP_SCHEMA first), for `/tables`.
@@ -233,6 +293,9 @@ impl Engine {
 
     /// Turns planning errors into messages that name the unknown table or column and suggest one.
     fn plan_error(&self, error: DataFusionError, uploads: &[UploadedTable]) -> TapError {
+        if let Some(over) = failures::over_memory(&error) {
+            return over;
+        }
         if let Some(message) = find_store_error(&error) {
             return storage_error(message);
         }

@@ -39,6 +39,10 @@ pub enum TapError {
         source_name: String,
         message: String,
     },
+    /// The query needs more than a limit of the service allows (the memory one query may hold, the
+    /// time a synchronous query may run): `message` says which and what to do instead.
+    #[error("the query is over a limit of this service: {message}")]
+    OverLimit { message: String },
     /// The query failed while running.
     #[error("the query failed while running: {message}")]
     Execution { message: String },
@@ -77,6 +81,7 @@ impl TapError {
             | TapError::UnknownColumn { .. }
             | TapError::Query { .. }
             | TapError::Upload { .. }
+            | TapError::OverLimit { .. }
             | TapError::Ingest { .. } => true,
             TapError::Execution { .. }
             | TapError::Storage { .. }

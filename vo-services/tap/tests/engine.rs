@@ -453,3 +453,33 @@ async fn tap_schema_describes_the_published_table() {
         "position columns are indexed"
     );
 }
+
+#[tokio::test]
+async fn a_query_over_its_memory_fails_alone_and_names_the_limit() {
+    let Catalogue { _dir, engine } = catalogue().await;
+    let engine = engine.with_query_memory_limit(4 * 1024);
+    let join = "SELECT COUNT(*) FROM sample.hip2 AS a JOIN sample.hip2 AS b ON a.hip = b.hip";
+    match rows(&engine, join, &[]).await {
+        Err(e @ TapError::OverLimit { .. }) => {
+            assert!(e.is_user_error());
+            let text = e.to_string();
+            assert!(
+                text.contains("more memory than one query may use"),
+                "{text}"
+            );
+            assert!(text.contains("WHERE or TOP"), "{text}");
+        }
+        other => panic!("a join whose build side is over the limit must fail: {other:?}"),
+    }
+    // Scans stream and are not counted: a small query on the same engine answers.
+    let top = rows(&engine, "SELECT TOP 5 hip FROM sample.hip2", &[])
+        .await
+        .expect("a streaming query under the limit");
+    assert_eq!(top.len(), 5);
+    // With the default limit the join answers: each of the 2,000 rows matches itself.
+    let Catalogue { _dir: _d2, engine } = catalogue().await;
+    let count = rows(&engine, join, &[])
+        .await
+        .expect("the join at the default limit");
+    assert_eq!(count, vec![vec!["2000".to_string()]]);
+}

@@ -62,3 +62,38 @@ pub async fn post(app: &axum::Router, path: &str, form: &[(&str, &str)]) -> Answ
     let request = Request::post(path).header("content-type", "application/x-www-form-urlencoded");
     send(app, request, Body::from(body)).await
 }
+
+/// The TAP services over the 2,000-row Hipparcos sample (`../tap/tests/fixtures`) as
+/// `sample.hip2`, in a temporary folder kept as long as the returned one.
+pub async fn hip2_service(
+    limits: colo_vo_services::vosi::ServiceLimits,
+) -> (tempfile::TempDir, axum::Router) {
+    use colo_tap::ingest::{IngestRequest, InputFormat, ingest};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tap/tests/fixtures/hip2_sample.csv"),
+    )
+    .expect("fixture");
+    let request = IngestRequest {
+        source_name: "hip2_sample.csv".into(),
+        bytes: csv.into(),
+        format: InputFormat::Csv,
+        schema: "sample".into(),
+        table: "hip2".into(),
+        position: None,
+        description: Some("Hipparcos sample".into()),
+    };
+    ingest(&dir.path().join("tables"), &request, &mut |_, _| {}).expect("ingest");
+    let config = colo_vo_services::ServiceConfig {
+        tables_dir: dir.path().join("tables"),
+        table_volumes: Vec::new(),
+        jobs_dir: dir.path().join("jobs"),
+        limits,
+        urls: Default::default(),
+    };
+    let state = colo_vo_services::AppState::open(&config, Default::default())
+        .await
+        .expect("open");
+    (dir, colo_vo_services::router(state))
+}

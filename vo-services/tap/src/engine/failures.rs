@@ -8,13 +8,31 @@ use datafusion::execution::SendableRecordBatchStream;
 
 use crate::error::TapError;
 
-/// A failure of a running query: the storage's, or the query's own.
+/// A failure of a running query: the storage's, over the query's memory, or the query's own.
 pub fn running_error(error: DataFusionError) -> TapError {
+    if let Some(over) = over_memory(&error) {
+        return over;
+    }
     match find_store_error(&error) {
         Some(message) => storage_error(message),
         None => TapError::Execution {
             message: error.find_root().to_string(),
         },
+    }
+}
+
+/// [`TapError::OverLimit`] if the query needed more memory than its pool holds (a join's build
+/// side, or a sort or aggregation that could not spill enough).
+pub(super) fn over_memory(error: &DataFusionError) -> Option<TapError> {
+    match error.find_root() {
+        DataFusionError::ResourcesExhausted(detail) => Some(TapError::OverLimit {
+            message: format!(
+                "it needs more memory than one query may use ({}); narrow it with WHERE or TOP, \
+                 select fewer columns, or join a smaller table first",
+                detail.lines().next().unwrap_or(detail)
+            ),
+        }),
+        _ => None,
     }
 }
 
