@@ -72,6 +72,9 @@ pub struct ServicesConfig {
     pub query_memory_mib: Option<u64>,
     /// Longest synchronous query in seconds (default 600).
     pub sync_query_secs: Option<u64>,
+    /// Async jobs executing at once (default 4) and per caller (default 2).
+    pub async_jobs_running: Option<usize>,
+    pub async_jobs_per_caller: Option<usize>,
     /// The base of every URL the services hand out (`https://archive.example.org/colo`); without
     /// it, URLs follow each request (its `Host`, and a trusted proxy's `X-Forwarded-*`).
     pub public_url: Option<String>,
@@ -326,6 +329,12 @@ pub fn service_settings(raw: &ServicesConfig, file: &str) -> Result<ServiceSetti
             .query_memory_mib
             .map_or(defaults.query_memory_bytes, |m| m << 20),
         sync_query_secs: raw.sync_query_secs.unwrap_or(defaults.sync_query_secs),
+        async_jobs_running: raw
+            .async_jobs_running
+            .unwrap_or(defaults.async_jobs_running),
+        async_jobs_per_caller: raw
+            .async_jobs_per_caller
+            .unwrap_or(defaults.async_jobs_per_caller),
     };
     let table_volumes = raw
         .table_volumes

@@ -179,6 +179,8 @@ impl AppState {
             execution_duration: std::time::Duration::from_secs(
                 config.limits.execution_duration_secs,
             ),
+            max_running: config.limits.async_jobs_running,
+            max_running_per_caller: config.limits.async_jobs_per_caller,
         };
         let jobs = uws::JobStore::open(&config.jobs_dir, limits.clone(), fault::Protocol::Tap)?;
         let cutout_jobs =

@@ -32,6 +32,9 @@ pub struct ServiceLimits {
     /// The longest a synchronous query may run (planning and streaming its rows), seconds; longer
     /// work belongs in an async job.
     pub sync_query_secs: u64,
+    /// Async jobs executing at once (each of TAP and SODA), and per caller; more wait in QUEUED.
+    pub async_jobs_running: usize,
+    pub async_jobs_per_caller: usize,
 }
 
 impl Default for ServiceLimits {
@@ -44,6 +47,8 @@ impl Default for ServiceLimits {
             retention_secs: 7 * 24 * 3600,
             query_memory_bytes: colo_tap::engine::DEFAULT_QUERY_MEMORY_BYTES as u64,
             sync_query_secs: 600,
+            async_jobs_running: 4,
+            async_jobs_per_caller: 2,
         }
     }
 }

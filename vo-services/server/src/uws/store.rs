@@ -9,19 +9,24 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures::StreamExt;
 use parking_lot::Mutex;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use super::job::{Job, JobResult, Phase};
 use crate::error::VoError;
 use crate::fault::{self, Protocol};
 
-/// How long jobs live, and how long they may run.
+/// How long jobs live, how long they may run, and how many run at once.
 #[derive(Debug, Clone)]
 pub struct JobLimits {
     /// Default time before a job is destroyed.
     pub retention: Duration,
     /// Default and maximum execution duration.
     pub execution_duration: Duration,
+    /// Jobs executing at once, over all callers; more wait in QUEUED.
+    pub max_running: usize,
+    /// Jobs of one caller (anonymous callers together count as one) executing at once, so that
+    /// one caller's flood of jobs queues behind itself and leaves room for everyone else.
+    pub max_running_per_caller: usize,
 }
 
 impl Default for JobLimits {
@@ -29,6 +34,8 @@ impl Default for JobLimits {
         Self {
             retention: Duration::from_secs(7 * 24 * 3600),
             execution_duration: Duration::from_secs(3600),
+            max_running: 4,
+            max_running_per_caller: 2,
         }
     }
 }
@@ -50,6 +57,10 @@ pub struct JobStore {
     /// Whose jobs these are: a failed job's error is spelled as this protocol spells faults.
     protocol: Protocol,
     jobs: Mutex<HashMap<String, Entry>>,
+    /// Slots for executing jobs, over all callers ([`JobLimits::max_running`]).
+    running: Arc<Semaphore>,
+    /// Each caller's slots ([`JobLimits::max_running_per_caller`]), by owner ("" anonymous).
+    running_by_caller: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
 /// Seconds since the epoch, now.
@@ -106,6 +117,8 @@ impl JobStore {
         }
         Ok(Arc::new(JobStore {
             dir: dir.to_path_buf(),
+            running: Arc::new(Semaphore::new(limits.max_running.max(1))),
+            running_by_caller: Mutex::default(),
             limits,
             protocol,
             jobs: Mutex::new(jobs),
@@ -125,6 +138,28 @@ impl JobStore {
     /// The limits jobs get by default.
     pub fn limits(&self) -> &JobLimits {
         &self.limits
+    }
+
+    /// Waits (in QUEUED) for a slot of `owner`'s and then one of all callers'; both are held
+    /// until the returned permits drop.
+    async fn run_slot(&self, owner: Option<&str>) -> (OwnedSemaphorePermit, OwnedSemaphorePermit) {
+        let mine = self
+            .running_by_caller
+            .lock()
+            .entry(owner.unwrap_or_default().to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.limits.max_running_per_caller.max(1))))
+            .clone();
+        let mine = mine
+            .acquire_owned()
+            .await
+            .expect("a job slot semaphore is never closed");
+        let any = self
+            .running
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("a job slot semaphore is never closed");
+        (mine, any)
     }
 
     /// Creates a PENDING job.
@@ -295,6 +330,8 @@ impl JobStore {
         let task = tokio::spawn(async move {
             let id = job_for_task.id.clone();
             let limit = Duration::from_secs(job_for_task.execution_duration_secs.max(1));
+            // QUEUED until a slot is free; the execution duration counts from EXECUTING.
+            let _slots = store.run_slot(job_for_task.owner.as_deref()).await;
             let _ = store.update(&id, |job| {
                 job.phase = Phase::Executing;
                 job.start_secs = Some(now_secs());
@@ -577,5 +614,87 @@ mod tests {
         let (path, _) = store.result_path(&done.id, "result").expect("result kept");
         assert_eq!(std::fs::read(path).expect("read"), b"a\r\n1\r\n");
         assert_eq!(store.get(&running.id).expect("kept").phase, Phase::Error);
+    }
+
+    /// Starts a job of `owner` that runs until `release` says so.
+    fn blocking_job(
+        store: &Arc<JobStore>,
+        owner: Option<&str>,
+        release: &tokio::sync::watch::Receiver<bool>,
+    ) -> String {
+        let job = store
+            .create_owned(vec![], owner.map(str::to_string))
+            .expect("create");
+        let mut release = release.clone();
+        store
+            .start(&job.id, move |_, _| {
+                Box::pin(async move {
+                    let _ = release.wait_for(|go| *go).await;
+                    Ok(())
+                })
+            })
+            .expect("start");
+        job.id
+    }
+
+    #[tokio::test]
+    async fn a_caller_s_flood_of_jobs_queues_behind_itself_and_others_still_run() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let limits = JobLimits {
+            max_running: 3,
+            max_running_per_caller: 2,
+            ..JobLimits::default()
+        };
+        let store = JobStore::open(dir.path(), limits, Protocol::Tap).expect("open");
+        let (go, release) = tokio::sync::watch::channel(false);
+        let flood: Vec<String> = (0..6)
+            .map(|_| blocking_job(&store, Some("mallory"), &release))
+            .collect();
+        let alice = blocking_job(&store, Some("alice"), &release);
+        let phases = |ids: &[String]| -> Vec<Phase> {
+            ids.iter()
+                .map(|id| store.get(id).expect("job").phase)
+                .collect()
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while store.get(&alice).expect("job").phase != Phase::Executing {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "alice's job never ran"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let anonymous = blocking_job(&store, None, &release);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let executing = phases(&flood)
+            .iter()
+            .filter(|p| **p == Phase::Executing)
+            .count();
+        assert_eq!(executing, 2, "{:?}", phases(&flood));
+        assert_eq!(
+            phases(&flood)
+                .iter()
+                .filter(|p| **p == Phase::Queued)
+                .count(),
+            4
+        );
+        // Three slots in all: mallory's two and alice's; the anonymous job waits for one.
+        assert_eq!(store.get(&anonymous).expect("job").phase, Phase::Queued);
+        go.send(true).expect("release");
+        for id in flood.iter().chain([&alice, &anonymous]) {
+            let job = store
+                .wait(id, Phase::Queued, Duration::from_secs(5))
+                .await
+                .expect("wait");
+            let job = if job.phase == Phase::Executing {
+                store
+                    .wait(id, Phase::Executing, Duration::from_secs(5))
+                    .await
+                    .expect("wait")
+            } else {
+                job
+            };
+            assert_eq!(job.phase, Phase::Completed, "{id}");
+        }
     }
 }
