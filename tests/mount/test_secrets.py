@@ -62,6 +62,10 @@ password = "{WRONG['ftp']}"
     p = run("volumes", "--config", good, "-vv")
     assert "TRACE" in p.stderr and " ok (" in p.stdout, "the trace ran and the volumes answered"
     assert_clean(p.stdout + p.stderr, secrets, "`colo volumes` at trace level")
+    quiet = subprocess.run([BIN, "volumes", "--config", good], capture_output=True, text=True, timeout=120,
+                           env={k: v for k, v in os.environ.items() if k != "RUST_LOG"})
+    assert " ok (" in quiet.stdout and "DEBUG" not in quiet.stderr and "TRACE" not in quiet.stderr, \
+        "the caps only lower levels: " + quiet.stderr[-2000:]
     p = run("volumes", "--config", wrong, "-vv")
     assert p.returncode == 1 and "denied" in p.stdout, p.stdout
     assert_clean(p.stdout + p.stderr, secrets, "`colo volumes` with wrong secrets at trace level")

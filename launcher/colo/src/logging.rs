@@ -3,25 +3,29 @@
 //! [`colo_connectors::scrub_secrets`] on its way out, so a credential printed by any crate (a
 //! request signer's debug dump of its provider, an FTP client echoing `PASS` at trace level, a URL
 //! with a password) shows as `*****`; the dependencies known to print credentials are also capped
-//! below the level where they do ([`CAPPED_TARGETS`]), whatever `RUST_LOG` says. A panic's message
+//! below the level where they do ([`CAPPED_TARGETS`]), whatever `RUST_LOG` says (a cap only
+//! lowers: at the default level they stay at warn). A panic's message
 //! goes through the same scrubbing.
 
 use std::io::Write;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::prelude::*;
 
-/// Targets capped at a level, as `RUST_LOG` directives added after the user's (a directive for
-/// the same target is replaced): the AWS request signer dumps its credential provider at debug;
-/// the FTP client logs its commands, `PASS` among them, at trace.
-pub const CAPPED_TARGETS: &[&str] = &[
-    "reqsign=info",
-    "reqsign_core=info",
-    "reqsign_aws_v4=info",
-    "suppaftp=debug",
+/// Dependencies capped at a level, whatever `RUST_LOG` or `-v` ask for (a cap never raises a
+/// level): the AWS request signer dumps its credential provider at debug; the FTP client logs its
+/// commands, `PASS` among them, at trace.
+pub const CAPPED_TARGETS: &[(&str, LevelFilter)] = &[
+    ("reqsign", LevelFilter::INFO),
+    ("reqsign_core", LevelFilter::INFO),
+    ("reqsign_aws_v4", LevelFilter::INFO),
+    ("suppaftp", LevelFilter::DEBUG),
 ];
 
-/// Installs the subscriber and the panic hook.
-pub fn init(verbose: u8) {
+/// The level filter (`RUST_LOG` if given, else from `-v`) and the caps; an event is logged only
+/// if both let it through.
+pub fn filters(rust_log: Option<&str>, verbose: u8) -> (EnvFilter, Targets) {
     // fuser reports every request colo answers with ENOSYS (ioctl, xattrs) as a warning: noise in
     // the terminal of whoever runs `ls` or astropy on the mount; its errors still show.
     let default_level = match verbose {
@@ -29,16 +33,23 @@ pub fn init(verbose: u8) {
         1 => "info,fuser=error",
         _ => "debug",
     };
-    let mut filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    for cap in CAPPED_TARGETS {
-        if let Ok(directive) = cap.parse() {
-            filter = filter.add_directive(directive);
-        }
-    }
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(ScrubbedStderr)
+    let levels = rust_log
+        .and_then(|text| EnvFilter::try_new(text).ok())
+        .unwrap_or_else(|| EnvFilter::new(default_level));
+    let caps = Targets::new()
+        .with_default(LevelFilter::TRACE)
+        .with_targets(CAPPED_TARGETS.iter().copied());
+    (levels, caps)
+}
+
+/// Installs the subscriber and the panic hook.
+pub fn init(verbose: u8) {
+    let rust_log = std::env::var("RUST_LOG").ok();
+    let (levels, caps) = filters(rust_log.as_deref(), verbose);
+    tracing_subscriber::registry()
+        .with(levels)
+        .with(caps)
+        .with(tracing_subscriber::fmt::layer().with_writer(ScrubbedStderr))
         .init();
     std::panic::set_hook(Box::new(|info| {
         let text = info.to_string();
@@ -129,13 +140,35 @@ mod tests {
         );
     }
 
+    /// What `filters(rust_log, verbose)` lets through, of a debug line of `target`.
+    fn shows_debug_of(target_is_suppaftp: bool, rust_log: Option<&str>, verbose: u8) -> bool {
+        let captured = Captured::default();
+        let sink = captured.clone();
+        let (levels, caps) = filters(rust_log, verbose);
+        let subscriber = tracing_subscriber::registry()
+            .with(levels)
+            .with(caps)
+            .with(tracing_subscriber::fmt::layer().with_writer(move || sink.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            if target_is_suppaftp {
+                tracing::debug!(target: "suppaftp::async_ftp", "PASV command");
+            } else {
+                tracing::debug!(target: "reqsign_core::api", "Trying credential provider");
+            }
+        });
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        !text.is_empty()
+    }
+
     #[test]
-    fn the_caps_parse_as_directives() {
-        for cap in CAPPED_TARGETS {
-            assert!(
-                cap.parse::<tracing_subscriber::filter::Directive>().is_ok(),
-                "{cap}"
-            );
-        }
+    fn caps_lower_levels_and_never_raise_them() {
+        // At the default level nothing of the FTP client's debug shows (a cap is not a level).
+        assert!(!shows_debug_of(true, None, 0));
+        assert!(!shows_debug_of(true, None, 1));
+        assert!(shows_debug_of(true, None, 2));
+        assert!(shows_debug_of(true, Some("trace"), 0));
+        // The request signer's debug never shows.
+        assert!(!shows_debug_of(false, Some("trace"), 0));
+        assert!(!shows_debug_of(false, Some("reqsign_core=trace"), 2));
     }
 }
