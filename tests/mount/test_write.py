@@ -533,7 +533,13 @@ def test_a_large_upload_takes_bounded_memory(backend):
                 digest.update(piece)
             f.flush()
             os.fsync(f.fileno())
+        # fsync waits for the origin at most cache.fsync_wait_secs (30 s); a loaded 2-core machine
+        # may take longer than that for 400 MiB over SFTP, so the upload is awaited here.
+        deadline = time.time() + 240
         got = origin_read(backend, name)
+        while (got is None or len(got) != 400 << 20) and time.time() < deadline:
+            time.sleep(1)
+            got = origin_read(backend, name)
         assert got is not None and len(got) == 400 << 20 and sha(got) == digest.hexdigest()
         peak = peak_rss_mib(c.proc.pid)
         assert peak < 200, f"colo's peak RSS {peak:.0f} MiB for a 400 MiB upload"
