@@ -93,6 +93,13 @@ impl KeptAttrs {
         self.len
     }
 
+    /// Whether volume slot `volume` is loaded and keeps nothing (unloaded: not known yet).
+    pub fn holds_none(&self, volume: usize) -> bool {
+        self.by_volume
+            .get(&volume)
+            .is_some_and(|v| v.paths.is_empty())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -304,6 +311,10 @@ impl VfsCore {
 
     /// The bytes of `path` changed (a write or a truncate): its own mtime shows again.
     pub(crate) fn keep_written(&self, vol: usize, path: &str) {
+        // The write path: nothing to look up on a volume whose (loaded) entries are none.
+        if self.kept.lock().holds_none(vol) {
+            return;
+        }
         if let Some((vol, dir)) = self.keeps_on(vol) {
             self.kept
                 .lock()
