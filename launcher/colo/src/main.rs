@@ -6,7 +6,7 @@
 
 mod cli;
 mod commands;
-mod config;
+use colo::config;
 mod datalabs;
 mod lab_cli;
 mod logging;
