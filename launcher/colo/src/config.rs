@@ -75,6 +75,11 @@ pub struct ServicesConfig {
     /// Async jobs executing at once (default 4) and per caller (default 2).
     pub async_jobs_running: Option<usize>,
     pub async_jobs_per_caller: Option<usize>,
+    /// Longest wait for a client's request headers, for the next piece of a request body, and
+    /// for a client to read more of a response, seconds (default 60).
+    pub client_timeout_secs: Option<u64>,
+    /// Connections served at once (default 1024); more wait until one closes.
+    pub max_connections: Option<usize>,
     /// The base of every URL the services hand out (`https://archive.example.org/colo`); without
     /// it, URLs follow each request (its `Host`, and a trusted proxy's `X-Forwarded-*`).
     pub public_url: Option<String>,
@@ -90,6 +95,8 @@ pub struct ServicesConfig {
 pub struct ServiceSettings {
     pub listen: std::net::SocketAddr,
     pub service: colo_vo_services::ServiceConfig,
+    /// What one client may hold (slow, stalled or too many connections).
+    pub clients: colo_vo_services::serve::ClientLimits,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -336,6 +343,29 @@ pub fn service_settings(raw: &ServicesConfig, file: &str) -> Result<ServiceSetti
             .async_jobs_per_caller
             .unwrap_or(defaults.async_jobs_per_caller),
     };
+    let client_defaults = colo_vo_services::serve::ClientLimits::default();
+    let at_least_one = |key: &str, value: u64| {
+        if value == 0 {
+            Err(ConfigError::Invalid {
+                file: file.to_string(),
+                message: format!("key 'services.{key}' = 0: expected at least 1"),
+            })
+        } else {
+            Ok(value)
+        }
+    };
+    let clients = colo_vo_services::serve::ClientLimits {
+        timeout: match raw.client_timeout_secs {
+            Some(secs) => {
+                std::time::Duration::from_secs(at_least_one("client_timeout_secs", secs)?)
+            }
+            None => client_defaults.timeout,
+        },
+        max_connections: match raw.max_connections {
+            Some(n) => at_least_one("max_connections", n as u64)? as usize,
+            None => client_defaults.max_connections,
+        },
+    };
     let table_volumes = raw
         .table_volumes
         .iter()
@@ -364,6 +394,7 @@ pub fn service_settings(raw: &ServicesConfig, file: &str) -> Result<ServiceSetti
             limits,
             urls: url_policy(raw, file)?,
         },
+        clients,
     })
 }
 
@@ -467,6 +498,33 @@ metadata_ttl_secs = 5
         assert!(e.contains("used twice"), "{e}");
         let e = parse("[[volume]]\nname = \"a\"\nurl = \"ftp://u@h/\"\npassword = { env = \"COLO_UNSET_PW_VAR\" }\n", "c.toml").unwrap_err().to_string();
         assert!(e.contains("COLO_UNSET_PW_VAR"), "{e}");
+    }
+
+    #[test]
+    fn client_limits_are_read_and_zero_is_refused() {
+        let volume = "[[volume]]\nname = \"arch\"\nurl = \"file:///tmp\"\n";
+        let s = parse(
+            &format!("[services]\nclient_timeout_secs = 5\nmax_connections = 10\n{volume}"),
+            "c.toml",
+        )
+        .unwrap();
+        assert_eq!(s.services.clients.timeout.as_secs(), 5);
+        assert_eq!(s.services.clients.max_connections, 10);
+        let s = parse(volume, "c.toml").unwrap();
+        assert_eq!(
+            s.services.clients,
+            colo_vo_services::serve::ClientLimits::default()
+        );
+        let e = parse(
+            &format!("[services]\nclient_timeout_secs = 0\n{volume}"),
+            "c.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("'services.client_timeout_secs' = 0: expected at least 1"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -408,9 +408,11 @@ pub async fn serve(stack: Arc<Stack>, listen: std::net::SocketAddr) -> Option<St
             }
         }),
     );
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    tokio::spawn(colo_vo_services::serve::serve(
+        listener,
+        app,
+        colo_vo_services::serve::ClientLimits::default(),
+    ));
     Some(format!("http://{address}/metrics"))
 }
 

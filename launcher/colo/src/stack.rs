@@ -10,7 +10,6 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use anyhow::{Context, Result};
-use axum::serve::ListenerExt;
 use colo_cache::{DiskCache, FetchBudget, MemoryCache, ReadThrough, TieredCache, WriteBack};
 use colo_connectors::{Backend, OriginStats, open_volume};
 use colo_vfs::{MountOptions, VfsCore, VfsOptions, VolumeMount};
@@ -379,13 +378,7 @@ pub async fn start_services(
         places.join(" and ")
     );
     state.spawn_sweepers();
-    // TCP_NODELAY: a response whose headers and body go out in two writes (a job's result file)
-    // otherwise waited for the client's delayed ACK: 42 ms per `results/result`, measured.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY not set");
-        }
-    });
+    let clients = settings.clients;
     tokio::spawn(async move {
         let archive: Arc<dyn colo_catalog::graphql::ArchiveFiles> = Arc::new(VoArchive {
             tap: state.tap.clone(),
@@ -426,10 +419,7 @@ pub async fn start_services(
             }
             None => router(state),
         };
-        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "the services stopped");
-        }
+        colo_vo_services::serve::serve(listener, app, clients).await;
     });
     Ok(base_url)
 }

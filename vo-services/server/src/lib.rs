@@ -11,7 +11,8 @@
 //! and SODA); [`vosi`] (capabilities, availability, tables); [`obscore`] (image records from FITS
 //! headers, published as `ivoa.obscore`); [`images`] (published images opened for DataLink, SODA
 //! and previews); [`volumes`] (files on volumes as byte sources); [`table_store`] (volumes as the
-//! object stores tables are read from); [`http`] (URLs and small answers).
+//! object stores tables are read from); [`http`] (URLs and small answers); [`serve`] (the TCP
+//! serving loop, bounding slow and stalled clients).
 
 pub mod datalink;
 pub mod error;
@@ -21,6 +22,7 @@ pub mod images;
 pub mod obscore;
 pub mod params;
 pub mod selection;
+pub mod serve;
 pub mod sia;
 pub mod soda;
 pub mod table_store;
