@@ -75,6 +75,8 @@ pub struct ServicesConfig {
     /// Async jobs executing at once (default 4) and per caller (default 2).
     pub async_jobs_running: Option<usize>,
     pub async_jobs_per_caller: Option<usize>,
+    /// A caller's async jobs not finished yet (default 100); creating more is refused.
+    pub async_jobs_unfinished_per_caller: Option<usize>,
     /// Longest wait for a client's request headers, for the next piece of a request body, and
     /// for a client to read more of a response, seconds (default 60).
     pub client_timeout_secs: Option<u64>,
@@ -342,6 +344,9 @@ pub fn service_settings(raw: &ServicesConfig, file: &str) -> Result<ServiceSetti
         async_jobs_per_caller: raw
             .async_jobs_per_caller
             .unwrap_or(defaults.async_jobs_per_caller),
+        async_jobs_unfinished_per_caller: raw
+            .async_jobs_unfinished_per_caller
+            .unwrap_or(defaults.async_jobs_unfinished_per_caller),
     };
     let client_defaults = colo_vo_services::serve::ClientLimits::default();
     let at_least_one = |key: &str, value: u64| {

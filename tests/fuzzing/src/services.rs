@@ -63,6 +63,7 @@ async fn build() -> axum::Router {
             sync_query_secs: 2,
             async_jobs_running: 2,
             async_jobs_per_caller: 2,
+            async_jobs_unfinished_per_caller: 8,
         },
         urls: Default::default(),
     };

@@ -42,6 +42,11 @@ pub enum VoError {
         phase: &'static str,
         refused: String,
     },
+    /// A caller's job beyond [`crate::uws::JobLimits::max_unfinished_per_caller`].
+    #[error(
+        "you have {limit} async jobs that have not finished (PENDING, QUEUED or EXECUTING): run, abort or delete some before creating more"
+    )]
+    TooManyJobs { limit: usize },
     /// An async job ran longer than its execution duration.
     #[error("the job exceeded its execution duration of {secs} s")]
     ExecutionDuration { secs: u64 },
@@ -82,6 +87,8 @@ pub enum FaultClass {
     NotFound,
     /// The request conflicts with a job's state (409).
     Conflict,
+    /// The caller holds too much already: try again once some of it is done (429).
+    TooMany,
     /// Something the service needs is unreachable for now: try again later (503).
     Unavailable,
     /// The service failed (500).
@@ -129,6 +136,7 @@ impl VoError {
             VoError::MultiValued { .. } => FaultClass::MultiValued,
             VoError::NotFound { .. } | VoError::JobNotFound { .. } => FaultClass::NotFound,
             VoError::JobPhase { .. } => FaultClass::Conflict,
+            VoError::TooManyJobs { .. } => FaultClass::TooMany,
             VoError::Volume { source, .. } => match origin_kind(source) {
                 Some(ErrorKind::NotFound) => FaultClass::NotFound,
                 Some(ErrorKind::Stale | ErrorKind::Unavailable) => FaultClass::Unavailable,

@@ -1,7 +1,7 @@
 //! The one fault map: every error of the services, as each protocol spells it.
 //!
-//! An error's [`FaultClass`] gives the HTTP status (400 usage, 404 not found, 409 conflict, 503
-//! unavailable, 500 internal); the protocol gives the body:
+//! An error's [`FaultClass`] gives the HTTP status (400 usage, 404 not found, 409 conflict, 429
+//! too many, 503 unavailable, 500 internal); the protocol gives the body:
 //!
 //! | protocol | body | spelling of the message |
 //! |---|---|---|
@@ -38,11 +38,13 @@ pub enum Protocol {
 impl Protocol {
     /// The fault word that starts a message of `class` (none for TAP).
     fn prefix(self, class: FaultClass) -> Option<&'static str> {
-        use FaultClass::{Conflict, Internal, MultiValued, NotFound, Unavailable, Usage};
+        use FaultClass::{Conflict, Internal, MultiValued, NotFound, TooMany, Unavailable, Usage};
         Some(match (self, class) {
             (Protocol::Tap, _) => return None,
-            (Protocol::Sia, Usage | MultiValued | NotFound) => "UsageFault",
-            (Protocol::DataLink | Protocol::DataLinkFile, Usage | MultiValued) => "UsageFault",
+            (Protocol::Sia, Usage | MultiValued | NotFound | TooMany) => "UsageFault",
+            (Protocol::DataLink | Protocol::DataLinkFile, Usage | MultiValued | TooMany) => {
+                "UsageFault"
+            }
             (Protocol::DataLink | Protocol::DataLinkFile, NotFound) => "NotFoundFault",
             (Protocol::Sia | Protocol::DataLink | Protocol::DataLinkFile, Unavailable) => {
                 "TransientFault"
@@ -50,7 +52,7 @@ impl Protocol {
             (Protocol::Sia | Protocol::DataLink | Protocol::DataLinkFile, Conflict | Internal) => {
                 "FatalFault"
             }
-            (Protocol::Soda, Usage | NotFound) => "UsageError",
+            (Protocol::Soda, Usage | NotFound | TooMany) => "UsageError",
             (Protocol::Soda, MultiValued) => "MultiValuedParamNotSupported",
             (Protocol::Soda, Unavailable) => "ServiceUnavailable",
             (Protocol::Soda, Conflict | Internal) => "Error",
@@ -69,6 +71,7 @@ pub fn status(class: FaultClass) -> StatusCode {
         FaultClass::Usage | FaultClass::MultiValued => StatusCode::BAD_REQUEST,
         FaultClass::NotFound => StatusCode::NOT_FOUND,
         FaultClass::Conflict => StatusCode::CONFLICT,
+        FaultClass::TooMany => StatusCode::TOO_MANY_REQUESTS,
         FaultClass::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         FaultClass::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }

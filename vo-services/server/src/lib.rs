@@ -183,6 +183,7 @@ impl AppState {
             ),
             max_running: config.limits.async_jobs_running,
             max_running_per_caller: config.limits.async_jobs_per_caller,
+            max_unfinished_per_caller: config.limits.async_jobs_unfinished_per_caller,
         };
         let jobs = uws::JobStore::open(&config.jobs_dir, limits.clone(), fault::Protocol::Tap)?;
         let cutout_jobs =

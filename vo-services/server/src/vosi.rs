@@ -35,6 +35,8 @@ pub struct ServiceLimits {
     /// Async jobs executing at once (each of TAP and SODA), and per caller; more wait in QUEUED.
     pub async_jobs_running: usize,
     pub async_jobs_per_caller: usize,
+    /// Jobs of one caller not finished yet; more are refused (429).
+    pub async_jobs_unfinished_per_caller: usize,
 }
 
 impl Default for ServiceLimits {
@@ -49,6 +51,7 @@ impl Default for ServiceLimits {
             sync_query_secs: 600,
             async_jobs_running: 4,
             async_jobs_per_caller: 2,
+            async_jobs_unfinished_per_caller: 100,
         }
     }
 }

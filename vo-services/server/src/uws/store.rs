@@ -27,6 +27,9 @@ pub struct JobLimits {
     /// Jobs of one caller (anonymous callers together count as one) executing at once, so that
     /// one caller's flood of jobs queues behind itself and leaves room for everyone else.
     pub max_running_per_caller: usize,
+    /// Jobs of one caller not finished yet (PENDING, QUEUED, EXECUTING): a creation beyond it is
+    /// refused (429), so a loop that creates jobs cannot fill the job store's disk or memory.
+    pub max_unfinished_per_caller: usize,
 }
 
 impl Default for JobLimits {
@@ -36,6 +39,7 @@ impl Default for JobLimits {
             execution_duration: Duration::from_secs(3600),
             max_running: 4,
             max_running_per_caller: 2,
+            max_unfinished_per_caller: 100,
         }
     }
 }
@@ -173,6 +177,16 @@ impl JobStore {
         parameters: Vec<(String, String)>,
         owner: Option<String>,
     ) -> Result<Job, VoError> {
+        let limit = self.limits.max_unfinished_per_caller.max(1);
+        let unfinished = self
+            .jobs
+            .lock()
+            .values()
+            .filter(|e| e.job.owner == owner && e.job.phase.is_active())
+            .count();
+        if unfinished >= limit {
+            return Err(VoError::TooManyJobs { limit });
+        }
         let now = now_secs();
         let id = new_job_id();
         let run_id = parameters
@@ -635,6 +649,42 @@ mod tests {
             })
             .expect("start");
         job.id
+    }
+
+    #[tokio::test]
+    async fn a_caller_s_unfinished_jobs_are_capped_and_others_still_create() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let limits = JobLimits {
+            max_unfinished_per_caller: 3,
+            ..JobLimits::default()
+        };
+        let store = JobStore::open(dir.path(), limits, Protocol::Tap).expect("open");
+        let mallory = Some("mallory".to_string());
+        let jobs: Vec<Job> = (0..3)
+            .map(|_| store.create_owned(vec![], mallory.clone()).expect("create"))
+            .collect();
+        let refused = store.create_owned(vec![], mallory.clone());
+        assert!(
+            matches!(refused, Err(VoError::TooManyJobs { limit: 3 })),
+            "{refused:?}"
+        );
+        assert_eq!(
+            crate::fault::status(VoError::TooManyJobs { limit: 3 }.class()),
+            axum::http::StatusCode::TOO_MANY_REQUESTS
+        );
+        // Others are not held by mallory's jobs; a finished job frees a place.
+        store
+            .create_owned(vec![], Some("alice".into()))
+            .expect("alice creates");
+        store.create_owned(vec![], None).expect("anonymous creates");
+        store.abort(&jobs[0].id).expect("abort");
+        store
+            .create_owned(vec![], mallory.clone())
+            .expect("a place after an abort");
+        store.delete(&jobs[1].id).expect("delete");
+        store
+            .create_owned(vec![], mallory)
+            .expect("a place after a delete");
     }
 
     #[tokio::test]
