@@ -402,6 +402,22 @@ fn build(
     fields: &[FieldDef],
     cells: &[Vec<Option<String>>],
 ) -> Result<UploadedTable, TapError> {
+    // (A short row indexed past its end: found by fuzzing.)
+    if let Some((at, row)) = cells
+        .iter()
+        .enumerate()
+        .find(|(_, row)| row.len() != fields.len())
+    {
+        return Err(err(
+            name,
+            format!(
+                "row {} has {} cells for {} FIELDs",
+                at + 1,
+                row.len(),
+                fields.len()
+            ),
+        ));
+    }
     let mut arrays: Vec<ArrayRef> = Vec::with_capacity(fields.len());
     for (index, field) in fields.iter().enumerate() {
         let null = field.null.as_deref();

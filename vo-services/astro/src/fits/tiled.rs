@@ -279,6 +279,16 @@ impl TiledImage {
                     ));
                 }
                 let width = plain.len() / npix.max(1);
+                // (An empty tile made this 0 and `chunks_exact` panicked: found by fuzzing.)
+                if !matches!(width, 1 | 2 | 4 | 8) {
+                    return Err(unsupported(
+                        &self.name,
+                        format!(
+                            "tile {tile}: {} bytes for {npix} pixels is not 1, 2, 4 or 8 bytes a pixel",
+                            plain.len()
+                        ),
+                    ));
+                }
                 let plain = if self.codec == Codec::Gzip2 {
                     unshuffle(&plain, width)
                 } else {

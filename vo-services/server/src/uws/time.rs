@@ -30,7 +30,15 @@ pub fn parse_iso8601(text: &str) -> Option<u64> {
         time_parts.next().flatten().unwrap_or(0),
         time_parts.next().flatten().unwrap_or(0),
     );
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+    // Years past 9999 are not ISO 8601's basic form (and overflowed the seconds: found by
+    // fuzzing a UWS DESTRUCTION).
+    if !(0..=9999).contains(&y)
+        || !(1..=12).contains(&m)
+        || !(1..=31).contains(&d)
+        || hh > 23
+        || mm > 59
+        || ss > 60
+    {
         return None;
     }
     let days = days_from_civil(y, m as u32, d as u32);
@@ -77,5 +85,7 @@ mod tests {
             Some(1_795_000_000)
         );
         assert_eq!(parse_iso8601("2026-13-18"), None);
+        assert_eq!(parse_iso8601("9999-12-31T23:59:59Z"), Some(253_402_300_799));
+        assert_eq!(parse_iso8601("99999999999999-01-01"), None);
     }
 }
