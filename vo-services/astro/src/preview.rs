@@ -61,8 +61,25 @@ pub async fn render(
         });
     }
     let bitpix = header.int("BITPIX").unwrap_or(8);
+    // (A BITPIX of 0 made pixels of no bytes and a panic: found by fuzzing.)
+    if ![8, 16, 32, 64, -32, -64].contains(&bitpix) {
+        return Err(AstroError::Fits {
+            name: source.name().to_string(),
+            message: format!("BITPIX = {bitpix} is not a FITS pixel type"),
+        });
+    }
     let bpp = bitpix.unsigned_abs() / 8;
     let (nx, ny) = (axes[0], axes[1]);
+    let plane_end = nx
+        .checked_mul(ny)
+        .and_then(|pixels| pixels.checked_mul(bpp))
+        .and_then(|bytes| bytes.checked_add(data_offset));
+    if plane_end.is_none_or(|end| end > source.size()) {
+        return Err(AstroError::Fits {
+            name: source.name().to_string(),
+            message: format!("the file ends before the {nx} × {ny} image its header describes"),
+        });
+    }
     let step = nx.max(ny).div_ceil(PREVIEW_PIXELS).max(1);
     let rows: Vec<u64> = (0..ny).step_by(step as usize).collect();
     let ranges: Vec<(u64, u64)> = rows

@@ -316,13 +316,15 @@ fn decode_binary(
     let mut rows = Vec::new();
     let mut at = 0usize;
     let take = |at: &mut usize, n: usize| -> Result<&[u8], TapError> {
-        let slice = raw
-            .get(*at..*at + n)
+        let slice = at
+            .checked_add(n)
+            .and_then(|end| raw.get(*at..end))
             .ok_or_else(|| err(name, "the binary stream ends in the middle of a row"))?;
         *at += n;
         Ok(slice)
     };
     while at < raw.len() {
+        let row_start = at;
         let flags = if binary2 {
             take(&mut at, fields.len().div_ceil(8))?.to_vec()
         } else {
@@ -331,7 +333,7 @@ fn decode_binary(
         let mut row = Vec::with_capacity(fields.len());
         for (index, field) in fields.iter().enumerate() {
             let null = binary2 && flags[index / 8] & (0x80 >> (index % 8)) != 0;
-            let width = match field.datatype.as_str() {
+            let width: usize = match field.datatype.as_str() {
                 "boolean" | "unsignedByte" | "char" => 1,
                 "short" | "unicodeChar" => 2,
                 "int" | "float" => 4,
@@ -348,9 +350,15 @@ fn decode_binary(
                 Some(size) => size
                     .split('x')
                     .map(|d| d.parse::<usize>().unwrap_or(1))
-                    .product(),
+                    .try_fold(1usize, usize::checked_mul)
+                    .ok_or_else(|| err(name, format!("arraysize {size:?} is too large")))?,
             };
-            let bytes = take(&mut at, width * count)?;
+            let bytes = take(
+                &mut at,
+                width
+                    .checked_mul(count)
+                    .ok_or_else(|| err(name, "the binary stream ends in the middle of a row"))?,
+            )?;
             if null {
                 row.push(None);
                 continue;
@@ -391,6 +399,13 @@ fn decode_binary(
                     .join(" "),
             };
             row.push(Some(value));
+        }
+        // FIELDs of no width (arraysize="0") would read rows of nothing forever: found by fuzzing.
+        if at == row_start {
+            return Err(err(
+                name,
+                "the FIELDs take no bytes: a BINARY row cannot be read",
+            ));
         }
         rows.push(row);
     }
