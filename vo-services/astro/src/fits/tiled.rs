@@ -96,6 +96,10 @@ impl TiledImage {
         let h = &hdu.header;
         let bad = |m: String| unsupported(&name, m);
         let bitpix = h.int("ZBITPIX").ok_or_else(|| bad("no ZBITPIX".into()))?;
+        // (A ZBITPIX of 74 made 9-byte pixels and an overflow: found by fuzzing.)
+        if ![8, 16, 32, 64, -32, -64].contains(&bitpix) {
+            return Err(bad(format!("ZBITPIX = {bitpix} is not a FITS pixel type")));
+        }
         let naxes = h.int("ZNAXIS").unwrap_or(0).max(0) as usize;
         let axes: Vec<u64> = (1..=naxes)
             .map(|i| h.int(&format!("ZNAXIS{i}")).unwrap_or(0).max(0) as u64)
