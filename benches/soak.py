@@ -196,6 +196,15 @@ def main() -> int:
     stop = time.time() + minutes * 60
     origin_down = threading.Event()
 
+    def judge(kind, query, answer):
+        """A TAP answer (sync, or an async job's result) against the one before the faults."""
+        if answer.status_code != 200 or tap_error(answer.content):
+            tally.add(kind, f"error:{answer.status_code}")
+        elif answer.content == expected_tap[query]:
+            tally.add(kind, "correct")
+        else:
+            tally.add(kind, "wrong", f"{query[:60]}: {answer.content[-300:]!r}")
+
     def tap_client(seed):
         rng = random.Random(seed)
         while time.time() < stop:
@@ -205,12 +214,7 @@ def main() -> int:
             except requests.RequestException as e:
                 tally.add("tap", "error:" + type(e).__name__)
                 continue
-            if answer.status_code != 200 or tap_error(answer.content):
-                tally.add("tap", f"error:{answer.status_code}")
-            elif answer.content == expected_tap[query]:
-                tally.add("tap", "correct")
-            else:
-                tally.add("tap", "wrong", f"{query[:60]}: {answer.content[-300:]!r}")
+            judge("tap", query, answer)
 
     def async_client(seed):
         rng = random.Random(seed)
@@ -227,13 +231,7 @@ def main() -> int:
                         break
                     requests.get(url, params={"WAIT": "5", "PHASE": phase}, timeout=REQUEST_TIMEOUT_S)
                 if phase == "COMPLETED":
-                    result = requests.get(f"{url}/results/result", timeout=REQUEST_TIMEOUT_S)
-                    if result.status_code != 200 or tap_error(result.content):
-                        tally.add("async", f"error:{result.status_code}")
-                    elif result.content == expected_tap[query]:
-                        tally.add("async", "correct")
-                    else:
-                        tally.add("async", "wrong", f"{query[:60]}: {result.content[-300:]!r}")
+                    judge("async", query, requests.get(f"{url}/results/result", timeout=REQUEST_TIMEOUT_S))
                 else:
                     tally.add("async", f"error:{phase or 'no phase'}")
                 requests.delete(url, timeout=REQUEST_TIMEOUT_S)

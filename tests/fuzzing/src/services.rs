@@ -147,17 +147,14 @@ const MULTIPART: &str = "multipart/form-data; boundary=fuzz";
 /// The parameters of `data` as a well-formed query string (the router's own URI parsing is
 /// not ours to fuzz; what our handlers make of the values is).
 fn query_string(data: &[u8]) -> String {
-    let mut out = url::form_urlencoded::Serializer::new(String::new());
-    for (name, value) in url::form_urlencoded::parse(data) {
-        out.append_pair(&name, &value);
-    }
-    out.finish()
+    query_string_without(data, "")
 }
 
-fn without_wait(data: &[u8]) -> String {
+/// [`query_string`] without the parameter `skipped` (any case).
+fn query_string_without(data: &[u8], skipped: &str) -> String {
     let mut out = url::form_urlencoded::Serializer::new(String::new());
     for (name, value) in url::form_urlencoded::parse(data) {
-        if !name.eq_ignore_ascii_case("WAIT") {
+        if !name.eq_ignore_ascii_case(skipped) {
             out.append_pair(&name, &value);
         }
     }
@@ -272,7 +269,7 @@ pub fn uws(data: &[u8]) {
                 }
                 b'w' => {
                     // WAIT blocks by design (up to its cap): a fuzzer must not sit in it.
-                    let uri = format!("{job}?{}", without_wait(&form));
+                    let uri = format!("{job}?{}", query_string_without(&form, "WAIT"));
                     send(router, Method::GET, &uri, FORM, Bytes::new()).await
                 }
                 b'r' => {
