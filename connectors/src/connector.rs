@@ -20,6 +20,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub enum EntryKind {
     File,
     Directory,
+    /// A symbolic link, as the backend keeps it (never followed by the connector).
+    Symlink,
 }
 
 /// What a backend tells about one object or directory.
@@ -47,6 +49,16 @@ impl ObjectMeta {
         ObjectMeta {
             kind: EntryKind::Directory,
             size: 0,
+            mtime,
+            etag: None,
+        }
+    }
+
+    /// A symbolic link whose target is `target_len` bytes long (its size, as `lstat` shows it).
+    pub fn symlink(target_len: u64, mtime: Option<SystemTime>) -> Self {
+        ObjectMeta {
+            kind: EntryKind::Symlink,
+            size: target_len,
             mtime,
             etag: None,
         }
@@ -116,6 +128,9 @@ pub struct Capability {
     /// Folders are renamed in one request (local, SFTP, WebDAV); elsewhere a folder rename copies
     /// each object and is refused beyond [`MAX_RENAME_OBJECTS`].
     pub rename_dirs: bool,
+    /// The backend keeps symbolic links ([`Connector::symlink`], [`Connector::read_link`]);
+    /// `stat` and `list` then show links as links.
+    pub symlinks: bool,
 }
 
 /// The most objects a folder rename copies one by one on a backend without native renames; a
@@ -199,8 +214,26 @@ pub trait Connector: Send + Sync + fmt::Debug {
         })
     }
 
-    /// Removes the file or the empty directory at `path` (`NotFound` if there is none; object
-    /// stores, which cannot tell, succeed).
+    /// Creates a symbolic link at `path` pointing to `target` (kept verbatim, never resolved);
+    /// fails if `path` exists. Backends without links answer `Unsupported` (this default).
+    async fn symlink(&self, path: &ObjectPath, target: &str) -> Result<()> {
+        let _ = target;
+        Err(crate::error::ConnectorError::Unsupported {
+            volume: self.volume().to_string(),
+            operation: format!("making symbolic link '{path}'"),
+        })
+    }
+
+    /// The target of the symbolic link at `path`.
+    async fn read_link(&self, path: &ObjectPath) -> Result<String> {
+        Err(crate::error::ConnectorError::Unsupported {
+            volume: self.volume().to_string(),
+            operation: format!("reading symbolic link '{path}'"),
+        })
+    }
+
+    /// Removes the file, the symbolic link (not what it points to) or the empty directory at
+    /// `path` (`NotFound` if there is none; object stores, which cannot tell, succeed).
     async fn delete(&self, path: &ObjectPath) -> Result<()> {
         Err(crate::error::ConnectorError::Unsupported {
             volume: self.volume().to_string(),

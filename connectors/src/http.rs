@@ -249,6 +249,7 @@ impl Connector for HttpConnector {
             conditional_read: true,
             write: false,
             rename_dirs: false,
+            symlinks: false,
         }
     }
 

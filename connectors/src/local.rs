@@ -141,6 +141,8 @@ impl Connector for LocalConnector {
             conditional_read: true,
             write: true,
             rename_dirs: true,
+            // Links are followed here; a local read-write volume keeps them on the direct path.
+            symlinks: false,
         }
     }
 

@@ -23,6 +23,8 @@ struct Object {
     data: Bytes,
     mtime: SystemTime,
     etag: String,
+    /// A symbolic link: `data` is its target.
+    link: bool,
 }
 
 #[derive(Debug, Default)]
@@ -68,8 +70,19 @@ impl MemoryConnector {
             data: data.into(),
             mtime: SystemTime::now(),
             etag: format!("\"v{v}\""),
+            link: false,
         };
         self.objects.lock().insert(path, obj);
+    }
+
+    /// The symbolic links the connector holds, with their targets.
+    pub fn links(&self) -> BTreeMap<String, String> {
+        self.objects
+            .lock()
+            .iter()
+            .filter(|(_, o)| o.link)
+            .map(|(k, o)| (k.clone(), String::from_utf8_lossy(&o.data).into_owned()))
+            .collect()
     }
 
     /// How many files the connector holds, and their bytes.
@@ -90,6 +103,7 @@ impl MemoryConnector {
         self.objects
             .lock()
             .iter()
+            .filter(|(_, o)| !o.link)
             .map(|(k, o)| (k.clone(), o.data.clone()))
             .collect()
     }
@@ -125,6 +139,9 @@ impl MemoryConnector {
     }
 
     fn meta_of(&self, o: &Object) -> ObjectMeta {
+        if o.link {
+            return ObjectMeta::symlink(o.data.len() as u64, Some(o.mtime));
+        }
         if self.seconds_only.load(Ordering::SeqCst) {
             let secs = o
                 .mtime
@@ -198,6 +215,7 @@ impl Connector for MemoryConnector {
             conditional_read: true,
             write: true,
             rename_dirs: true,
+            symlinks: true,
         }
     }
 
@@ -232,6 +250,14 @@ impl Connector for MemoryConnector {
             .get(path.as_str())
             .cloned()
             .ok_or_else(|| ConnectorError::not_found(&self.volume, &path.to_string()))?;
+        if o.link {
+            return Err(ConnectorError::WrongKind {
+                volume: self.volume.clone(),
+                path: path.to_string(),
+                expected: "file",
+                actual: "symbolic link",
+            });
+        }
         let meta = self.meta_of(&o);
         if expect.is_some_and(|id| !id.matches(&meta)) {
             return Err(ConnectorError::stale(&self.volume, &path.to_string()));
@@ -348,6 +374,41 @@ impl Connector for MemoryConnector {
             });
         }
         Err(ConnectorError::not_found(&self.volume, &path.to_string()))
+    }
+
+    async fn symlink(&self, path: &ObjectPath, target: &str) -> Result<()> {
+        self.gate(path).await?;
+        let mut objects = self.objects.lock();
+        if path.is_root() || objects.contains_key(path.as_str()) || self.is_dir(&objects, path) {
+            return Err(ConnectorError::InvalidInput {
+                volume: self.volume.clone(),
+                path: path.to_string(),
+                detail: "already exists".into(),
+            });
+        }
+        let v = self.versions.fetch_add(1, Ordering::SeqCst) + 1;
+        let link = Object {
+            data: Bytes::copy_from_slice(target.as_bytes()),
+            mtime: SystemTime::now(),
+            etag: format!("\"v{v}\""),
+            link: true,
+        };
+        objects.insert(path.as_str().to_string(), link);
+        Ok(())
+    }
+
+    async fn read_link(&self, path: &ObjectPath) -> Result<String> {
+        self.stats.fetch_add(1, Ordering::Relaxed);
+        self.gate(path).await?;
+        match self.objects.lock().get(path.as_str()) {
+            Some(o) if o.link => Ok(String::from_utf8_lossy(&o.data).into_owned()),
+            Some(_) => Err(ConnectorError::InvalidInput {
+                volume: self.volume.clone(),
+                path: path.to_string(),
+                detail: "not a symbolic link".into(),
+            }),
+            None => Err(ConnectorError::not_found(&self.volume, &path.to_string())),
+        }
     }
 
     async fn create_dir(&self, path: &ObjectPath) -> Result<()> {

@@ -153,6 +153,18 @@ impl<C: Connector> Connector for Metered<C> {
         self.count(r)
     }
 
+    async fn symlink(&self, path: &ObjectPath, target: &str) -> Result<()> {
+        self.stats.write_requests.fetch_add(1, Ordering::Relaxed);
+        let r = self.inner.symlink(path, target).await;
+        self.count(r)
+    }
+
+    async fn read_link(&self, path: &ObjectPath) -> Result<String> {
+        self.stats.stat_requests.fetch_add(1, Ordering::Relaxed);
+        let r = self.inner.read_link(path).await;
+        self.count(r)
+    }
+
     async fn rename(&self, from: &ObjectPath, to: &ObjectPath) -> Result<()> {
         self.stats.write_requests.fetch_add(1, Ordering::Relaxed);
         let r = self.inner.rename(from, to).await;

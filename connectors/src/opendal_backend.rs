@@ -16,6 +16,7 @@
 //! temporary name and renames (RNFR/RNTO) on its own. Missing parent folders are created first
 //! (object stores have none to create).
 
+mod sftp_links;
 mod upload;
 mod webdav_put;
 use crate::connector::{Capability, Connector, DirEntry, EntryKind, ObjectIdentity, ObjectMeta};
@@ -41,6 +42,8 @@ pub struct OpendalConnector {
     redactor: Redactor,
     /// WebDAV only: PUTs of staged files streamed in bounded memory (see `webdav_put`).
     webdav_put: Option<webdav_put::WebdavPut>,
+    /// SFTP only: links and `lstat` (see `sftp_links`).
+    sftp_links: Option<sftp_links::SftpLinks>,
 }
 
 impl OpendalConnector {
@@ -108,7 +111,9 @@ impl OpendalConnector {
                 write: can.write && can.delete,
                 // FTP renames natively through `ftp::FtpLogin` (OpenDAL's FTP has no rename).
                 rename_dirs: can.rename || matches!(spec.backend, Backend::Ftp { .. }),
+                symlinks: matches!(spec.backend, Backend::Sftp { .. }),
             },
+            sftp_links: sftp_links::SftpLinks::for_spec(spec)?,
             op,
             redactor,
             webdav_put: match &spec.backend {
@@ -262,7 +267,7 @@ impl OpendalConnector {
                     b = b.key(k);
                 }
                 if let Some(k) = private_key {
-                    let path = private_key_file(k).map_err(|e| {
+                    let path = sftp_links::private_key_file(k).map_err(|e| {
                         ConnectorError::internal(
                             &volume,
                             "/",
@@ -419,6 +424,9 @@ impl Connector for OpendalConnector {
                 .map_err(|e| self.convert(path, e))?;
             return Ok(ObjectMeta::directory(None));
         }
+        if let Some(links) = &self.sftp_links {
+            return links.lstat(path).await;
+        }
         match self.op.stat(&Self::file_path(path)).await {
             Ok(m) => Ok(to_meta(&m)),
             Err(e) if e.kind() == OdKind::NotFound => {
@@ -463,6 +471,9 @@ impl Connector for OpendalConnector {
     }
 
     async fn list(&self, path: &ObjectPath) -> Result<Vec<DirEntry>> {
+        if let Some(links) = &self.sftp_links {
+            return links.list(path).await;
+        }
         let dir = Self::dir_path(path);
         let entries = self
             .op
@@ -570,7 +581,7 @@ impl Connector for OpendalConnector {
         }
         // No native rename (S3): copy each object, then delete the sources.
         let plan = match kind {
-            EntryKind::File => RenamePlan {
+            EntryKind::File | EntryKind::Symlink => RenamePlan {
                 files: vec![(from.clone(), to.clone())],
                 folders: Vec::new(),
             },
@@ -611,6 +622,26 @@ impl Connector for OpendalConnector {
         Ok(())
     }
 
+    async fn symlink(&self, path: &ObjectPath, target: &str) -> Result<()> {
+        match &self.sftp_links {
+            Some(links) => links.symlink(path, target).await,
+            None => Err(ConnectorError::Unsupported {
+                volume: self.volume.clone(),
+                operation: format!("making symbolic link '{path}'"),
+            }),
+        }
+    }
+
+    async fn read_link(&self, path: &ObjectPath) -> Result<String> {
+        match &self.sftp_links {
+            Some(links) => links.read_link(path).await,
+            None => Err(ConnectorError::Unsupported {
+                volume: self.volume.clone(),
+                operation: format!("reading symbolic link '{path}'"),
+            }),
+        }
+    }
+
     async fn delete(&self, path: &ObjectPath) -> Result<()> {
         if path.is_root() {
             return Err(ConnectorError::denied(
@@ -638,7 +669,7 @@ impl Connector for OpendalConnector {
                 }
                 Self::dir_path(path)
             }
-            EntryKind::File => Self::file_path(path),
+            EntryKind::File | EntryKind::Symlink => Self::file_path(path),
         };
         self.op
             .delete(&name)
@@ -664,7 +695,7 @@ impl OpendalConnector {
                         plan.folders.push((a.clone(), b.clone()));
                         folders.push((a, b));
                     }
-                    EntryKind::File => plan.files.push((a, b)),
+                    EntryKind::File | EntryKind::Symlink => plan.files.push((a, b)),
                 }
                 if plan.files.len() > crate::connector::MAX_RENAME_OBJECTS {
                     return Err(ConnectorError::Unsupported {
@@ -699,39 +730,6 @@ fn install_http_transport() {
         // Requests then fail with opendal's "transport is not installed", which names the cause.
         Err(e) => tracing::error!(error = %e, "no HTTP client for the S3 and WebDAV backends"),
     });
-}
-
-/// A private key given as a value, in a file ssh can read: `<tmp>/colo-keys-<uid>/<hash>.key`,
-/// the folder 0700 and the file 0600, named by the key's SHA-256 (the same key, the same file).
-fn private_key_file(key: &crate::SecretString) -> std::io::Result<std::path::PathBuf> {
-    use sha2::Digest;
-    use std::io::Write;
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
-    let uid = std::fs::metadata("/proc/self")?.uid();
-    let dir = std::env::temp_dir().join(format!("colo-keys-{uid}"));
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)?;
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
-    let mut text = key.expose().trim().to_string();
-    text.push('\n');
-    let digest = sha2::Sha256::digest(text.as_bytes());
-    let name: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
-    let path = dir.join(format!("{name}.key"));
-    if !path.exists() {
-        let tmp = dir.join(format!("{name}.tmp{}", std::process::id()));
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path)?;
-    }
-    Ok(path)
 }
 
 #[cfg(test)]

@@ -155,6 +155,28 @@ impl<C: Connector> Connector for Retry<C> {
         self.run(path, || self.inner.create_dir(path)).await
     }
 
+    /// A retried symlink may find its first attempt done: success when the link says `target`.
+    async fn symlink(&self, path: &ObjectPath, target: &str) -> Result<()> {
+        let mut first = true;
+        self.run(path, || {
+            let retried = !std::mem::replace(&mut first, false);
+            async move {
+                match self.inner.symlink(path, target).await {
+                    Err(e) if retried => match self.inner.read_link(path).await {
+                        Ok(t) if t == target => Ok(()),
+                        _ => Err(e),
+                    },
+                    other => other,
+                }
+            }
+        })
+        .await
+    }
+
+    async fn read_link(&self, path: &ObjectPath) -> Result<String> {
+        self.run(path, || self.inner.read_link(path)).await
+    }
+
     /// A retried rename may find its source already moved: success when the target exists.
     async fn rename(&self, from: &ObjectPath, to: &ObjectPath) -> Result<()> {
         let mut first = true;

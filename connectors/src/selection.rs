@@ -62,6 +62,7 @@ impl Connector for SelectionConnector {
         Capability {
             write: false,
             rename_dirs: false,
+            symlinks: false,
             ..self.inner.capability()
         }
     }

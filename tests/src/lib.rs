@@ -5,6 +5,9 @@
 //! `cargo test`, and on the real servers (SeaweedFS, wsgidav, pyftpdlib, sshd, nginx) when
 //! `scripts/test.sh` provides them.
 
+mod links;
+pub use links::check_links;
+
 use colo_cache::{FetchPlan, MemoryCache, ObjectVersion, ReadThrough, TieredCache};
 use colo_connectors::{
     Connector, ConnectorError, EntryKind, ErrorKind, ObjectIdentity, ObjectPath, OriginStats,

@@ -1,7 +1,7 @@
 //! The behaviour suite (see `colo_tests::check_volume`) against every backend.
 
 use colo_connectors::{MemoryConnector, Metered, VolumeConfig, VolumeSpec, open_volume};
-use colo_tests::{check_volume, check_writes, check_writes_refused, walk};
+use colo_tests::{check_links, check_volume, check_writes, check_writes_refused, walk};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -52,7 +52,8 @@ async fn memory_backend() {
     let metered = Arc::new(Metered::new(m));
     let stats = metered.stats();
     check_volume(metered.clone(), Some(stats), fx.path()).await;
-    check_writes(metered).await;
+    check_writes(metered.clone()).await;
+    check_links(metered).await;
 }
 
 #[tokio::test]
@@ -158,7 +159,15 @@ async fn real_servers() {
             "{}: native folder rename",
             spec.name
         );
-        check_writes(connector).await;
+        check_writes(connector.clone()).await;
+        // SFTP keeps links; the other protocols answer Unsupported.
+        assert_eq!(
+            connector.capability().symlinks,
+            spec.backend_name() == "sftp",
+            "{}: links",
+            spec.name
+        );
+        check_links(connector).await;
     }
     for b in ["s3", "webdav", "ftp", "sftp", "local"] {
         assert!(writable.contains(&b), "the write run must cover {b}");

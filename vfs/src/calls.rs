@@ -1,7 +1,7 @@
 //! The calls the FUSE glue makes that differ by volume kind: each goes to [`crate::direct`] on a
 //! direct (local read-write) volume, and to the write-back path elsewhere — or is refused with
-//! `EPERM` where the backend cannot keep what it makes (links, special files), `EROFS` on
-//! read-only volumes.
+//! `EPERM` where the backend cannot keep what it makes (special files; symbolic links except on
+//! backends that keep them, SFTP), `EROFS` on read-only volumes.
 
 use crate::core::{Attr, Opened, VfsCore};
 use crate::direct::{Made, attr_from};
@@ -9,6 +9,8 @@ use crate::error::{Result, VfsError};
 use crate::inode::Node;
 use crate::metrics::FsOp;
 use crate::write::NewEntry;
+use colo_cache::Pending;
+use colo_connectors::EntryKind;
 use std::time::Instant;
 
 impl VfsCore {
@@ -80,9 +82,11 @@ impl VfsCore {
         self.mkdir_as(parent, name, Some(new)).await
     }
 
-    /// `mknod` (regular files, FIFOs, sockets, devices) and `symlink`: kept by direct volumes
-    /// only; elsewhere `EPERM`, as file systems without them answer (`EROFS` on read-only ones).
-    pub fn make_node(
+    /// `mknod` (regular files, FIFOs, sockets, devices) and `symlink`: kept by direct volumes;
+    /// symbolic links also on write-back volumes whose backend keeps them (SFTP), through the
+    /// journal like `mkdir`; elsewhere `EPERM`, as file systems without them answer (`EROFS` on
+    /// read-only ones).
+    pub async fn make_node(
         &self,
         parent: u64,
         name: &str,
@@ -94,28 +98,83 @@ impl VfsCore {
             Made::Symlink { .. } => FsOp::Link,
             _ => FsOp::Mknod,
         };
-        let result = self.node(parent).and_then(|pnode| {
-            if self.direct_root(&pnode).is_some() {
+        let result = match self.node(parent) {
+            Err(e) => Err(e),
+            Ok(pnode) if self.direct_root(&pnode).is_some() => {
                 self.direct_make(parent, &pnode, name, made, new)
-            } else {
-                Err(self.refuse_special(parent, &pnode, "creating special files or links"))
             }
-        });
+            Ok(pnode) => match made {
+                Made::Symlink { target } if self.keeps_links(&pnode) => {
+                    self.symlink_as(parent, &pnode, name, target, new).await
+                }
+                _ => Err(self.refuse_special(parent, &pnode, "creating special files or links")),
+            },
+        };
         self.timed(op, started, result)
     }
 
-    pub fn readlink(&self, ino: u64) -> Result<Vec<u8>> {
+    /// Whether `node`'s volume is written back to a backend that keeps symbolic links.
+    fn keeps_links(&self, node: &Node) -> bool {
+        node.volume
+            .and_then(|v| self.write_back(v))
+            .is_some_and(|wb| wb.connector().capability().symlinks)
+    }
+
+    async fn symlink_as(
+        &self,
+        parent: u64,
+        pnode: &Node,
+        name: &str,
+        target: &std::path::Path,
+        new: &NewEntry,
+    ) -> Result<Attr> {
+        let (_, wb) = self.writable_node(parent, "symlink")?;
+        let path = self.child_path(pnode, name)?;
+        let Some(target) = target.to_str() else {
+            return Err(VfsError::Invalid {
+                path: format!("{}/{name}", self.display(pnode)),
+                detail: "a link target that is not UTF-8".into(),
+            });
+        };
+        if let Some((_, node)) = self.child(parent, pnode, name).await? {
+            return Err(VfsError::Exists {
+                path: self.display(&node),
+            });
+        }
+        wb.symlink(path.as_str(), target)?;
+        let ino = self.add_child(parent, pnode, name, path, EntryKind::Symlink);
+        let node = self.node(ino)?;
+        self.keep_new(parent, pnode, &node, Some(new));
+        Ok(self.attr_now(&self.state.lock(), ino, &node))
+    }
+
+    /// The target of the symbolic link `ino`: on a direct volume from the disk; elsewhere from
+    /// the write-back overlay while the link is pending, then from the origin.
+    pub async fn readlink(&self, ino: u64) -> Result<Vec<u8>> {
         let started = Instant::now();
-        let result = self.node(ino).and_then(|node| {
+        let result = async {
+            let node = self.node(ino)?;
             if self.direct_root(&node).is_some() {
-                self.direct_readlink(&node)
-            } else {
-                Err(VfsError::Invalid {
+                return self.direct_readlink(&node);
+            }
+            let vol = node.volume.map(|v| self.vol(v));
+            let pending = vol
+                .as_ref()
+                .and_then(|v| v.write_back.as_ref())
+                .and_then(|wb| wb.lookup(node.path.as_str()));
+            match (pending, vol) {
+                (Some(Pending::Symlink(target)), _) => Ok(target.into_bytes()),
+                (None, Some(v)) if node.kind == EntryKind::Symlink => {
+                    let target = v.reader.connector().read_link(&node.path).await?;
+                    Ok(target.into_bytes())
+                }
+                _ => Err(VfsError::Invalid {
                     path: self.display(&node),
                     detail: "not a symbolic link".into(),
-                })
+                }),
             }
-        });
+        }
+        .await;
         self.timed(FsOp::Readlink, started, result)
     }
 

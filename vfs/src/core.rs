@@ -115,6 +115,7 @@ impl From<EntryKind> for NodeType {
         match k {
             EntryKind::File => NodeType::File,
             EntryKind::Directory => NodeType::Directory,
+            EntryKind::Symlink => NodeType::Symlink,
         }
     }
 }
@@ -329,6 +330,7 @@ impl VfsCore {
             .and_then(|v| self.vol(v).owner)
             .unwrap_or((self.options.uid, self.options.gid));
         let perm = match (dir, writable) {
+            _ if kind == EntryKind::Symlink => 0o777,
             (true, true) => 0o755,
             (false, true) => 0o644,
             (true, false) => 0o555,
@@ -414,6 +416,23 @@ impl VfsCore {
         Some(Some(self.attr_now(&st, ino, &node)))
     }
 
+    /// The links of folder `ino` as a disk counts them (2, plus one per subfolder) when its
+    /// listing is cached; `None` when colo does not know its entries (2 is shown then).
+    pub fn folder_links(&self, ino: u64) -> Option<u32> {
+        let st = self.state.lock();
+        let dir = st.dirs.get(&ino)?;
+        let folders = dir
+            .children
+            .iter()
+            .filter(|(_, child)| {
+                st.inodes
+                    .get(*child)
+                    .is_some_and(|n| n.kind == EntryKind::Directory)
+            })
+            .count();
+        Some(2 + folders as u32)
+    }
+
     /// What `ino` looks like now: from the write-back overlay where it has a pending change,
     /// else from the cached attributes.
     pub(crate) fn attr_now(&self, st: &State, ino: u64, node: &Node) -> Attr {
@@ -435,6 +454,7 @@ impl VfsCore {
         let meta = match wb.lookup(node.path.as_str())? {
             Pending::File(staged) => ObjectMeta::file(staged.size(), Some(staged.mtime()), None),
             Pending::Dir => ObjectMeta::directory(None),
+            Pending::Symlink(target) => ObjectMeta::symlink(target.len() as u64, None),
             Pending::Gone => return None,
         };
         Some(self.with_kept(node, self.attr_of(ino, node.volume, meta.kind, Some(&meta))))

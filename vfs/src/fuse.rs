@@ -43,8 +43,30 @@ impl ColoFs {
     }
 }
 
+/// Replies to a call that makes an entry.
+fn entry(core: &VfsCore, result: crate::error::Result<Attr>, reply: ReplyEntry) {
+    match result {
+        Ok(a) => reply.entry(&core.ttl_for(a.ino), &attr_shown(core, &a), Generation(0)),
+        Err(e) => reply.error(to_errno(&e)),
+    }
+}
+
 fn to_errno(e: &VfsError) -> Errno {
     Errno::from_i32(errno(e))
+}
+
+/// What the kernel is told of `a`: [`file_attr`], with a folder's link count — 2 plus one per
+/// subfolder, as on a disk (`find` and pjdfstest's rename/24 read it) — where colo knows its
+/// entries; a direct volume's attributes already carry the disk's own count.
+fn attr_shown(core: &VfsCore, a: &Attr) -> FileAttr {
+    let mut shown = file_attr(a);
+    if a.kind == EntryKind::Directory
+        && !core.is_direct(a.ino)
+        && let Some(links) = core.folder_links(a.ino)
+    {
+        shown.nlink = links;
+    }
+    shown
 }
 
 fn file_attr(a: &Attr) -> FileAttr {
@@ -135,7 +157,7 @@ impl Filesystem for ColoFs {
         };
         self.run(parent.0, async move {
             match core.lookup(parent.0, &name).await {
-                Ok(a) => reply.entry(&core.ttl_for(a.ino), &file_attr(&a), Generation(0)),
+                Ok(a) => reply.entry(&core.ttl_for(a.ino), &attr_shown(&core, &a), Generation(0)),
                 Err(e) => reply.error(to_errno(&e)),
             }
         });
@@ -150,7 +172,7 @@ impl Filesystem for ColoFs {
         let core = self.core.clone();
         self.run(ino.0, async move {
             match core.getattr_handle(ino.0, fh.map(|f| f.0)).await {
-                Ok(a) => reply.attr(&core.ttl_for(ino.0), &file_attr(&a)),
+                Ok(a) => reply.attr(&core.ttl_for(ino.0), &attr_shown(&core, &a)),
                 Err(e) => reply.error(to_errno(&e)),
             }
         });
@@ -305,7 +327,7 @@ impl Filesystem for ColoFs {
             match core.create_entry(parent.0, &name, flags, &new).await {
                 Ok((a, opened)) => reply.created(
                     &core.ttl_for(a.ino),
-                    &file_attr(&a),
+                    &attr_shown(&core, &a),
                     Generation(0),
                     FileHandle(opened.fh),
                     FopenFlags::empty(),
@@ -406,7 +428,7 @@ impl Filesystem for ColoFs {
         };
         self.run(ino.0, async move {
             match core.setattr(ino.0, fh.map(|f| f.0), change).await {
-                Ok(a) => reply.attr(&core.ttl_for(ino.0), &file_attr(&a)),
+                Ok(a) => reply.attr(&core.ttl_for(ino.0), &attr_shown(&core, &a)),
                 Err(e) => reply.error(to_errno(&e)),
             }
         });
@@ -437,7 +459,7 @@ impl Filesystem for ColoFs {
         let new = new_entry(req, mode, umask);
         self.run(parent.0, async move {
             match core.mkdir_entry(parent.0, &name, &new).await {
-                Ok(a) => reply.entry(&core.ttl_for(a.ino), &file_attr(&a), Generation(0)),
+                Ok(a) => reply.entry(&core.ttl_for(a.ino), &attr_shown(&core, &a), Generation(0)),
                 Err(e) => reply.error(to_errno(&e)),
             }
         });
@@ -484,13 +506,17 @@ impl Filesystem for ColoFs {
         rdev: u32,
         reply: ReplyEntry,
     ) {
-        let Some(name) = name.to_str() else {
+        let Some(name) = name.to_str().map(str::to_string) else {
             reply.error(Errno::EINVAL);
             return;
         };
-        let made = Made::Node { rdev };
         let new = new_entry(req, mode, umask);
-        self.entry(self.core.make_node(parent.0, name, made, &new), reply);
+        let core = self.core.clone();
+        self.run(parent.0, async move {
+            let made = Made::Node { rdev };
+            let result = core.make_node(parent.0, &name, made, &new).await;
+            entry(&core, result, reply);
+        });
     }
 
     fn symlink(
@@ -501,20 +527,27 @@ impl Filesystem for ColoFs {
         target: &Path,
         reply: ReplyEntry,
     ) {
-        let Some(name) = link_name.to_str() else {
+        let Some(name) = link_name.to_str().map(str::to_string) else {
             reply.error(Errno::EINVAL);
             return;
         };
         let new = new_entry(req, 0o777, 0);
-        let made = Made::Symlink { target };
-        self.entry(self.core.make_node(parent.0, name, made, &new), reply);
+        let (core, target) = (self.core.clone(), target.to_path_buf());
+        self.run(parent.0, async move {
+            let made = Made::Symlink { target: &target };
+            let result = core.make_node(parent.0, &name, made, &new).await;
+            entry(&core, result, reply);
+        });
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        match self.core.readlink(ino.0) {
-            Ok(target) => reply.data(&target),
-            Err(e) => reply.error(to_errno(&e)),
-        }
+        let core = self.core.clone();
+        self.run(ino.0, async move {
+            match core.readlink(ino.0).await {
+                Ok(target) => reply.data(&target),
+                Err(e) => reply.error(to_errno(&e)),
+            }
+        });
     }
 
     fn link(
@@ -546,10 +579,7 @@ impl ColoFs {
     }
 
     fn entry(&self, result: crate::error::Result<Attr>, reply: ReplyEntry) {
-        match result {
-            Ok(a) => reply.entry(&self.core.ttl_for(a.ino), &file_attr(&a), Generation(0)),
-            Err(e) => reply.error(to_errno(&e)),
-        }
+        entry(&self.core, result, reply);
     }
 
     fn remove(&self, parent: INodeNo, name: &OsStr, dir: bool, reply: ReplyEmpty) {

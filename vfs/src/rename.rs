@@ -80,19 +80,17 @@ impl VfsCore {
             if noreplace {
                 return Err(VfsError::Exists { path: shown });
             }
-            match (node.kind, tnode.kind) {
-                (EntryKind::Directory, EntryKind::File) => {
-                    return Err(VfsError::NotADirectory { path: shown });
-                }
-                (EntryKind::File, EntryKind::Directory) => {
-                    return Err(VfsError::IsADirectory { path: shown });
-                }
-                (EntryKind::Directory, EntryKind::Directory) => {
+            // Links move like files (their names, never what they point to).
+            let is_dir = |k| k == EntryKind::Directory;
+            match (is_dir(node.kind), is_dir(tnode.kind)) {
+                (true, false) => return Err(VfsError::NotADirectory { path: shown }),
+                (false, true) => return Err(VfsError::IsADirectory { path: shown }),
+                (true, true) => {
                     if !self.readdir(*tino).await?.entries.is_empty() {
                         return Err(VfsError::NotEmpty { path: shown });
                     }
                 }
-                (EntryKind::File, EntryKind::File) => {}
+                (false, false) => {}
             }
         }
         let in_journal = node.kind == EntryKind::File

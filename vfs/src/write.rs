@@ -102,9 +102,18 @@ impl VfsCore {
         })
     }
 
+    /// The error of opening the symbolic link at `path` itself.
+    pub(crate) fn a_link(path: &str) -> VfsError {
+        VfsError::Os {
+            operation: "open",
+            path: path.to_string(),
+            errno: libc::ELOOP,
+        }
+    }
+
     /// Numbers a new `name` under `parent`, puts it in the cached listing and counts the kernel's
     /// reference (create and mkdir replies are lookups).
-    fn add_child(
+    pub(crate) fn add_child(
         &self,
         parent: u64,
         pnode: &Node,
@@ -169,6 +178,7 @@ impl VfsCore {
                 }
                 Pending::File(_) => EntryKind::File,
                 Pending::Dir => EntryKind::Directory,
+                Pending::Symlink(_) => EntryKind::Symlink,
             };
             let Ok(path) = node.path.child(&name) else {
                 continue;
@@ -311,6 +321,11 @@ impl VfsCore {
                 return Err(VfsError::NotFound {
                     path: self.display(&node),
                 });
+            }
+            // The kernel follows links before it opens; only `O_NOFOLLOW` could land here.
+            Some(Pending::Symlink(_)) => return Err(Self::a_link(&self.display(&node))),
+            None if node.kind == EntryKind::Symlink => {
+                return Err(Self::a_link(&self.display(&node)));
             }
             None => None,
         };
@@ -654,7 +669,7 @@ impl VfsCore {
                     path: self.display(&node),
                 });
             }
-            (EntryKind::File, true) => {
+            (EntryKind::File | EntryKind::Symlink, true) => {
                 return Err(VfsError::NotADirectory {
                     path: self.display(&node),
                 });
@@ -667,6 +682,7 @@ impl VfsCore {
                 }
             }
             (EntryKind::File, false) => self.orphan_before_unlink(ino, &node, &wb)?,
+            (EntryKind::Symlink, false) => {}
         }
         wb.remove(node.path.as_str())?;
         self.keep_removed(&node);

@@ -81,9 +81,10 @@ async fn operations_land_in_the_directory_with_modes_times_and_links() {
     assert_eq!(core.lookup(ROOT, "b.txt").await.unwrap().ino, attr.ino);
     let target = Path::new("a.txt");
     core.make_node(ROOT, "s", Made::Symlink { target }, &me)
+        .await
         .unwrap();
     let s_ino = core.lookup(ROOT, "s").await.unwrap().ino;
-    assert_eq!(core.readlink(s_ino).unwrap(), b"a.txt");
+    assert_eq!(core.readlink(s_ino).await.unwrap(), b"a.txt");
     let listing = core.readdir(ROOT).await.unwrap();
     let kinds: Vec<(NodeType, &str)> = listing
         .entries

@@ -45,13 +45,21 @@ pub enum Change {
     Mkdir {
         path: String,
     },
+    /// A symbolic link at `path` to `target` (verbatim).
+    Symlink {
+        path: String,
+        target: String,
+    },
 }
 
 impl Change {
     /// The path this change touches.
     pub fn path(&self) -> &str {
         match self {
-            Change::Upload { path, .. } | Change::Delete { path } | Change::Mkdir { path } => path,
+            Change::Upload { path, .. }
+            | Change::Delete { path }
+            | Change::Mkdir { path }
+            | Change::Symlink { path, .. } => path,
         }
     }
 }
@@ -68,6 +76,7 @@ const TAG_MKDIR: u8 = 3;
 const TAG_DONE: u8 = 5;
 /// An upload with the CRC-32 of its staged bytes (tag 1 is the same without it).
 const TAG_UPLOAD_CRC: u8 = 6;
+const TAG_SYMLINK: u8 = 7;
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&(s.len() as u32).to_le_bytes());
@@ -103,6 +112,7 @@ pub fn encode(record: &Record) -> Vec<u8> {
                 Change::Upload { crc32: Some(_), .. } => TAG_UPLOAD_CRC,
                 Change::Delete { .. } => TAG_DELETE,
                 Change::Mkdir { .. } => TAG_MKDIR,
+                Change::Symlink { .. } => TAG_SYMLINK,
             };
             p.push(tag);
             p.extend_from_slice(&seq.to_le_bytes());
@@ -123,6 +133,10 @@ pub fn encode(record: &Record) -> Vec<u8> {
                     put_base(&mut p, base);
                 }
                 Change::Delete { path } | Change::Mkdir { path } => put_str(&mut p, path),
+                Change::Symlink { path, target } => {
+                    put_str(&mut p, path);
+                    put_str(&mut p, target);
+                }
             }
         }
     }
@@ -196,6 +210,10 @@ fn decode_payload(payload: &[u8]) -> Option<Record> {
         },
         TAG_DELETE => Change::Delete { path: f.string()? },
         TAG_MKDIR => Change::Mkdir { path: f.string()? },
+        TAG_SYMLINK => Change::Symlink {
+            path: f.string()?,
+            target: f.string()?,
+        },
         _ => return None,
     };
     Some(Record::Change { seq, change })
@@ -366,6 +384,13 @@ mod tests {
                 seq: 5,
                 change: Change::Delete { path: "x".into() },
             },
+            Record::Change {
+                seq: 6,
+                change: Change::Symlink {
+                    path: "d/l".into(),
+                    target: "../a b/ü".into(),
+                },
+            },
         ]
     }
 
@@ -398,14 +423,14 @@ mod tests {
         let (mut journal, pending) = Journal::open(&path).expect("open");
         assert_eq!(
             pending.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
-            [2, 3, 4, 5]
+            [2, 3, 4, 5, 6]
         );
         journal.append(&Record::Done { seq: 2 }).expect("append");
         drop(journal);
         let (_, pending) = Journal::open(&path).expect("reopen");
         assert_eq!(
             pending.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
-            [3, 4, 5]
+            [3, 4, 5, 6]
         );
     }
 }

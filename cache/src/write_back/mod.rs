@@ -4,7 +4,7 @@
 //! Design (after rclone's VFS write-back, made crash-safe): a file opened for writing gets a
 //! staged copy ([`staged`]); writes go there, reads of the file come from there. When a program
 //! closes (flushes) the file, the copy is sealed and an `Upload` is appended to the [`journal`];
-//! `unlink`, `mkdir` and `rmdir` are journal records too; renaming a file with a staged copy is
+//! `unlink`, `mkdir`, `rmdir` and `symlink` (where the backend keeps links) are journal records too; renaming a file with a staged copy is
 //! an upload under the new name and a delete of the old one (the staged copy is shared, and the
 //! first upload is skipped when its delete follows), so the overlay after a replay is exactly
 //! what the journal's uploads and deletes say. One worker per
@@ -55,6 +55,8 @@ const FILL_READ_BYTES: u64 = 8 << 20;
 pub enum Pending {
     File(Arc<StagedFile>),
     Dir,
+    /// A symbolic link to this target.
+    Symlink(String),
     /// Removed here; the origin may still show it.
     Gone,
 }
@@ -679,6 +681,20 @@ impl WriteBack {
         )
     }
 
+    /// A symbolic link at `path` to `target`, made at the origin in its turn.
+    pub fn symlink(&self, path: &str, target: &str) -> Result<u64> {
+        let mut st = self.state.lock();
+        st.overlay
+            .insert(path.to_string(), Pending::Symlink(target.to_string()));
+        self.enqueue(
+            &mut st,
+            Change::Symlink {
+                path: path.to_string(),
+                target: target.to_string(),
+            },
+        )
+    }
+
     /// Seals `staged` and counts one more queued upload of it.
     fn hold_for_upload(st: &mut State, staged: &Arc<StagedFile>) {
         staged.seal();
@@ -746,6 +762,10 @@ impl WriteBack {
             }
             Change::Mkdir { path } => {
                 st.overlay.insert(path.clone(), Pending::Dir);
+            }
+            Change::Symlink { path, target } => {
+                st.overlay
+                    .insert(path.clone(), Pending::Symlink(target.clone()));
             }
         }
     }

@@ -80,7 +80,7 @@ impl Recovery {
                     .get(staged)
                     .is_some_and(|names| names.iter().any(|n| n != path))
             }),
-            Change::Mkdir { .. } => true,
+            Change::Mkdir { .. } | Change::Symlink { .. } => true,
         };
         if !stands {
             self.dropped.push((seq, change.clone()));

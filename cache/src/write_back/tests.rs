@@ -1,5 +1,5 @@
 //! Write-back against a model: random sequences of create / write / truncate / rename / unlink /
-//! mkdir / rmdir, with the origin going down and up and colo "crashing" (everything in memory
+//! mkdir / rmdir / symlink, with the origin going down and up and colo "crashing" (everything in memory
 //! dropped, the journal and staged files kept) between any two steps — including after a change
 //! reached the origin but before it was recorded done. After every operation the files read back
 //! as the model says (from the staged copy or the origin); at the end, after recovery, the origin
@@ -21,6 +21,8 @@ enum Op {
     Rename(usize, usize),
     Mkdir,
     Rmdir,
+    /// A symbolic link at a name to one of [`TARGETS`].
+    Symlink(usize, usize),
     /// Apply up to n pending changes.
     Work(u8),
     /// Apply the first pending change, then crash before recording it.
@@ -31,6 +33,7 @@ enum Op {
 
 const NAMES: [&str; 5] = ["a", "b.fits", "d/c", "d/e", "f"];
 const DIR: &str = "d";
+const TARGETS: [&str; 3] = ["a", "../b.fits", "/nowhere/at all"];
 
 fn op() -> impl Strategy<Value = Op> {
     let name = 0..NAMES.len();
@@ -40,9 +43,10 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (name.clone(), 0u16..400, data).prop_map(|(n, o, d)| Op::Write(n, o, d)),
         1 => (name.clone(), 0u16..400).prop_map(|(n, l)| Op::Truncate(n, l)),
         1 => name.clone().prop_map(Op::Unlink),
-        2 => (name.clone(), name).prop_map(|(a, b)| Op::Rename(a, b)),
+        2 => (name.clone(), name.clone()).prop_map(|(a, b)| Op::Rename(a, b)),
         1 => Just(Op::Mkdir),
         1 => Just(Op::Rmdir),
+        2 => (name, 0..TARGETS.len()).prop_map(|(n, t)| Op::Symlink(n, t)),
         3 => (1u8..4).prop_map(Op::Work),
         1 => Just(Op::CrashAfterApply),
         1 => Just(Op::Crash),
@@ -56,6 +60,7 @@ struct Harness {
     wb: Arc<WriteBack>,
     files: BTreeMap<String, Vec<u8>>,
     dirs: BTreeSet<String>,
+    links: BTreeMap<String, String>,
 }
 
 fn open(origin: &Arc<MemoryConnector>, dir: &Path) -> Arc<WriteBack> {
@@ -75,6 +80,7 @@ impl Harness {
             wb,
             files: BTreeMap::new(),
             dirs: BTreeSet::new(),
+            links: BTreeMap::new(),
         }
     }
 
@@ -119,7 +125,7 @@ impl Harness {
         match op {
             Op::Create(n, data) => {
                 let name = NAMES[*n];
-                if !self.parent_ok(name) {
+                if !self.parent_ok(name) || self.links.contains_key(name) {
                     return;
                 }
                 if self.files.contains_key(name) {
@@ -170,13 +176,14 @@ impl Harness {
             }
             Op::Unlink(n) => {
                 let name = NAMES[*n];
-                if self.files.remove(name).is_some() {
+                if self.files.remove(name).is_some() || self.links.remove(name).is_some() {
                     self.wb.remove(name).expect("unlink");
                 }
             }
             Op::Rename(a, b) => {
                 let (from, to) = (NAMES[*a], NAMES[*b]);
-                if from == to || !self.files.contains_key(from) || !self.parent_ok(to) {
+                let known = self.files.contains_key(from) || self.links.contains_key(from);
+                if from == to || !known || !self.parent_ok(to) {
                     return;
                 }
                 if matches!(self.wb.lookup(from), Some(Pending::File(_))) {
@@ -194,8 +201,15 @@ impl Harness {
                         .await
                         .expect("origin rename");
                 }
-                let bytes = self.files.remove(from).expect("checked");
-                self.files.insert(to.into(), bytes);
+                let (file, link) = (self.files.remove(from), self.links.remove(from));
+                self.files.remove(to);
+                self.links.remove(to);
+                if let Some(bytes) = file {
+                    self.files.insert(to.into(), bytes);
+                }
+                if let Some(target) = link {
+                    self.links.insert(to.into(), target);
+                }
             }
             Op::Mkdir => {
                 if self.dirs.insert(DIR.into()) {
@@ -203,10 +217,20 @@ impl Harness {
                 }
             }
             Op::Rmdir => {
-                let empty = !self.files.keys().any(|k| k.starts_with("d/"));
+                let empty = !self.files.keys().any(|k| k.starts_with("d/"))
+                    && !self.links.keys().any(|k| k.starts_with("d/"));
                 if empty && self.dirs.remove(DIR) {
                     self.wb.remove(DIR).expect("rmdir");
                 }
+            }
+            Op::Symlink(n, t) => {
+                let name = NAMES[*n];
+                let taken = self.files.contains_key(name) || self.links.contains_key(name);
+                if taken || !self.parent_ok(name) {
+                    return;
+                }
+                self.wb.symlink(name, TARGETS[*t]).expect("symlink");
+                self.links.insert(name.into(), TARGETS[*t].into());
             }
             Op::Work(n) => self.work(*n as usize).await,
             Op::CrashAfterApply => {
@@ -242,6 +266,17 @@ impl Harness {
                 None => {}
             }
         }
+        for (name, want) in &self.links {
+            match self.wb.lookup(name) {
+                Some(Pending::Symlink(t)) => assert_eq!(&t, want, "{name} (pending link)"),
+                Some(other) => panic!("{name} is a link, the overlay says {other:?}"),
+                None if !self.origin_is_down() => {
+                    let got = self.origin.links().get(name).cloned();
+                    assert_eq!(got.as_ref(), Some(want), "{name} (origin link)");
+                }
+                None => {}
+            }
+        }
         for name in NAMES {
             if !self.files.contains_key(name) {
                 assert!(
@@ -270,6 +305,7 @@ async fn run_sequence(ops: Vec<Op>) {
         .map(|(k, v)| (k, v.to_vec()))
         .collect();
     assert_eq!(got, h.files, "the origin holds exactly what programs wrote");
+    assert_eq!(h.origin.links(), h.links, "links");
     assert_eq!(
         h.origin.folders(),
         h.dirs.iter().cloned().collect(),

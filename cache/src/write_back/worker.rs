@@ -444,6 +444,17 @@ impl WriteBack {
                 }
             }
             Change::Mkdir { path } => connector.create_dir(&parse(path)?).await,
+            // A link already there with this target is ours (an earlier run's, or a retry's).
+            Change::Symlink { path, target } => {
+                let at = parse(path)?;
+                match connector.symlink(&at, target).await {
+                    Err(e) if connector.read_link(&at).await.is_ok_and(|t| t == *target) => {
+                        tracing::debug!(%path, error = %e, "symbolic link already made");
+                        Ok(())
+                    }
+                    other => other,
+                }
+            }
         }
     }
 }

@@ -382,6 +382,7 @@ impl ObjectStore for VolumeStore {
                             store.remember(&path, &entry.meta);
                             files.push(Self::store_meta(Self::store_path(&path), &entry.meta));
                         }
+                        EntryKind::Symlink => {}
                     }
                 }
             }
@@ -418,6 +419,8 @@ impl ObjectStore for VolumeStore {
                         .objects
                         .push(Self::store_meta(Self::store_path(&path), &entry.meta));
                 }
+                // Table files are read by name; links are not followed.
+                EntryKind::Symlink => {}
             }
         }
         Ok(result)

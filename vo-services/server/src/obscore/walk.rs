@@ -194,7 +194,8 @@ async fn list_fits(
                 EntryKind::File if is_fits_name(&entry.name) => {
                     out.push((child, entry.meta.identity().to_string(), entry.meta.size));
                 }
-                EntryKind::File => {}
+                // Links are not followed (a link cycle would never end the walk).
+                EntryKind::File | EntryKind::Symlink => {}
             }
         }
     }
