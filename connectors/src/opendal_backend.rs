@@ -16,7 +16,7 @@
 //! temporary name and renames (RNFR/RNTO) on its own. Missing parent folders are created first
 //! (object stores have none to create).
 
-mod sftp_links;
+mod sftp_session;
 mod upload;
 mod webdav_put;
 use crate::connector::{Capability, Connector, DirEntry, EntryKind, ObjectIdentity, ObjectMeta};
@@ -42,8 +42,9 @@ pub struct OpendalConnector {
     redactor: Redactor,
     /// WebDAV only: PUTs of staged files streamed in bounded memory (see `webdav_put`).
     webdav_put: Option<webdav_put::WebdavPut>,
-    /// SFTP only: links and `lstat` (see `sftp_links`).
-    sftp_links: Option<sftp_links::SftpLinks>,
+    /// SFTP only: colo's own session for links, `lstat`, listings and uploads of staged files
+    /// (see `sftp_session`).
+    sftp: Option<sftp_session::SftpSession>,
 }
 
 impl OpendalConnector {
@@ -113,7 +114,7 @@ impl OpendalConnector {
                 rename_dirs: can.rename || matches!(spec.backend, Backend::Ftp { .. }),
                 symlinks: matches!(spec.backend, Backend::Sftp { .. }),
             },
-            sftp_links: sftp_links::SftpLinks::for_spec(spec)?,
+            sftp: sftp_session::SftpSession::for_spec(spec)?,
             op,
             redactor,
             webdav_put: match &spec.backend {
@@ -267,7 +268,7 @@ impl OpendalConnector {
                     b = b.key(k);
                 }
                 if let Some(k) = private_key {
-                    let path = sftp_links::private_key_file(k).map_err(|e| {
+                    let path = sftp_session::private_key_file(k).map_err(|e| {
                         ConnectorError::internal(
                             &volume,
                             "/",
@@ -424,7 +425,7 @@ impl Connector for OpendalConnector {
                 .map_err(|e| self.convert(path, e))?;
             return Ok(ObjectMeta::directory(None));
         }
-        if let Some(links) = &self.sftp_links {
+        if let Some(links) = &self.sftp {
             return links.lstat(path).await;
         }
         match self.op.stat(&Self::file_path(path)).await {
@@ -471,7 +472,7 @@ impl Connector for OpendalConnector {
     }
 
     async fn list(&self, path: &ObjectPath) -> Result<Vec<DirEntry>> {
-        if let Some(links) = &self.sftp_links {
+        if let Some(links) = &self.sftp {
             return links.list(path).await;
         }
         let dir = Self::dir_path(path);
@@ -623,7 +624,7 @@ impl Connector for OpendalConnector {
     }
 
     async fn symlink(&self, path: &ObjectPath, target: &str) -> Result<()> {
-        match &self.sftp_links {
+        match &self.sftp {
             Some(links) => links.symlink(path, target).await,
             None => Err(ConnectorError::Unsupported {
                 volume: self.volume.clone(),
@@ -633,7 +634,7 @@ impl Connector for OpendalConnector {
     }
 
     async fn read_link(&self, path: &ObjectPath) -> Result<String> {
-        match &self.sftp_links {
+        match &self.sftp {
             Some(links) => links.read_link(path).await,
             None => Err(ConnectorError::Unsupported {
                 volume: self.volume.clone(),

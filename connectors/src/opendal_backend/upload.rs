@@ -68,9 +68,16 @@ impl OpendalConnector {
                 detail: format!("temporary name '{name}': {e}"),
             })?;
         let moved = async {
-            self.send(&Self::file_path(&temporary), body)
-                .await
-                .map_err(|e| self.convert_for(path, e, true))?;
+            match (&self.sftp, body) {
+                // SFTP: several writes in flight (see `sftp_session`).
+                (Some(sftp), Body::File(source, size)) => {
+                    sftp.put_file(&temporary, &source, size).await?
+                }
+                (_, body) => self
+                    .send(&Self::file_path(&temporary), body)
+                    .await
+                    .map_err(|e| self.convert_for(path, e, true))?,
+            }
             match &ftp {
                 // RNFR/RNTO: OpenDAL's FTP service has no rename.
                 Some(login) => login.rename(&temporary, path, &self.redactor).await,

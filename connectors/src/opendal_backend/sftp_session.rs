@@ -1,5 +1,5 @@
-//! What OpenDAL's SFTP service does not speak: symbolic links, `lstat`, and listings that show
-//! links as links.
+//! What OpenDAL's SFTP service does not speak: symbolic links, `lstat`, listings that show
+//! links as links — and uploads with several writes in flight.
 //!
 //! Design: one SSH session of colo's own per SFTP volume, through the same `openssh` and
 //! `openssh-sftp-client` crates OpenDAL's service drives (no new dependency), opened on first use
@@ -8,8 +8,11 @@
 //! links itself and `ELOOP`, dangling links and `lchown` behave as on a disk), `list` (one
 //! `READDIR` pass whose attributes are the server's `lstat` of each entry — OpenDAL's lister
 //! `stat`s entries of unknown type, which follows links and drops dangling ones), `symlink` and
-//! `readlink`. Reads and writes stay OpenDAL's. A private key given as a value is kept in a 0600
-//! file for both sessions' `ssh` ([`private_key_file`]).
+//! `readlink`, and the upload of a staged file ([`SftpSession::put_file`]): OpenDAL's writer
+//! waits for each `WRITE`'s answer before the next (~65 MB/s here, behind rclone), this one keeps
+//! [`UPLOAD_PIECES_IN_FLIGHT`] pieces going at their own offsets, in bounded memory. Reads and
+//! small writes stay OpenDAL's. A private key given as a value is kept in a 0600 file for both
+//! sessions' `ssh` ([`private_key_file`]).
 //!
 //! Paths: the session's working directory stays empty, so a relative link target is sent
 //! verbatim (the client library would otherwise prefix it), and every link path is the volume's
@@ -30,7 +33,14 @@ use std::time::Duration;
 /// How long opening the SSH session may take before the request fails as unavailable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub(super) struct SftpLinks {
+/// An upload's piece: read from the staged file at once, sent as `WRITE`s of the server's
+/// largest size one after the other.
+const UPLOAD_PIECE_BYTES: u64 = 1 << 20;
+
+/// Pieces of one upload on their way at once (so at most this many MiB of it in memory).
+const UPLOAD_PIECES_IN_FLIGHT: usize = 4;
+
+pub(super) struct SftpSession {
     volume: String,
     endpoint: String,
     root: PathBuf,
@@ -40,18 +50,18 @@ pub(super) struct SftpLinks {
     session: tokio::sync::Mutex<Option<Arc<Sftp>>>,
 }
 
-impl std::fmt::Debug for SftpLinks {
+impl std::fmt::Debug for SftpSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SftpLinks")
+        f.debug_struct("SftpSession")
             .field("endpoint", &self.endpoint)
             .field("root", &self.root)
             .finish_non_exhaustive()
     }
 }
 
-impl SftpLinks {
+impl SftpSession {
     /// The session for `spec`'s volume if it is an SFTP one (opened on first use).
-    pub(super) fn for_spec(spec: &VolumeSpec) -> Result<Option<SftpLinks>> {
+    pub(super) fn for_spec(spec: &VolumeSpec) -> Result<Option<SftpSession>> {
         let Backend::Sftp {
             host,
             port,
@@ -70,7 +80,7 @@ impl SftpLinks {
             })?),
             None => key_file.as_ref().map(std::path::PathBuf::from),
         };
-        Ok(Some(SftpLinks::new(
+        Ok(Some(SftpSession::new(
             &spec.name,
             format!("ssh://{host}:{port}"),
             root,
@@ -88,7 +98,7 @@ impl SftpLinks {
         key_file: Option<PathBuf>,
         known_hosts: KnownHosts,
     ) -> Self {
-        SftpLinks {
+        SftpSession {
             volume: volume.to_string(),
             endpoint,
             root: PathBuf::from(root),
@@ -233,6 +243,72 @@ impl SftpLinks {
         }
     }
 
+    /// Writes the local file `source` (`size` bytes) to `path`, created or truncated.
+    pub(super) async fn put_file(
+        &self,
+        path: &ObjectPath,
+        source: &std::path::Path,
+        size: u64,
+    ) -> Result<()> {
+        use futures::TryStreamExt;
+        let sftp = self.sftp().await?;
+        let opened = sftp
+            .options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(self.remote(path))
+            .await;
+        let file = match opened {
+            Ok(file) => file,
+            Err(e) => return Err(self.convert(path, e).await),
+        };
+        let local = std::sync::Arc::new(std::fs::File::open(source).map_err(|e| {
+            ConnectorError::from_io(&self.volume, &source.display().to_string(), &e)
+        })?);
+        let pieces = (0..size.div_ceil(UPLOAD_PIECE_BYTES)).map(|i| {
+            let (offset, local, mut remote) = (i * UPLOAD_PIECE_BYTES, local.clone(), file.clone());
+            async move {
+                let len = UPLOAD_PIECE_BYTES.min(size - offset) as usize;
+                let read = tokio::task::spawn_blocking(move || {
+                    use std::os::unix::fs::FileExt;
+                    let mut piece = vec![0u8; len];
+                    local.read_exact_at(&mut piece, offset).map(|()| piece)
+                });
+                let piece = match read.await {
+                    Ok(Ok(piece)) => bytes::Bytes::from(piece),
+                    Ok(Err(e)) => return Err(Sent::Local(e)),
+                    Err(e) => return Err(Sent::Local(std::io::Error::other(e))),
+                };
+                use tokio::io::AsyncSeekExt;
+                remote
+                    .seek(std::io::SeekFrom::Start(offset))
+                    .await
+                    .map_err(|e| Sent::Local(std::io::Error::other(e)))?;
+                remote
+                    .write_all_zero_copy(&mut [piece])
+                    .await
+                    .map_err(Sent::Remote)?;
+                crate::progress::note_sent(len as u64);
+                Ok(())
+            }
+        });
+        let sent = futures::stream::iter(pieces)
+            .buffer_unordered(UPLOAD_PIECES_IN_FLIGHT)
+            .try_collect::<()>()
+            .await;
+        let closed = file.close().await;
+        match (sent, closed) {
+            (Err(Sent::Local(e)), _) => Err(ConnectorError::from_io(
+                &self.volume,
+                &source.display().to_string(),
+                &e,
+            )),
+            (Err(Sent::Remote(e)), _) | (Ok(()), Err(e)) => Err(self.convert(path, e).await),
+            (Ok(()), Ok(())) => Ok(()),
+        }
+    }
+
     pub(super) async fn read_link(&self, path: &ObjectPath) -> Result<String> {
         let mut fs = self.sftp().await?.fs();
         fs.set_cwd("");
@@ -283,6 +359,12 @@ pub(super) fn private_key_file(key: &crate::SecretString) -> std::io::Result<std
         std::fs::rename(&tmp, &path)?;
     }
     Ok(path)
+}
+
+/// How a piece of an upload failed: reading the staged file, or at the server.
+enum Sent {
+    Local(std::io::Error),
+    Remote(SftpError),
 }
 
 /// What the server's attributes say (an entry of another type — a FIFO, a socket — shows as an
