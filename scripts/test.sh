@@ -38,11 +38,11 @@ COLO_BEHAVIOUR_FIXTURE="$COLO_TEST_DIR/fixture" \
 
 echo "== real-mount tests"
 COLO_BIN="$CARGO_TARGET_DIR/debug/colo" \
-  "$COLO_VENV/bin/python" -m pytest -p no:cacheprovider -q tests/mount
+  "$COLO_VENV/bin/python" -m pytest -p no:cacheprovider -q --durations=15 tests/mount
 
 echo "== VO service tests (pyvo, astroquery, STILTS taplint)"
 COLO_BIN="$CARGO_TARGET_DIR/debug/colo" \
-  "$COLO_VENV/bin/python" -m pytest -p no:cacheprovider -q tests/vo
+  "$COLO_VENV/bin/python" -m pytest -p no:cacheprovider -q --durations=10 tests/vo
 
 echo "== the scale-out path: a published table through Ballista (scheduler + executor in one process)"
 # A workspace of its own (Ballista turns on DataFusion's default features); same build directory.

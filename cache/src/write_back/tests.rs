@@ -528,6 +528,8 @@ async fn a_staged_copy_torn_by_a_power_loss_is_never_uploaded() {
             .is_some()
     );
     let seq = h.wb.commit("synced").expect("commit");
+    // The origin is down: fsync returns once the change is durable locally (not after 30 s).
+    h.wb.set_fsync_wait(Duration::from_millis(200));
     assert!(
         !h.wb.sync("synced", seq).await.expect("sync"),
         "origin down"
