@@ -14,7 +14,7 @@ B="$COLO_TEST_DIR/write-workloads"
 mkdir -p "$B"
 BUCKET=colo-wbench
 PY="$COLO_VENV/bin/python"
-trap 'bash scripts/servers.sh stop s3' EXIT
+trap 'bash scripts/servers.sh stop s3 webdav sftp' EXIT  # every server this bench may start (its own, in $COLO_TEST_DIR)
 bash scripts/servers.sh start s3
 COLO_S3_KEY=$KEY COLO_S3_SECRET=$SECRET "$PY" tests/fixtures/s3_put.py $EP $BUCKET bucket
 

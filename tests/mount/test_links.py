@@ -115,7 +115,16 @@ def test_links_on_sftp_behave_as_on_a_disk_and_reach_the_origin(rw):
     wait_link_at_origin(f"{name}/pkg/bin/tool", "tool-1.0")
 
 
+def ssh_masters():
+    """The ssh control masters running now (what colo's SFTP sessions start), by pid."""
+    out = subprocess.run(["ps", "-ww", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+    return {line.split()[0] for line in out.splitlines() if " -M -f -N " in line and "ssh" in line}
+
+
 def test_links_made_earlier_read_back_from_the_origin_through_a_fresh_mount():
+    """Also: the mount's SSH sessions end with it (each stop used to leave its ssh masters and
+    the server's sessions running)."""
+    before = ssh_masters()
     name = f"links-fresh-{uuid.uuid4().hex[:8]}"
     os.makedirs(origin(name))
     with open(origin(f"{name}/target.txt"), "wb") as f:
@@ -132,9 +141,14 @@ def test_links_made_earlier_read_back_from_the_origin_through_a_fresh_mount():
         with open(os.path.join(work, "made-elsewhere"), "rb") as f:
             assert f.read() == b"made by another client\n"
         assert os.lstat(os.path.join(work, "dangling")).st_size == len("gone")
+        assert ssh_masters() - before, "the mount's SFTP sessions run through ssh masters"
     finally:
         err = c.stop()
         assert not mounted(c.root), err
+    deadline = time.time() + 10
+    while ssh_masters() - before and time.time() < deadline:
+        time.sleep(0.2)
+    assert not ssh_masters() - before, "ssh masters left behind by a stopped mount"
 
 
 def test_object_stores_refuse_links_with_eperm(rw):

@@ -33,6 +33,9 @@ use std::time::Duration;
 /// How long opening the SSH session may take before the request fails as unavailable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Seconds an ssh master without channels stays before it exits.
+const MASTER_IDLE_SECS: std::num::NonZeroUsize = std::num::NonZeroUsize::new(30).unwrap();
+
 /// An upload's piece: read from the staged file at once, sent as `WRITE`s of the server's
 /// largest size one after the other.
 const UPLOAD_PIECE_BYTES: u64 = 1 << 20;
@@ -133,6 +136,9 @@ impl SftpSession {
         if let Some(k) = &self.key_file {
             builder.keyfile(k);
         }
+        // The ssh master exits once no channel has used it for a while — also when colo was
+        // killed and nothing closed it (the default keeps it forever).
+        builder.control_persist(openssh::ControlPersist::IdleFor(MASTER_IDLE_SECS));
         builder.known_hosts_check(match self.known_hosts {
             KnownHosts::Strict => openssh::KnownHosts::Strict,
             KnownHosts::Accept => openssh::KnownHosts::Accept,

@@ -108,5 +108,9 @@ fn main() {
             1
         }
     };
+    // Dropping the runtime drops its tasks, and with them each SFTP volume's SSH sessions,
+    // whose drop closes their ssh masters (`ssh -O exit`); exiting with the runtime alive left
+    // one ssh process and one sshd session behind per SFTP volume and mount.
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
     std::process::exit(code);
 }
