@@ -138,7 +138,10 @@ def test_fsynced_files_survive_a_power_loss_and_nothing_torn_reaches_the_origin(
         assert origin_read("s3", f"{top}/synced0.bin") is None, "the renamed file's old name"
         deadline = time.time() + 60
         while metric(c2.metrics_url, "colo_write_pending_changes") > 0:
-            assert time.time() < deadline, "changes still pending after the restart"
+            if time.time() >= deadline:
+                status = subprocess.run([BIN, "status", "--url", c2.metrics_url],
+                                        capture_output=True, text=True).stdout
+                raise AssertionError(f"changes still pending after the restart:\n{status}")
             time.sleep(0.5)
         lost = 0
         for name, data in closed.items():
