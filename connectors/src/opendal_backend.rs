@@ -24,7 +24,7 @@ use crate::error::{ConnectorError, Result};
 use crate::path::ObjectPath;
 use crate::pieces::PieceWriter;
 use crate::secret::Redactor;
-use crate::spec::{Backend, KnownHosts, VolumeSpec};
+use crate::spec::{Backend, VolumeSpec};
 use async_trait::async_trait;
 use bytes::Bytes;
 use opendal::{EntryMode, ErrorKind as OdKind, Operator, services};
@@ -64,7 +64,7 @@ impl OpendalConnector {
         let fresh_op;
         let op = match &self.ftp_spec {
             Some(spec) => {
-                fresh_op = Self::build(spec, &self.redactor)?.0;
+                fresh_op = Self::build(spec, &self.redactor, None)?.0;
                 &fresh_op
             }
             None => &self.op,
@@ -101,7 +101,9 @@ impl OpendalConnector {
 
     /// Build the operator for an S3, FTP, WebDAV or SFTP spec.
     pub fn new(spec: &VolumeSpec, redactor: Redactor) -> Result<Self> {
-        let (op, list_has_metadata, conditional_read) = Self::build(spec, &redactor)?;
+        let sftp = sftp_session::SftpSession::for_spec(spec)?;
+        let (op, list_has_metadata, conditional_read) =
+            Self::build(spec, &redactor, sftp.as_ref())?;
         let can = op.info().capability();
         Ok(OpendalConnector {
             volume: spec.name.clone(),
@@ -114,7 +116,7 @@ impl OpendalConnector {
                 rename_dirs: can.rename || matches!(spec.backend, Backend::Ftp { .. }),
                 symlinks: matches!(spec.backend, Backend::Sftp { .. }),
             },
-            sftp: sftp_session::SftpSession::for_spec(spec)?,
+            sftp,
             op,
             redactor,
             webdav_put: match &spec.backend {
@@ -172,7 +174,11 @@ impl OpendalConnector {
     }
 
     /// The operator for a spec, with (listings carry metadata, reads are conditional).
-    fn build(spec: &VolumeSpec, redactor: &Redactor) -> Result<(Operator, bool, bool)> {
+    fn build(
+        spec: &VolumeSpec,
+        redactor: &Redactor,
+        sftp: Option<&sftp_session::SftpSession>,
+    ) -> Result<(Operator, bool, bool)> {
         // OpenDAL 0.59 needs its services registered and an HTTP transport installed once per
         // process (we build it without `auto-register-services`, which would do it from a
         // constructor before main). Idempotent.
@@ -244,41 +250,13 @@ impl OpendalConnector {
                 }
                 Operator::new(b).map(|op| (op, true, true))
             }
-            Backend::Sftp {
-                host,
-                port,
-                user,
-                root,
-                key_file,
-                private_key,
-                known_hosts,
-            } => {
-                let mut b = services::Sftp::default()
-                    .endpoint(&format!("ssh://{host}:{port}"))
-                    .root(root)
-                    .known_hosts_strategy(match known_hosts {
-                        KnownHosts::Strict => "strict",
-                        KnownHosts::Accept => "accept",
-                        KnownHosts::Add => "add",
-                    });
-                if let Some(u) = user {
-                    b = b.user(u);
+            // The key, endpoint and root as colo's own session resolved them (one place).
+            Backend::Sftp { .. } => match sftp {
+                Some(session) => {
+                    Operator::new(session.opendal_service()).map(|op| (op, true, false))
                 }
-                if let Some(k) = key_file {
-                    b = b.key(k);
-                }
-                if let Some(k) = private_key {
-                    let path = sftp_session::private_key_file(k).map_err(|e| {
-                        ConnectorError::internal(
-                            &volume,
-                            "/",
-                            format!("keeping the private key: {e}"),
-                        )
-                    })?;
-                    b = b.key(&path.to_string_lossy());
-                }
-                Operator::new(b).map(|op| (op, true, false))
-            }
+                None => return Err(ConnectorError::internal(&volume, "/", "no SFTP session")),
+            },
             Backend::Http { .. } | Backend::Local { .. } => {
                 return Err(ConnectorError::internal(
                     &volume,

@@ -93,6 +93,25 @@ impl SftpSession {
         )))
     }
 
+    /// OpenDAL's SFTP service for the same server, root, user, key and host-key policy.
+    pub(super) fn opendal_service(&self) -> opendal::services::Sftp {
+        let mut service = opendal::services::Sftp::default()
+            .endpoint(&self.endpoint)
+            .root(&self.root.to_string_lossy())
+            .known_hosts_strategy(match self.known_hosts {
+                KnownHosts::Strict => "strict",
+                KnownHosts::Accept => "accept",
+                KnownHosts::Add => "add",
+            });
+        if let Some(u) = &self.user {
+            service = service.user(u);
+        }
+        if let Some(k) = &self.key_file {
+            service = service.key(&k.to_string_lossy());
+        }
+        service
+    }
+
     fn new(
         volume: &str,
         endpoint: String,
@@ -336,7 +355,7 @@ impl SftpSession {
 
 /// A private key given as a value, in a file ssh can read: `<tmp>/colo-keys-<uid>/<hash>.key`,
 /// the folder 0700 and the file 0600, named by the key's SHA-256 (the same key, the same file).
-pub(super) fn private_key_file(key: &crate::SecretString) -> std::io::Result<std::path::PathBuf> {
+fn private_key_file(key: &crate::SecretString) -> std::io::Result<std::path::PathBuf> {
     use sha2::Digest;
     use std::io::Write;
     use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
