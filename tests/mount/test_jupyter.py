@@ -54,9 +54,11 @@ def run_cell(p, user, lab_id, code):
         "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
                     "allow_stdin": False, "stop_on_error": True},
     }))
-    out, status = [], None
+    # The reply comes on the shell channel and the output on iopub, so the reply may overtake the
+    # output; the kernel's `idle` status on iopub is what follows all of a request's output.
+    out, status, idle = [], None, False
     deadline = time.time() + 120
-    while status is None and time.time() < deadline:
+    while (status is None or not idle) and time.time() < deadline:
         msg = json.loads(ws.recv())
         if msg.get("parent_header", {}).get("msg_id") != msg_id:
             continue
@@ -66,6 +68,8 @@ def run_cell(p, user, lab_id, code):
             out.append("\n".join(msg["content"]["traceback"]))
         elif msg["msg_type"] == "execute_reply":
             status = msg["content"]["status"]
+        elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            idle = True
     ws.close()
     return "".join(out), status
 
