@@ -1,6 +1,10 @@
 """Times a datalab's start on `colo up` (see lab_start.sh): createDatalab → RUNNING (JupyterLab
 answers through colo) → a kernel has executed a cell that reads a FITS file from /media/data, and
-colo's resident memory with the labs running. Prints one line per run and the medians."""
+colo's resident memory with the labs running; then the same JupyterLab started by JupyterHub 5
+(hub_start.py) reading the same files from a local directory. Prints one line per run, the
+medians and colo's time as a fraction of JupyterHub's.
+
+    lab_start.py COLO WORK RUNS [HUB_VENV CHP]   (LAB_CPU_MILLIS: the colo lab's CPU, default 2000)"""
 import json
 import os
 import re
@@ -15,6 +19,8 @@ import requests
 import websocket
 
 colo, work, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+hub_venv, chp = (sys.argv[4], sys.argv[5]) if len(sys.argv) > 5 else (None, None)
+cpu_millis = int(os.environ.get("LAB_CPU_MILLIS", "2000"))
 env = {**os.environ, "COLO_HOME": os.path.join(work, "home")}
 root = os.path.join(work, "mnt")
 proc = subprocess.Popen([colo, "up", "--root", root, "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE,
@@ -66,8 +72,9 @@ try:
     rss_before = rss_mib(proc.pid)
     for n in range(runs):
         t0 = time.perf_counter()
-        r = gql('mutation($n: String!) { createDatalab(input: {name: $n, image: "jupyterlab", volumes: ["sample"], '
-                'cpuMillis: 500, memoryMib: 1024}) { datalab { id } } }', {"n": f"bench{n}"})
+        r = gql('mutation($n: String!, $c: Int!) { createDatalab(input: {name: $n, image: "jupyterlab", '
+                'volumes: ["sample"], cpuMillis: $c, memoryMib: 1024}) { datalab { id } } }',
+                {"n": f"bench{n}", "c": cpu_millis})
         lab = r["data"]["createDatalab"]["datalab"]["id"]
         while gql('query($id: String!) { datalab(id: $id) { state reason } }', {"id": lab})["data"]["datalab"]["state"] != "RUNNING":
             time.sleep(0.02)
@@ -85,7 +92,23 @@ try:
             for lid in labs:
                 gql('mutation($id: String!) { destroyDatalab(id: $id) }', {"id": lid})
             labs = []
-    print(f"median of {runs}: RUNNING {statistics.median(running):.2f} s, first cell {statistics.median(cells):.2f} s")
+    for lid in labs:
+        gql('mutation($id: String!) { destroyDatalab(id: $id) }', {"id": lid})
+    print(f"colo, {cpu_millis} millicores, median of {runs}: RUNNING {statistics.median(running):.2f} s, "
+          f"first cell {statistics.median(cells):.2f} s", flush=True)
+    if hub_venv:
+        import shutil
+        import hub_start
+        data = os.path.join(work, "hub-data")
+        shutil.copytree(os.path.join(root, "sample", "images"), os.path.join(data, "sample", "images"))
+        os.chmod(work, 0o755)
+        subprocess.run(["chmod", "-R", "a+rX", data], check=True)
+        ready, hub_cells = hub_start.run(os.path.join(work, "hub"), hub_venv, chp, data,
+                                         CELL.replace("/media/data", data), runs)
+        print(f"jupyterhub, median of {runs}: ready {statistics.median(ready):.2f} s, "
+              f"first cell {statistics.median(hub_cells):.2f} s")
+        print(f"colo / jupyterhub: RUNNING vs ready {statistics.median(running) / statistics.median(ready):.2f}, "
+              f"first cell {statistics.median(cells) / statistics.median(hub_cells):.2f}")
 finally:
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=120)

@@ -51,7 +51,7 @@ ensure_venv() {
 lab_req="$COLO_REPO/scripts/requirements-lab.txt"
 lab_want="$(sha256sum < "$lab_req" | cut -d' ' -f1)"
 if [ ! -x "$COLO_LAB_VENV/bin/jupyter-lab" ] || [ "$(cat "$COLO_LAB_VENV/.requirements.sha256" 2>/dev/null)" != "$lab_want" ]; then
-  echo "setup: installing JupyterLab for datalabs into $COLO_LAB_VENV"
+  echo "setup: installing the datalab images' Python (JupyterLab, cwltool) into $COLO_LAB_VENV"
   mkdir -p "$(dirname "$COLO_LAB_VENV")"
   [ -x "$COLO_LAB_VENV/bin/python" ] || /usr/bin/python3 -m venv "$COLO_LAB_VENV"
   "$COLO_LAB_VENV/bin/pip" install -q -r "$lab_req"

@@ -106,7 +106,7 @@ def test_the_catalogue_search_answers_with_the_right_items_and_facet_counts(up):
     r = c.execute(GraphQLRequest(SEARCH, variable_values={"q": "wavelength:X-ray spectra"}))
     assert [i["key"] for i in r["search"]["items"]] == ["xsa.v_rgs_spectra"]
     images = c.execute(gql("{ datalabImages { key title } }"))["datalabImages"]
-    assert sorted(i["key"] for i in images) == ["headless-python", "jupyterlab"]
+    assert sorted(i["key"] for i in images) == ["cwl-runner", "headless-python", "jupyterlab"]
     datasets = c.execute(gql('{ datasets(q: "mission:XMM-Newton") { key instrument } }'))["datasets"]
     assert {d["instrument"] for d in datasets} == {"EPIC", "OM", "RGS"}
     with pytest.raises(TransportQueryError) as e:

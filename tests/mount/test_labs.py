@@ -208,6 +208,60 @@ def test_a_headless_run_writes_its_output_and_removes_itself_when_finished(platf
     assert open(written).read() == "the run ran\n"
 
 
+SORT_CWL = """cwlVersion: v1.2
+class: CommandLineTool
+baseCommand: [sort]
+inputs:
+  lines:
+    type: File
+    inputBinding: {position: 1}
+stdout: sorted.txt
+outputs:
+  sorted: {type: stdout}
+"""
+
+
+def test_a_cwl_run_writes_its_outputs_to_the_users_volume_and_removes_itself(platform):
+    p = platform
+    # The workflow, its job and its input, written into alice's volume by a lab of hers (as a
+    # notebook would); the output is checked at the WebDAV server.
+    files = {"sort.cwl": SORT_CWL, "job.yml": "lines:\n  class: File\n  path: /media/data/work/cwl/in.txt\n",
+             "in.txt": "gamma\nalpha\nbeta\n"}
+    code = ("import os, sys\nos.makedirs('/media/data/work/cwl')\n"
+            f"for name, text in {files!r}.items():\n"
+            "    open(os.path.join('/media/data/work/cwl', name), 'w').write(text)")
+    writer = launch(p, "alice", name="writer", volumes=["work"], args=["-c", code])["data"]["createDatalab"]["id"]
+    assert until_final(p, "alice", writer)["state"] == "STOPPED"
+    r = launch(p, "alice", name="cwl", image="cwl-runner", volumes=["work"], removeWhenFinished=True,
+               args=["--outdir", "/media/data/work/cwl/out", "/media/data/work/cwl/sort.cwl",
+                     "/media/data/work/cwl/job.yml"])
+    lab_id = r["data"]["createDatalab"]["id"]
+    # Its events and log, followed live to their ends — the lab removes itself as it finishes,
+    # and what it wrote last still reaches its followers.
+    import threading
+    log, events = [], []
+    watcher = threading.Thread(target=collect, args=(p, p.tokens["alice"], EVENTS, lab_id, events))
+    watcher.start()
+    collect(p, p.tokens["alice"], LOGS, lab_id, log)
+    watcher.join(timeout=30)
+    assert events[-1]["datalabEvents"]["state"] == "STOPPED", events
+    log = "".join(piece["datalabLogs"] for piece in log)
+    assert "Final process status is success" in log, (log, events)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        r = gql(p, "alice", GET, {"id": lab_id})
+        if r.get("errors"):
+            break
+        time.sleep(0.2)
+    assert r["errors"][0]["extensions"]["code"] == "NOT_FOUND", ("removed once finished", r)
+    # cwltool staged its output into alice's volume: at the WebDAV server, sorted.
+    written = os.path.join(p.dav_dir, "cwl", "out", "sorted.txt")
+    deadline = time.time() + 30
+    while time.time() < deadline and not os.path.exists(written):
+        time.sleep(0.1)
+    assert open(written).read() == "alpha\nbeta\ngamma\n"
+
+
 def test_a_users_labs_stay_within_the_per_user_limits(platform):
     p = platform
     ids = []
@@ -242,6 +296,8 @@ def test_the_lab_cli_creates_lists_follows_and_deletes(platform):
     assert followed.splitlines() == ["step 0", "step 1", "step 2"], followed
     events = colo("events", lab_id).stdout
     assert [l.split()[2] for l in events.splitlines()] == ["PENDING", "MOUNTING", "STARTING", "RUNNING", "STOPPED"]
+    # Following an ended lab's events (a subscription) gives them all and returns.
+    assert colo("events", "-f", lab_id).stdout == events
     bad = colo("create", "headless-python", "--volume", "not-mine", ok=False)
     assert "no volume named 'not-mine'" in bad.stderr, bad.stderr
     assert "has no web interface" in colo("open", lab_id, ok=False).stderr
@@ -249,3 +305,92 @@ def test_the_lab_cli_creates_lists_follows_and_deletes(platform):
     assert lab_id not in colo("ps").stdout
     nobody = subprocess.run([BIN, "lab", "ps"], env={**env, "COLO_TOKEN": ""}, capture_output=True, text=True)
     assert nobody.returncode != 0 and "token" in nobody.stderr, nobody.stderr
+
+
+def subscription(p, token):
+    """A gql client over WebSocket speaking graphql-transport-ws, validating against the served
+    schema, with `token` in connection_init (as a browser must send it)."""
+    from gql import Client
+    from gql.transport.websockets import WebsocketsTransport
+    transport = WebsocketsTransport(url=p.base.replace("http://", "ws://") + "/graphql",
+                                    subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
+                                    init_payload={"Authorization": f"Bearer {token}"} if token else {})
+    return Client(transport=transport, fetch_schema_from_transport=True)
+
+
+EVENTS = "subscription($id: String!) { datalabEvents(id: $id) { state reason } }"
+LOGS = "subscription($id: String!) { datalabLogs(id: $id) }"
+
+
+def collect(p, token, query, lab_id, into, when=None):
+    from gql import GraphQLRequest, gql as parse
+    # Client.subscribe runs the async transport in an event loop of its own.
+    for item in subscription(p, token).subscribe(GraphQLRequest(parse(query), variable_values={"id": lab_id})):
+        into.append(item)
+        if when is not None:
+            when.append(time.time())
+
+
+def test_events_and_logs_are_followed_live_over_a_subscription(platform):
+    import threading
+    from gql.transport.exceptions import TransportQueryError
+    p = platform
+    code = "import time\nfor i in range(4):\n    print('step', i, '→', flush=True); time.sleep(0.6)"
+    lab_id = launch(p, "alice", volumes=[], args=["-c", code])["data"]["createDatalab"]["id"]
+    events = []
+    watcher = threading.Thread(target=collect, args=(p, p.tokens["alice"], EVENTS, lab_id, events))
+    watcher.start()
+    pieces, arrived = [], []
+    collect(p, p.tokens["alice"], LOGS, lab_id, pieces, arrived)
+    watcher.join(timeout=60)
+    assert not watcher.is_alive(), "the events stream ends after STOPPED"
+    assert [e["datalabEvents"]["state"] for e in events] == ["PENDING", "MOUNTING", "STARTING", "RUNNING", "STOPPED"]
+    text = "".join(piece["datalabLogs"] for piece in pieces)
+    assert text.splitlines() == [f"step {i} →" for i in range(4)], text
+    # Written 0.6 s apart and sent as written: several items, spread over the run.
+    assert len(pieces) >= 3 and arrived[-1] - arrived[0] > 1.0, (pieces, arrived)
+
+    # Nobody else follows it: bob gets "no such lab", no token "unauthenticated".
+    for token, code in ((p.tokens["bob"], "NOT_FOUND"), (None, "UNAUTHENTICATED")):
+        with pytest.raises(TransportQueryError) as refused:
+            collect(p, token, EVENTS, lab_id, [])
+        assert refused.value.errors[0]["extensions"]["code"] == code, refused.value.errors
+
+
+def test_a_forged_token_is_refused_at_connection_init_and_an_unshare_ends_a_stream(platform):
+    import json
+    import threading
+    import websocket
+    from gql.transport.exceptions import TransportQueryError
+    p = platform
+    ws = websocket.create_connection(p.base.replace("http://", "ws://") + "/graphql",
+                                     subprotocols=["graphql-transport-ws"], timeout=30)
+    ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": "Bearer colo_" + "x" * 43}}))
+    opcode, data = ws.recv_data(control_frame=True)
+    assert opcode == websocket.ABNF.OPCODE_CLOSE and int.from_bytes(data[:2], "big") == 4403, (opcode, data)
+    ws.close()
+
+    code = "import time\nwhile True:\n    print('tick', flush=True); time.sleep(0.3)"
+    lab_id = launch(p, "alice", name="shared", volumes=[], args=["-c", code])["data"]["createDatalab"]["id"]
+    try:
+        share = "mutation($id: String!, $u: String!) { %s(id: $id, user: $u) { sharedWith } }"
+        assert gql(p, "alice", share % "shareDatalab", {"id": lab_id, "u": "bob"})["data"]
+        seen, failure = [], []
+
+        def follow():
+            try:
+                collect(p, p.tokens["bob"], LOGS, lab_id, seen)
+            except TransportQueryError as e:
+                failure.append(e)
+        follower = threading.Thread(target=follow)
+        follower.start()
+        deadline = time.time() + 30
+        while time.time() < deadline and not any("tick" in s["datalabLogs"] for s in seen):
+            time.sleep(0.1)
+        assert seen, "bob follows the shared lab's log"
+        assert gql(p, "alice", share % "unshareDatalab", {"id": lab_id, "u": "bob"})["data"]
+        follower.join(timeout=10)
+        assert not follower.is_alive(), "unsharing ends bob's stream at its next item"
+        assert failure and failure[0].errors[0]["extensions"]["code"] == "NOT_FOUND", failure
+    finally:
+        gql(p, "alice", "mutation($id: String!) { destroyDatalab(id: $id) }", {"id": lab_id})

@@ -1,6 +1,7 @@
 //! The GraphQL API over the catalog: the schema (queries `me`, `search`, `volumes`, `datasets`,
 //! `datalabImages`; mutations `addVolume`, `addVolumeFromCatalog`, `removeVolume`, `grantVolume`,
-//! `revokeVolume`, `addSelectionToVolume`, `copySelection`, `createToken`), each resolver a thin call into [`Catalog`] — which is where every
+//! `revokeVolume`, `addSelectionToVolume`, `copySelection`, `createToken`; the datalabs' part in
+//! [`crate::graphql_labs`], subscriptions in [`crate::graphql_live`]), each resolver a thin call into [`Catalog`] — which is where every
 //! access decision is made — and one mapping of [`CatalogError`] to GraphQL errors with a `code`
 //! extension (`BAD_USER_INPUT`, `UNAUTHENTICATED`, `FORBIDDEN`, `NOT_FOUND`, `CONFLICT`,
 //! `INTERNAL`; an internal cause is logged, not shown).
@@ -15,20 +16,21 @@ use crate::auth::{Caller, Scope, Scopes};
 use crate::error::{CatalogError, ErrorKind};
 use crate::grants::{Access, Grantee, VisibleVolume};
 use crate::graphql_labs::{Datalabs, LabMutation, LabQuery};
+use crate::graphql_live::LabSubscription;
 use crate::items::{CatalogItem as Item, SearchResult as Found};
 use crate::search_query::SearchQuery;
 use crate::selection_copy::CopyReport;
 use crate::selections::{SelectedFile, SelectionRecord};
 use crate::volumes::{Owner, check_volume_answers};
 use async_graphql::{
-    Context, EmptySubscription, Enum, ErrorExtensions, InputObject, MergedObject, Object, Schema,
+    Context, Enum, ErrorExtensions, InputObject, MergedObject, MergedSubscription, Object, Schema,
     SimpleObject,
 };
 use colo_connectors::{SecretSource, SecretString, VolumeConfig};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub type ColoSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+pub type ColoSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// The whole query and mutation roots: the catalog's and the datalabs' ([`crate::graphql_labs`]).
 #[derive(MergedObject, Default)]
@@ -36,6 +38,10 @@ pub struct QueryRoot(CatalogQuery, LabQuery);
 
 #[derive(MergedObject, Default)]
 pub struct MutationRoot(CatalogMutation, LabMutation);
+
+/// The subscriptions: a datalab's events and log as they happen.
+#[derive(MergedSubscription, Default)]
+pub struct SubscriptionRoot(LabSubscription);
 
 /// What the launcher wires into the API: the archive's files (for selections) and the labs'
 /// runner (for datalabs). Without them those parts answer that this server lacks them.
@@ -77,7 +83,7 @@ pub fn schema(catalog: Arc<Catalog>, wiring: Wiring) -> ColoSchema {
     Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
-        EmptySubscription,
+        SubscriptionRoot::default(),
     )
     .data(catalog)
     .data(wiring.archive)

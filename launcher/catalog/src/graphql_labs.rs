@@ -37,16 +37,28 @@ pub trait Datalabs: Send + Sync {
     fn expires_at(&self, lab_id: &str) -> Option<u64>;
     /// Moves its expiry to `secs` from now; the new expiry.
     fn renew(&self, lab_id: &str, secs: u64) -> std::result::Result<u64, String>;
+    /// Its steps so far and then each one as it happens (`None`: this launcher never ran it).
+    fn watch(&self, lab_id: &str) -> Option<(Vec<LabStep>, LabStepStream)>;
+    /// At most `max_bytes` of its log from byte `offset` on, and the log's length now.
+    fn log_from(
+        &self,
+        lab_id: &str,
+        offset: u64,
+        max_bytes: u64,
+    ) -> std::result::Result<(Vec<u8>, u64), String>;
 }
 
-fn is_running(runner: &Arc<dyn Datalabs>, lab_id: &str) -> bool {
+/// A lab's steps as they happen.
+pub type LabStepStream = std::pin::Pin<Box<dyn futures::Stream<Item = LabStep> + Send>>;
+
+pub(crate) fn is_running(runner: &Arc<dyn Datalabs>, lab_id: &str) -> bool {
     runner
         .steps(lab_id)
         .last()
         .is_some_and(|s| s.state != "STOPPED" && s.state != "FAILED")
 }
 
-fn launcher<'a>(ctx: &Context<'a>) -> Result<&'a Arc<dyn Datalabs>> {
+pub(crate) fn launcher<'a>(ctx: &Context<'a>) -> Result<&'a Arc<dyn Datalabs>> {
     ctx.data::<Option<Arc<dyn Datalabs>>>()?
         .as_ref()
         .ok_or_else(|| {

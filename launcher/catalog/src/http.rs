@@ -1,6 +1,7 @@
 //! The platform's HTTP endpoints, merged into colo's one axum server: `POST /graphql` (and `GET`
 //! with `?query=` for tools), the GraphiQL page on `GET /graphql` from a browser (vendored assets,
-//! no CDN: it works air-gapped), and the SDL at `/graphql/schema.graphql`.
+//! no CDN: it works air-gapped), subscriptions over a WebSocket upgrade of `GET /graphql`
+//! ([`crate::graphql_ws`]), and the SDL at `/graphql/schema.graphql`.
 //!
 //! Who calls: `Authorization: Bearer colo_…`, or the web pages' session cookie `colo_session`
 //! (then a mutation must also send the session's CSRF token as `X-CSRF-Token`). No credential is
@@ -14,6 +15,7 @@ use crate::auth::Caller;
 use crate::graphql::{ColoSchema, Wiring, schema};
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -86,22 +88,30 @@ fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
 /// The caller `headers` carry credentials for (a bearer token, else the session cookie):
 /// `Ok(None)` without any, `Unauthenticated` for credentials that are not valid.
 pub fn caller_of(catalog: &Catalog, headers: &HeaderMap) -> crate::Result<Option<Caller>> {
-    let bearer = headers
+    match bearer_token(headers).or_else(|| session_cookie(headers)) {
+        Some(token) => catalog.authenticate(&token).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The token of an `Authorization: Bearer` header.
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim().to_string());
-    let cookie = headers
+        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim().to_string())
+}
+
+/// The session cookie's token.
+pub(crate) fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
         .find(|(k, _)| *k == SESSION_COOKIE)
-        .map(|(_, v)| v.to_string());
-    match bearer.or(cookie) {
-        Some(token) => catalog.authenticate(&token).map(Some),
-        None => Ok(None),
-    }
+        .map(|(_, v)| v.to_string())
 }
 
 /// The caller the request's credential stands for: `Ok(None)` without one.
@@ -267,12 +277,17 @@ struct GetParams {
     operation_name: Option<String>,
 }
 
-/// A browser gets GraphiQL; `?query=` runs a query (never a mutation: GET must not change state).
+/// A browser gets GraphiQL; `?query=` runs a query (never a mutation: GET must not change state);
+/// a WebSocket upgrade serves subscriptions ([`crate::graphql_ws`]).
 async fn get_graphql(
     State(api): State<Api>,
     headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     Query(p): Query<GetParams>,
 ) -> Response {
+    if let Ok(ws) = upgrade {
+        return crate::graphql_ws::upgrade(api.schema, api.catalog, &headers, ws);
+    }
     let Some(query) = p.query else {
         return (
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],

@@ -486,6 +486,14 @@ impl Catalog {
         self.read_labs("WHERE ?1 = ?1", 0.into())
     }
 
+    /// Whether the lab `id` is recorded at all (whoever's it is: for the launcher's own use, never
+    /// to answer a caller).
+    pub fn lab_is_recorded(&self, id: &str) -> Result<bool> {
+        Ok(!self
+            .read_labs("WHERE l.id = ?1", id.to_string().into())?
+            .is_empty())
+    }
+
     /// Forgets the lab `id` (the launcher's: a lab that was to be removed when finished).
     pub fn forget_lab(&self, id: &str) -> Result<()> {
         self.store.with(|c| {

@@ -10,6 +10,8 @@ pub mod error;
 pub mod grants;
 pub mod graphql;
 pub mod graphql_labs;
+pub mod graphql_live;
+mod graphql_ws;
 pub mod http;
 pub mod items;
 pub mod labs;

@@ -40,12 +40,12 @@ fn facet(cat: &Catalog, q: &str, name: &str) -> Vec<(String, u64)> {
 fn facets_and_free_text_combine() {
     let cat = seeded();
     let all = cat.search(&SearchQuery::default(), 100, 0).expect("all");
-    assert_eq!(all.total, 12);
+    assert_eq!(all.total, 13);
     assert_eq!(
         facet(&cat, "", "type"),
         vec![
             ("dataset".into(), 8),
-            ("datalab-image".into(), 2),
+            ("datalab-image".into(), 3),
             ("volume".into(), 2)
         ]
     );
@@ -77,7 +77,7 @@ fn facets_and_free_text_combine() {
     );
     assert_eq!(
         keys(&cat, "type:datalab-image"),
-        vec!["headless-python", "jupyterlab"]
+        vec!["cwl-runner", "headless-python", "jupyterlab"]
     );
     assert_eq!(
         keys(&cat, "mission:Gaia mission:XMM-Newton type:dataset").len(),

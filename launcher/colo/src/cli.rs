@@ -423,9 +423,11 @@ pub enum LabCommand {
         #[arg(short, long)]
         follow: bool,
     },
-    /// Its lifecycle, one event a line.
+    /// Its lifecycle, one event a line; `-f` follows it until the lab ends.
     Events {
         id: String,
+        #[arg(short, long)]
+        follow: bool,
     },
     /// Its address (web labs).
     Open {

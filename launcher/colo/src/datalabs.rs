@@ -16,7 +16,7 @@
 //! admin) and forwarded with the lab's token, which users never see.
 
 use anyhow::{Context, Result};
-use colo_catalog::graphql_labs::{Datalabs, LabStep};
+use colo_catalog::graphql_labs::{Datalabs, LabStep, LabStepStream};
 use colo_catalog::labs::LabRecord;
 use colo_labs::http::{Endpoint, Upstream};
 use colo_labs::keeper::{KeepPolicy, Keeper, keep};
@@ -291,6 +291,14 @@ pub async fn proxy(
     }
 }
 
+fn step_of(event: colo_labs::LabEvent) -> LabStep {
+    LabStep {
+        state: event.state.as_str().to_string(),
+        reason: event.reason,
+        at_secs: event.at_secs,
+    }
+}
+
 impl Datalabs for LocalLabs {
     fn start(&self, lab: &LabRecord) -> std::result::Result<(), String> {
         let spec = self.spec(lab).map_err(|e| format!("{e:#}"))?;
@@ -343,12 +351,28 @@ impl Datalabs for LocalLabs {
             .events(lab_id)
             .unwrap_or_default()
             .into_iter()
-            .map(|e| LabStep {
-                state: e.state.as_str().to_string(),
-                reason: e.reason,
-                at_secs: e.at_secs,
-            })
+            .map(step_of)
             .collect()
+    }
+
+    fn watch(&self, lab_id: &str) -> Option<(Vec<LabStep>, LabStepStream)> {
+        let (past, live) = self.backend.watch(lab_id).ok()?;
+        let live = futures::stream::unfold(live, |mut live| async move {
+            let event = live.recv().await?;
+            Some((step_of(event), live))
+        });
+        Some((past.into_iter().map(step_of).collect(), Box::pin(live)))
+    }
+
+    fn log_from(
+        &self,
+        lab_id: &str,
+        offset: u64,
+        max_bytes: u64,
+    ) -> std::result::Result<(Vec<u8>, u64), String> {
+        self.backend
+            .log_from(lab_id, offset, max_bytes)
+            .map_err(|e| e.to_string())
     }
 
     fn log_tail(&self, lab_id: &str, bytes: u64) -> std::result::Result<String, String> {

@@ -1,6 +1,7 @@
 //! `colo lab …`: datalabs from the shell, in the shape users know from skaha and kubectl. A thin
 //! client of a running colo's GraphQL API (the labs are that colo's children): each command is
-//! one query or mutation, and an error is the API's own message.
+//! one query or mutation — `logs -f` and `events -f` one subscription over WebSocket, which the
+//! server ends when the lab has — and an error is the API's own message.
 
 use crate::cli::{ApiArgs, LabCommand};
 use anyhow::{Context, Result, bail};
@@ -56,6 +57,90 @@ impl Api {
         Ok(answer["data"].clone())
     }
 
+    /// Runs a GraphQL subscription over WebSocket (graphql-transport-ws), giving each item's
+    /// `data` to `each` until the server completes it; an error item is the error.
+    async fn subscribe(
+        &self,
+        query: &str,
+        variables: Value,
+        mut each: impl FnMut(&Value) -> Result<()>,
+    ) -> Result<()> {
+        use futures::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let url = format!("{}/graphql", self.url.replacen("http", "ws", 1));
+        let mut request = url.as_str().into_client_request()?;
+        let headers = request.headers_mut();
+        headers.insert(
+            "sec-websocket-protocol",
+            "graphql-transport-ws".parse().expect("a header value"),
+        );
+        headers.insert(
+            "authorization",
+            format!("Bearer {}", self.token)
+                .parse()
+                .context("the token is not a header value")?,
+        );
+        let (mut ws, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .with_context(|| format!("no colo at {} (is `colo up` running? --url)", self.url))?;
+        let send = |v: Value| Message::Text(v.to_string().into());
+        ws.send(send(json!({ "type": "connection_init", "payload": {} })))
+            .await?;
+        // The protocol wants the server's acknowledgement before the subscription.
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) if t.as_str().contains("connection_ack") => break,
+                Some(Ok(Message::Close(frame))) => bail!(
+                    "the API refused the connection: {}",
+                    frame.map_or_else(String::new, |f| f.reason.to_string())
+                ),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(e.into()),
+                None => bail!(
+                    "the connection to {} ended before its acknowledgement",
+                    self.url
+                ),
+            }
+        }
+        ws.send(send(json!({
+            "id": "1",
+            "type": "subscribe",
+            "payload": { "query": query, "variables": variables },
+        })))
+        .await?;
+        while let Some(message) = ws.next().await {
+            let message: Value = match message? {
+                Message::Text(t) => serde_json::from_str(t.as_str())?,
+                Message::Close(frame) => bail!(
+                    "the API closed the subscription: {}",
+                    frame.map_or_else(String::new, |f| f.reason.to_string())
+                ),
+                _ => continue,
+            };
+            match message["type"].as_str() {
+                Some("next") => {
+                    let payload = &message["payload"];
+                    if let Some(e) = payload["errors"].as_array().and_then(|e| e.first()) {
+                        bail!("{}", e["message"].as_str().unwrap_or("the API refused"));
+                    }
+                    each(&payload["data"])?;
+                }
+                Some("error") => {
+                    let first = &message["payload"][0]["message"];
+                    bail!("{}", first.as_str().unwrap_or("the API refused"));
+                }
+                Some("complete") => return Ok(()),
+                Some("ping") => ws.send(send(json!({ "type": "pong" }))).await?,
+                _ => {}
+            }
+        }
+        bail!(
+            "the connection to {} ended before the subscription",
+            self.url
+        )
+    }
+
     async fn lab(&self, id: &str, extra: &str) -> Result<Value> {
         let q = format!("query($id: String!) {{ datalab(id: $id) {{ {FIELDS} {extra} }} }}");
         Ok(self.call(&q, json!({ "id": id })).await?["datalab"].clone())
@@ -68,6 +153,14 @@ fn text(v: &Value) -> String {
         Value::Null => "-".into(),
         other => other.to_string(),
     }
+}
+
+fn print_event(e: &Value) {
+    let at = e["atSecs"]
+        .as_i64()
+        .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+        .map_or("-".into(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string());
+    println!("{at}  {:<9} {}", text(&e["state"]), text(&e["reason"]));
 }
 
 fn print_lab(lab: &Value) {
@@ -140,34 +233,34 @@ pub async fn lab(args: ApiArgs, what: LabCommand) -> Result<i32> {
                 print_lab(lab);
             }
         }
-        LabCommand::Logs { id, follow } => {
-            let mut shown = 0usize;
-            loop {
-                let lab = api.lab(&id, "log(tailBytes: 1048576)").await?;
-                let log = lab["log"].as_str().unwrap_or("");
-                // The tail keeps the last MiB: print what is new since the last look.
-                let new = if log.len() >= shown {
-                    &log[shown..]
-                } else {
-                    log
-                };
-                print!("{new}");
-                shown = log.len();
-                let state = lab["state"].as_str().unwrap_or("");
-                if !follow || state == "STOPPED" || state == "FAILED" {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
+        LabCommand::Logs { id, follow } if follow => {
+            // The last MiB so far, then each piece as the lab writes it, until it has ended.
+            let q = "subscription($id: String!) { datalabLogs(id: $id, tailBytes: 1048576) }";
+            api.subscribe(q, json!({ "id": id }), |data| {
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                out.write_all(data["datalabLogs"].as_str().unwrap_or("").as_bytes())?;
+                out.flush()?;
+                Ok(())
+            })
+            .await?;
         }
-        LabCommand::Events { id } => {
+        LabCommand::Logs { id, .. } => {
+            let lab = api.lab(&id, "log(tailBytes: 1048576)").await?;
+            print!("{}", lab["log"].as_str().unwrap_or(""));
+        }
+        LabCommand::Events { id, follow } if follow => {
+            let q = "subscription($id: String!) { datalabEvents(id: $id) { state reason atSecs } }";
+            api.subscribe(q, json!({ "id": id }), |data| {
+                print_event(&data["datalabEvents"]);
+                Ok(())
+            })
+            .await?;
+        }
+        LabCommand::Events { id, .. } => {
             let lab = api.lab(&id, "events { state reason atSecs }").await?;
             for e in lab["events"].as_array().into_iter().flatten() {
-                let at = e["atSecs"]
-                    .as_i64()
-                    .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
-                    .map_or("-".into(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string());
-                println!("{at}  {:<9} {}", text(&e["state"]), text(&e["reason"]));
+                print_event(e);
             }
         }
         LabCommand::Open { id } => {

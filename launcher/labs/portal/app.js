@@ -136,7 +136,6 @@ $("#custom-form").addEventListener("submit", async (e) => {
 
 // ---- datalabs ----
 let launchImage = null;
-let logTimer = null;
 
 async function loadLabs() {
   const data = await gql(`{ datalabImages { key title }
@@ -191,21 +190,30 @@ function renderLabs(labs) {
   }
 }
 
-async function openLog(id) {
+// Live logs: a GraphQL subscription over WebSocket (graphql-transport-ws; the session cookie
+// goes along, as this page is the server's own), which the server ends when the lab has ended.
+let logSocket = null;
+function openLog(id) {
+  closeLogStream();
   $("#log-box").hidden = false; $("#log-box").dataset.id = id; $("#log-title").textContent = `Logs of ${id}`;
-  clearInterval(logTimer);
-  const pull = async () => {
-    try {
-      const { datalab } = await gql("query($id: String!) { datalab(id: $id) { state log(tailBytes: 65536) } }", { id });
-      const pre = $("#log"); const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
-      pre.textContent = datalab.log; if (atEnd) pre.scrollTop = pre.scrollHeight;
-      if (["STOPPED", "FAILED"].includes(datalab.state)) clearInterval(logTimer);
-    } catch (e) { $("#log").textContent = e.message; clearInterval(logTimer); }
+  const pre = $("#log"); pre.textContent = "";
+  const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/graphql`, "graphql-transport-ws");
+  logSocket = ws;
+  const send = (m) => ws.send(JSON.stringify(m));
+  const say = (text) => { const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4; pre.textContent += text; if (atEnd) pre.scrollTop = pre.scrollHeight; };
+  ws.onopen = () => send({ type: "connection_init", payload: {} });
+  ws.onmessage = (event) => {
+    const m = JSON.parse(event.data);
+    if (m.type === "connection_ack") send({ id: "log", type: "subscribe", payload: { query: "subscription($id: String!) { datalabLogs(id: $id) }", variables: { id } } });
+    else if (m.type === "next" && m.payload.errors) say(`\n[${m.payload.errors[0].message}]`);
+    else if (m.type === "next") say(m.payload.data.datalabLogs);
+    else if (m.type === "error") say(`\n[${m.payload[0].message}]`);
+    else if (m.type === "ping") send({ type: "pong" });
   };
-  await pull();
-  logTimer = setInterval(pull, 2000);
+  ws.onclose = (event) => { if (event.code >= 4000) say(`\n[${event.reason}]`); };
 }
-function closeLog() { clearInterval(logTimer); $("#log-box").hidden = true; delete $("#log-box").dataset.id; }
+function closeLogStream() { if (logSocket) { logSocket.close(); logSocket = null; } }
+function closeLog() { closeLogStream(); $("#log-box").hidden = true; delete $("#log-box").dataset.id; }
 $("#log-close").addEventListener("click", closeLog);
 
 $("#launch-form").addEventListener("submit", async (e) => {

@@ -64,6 +64,11 @@ impl Lab {
                 (None, _) => return,
             };
             events.push(event.clone());
+            // Sent under the events' lock, so a subscriber ([`LocalBackend::watch`]) that took
+            // the events so far misses none and sees none twice.
+            if let Ok(mut subs) = self.subscribers.lock() {
+                subs.retain(|s| s.send(event.clone()).is_ok());
+            }
             event
         };
         let state = event.state;
@@ -78,9 +83,6 @@ impl Lab {
         {
             let _ = writeln!(f, "{line}");
             let _ = f.sync_data();
-        }
-        if let Ok(mut subs) = self.subscribers.lock() {
-            subs.retain(|s| s.send(event.clone()).is_ok());
         }
     }
 }
@@ -260,6 +262,42 @@ impl LocalBackend {
             .lock()
             .map(|e| e.clone())
             .unwrap_or_default())
+    }
+
+    /// Every event of the lab so far, and each later one as it happens (the receiver ends when
+    /// the backend forgets the lab).
+    pub fn watch(&self, id: &str) -> Result<(Vec<LabEvent>, mpsc::UnboundedReceiver<LabEvent>)> {
+        let lab = self.lab(id)?;
+        let events = lab.events.lock().map_err(|_| LabError::NoSuchLab {
+            lab: id.to_string(),
+        })?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        if let Ok(mut subs) = lab.subscribers.lock() {
+            subs.push(tx);
+        }
+        Ok((events.clone(), rx))
+    }
+
+    /// At most `max_bytes` of the lab's log from byte `offset` on, and the log's length now.
+    pub fn log_from(&self, id: &str, offset: u64, max_bytes: u64) -> Result<(Vec<u8>, u64)> {
+        use std::io::{Read, Seek, SeekFrom};
+        let path = self.lab(id)?.dir.join("log");
+        let mut file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            // Not started yet: an empty log.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
+            Err(e) => return Err(LabError::io(&path)(e)),
+        };
+        let len = file.metadata().map_err(LabError::io(&path))?.len();
+        let mut piece = Vec::new();
+        if offset < len && max_bytes > 0 {
+            file.seek(SeekFrom::Start(offset))
+                .map_err(LabError::io(&path))?;
+            file.take(max_bytes.min(len - offset))
+                .read_to_end(&mut piece)
+                .map_err(LabError::io(&path))?;
+        }
+        Ok((piece, len))
     }
 
     /// The lab's current state and why.
