@@ -1,6 +1,7 @@
 """Times a datalab's start on `colo up` (see lab_start.sh): createDatalab → RUNNING (JupyterLab
 answers through colo) → a kernel has executed a cell that reads a FITS file from /media/data, and
-colo's resident memory with the labs running; then the same JupyterLab started by JupyterHub 5
+colo's resident memory with the labs running; colo's lab proxy against JupyterLab's own socket
+(lab_proxy.py); then the same JupyterLab started by JupyterHub 5
 (hub_start.py) reading the same files from a local directory. Prints one line per run, the
 medians and colo's time as a fraction of JupyterHub's.
 
@@ -98,6 +99,25 @@ try:
         gql('mutation($id: String!) { destroyDatalab(id: $id) }', {"id": lid})
     print(f"colo, {cpu_millis} millicores, median of {runs}: RUNNING {statistics.median(running):.2f} s, "
           f"first cell {statistics.median(cells):.2f} s", flush=True)
+    # The proxy against going to JupyterLab directly: a lab with a volume holding a 100 MiB file.
+    import lab_proxy
+    big = os.path.join(work, "bigdata")
+    os.makedirs(big, exist_ok=True)
+    size = 100 << 20
+    with open(os.path.join(big, "big.bin"), "wb") as f:
+        for _ in range(size >> 20):
+            f.write(os.urandom(1 << 20))
+    with open(os.path.join(work, "bigdata.toml"), "w") as f:
+        f.write(f'[[volume]]\nname = "bigdata"\nurl = "file://{big}"\n')
+    subprocess.run([colo, "volume", "add", "--owner", "admin", "--from", os.path.join(work, "bigdata.toml")],
+                   env=env, check=True, capture_output=True)
+    r = gql('mutation { createDatalab(input: {name: "proxy", image: "jupyterlab", volumes: ["bigdata"], '
+            'cpuMillis: 2000, memoryMib: 1024}) { datalab { id } } }')
+    lab = r["data"]["createDatalab"]["datalab"]["id"]
+    while gql('query($id: String!) { datalab(id: $id) { state } }', {"id": lab})["data"]["datalab"]["state"] != "RUNNING":
+        time.sleep(0.05)
+    lab_proxy.run(base, token, env["COLO_HOME"], lab, "bigdata/big.bin", size)
+    gql('mutation($id: String!) { destroyDatalab(id: $id) }', {"id": lab})
     if hub_venv:
         import shutil
         import hub_start

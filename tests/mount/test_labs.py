@@ -394,3 +394,19 @@ def test_a_forged_token_is_refused_at_connection_init_and_an_unshare_ends_a_stre
         assert failure and failure[0].errors[0]["extensions"]["code"] == "NOT_FOUND", failure
     finally:
         gql(p, "alice", "mutation($id: String!) { destroyDatalab(id: $id) }", {"id": lab_id})
+
+
+def test_a_lab_launched_right_after_a_volume_was_added_has_it(platform, tmp_path):
+    # Added by another process (the CLI), launched at once: the running mount's views follow the
+    # catalog within a poll, and the lab waits for the new volume's folder instead of failing.
+    p = platform
+    (tmp_path / "fresh").mkdir()
+    (tmp_path / "fresh" / "hello.txt").write_text("just added\n")
+    (tmp_path / "fresh.toml").write_text(f'[[volume]]\nname = "fresh"\nurl = "file://{tmp_path}/fresh"\n')
+    os.chmod(tmp_path, 0o755)
+    p.cli("volume", "add", "--owner", "alice", "--from", str(tmp_path / "fresh.toml"))
+    r = launch(p, "alice", name="fresh", volumes=["fresh"],
+               args=["-c", "print(open('/media/data/fresh/hello.txt').read(), end='')"])
+    lab = until_final(p, "alice", r["data"]["createDatalab"]["id"])
+    assert lab["state"] == "STOPPED", lab
+    assert lab["log"] == "just added\n", lab

@@ -28,6 +28,8 @@ use tokio::sync::{Notify, mpsc};
 
 /// How often a starting lab's status file is looked at.
 const STATUS_POLL: Duration = Duration::from_millis(20);
+/// How long a lab's volumes may take to appear in its user's view (see `Run::go`).
+const VOLUME_WAIT: Duration = Duration::from_secs(3);
 
 /// A running or ended lab, as the backend keeps it.
 struct Lab {
@@ -488,6 +490,19 @@ impl Run {
                 self.mount_point.display()
             ),
         );
+        // A volume added just before the launch may not be in the user's view yet (the views
+        // follow the catalog within a poll): its folder gets a moment to appear. One still
+        // missing then is the lab's FAILED reason, from lab-init.
+        let deadline = tokio::time::Instant::now() + VOLUME_WAIT;
+        for v in &self.spec.volumes {
+            while !tokio::fs::metadata(&v.source)
+                .await
+                .is_ok_and(|m| m.is_dir())
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(STATUS_POLL).await;
+            }
+        }
         let mut cmd = tokio::process::Command::new("unshare");
         cmd.args(["--mount", "--propagation", "private", "--"])
             .args(&self.init)
