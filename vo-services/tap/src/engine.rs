@@ -44,6 +44,7 @@ use crate::upload::UploadedTable;
 
 use crate::tap_schema;
 
+mod executor;
 mod failures;
 mod tables;
 mod yielding;
@@ -207,11 +208,12 @@ impl Engine {
                 Some(usize::try_from(limit.saturating_add(1)).unwrap_or(usize::MAX)),
             )?;
         }
-        let stream = frame
-            .execute_stream()
-            .await
-            .map_err(|e| self.plan_error(e, uploads))?;
-        let stream = first_batch_checked(stream).await?;
+        // On the query runtime, not the caller's ([`executor`]).
+        let stream = match executor::start(frame).await {
+            Ok(stream) => stream,
+            Err(executor::StartError::Plan(e)) => return Err(self.plan_error(e, uploads)),
+            Err(executor::StartError::Running(e)) => return Err(e),
+        };
         let (columns, stream) = regions_as_text(columns, &keep, stream);
         Ok(QueryResult {
             columns,
