@@ -88,6 +88,7 @@ pub fn schema(catalog: Arc<Catalog>, wiring: Wiring) -> ColoSchema {
     .data(catalog)
     .data(wiring.archive)
     .data(wiring.labs)
+    .data(Arc::new(crate::graphql_live::StreamCounts::default()))
     .limit_depth(MAX_DEPTH)
     .limit_complexity(MAX_COMPLEXITY)
     .limit_recursive_depth(32)

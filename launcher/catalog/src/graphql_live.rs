@@ -10,7 +10,8 @@
 //! refusal being the stream's last item. A lab that is no longer recorded at all (removed when
 //! finished) is not a refusal: it has ended, and the stream ends once its last output is sent. Steps come from the launcher as they are recorded (no
 //! status polling); the log is read from the lab's log file every [`LOG_POLL`] while nothing new
-//! is in it, as `tail -f` does.
+//! is in it, as `tail -f` does. One user follows at most [`MAX_STREAMS_PER_USER`] streams at
+//! once.
 
 use crate::Catalog;
 use crate::auth::Scope;
@@ -28,6 +29,47 @@ type Result<T> = std::result::Result<T, async_graphql::Error>;
 pub const LOG_POLL: Duration = Duration::from_millis(200);
 /// Largest piece of log in one item.
 const LOG_PIECE_BYTES: u64 = 64 * 1024;
+
+/// Most streams one user may follow at once (each log stream reads its file every
+/// [`LOG_POLL`]); one more is refused with a message saying so.
+pub const MAX_STREAMS_PER_USER: usize = 32;
+
+/// Streams followed per user now (one count per schema, in its data).
+#[derive(Default)]
+pub struct StreamCounts(parking_lot::Mutex<std::collections::HashMap<String, usize>>);
+
+/// One of a user's streams, counted while it lives.
+struct StreamSlot(Arc<StreamCounts>, String);
+
+impl StreamSlot {
+    fn take(ctx: &Context<'_>, user: &str) -> Result<StreamSlot> {
+        let counts = ctx.data::<Arc<StreamCounts>>()?.clone();
+        let mut by_user = counts.0.lock();
+        let n = by_user.entry(user.to_string()).or_default();
+        if *n >= MAX_STREAMS_PER_USER {
+            return Err(gql(CatalogError::BadRequest {
+                detail: format!(
+                    "{user} follows {MAX_STREAMS_PER_USER} streams already: end one (close its subscription) first"
+                ),
+            }));
+        }
+        *n += 1;
+        drop(by_user);
+        Ok(StreamSlot(counts, user.to_string()))
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut by_user = self.0.0.lock();
+        if let Some(n) = by_user.get_mut(&self.1) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                by_user.remove(&self.1);
+            }
+        }
+    }
+}
 
 /// The token a WebSocket client connected with, kept to check it again before every item (it is
 /// never shown: no `Debug`).
@@ -58,6 +100,7 @@ fn guarded<T, S>(
     items: S,
     check: impl Fn() -> Result<()> + Send + Sync + 'static,
     is_last: fn(&T) -> bool,
+    slot: Option<StreamSlot>,
 ) -> impl Stream<Item = Result<T>> + Send
 where
     T: Send + 'static,
@@ -65,15 +108,15 @@ where
 {
     let check = Arc::new(check);
     stream::unfold(
-        (items, check, false),
-        move |(mut items, check, ended)| async move {
+        (items, check, false, slot),
+        move |(mut items, check, ended, slot)| async move {
             if ended {
                 return None;
             }
             let item = items.next().await?;
             let item = check().and(item);
             let last = item.as_ref().map_or(true, is_last);
-            Some((item, (items, check, last)))
+            Some((item, (items, check, last, slot)))
         },
     )
 }
@@ -184,6 +227,7 @@ impl LabSubscription {
         let cat = catalog(ctx)?.clone();
         let lab = cat.lab(c, &id).map_err(gql)?;
         let credential = ctx.data::<Credential>()?.clone();
+        let slot = StreamSlot::take(ctx, &c.user.name)?;
         let (past, live) = launcher(ctx)?
             .watch(&lab.id)
             .ok_or_else(|| not_run_here(&lab.id))?;
@@ -193,6 +237,7 @@ impl LabSubscription {
             steps,
             move || may_watch(&cat, &credential, &lab_id),
             is_final,
+            Some(slot),
         ))
     }
 
@@ -213,6 +258,7 @@ impl LabSubscription {
         if runner.steps(&lab.id).is_empty() {
             return Err(not_run_here(&lab.id));
         }
+        let slot = StreamSlot::take(ctx, &c.user.name)?;
         let bad = |detail| gql(CatalogError::BadRequest { detail });
         let (_, len) = runner.log_from(&lab.id, 0, 0).map_err(bad)?;
         let start = len.saturating_sub(tail_bytes);
@@ -230,6 +276,7 @@ impl LabSubscription {
             pieces,
             move || may_watch(&cat, &credential, &lab_id),
             |_| false,
+            Some(slot),
         ))
     }
 }
@@ -263,7 +310,7 @@ mod tests {
     #[tokio::test]
     async fn guarded_streams_end_after_the_last_item_or_a_refusal() {
         let items = stream::iter(vec![Ok(1), Ok(2), Ok(3)]);
-        let got: Vec<_> = guarded(items, || Ok(()), |n| *n == 2).collect().await;
+        let got: Vec<_> = guarded(items, || Ok(()), |n| *n == 2, None).collect().await;
         assert_eq!(
             got.into_iter().map(|r| r.unwrap()).collect::<Vec<_>>(),
             [1, 2]
@@ -279,7 +326,7 @@ mod tests {
             }
         };
         let items = stream::iter(vec![Ok(1), Ok(2), Ok(3)]);
-        let got: Vec<_> = guarded(items, check, |_| false).collect().await;
+        let got: Vec<_> = guarded(items, check, |_| false, None).collect().await;
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].as_ref().unwrap(), &1);
         assert_eq!(got[1].as_ref().unwrap_err().message, "gone");

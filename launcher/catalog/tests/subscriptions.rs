@@ -269,3 +269,31 @@ async fn a_lab_removed_as_it_finishes_still_gives_its_last_output() {
     let r = next(&mut late).await.expect("an answer");
     assert_eq!(code(&r), "\"NOT_FOUND\"", "{:?}", r.errors);
 }
+
+#[tokio::test]
+async fn one_user_follows_a_bounded_number_of_streams() {
+    use colo_catalog::graphql_live::MAX_STREAMS_PER_USER;
+    let w = world();
+    w.lab.step("RUNNING");
+    let mut open = Vec::new();
+    for _ in 0..MAX_STREAMS_PER_USER {
+        let mut s = Box::pin(w.subscribe(&w.alice, EVENTS));
+        assert_eq!(state(&next(&mut s).await.expect("past")), "PENDING");
+        open.push(s);
+    }
+    let mut refused = Box::pin(w.subscribe(&w.alice, LOGS));
+    let r = next(&mut refused).await.expect("an answer");
+    assert!(
+        r.errors[0].message.contains("follows 32 streams already"),
+        "{:?}",
+        r.errors
+    );
+    // Bob is not counted with alice; one of hers ended frees a place.
+    let alice = w.cat.authenticate(&w.alice).expect("alice");
+    w.cat.share_lab(&alice, &w.lab_id, "bob").expect("share");
+    let mut bobs = Box::pin(w.subscribe(&w.bob, EVENTS));
+    assert_eq!(state(&next(&mut bobs).await.expect("past")), "PENDING");
+    open.pop();
+    let mut again = Box::pin(w.subscribe(&w.alice, EVENTS));
+    assert_eq!(state(&next(&mut again).await.expect("past")), "PENDING");
+}
