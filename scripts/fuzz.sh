@@ -16,7 +16,7 @@ source "$(dirname "$0")/env.sh"
 cd "$COLO_REPO"
 
 FUZZ_HOME="$COLO_CACHE/fuzz"
-TARGETS=(adql dali_params uws vo_requests votable_upload fits config_toml graphql)
+TARGETS=(adql dali_params uws vo_requests votable_upload fits config_toml graphql lab_proxy)
 BUILD=(--dev -s none --target-dir "$COLO_CACHE/fuzz-target")
 
 need_tools() {

@@ -206,6 +206,20 @@ def graphql() -> list[bytes]:
     return out
 
 
+# Requests through the lab proxy (`METHOD PATH`, then headers): credentials to keep from the lab,
+# a forged lab secret, upgrades, odd methods and paths.
+LAB_PROXY = [
+    "GET /labs/lab-fuzz/api/contents/work?type=directory\nAuthorization: Bearer colo_xxxxxxxx\n",
+    "GET /labs/lab-fuzz/lab\nCookie: _xsrf=abc; colo_session=colo_s; colo_csrf=c\nHost: 127.0.0.1:8765\n",
+    "POST /labs/lab-fuzz/api/kernels\nX-Colo-Lab-Secret: forged\nContent-Type: application/json\n",
+    "GET /labs/lab-fuzz/api/kernels/k/channels\nConnection: Upgrade\nUpgrade: websocket\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\nSec-WebSocket-Version: 13\n",
+    "DELETE /labs/lab-fuzz/api/sessions/s\nCookie: colo_session=a\nCookie: colo_session=b; keep=1\n",
+    "HEAD /labs/lab-fuzz/files/big.bin\nTransfer-Encoding: chunked\nTE: trailers\n",
+    "GET /labs/lab-fuzz/../lab-other/api/contents\nProxy-Authorization: Basic eDp5\n",
+]
+
+
 def main() -> int:
     for query in adql() + TAP_QUERIES:
         write("adql", query)
@@ -230,6 +244,8 @@ def main() -> int:
         write("config_toml", config)
     for body in graphql():
         write("graphql", body)
+    for request in LAB_PROXY:
+        write("lab_proxy", request)
     for target in sorted(p.name for p in SEEDS.iterdir()):
         print(f"{target}: {len(list((SEEDS / target).iterdir()))} seeds")
     return 0

@@ -4,7 +4,8 @@
 //! found in `fuzz/regressions/<target>/` — so a crash found once stays a failing test until fixed.
 //!
 //! Each function feeds the bytes to one parser colo exposes to what users send, the way the
-//! service does, and asserts nothing but the absence of a panic (or an abort, a hang, an
+//! service does, and asserts nothing but the absence of a panic (the lab proxy's target also
+//! checks what reaches the lab: no caller credential, the lab's own secret) (or an abort, a hang, an
 //! allocation beyond libFuzzer's RSS limit): an error answer is a correct answer to garbage.
 //! Where a parser sits behind HTTP (UWS, the DALI parameters of TAP/SIA/SODA/DataLink, GraphQL)
 //! the request goes through the real axum router, in memory, so extractors and fault mapping are
@@ -12,10 +13,12 @@
 //! [`services`]) over the 2,000-row Hipparcos sample that the server's own tests use.
 
 mod graphql;
+mod lab_proxy;
 mod parsers;
 mod services;
 
 pub use graphql::graphql;
+pub use lab_proxy::lab_proxy;
 pub use parsers::{adql, config_toml, dali_params, fits, votable_upload};
 pub use services::{uws, vo_requests};
 
@@ -34,6 +37,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("fits", fits),
     ("config_toml", config_toml),
     ("graphql", graphql),
+    ("lab_proxy", lab_proxy),
 ];
 
 /// One runtime per process: a current-thread one, so a fuzz iteration is deterministic in what
