@@ -4,17 +4,17 @@ JupyterLab (the pins of scripts/requirements-lab.txt, plus jupyterhub in the sam
 127.0.0.1. `run(...)` times, per run: POST /hub/api/users/<u>/server → the server is ready (the
 hub's own `ready`), then → a kernel through the hub's proxy has executed the same cell, reading
 the same FITS files from a local directory (the hub's best case: no remote volume at all)."""
-import json
 import os
 import pwd
 import secrets
 import signal
 import subprocess
 import time
-import uuid
 
 import requests
 import websocket
+
+import lab_proxy
 
 USER = "hubbench"
 PORT = 18300
@@ -94,18 +94,9 @@ class Hub:
         kid = requests.post(f"{user}/api/kernels", headers=self.auth, json={}, timeout=60).json()["id"]
         ws = websocket.create_connection(f"{user.replace('http', 'ws')}/api/kernels/{kid}/channels",
                                          header=[f"Authorization: token {self.token}"])
-        msg_id = uuid.uuid4().hex
-        ws.send(json.dumps({"header": {"msg_id": msg_id, "username": USER, "session": msg_id,
-                                       "msg_type": "execute_request", "version": "5.3"},
-                            "parent_header": {}, "metadata": {}, "channel": "shell",
-                            "content": {"code": cell, "silent": False, "store_history": False,
-                                        "user_expressions": {}, "allow_stdin": False}}))
-        while True:
-            m = json.loads(ws.recv())
-            if m.get("parent_header", {}).get("msg_id") == msg_id and m["msg_type"] == "execute_reply":
-                assert m["content"]["status"] == "ok", m
-                ws.close()
-                return
+        m = lab_proxy.execute(ws, cell)
+        assert m["content"]["status"] == "ok", m
+        ws.close()
 
     def stop_server(self):
         requests.delete(f"{self.base}/hub/api/users/{USER}/server", headers=self.auth, timeout=60)

@@ -40,22 +40,27 @@ def download_mib_s(get, expected_bytes):
     return expected_bytes / elapsed / 2**20
 
 
+def execute(ws, code, silent=False, session=None):
+    """Runs `code` on the kernel behind `ws` (Jupyter's channels WebSocket); its execute_reply."""
+    msg_id = uuid.uuid4().hex
+    ws.send(json.dumps({"header": {"msg_id": msg_id, "username": "bench", "session": session or msg_id,
+                                   "msg_type": "execute_request", "version": "5.3"},
+                        "parent_header": {}, "metadata": {}, "channel": "shell",
+                        "content": {"code": code, "silent": silent, "store_history": False,
+                                    "user_expressions": {}, "allow_stdin": False}}))
+    while True:
+        m = json.loads(ws.recv())
+        if m.get("parent_header", {}).get("msg_id") == msg_id and m["msg_type"] == "execute_reply":
+            return m
+
+
 def round_trips(ws, n):
     """Seconds per execute_request → execute_reply, `n` times."""
     session = uuid.uuid4().hex
     times = []
     for _ in range(n):
-        msg_id = uuid.uuid4().hex
         t0 = time.perf_counter()
-        ws.send(json.dumps({"header": {"msg_id": msg_id, "username": "bench", "session": session,
-                                       "msg_type": "execute_request", "version": "5.3"},
-                            "parent_header": {}, "metadata": {}, "channel": "shell",
-                            "content": {"code": "1", "silent": True, "store_history": False,
-                                        "user_expressions": {}, "allow_stdin": False}}))
-        while True:
-            m = json.loads(ws.recv())
-            if m.get("parent_header", {}).get("msg_id") == msg_id and m["msg_type"] == "execute_reply":
-                break
+        execute(ws, "1", silent=True, session=session)
         times.append(time.perf_counter() - t0)
     return times
 

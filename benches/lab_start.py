@@ -6,7 +6,6 @@ colo's resident memory with the labs running; colo's lab proxy against JupyterLa
 medians and colo's time as a fraction of JupyterHub's.
 
     lab_start.py COLO WORK RUNS [HUB_VENV CHP]   (LAB_CPU_MILLIS: the colo lab's CPU, default 2000)"""
-import json
 import os
 import re
 import signal
@@ -14,10 +13,11 @@ import statistics
 import subprocess
 import sys
 import time
-import uuid
 
 import requests
 import websocket
+
+import lab_proxy
 
 colo, work, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
 hub_venv, chp = (sys.argv[4], sys.argv[5]) if len(sys.argv) > 5 else (None, None)
@@ -50,17 +50,8 @@ def first_cell(lab):
     kid = requests.post(f"{base}/labs/{lab}/api/kernels", headers=auth, json={}).json()["id"]
     ws = websocket.create_connection(f"{base.replace('http', 'ws')}/labs/{lab}/api/kernels/{kid}/channels",
                                      header=[f"Authorization: Bearer {token}"])
-    msg_id = uuid.uuid4().hex
-    ws.send(json.dumps({"header": {"msg_id": msg_id, "username": "admin", "session": msg_id,
-                                   "msg_type": "execute_request", "version": "5.3"},
-                        "parent_header": {}, "metadata": {}, "channel": "shell",
-                        "content": {"code": CELL, "silent": False, "store_history": False,
-                                    "user_expressions": {}, "allow_stdin": False}}))
-    while True:
-        m = json.loads(ws.recv())
-        if m.get("parent_header", {}).get("msg_id") == msg_id and m["msg_type"] == "execute_reply":
-            assert m["content"]["status"] == "ok", m
-            return
+    m = lab_proxy.execute(ws, CELL)
+    assert m["content"]["status"] == "ok", m
 
 
 def rss_mib(pid):
@@ -100,7 +91,6 @@ try:
     print(f"colo, {cpu_millis} millicores, median of {runs}: RUNNING {statistics.median(running):.2f} s, "
           f"first cell {statistics.median(cells):.2f} s", flush=True)
     # The proxy against going to JupyterLab directly: a lab with a volume holding a 100 MiB file.
-    import lab_proxy
     big = os.path.join(work, "bigdata")
     os.makedirs(big, exist_ok=True)
     size = 100 << 20

@@ -51,6 +51,16 @@ def until_final(p, user, lab_id, timeout=60):
     return p.until(user, lab_id, (), timeout)
 
 
+def until_removed(p, user, lab_id, timeout=60):
+    """The answer to `datalab(id)` once it is an error (the lab removed itself), or the last one."""
+    deadline = time.time() + timeout
+    while True:
+        r = gql(p, user, GET, {"id": lab_id})
+        if r.get("errors") or time.time() > deadline:
+            return r
+        time.sleep(0.2)
+
+
 def test_a_headless_lab_runs_as_its_user_with_exactly_its_volumes(platform):
     p = platform
     r = launch(p, "alice", volumes=["imgs", "work"], args=["-c", INSIDE], memoryMib=256, cpuMillis=500)
@@ -194,12 +204,7 @@ def test_a_headless_run_writes_its_output_and_removes_itself_when_finished(platf
     code = "open('/media/data/work/run-output.txt', 'w').write('the run ran\\n')"
     lab = launch(p, "alice", volumes=["work"], removeWhenFinished=True, args=["-c", code])
     lab_id = lab["data"]["createDatalab"]["id"]
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        r = gql(p, "alice", GET, {"id": lab_id})
-        if r.get("errors"):
-            break
-        time.sleep(0.2)
+    r = until_removed(p, "alice", lab_id)
     assert r["errors"][0]["extensions"]["code"] == "NOT_FOUND", "removed once finished"
     written = os.path.join(p.dav_dir, "run-output.txt")
     deadline = time.time() + 30
@@ -247,12 +252,7 @@ def test_a_cwl_run_writes_its_outputs_to_the_users_volume_and_removes_itself(pla
     assert events[-1]["datalabEvents"]["state"] == "STOPPED", events
     log = "".join(piece["datalabLogs"] for piece in log)
     assert "Final process status is success" in log, (log, events)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        r = gql(p, "alice", GET, {"id": lab_id})
-        if r.get("errors"):
-            break
-        time.sleep(0.2)
+    r = until_removed(p, "alice", lab_id)
     assert r["errors"][0]["extensions"]["code"] == "NOT_FOUND", ("removed once finished", r)
     # cwltool staged its output into alice's volume: at the WebDAV server, sorted.
     written = os.path.join(p.dav_dir, "cwl", "out", "sorted.txt")
