@@ -22,8 +22,10 @@ use std::time::Duration;
 pub enum Endpoint {
     /// A Unix socket (the better choice: reachable by the lab's account and colo only).
     Unix(std::path::PathBuf),
-    /// A port of 127.0.0.1.
+    /// A port of 127.0.0.1 (for a Pod's server: the port in the Pod, until its address is known).
     Tcp(u16),
+    /// An address on the cluster's network: a Pod's IP and port.
+    Addr(std::net::SocketAddr),
 }
 
 impl Endpoint {
@@ -31,6 +33,7 @@ impl Endpoint {
         match self {
             Endpoint::Unix(_) => "localhost".into(),
             Endpoint::Tcp(port) => format!("127.0.0.1:{port}"),
+            Endpoint::Addr(addr) => addr.to_string(),
         }
     }
 }
@@ -40,6 +43,7 @@ impl std::fmt::Display for Endpoint {
         match self {
             Endpoint::Unix(path) => write!(f, "socket {}", path.display()),
             Endpoint::Tcp(port) => write!(f, "port {port}"),
+            Endpoint::Addr(addr) => write!(f, "{addr}"),
         }
     }
 }
@@ -118,10 +122,27 @@ type Connection = (
     tokio::task::JoinHandle<()>,
 );
 
+const CONNECT_LIMIT: Duration = Duration::from_secs(5);
+
+fn late(_: tokio::time::error::Elapsed) -> String {
+    "the lab's server did not accept a connection within 5 s".to_string()
+}
+
+fn absent(e: std::io::Error) -> String {
+    format!("the lab's server is not listening ({e})")
+}
+
+async fn tcp(addr: std::net::SocketAddr) -> Result<Connection, String> {
+    let stream = tokio::time::timeout(CONNECT_LIMIT, tokio::net::TcpStream::connect(addr))
+        .await
+        .map_err(late)?
+        .map_err(absent)?;
+    let _ = stream.set_nodelay(true);
+    handshake(stream).await
+}
+
 async fn connect(endpoint: &Endpoint) -> Result<Connection, String> {
-    let limit = Duration::from_secs(5);
-    let late = |_| "the lab's server did not accept a connection within 5 s".to_string();
-    let absent = |e: std::io::Error| format!("the lab's server is not listening ({e})");
+    let limit = CONNECT_LIMIT;
     match endpoint {
         Endpoint::Unix(path) => {
             let stream = tokio::time::timeout(limit, tokio::net::UnixStream::connect(path))
@@ -130,15 +151,8 @@ async fn connect(endpoint: &Endpoint) -> Result<Connection, String> {
                 .map_err(absent)?;
             handshake(stream).await
         }
-        Endpoint::Tcp(port) => {
-            let stream =
-                tokio::time::timeout(limit, tokio::net::TcpStream::connect(("127.0.0.1", *port)))
-                    .await
-                    .map_err(late)?
-                    .map_err(absent)?;
-            let _ = stream.set_nodelay(true);
-            handshake(stream).await
-        }
+        Endpoint::Tcp(port) => tcp(std::net::SocketAddr::from(([127, 0, 0, 1], *port))).await,
+        Endpoint::Addr(addr) => tcp(*addr).await,
     }
 }
 

@@ -8,8 +8,8 @@
 //! with no output keeps its kernel `busy`, so it is never culled however long it runs; a lab
 //! left alone with idle kernels is warned, then stopped, with the reason in its events.
 
+use crate::backend::LabBackend;
 use crate::http::{Upstream, get_json};
-use crate::local::LocalBackend;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::watch;
@@ -54,7 +54,7 @@ fn secs(t: SystemTime) -> u64 {
 }
 
 /// Keeps lab `id` by `policy` until it ends.
-pub fn keep(backend: Arc<LocalBackend>, id: String, policy: KeepPolicy) -> Keeper {
+pub fn keep(backend: Arc<dyn LabBackend>, id: String, policy: KeepPolicy) -> Keeper {
     let (tx, mut rx) = watch::channel(policy.expires_at);
     tokio::spawn(async move {
         let mut warned_for: Option<SystemTime> = None;
@@ -64,7 +64,7 @@ pub fn keep(backend: Arc<LocalBackend>, id: String, policy: KeepPolicy) -> Keepe
         let mut last_seen: Option<String> = None;
         let mut idle_warned = false;
         loop {
-            let state = match backend.status(&id) {
+            let state = match backend.labs().status(&id) {
                 Ok(e) => e.state,
                 Err(_) => return,
             };
@@ -78,7 +78,7 @@ pub fn keep(backend: Arc<LocalBackend>, id: String, policy: KeepPolicy) -> Keepe
             let deadline = *rx.borrow_and_update();
             let left = deadline.duration_since(now).unwrap_or_default();
             if left.is_zero() {
-                let _ = backend.stop_because(
+                let _ = backend.labs().stop_because(
                     &id,
                     &format!(
                         "expired (its time ended at {} s since the epoch)",
@@ -90,7 +90,7 @@ pub fn keep(backend: Arc<LocalBackend>, id: String, policy: KeepPolicy) -> Keepe
             let span = deadline.duration_since(set_at).unwrap_or_default();
             if left <= warn_before(span) && warned_for != Some(deadline) {
                 warned_for = Some(deadline);
-                let _ = backend.notice(
+                let _ = backend.labs().notice(
                     &id,
                     &format!(
                         "expires in {} s (at {} s since the epoch): renewDatalab extends it",
@@ -102,6 +102,12 @@ pub fn keep(backend: Arc<LocalBackend>, id: String, policy: KeepPolicy) -> Keepe
             if let (Some(timeout), Some(up)) = (policy.idle_timeout, &policy.jupyter)
                 && state == crate::LabState::Running
             {
+                // Where it answers now (a Pod's address is known once it runs).
+                let mut up = up.clone();
+                if let Some(at) = backend.endpoint(&id) {
+                    up.endpoint = at;
+                }
+                let up = &up;
                 let busy = get_json(up, &kernels_path(up))
                     .await
                     .and_then(|v| {
@@ -117,7 +123,7 @@ pub fn keep(backend: Arc<LocalBackend>, id: String, policy: KeepPolicy) -> Keepe
                 tracing::debug!(lab = %id, busy, activity = ?activity, "lab activity");
                 if busy || (activity.is_some() && activity != last_seen) {
                     if idle_warned {
-                        let _ = backend.notice(&id, "active again: not culled");
+                        let _ = backend.labs().notice(&id, "active again: not culled");
                     }
                     idle_since = Instant::now();
                     idle_warned = false;
@@ -127,7 +133,7 @@ pub fn keep(backend: Arc<LocalBackend>, id: String, policy: KeepPolicy) -> Keepe
                 }
                 let idle = idle_since.elapsed();
                 if idle >= timeout {
-                    let _ = backend.stop_because(
+                    let _ = backend.labs().stop_because(
                         &id,
                         &format!(
                             "culled: idle for {} s (no kernel busy, no activity)",
@@ -138,7 +144,7 @@ pub fn keep(backend: Arc<LocalBackend>, id: String, policy: KeepPolicy) -> Keepe
                 }
                 if !idle_warned && idle >= timeout - warn_before(timeout) {
                     idle_warned = true;
-                    let _ = backend.notice(
+                    let _ = backend.labs().notice(
                         &id,
                         &format!(
                             "idle for {} s: culled in {} s unless used",

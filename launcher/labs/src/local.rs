@@ -11,90 +11,30 @@
 //! event files whose last state is not final: [`LocalBackend::recover`] kills what is left in
 //! those labs' cgroups and records them STOPPED, with the reason.
 
+use crate::backend::LabBackend;
+use crate::book::{Lab, LabHandle, LabTable, last_line};
 use crate::cgroup::{Hierarchy, LabCgroup};
 use crate::error::{LabError, Result};
 use crate::lifecycle::{LabEvent, LabState};
 use crate::plan::{InitPlan, LabSpec};
-use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::time::Duration;
-use tokio::sync::{Notify, mpsc};
 
 /// How often a starting lab's status file is looked at.
 const STATUS_POLL: Duration = Duration::from_millis(20);
 /// How long a lab's volumes may take to appear in its user's view (see `Run::go`).
 const VOLUME_WAIT: Duration = Duration::from_secs(3);
 
-/// A running or ended lab, as the backend keeps it.
-struct Lab {
-    events: Mutex<Vec<LabEvent>>,
-    subscribers: Mutex<Vec<mpsc::UnboundedSender<LabEvent>>>,
-    stop: Notify,
-    /// Why it is being stopped (default: on request).
-    stop_reason: Mutex<Option<String>>,
-    dir: PathBuf,
-}
-
-impl Lab {
-    fn state(&self) -> Option<LabState> {
-        self.events.lock().ok()?.last().map(|e| e.state)
-    }
-
-    /// Records and sends the transition (if the lifecycle allows it).
-    fn emit(&self, lab: &str, state: LabState, reason: impl Into<String>) {
-        self.record(lab, Some(state), reason.into());
-    }
-
-    /// A transition to `state`, or (`None`) a notice in the current state — a warning before an
-    /// expiry or an idle cull.
-    fn record(&self, lab: &str, state: Option<LabState>, reason: String) {
-        let event = {
-            let Ok(mut events) = self.events.lock() else {
-                return;
-            };
-            let last = events.last().map(|e| e.state);
-            let event = match (state, last) {
-                (Some(next), Some(now)) if !now.may_become(next) => return,
-                (Some(next), _) => LabEvent::now(lab, next, reason),
-                (None, Some(now)) if !now.is_final() => LabEvent::now(lab, now, reason),
-                (None, _) => return,
-            };
-            events.push(event.clone());
-            // Sent under the events' lock, so a subscriber ([`LocalBackend::watch`]) that took
-            // the events so far misses none and sees none twice.
-            if let Ok(mut subs) = self.subscribers.lock() {
-                subs.retain(|s| s.send(event.clone()).is_ok());
-            }
-            event
-        };
-        let state = event.state;
-        tracing::info!(lab, state = state.as_str(), reason = %event.reason, "lab");
-        let path = self.dir.join("events.jsonl");
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(&path)
-            && let Ok(line) = serde_json::to_string(&event)
-        {
-            let _ = writeln!(f, "{line}");
-            let _ = f.sync_data();
-        }
-    }
-}
-
 pub struct LocalBackend {
-    dir: PathBuf,
+    table: LabTable,
     init: Vec<OsString>,
     mount_point: PathBuf,
     hierarchy: Option<Hierarchy>,
-    labs: Mutex<HashMap<String, Arc<Lab>>>,
     spawner: Spawner,
 }
 
@@ -142,23 +82,15 @@ impl Spawner {
     }
 }
 
-/// What [`LocalBackend::start`] gives back: the lab's events from PENDING on.
-pub struct LabHandle {
-    pub id: String,
-    pub events: mpsc::UnboundedReceiver<LabEvent>,
-}
-
 impl LocalBackend {
     /// A backend keeping its labs' files under `dir`, starting each lab's first process as
     /// `init PLAN.json` (colo: `[colo, "lab-init"]`), volumes at `mount_point` inside the lab.
     pub fn new(dir: &Path, init: Vec<OsString>, mount_point: &Path) -> Result<LocalBackend> {
-        std::fs::create_dir_all(dir).map_err(LabError::io(dir))?;
         Ok(LocalBackend {
-            dir: dir.to_path_buf(),
+            table: LabTable::new(dir)?,
             init,
             mount_point: mount_point.to_path_buf(),
             hierarchy: Hierarchy::detect(),
-            labs: Mutex::new(HashMap::new()),
             spawner: Spawner::new()?,
         })
     }
@@ -168,184 +100,12 @@ impl LocalBackend {
         self.hierarchy.as_ref()
     }
 
-    fn lab(&self, id: &str) -> Result<Arc<Lab>> {
-        self.labs
-            .lock()
-            .ok()
-            .and_then(|l| l.get(id).cloned())
-            .ok_or_else(|| LabError::NoSuchLab {
-                lab: id.to_string(),
-            })
-    }
-
-    /// Starts the lab `spec` describes; its events follow on the handle. A spec that breaks a rule
-    /// is refused here (nothing starts); anything that fails later is a FAILED event with the
-    /// reason.
-    pub fn start(&self, spec: LabSpec) -> Result<LabHandle> {
-        spec.validate()?;
-        let dir = self.dir.join(&spec.id);
-        {
-            let labs = self.labs.lock().map_err(|_| LabError::NoSuchLab {
-                lab: spec.id.clone(),
-            })?;
-            if labs
-                .get(&spec.id)
-                .is_some_and(|l| l.state().is_some_and(|s| !s.is_final()))
-            {
-                return Err(LabError::BadSpec {
-                    lab: spec.id.clone(),
-                    detail: "a lab of that id is running".into(),
-                });
-            }
-        }
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(LabError::io(&dir))?;
-        }
-        // The plan holds the lab's environment (a web lab's private token): colo's alone.
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .map_err(LabError::io(&dir))?;
-        let lab = Arc::new(Lab {
-            events: Mutex::new(Vec::new()),
-            subscribers: Mutex::new(Vec::new()),
-            stop: Notify::new(),
-            stop_reason: Mutex::new(None),
-            dir: dir.clone(),
-        });
-        let (tx, rx) = mpsc::unbounded_channel();
-        if let Ok(mut subs) = lab.subscribers.lock() {
-            subs.push(tx);
-        }
-        if let Ok(mut labs) = self.labs.lock() {
-            labs.insert(spec.id.clone(), lab.clone());
-        }
-        lab.emit(
-            &spec.id,
-            LabState::Pending,
-            format!(
-                "{} volume(s), {} millicores, {} MiB",
-                spec.volumes.len(),
-                spec.resources.cpu_millis,
-                spec.resources.memory_bytes >> 20
-            ),
-        );
-        let id = spec.id.clone();
-        let run = Run {
-            spec,
-            lab,
-            init: self.init.clone(),
-            mount_point: self.mount_point.clone(),
-            hierarchy: self.hierarchy.clone(),
-            spawner: self.spawner.clone(),
-        };
-        tokio::spawn(run.go());
-        Ok(LabHandle { id, events: rx })
-    }
-
-    /// The labs that have not ended.
-    pub fn running(&self) -> Vec<String> {
-        let labs = match self.labs.lock() {
-            Ok(l) => l,
-            Err(_) => return Vec::new(),
-        };
-        labs.iter()
-            .filter(|(_, l)| l.state().is_some_and(|s| !s.is_final()))
-            .map(|(id, _)| id.clone())
-            .collect()
-    }
-
-    /// Every event of the lab so far.
-    pub fn events(&self, id: &str) -> Result<Vec<LabEvent>> {
-        Ok(self
-            .lab(id)?
-            .events
-            .lock()
-            .map(|e| e.clone())
-            .unwrap_or_default())
-    }
-
-    /// Every event of the lab so far, and each later one as it happens (the receiver ends when
-    /// the backend forgets the lab).
-    pub fn watch(&self, id: &str) -> Result<(Vec<LabEvent>, mpsc::UnboundedReceiver<LabEvent>)> {
-        let lab = self.lab(id)?;
-        let events = lab.events.lock().map_err(|_| LabError::NoSuchLab {
-            lab: id.to_string(),
-        })?;
-        let (tx, rx) = mpsc::unbounded_channel();
-        if let Ok(mut subs) = lab.subscribers.lock() {
-            subs.push(tx);
-        }
-        Ok((events.clone(), rx))
-    }
-
-    /// At most `max_bytes` of the lab's log from byte `offset` on, and the log's length now.
-    pub fn log_from(&self, id: &str, offset: u64, max_bytes: u64) -> Result<(Vec<u8>, u64)> {
-        use std::io::{Read, Seek, SeekFrom};
-        let path = self.lab(id)?.dir.join("log");
-        let mut file = match std::fs::File::open(&path) {
-            Ok(f) => f,
-            // Not started yet: an empty log.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
-            Err(e) => return Err(LabError::io(&path)(e)),
-        };
-        let len = file.metadata().map_err(LabError::io(&path))?.len();
-        let mut piece = Vec::new();
-        if offset < len && max_bytes > 0 {
-            file.seek(SeekFrom::Start(offset))
-                .map_err(LabError::io(&path))?;
-            file.take(max_bytes.min(len - offset))
-                .read_to_end(&mut piece)
-                .map_err(LabError::io(&path))?;
-        }
-        Ok((piece, len))
-    }
-
-    /// The lab's current state and why.
-    pub fn status(&self, id: &str) -> Result<LabEvent> {
-        self.events(id)?.pop().ok_or_else(|| LabError::NoSuchLab {
-            lab: id.to_string(),
-        })
-    }
-
-    /// The last `bytes` of the lab's log (its stdout and stderr together).
-    pub fn log_tail(&self, id: &str, bytes: u64) -> Result<String> {
-        let path = self.lab(id)?.dir.join("log");
-        let all = std::fs::read(&path).map_err(LabError::io(&path))?;
-        let from = all.len().saturating_sub(bytes as usize);
-        Ok(String::from_utf8_lossy(&all[from..]).into_owned())
-    }
-
-    /// Asks the lab to stop: SIGTERM to its first process, SIGKILL 10 s later, and whatever is
-    /// left in its cgroup killed when it ends.
-    pub fn stop(&self, id: &str) -> Result<()> {
-        let lab = self.lab(id)?;
-        lab.stop.notify_one();
-        Ok(())
-    }
-
-    /// [`LocalBackend::stop`], with the reason its events give ("expired", "culled: idle").
-    pub fn stop_because(&self, id: &str, reason: &str) -> Result<()> {
-        let lab = self.lab(id)?;
-        if let Ok(mut r) = lab.stop_reason.lock() {
-            *r = Some(reason.to_string());
-        }
-        lab.stop.notify_one();
-        Ok(())
-    }
-
-    /// An event in the lab's current state: a warning the user should see.
-    pub fn notice(&self, id: &str, reason: &str) -> Result<()> {
-        self.lab(id)?.record(id, None, reason.to_string());
-        Ok(())
-    }
-
     /// After a restart of colo: labs whose last recorded state is not final are stopped (what
     /// is left in their cgroups is killed) and recorded STOPPED. Returns their ids.
     pub async fn recover(&self) -> Result<Vec<String>> {
         let mut recovered = Vec::new();
-        let entries = std::fs::read_dir(&self.dir).map_err(LabError::io(&self.dir))?;
+        let dir = self.table.dir();
+        let entries = std::fs::read_dir(dir).map_err(LabError::io(dir))?;
         for entry in entries.flatten() {
             let id = entry.file_name().to_string_lossy().into_owned();
             let events_file = entry.path().join("events.jsonl");
@@ -359,7 +119,7 @@ impl LocalBackend {
             let Some(last) = events.last() else {
                 continue;
             };
-            if last.state.is_final() || self.lab(&id).is_ok() {
+            if last.state.is_final() || self.table.lab(&id).is_ok() {
                 continue;
             }
             if let Some(h) = &self.hierarchy
@@ -367,25 +127,58 @@ impl LocalBackend {
             {
                 group.remove().await;
             }
-            let lab = Arc::new(Lab {
-                events: Mutex::new(events),
-                subscribers: Mutex::new(Vec::new()),
-                stop: Notify::new(),
-                stop_reason: Mutex::new(None),
-                dir: entry.path(),
-            });
+            let lab = Arc::new(Lab::new(entry.path()));
+            if let Ok(mut past) = lab.events.lock() {
+                *past = events;
+            }
             lab.emit(
                 &id,
                 LabState::Stopping,
                 "colo restarted: the lab's processes are stopped",
             );
             lab.emit(&id, LabState::Stopped, "colo restarted while the lab ran");
-            if let Ok(mut labs) = self.labs.lock() {
-                labs.insert(id.clone(), lab);
-            }
+            self.table.insert(&id, lab);
             recovered.push(id);
         }
         Ok(recovered)
+    }
+}
+
+impl LabBackend for LocalBackend {
+    /// Starts the lab `spec` describes; its events follow on the handle. A spec that breaks a rule
+    /// is refused here (nothing starts); anything that fails later is a FAILED event with the
+    /// reason.
+    fn start(&self, spec: LabSpec) -> Result<LabHandle> {
+        let (lab, handle) = self.table.open(&spec)?;
+        if let Ok(mut at) = lab.endpoint.lock() {
+            *at = spec.ready.as_ref().map(|r| r.endpoint.clone());
+        }
+        let run = Run {
+            spec,
+            lab,
+            init: self.init.clone(),
+            mount_point: self.mount_point.clone(),
+            hierarchy: self.hierarchy.clone(),
+            spawner: self.spawner.clone(),
+        };
+        tokio::spawn(run.go());
+        Ok(handle)
+    }
+
+    fn labs(&self) -> &LabTable {
+        &self.table
+    }
+
+    fn web_listen(&self, home: &Path) -> crate::http::Endpoint {
+        crate::http::Endpoint::Unix(home.join("jupyter.sock"))
+    }
+
+    fn endpoint(&self, id: &str) -> Option<crate::http::Endpoint> {
+        // Where the spec said its server listens (a socket in its home folder), while it runs.
+        let lab = self.table.lab(id).ok()?;
+        (lab.state() == Some(LabState::Running))
+            .then(|| lab.endpoint.lock().ok()?.clone())
+            .flatten()
     }
 }
 
@@ -422,7 +215,7 @@ impl Run {
     }
 
     fn stop_reason(&self) -> Option<String> {
-        self.lab.stop_reason.lock().ok()?.clone()
+        self.lab.stop_reason()
     }
 
     /// The events of the steps the status file shows (each once: the lifecycle refuses repeats),
@@ -618,17 +411,4 @@ fn private_file(path: &Path) -> std::result::Result<std::fs::File, String> {
         .mode(0o600)
         .open(path)
         .map_err(|e| format!("{}: {e}", path.display()))
-}
-
-fn last_line(log: &Path) -> String {
-    let text = std::fs::read(log).unwrap_or_default();
-    let from = text.len().saturating_sub(4096);
-    String::from_utf8_lossy(&text[from..])
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("(empty)")
-        .chars()
-        .take(300)
-        .collect()
 }

@@ -41,6 +41,9 @@ pub struct LabSpec {
     pub id: String,
     /// The user the lab belongs to, and the account it runs as (never root).
     pub user: String,
+    /// The catalogue's datalab image (`jupyterlab`): the Kubernetes backend runs the container
+    /// image configured for it; the local backend runs `command` on this machine.
+    pub image: String,
     pub uid: u32,
     pub gid: u32,
     /// The program and its arguments.
@@ -140,6 +143,7 @@ mod tests {
         LabSpec {
             id: "lab-1".into(),
             user: "alice".into(),
+            image: "headless-python".into(),
             uid: 1000,
             gid: 1000,
             command: vec!["true".into()],

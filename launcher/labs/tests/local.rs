@@ -2,7 +2,7 @@
 //! switch (the test runs as root, as colo does). Each lab runs a shell as uid 1000 and reports
 //! what it sees; the host side is checked after.
 
-use colo_labs::{LabSpec, LabState, LabVolume, LocalBackend, Resources};
+use colo_labs::{LabBackend, LabSpec, LabState, LabVolume, LocalBackend, Resources};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
@@ -22,6 +22,7 @@ fn spec(id: &str, script: &str, volumes: Vec<LabVolume>, memory_mib: u64) -> Lab
     LabSpec {
         id: id.into(),
         user: "alice".into(),
+        image: "headless-python".into(),
         uid: 1000,
         gid: 1000,
         command: vec!["sh".into(), "-c".into(), script.into()],
@@ -104,7 +105,7 @@ async fn a_lab_sees_only_its_volumes_as_its_user_and_read_only_grants_refuse_wri
         ],
         "{events:?}"
     );
-    let log = b.log_tail("see", 1 << 20).expect("log");
+    let log = b.labs().log_tail("see", 1 << 20).expect("log");
     let lines: Vec<&str> = log.lines().collect();
     assert_eq!(&lines[..3], &["1000", "1000", "archive"], "{log}");
     assert_eq!(lines[3], "home", "exactly the two volumes: {log}");
@@ -231,7 +232,7 @@ async fn a_stopped_lab_ends_with_all_its_processes_and_a_restart_cleans_up_lefto
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(group.pids().len() >= 3, "{:?}", group.pids());
-    b.stop("long").expect("stop");
+    b.labs().stop("long").expect("stop");
     let mut rest = Vec::new();
     while let Some(e) = handle.events.recv().await {
         let end = e.state.is_final();
@@ -262,7 +263,7 @@ async fn a_stopped_lab_ends_with_all_its_processes_and_a_restart_cleans_up_lefto
         again.recover().await.expect("recover"),
         vec!["ghost".to_string()]
     );
-    let ghost = again.status("ghost").expect("status");
+    let ghost = again.labs().status("ghost").expect("status");
     assert_eq!(ghost.state, LabState::Stopped);
     assert!(ghost.reason.contains("colo restarted"), "{}", ghost.reason);
     assert!(
@@ -287,7 +288,7 @@ async fn a_lab_gets_no_more_cpu_than_its_limit() {
     let throttled = group.throttled_periods().expect("cpu.stat");
     // A tenth of a core over 1 s: the busy loop is held back in (nearly) every 100 ms period.
     assert!(throttled >= 5, "throttled in {throttled} periods");
-    b.stop("busy").expect("stop");
+    b.labs().stop("busy").expect("stop");
     while !handle.events.recv().await.expect("event").state.is_final() {}
 }
 
@@ -321,7 +322,7 @@ async fn a_volume_whose_folder_is_under_the_mount_point_itself_is_still_bound() 
         "{events:?}"
     );
     assert_eq!(
-        b.log_tail("under", 4096).expect("log"),
+        b.labs().log_tail("under", 4096).expect("log"),
         "view\nunder the mount point\n"
     );
 }
