@@ -5,22 +5,28 @@
 //! Layers: [`lifecycle`] (states and events), [`plan`] (what one launch needs, checked before
 //! anything starts), [`cgroup`] (CPU and memory limits, and whether the kernel's OOM killer
 //! struck), [`init`] (the steps taken inside the lab's mount namespace, then `exec` of the tool)
-//! and [`local`] (the embedded backend: one child process of colo per lab).
+//! and the backends behind one trait ([`backend::LabBackend`]): [`local`] (the embedded default:
+//! one child process of colo per lab) and [`kube`] (one Pod per lab, for a cluster).
 //!
 //! Nothing here uses `unsafe`: namespaces, mounts, the user switch and the parent-death signal
 //! come from util-linux (`unshare`, `mount`, `setpriv`), which every Debian has.
 
+pub mod backend;
+pub(crate) mod book;
 pub mod cgroup;
 pub mod error;
 pub mod http;
 pub mod init;
 pub mod keeper;
+pub mod kube;
 pub mod lifecycle;
 pub mod local;
 pub mod plan;
 pub mod portal;
 
+pub use backend::LabBackend;
+pub use book::{LabHandle, LabTable};
 pub use error::{LabError, Result};
 pub use lifecycle::{LabEvent, LabState};
-pub use local::{LabHandle, LocalBackend};
+pub use local::LocalBackend;
 pub use plan::{LabSpec, LabVolume, ReadyProbe, Resources};
