@@ -36,6 +36,9 @@ COLO_BEHAVIOUR_RW_CONFIG="$COLO_TEST_DIR/colo-rw.toml" \
 COLO_BEHAVIOUR_FIXTURE="$COLO_TEST_DIR/fixture" \
   cargo test --workspace -- --include-ignored
 
+echo "== Kubernetes: the deploy manifests and the lab objects colo creates, against the OpenAPI schemas"
+"$COLO_VENV/bin/python" -m pytest -p no:cacheprovider -q tests/deploy
+
 echo "== real-mount tests"
 COLO_BIN="$CARGO_TARGET_DIR/debug/colo" \
   "$COLO_VENV/bin/python" -m pytest -p no:cacheprovider -q --durations=15 tests/mount

@@ -130,6 +130,7 @@ pub async fn up(args: UpArgs) -> Result<()> {
         &config::colo_home(),
         &settings.mount_root,
         catalog.clone(),
+        &settings.labs,
     )
     .await?;
     let base = stack::start_services(

@@ -113,6 +113,30 @@ pub struct ColoConfig {
     pub services: ServicesConfig,
     #[serde(default)]
     pub volume: Vec<VolumeConfig>,
+    #[serde(default)]
+    pub labs: LabsConfig,
+}
+
+/// `[labs]`: where datalabs run.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LabsConfig {
+    /// `local` (the default: child processes of colo on this machine) or `kubernetes` (a Pod
+    /// per lab, placed by `[labs.kubernetes]`).
+    pub backend: Option<String>,
+    /// How long a lab in a cluster may take to be RUNNING, seconds (default 300).
+    pub start_limit_secs: Option<u64>,
+    pub kubernetes: Option<colo_labs::kube::KubeSettings>,
+}
+
+/// Where datalabs run, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LabsBackend {
+    Local,
+    Kubernetes {
+        settings: colo_labs::kube::KubeSettings,
+        start_limit: std::time::Duration,
+    },
 }
 
 /// The checked configuration.
@@ -131,6 +155,7 @@ pub struct Settings {
     pub volumes: Vec<VolumeSpec>,
     pub services: ServiceSettings,
     pub metrics_listen: std::net::SocketAddr,
+    pub labs: LabsBackend,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -256,6 +281,25 @@ pub fn settings(raw: ColoConfig, file: &str) -> Result<Settings, ConfigError> {
             "key 'metrics_listen' = {metrics_text:?}: expected host:port, e.g. {DEFAULT_METRICS_LISTEN}"
         ))
     })?;
+    let labs = match raw.labs.backend.as_deref() {
+        None | Some("local") => {
+            if raw.labs.kubernetes.is_some() {
+                return Err(invalid(
+                    "[labs.kubernetes] is given but labs.backend is not \"kubernetes\"".into(),
+                ));
+            }
+            LabsBackend::Local
+        }
+        Some("kubernetes") => LabsBackend::Kubernetes {
+            settings: raw.labs.kubernetes.clone().unwrap_or_default(),
+            start_limit: std::time::Duration::from_secs(raw.labs.start_limit_secs.unwrap_or(300)),
+        },
+        Some(other) => {
+            return Err(invalid(format!(
+                "key 'labs.backend' = {other:?}: expected \"local\" or \"kubernetes\""
+            )));
+        }
+    };
     let c = &raw.cache;
     let block_kib = c.block_kib.unwrap_or(1024);
     if !(4..=16 * 1024).contains(&block_kib) {
@@ -287,6 +331,7 @@ pub fn settings(raw: ColoConfig, file: &str) -> Result<Settings, ConfigError> {
         volumes,
         services,
         metrics_listen,
+        labs,
     })
 }
 
@@ -443,6 +488,78 @@ fn url_policy(raw: &ServicesConfig, file: &str) -> Result<UrlPolicy, ConfigError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The config of `deploy/kubernetes/colo.yaml` (its ConfigMap's `colo.toml`) is one colo takes.
+    #[test]
+    fn the_kubernetes_deployment_config_is_valid() {
+        let manifest = include_str!("../../../deploy/kubernetes/colo.yaml");
+        let toml: String = manifest
+            .lines()
+            .skip_while(|l| l.trim() != "colo.toml: |")
+            .skip(1)
+            .take_while(|l| l.starts_with("    ") || l.is_empty())
+            .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+            .collect();
+        let s = parse(&toml, "colo.yaml (ConfigMap colo-config)").expect("a valid config");
+        assert_eq!(s.mount_root, PathBuf::from("/var/lib/colo/mnt"));
+        assert_eq!(s.services.listen.port(), 8765);
+        let LabsBackend::Kubernetes { settings, .. } = s.labs else {
+            panic!("labs not on kubernetes: {:?}", s.labs);
+        };
+        for image in ["jupyterlab", "headless-python", "cwl-runner"] {
+            assert!(
+                settings.images.contains_key(image),
+                "no container image for {image}"
+            );
+        }
+    }
+
+    #[test]
+    fn labs_run_locally_by_default_and_in_a_cluster_when_configured() {
+        let volume = "[[volume]]\nname = \"a\"\nurl = \"file:///tmp\"\n";
+        let s = parse(volume, "colo.toml").expect("parses");
+        assert_eq!(s.labs, LabsBackend::Local);
+        let s = parse(
+            &format!(
+                "[labs]\nbackend = \"kubernetes\"\nstart_limit_secs = 90\n\
+                 [labs.kubernetes]\nnamespace_prefix = \"lab-\"\n\
+                 images = {{ jupyterlab = \"reg.example/jl:4\" }}\n{volume}"
+            ),
+            "colo.toml",
+        )
+        .expect("parses");
+        let LabsBackend::Kubernetes {
+            settings,
+            start_limit,
+        } = s.labs
+        else {
+            panic!("not kubernetes: {:?}", s.labs);
+        };
+        assert_eq!(start_limit.as_secs(), 90);
+        assert_eq!(settings.namespace_prefix, "lab-");
+        assert_eq!(settings.images["jupyterlab"], "reg.example/jl:4");
+        // Unset keys keep their defaults: labs go to the data nodes.
+        assert_eq!(settings.node_selector["colo/data-node"], "true");
+        let bad = parse(
+            &format!("[labs]\nbackend = \"docker\"\n{volume}"),
+            "colo.toml",
+        )
+        .expect_err("refused")
+        .to_string();
+        assert!(
+            bad.contains("labs.backend") && bad.contains("kubernetes"),
+            "{bad}"
+        );
+        let typo = parse(
+            &format!(
+                "[labs]\nbackend = \"kubernetes\"\n[labs.kubernetes]\nimagez = {{}}\n{volume}"
+            ),
+            "colo.toml",
+        )
+        .expect_err("refused")
+        .to_string();
+        assert!(typo.contains("imagez"), "{typo}");
+    }
 
     #[test]
     fn a_full_config_parses() {

@@ -20,7 +20,7 @@ use colo_catalog::graphql_labs::{Datalabs, LabStep, LabStepStream};
 use colo_catalog::labs::LabRecord;
 use colo_labs::http::{Endpoint, Upstream};
 use colo_labs::keeper::{KeepPolicy, Keeper, keep};
-use colo_labs::{LabSpec, LabVolume, LocalBackend, ReadyProbe, Resources};
+use colo_labs::{LabBackend, LabSpec, LabVolume, LocalBackend, ReadyProbe, Resources};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -45,7 +45,7 @@ const LAB_SECRET_HEADER: &str = "x-colo-lab-secret";
 const READY_TIMEOUT_SECS: u64 = 120;
 
 pub struct LocalLabs {
-    backend: Arc<LocalBackend>,
+    backend: Arc<dyn LabBackend>,
     catalog: Arc<colo_catalog::Catalog>,
     /// Running labs' expiries and idle culls.
     keepers: Arc<Mutex<HashMap<String, Keeper>>>,
@@ -61,21 +61,47 @@ impl LocalLabs {
         home: &Path,
         mount_root: &Path,
         catalog: Arc<colo_catalog::Catalog>,
+        labs: &crate::config::LabsBackend,
     ) -> Result<Arc<LocalLabs>> {
-        let exe = std::env::current_exe().context("finding colo's own binary")?;
-        let backend = LocalBackend::new(
-            &home.join("labs"),
-            vec![exe.into_os_string(), "lab-init".into()],
-            Path::new(MEDIA_DATA),
-        )?;
-        let stopped = backend.recover().await?;
-        // No lab of this home runs now: home folders its labs left (a colo stopped while they
-        // ended) go.
-        if let Ok(entries) = std::fs::read_dir(home.join("labs")) {
-            for e in entries.flatten() {
-                let _ = std::fs::remove_dir_all(home_of(&e.file_name().to_string_lossy()));
+        let stopped;
+        let backend: Arc<dyn LabBackend> = match labs {
+            crate::config::LabsBackend::Local => {
+                let exe = std::env::current_exe().context("finding colo's own binary")?;
+                let backend = LocalBackend::new(
+                    &home.join("labs"),
+                    vec![exe.into_os_string(), "lab-init".into()],
+                    Path::new(MEDIA_DATA),
+                )?;
+                stopped = backend.recover().await?;
+                // No lab of this home runs now: home folders its labs left (a colo stopped while
+                // they ended) go.
+                if let Ok(entries) = std::fs::read_dir(home.join("labs")) {
+                    for e in entries.flatten() {
+                        let _ = std::fs::remove_dir_all(home_of(&e.file_name().to_string_lossy()));
+                    }
+                }
+                if backend.hierarchy().is_none() {
+                    eprintln!(
+                        "colo: no cgroup hierarchy with cpu and memory here: datalabs run without CPU and memory limits"
+                    );
+                }
+                Arc::new(backend)
             }
-        }
+            crate::config::LabsBackend::Kubernetes {
+                settings,
+                start_limit,
+            } => {
+                let backend = colo_labs::kube::KubeBackend::connect(
+                    settings.clone(),
+                    &home.join("kube-labs"),
+                    Path::new(MEDIA_DATA),
+                    *start_limit,
+                )
+                .await?;
+                stopped = backend.recover().await?;
+                Arc::new(backend)
+            }
+        };
         if !stopped.is_empty() {
             eprintln!(
                 "colo: {} datalab(s) left running by the last colo were stopped: {}",
@@ -83,13 +109,8 @@ impl LocalLabs {
                 stopped.join(", ")
             );
         }
-        if backend.hierarchy().is_none() {
-            eprintln!(
-                "colo: no cgroup hierarchy with cpu and memory here: datalabs run without CPU and memory limits"
-            );
-        }
         Ok(Arc::new(LocalLabs {
-            backend: Arc::new(backend),
+            backend,
             catalog,
             keepers: Arc::new(Mutex::new(HashMap::new())),
             users_root: mount_root.join(colo_vfs::views::USERS_DIR),
@@ -100,16 +121,16 @@ impl LocalLabs {
 
     /// Stops every running lab (colo is stopping), waiting up to `grace` for them to end.
     pub async fn stop_all(&self, grace: std::time::Duration) {
-        let running = self.backend.running();
+        let running = self.backend.labs().running();
         if running.is_empty() {
             return;
         }
         eprintln!("colo: stopping {} datalab(s)", running.len());
         for id in &running {
-            let _ = self.backend.stop_because(id, "colo is stopping");
+            let _ = self.backend.labs().stop_because(id, "colo is stopping");
         }
         let deadline = std::time::Instant::now() + grace;
-        while !self.backend.running().is_empty() && std::time::Instant::now() < deadline {
+        while !self.backend.labs().running().is_empty() && std::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }
@@ -122,48 +143,69 @@ impl LocalLabs {
     fn spec(&self, lab: &LabRecord) -> Result<LabSpec> {
         let plan = &lab.plan;
         let home = home_of(&lab.id);
-        make_home(&home, plan.uid)?;
+        // Local labs listen on a socket in their home folder on this machine; labs in Pods on a
+        // port of the Pod, with the image's own PATH and JupyterLab (whose image carries colo's
+        // Jupyter settings: `deploy/kubernetes/images/jupyterlab`).
+        let listen = self.backend.web_listen(&home);
+        let in_pod = !matches!(listen, Endpoint::Unix(_));
         let mut command = plan.command.clone();
-        let mut env = vec![
-            (
-                "PATH".to_string(),
-                format!("{}/bin:/usr/local/bin:/usr/bin:/bin", self.venv.display()),
-            ),
-            ("HOME".into(), home.display().to_string()),
-            ("USER".into(), plan.user.clone()),
+        let mut env = Vec::new();
+        if in_pod {
+            env.push(("HOME".to_string(), "/tmp".to_string()));
+        } else {
+            make_home(&home, plan.uid)?;
+            env.extend([
+                (
+                    "PATH".to_string(),
+                    format!("{}/bin:/usr/local/bin:/usr/bin:/bin", self.venv.display()),
+                ),
+                ("HOME".into(), home.display().to_string()),
+            ]);
+        }
+        env.extend([
+            ("USER".to_string(), plan.user.clone()),
             ("LANG".into(), "C.UTF-8".into()),
             ("COLO_LAB".into(), lab.id.clone()),
             ("COLO_DATA".into(), MEDIA_DATA.into()),
-        ];
+        ]);
         let mut ready = None;
         match plan.interface.as_deref() {
             None => {}
             Some("jupyter") => {
-                let jupyter = self.venv.join("bin").join("jupyter-lab");
-                anyhow::ensure!(
-                    jupyter.exists(),
-                    "JupyterLab is not installed at {} (run scripts/setup.sh, or set COLO_LAB_VENV)",
-                    jupyter.display()
-                );
-                let socket = home.join("jupyter.sock");
                 let secret = random_hex(32)?;
-                let config = home.join("colo_jupyter_config.py");
-                std::fs::write(&config, JUPYTER_CONFIG)
-                    .with_context(|| format!("writing {}", config.display()))?;
-                std::os::unix::fs::chown(&config, Some(plan.uid), Some(plan.uid))?;
                 let base = format!("/labs/{}/", lab.id);
+                command.push("--no-browser".to_string());
+                match &listen {
+                    Endpoint::Unix(socket) => {
+                        let jupyter = self.venv.join("bin").join("jupyter-lab");
+                        anyhow::ensure!(
+                            jupyter.exists(),
+                            "JupyterLab is not installed at {} (run scripts/setup.sh, or set COLO_LAB_VENV)",
+                            jupyter.display()
+                        );
+                        let config = home.join("colo_jupyter_config.py");
+                        std::fs::write(&config, JUPYTER_CONFIG)
+                            .with_context(|| format!("writing {}", config.display()))?;
+                        std::os::unix::fs::chown(&config, Some(plan.uid), Some(plan.uid))?;
+                        command.extend([
+                            format!("--ServerApp.sock={}", socket.display()),
+                            "--ServerApp.sock_mode=0600".into(),
+                            format!("--config={}", config.display()),
+                        ]);
+                    }
+                    Endpoint::Tcp(port) => command.extend([
+                        "--ServerApp.ip=0.0.0.0".to_string(),
+                        format!("--ServerApp.port={port}"),
+                    ]),
+                    Endpoint::Addr(addr) => anyhow::bail!("a lab cannot listen on {addr}"),
+                }
                 command.extend([
-                    "--no-browser".to_string(),
-                    format!("--ServerApp.sock={}", socket.display()),
-                    "--ServerApp.sock_mode=0600".into(),
                     format!("--ServerApp.base_url={base}"),
                     format!("--ServerApp.root_dir={MEDIA_DATA}"),
-                    format!("--config={}", config.display()),
                 ]);
-                let endpoint = Endpoint::Unix(socket);
                 env.push(("COLO_LAB_SECRET".into(), secret.clone()));
                 ready = Some(ReadyProbe {
-                    endpoint: endpoint.clone(),
+                    endpoint: listen.clone(),
                     path: format!("{base}api/status"),
                     headers: vec![(LAB_SECRET_HEADER.into(), secret.clone())],
                     timeout_secs: READY_TIMEOUT_SECS,
@@ -171,7 +213,7 @@ impl LocalLabs {
                 self.servers.lock().insert(
                     lab.id.clone(),
                     Upstream {
-                        endpoint,
+                        endpoint: listen,
                         base_path: base.clone(),
                         headers: vec![(
                             axum::http::HeaderName::from_static(LAB_SECRET_HEADER),
@@ -188,6 +230,7 @@ impl LocalLabs {
         Ok(LabSpec {
             id: lab.id.clone(),
             user: plan.user.clone(),
+            image: lab.image.clone(),
             uid: plan.uid,
             gid: plan.uid,
             command,
@@ -278,12 +321,13 @@ pub async fn proxy(
             );
         }
     }
-    let running = labs
-        .backend
-        .status(&id)
-        .is_ok_and(|e| e.state == colo_labs::LabState::Running);
-    match labs.upstream(&id) {
-        Some(up) if running => colo_labs::http::forward(req, up).await,
+    // Where it answers now (a Pod's address is known only once it runs).
+    let at = labs.backend.endpoint(&id);
+    match (labs.upstream(&id), at) {
+        (Some(mut up), Some(at)) => {
+            up.endpoint = at;
+            colo_labs::http::forward(req, up).await
+        }
         _ => refuse(
             StatusCode::SERVICE_UNAVAILABLE,
             "this lab is not serving now (see its state and events)",
@@ -343,11 +387,12 @@ impl Datalabs for LocalLabs {
     }
 
     fn stop(&self, lab_id: &str) -> std::result::Result<(), String> {
-        self.backend.stop(lab_id).map_err(|e| e.to_string())
+        self.backend.labs().stop(lab_id).map_err(|e| e.to_string())
     }
 
     fn steps(&self, lab_id: &str) -> Vec<LabStep> {
         self.backend
+            .labs()
             .events(lab_id)
             .unwrap_or_default()
             .into_iter()
@@ -356,7 +401,7 @@ impl Datalabs for LocalLabs {
     }
 
     fn watch(&self, lab_id: &str) -> Option<(Vec<LabStep>, LabStepStream)> {
-        let (past, live) = self.backend.watch(lab_id).ok()?;
+        let (past, live) = self.backend.labs().watch(lab_id).ok()?;
         let live = futures::stream::unfold(live, |mut live| async move {
             let event = live.recv().await?;
             Some((step_of(event), live))
@@ -371,12 +416,14 @@ impl Datalabs for LocalLabs {
         max_bytes: u64,
     ) -> std::result::Result<(Vec<u8>, u64), String> {
         self.backend
+            .labs()
             .log_from(lab_id, offset, max_bytes)
             .map_err(|e| e.to_string())
     }
 
     fn log_tail(&self, lab_id: &str, bytes: u64) -> std::result::Result<String, String> {
         self.backend
+            .labs()
             .log_tail(lab_id, bytes)
             .map_err(|e| e.to_string())
     }
