@@ -20,14 +20,14 @@ class Platform:
     """A running `colo up`: `url` (GraphQL), `base` (the server), `tokens` by user, `root` (the
     mount), `dav_dir` (alice's WebDAV volume `work` as the WebDAV server keeps it)."""
 
-    def __init__(self, tmp, users=("alice", "bob")):
+    def __init__(self, tmp, users=("alice", "bob"), extra_config="", env=None):
         folder = os.path.join(RUN, f"labs-{uuid.uuid4().hex[:8]}")
         os.makedirs(os.path.join(folder, "obs"))
         shutil.copy(os.path.join(FIX, "science", "magpis_g10.5.fits"), os.path.join(folder, "obs", "a.fits"))
         self.home = str(tmp / "home")
-        self.env = {**os.environ, "COLO_HOME": self.home}
+        self.env = {**os.environ, "COLO_HOME": self.home, **(env or {})}
         cfg = str(tmp / "colo.toml")
-        write_config(cfg, extra_volumes=f'\n[[volume]]\nname = "imgs"\nurl = "file://{folder}"\n')
+        write_config(cfg, extra_volumes=f'\n[[volume]]\nname = "imgs"\nurl = "file://{folder}"\n{extra_config}')
         self.tokens = {}
         for user in users:
             out = self.cli("user", "add", user)
