@@ -43,6 +43,13 @@ fn not_found(kind: &str, name: &str) -> Response<Body> {
     )
 }
 
+/// One JSON line (a watch event) and the end of the stream.
+fn full_line(value: &Value) -> Body {
+    http_body_util::Full::new(Bytes::from(format!("{value}\n")))
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
 /// A body the test writes to as it goes (a watch, a followed log).
 fn streaming() -> (mpsc::UnboundedSender<Bytes>, Body) {
     let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
@@ -537,5 +544,143 @@ async fn an_image_without_a_container_image_is_refused_at_once() {
     assert!(
         err.contains("headless-python") && err.contains("[labs.kubernetes.images]"),
         "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_dropped_watch_is_resumed_and_a_pod_gone_meanwhile_is_noticed_at_the_relist() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (service, mut api) =
+        tower_test::mock::pair::<Request<kube::client::Body>, Response<Body>>();
+    let backend = KubeBackend::new(
+        kube::Client::new(service, "default"),
+        settings(),
+        dir.path(),
+        Path::new("/media/data"),
+        Duration::from_secs(60),
+    )
+    .expect("backend");
+    let mut handle = backend.start(headless_spec()).expect("start");
+    assert_eq!(
+        next_event(&mut handle.events).await.state,
+        LabState::Pending
+    );
+    let namespace = colo_labs::kube::objects::namespace_of("colo-", "bob_smith");
+    let pod = serve_creation(
+        &mut api,
+        &namespace,
+        &["namespace-bob.yaml", "pod-headless.yaml"],
+    )
+    .await;
+    let pods_path = format!("/api/v1/namespaces/{namespace}/pods");
+    let list = |items: Vec<Value>, version: &str| json!({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": version}, "items": items});
+    let creating = pod_status(
+        &pod,
+        json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}],
+               "containerStatuses": [{"name": "lab", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+                                      "state": {"waiting": {"reason": "ContainerCreating"}}}]}),
+    );
+    let (seen, send) = next(&mut api).await;
+    assert_eq!(seen.path, pods_path);
+    send.send_response(answer(StatusCode::OK, &list(vec![creating], "5")));
+    assert_eq!(
+        next_event(&mut handle.events).await.state,
+        LabState::Mounting
+    );
+    // The watch opens, then the connection drops.
+    let (seen, send) = next(&mut api).await;
+    assert!(seen.query.contains("watch=true"), "{}", seen.query);
+    let (watch, body) = streaming();
+    send.send_response(Response::builder().status(200).body(body).expect("watch"));
+    drop(watch);
+    // It is resumed from the version it had; the API server says that version is too old (410),
+    // so the watcher lists again — and the Pod is not there any more.
+    let mut relisted = false;
+    for _ in 0..6 {
+        let (seen, send) = next(&mut api).await;
+        assert_eq!(seen.path, pods_path, "{} {}", seen.method, seen.path);
+        if seen.query.contains("watch=true") {
+            // As the API server does: the watch is accepted, then an ERROR event carries the 410.
+            let gone = json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1",
+                "status": "Failure", "reason": "Expired", "message": "too old resource version: 5 (9)", "code": 410}});
+            send.send_response(
+                Response::builder()
+                    .status(200)
+                    .body(full_line(&gone))
+                    .expect("watch"),
+            );
+        } else {
+            send.send_response(answer(StatusCode::OK, &list(vec![], "9")));
+            relisted = true;
+            break;
+        }
+    }
+    assert!(relisted, "the watcher never listed again");
+    // Its (already gone) objects are deleted, then it is FAILED, saying what happened.
+    for _ in 0..2 {
+        let (seen, send) = next(&mut api).await;
+        assert_eq!(seen.method, Method::DELETE);
+        send.send_response(not_found("pods", "lab-h1"));
+    }
+    let end = next_event(&mut handle.events).await;
+    assert_eq!(end.state, LabState::Failed);
+    assert!(
+        end.reason.contains("deleted by someone other than colo"),
+        "{}",
+        end.reason
+    );
+}
+
+#[tokio::test]
+async fn a_restarted_colo_deletes_the_pods_of_labs_it_had_running() {
+    let dir = tempfile::tempdir().expect("dir");
+    let lab_dir = dir.path().join("k9");
+    std::fs::create_dir_all(&lab_dir).expect("lab dir");
+    let running =
+        |state: &str| json!({"lab": "k9", "state": state, "reason": "r", "at_secs": 1}).to_string();
+    std::fs::write(
+        lab_dir.join("events.jsonl"),
+        format!("{}\n{}\n", running("PENDING"), running("RUNNING")),
+    )
+    .expect("events");
+    std::fs::write(
+        lab_dir.join("pod.json"),
+        json!({"namespace": "colo-alice", "name": "lab-k9"}).to_string(),
+    )
+    .expect("pod.json");
+    let (service, mut api) =
+        tower_test::mock::pair::<Request<kube::client::Body>, Response<Body>>();
+    let backend = KubeBackend::new(
+        kube::Client::new(service, "default"),
+        settings(),
+        dir.path(),
+        Path::new("/media/data"),
+        Duration::from_secs(60),
+    )
+    .expect("backend");
+    let server = tokio::spawn(async move {
+        let mut deleted = Vec::new();
+        for _ in 0..2 {
+            let (seen, send) = next(&mut api).await;
+            deleted.push(format!("{} {}", seen.method, seen.path));
+            send.send_response(answer(
+                StatusCode::OK,
+                &json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+            ));
+        }
+        deleted
+    });
+    assert_eq!(backend.recover().await.expect("recover"), ["k9"]);
+    assert_eq!(
+        server.await.expect("server"),
+        [
+            "DELETE /api/v1/namespaces/colo-alice/pods/lab-k9",
+            "DELETE /api/v1/namespaces/colo-alice/secrets/lab-k9"
+        ]
+    );
+    let status = backend.labs().status("k9").expect("status");
+    assert_eq!(
+        (status.state, status.reason.as_str()),
+        (LabState::Stopped, "colo restarted while the lab ran")
     );
 }
