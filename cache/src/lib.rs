@@ -16,6 +16,7 @@ pub mod key;
 pub mod memory;
 pub mod read_through;
 pub mod tiered;
+pub mod whole;
 pub mod write_back;
 
 pub use block_cache::BlockCache;
@@ -26,4 +27,5 @@ pub use key::BlockKey;
 pub use memory::MemoryCache;
 pub use read_through::{FetchPlan, ObjectVersion, ReadStats, ReadThrough};
 pub use tiered::{TierStats, TieredCache};
+pub use whole::{WholeFileStats, WholeFiles};
 pub use write_back::{Pending, PendingSummary, StagedFile, WriteBack};

@@ -55,6 +55,11 @@ impl MemoryCache {
     pub fn invalidate_all(&self) {
         self.inner.invalidate_all();
     }
+
+    /// Whether the block is held now (without counting as a use).
+    pub fn contains(&self, key: &BlockKey) -> bool {
+        self.inner.contains_key(key)
+    }
 }
 
 #[async_trait]

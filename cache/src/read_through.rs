@@ -186,6 +186,17 @@ impl ReadThrough {
         &self.inner.connector
     }
 
+    /// The tiers this reader caches in.
+    pub fn cache(&self) -> &Arc<TieredCache> {
+        &self.inner.cache
+    }
+
+    /// Whether every block of `obj` is in a cache tier now (nothing read, nothing fetched).
+    pub fn all_blocks_cached(&self, obj: &ObjectVersion) -> bool {
+        (0..obj.size.div_ceil(self.inner.block_size))
+            .all(|index| self.inner.cache.holds(&self.key(obj, index)))
+    }
+
     /// The key of block `index` of `obj`.
     pub fn key(&self, obj: &ObjectVersion, index: u64) -> BlockKey {
         self.unit_key(obj, self.inner.block_size, index)

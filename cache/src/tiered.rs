@@ -61,6 +61,16 @@ impl TieredCache {
     pub fn memory(&self) -> Option<&MemoryCache> {
         self.memory.as_ref()
     }
+
+    /// Whether a tier holds the block (memory, or a block file on disk; a damaged file is found
+    /// out when it is read). Nothing is read and nothing counts as a use.
+    pub fn holds(&self, key: &BlockKey) -> bool {
+        self.memory.as_ref().is_some_and(|m| m.contains(key))
+            || self
+                .disk
+                .as_ref()
+                .is_some_and(|d| d.block_path(key).exists())
+    }
 }
 
 #[async_trait]

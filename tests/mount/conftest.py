@@ -25,6 +25,18 @@ def servers(*args):
     subprocess.run(["bash", os.path.join(REPO, "scripts/servers.sh"), *args], check=True)
 
 
+def metrics_at(listen):
+    """The metrics colo serves at `listen` (host:port), by series."""
+    import urllib.request
+    text = urllib.request.urlopen(f"http://{listen}/metrics", timeout=10).read().decode()
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            series, value = line.rsplit(" ", 1)
+            values[series] = float(value)
+    return values
+
+
 def mounted(root):
     with open("/proc/self/mountinfo") as f:
         return any(line.split(" ")[4] == root for line in f)

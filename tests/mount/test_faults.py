@@ -50,6 +50,10 @@ def block_valid(path):
 def test_corrupted_disk_block_is_refetched_never_served(tmp_path):
     cfg = str(tmp_path / "c.toml")
     cache = write_config(cfg, memory_mib=0)  # no memory tier: reads go to the disk tier
+    # No whole-file copy either (FUSE passthrough would serve the second read from it, never
+    # touching the blocks; copies are tested in test_passthrough.py).
+    text = open(cfg).read().replace("[cache]\n", "[cache]\npassthrough = false\n", 1)
+    open(cfg, "w").write(text)
     root = str(tmp_path / "mnt")
     c = Colo(cfg, root)
     try:

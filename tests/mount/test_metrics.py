@@ -4,21 +4,14 @@ repeated within the TTL reaches neither the origin nor colo's listing code."""
 import os
 import subprocess
 import time
-import urllib.request
 
-from conftest import BIN, MUTABLE, RUN, Colo, write_config
+from conftest import BIN, MUTABLE, RUN, Colo, metrics_at, write_config
 
 METRICS = "127.0.0.1:18771"
 
 
 def metrics():
-    text = urllib.request.urlopen(f"http://{METRICS}/metrics", timeout=10).read().decode()
-    values = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            series, value = line.rsplit(" ", 1)
-            values[series] = float(value)
-    return values
+    return metrics_at(METRICS)
 
 
 def read_all(path):

@@ -165,10 +165,12 @@ pub(crate) struct State {
 }
 
 /// An open file handle, and whether the kernel may keep the pages it has cached for the file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Opened {
     pub fh: u64,
     pub keep_cache: bool,
+    /// How the handle reads ([`crate::passthrough`]).
+    pub io: crate::passthrough::OpenIo,
 }
 
 /// What the handles of one open file share: its streams.
@@ -189,6 +191,9 @@ pub(crate) struct OpenFile {
     pub(crate) extents_key: u64,
     /// Reads answered with the page plan (a reader jumping around).
     pub(crate) jumps: AtomicU32,
+    /// The inode, and how the handle reads (read-only handles; [`crate::passthrough`]).
+    pub(crate) ino: u64,
+    pub(crate) io: crate::passthrough::OpenIo,
 }
 
 pub struct VfsCore {
@@ -213,6 +218,11 @@ pub struct VfsCore {
     pub(crate) kept: Mutex<crate::kept::KeptAttrs>,
     /// Files unlinked while open: the bytes their handles keep, by inode ([`crate::orphan`]).
     pub(crate) orphans: Mutex<HashMap<u64, Arc<colo_cache::StagedFile>>>,
+    /// Whole-file copies files may pass through to, once the kernel granted passthrough.
+    pub(crate) whole: std::sync::OnceLock<Arc<colo_cache::WholeFiles>>,
+    pub(crate) passthrough_on: std::sync::atomic::AtomicBool,
+    /// The I/O mode of each inode with read-only handles open ([`crate::passthrough`]).
+    pub(crate) io_modes: Mutex<HashMap<u64, crate::passthrough::InodeIo>>,
     started: SystemTime,
     pub(crate) stats: FsStats,
 }
@@ -251,6 +261,9 @@ impl VfsCore {
             next_handle: AtomicU64::new(1),
             kept: Mutex::default(),
             orphans: Mutex::default(),
+            whole: std::sync::OnceLock::new(),
+            passthrough_on: std::sync::atomic::AtomicBool::new(false),
+            io_modes: Mutex::default(),
             started: SystemTime::now(),
             stats: FsStats::default(),
         }

@@ -356,6 +356,7 @@ impl VfsCore {
         Opened {
             fh,
             keep_cache: false,
+            io: crate::passthrough::OpenIo::Cached,
         }
     }
 

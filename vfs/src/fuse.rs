@@ -30,6 +30,17 @@ pub struct ColoFs {
     rt: Handle,
     dirs: Arc<Mutex<HashMap<u64, Arc<DirListing>>>>,
     next_dir: AtomicU64,
+    /// Whole-file copies to pass files through to, if the kernel grants it at `init`.
+    whole_files: Option<Arc<colo_cache::WholeFiles>>,
+    backings: Arc<Backings>,
+}
+
+/// The kernel's backing ids of passed-through inodes (one per inode, shared by its handles, as
+/// the kernel requires) and the inode of each passed-through handle.
+#[derive(Default)]
+struct Backings {
+    by_inode: Mutex<HashMap<u64, (Arc<fuser::BackingId>, usize)>>,
+    handles: Mutex<HashMap<u64, u64>>,
 }
 
 impl ColoFs {
@@ -39,6 +50,62 @@ impl ColoFs {
             rt,
             dirs: Arc::default(),
             next_dir: AtomicU64::new(1),
+            whole_files: None,
+            backings: Arc::default(),
+        }
+    }
+
+    /// The same file system, passing wholly cached files through to `whole` where it can.
+    pub fn with_passthrough(mut self, whole: Option<Arc<colo_cache::WholeFiles>>) -> Self {
+        self.whole_files = whole;
+        self
+    }
+}
+
+/// Replies to an open: through the page cache, or with the inode's backing file.
+fn reply_opened(
+    core: &VfsCore,
+    backings: &Backings,
+    ino: u64,
+    opened: crate::core::Opened,
+    reply: ReplyOpen,
+) {
+    use crate::passthrough::OpenIo;
+    let keep = if opened.keep_cache {
+        FopenFlags::FOPEN_KEEP_CACHE
+    } else {
+        FopenFlags::empty()
+    };
+    match &opened.io {
+        OpenIo::Cached => reply.opened(FileHandle(opened.fh), keep),
+        OpenIo::Passthrough(file) => {
+            let mut by_inode = backings.by_inode.lock();
+            let id = match by_inode.get_mut(&ino) {
+                Some((id, handles)) => {
+                    *handles += 1;
+                    Ok(id.clone())
+                }
+                None => reply.open_backing(file.as_ref()).map(|id| {
+                    let id = Arc::new(id);
+                    by_inode.insert(ino, (id.clone(), 1));
+                    id
+                }),
+            };
+            match id {
+                Ok(id) => {
+                    backings.handles.lock().insert(opened.fh, ino);
+                    reply.opened_passthrough(FileHandle(opened.fh), FopenFlags::empty(), &id);
+                }
+                Err(e) => {
+                    // The inode has no backing file and no other passed-through handle (this
+                    // is its first): reads of this handle go through FUSE, with direct I/O
+                    // (which takes no inode mode, so later ordinary opens cannot clash with
+                    // it); no more passthrough.
+                    tracing::warn!(error = %e, "the kernel refused a backing file: passthrough is off");
+                    core.disable_passthrough();
+                    reply.opened(FileHandle(opened.fh), FopenFlags::FOPEN_DIRECT_IO);
+                }
+            }
         }
     }
 }
@@ -146,6 +213,19 @@ impl Filesystem for ColoFs {
         // `O_TRUNC` arrives with `open` instead of as a separate truncate after it: a rewrite of a
         // file starts from an empty staged copy, without fetching the origin's bytes first.
         let _ = config.add_capabilities(fuser::InitFlags::FUSE_ATOMIC_O_TRUNC);
+        // Passthrough of wholly cached files (kernel 6.9 on); the copies may live on a stacked
+        // file system (overlayfs) themselves.
+        if let Some(whole) = &self.whole_files {
+            match config.add_capabilities(fuser::InitFlags::FUSE_PASSTHROUGH) {
+                Ok(()) => {
+                    let _ = config.set_max_stack_depth(2);
+                    self.core.enable_passthrough(whole.clone());
+                }
+                Err(_) => tracing::info!(
+                    "this kernel has no FUSE passthrough: every read goes through colo"
+                ),
+            }
+        }
         Ok(())
     }
 
@@ -180,16 +260,10 @@ impl Filesystem for ColoFs {
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let core = self.core.clone();
+        let backings = self.backings.clone();
         self.run(ino.0, async move {
             match core.open_flags(ino.0, flags.0).await {
-                Ok(opened) => {
-                    let flags = if opened.keep_cache {
-                        FopenFlags::FOPEN_KEEP_CACHE
-                    } else {
-                        FopenFlags::empty()
-                    };
-                    reply.opened(FileHandle(opened.fh), flags)
-                }
+                Ok(opened) => reply_opened(&core, &backings, ino.0, opened, reply),
                 Err(e) => reply.error(to_errno(&e)),
             }
         });
@@ -234,7 +308,19 @@ impl Filesystem for ColoFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        // The core may start making a whole-file copy in the background.
+        let _runtime = self.rt.enter();
         self.core.release(fh.0);
+        if let Some(ino) = self.backings.handles.lock().remove(&fh.0) {
+            let mut by_inode = self.backings.by_inode.lock();
+            if let Some((_, handles)) = by_inode.get_mut(&ino) {
+                *handles -= 1;
+                if *handles == 0 {
+                    // The inode's last passed-through handle: its backing id is closed.
+                    by_inode.remove(&ino);
+                }
+            }
+        }
         reply.ok();
     }
 

@@ -22,6 +22,7 @@ pub mod kept_log;
 pub mod metrics;
 pub mod mount;
 pub mod orphan;
+pub mod passthrough;
 pub mod plan;
 pub mod prefetch;
 pub mod read;

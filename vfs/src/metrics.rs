@@ -124,6 +124,11 @@ pub struct FsStats {
     pub fast_reads: AtomicU64,
     /// Opens that let the kernel keep its page cache (the file is unchanged since the last open).
     pub opens_keep_cache: AtomicU64,
+    /// Opens whose reads the kernel serves from a whole-file copy (FUSE passthrough).
+    pub opens_passthrough: AtomicU64,
+    /// Opens of a file changed at the origin that read the version a passed-through handle
+    /// still had open (the kernel allows one backing file per open inode).
+    pub opens_passthrough_older: AtomicU64,
 }
 
 impl FsStats {

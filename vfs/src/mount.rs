@@ -31,6 +31,9 @@ pub struct MountOptions {
     pub readahead_kib: u32,
     /// Mount read-write (some volume is writable); read-only volumes still refuse changes.
     pub writable: bool,
+    /// Whole-file copies files may pass through to, if the kernel grants passthrough
+    /// ([`crate::passthrough`]).
+    pub whole_files: Option<Arc<colo_cache::WholeFiles>>,
 }
 
 impl Default for MountOptions {
@@ -41,6 +44,7 @@ impl Default for MountOptions {
             allow_other: true,
             readahead_kib: 1024,
             writable: false,
+            whole_files: None,
         }
     }
 }
@@ -214,7 +218,7 @@ pub fn mount(
         config.acl = SessionACL::All;
     }
     config.n_threads = Some(options.threads.max(1));
-    let fs = ColoFs::new(core, rt);
+    let fs = ColoFs::new(core, rt).with_passthrough(options.whole_files.clone());
     let session = fuser::spawn_mount(fs, &options.root, &config).map_err(|e| VfsError::Mount {
         root: options.root.clone(),
         detail: e.to_string(),

@@ -87,7 +87,10 @@ impl VfsCore {
             self.stats.opens_keep_cache.fetch_add(1, Ordering::Relaxed);
         }
         let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
+        let io = self.io_for_open(ino, vol, &version);
         let file = OpenFile {
+            ino,
+            io: io.clone(),
             writable: None,
             volume: vol,
             shared: self.file_shared(ino, &version),
@@ -100,7 +103,7 @@ impl VfsCore {
             jumps: AtomicU32::new(0),
         };
         self.handles.lock().insert(fh, Arc::new(file));
-        Ok(Opened { fh, keep_cache })
+        Ok(Opened { fh, keep_cache, io })
     }
 
     /// The shared state of `ino` at `version`: that of its other open handles, or a new one.
@@ -247,6 +250,8 @@ impl VfsCore {
         };
         if let Some(w) = &file.writable {
             self.release_writable(&file, w);
+        } else {
+            self.io_released(file.ino, file.volume, &file.io, &file.version);
         }
         let shared = Arc::downgrade(&file.shared);
         drop(file);

@@ -286,11 +286,14 @@ impl VfsCore {
             },
             version,
             jumps: AtomicU32::new(0),
+            ino,
+            io: crate::passthrough::OpenIo::Cached,
         };
         self.handles.lock().insert(fh, Arc::new(file));
         Opened {
             fh,
             keep_cache: false,
+            io: crate::passthrough::OpenIo::Cached,
         }
     }
 

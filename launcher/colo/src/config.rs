@@ -48,6 +48,9 @@ pub struct CacheConfig {
     /// How long `fsync` on a read-write volume waits for the origin to hold the bytes before it
     /// returns with them durable on the local disk only (0: never waits for the origin).
     pub fsync_wait_secs: Option<u64>,
+    /// Files of read-only volumes wholly in the cache are read by the kernel from a whole-file
+    /// copy (FUSE passthrough); default true.
+    pub passthrough: Option<bool>,
 }
 
 /// `[services]`: the IVOA services (TAP) and where they keep tables and jobs.
@@ -152,6 +155,8 @@ pub struct Settings {
     /// At unmount: how long to wait for pending changes of read-write volumes.
     pub shutdown_upload_wait: std::time::Duration,
     pub fsync_wait: std::time::Duration,
+    /// Whole-file copies for FUSE passthrough, at most this many bytes (0: no passthrough).
+    pub passthrough_bytes: u64,
     pub volumes: Vec<VolumeSpec>,
     pub services: ServiceSettings,
     pub metrics_listen: std::net::SocketAddr,
@@ -328,6 +333,12 @@ pub fn settings(raw: ColoConfig, file: &str) -> Result<Settings, ConfigError> {
             colo_cache::write_back::FSYNC_WAIT,
             std::time::Duration::from_secs,
         ),
+        // Half the disk tier again: a copy doubles the disk a cached file takes.
+        passthrough_bytes: if c.passthrough.unwrap_or(true) {
+            (disk_gib * (1u64 << 30) as f64) as u64 / 2
+        } else {
+            0
+        },
         volumes,
         services,
         metrics_listen,

@@ -21,6 +21,7 @@ pub const FS_OPERATION_ERRORS: &str = "colo_fs_operation_errors_total";
 pub const FS_READ_BYTES: &str = "colo_fs_read_bytes_total";
 pub const FS_FAST_READS: &str = "colo_fs_fast_reads_total";
 pub const FS_OPENS_KEEP_CACHE: &str = "colo_fs_opens_keep_page_cache_total";
+pub const FS_OPENS_PASSTHROUGH: &str = "colo_fs_opens_passthrough_total";
 pub const FS_OPEN_HANDLES: &str = "colo_fs_open_handles";
 pub const FS_INODES: &str = "colo_fs_inodes";
 pub const ORIGIN_REQUESTS: &str = "colo_origin_requests_total";
@@ -31,6 +32,7 @@ pub const PREFETCH_BYTES: &str = "colo_prefetch_bytes_total";
 pub const PREFETCH_UNREAD_BYTES: &str = "colo_prefetch_unread_bytes";
 pub const CACHE_MISSES: &str = "colo_cache_misses_total";
 pub const CACHE_MEMORY_BYTES: &str = "colo_cache_memory_bytes";
+pub const CACHE_WHOLE_FILES: &str = "colo_cache_whole_files_total";
 pub const CACHE_MEMORY_BUDGET_BYTES: &str = "colo_cache_memory_budget_bytes";
 pub const FETCH_IN_FLIGHT_BYTES: &str = "colo_fetch_in_flight_bytes";
 pub const FETCH_BUDGET_BYTES: &str = "colo_fetch_budget_bytes";
@@ -229,6 +231,13 @@ pub async fn render(stack: &Stack) -> String {
     );
     family(
         &mut out,
+        FS_OPENS_PASSTHROUGH,
+        "counter",
+        "Opens whose reads the kernel serves from a whole-file copy in the cache (FUSE passthrough).",
+        single(fs.opens_passthrough.load(Ordering::Relaxed)),
+    );
+    family(
+        &mut out,
         FS_OPEN_HANDLES,
         "gauge",
         "Open file handles.",
@@ -354,6 +363,23 @@ pub async fn render(stack: &Stack) -> String {
         "The memory tier's cap (the memory budget less the fetch budget).",
         single(stack.memory_tier_bytes),
     );
+    if let Some(whole) = &stack.whole_files {
+        let stats = whole.stats();
+        family(
+            &mut out,
+            CACHE_WHOLE_FILES,
+            "counter",
+            "Whole-file copies for FUSE passthrough: made, dropped (changed on disk), evicted (cap).",
+            [
+                ("made", &stats.made),
+                ("dropped_changed", &stats.dropped_changed),
+                ("evicted", &stats.evicted),
+            ]
+            .into_iter()
+            .map(|(what, n)| (format!("event=\"{what}\""), n.load(Ordering::Relaxed)))
+            .collect::<Vec<_>>(),
+        );
+    }
     family(
         &mut out,
         FETCH_IN_FLIGHT_BYTES,

@@ -34,6 +34,8 @@ pub struct Stack {
     /// The read-write volumes' write-back, by volume name (users' volumes join as they are
     /// opened).
     pub write_backs: Mutex<Vec<(String, Arc<WriteBack>)>>,
+    /// Whole-file copies for FUSE passthrough (`None`: off, or no disk tier).
+    pub whole_files: Option<Arc<colo_cache::WholeFiles>>,
 }
 
 /// The memory budget (`cache.memory_mib`) split between fetches in flight, the allocator and the
@@ -129,6 +131,15 @@ pub fn build(settings: &Settings) -> Result<Stack> {
         random_fill_max_bytes: settings.random_fill_max_bytes,
         ..VfsOptions::default()
     };
+    let whole_files = if settings.disk_bytes > 0 && settings.passthrough_bytes > 0 {
+        let dir = settings.cache_dir.join("whole");
+        Some(Arc::new(
+            colo_cache::WholeFiles::open(&dir, settings.passthrough_bytes)
+                .with_context(|| format!("preparing {}", dir.display()))?,
+        ))
+    } else {
+        None
+    };
     Ok(Stack {
         core: Arc::new(VfsCore::new(volumes, options)),
         readers,
@@ -137,6 +148,7 @@ pub fn build(settings: &Settings) -> Result<Stack> {
         memory_tier_bytes,
         origin: Mutex::new(origin),
         write_backs: Mutex::new(write_backs),
+        whole_files,
     })
 }
 
@@ -171,6 +183,7 @@ pub async fn mount_stack_and_wait(
         readahead_kib: u32::try_from(settings.block_bytes / 1024).unwrap_or(u32::MAX),
         // Users' own volumes may be writable whatever the config's are.
         writable: catalog.is_some() || settings.volumes.iter().any(|v| v.writable),
+        whole_files: stack.whole_files.clone(),
         ..MountOptions::default()
     };
     for (_, wb) in stack.write_backs.lock().iter() {
