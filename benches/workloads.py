@@ -26,8 +26,10 @@ def origin(url):
     if not url:
         return None
     text = urllib.request.urlopen(url, timeout=10).read().decode()
-    out = {"get": 0, "head": 0, "list": 0, "bytes": 0}
+    out = {"get": 0, "head": 0, "list": 0, "bytes": 0, "passthrough_opens": 0}
     for line in text.splitlines():
+        if line.startswith("colo_fs_opens_passthrough_total "):
+            out["passthrough_opens"] = int(float(line.rsplit(" ", 1)[1]))
         if line.startswith("colo_origin_requests_total{"):
             kind = line.split('kind="')[1].split('"')[0]
             out[kind] += int(float(line.rsplit(" ", 1)[1]))
