@@ -15,6 +15,7 @@ METRICS = "127.0.0.1:18772"
 READ_BYTES = "colo_fs_read_bytes_total"
 PASSED = "colo_fs_opens_passthrough_total"
 MADE = 'colo_cache_whole_files_total{event="made"}'
+OLDER = "colo_fs_opens_passthrough_older_version_total"
 
 
 def metrics():
@@ -103,7 +104,9 @@ def test_wholly_cached_files_pass_through_and_stay_correct(tmp_path):
         new = os.urandom(len(whole))
         rewrite(os.path.join(folder, "whole.bin"), new)
         time.sleep(1.5)
+        older = metrics()[OLDER]
         assert read_all(target) == whole
+        assert metrics()[OLDER] == older + 1, "not counted as an open of the older version"
         assert old.read() == whole[4096:], "the open handle's version changed under it"
         old.close()
         before = metrics()

@@ -22,6 +22,7 @@ pub const FS_READ_BYTES: &str = "colo_fs_read_bytes_total";
 pub const FS_FAST_READS: &str = "colo_fs_fast_reads_total";
 pub const FS_OPENS_KEEP_CACHE: &str = "colo_fs_opens_keep_page_cache_total";
 pub const FS_OPENS_PASSTHROUGH: &str = "colo_fs_opens_passthrough_total";
+pub const FS_OPENS_PASSTHROUGH_OLDER: &str = "colo_fs_opens_passthrough_older_version_total";
 pub const FS_OPEN_HANDLES: &str = "colo_fs_open_handles";
 pub const FS_INODES: &str = "colo_fs_inodes";
 pub const ORIGIN_REQUESTS: &str = "colo_origin_requests_total";
@@ -235,6 +236,13 @@ pub async fn render(stack: &Stack) -> String {
         "counter",
         "Opens whose reads the kernel serves from a whole-file copy in the cache (FUSE passthrough).",
         single(fs.opens_passthrough.load(Ordering::Relaxed)),
+    );
+    family(
+        &mut out,
+        FS_OPENS_PASSTHROUGH_OLDER,
+        "counter",
+        "Opens of a file changed at the origin that read the version a passed-through handle still had open.",
+        single(fs.opens_passthrough_older.load(Ordering::Relaxed)),
     );
     family(
         &mut out,
