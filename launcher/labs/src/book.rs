@@ -122,10 +122,6 @@ impl LabTable {
         })
     }
 
-    pub(crate) fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     pub(crate) fn lab(&self, id: &str) -> Result<Arc<Lab>> {
         self.labs
             .lock()
@@ -179,6 +175,41 @@ impl LabTable {
                 events,
             },
         ))
+    }
+
+    /// After a restart of colo: the labs of this table's folder whose last recorded state is not
+    /// final (and that this table does not run), each with its events so far — for the backend
+    /// to clean up what is left of them and then [`LabTable::recovered`].
+    pub(crate) fn unfinished(&self) -> Result<Vec<(String, Arc<Lab>)>> {
+        let entries = std::fs::read_dir(&self.dir).map_err(LabError::io(&self.dir))?;
+        let mut found = Vec::new();
+        for entry in entries.flatten() {
+            let id = entry.file_name().to_string_lossy().into_owned();
+            let Ok(text) = std::fs::read_to_string(entry.path().join("events.jsonl")) else {
+                continue;
+            };
+            let events: Vec<LabEvent> = text
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect();
+            if events.last().is_none_or(|e| e.state.is_final()) || self.lab(&id).is_ok() {
+                continue;
+            }
+            let lab = Arc::new(Lab::new(entry.path()));
+            if let Ok(mut past) = lab.events.lock() {
+                *past = events;
+            }
+            found.push((id, lab));
+        }
+        Ok(found)
+    }
+
+    /// Records an unfinished lab's end after a restart (`what`: what was done about it) and keeps
+    /// it in the table, so its events and log can still be read.
+    pub(crate) fn recovered(&self, id: &str, lab: Arc<Lab>, what: &str) {
+        lab.emit(id, LabState::Stopping, format!("colo restarted: {what}"));
+        lab.emit(id, LabState::Stopped, "colo restarted while the lab ran");
+        self.insert(id, lab);
     }
 
     pub(crate) fn insert(&self, id: &str, lab: Arc<Lab>) {

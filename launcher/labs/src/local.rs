@@ -15,7 +15,7 @@ use crate::backend::LabBackend;
 use crate::book::{Lab, LabHandle, LabTable, last_line};
 use crate::cgroup::{Hierarchy, LabCgroup};
 use crate::error::{LabError, Result};
-use crate::lifecycle::{LabEvent, LabState};
+use crate::lifecycle::LabState;
 use crate::plan::{InitPlan, LabSpec};
 use std::ffi::OsString;
 use std::io::Write;
@@ -104,40 +104,14 @@ impl LocalBackend {
     /// is left in their cgroups is killed) and recorded STOPPED. Returns their ids.
     pub async fn recover(&self) -> Result<Vec<String>> {
         let mut recovered = Vec::new();
-        let dir = self.table.dir();
-        let entries = std::fs::read_dir(dir).map_err(LabError::io(dir))?;
-        for entry in entries.flatten() {
-            let id = entry.file_name().to_string_lossy().into_owned();
-            let events_file = entry.path().join("events.jsonl");
-            let Ok(text) = std::fs::read_to_string(&events_file) else {
-                continue;
-            };
-            let events: Vec<LabEvent> = text
-                .lines()
-                .filter_map(|l| serde_json::from_str(l).ok())
-                .collect();
-            let Some(last) = events.last() else {
-                continue;
-            };
-            if last.state.is_final() || self.table.lab(&id).is_ok() {
-                continue;
-            }
+        for (id, lab) in self.table.unfinished()? {
             if let Some(h) = &self.hierarchy
                 && let Some(group) = LabCgroup::existing(h, &id)
             {
                 group.remove().await;
             }
-            let lab = Arc::new(Lab::new(entry.path()));
-            if let Ok(mut past) = lab.events.lock() {
-                *past = events;
-            }
-            lab.emit(
-                &id,
-                LabState::Stopping,
-                "colo restarted: the lab's processes are stopped",
-            );
-            lab.emit(&id, LabState::Stopped, "colo restarted while the lab ran");
-            self.table.insert(&id, lab);
+            self.table
+                .recovered(&id, lab, "the lab's processes are stopped");
             recovered.push(id);
         }
         Ok(recovered)

@@ -166,6 +166,20 @@ fn headless_spec() -> LabSpec {
     }
 }
 
+/// A backend whose client talks to the returned scripted API server, its files under `dir`.
+fn mock_backend(settings: KubeSettings, dir: &Path) -> (KubeBackend, ApiHandle) {
+    let (service, api) = tower_test::mock::pair::<Request<kube::client::Body>, Response<Body>>();
+    let backend = KubeBackend::new(
+        kube::Client::new(service, "default"),
+        settings,
+        dir,
+        Path::new("/media/data"),
+        Duration::from_secs(60),
+    )
+    .expect("backend");
+    (backend, api)
+}
+
 /// One request as the API server saw it.
 struct Seen {
     method: Method,
@@ -260,17 +274,7 @@ async fn serve_creation(api: &mut ApiHandle, namespace: &str, golden: &[&str]) -
 #[tokio::test]
 async fn a_jupyter_lab_becomes_the_golden_pod_runs_when_ready_and_stops_when_asked() {
     let dir = tempfile::tempdir().expect("dir");
-    let (service, mut api) =
-        tower_test::mock::pair::<Request<kube::client::Body>, Response<Body>>();
-    let client = kube::Client::new(service, "default");
-    let backend = KubeBackend::new(
-        client,
-        settings(),
-        dir.path(),
-        Path::new("/media/data"),
-        Duration::from_secs(60),
-    )
-    .expect("backend");
+    let (backend, mut api) = mock_backend(settings(), dir.path());
     let mut handle = backend.start(jupyter_spec()).expect("start");
     assert_eq!(
         next_event(&mut handle.events).await.state,
@@ -434,16 +438,7 @@ async fn a_jupyter_lab_becomes_the_golden_pod_runs_when_ready_and_stops_when_ask
 #[tokio::test]
 async fn a_headless_lab_over_its_memory_fails_saying_oom() {
     let dir = tempfile::tempdir().expect("dir");
-    let (service, mut api) =
-        tower_test::mock::pair::<Request<kube::client::Body>, Response<Body>>();
-    let backend = KubeBackend::new(
-        kube::Client::new(service, "default"),
-        settings(),
-        dir.path(),
-        Path::new("/media/data"),
-        Duration::from_secs(60),
-    )
-    .expect("backend");
+    let (backend, mut api) = mock_backend(settings(), dir.path());
     let mut handle = backend.start(headless_spec()).expect("start");
     assert_eq!(
         next_event(&mut handle.events).await.state,
@@ -527,15 +522,7 @@ async fn a_headless_lab_over_its_memory_fails_saying_oom() {
 #[tokio::test]
 async fn an_image_without_a_container_image_is_refused_at_once() {
     let dir = tempfile::tempdir().expect("dir");
-    let (service, _api) = tower_test::mock::pair::<Request<kube::client::Body>, Response<Body>>();
-    let backend = KubeBackend::new(
-        kube::Client::new(service, "default"),
-        KubeSettings::default(),
-        dir.path(),
-        Path::new("/media/data"),
-        Duration::from_secs(60),
-    )
-    .expect("backend");
+    let (backend, _api) = mock_backend(KubeSettings::default(), dir.path());
     let err = backend
         .start(headless_spec())
         .err()
@@ -550,16 +537,7 @@ async fn an_image_without_a_container_image_is_refused_at_once() {
 #[tokio::test]
 async fn a_dropped_watch_is_resumed_and_a_pod_gone_meanwhile_is_noticed_at_the_relist() {
     let dir = tempfile::tempdir().expect("dir");
-    let (service, mut api) =
-        tower_test::mock::pair::<Request<kube::client::Body>, Response<Body>>();
-    let backend = KubeBackend::new(
-        kube::Client::new(service, "default"),
-        settings(),
-        dir.path(),
-        Path::new("/media/data"),
-        Duration::from_secs(60),
-    )
-    .expect("backend");
+    let (backend, mut api) = mock_backend(settings(), dir.path());
     let mut handle = backend.start(headless_spec()).expect("start");
     assert_eq!(
         next_event(&mut handle.events).await.state,
@@ -648,16 +626,7 @@ async fn a_restarted_colo_deletes_the_pods_of_labs_it_had_running() {
         json!({"namespace": "colo-alice", "name": "lab-k9"}).to_string(),
     )
     .expect("pod.json");
-    let (service, mut api) =
-        tower_test::mock::pair::<Request<kube::client::Body>, Response<Body>>();
-    let backend = KubeBackend::new(
-        kube::Client::new(service, "default"),
-        settings(),
-        dir.path(),
-        Path::new("/media/data"),
-        Duration::from_secs(60),
-    )
-    .expect("backend");
+    let (backend, mut api) = mock_backend(settings(), dir.path());
     let server = tokio::spawn(async move {
         let mut deleted = Vec::new();
         for _ in 0..2 {

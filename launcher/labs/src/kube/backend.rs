@@ -15,7 +15,7 @@ use crate::backend::LabBackend;
 use crate::book::{Lab, LabHandle, LabTable};
 use crate::error::{LabError, Result};
 use crate::http::Endpoint;
-use crate::lifecycle::{LabEvent, LabState};
+use crate::lifecycle::LabState;
 use crate::plan::LabSpec;
 use futures::{AsyncReadExt, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
@@ -85,36 +85,13 @@ impl KubeBackend {
     /// Secrets deleted and are recorded STOPPED. Returns their ids.
     pub async fn recover(&self) -> Result<Vec<String>> {
         let mut recovered = Vec::new();
-        let dir = self.table.dir();
-        let entries = std::fs::read_dir(dir).map_err(LabError::io(dir))?;
-        for entry in entries.flatten() {
-            let id = entry.file_name().to_string_lossy().into_owned();
-            let Ok(text) = std::fs::read_to_string(entry.path().join("events.jsonl")) else {
-                continue;
-            };
-            let events: Vec<LabEvent> = text
-                .lines()
-                .filter_map(|l| serde_json::from_str(l).ok())
-                .collect();
-            if events.last().is_none_or(|e| e.state.is_final()) || self.table.lab(&id).is_ok() {
-                continue;
-            }
-            let lab = Arc::new(Lab::new(entry.path()));
-            if let Ok(mut past) = lab.events.lock() {
-                *past = events;
-            }
-            lab.emit(
-                &id,
-                LabState::Stopping,
-                "colo restarted: deleting the lab's Pod",
-            );
-            if let Ok(text) = std::fs::read_to_string(entry.path().join("pod.json"))
+        for (id, lab) in self.table.unfinished()? {
+            if let Ok(text) = std::fs::read_to_string(lab.dir.join("pod.json"))
                 && let Ok(at) = serde_json::from_str::<PodAt>(&text)
             {
                 delete_lab_objects(&self.client, &at).await;
             }
-            lab.emit(&id, LabState::Stopped, "colo restarted while the lab ran");
-            self.table.insert(&id, lab);
+            self.table.recovered(&id, lab, "the lab's Pod is deleted");
             recovered.push(id);
         }
         Ok(recovered)
