@@ -382,20 +382,47 @@ impl ReadThrough {
         out.freeze()
     }
 
-    /// Make sure blocks covering `[offset, offset + len)` are cached, in the background.
+    /// Make sure blocks covering `[offset, offset + len)` are cached, in the background — in
+    /// whole requests: the span not yet in flight is extended to a multiple of
+    /// `max_request_bytes`, so a stream's windows (which start and end anywhere) go out as
+    /// requests of the largest size instead of each leaving a short one behind, and the next
+    /// window starts on a request boundary.
     pub fn prefetch(&self, obj: &ObjectVersion, offset: u64, len: u64) {
         let Some(want) = Self::clamp(obj, offset, len) else {
             return;
         };
         let bs = self.inner.block_size;
+        let (first, last) = self.whole_requests(obj, want.start / bs, (want.end - 1) / bs);
         let this = self.clone();
         let obj = obj.clone();
         tokio::spawn(async move {
-            let (first, last) = (want.start / bs, (want.end - 1) / bs);
             if let Err(e) = this.units(&obj, bs, first, last, Wanted::ByPrefetch).await {
                 tracing::debug!(error = %e, "prefetch failed");
             }
         });
+    }
+
+    /// Blocks `first..=last` with the part after the blocks already cached or in flight extended
+    /// to a whole number of requests (within the object).
+    fn whole_requests(&self, obj: &ObjectVersion, first: u64, last: u64) -> (u64, u64) {
+        let bs = self.inner.block_size;
+        let per_request = (self.inner.max_request_bytes / bs).max(1);
+        let object_last = obj.size.saturating_sub(1) / bs;
+        let inflight = self.inner.inflight.lock();
+        let missing_from = (first..=last)
+            .find(|&i| {
+                let key = self.unit_key(obj, bs, i);
+                !inflight.contains_key(&key) && !self.inner.cache.holds(&key)
+            })
+            .unwrap_or(last + 1);
+        let blocks = (last + 1).saturating_sub(missing_from);
+        let rounded = blocks.div_ceil(per_request) * per_request;
+        (
+            first,
+            (missing_from + rounded)
+                .saturating_sub(1)
+                .clamp(last, object_last),
+        )
     }
 
     /// Make sure all of `obj` is cached, in the background: one request per missing run of up to

@@ -137,7 +137,11 @@ impl VfsCore {
     /// chunks (a read with a chunk plan) only once the stream has read
     /// [`CHUNKED_FILE_STREAM_BYTES`].
     fn note_read(&self, file: &OpenFile, offset: u64, size: u32, chunked: bool) -> ReadPattern {
+        // The file's share is its handles' shares together: its streams split that, so four
+        // readers of one object each keep the window one reader would have (and its requests'
+        // size), instead of a quarter of one handle's share each.
         let per_handle = self.options.prefetch_budget_bytes / self.open_handles().max(1) as u64;
+        let file_window = per_handle * Arc::strong_count(&file.shared) as u64;
         let hold_bytes = if chunked {
             CHUNKED_FILE_STREAM_BYTES
         } else {
@@ -147,7 +151,7 @@ impl VfsCore {
             file.shared
                 .streams
                 .lock()
-                .on_read(offset, size as u64, per_handle, hold_bytes);
+                .on_read(offset, size as u64, file_window, hold_bytes);
         if let Some((start, len)) = pattern.prefetch {
             self.vol(file.volume)
                 .reader

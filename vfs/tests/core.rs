@@ -148,11 +148,12 @@ async fn writes_are_refused_read_only() {
 async fn origin_failure_mid_read_is_eio_for_that_read_then_recovers() {
     let m = sample();
     let core = core_with(m.clone(), Duration::from_secs(60));
-    let ino = path_ino(&core, "vol/dir/b.bin").await;
+    m.put("big.bin", pattern(300_000, 1));
+    let ino = path_ino(&core, "vol/big.bin").await;
     let fh = core.open(ino, false).await.unwrap().fh;
     core.read(fh, 0, 4096).await.unwrap();
     m.set_down(true);
-    let e = core.read(fh, 40_000, 4096).await.unwrap_err();
+    let e = core.read(fh, 250_000, 4096).await.unwrap_err();
     assert_eq!(errno(&e), libc::EIO);
     // What is cached still reads while the origin is down.
     assert_eq!(
@@ -161,8 +162,8 @@ async fn origin_failure_mid_read_is_eio_for_that_read_then_recovers() {
     );
     m.set_down(false);
     assert_eq!(
-        &core.read(fh, 40_000, 4096).await.unwrap()[..],
-        &pattern(50_000, 1)[40_000..44_096]
+        &core.read(fh, 250_000, 4096).await.unwrap()[..],
+        &pattern(300_000, 1)[250_000..254_096]
     );
 }
 
@@ -170,20 +171,21 @@ async fn origin_failure_mid_read_is_eio_for_that_read_then_recovers() {
 async fn a_changed_file_is_seen_whole_after_the_ttl_never_mixed() {
     let m = sample();
     let core = core_with(m.clone(), Duration::from_millis(200));
-    let ino = path_ino(&core, "vol/dir/b.bin").await;
+    m.put("big.bin", pattern(300_000, 1));
+    let ino = path_ino(&core, "vol/big.bin").await;
     let fh = core.open(ino, false).await.unwrap().fh;
     assert_eq!(
         &core.read(fh, 0, 4096).await.unwrap()[..],
-        &pattern(50_000, 1)[..4096]
+        &pattern(300_000, 1)[..4096]
     );
-    m.put("dir/b.bin", pattern(50_000, 9));
+    m.put("big.bin", pattern(300_000, 9));
     // The open handle never gets new bytes: uncached parts of the old version are ESTALE.
-    let e = core.read(fh, 30_000, 4096).await.unwrap_err();
+    let e = core.read(fh, 250_000, 4096).await.unwrap_err();
     assert_eq!(errno(&e), libc::ESTALE);
     tokio::time::sleep(Duration::from_millis(250)).await;
     let fh2 = core.open(ino, false).await.unwrap().fh;
-    let all = core.read(fh2, 0, 50_000).await.unwrap();
-    assert_eq!(&all[..], &pattern(50_000, 9)[..], "new version, whole");
+    let all = core.read(fh2, 0, 300_000).await.unwrap();
+    assert_eq!(&all[..], &pattern(300_000, 9)[..], "new version, whole");
 }
 
 #[tokio::test]
@@ -561,4 +563,55 @@ async fn listings_follow_forgotten_children() {
     );
     core.forget(again.ino, 1);
     assert_eq!(core.inode_count(), before - 101);
+}
+
+/// Requests for `jobs` readers, each streaming its own part of one 12 MB file through its own
+/// handle (fio's jobs on one object: parts further apart than a stream's tolerance), with a
+/// prefetch budget that binds.
+async fn stream_requests(jobs: u64) -> u64 {
+    const SIZE: u64 = 12_000_000;
+    const READ: u64 = 16384;
+    let m = sample();
+    m.put("big.bin", pattern(SIZE as usize, 3));
+    let options = VfsOptions {
+        prefetch_initial_bytes: 8192,
+        prefetch_max_bytes: 65536,
+        prefetch_budget_bytes: 4 * 65536,
+        whole_file_bytes: 0,
+        ..Default::default()
+    };
+    let core = core_with_options(m.clone(), Duration::from_secs(60), options);
+    let ino = path_ino(&core, "vol/big.bin").await;
+    let mut handles = Vec::new();
+    for _ in 0..jobs {
+        handles.push(core.open(ino, false).await.expect("open").fh);
+    }
+    let src = pattern(SIZE as usize, 3);
+    let part = SIZE / jobs;
+    let before = m.reads.load(Ordering::Relaxed);
+    for step in 0..part.div_ceil(READ) {
+        for (job, fh) in handles.iter().enumerate() {
+            let off = job as u64 * part + step * READ;
+            let len = READ.min((job as u64 + 1) * part - off);
+            let got = core.read(*fh, off, len as u32).await.expect("read");
+            assert_eq!(&got[..], &src[off as usize..(off + len) as usize]);
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    m.reads.load(Ordering::Relaxed) - before
+}
+
+/// A file's streams share what its handles may prefetch together: four readers on one object,
+/// each through its own handle, ask for the same large requests as one reader does — not a
+/// quarter of its window each (the bench saw 463 GETs for 4 jobs against 154 for 1 on 1 GiB).
+#[tokio::test]
+async fn four_readers_make_no_more_requests_than_one() {
+    let one = stream_requests(1).await;
+    let four = stream_requests(4).await;
+    // Each further stream starts mid-file and reads its first pages unprefetched until it is
+    // confirmed (two initial windows: at most 4 requests of its own).
+    assert!(
+        four <= one + 3 * 4,
+        "4 readers made {four} requests, 1 reader {one}"
+    );
 }

@@ -147,6 +147,7 @@ impl ReadThrough {
                         .stats
                         .origin_requests
                         .fetch_add(1, Ordering::Relaxed);
+                    tracing::trace!(path = %obj.path, start, end, ?wanted, "origin request");
                     match this
                         .inner
                         .connector

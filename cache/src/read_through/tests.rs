@@ -55,25 +55,66 @@ async fn ranges_match_the_source_at_every_alignment() {
     );
 }
 
-#[tokio::test]
-async fn prefetched_bytes_count_until_a_reader_reads_them() {
-    let (_m, rt, obj) = setup(10_500).await;
-    rt.prefetch(&obj, 0, 4000);
+async fn wait_prefetched(rt: &ReadThrough, bytes: u64) {
     for _ in 0..200 {
-        if rt.stats().prefetched_bytes.load(Ordering::Relaxed) == 4000 {
-            break;
+        if rt.stats().prefetched_bytes.load(Ordering::Relaxed) >= bytes {
+            return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
+}
+
+/// A stream's windows start and end anywhere; each prefetch goes out in requests of the largest
+/// size (8 blocks here), the span it adds rounded up, so no short request is left between windows.
+#[tokio::test]
+async fn prefetch_windows_go_out_as_whole_requests() {
+    let (m, rt, obj) = setup(40_500).await;
+    let mut prefetched = 0;
+    // Windows of 3, 6 and 13 blocks, each from where the stream's last window ended.
+    for (offset, len) in [(0u64, 3000u64), (3000, 6000), (9000, 13_000)] {
+        rt.prefetch(&obj, offset, len);
+        prefetched += 8000 * (len.div_ceil(8000).max(1));
+        wait_prefetched(&rt, prefetched.min(24_000)).await;
+    }
+    let requests = m.reads.load(Ordering::Relaxed);
+    assert_eq!(
+        rt.stats().prefetched_bytes.load(Ordering::Relaxed),
+        24_000,
+        "blocks 0..24: the three windows (to block 22) rounded up to whole requests"
+    );
+    assert_eq!(requests, 3, "one request of 8 blocks per window");
+    // 10 blocks become 16 (two requests); the object's end bounds the rounding.
+    rt.prefetch(&obj, 24_000, 10_000);
+    wait_prefetched(&rt, 40_000).await;
+    assert_eq!(rt.stats().prefetched_bytes.load(Ordering::Relaxed), 40_000);
+    assert_eq!(m.reads.load(Ordering::Relaxed), 5);
+    rt.prefetch(&obj, 40_000, 100);
+    wait_prefetched(&rt, 40_500).await;
+    assert_eq!(
+        rt.stats().prefetched_bytes.load(Ordering::Relaxed),
+        40_500,
+        "the last, short block alone"
+    );
+    let src = data(40_500);
+    let got = rt.read(&obj, 0, 40_500, FetchPlan::Blocks).await.unwrap();
+    assert_eq!(&got[..], &src[..]);
+    assert_eq!(m.reads.load(Ordering::Relaxed), 6, "all cached");
+}
+
+#[tokio::test]
+async fn prefetched_bytes_count_until_a_reader_reads_them() {
+    let (_m, rt, obj) = setup(10_500).await;
+    rt.prefetch(&obj, 0, 8000);
+    wait_prefetched(&rt, 8000).await;
     let stats = rt.stats();
-    assert_eq!(stats.prefetched_bytes.load(Ordering::Relaxed), 4000);
+    assert_eq!(stats.prefetched_bytes.load(Ordering::Relaxed), 8000);
     assert_eq!(stats.prefetch_read_bytes.load(Ordering::Relaxed), 0);
-    // A reader reads blocks 1 and 2 (twice: counted once); block 5 was never prefetched.
+    // A reader reads blocks 1 and 2 (twice: counted once); block 9 was never prefetched.
     rt.read(&obj, 1500, 1000, FetchPlan::Blocks).await.unwrap();
     rt.read(&obj, 1500, 1000, FetchPlan::Blocks).await.unwrap();
-    rt.read(&obj, 5000, 10, FetchPlan::Blocks).await.unwrap();
+    rt.read(&obj, 9000, 10, FetchPlan::Blocks).await.unwrap();
     assert_eq!(stats.prefetch_read_bytes.load(Ordering::Relaxed), 2000);
-    assert_eq!(stats.prefetched_bytes.load(Ordering::Relaxed), 4000);
+    assert_eq!(stats.prefetched_bytes.load(Ordering::Relaxed), 8000);
     // The fast memory path counts too.
     rt.read_from_memory(&obj, 0, 10).expect("in memory");
     assert_eq!(stats.prefetch_read_bytes.load(Ordering::Relaxed), 3000);
