@@ -8,7 +8,7 @@
 # Data is made by this script (synthetic random/normal values) and uploaded once.
 #
 #   bash benches/workloads.sh                  (needs root: drops the page cache for cold rows)
-#   CLIENTS="colo s3fs" bash benches/workloads.sh   (of: colo colo-fill s3fs rclone)
+#   CLIENTS="colo s3fs" bash benches/workloads.sh   (of: colo colo-exact s3fs rclone)
 source "$(dirname "$0")/mounts.sh"
 B="$COLO_TEST_DIR/workloads"
 mkdir -p "$B"
@@ -57,13 +57,13 @@ curl -s --aws-sigv4 "aws:amz:us-east-1:s3" --user "$KEY:$SECRET" "$EP/$BUCKET/wl
 echo "== local disk" >&2
 ROWS=seq "$PY" benches/workloads.py "$B/local/wl" > "$B/result-local.json"
 
-CLIENTS="${CLIENTS:-colo colo-fill s3fs rclone}"
+CLIENTS="${CLIENTS:-colo colo-exact s3fs rclone}"
 
 for client in $CLIENTS; do
   M="$B/mnt-$client"; mkdir -p "$M"; rm -rf "$B/cache-$client"
   case $client in
-    colo|colo-fill)  # colo-fill: colo with cache.random_fill_max_mib = 256
-      COLO_RANDOM_FILL_MIB=$([ $client = colo-fill ] && echo 256 || true) \
+    colo|colo-exact)  # colo-exact: colo that never fetches a randomly read file whole (cache.random_fill_max_mib = 0)
+      COLO_RANDOM_FILL_MIB=$([ $client = colo-exact ] && echo 0 || true) \
         colo_config "$B/$client.toml" "$B/cache-$client" 'metrics_listen = "127.0.0.1:18772"' "metadata_ttl_secs = 3600"
       "$COLO" mount --config "$B/$client.toml" --root "$M" > "$B/$client.out" 2> "$B/$client.err" &
       pid=$!; prefix="$M/s3/wl"; url=http://127.0.0.1:18772/metrics ;;

@@ -31,6 +31,7 @@ use crate::block_cache::BlockCache;
 use crate::error::Result;
 use crate::fetch_budget::{FetchBudget, FetchPermit};
 use crate::key::BlockKey;
+use crate::origin_cost::{CostEstimate, OriginCost};
 use crate::tiered::TieredCache;
 use bytes::{Bytes, BytesMut};
 use colo_connectors::{Connector, ObjectIdentity, ObjectPath};
@@ -67,6 +68,8 @@ pub struct ReadStats {
     pub prefetched_bytes: AtomicU64,
     /// Of those, bytes a reader later read.
     pub prefetch_read_bytes: AtomicU64,
+    /// Objects fetched whole in the background ([`ReadThrough::fill`]).
+    pub fills: AtomicU64,
 }
 
 /// Prefetched blocks remembered until read; beyond this, more are counted but not tracked (they
@@ -94,6 +97,8 @@ struct Inner {
     /// Blocks fetched by a prefetch and not read yet, with their lengths.
     prefetched_unread: Mutex<HashMap<BlockKey, u64>>,
     stats: ReadStats,
+    /// What a request to this volume's origin costs, learned from every fetch.
+    cost: OriginCost,
 }
 
 #[derive(Clone)]
@@ -139,8 +144,20 @@ impl ReadThrough {
                 inflight: Mutex::new(HashMap::new()),
                 prefetched_unread: Mutex::new(HashMap::new()),
                 stats: ReadStats::default(),
+                cost: OriginCost::default(),
             }),
         }
+    }
+
+    /// The most one origin request asks for.
+    pub fn max_request_bytes(&self) -> u64 {
+        self.inner.max_request_bytes
+    }
+
+    /// What a request to this volume's origin costs, as learned so far
+    /// ([`crate::origin_cost`]).
+    pub fn origin_cost(&self) -> CostEstimate {
+        self.inner.cost.estimate()
     }
 
     /// The same reader with pages of `page_size` bytes (a divisor of the block size); before the
@@ -382,17 +399,23 @@ impl ReadThrough {
         out.freeze()
     }
 
-    /// Make sure blocks covering `[offset, offset + len)` are cached, in the background — in
-    /// whole requests: the span not yet in flight is extended to a multiple of
-    /// `max_request_bytes`, so a stream's windows (which start and end anywhere) go out as
-    /// requests of the largest size instead of each leaving a short one behind, and the next
-    /// window starts on a request boundary.
+    /// Make sure blocks covering `[offset, offset + len)` are cached, in the background. A window
+    /// of at least one request (a stream past its first few windows) goes out in whole requests:
+    /// the span not yet cached or in flight is extended to a multiple of `max_request_bytes`, so
+    /// windows that start and end anywhere go out as requests of the largest size instead of each
+    /// leaving a short one behind. Smaller windows (a stream's first, which may be all it reads)
+    /// fetch only what they ask for.
     pub fn prefetch(&self, obj: &ObjectVersion, offset: u64, len: u64) {
         let Some(want) = Self::clamp(obj, offset, len) else {
             return;
         };
         let bs = self.inner.block_size;
-        let (first, last) = self.whole_requests(obj, want.start / bs, (want.end - 1) / bs);
+        let (first, last) = (want.start / bs, (want.end - 1) / bs);
+        let (first, last) = if want.end - want.start >= self.inner.max_request_bytes {
+            self.whole_requests(obj, first, last)
+        } else {
+            (first, last)
+        };
         let this = self.clone();
         let obj = obj.clone();
         tokio::spawn(async move {
@@ -432,6 +455,7 @@ impl ReadThrough {
         if obj.size == 0 {
             return;
         }
+        self.inner.stats.fills.fetch_add(1, Ordering::Relaxed);
         let bs = self.inner.block_size;
         let per_request = (self.inner.max_request_bytes / bs).max(1);
         let last = (obj.size - 1) / bs;

@@ -4,7 +4,9 @@
 //!
 //! Faults: [`MemoryConnector::fail_next`] makes the next N requests fail as Unavailable;
 //! [`MemoryConnector::set_down`] fails everything until lifted; [`MemoryConnector::set_delay`] slows
-//! every request. Counters tell how many reads and lists reached the "origin", and the most reads
+//! every request; [`MemoryConnector::set_link`] makes reads cost what they would on a real store
+//! (a latency, then the bytes at a rate — on tokio's clock, so a test with paused time measures
+//! exact costs without waiting). Counters tell how many reads and lists reached the "origin", and the most reads
 //! that were in progress at once.
 
 use crate::connector::{Capability, Connector, DirEntry, ObjectIdentity, ObjectMeta};
@@ -37,6 +39,9 @@ pub struct MemoryConnector {
     fail_next: AtomicUsize,
     down: AtomicBool,
     delay_ms: AtomicU64,
+    /// A read's latency (µs) and bytes per second (0: unlimited): see `set_link`.
+    link_latency_micros: AtomicU64,
+    link_bytes_per_sec: AtomicU64,
     /// Requests that reached this connector, by kind.
     pub reads: AtomicU64,
     pub read_bytes: AtomicU64,
@@ -163,6 +168,26 @@ impl MemoryConnector {
             .store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
+    /// Every later read takes `latency` and then its bytes at `bytes_per_sec` (0: no limit).
+    pub fn set_link(&self, latency: Duration, bytes_per_sec: u64) {
+        self.link_latency_micros
+            .store(latency.as_micros() as u64, Ordering::SeqCst);
+        self.link_bytes_per_sec
+            .store(bytes_per_sec, Ordering::SeqCst);
+    }
+
+    /// What a read of `bytes` takes on the link.
+    fn link_time(&self, bytes: u64) -> Duration {
+        let latency = Duration::from_micros(self.link_latency_micros.load(Ordering::SeqCst));
+        let rate = self.link_bytes_per_sec.load(Ordering::SeqCst);
+        let transfer = if rate == 0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(bytes as f64 / rate as f64)
+        };
+        latency + transfer
+    }
+
     async fn gate(&self, path: &ObjectPath) -> Result<()> {
         let d = self.delay_ms.load(Ordering::SeqCst);
         if d > 0 {
@@ -268,6 +293,10 @@ impl Connector for MemoryConnector {
                 path: path.to_string(),
                 detail: format!("range {range:?} outside {} bytes", o.data.len()),
             });
+        }
+        let link = self.link_time(range.end - range.start);
+        if !link.is_zero() {
+            tokio::time::sleep(link).await;
         }
         self.read_bytes
             .fetch_add(range.end - range.start, Ordering::Relaxed);

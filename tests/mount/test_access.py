@@ -168,7 +168,11 @@ def test_a_small_file_is_one_get_whatever_is_read_of_it(mount, data):
     assert (gets1 - gets0, bytes1 - bytes0) == (1, len(src))
 
 
-def test_random_fill_fetches_a_small_enough_file_whole_after_four_jumps(tmp_path, data):
+def test_a_randomly_read_file_is_fetched_whole_once_its_requests_cost_as_much(tmp_path, data):
+    """The cost model (issue 19) on the real S3 server: colo learns the volume's latency and
+    throughput from its requests, and a 40 MiB file read at random is fetched whole in the
+    background once its reader has waited on ranged requests as long as the whole file takes —
+    not before 4 reads, and after it every read is served from the cache."""
     key, src = data["random"]
     cfg = str(tmp_path / "c.toml")
     extra = (f'\n[[volume]]\nname = "{VOLUME}"\nurl = "s3://{BUCKET}/"\nendpoint = "{S3_ENDPOINT}"\n'
@@ -181,17 +185,28 @@ def test_random_fill_fetches_a_small_enough_file_whole_after_four_jumps(tmp_path
     c = Colo(cfg, str(tmp_path / "mnt"))
     url = "http://127.0.0.1:18773/metrics"
 
-    def gets():
+    def metric(name):
         text = urllib.request.urlopen(url, timeout=10).read().decode()
-        return sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines() if l.startswith(GETS))
+        return sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines() if l.startswith(name))
 
+    def gets():
+        return metric(GETS)
+
+    fills = f'colo_cache_random_fills_total{{volume="{VOLUME}"}}'
     try:
         rnd = random.Random(9)
         fd = os.open(c.path(VOLUME, key), os.O_RDONLY)
         try:
-            for _ in range(4):
+            reads = 0
+            while metric(fills) == 0:
+                assert reads < 400, "never fetched whole"
                 off = rnd.randrange(MIB, 38 * MIB) // 4096 * 4096
                 assert os.pread(fd, 256 << 10, off) == src[off:off + (256 << 10)]
+                reads += 1
+            assert reads >= 4, f"fetched whole after {reads} reads"
+            latency = metric(f'colo_origin_latency_seconds{{volume="{VOLUME}"}}')
+            assert 0 < latency < 0.02, f"learned latency {latency} s (loopback, not the prior)"
+            assert metric(f'colo_origin_throughput_bytes_per_second{{volume="{VOLUME}"}}') > 0
             settled, last = 0, -1
             for _ in range(100):  # the fill runs in the background: wait until requests stop
                 now = gets()
@@ -201,7 +216,7 @@ def test_random_fill_fetches_a_small_enough_file_whole_after_four_jumps(tmp_path
                 last = now
                 time.sleep(0.1)
             before = gets()
-            assert before <= 4 + 40 / 8 + 2, before  # four reads, then 8 MiB requests
+            assert before <= reads + 40 / 8 + 2, (before, reads)  # the reads, then 8 MiB requests
             for _ in range(32):
                 off = rnd.randrange(0, 40 * MIB - (256 << 10))
                 assert os.pread(fd, 256 << 10, off) == src[off:off + (256 << 10)]

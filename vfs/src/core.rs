@@ -30,7 +30,7 @@ use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -62,7 +62,8 @@ pub struct VfsOptions {
     /// Files up to this size are fetched whole (one request) by the first read that misses.
     pub whole_file_bytes: u64,
     /// Files up to this size that a reader jumps around in are fetched whole in the background
-    /// after [`RANDOM_FILL_AFTER_READS`] such reads (0: never). Trades origin bytes for latency.
+    /// once that pays off ([`crate::plan::whole_file_pays_off`]; 0: never). Trades origin bytes
+    /// for time where requests are expensive.
     pub random_fill_max_bytes: u64,
     /// Owner shown for every file.
     pub uid: u32,
@@ -189,8 +190,8 @@ pub(crate) struct OpenFile {
     /// A hash of (volume, version), naming the file's extents without a copy of its path per read.
     /// (A collision could only change how much a read fetches ahead, never the bytes it returns.)
     pub(crate) extents_key: u64,
-    /// Reads answered with the page plan (a reader jumping around).
-    pub(crate) jumps: AtomicU32,
+    /// Reads answered with the page plan (a reader jumping around), and what they cost.
+    pub(crate) jumps: crate::plan::RandomReads,
     /// The inode, and how the handle reads (read-only handles; [`crate::passthrough`]).
     pub(crate) ino: u64,
     pub(crate) io: crate::passthrough::OpenIo,

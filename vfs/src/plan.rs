@@ -7,22 +7,85 @@
 //!   footers: read by every client, so kept whole), get whole blocks; the stream also prefetches
 //!   ([`crate::prefetch`]).
 //! * A reader jumping around a large file gets only the pages it needs, one ranged request per
-//!   read; after [`RANDOM_FILL_AFTER_READS`] such reads a file under `random_fill_max_bytes` is
-//!   fetched whole in the background.
+//!   read (the kernel's pieces of one `pread` arrive together and join one fetch). Once the time
+//!   spent on those requests reaches what fetching the whole file would take on this volume
+//!   ([`whole_file_pays_off`], with the volume's learned request cost), a file under
+//!   `random_fill_max_bytes` is fetched whole in the background. That is the break-even rule of
+//!   renting against buying: whatever the reader does next, it never waits more than about twice
+//!   what the better choice in hindsight would have cost — on a slow store a small file is soon
+//!   fetched whole, on a fast one its reader keeps getting exact ranges.
 //! * In a Parquet file whose footer taught colo its column chunks ([`learn_chunks`]), a read of a
 //!   chunk fetches the whole chunk in one request, however the kernel cut the client's read
 //!   ([`chunk_plan`]); reads elsewhere fetch only their pages.
 
 use std::ops::Range;
 
-use colo_cache::{FetchPlan, ObjectVersion, ReadThrough};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use colo_cache::{CostEstimate, FetchPlan, ObjectVersion, ReadThrough};
 
 use crate::extents::{ChunkExtents, TailExtents, parquet_column_chunks};
 
-/// Jumping reads of one handle after which a file under `random_fill_max_bytes` is filled.
+/// Jumping reads of one handle before a file under `random_fill_max_bytes` may be filled (a
+/// pattern, not one read that happened to be slow).
 pub const RANDOM_FILL_AFTER_READS: u32 = 4;
 /// Requests a fill keeps in flight.
 pub(crate) const FILL_PARALLEL_REQUESTS: usize = 4;
+
+/// Whether fetching a whole file of `size` bytes (in requests of `request_bytes`, `parallel` at a
+/// time) now takes no longer than the `paid_secs` its reader has already spent on ranged requests
+/// for it, on a volume whose requests cost `cost`.
+pub fn whole_file_pays_off(
+    paid_secs: f64,
+    size: u64,
+    request_bytes: u64,
+    parallel: usize,
+    cost: CostEstimate,
+) -> bool {
+    let requests = size.div_ceil(request_bytes.max(1));
+    let rounds = requests.div_ceil(parallel.max(1) as u64);
+    // Each round is as long as one request of the full size; the transfer of all the bytes is
+    // no faster than one request's throughput allows (a link shared by the fill's requests).
+    let whole_secs = (rounds as f64 * cost.latency_secs)
+        .max(cost.latency_secs + size as f64 / cost.bytes_per_sec);
+    paid_secs >= whole_secs
+}
+
+/// One handle's reads answered with the page plan: how many, the time they took, and whether the
+/// file has been filled for it.
+#[derive(Debug, Default)]
+pub(crate) struct RandomReads {
+    reads: AtomicU32,
+    paid_micros: AtomicU64,
+    filled: AtomicBool,
+}
+
+impl RandomReads {
+    /// Count one jumping read that took `elapsed`; true (once) when the file should now be fetched
+    /// whole.
+    pub(crate) fn note(
+        &self,
+        elapsed: Duration,
+        size: u64,
+        request_bytes: u64,
+        cost: CostEstimate,
+    ) -> bool {
+        let reads = self.reads.fetch_add(1, Ordering::Relaxed) + 1;
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        let paid = self.paid_micros.fetch_add(micros, Ordering::Relaxed) + micros;
+        reads >= RANDOM_FILL_AFTER_READS
+            && !self.filled.load(Ordering::Relaxed)
+            && whole_file_pays_off(
+                paid as f64 / 1e6,
+                size,
+                request_bytes,
+                FILL_PARALLEL_REQUESTS,
+                cost,
+            )
+            && !self.filled.swap(true, Ordering::Relaxed)
+    }
+}
 
 /// Where the last block of a file of `size` bytes begins.
 pub(crate) fn last_block_start(size: u64, block_bytes: u64) -> u64 {
@@ -156,8 +219,82 @@ pub async fn learn_chunks(reader: &ReadThrough, version: &ObjectVersion) -> Opti
 #[cfg(test)]
 mod tests {
     use super::*;
+    use colo_cache::OriginCost;
 
     const MIB: u64 = 1 << 20;
+
+    /// Jumping reads (a 64 KiB page each) of a file of `size` bytes on a store with `link`'s
+    /// latency and throughput, timed on a fake clock (each read takes what the link says): the
+    /// read after which the file is fetched whole, if any within `reads`. The volume's cost is
+    /// learned as colo learns it, from its requests (the file's first and last block, then the
+    /// pages).
+    fn fill_after(link: CostEstimate, size: u64, reads: u32) -> Option<u32> {
+        let cost = OriginCost::default();
+        for bytes in [MIB, MIB] {
+            cost.record(bytes, Duration::from_secs_f64(link.request_secs(bytes)));
+        }
+        let random = RandomReads::default();
+        (1..=reads).find(|_| {
+            let page = Duration::from_secs_f64(link.request_secs(64 << 10));
+            cost.record(64 << 10, page);
+            random.note(page, size, 8 * MIB, cost.estimate())
+        })
+    }
+
+    /// The cost model's choice (issue 19): a small file read at random is fetched whole on a slow
+    /// volume (a remote store: 20 ms, 1 Gbit/s) once its reader has waited as long as the whole
+    /// file takes, and its reader keeps exact ranges on a fast one (loopback-like: 0.2 ms,
+    /// 1 GB/s) — for a hundred reads and more.
+    #[test]
+    fn the_cost_model_fetches_whole_on_a_slow_volume_and_exact_ranges_on_a_fast_one() {
+        let slow = CostEstimate {
+            latency_secs: 0.020,
+            bytes_per_sec: 125e6,
+        };
+        let fast = CostEstimate {
+            latency_secs: 0.0002,
+            bytes_per_sec: 1e9,
+        };
+        let size = 32 * MIB;
+        // The whole file on the slow link: 4 requests of 8 MiB at once, 20 ms + 268 ms.
+        let slow_fill = fill_after(slow, size, 200).expect("filled on the slow volume");
+        assert!(
+            (13..=16).contains(&slow_fill),
+            "after {slow_fill} reads of ~20.5 ms"
+        );
+        assert_eq!(
+            fill_after(fast, size, 100),
+            None,
+            "exact ranges on the fast one"
+        );
+        // Only once: the fill is not asked for again.
+        let random = RandomReads::default();
+        let asked: Vec<bool> = (0..8)
+            .map(|_| random.note(Duration::from_secs(1), size, 8 * MIB, slow))
+            .collect();
+        assert_eq!(
+            asked,
+            [false, false, false, true, false, false, false, false]
+        );
+    }
+
+    #[test]
+    fn a_whole_file_takes_its_rounds_of_requests_or_its_transfer() {
+        let link = CostEstimate {
+            latency_secs: 0.050,
+            bytes_per_sec: 1e12,
+        };
+        // 64 requests of 1 MiB, 4 at a time: 16 rounds of 50 ms.
+        assert!(!whole_file_pays_off(0.79, 64 * MIB, MIB, 4, link));
+        assert!(whole_file_pays_off(0.80, 64 * MIB, MIB, 4, link));
+        let narrow = CostEstimate {
+            latency_secs: 0.001,
+            bytes_per_sec: 100e6,
+        };
+        // One round, but 1 GiB at 100 MB/s.
+        assert!(!whole_file_pays_off(10.0, 1 << 30, 1 << 30, 4, narrow));
+        assert!(whole_file_pays_off(10.8, 1 << 30, 1 << 30, 4, narrow));
+    }
 
     #[test]
     fn small_files_are_fetched_whole_and_streams_and_ends_in_blocks() {

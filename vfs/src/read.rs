@@ -7,10 +7,7 @@
 use crate::core::*;
 use crate::error::{Result, VfsError};
 use crate::metrics::FsOp;
-use crate::plan::{
-    self, CHUNKED_FILE_STREAM_BYTES, FILL_PARALLEL_REQUESTS, RANDOM_FILL_AFTER_READS,
-    last_block_start,
-};
+use crate::plan::{self, CHUNKED_FILE_STREAM_BYTES, FILL_PARALLEL_REQUESTS, last_block_start};
 use crate::prefetch::{ReadPattern, StreamSet};
 use bytes::Bytes;
 use colo_cache::{FetchPlan, ObjectVersion};
@@ -18,7 +15,7 @@ use colo_connectors::EntryKind;
 use parking_lot::Mutex;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 impl VfsCore {
@@ -100,7 +97,7 @@ impl VfsCore {
                 h.finish()
             },
             version,
-            jumps: AtomicU32::new(0),
+            jumps: Default::default(),
         };
         self.handles.lock().insert(fh, Arc::new(file));
         Ok(Opened { fh, keep_cache, io })
@@ -191,21 +188,26 @@ impl VfsCore {
             let whole = self.options.whole_file_bytes;
             plan::access_plan(version.size, block, whole, offset, len, pattern.sequential)
         });
-        if plan == FetchPlan::Pages {
-            let jumps = file.jumps.fetch_add(1, Ordering::Relaxed) + 1;
-            if jumps == RANDOM_FILL_AFTER_READS
-                && version.size <= self.options.random_fill_max_bytes
-            {
-                reader.fill(version, FILL_PARALLEL_REQUESTS);
-            }
-        }
         // A read of the last block in whole blocks: the footer of a Parquet file is there.
         let learns_chunks = plan == FetchPlan::Blocks
             && offset + len > last_block_start(version.size, block)
             && self.chunks.get(&file.extents_key).is_none();
         // With a chunk's span, the kernel's other pieces of the same chunk are then cache hits, or
         // join the fetch.
+        let jumping = plan == FetchPlan::Pages;
+        let asked = tokio::time::Instant::now();
         let bytes = reader.read(version, offset, len, plan).await?;
+        if jumping
+            && version.size <= self.options.random_fill_max_bytes
+            && file.jumps.note(
+                asked.elapsed(),
+                version.size,
+                reader.max_request_bytes(),
+                reader.origin_cost(),
+            )
+        {
+            reader.fill(version, FILL_PARALLEL_REQUESTS);
+        }
         if learns_chunks {
             let chunks = plan::learn_chunks(reader, version).await;
             self.chunks.insert(file.extents_key, chunks);

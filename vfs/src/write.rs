@@ -32,7 +32,7 @@ use colo_connectors::{EntryKind, ObjectIdentity, ObjectPath};
 use parking_lot::Mutex;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 /// A handle on a writable volume that writes, or that was opened on a file with a staged copy.
@@ -285,7 +285,7 @@ impl VfsCore {
                 h.finish()
             },
             version,
-            jumps: AtomicU32::new(0),
+            jumps: Default::default(),
             ino,
             io: crate::passthrough::OpenIo::Cached,
         };

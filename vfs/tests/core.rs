@@ -615,3 +615,85 @@ async fn four_readers_make_no_more_requests_than_one() {
         "4 readers made {four} requests, 1 reader {one}"
     );
 }
+
+/// Issue 19's cost model through the core, on a connector that costs what a store would (real
+/// sleeps): each volume's request cost is learned from its requests, and a 32 MiB file read at
+/// random is fetched whole in the background on a slow volume (20 ms, 125 MB/s: after ~14 reads
+/// the reader has waited as long as the whole file takes) and never on a fast one (~1 ms per
+/// read, 250 MB/s: the whole file would take 134 ms, 20 reads cost well under that).
+#[tokio::test]
+async fn a_randomly_read_file_is_fetched_whole_on_a_slow_volume_only() {
+    const MIB: u64 = 1 << 20;
+    const SIZE: u64 = 32 * MIB;
+    let src = pattern(SIZE as usize, 5);
+    for (latency, bytes_per_sec, slow) in [
+        (Duration::from_millis(20), 125_000_000, true),
+        (Duration::ZERO, 250_000_000, false),
+    ] {
+        let m = Arc::new(MemoryConnector::new("vol"));
+        m.put("r.bin", src.clone());
+        m.set_link(latency, bytes_per_sec);
+        let cache = Arc::new(TieredCache::new(Some(MemoryCache::new(256 << 20)), None));
+        let reader = ReadThrough::new(m.clone(), cache, MIB, 8 * MIB);
+        let core = VfsCore::new(
+            vec![VolumeMount {
+                name: "vol".into(),
+                reader: reader.clone(),
+                metadata_ttl: Duration::from_secs(60),
+                write_back: None,
+                direct_root: None,
+                owner: None,
+            }],
+            VfsOptions {
+                whole_file_bytes: 0,
+                random_fill_max_bytes: 64 * MIB,
+                ..Default::default()
+            },
+        );
+        let ino = path_ino(&core, "vol/r.bin").await;
+        let fh = core.open(ino, false).await.expect("open").fh;
+        // A client reads the header and the footer first (whole blocks: throughput samples).
+        for off in [0, SIZE - 4096] {
+            let got = core.read(fh, off, 4096).await.expect("read");
+            assert_eq!(&got[..], &src[off as usize..off as usize + 4096]);
+        }
+        let mut next = 12_345u64;
+        let mut random_read = async || {
+            next = next.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let off = MIB + (next >> 20) % (SIZE - 3 * MIB) / 4096 * 4096;
+            let got = core.read(fh, off, 4096).await.expect("read");
+            assert_eq!(&got[..], &src[off as usize..off as usize + 4096]);
+        };
+        for _ in 0..20 {
+            random_read().await;
+        }
+        let cost = reader.origin_cost();
+        let learned_latency = cost.latency_secs;
+        if slow {
+            assert!(
+                (0.019..0.030).contains(&learned_latency),
+                "learned latency {learned_latency}"
+            );
+            // The fill runs in the background: wait for it, then nothing more is asked for.
+            for _ in 0..100 {
+                if m.read_bytes.load(Ordering::Relaxed) >= SIZE {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            assert!(m.read_bytes.load(Ordering::Relaxed) >= SIZE, "filled");
+            let requests = m.reads.load(Ordering::Relaxed);
+            for _ in 0..10 {
+                random_read().await;
+            }
+            assert_eq!(m.reads.load(Ordering::Relaxed), requests, "all cached");
+        } else {
+            // The header and footer blocks, the first block's prefetch, and a page a read.
+            assert!(
+                m.read_bytes.load(Ordering::Relaxed) <= 3 * MIB + 20 * (64 << 10),
+                "exact ranges only: {} bytes",
+                m.read_bytes.load(Ordering::Relaxed)
+            );
+        }
+    }
+}

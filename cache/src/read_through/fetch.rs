@@ -148,6 +148,7 @@ impl ReadThrough {
                         .origin_requests
                         .fetch_add(1, Ordering::Relaxed);
                     tracing::trace!(path = %obj.path, start, end, ?wanted, "origin request");
+                    let asked = tokio::time::Instant::now();
                     match this
                         .inner
                         .connector
@@ -155,6 +156,7 @@ impl ReadThrough {
                         .await
                     {
                         Ok(pieces) => {
+                            this.inner.cost.record(end - start, asked.elapsed());
                             for (i, piece) in (lo..=hi).zip(pieces) {
                                 got[i] = Some(piece);
                             }

@@ -64,37 +64,32 @@ async fn wait_prefetched(rt: &ReadThrough, bytes: u64) {
     }
 }
 
-/// A stream's windows start and end anywhere; each prefetch goes out in requests of the largest
-/// size (8 blocks here), the span it adds rounded up, so no short request is left between windows.
+/// A stream's windows start and end anywhere; a window of at least one request (8 blocks here)
+/// goes out in requests of the largest size, the span it adds rounded up, so no short request is
+/// left between windows; a smaller window fetches only itself.
 #[tokio::test]
 async fn prefetch_windows_go_out_as_whole_requests() {
     let (m, rt, obj) = setup(40_500).await;
-    let mut prefetched = 0;
-    // Windows of 3, 6 and 13 blocks, each from where the stream's last window ended.
-    for (offset, len) in [(0u64, 3000u64), (3000, 6000), (9000, 13_000)] {
+    // 3 blocks (exact), 9 blocks from block 3 (rounded to 16: to block 18), 10 blocks from block
+    // 12 (the 3 past block 18 rounded to 8: to block 26).
+    for ((offset, len), total) in [(0u64, 3000u64), (3000, 9000), (12_000, 10_000)]
+        .into_iter()
+        .zip([3000, 19_000, 27_000])
+    {
         rt.prefetch(&obj, offset, len);
-        prefetched += 8000 * (len.div_ceil(8000).max(1));
-        wait_prefetched(&rt, prefetched.min(24_000)).await;
+        wait_prefetched(&rt, total).await;
+        assert_eq!(
+            rt.stats().prefetched_bytes.load(Ordering::Relaxed),
+            total,
+            "window at {offset}"
+        );
     }
-    let requests = m.reads.load(Ordering::Relaxed);
-    assert_eq!(
-        rt.stats().prefetched_bytes.load(Ordering::Relaxed),
-        24_000,
-        "blocks 0..24: the three windows (to block 22) rounded up to whole requests"
-    );
-    assert_eq!(requests, 3, "one request of 8 blocks per window");
-    // 10 blocks become 16 (two requests); the object's end bounds the rounding.
-    rt.prefetch(&obj, 24_000, 10_000);
-    wait_prefetched(&rt, 40_000).await;
-    assert_eq!(rt.stats().prefetched_bytes.load(Ordering::Relaxed), 40_000);
-    assert_eq!(m.reads.load(Ordering::Relaxed), 5);
-    rt.prefetch(&obj, 40_000, 100);
+    assert_eq!(m.reads.load(Ordering::Relaxed), 4, "1 + 2 + 1 requests");
+    // The object's end bounds the rounding: 10 blocks from block 27 stop at its last, block 40.
+    rt.prefetch(&obj, 27_000, 10_000);
     wait_prefetched(&rt, 40_500).await;
-    assert_eq!(
-        rt.stats().prefetched_bytes.load(Ordering::Relaxed),
-        40_500,
-        "the last, short block alone"
-    );
+    assert_eq!(rt.stats().prefetched_bytes.load(Ordering::Relaxed), 40_500);
+    assert_eq!(m.reads.load(Ordering::Relaxed), 6);
     let src = data(40_500);
     let got = rt.read(&obj, 0, 40_500, FetchPlan::Blocks).await.unwrap();
     assert_eq!(&got[..], &src[..]);
@@ -104,17 +99,17 @@ async fn prefetch_windows_go_out_as_whole_requests() {
 #[tokio::test]
 async fn prefetched_bytes_count_until_a_reader_reads_them() {
     let (_m, rt, obj) = setup(10_500).await;
-    rt.prefetch(&obj, 0, 8000);
-    wait_prefetched(&rt, 8000).await;
+    rt.prefetch(&obj, 0, 4000);
+    wait_prefetched(&rt, 4000).await;
     let stats = rt.stats();
-    assert_eq!(stats.prefetched_bytes.load(Ordering::Relaxed), 8000);
+    assert_eq!(stats.prefetched_bytes.load(Ordering::Relaxed), 4000);
     assert_eq!(stats.prefetch_read_bytes.load(Ordering::Relaxed), 0);
-    // A reader reads blocks 1 and 2 (twice: counted once); block 9 was never prefetched.
+    // A reader reads blocks 1 and 2 (twice: counted once); block 5 was never prefetched.
     rt.read(&obj, 1500, 1000, FetchPlan::Blocks).await.unwrap();
     rt.read(&obj, 1500, 1000, FetchPlan::Blocks).await.unwrap();
-    rt.read(&obj, 9000, 10, FetchPlan::Blocks).await.unwrap();
+    rt.read(&obj, 5000, 10, FetchPlan::Blocks).await.unwrap();
     assert_eq!(stats.prefetch_read_bytes.load(Ordering::Relaxed), 2000);
-    assert_eq!(stats.prefetched_bytes.load(Ordering::Relaxed), 8000);
+    assert_eq!(stats.prefetched_bytes.load(Ordering::Relaxed), 4000);
     // The fast memory path counts too.
     rt.read_from_memory(&obj, 0, 10).expect("in memory");
     assert_eq!(stats.prefetch_read_bytes.load(Ordering::Relaxed), 3000);

@@ -327,7 +327,10 @@ pub fn settings(raw: ColoConfig, file: &str) -> Result<Settings, ConfigError> {
         disk_bytes: (disk_gib * (1u64 << 30) as f64) as u64,
         block_bytes: block_kib << 10,
         prefetch_max_bytes: c.prefetch_max_mib.unwrap_or(32) << 20,
-        random_fill_max_bytes: c.random_fill_max_mib.unwrap_or(0) << 20,
+        // A quarter of the disk tier unless set (0: never).
+        random_fill_max_bytes: c
+            .random_fill_max_mib
+            .map_or((disk_gib * (1u64 << 28) as f64) as u64, |m| m << 20),
         shutdown_upload_wait: std::time::Duration::from_secs(c.upload_wait_secs.unwrap_or(60)),
         fsync_wait: c.fsync_wait_secs.map_or(
             colo_cache::write_back::FSYNC_WAIT,

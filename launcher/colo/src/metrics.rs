@@ -28,6 +28,9 @@ pub const FS_INODES: &str = "colo_fs_inodes";
 pub const ORIGIN_REQUESTS: &str = "colo_origin_requests_total";
 pub const ORIGIN_BYTES: &str = "colo_origin_bytes_total";
 pub const ORIGIN_ERRORS: &str = "colo_origin_errors_total";
+pub const ORIGIN_LATENCY: &str = "colo_origin_latency_seconds";
+pub const ORIGIN_THROUGHPUT: &str = "colo_origin_throughput_bytes_per_second";
+pub const CACHE_RANDOM_FILLS: &str = "colo_cache_random_fills_total";
 pub const CACHE_HITS: &str = "colo_cache_hits_total";
 pub const PREFETCH_BYTES: &str = "colo_prefetch_bytes_total";
 pub const PREFETCH_UNREAD_BYTES: &str = "colo_prefetch_unread_bytes";
@@ -69,6 +72,45 @@ fn family(
             let _ = writeln!(out, "{name}{{{labels}}} {value}");
         }
     }
+}
+
+/// What colo has learned each volume's requests cost (`colo_vfs::plan` decides with it), and
+/// the files it fetched whole because of it.
+fn origin_cost_metrics(out: &mut String, stack: &Stack) {
+    header(
+        out,
+        ORIGIN_LATENCY,
+        "gauge",
+        "Each volume's request latency as colo has learned it from its requests (20 ms until it answers).",
+    );
+    for (volume, reader) in &stack.readers {
+        let latency = reader.origin_cost().latency_secs;
+        let _ = writeln!(
+            out,
+            "{ORIGIN_LATENCY}{{volume=\"{}\"}} {latency:.6}",
+            label(volume)
+        );
+    }
+    family(
+        out,
+        ORIGIN_THROUGHPUT,
+        "gauge",
+        "Each volume's throughput per request once its latency is paid, as colo has learned it.",
+        stack.readers.iter().map(|(v, r)| {
+            let rate = r.origin_cost().bytes_per_sec;
+            (format!("volume=\"{}\"", label(v)), rate as u64)
+        }),
+    );
+    family(
+        out,
+        CACHE_RANDOM_FILLS,
+        "counter",
+        "Files fetched whole in the background because their reader jumped around in them long enough.",
+        stack.readers.iter().map(|(v, r)| {
+            let fills = r.stats().fills.load(Ordering::Relaxed);
+            (format!("volume=\"{}\"", label(v)), fills)
+        }),
+    );
 }
 
 fn label(value: &str) -> String {
@@ -327,6 +369,8 @@ pub async fn render(stack: &Stack) -> String {
             .iter()
             .map(|(l, fetched, read)| (l.clone(), fetched.saturating_sub(*read))),
     );
+
+    origin_cost_metrics(&mut out, stack);
 
     let tiers = stack.cache.stats();
     let hits = [
