@@ -5,7 +5,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../scripts/env.sh"
 cd "$COLO_REPO"
 export COLO_TEST_DIR=/tmp/colo-bench
 bash scripts/setup.sh test
-cargo build --release --bin colo --quiet
+cargo build --release --bin colo --bin latency_proxy --quiet
 COLO="$CARGO_TARGET_DIR/release/colo"
 KEY=colotest; SECRET=colotestsecret-s3; EP=http://127.0.0.1:18333
 

@@ -49,6 +49,17 @@ if [ ! -f "$B/uploaded-seq" ]; then  # two 1 GiB objects for fio, kept on local 
   touch "$B/uploaded-seq"
 fi
 
+# LATENCY_MS=20 MBIT=1000: the "real store" rows — every client and the direct GET reach the S3
+# server through latency_proxy (tests/src/latency_proxy.rs: each response's first byte LATENCY_MS
+# after its request, each connection at most MBIT Mbit/s); the server still counts the requests.
+if [ -n "${LATENCY_MS:-}" ]; then
+  "$CARGO_TARGET_DIR/release/latency_proxy" 127.0.0.1:18335 127.0.0.1:18333 "$LATENCY_MS" "${MBIT:-1000}" &
+  proxy_pid=$!
+  trap 'kill $proxy_pid 2>/dev/null; bash scripts/servers.sh stop s3' EXIT
+  EP=http://127.0.0.1:18335
+  echo "== through latency_proxy: ${LATENCY_MS} ms, ${MBIT:-1000} Mbit/s per connection" >&2
+fi
+
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 drop_caches
 curl -s --aws-sigv4 "aws:amz:us-east-1:s3" --user "$KEY:$SECRET" "$EP/$BUCKET/wl/seq_1job.bin" -o /dev/null \

@@ -5,7 +5,8 @@
 //!
 //! Every origin request of a [`crate::ReadThrough`] is timed and given to its volume's
 //! [`OriginCost`]: a small one (up to [`LATENCY_SAMPLE_MAX_BYTES`]) is almost all latency, a large
-//! one (from [`THROUGHPUT_SAMPLE_MIN_BYTES`]) mostly transfer. Each estimate is a weighted moving
+//! one (from [`THROUGHPUT_SAMPLE_MIN_BYTES`]) mostly transfer, counted with the requests in flight
+//! beside it (the throughput is the volume's, for as many requests as colo keeps in flight). Each estimate is a weighted moving
 //! average: its first sample replaces the prior (so one request is enough to tell a loopback
 //! store from a remote one), later ones count [`WEIGHT`] each (so the estimate follows a store
 //! that slows down). Until a volume has answered, the prior ([`CostEstimate::PRIOR`]) stands: a
@@ -101,8 +102,11 @@ fn weight(n: u64) -> f64 {
 }
 
 impl OriginCost {
-    /// Learn from one request of `bytes` that took `elapsed`.
-    pub fn record(&self, bytes: u64, elapsed: Duration) {
+    /// Learn from one request of `bytes` that took `elapsed` while `concurrent` requests to the
+    /// volume (itself included) were in flight: the throughput learned is what the volume gives
+    /// that many requests together, so a stream's parallel requests, each slower than one alone,
+    /// do not make the volume look slow.
+    pub fn record(&self, bytes: u64, elapsed: Duration, concurrent: usize) {
         let secs = elapsed.as_secs_f64();
         let mut l = self.learned.lock();
         if bytes <= LATENCY_SAMPLE_MAX_BYTES {
@@ -114,7 +118,8 @@ impl OriginCost {
         }
         if bytes >= THROUGHPUT_SAMPLE_MIN_BYTES {
             let w = weight(l.throughput_samples);
-            l.large_bytes += w * (bytes as f64 - l.large_bytes);
+            let moved = bytes as f64 * concurrent.max(1) as f64;
+            l.large_bytes += w * (moved - l.large_bytes);
             l.large_secs += w * (secs - l.large_secs);
             l.throughput_samples += 1;
         }
@@ -147,7 +152,7 @@ mod tests {
         assert_eq!(c.estimate(), CostEstimate::PRIOR);
         assert_eq!(c.samples(), (0, 0));
         // A mid-sized request is neither kind of sample.
-        c.record(768 << 10, ms(5.0));
+        c.record(768 << 10, ms(5.0), 1);
         assert_eq!(c.estimate(), CostEstimate::PRIOR);
     }
 
@@ -161,7 +166,7 @@ mod tests {
         let c = OriginCost::default();
         for _ in 0..20 {
             for bytes in [320 << 10, 8 * MIB, 64 << 10, MIB] {
-                c.record(bytes, Duration::from_secs_f64(store.request_secs(bytes)));
+                c.record(bytes, Duration::from_secs_f64(store.request_secs(bytes)), 1);
             }
         }
         let e = c.estimate();
@@ -182,8 +187,8 @@ mod tests {
     #[test]
     fn a_large_request_first_is_read_with_the_latency_learned_later() {
         let c = OriginCost::default();
-        c.record(MIB, ms(3.0));
-        c.record(4096, ms(2.0));
+        c.record(MIB, ms(3.0), 1);
+        c.record(4096, ms(2.0), 1);
         let e = c.estimate();
         assert!((e.latency_secs - 0.002).abs() < 1e-4);
         let expected = MIB as f64 / 0.001;
@@ -194,14 +199,31 @@ mod tests {
         );
     }
 
+    /// Four requests in flight together, each taking four times as long as one alone: the
+    /// volume's throughput is the same as one request's alone.
+    #[test]
+    fn parallel_requests_count_together() {
+        let alone = OriginCost::default();
+        let together = OriginCost::default();
+        alone.record(4096, ms(2.0), 1);
+        together.record(4096, ms(2.0), 4);
+        alone.record(8 * MIB, ms(2.0 + 10.0), 1);
+        together.record(8 * MIB, ms(2.0 + 40.0), 4);
+        let (a, t) = (alone.estimate(), together.estimate());
+        assert!(
+            (t.bytes_per_sec / a.bytes_per_sec - 1.0).abs() < 0.01,
+            "{a:?} {t:?}"
+        );
+    }
+
     /// One sample replaces the prior; later ones move the estimate by a fifth of the difference.
     #[test]
     fn the_first_sample_replaces_the_prior_and_later_ones_move_it() {
         let c = OriginCost::default();
-        c.record(4096, ms(1.0));
+        c.record(4096, ms(1.0), 1);
         let first = c.estimate().latency_secs;
         assert!((first - 0.001).abs() < 0.0001, "{first}");
-        c.record(4096, ms(41.0));
+        c.record(4096, ms(41.0), 1);
         let second = c.estimate().latency_secs;
         assert!((second - 0.009).abs() < 0.0002, "{second}");
     }

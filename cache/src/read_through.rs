@@ -99,6 +99,8 @@ struct Inner {
     stats: ReadStats,
     /// What a request to this volume's origin costs, learned from every fetch.
     cost: OriginCost,
+    /// Origin requests of this reader in flight now.
+    requests_in_flight: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Clone)]
@@ -145,6 +147,7 @@ impl ReadThrough {
                 prefetched_unread: Mutex::new(HashMap::new()),
                 stats: ReadStats::default(),
                 cost: OriginCost::default(),
+                requests_in_flight: Default::default(),
             }),
         }
     }

@@ -5,6 +5,7 @@
 //! `cargo test`, and on the real servers (SeaweedFS, wsgidav, pyftpdlib, sshd, nginx) when
 //! `scripts/test.sh` provides them.
 
+pub mod latency_proxy;
 mod links;
 pub use links::check_links;
 

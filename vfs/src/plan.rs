@@ -231,12 +231,12 @@ mod tests {
     fn fill_after(link: CostEstimate, size: u64, reads: u32) -> Option<u32> {
         let cost = OriginCost::default();
         for bytes in [MIB, MIB] {
-            cost.record(bytes, Duration::from_secs_f64(link.request_secs(bytes)));
+            cost.record(bytes, Duration::from_secs_f64(link.request_secs(bytes)), 1);
         }
         let random = RandomReads::default();
         (1..=reads).find(|_| {
             let page = Duration::from_secs_f64(link.request_secs(64 << 10));
-            cost.record(64 << 10, page);
+            cost.record(64 << 10, page, 1);
             random.note(page, size, 8 * MIB, cost.estimate())
         })
     }

@@ -148,6 +148,11 @@ impl ReadThrough {
                         .origin_requests
                         .fetch_add(1, Ordering::Relaxed);
                     tracing::trace!(path = %obj.path, start, end, ?wanted, "origin request");
+                    let concurrent = this
+                        .inner
+                        .requests_in_flight
+                        .fetch_add(1, Ordering::Relaxed)
+                        + 1;
                     let asked = tokio::time::Instant::now();
                     match this
                         .inner
@@ -156,7 +161,15 @@ impl ReadThrough {
                         .await
                     {
                         Ok(pieces) => {
-                            this.inner.cost.record(end - start, asked.elapsed());
+                            let at_end = this
+                                .inner
+                                .requests_in_flight
+                                .fetch_sub(1, Ordering::Relaxed);
+                            this.inner.cost.record(
+                                end - start,
+                                asked.elapsed(),
+                                concurrent.max(at_end),
+                            );
                             for (i, piece) in (lo..=hi).zip(pieces) {
                                 got[i] = Some(piece);
                             }
@@ -178,7 +191,12 @@ impl ReadThrough {
                                 got.into_iter().map(Option::unwrap_or_default).collect(),
                             ))
                         }
-                        Err(e) => Err(CacheError::from(e)),
+                        Err(e) => {
+                            this.inner
+                                .requests_in_flight
+                                .fetch_sub(1, Ordering::Relaxed);
+                            Err(CacheError::from(e))
+                        }
                     }
                 }
                 _ => Ok(Arc::new(
