@@ -53,10 +53,10 @@ fi
 # server through latency_proxy (tests/src/latency_proxy.rs: each response's first byte LATENCY_MS
 # after its request, each connection at most MBIT Mbit/s); the server still counts the requests.
 if [ -n "${LATENCY_MS:-}" ]; then
-  "$CARGO_TARGET_DIR/release/latency_proxy" 127.0.0.1:18335 127.0.0.1:18333 "$LATENCY_MS" "${MBIT:-1000}" &
+  "$CARGO_TARGET_DIR/release/latency_proxy" 127.0.0.1:18343 127.0.0.1:18333 "$LATENCY_MS" "${MBIT:-1000}" &
   proxy_pid=$!
   trap 'kill $proxy_pid 2>/dev/null; bash scripts/servers.sh stop s3' EXIT
-  EP=http://127.0.0.1:18335
+  EP=http://127.0.0.1:18343
   echo "== through latency_proxy: ${LATENCY_MS} ms, ${MBIT:-1000} Mbit/s per connection" >&2
 fi
 
