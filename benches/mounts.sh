@@ -15,7 +15,7 @@ stop_pid() { kill -TERM "$1" 2>/dev/null || true; for _ in $(seq 1 100); do kill
 
 # colo_config FILE CACHE_DIR [TOP_LINES] [VOLUME_LINES]: a colo.toml with one S3 volume "s3" on $BUCKET.
 # COLO_BLOCK_KIB, if set, sets the cache block size (for block-size experiments);
-# COLO_RANDOM_FILL_MIB sets cache.random_fill_max_mib.
+# COLO_RANDOM_FILL_MIB sets cache.random_fill_max_mib, COLO_PREFETCH_MAX_MIB cache.prefetch_max_mib.
 colo_config() {
   cat > "$1" <<TOML
 ${3:-}
@@ -23,6 +23,7 @@ ${3:-}
 dir = "$2"
 ${COLO_BLOCK_KIB:+block_kib = $COLO_BLOCK_KIB}
 ${COLO_RANDOM_FILL_MIB:+random_fill_max_mib = $COLO_RANDOM_FILL_MIB}
+${COLO_PREFETCH_MAX_MIB:+prefetch_max_mib = $COLO_PREFETCH_MAX_MIB}
 [[volume]]
 name = "s3"
 url = "s3://$BUCKET/"

@@ -74,7 +74,7 @@ impl Default for VfsOptions {
     fn default() -> Self {
         VfsOptions {
             prefetch_initial_bytes: 1 << 20,
-            prefetch_max_bytes: 32 << 20,
+            prefetch_max_bytes: 64 << 20,
             prefetch_budget_bytes: 128 << 20,
             whole_file_bytes: 4 << 20,
             random_fill_max_bytes: 0,

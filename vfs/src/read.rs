@@ -183,7 +183,8 @@ impl VfsCore {
         let reader = &vol.reader;
         let (version, len, block) = (&file.version, size as u64, reader.block_size());
         let chunk_plan = self.chunk_plan(&file, offset, len);
-        let pattern = self.note_read(&file, offset, size, chunk_plan.is_some());
+        let chunked = chunk_plan.is_some();
+        let pattern = self.note_read(&file, offset, size, chunked);
         let plan = chunk_plan.unwrap_or_else(|| {
             let whole = self.options.whole_file_bytes;
             plan::access_plan(version.size, block, whole, offset, len, pattern.sequential)
@@ -192,10 +193,13 @@ impl VfsCore {
         let learns_chunks = plan == FetchPlan::Blocks
             && offset + len > last_block_start(version.size, block)
             && self.chunks.get(&file.extents_key).is_none();
+        // A reader jumping around a file whose column chunks colo knows is reading chunks (their
+        // plans fetch them whole); its other reads are readahead spill, not a reason to fetch the
+        // whole file.
+        let jumping = plan == FetchPlan::Pages && !chunked;
+        let asked = tokio::time::Instant::now();
         // With a chunk's span, the kernel's other pieces of the same chunk are then cache hits, or
         // join the fetch.
-        let jumping = plan == FetchPlan::Pages;
-        let asked = tokio::time::Instant::now();
         let bytes = reader.read(version, offset, len, plan).await?;
         if jumping
             && version.size <= self.options.random_fill_max_bytes

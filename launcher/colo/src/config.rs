@@ -326,7 +326,7 @@ pub fn settings(raw: ColoConfig, file: &str) -> Result<Settings, ConfigError> {
         memory_bytes: c.memory_mib.map_or_else(default_memory_bytes, |m| m << 20),
         disk_bytes: (disk_gib * (1u64 << 30) as f64) as u64,
         block_bytes: block_kib << 10,
-        prefetch_max_bytes: c.prefetch_max_mib.unwrap_or(32) << 20,
+        prefetch_max_bytes: c.prefetch_max_mib.unwrap_or(64) << 20,
         // A quarter of the disk tier unless set (0: never).
         random_fill_max_bytes: c
             .random_fill_max_mib
