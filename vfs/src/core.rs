@@ -191,7 +191,7 @@ pub(crate) struct OpenFile {
     /// (A collision could only change how much a read fetches ahead, never the bytes it returns.)
     pub(crate) extents_key: u64,
     /// Reads answered with the page plan (a reader jumping around), and what they cost.
-    pub(crate) jumps: crate::plan::RandomReads,
+    pub(crate) random_reads: crate::plan::RandomReads,
     /// The inode, and how the handle reads (read-only handles; [`crate::passthrough`]).
     pub(crate) ino: u64,
     pub(crate) io: crate::passthrough::OpenIo,

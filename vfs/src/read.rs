@@ -97,7 +97,7 @@ impl VfsCore {
                 h.finish()
             },
             version,
-            jumps: Default::default(),
+            random_reads: Default::default(),
         };
         self.handles.lock().insert(fh, Arc::new(file));
         Ok(Opened { fh, keep_cache, io })
@@ -203,7 +203,7 @@ impl VfsCore {
         let bytes = reader.read(version, offset, len, plan).await?;
         if jumping
             && version.size <= self.options.random_fill_max_bytes
-            && file.jumps.note(
+            && file.random_reads.note(
                 asked.elapsed(),
                 version.size,
                 reader.max_request_bytes(),

@@ -285,7 +285,7 @@ impl VfsCore {
                 h.finish()
             },
             version,
-            jumps: Default::default(),
+            random_reads: Default::default(),
             ino,
             io: crate::passthrough::OpenIo::Cached,
         };

@@ -154,17 +154,17 @@ impl ReadThrough {
                         .fetch_add(1, Ordering::Relaxed)
                         + 1;
                     let asked = tokio::time::Instant::now();
-                    match this
+                    let fetched = this
                         .inner
                         .connector
                         .read_range_pieces(&obj.path, start..end, Some(&obj.identity), unit)
-                        .await
-                    {
+                        .await;
+                    let at_end = this
+                        .inner
+                        .requests_in_flight
+                        .fetch_sub(1, Ordering::Relaxed);
+                    match fetched {
                         Ok(pieces) => {
-                            let at_end = this
-                                .inner
-                                .requests_in_flight
-                                .fetch_sub(1, Ordering::Relaxed);
                             this.inner.cost.record(
                                 end - start,
                                 asked.elapsed(),
@@ -191,12 +191,7 @@ impl ReadThrough {
                                 got.into_iter().map(Option::unwrap_or_default).collect(),
                             ))
                         }
-                        Err(e) => {
-                            this.inner
-                                .requests_in_flight
-                                .fetch_sub(1, Ordering::Relaxed);
-                            Err(CacheError::from(e))
-                        }
+                        Err(e) => Err(CacheError::from(e)),
                     }
                 }
                 _ => Ok(Arc::new(
