@@ -148,6 +148,9 @@ pub(crate) struct CachedDir {
     /// Sorted by name.
     pub(crate) children: Vec<(String, u64)>,
     pub(crate) at: Instant,
+    /// Names the kernel was told this folder does not have, for as long as the listing stays
+    /// fresh ([`VfsCore::absent_entry_ttl`]).
+    pub(crate) absent: Vec<String>,
 }
 
 #[derive(Default)]
@@ -419,10 +422,13 @@ impl VfsCore {
     /// since forgotten.
     fn remember_child(&self, parent: u64, name: &str) -> Option<Option<Attr>> {
         let mut st = self.state.lock();
-        let ino = st
-            .dirs
-            .get(&parent)
-            .and_then(|d| d.children.iter().find(|(n, _)| n == name).map(|(_, i)| *i))?;
+        let ino = st.dirs.get(&parent).and_then(|d| {
+            // Sorted by name: a lookup in a folder of a million entries is 20 comparisons.
+            d.children
+                .binary_search_by(|(n, _)| n.as_str().cmp(name))
+                .ok()
+                .map(|i| d.children[i].1)
+        })?;
         let Some(node) = st.inodes.get(ino).cloned() else {
             return Some(None);
         };
@@ -634,7 +640,14 @@ impl VfsCore {
         if let Some(wb) = self.write_back(vol) {
             Self::merge_overlay(&mut st, &wb, ino, node, &mut children);
         }
-        st.dirs.insert(ino, CachedDir { children, at: now });
+        st.dirs.insert(
+            ino,
+            CachedDir {
+                children,
+                at: now,
+                absent: Vec::new(),
+            },
+        );
         Ok(())
     }
 

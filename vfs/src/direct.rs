@@ -345,6 +345,7 @@ impl VfsCore {
             CachedDir {
                 children,
                 at: Instant::now(),
+                absent: Vec::new(),
             },
         );
         Ok(entries)

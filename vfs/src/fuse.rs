@@ -1,5 +1,8 @@
-//! The only fuser glue. Each callback moves its reply into a task on the tokio runtime, calls the
-//! core, and replies or maps the error with [`crate::errno::errno`]. Nothing here decides anything.
+//! The only fuser glue. Each callback calls the core and replies or maps the error with
+//! [`crate::errno::errno`]; nothing here decides anything. A call is answered on the FUSE thread
+//! that received it while it has nothing to wait for (cache hits, staged files, cached listings:
+//! no hand-off to a task and back), and moves with its reply into a task on the tokio runtime
+//! once it waits for an origin ([`ColoFs::run`]).
 //!
 //! Directory handles snapshot the listing at `opendir`, so `readdir` offsets stay consistent while a
 //! listing is refreshed underneath. Changes go to the core's write path ([`crate::write`]), which
@@ -177,6 +180,27 @@ fn file_attr(a: &Attr) -> FileAttr {
     }
 }
 
+/// The attributes of a negative entry: inode 0 tells the kernel the name does not exist.
+fn absent_attr() -> FileAttr {
+    FileAttr {
+        ino: INodeNo(0),
+        size: 0,
+        blocks: 0,
+        atime: SystemTime::UNIX_EPOCH,
+        mtime: SystemTime::UNIX_EPOCH,
+        ctime: SystemTime::UNIX_EPOCH,
+        crtime: SystemTime::UNIX_EPOCH,
+        kind: FileType::RegularFile,
+        perm: 0,
+        nlink: 0,
+        uid: 0,
+        gid: 0,
+        rdev: 0,
+        blksize: 0,
+        flags: 0,
+    }
+}
+
 fn file_type(t: NodeType) -> FileType {
     match t {
         NodeType::Directory => FileType::Directory,
@@ -238,6 +262,13 @@ impl Filesystem for ColoFs {
         self.run(parent.0, async move {
             match core.lookup(parent.0, &name).await {
                 Ok(a) => reply.entry(&core.ttl_for(a.ino), &attr_shown(&core, &a), Generation(0)),
+                Err(e @ VfsError::NotFound { .. }) => {
+                    match core.absent_entry_ttl(parent.0, &name) {
+                        // Inode 0: the kernel keeps a negative entry for the time given.
+                        Some(ttl) => reply.entry(&ttl, &absent_attr(), Generation(0)),
+                        None => reply.error(to_errno(&e)),
+                    }
+                }
                 Err(e) => reply.error(to_errno(&e)),
             }
         });
@@ -656,10 +687,20 @@ impl ColoFs {
     /// Runs a callback's work: on this FUSE thread when `ino` is on a direct volume (local
     /// system calls that never wait on a network: no hand-off to a task and back), else as a
     /// task on the runtime.
+    /// Answers a call: a local directory's on this FUSE thread; any other's here too when it
+    /// needs nothing it must wait for (a cached listing, a staged file), and in a task on the
+    /// runtime once it waits (the origin), so a slow origin never holds a FUSE thread.
     fn run(&self, ino: u64, work: impl std::future::Future<Output = ()> + Send + 'static) {
         if self.core.is_direct(ino) {
             self.rt.block_on(work);
-        } else {
+            return;
+        }
+        // Polled once in the runtime's context (timers and sockets register with it); a future
+        // that is pending goes on as a task, which polls it again with its own waker.
+        let _runtime = self.rt.enter();
+        let mut work = Box::pin(work);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        if std::future::Future::poll(work.as_mut(), &mut cx).is_pending() {
             self.rt.spawn(work);
         }
     }

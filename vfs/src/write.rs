@@ -638,6 +638,7 @@ impl VfsCore {
                 CachedDir {
                     children: Vec::new(),
                     at: Instant::now(),
+                    absent: Vec::new(),
                 },
             );
             let node = self.node(ino)?;

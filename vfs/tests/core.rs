@@ -325,6 +325,39 @@ async fn invalidating_metadata_makes_changes_visible_before_the_ttl() {
 }
 
 #[tokio::test]
+async fn an_absent_name_is_remembered_as_long_as_the_listing_that_lacks_it() {
+    let m = sample();
+    let core = core_with(m.clone(), Duration::from_secs(3600));
+    let dir = path_ino(&core, "vol/dir").await;
+    assert!(matches!(
+        core.lookup(dir, "nope.fits").await,
+        Err(VfsError::NotFound { .. })
+    ));
+    let ttl = core
+        .absent_entry_ttl(dir, "nope.fits")
+        .expect("a fresh listing lacks it");
+    assert!(ttl > Duration::from_secs(3590) && ttl <= Duration::from_secs(3600));
+    assert_eq!(core.absent_entry_ttl(dir, "b.bin"), None, "b.bin is there");
+    assert_eq!(
+        core.absent_entry_ttl(1, "elsewhere"),
+        None,
+        "the mount root changes as volumes are granted"
+    );
+    let (entries, _) = core.invalidate_metadata();
+    assert!(
+        entries.contains(&(dir, "nope.fits".to_string())),
+        "SIGHUP makes the kernel forget the absence too"
+    );
+    assert_eq!(core.absent_entry_ttl(dir, "nope.fits"), None, "no listing");
+    // A listing past its TTL promises nothing.
+    let core = core_with(m, Duration::from_millis(50));
+    let dir = path_ino(&core, "vol/dir").await;
+    assert!(core.lookup(dir, "nope.fits").await.is_err());
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    assert_eq!(core.absent_entry_ttl(dir, "nope.fits"), None);
+}
+
+#[tokio::test]
 async fn a_jumping_reader_fetches_pages_and_file_ends_come_whole() {
     let m = sample();
     let core = core_with(m.clone(), Duration::from_secs(60));
