@@ -125,6 +125,8 @@ pub struct PendingSummary {
 pub struct WriteBack {
     dir: PathBuf,
     staged_dir: PathBuf,
+    /// Emptied staged files, recycled for new ones.
+    spares: Arc<staged::Spares>,
     reader: ReadThrough,
     state: Mutex<State>,
     journal: Mutex<Journal>,
@@ -197,6 +199,7 @@ impl WriteBack {
         let now = Instant::now();
         let stats = WriteBackStats::default();
         let mut recovery = recovery::Recovery::new(&staged_dir);
+        let spares = staged::Spares::new(&staged_dir);
         for (seq, change) in pending {
             if !recovery.keep(seq, &change).map_err(io_err(&staged_dir))? {
                 state.next_seq = state.next_seq.max(seq);
@@ -207,7 +210,9 @@ impl WriteBack {
                     Some((_, n)) => *n += 1,
                     None => {
                         let file = recovery.take(*staged).expect("an intact upload's copy");
-                        state.uploads.insert(*staged, (Arc::new(file), 1));
+                        state
+                            .uploads
+                            .insert(*staged, (Arc::new(file.returning_to(&spares)), 1));
                     }
                 }
             }
@@ -259,6 +264,7 @@ impl WriteBack {
         Ok(Arc::new(WriteBack {
             dir: dir.to_path_buf(),
             staged_dir,
+            spares,
             reader,
             state: Mutex::new(state),
             journal: Mutex::new(journal),
@@ -337,7 +343,7 @@ impl WriteBack {
     fn new_staged(&self, st: &mut State) -> Result<StagedFile> {
         let id = st.next_staged;
         st.next_staged += 1;
-        StagedFile::create(&self.staged_dir, id).map_err(io_err(&self.staged_dir))
+        self.spares.new_file(id).map_err(io_err(&self.staged_dir))
     }
 
     /// The base of a change to `path` from a program: ours if an earlier change of ours is pending.
@@ -466,8 +472,8 @@ impl WriteBack {
             let id = st.next_staged;
             st.next_staged += 1;
             let copy = Arc::new(
-                current
-                    .copy_to(&self.staged_dir, id)
+                self.spares
+                    .copy_of(&current, id)
                     .map_err(io_err(&self.staged_dir))?,
             );
             if matches!(st.overlay.get(path), Some(Pending::File(_))) {
@@ -652,9 +658,9 @@ impl WriteBack {
         }
         let id = st.next_staged;
         st.next_staged += 1;
-        let copy = session
-            .staged
-            .copy_to(&self.staged_dir, id)
+        let copy = self
+            .spares
+            .copy_of(&session.staged, id)
             .map_err(io_err(&self.staged_dir))?;
         Ok(Some(Arc::new(copy)))
     }

@@ -317,9 +317,18 @@ async fn run_sequence(ops: Vec<Op>) {
             .load(std::sync::atomic::Ordering::Relaxed),
         0
     );
-    let staged = std::fs::read_dir(h.dir.path().join("staged"))
+    // Staged copies are named by id; emptied ones kept for reuse are `spare-<n>`.
+    let (copies, spares): (Vec<_>, Vec<_>) = std::fs::read_dir(h.dir.path().join("staged"))
         .expect("staged dir")
-        .count();
+        .map(|e| e.expect("entry"))
+        .partition(|e| e.file_name().to_string_lossy().parse::<u64>().is_ok());
+    assert!(
+        spares
+            .iter()
+            .all(|e| e.metadata().expect("metadata").len() == 0),
+        "spares hold no bytes"
+    );
+    let staged = copies.len();
     drop(h.wb);
     assert!(
         staged <= 1,
