@@ -153,6 +153,14 @@ pub(crate) struct CachedDir {
     pub(crate) absent: Vec<String>,
 }
 
+impl CachedDir {
+    /// Where `name` is among the children (`Ok`), or would go (`Err`).
+    pub(crate) fn position(&self, name: &str) -> std::result::Result<usize, usize> {
+        self.children
+            .binary_search_by(|(n, _)| n.as_str().cmp(name))
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct State {
     pub(crate) inodes: InodeTable,
@@ -424,10 +432,7 @@ impl VfsCore {
         let mut st = self.state.lock();
         let ino = st.dirs.get(&parent).and_then(|d| {
             // Sorted by name: a lookup in a folder of a million entries is 20 comparisons.
-            d.children
-                .binary_search_by(|(n, _)| n.as_str().cmp(name))
-                .ok()
-                .map(|i| d.children[i].1)
+            d.position(name).ok().map(|i| d.children[i].1)
         })?;
         let Some(node) = st.inodes.get(ino).cloned() else {
             return Some(None);

@@ -541,7 +541,7 @@ impl VfsCore {
             if primary {
                 Self::drop_child(st, parent, name, ino);
             } else if let Some(dir) = st.dirs.get_mut(&parent)
-                && let Ok(i) = dir.children.binary_search_by(|(n, _)| n.as_str().cmp(name))
+                && let Ok(i) = dir.position(name)
             {
                 dir.children.remove(i);
             }
@@ -573,9 +573,7 @@ impl VfsCore {
         }
         if let Some(ino) = moved {
             if let Some(dir) = st.dirs.get_mut(&from.0)
-                && let Ok(i) = dir
-                    .children
-                    .binary_search_by(|(n, _)| n.as_str().cmp(from.2))
+                && let Ok(i) = dir.position(from.2)
             {
                 dir.children.remove(i);
             }
@@ -591,7 +589,7 @@ impl VfsCore {
                 st.inodes.alias(ino, to.0, to.2, target.path.clone());
             }
             if let Some(dir) = st.dirs.get_mut(&to.0)
-                && let Err(i) = dir.children.binary_search_by(|(n, _)| n.as_str().cmp(to.2))
+                && let Err(i) = dir.position(to.2)
             {
                 dir.children.insert(i, (to.2.to_string(), ino));
             }

@@ -75,11 +75,7 @@ impl VfsCore {
         let mut st = self.state.lock();
         let dir = st.dirs.get_mut(&parent)?;
         let left = ttl.checked_sub(dir.at.elapsed()).filter(|t| !t.is_zero())?;
-        if dir
-            .children
-            .binary_search_by(|(n, _)| n.as_str().cmp(name))
-            .is_ok()
-        {
+        if dir.position(name).is_ok() {
             return None; // made since the lookup looked
         }
         if !dir.absent.iter().any(|n| n == name) {

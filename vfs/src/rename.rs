@@ -110,16 +110,13 @@ impl VfsCore {
             st.attrs.remove(&tino);
         }
         if let Some(dir) = st.dirs.get_mut(&parent)
-            && let Ok(i) = dir.children.binary_search_by(|(n, _)| n.as_str().cmp(name))
+            && let Ok(i) = dir.position(name)
         {
             dir.children.remove(i);
         }
         st.inodes.rename(ino, new_parent, new_name, to);
         if let Some(dir) = st.dirs.get_mut(&new_parent) {
-            match dir
-                .children
-                .binary_search_by(|(n, _)| n.as_str().cmp(new_name))
-            {
+            match dir.position(new_name) {
                 Ok(i) => dir.children[i].1 = ino,
                 Err(i) => dir.children.insert(i, (new_name.to_string(), ino)),
             }

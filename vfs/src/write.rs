@@ -86,12 +86,10 @@ impl VfsCore {
         }
         self.ensure_listing(parent, pnode).await?;
         let st = self.state.lock();
-        let ino = st.dirs.get(&parent).and_then(|d| {
-            d.children
-                .binary_search_by(|(n, _)| n.as_str().cmp(name))
-                .ok()
-                .map(|i| d.children[i].1)
-        });
+        let ino = st
+            .dirs
+            .get(&parent)
+            .and_then(|d| d.position(name).ok().map(|i| d.children[i].1));
         Ok(ino.and_then(|i| st.inodes.get(i).cloned().map(|n| (i, n))))
     }
 
@@ -139,7 +137,7 @@ impl VfsCore {
         st.inodes.remember(ino);
         st.attrs.remove(&ino);
         if let Some(dir) = st.dirs.get_mut(&parent) {
-            match dir.children.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
+            match dir.position(name) {
                 Ok(i) => dir.children[i].1 = ino,
                 Err(i) => dir.children.insert(i, (name.to_string(), ino)),
             }
@@ -150,7 +148,7 @@ impl VfsCore {
     /// Takes `name` out of `parent`'s cached listing; its inode loses the name.
     pub(crate) fn drop_child(st: &mut State, parent: u64, name: &str, ino: u64) {
         if let Some(dir) = st.dirs.get_mut(&parent)
-            && let Ok(i) = dir.children.binary_search_by(|(n, _)| n.as_str().cmp(name))
+            && let Ok(i) = dir.position(name)
         {
             dir.children.remove(i);
         }
