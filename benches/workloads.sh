@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Issue 5's science workloads on the same loopback SeaweedFS bucket through colo, s3fs and rclone
-# mount (vfs-cache-mode full), one fresh mount per client: fio sequential reads of 1 GiB (1 and 4
+# Issue 5's science workloads on the same loopback SeaweedFS bucket through colo, s3fs, rclone
+# mount (vfs-cache-mode full) and mountpoint-s3 (with its disk cache), one fresh mount per client: fio sequential reads of 1 GiB (1 and 4
 # jobs, cold and warm), FITS headers + sections on 200 files (twice), a 2-of-18-column Parquet read,
 # `ls -l` and `find` on 10,000 entries, random 256 KiB reads. Also in the same run: a direct
 # single-stream GET (the ceiling) and fio on a local-disk copy (the warm target). Requests and bytes
@@ -8,7 +8,9 @@
 # Data is made by this script (synthetic random/normal values) and uploaded once.
 #
 #   bash benches/workloads.sh                  (needs root: drops the page cache for cold rows)
-#   CLIENTS="colo s3fs" bash benches/workloads.sh   (of: colo colo-exact s3fs rclone)
+#   CLIENTS="colo s3fs" bash benches/workloads.sh   (of: colo colo-exact s3fs rclone mountpoint)
+# mountpoint-s3 is built on first use by benches/mountpoint_setup.sh (~10 min) and left out where it
+# cannot be built.
 source "$(dirname "$0")/mounts.sh"
 B="$COLO_TEST_DIR/workloads"
 mkdir -p "$B"
@@ -68,7 +70,11 @@ curl -s --aws-sigv4 "aws:amz:us-east-1:s3" --user "$KEY:$SECRET" "$EP/$BUCKET/wl
 echo "== local disk" >&2
 ROWS=seq "$PY" benches/workloads.py "$B/local/wl" > "$B/result-local.json"
 
-CLIENTS="${CLIENTS:-colo colo-exact s3fs rclone}"
+CLIENTS="${CLIENTS:-colo colo-exact s3fs rclone mountpoint}"
+if [[ " $CLIENTS " == *" mountpoint "* ]]; then
+  MOUNT_S3="$(bash benches/mountpoint_setup.sh)"
+  if [ -z "$MOUNT_S3" ]; then CLIENTS="$(echo " $CLIENTS " | sed 's/ mountpoint / /')"; echo "== mountpoint-s3 left out" >&2; fi
+fi
 
 for client in $CLIENTS; do
   M="$B/mnt-$client"; mkdir -p "$M"; rm -rf "$B/cache-$client"
@@ -86,6 +92,11 @@ for client in $CLIENTS; do
       rclone mount ":s3:$BUCKET" "$M" --s3-provider Other --s3-endpoint $EP --s3-access-key-id $KEY \
         --s3-secret-access-key $SECRET --read-only --vfs-cache-mode full --cache-dir "$B/cache-rclone" \
         > "$B/rclone.log" 2>&1 &
+      pid=$!; prefix="$M/wl"; url="" ;;
+    mountpoint)  # its disk cache on, as for the warm rows of the others; metadata TTL 60 s then
+      mkdir -p "$B/cache-mountpoint"
+      AWS_ACCESS_KEY_ID=$KEY AWS_SECRET_ACCESS_KEY=$SECRET AWS_EC2_METADATA_DISABLED=true "$MOUNT_S3" "$BUCKET" "$M" \
+        --endpoint-url $EP --read-only --cache "$B/cache-mountpoint" > "$B/mountpoint.log" 2>&1 &
       pid=$!; prefix="$M/wl"; url="" ;;
   esac
   wait_mounted "$M"
