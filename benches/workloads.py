@@ -5,7 +5,7 @@ MOUNT_PREFIX is where the bucket's `wl/` folder appears (e.g. /mnt/colo/s3/wl). 
 the requests and bytes the S3 server saw for the bucket (SeaweedFS's own metrics, S3_METRICS_URL),
 so every client is counted the same way; with METRICS_URL (colo's /metrics) also colo's own count.
 Every "cold" row drops the kernel page cache first (root). ROWS=seq runs only the sequential (fio)
-rows, for a local-disk copy of the files.
+rows, for a local-disk copy of the files; ROWS=ls only the `ls -l` and `find` rows.
 """
 import json
 import os
@@ -161,6 +161,12 @@ def main():
     prefix = sys.argv[1]
     url = sys.argv[2] if len(sys.argv) > 2 and sys.argv[2].startswith("http") else None
     results = []
+    if os.environ.get("ROWS") == "ls":
+        timed("ls -l 10,000 entries (cold)", lambda: ls_l(prefix), url, results, drop=True)
+        timed("ls -l 10,000 entries (warm)", lambda: ls_l(prefix), url, results)
+        timed("find 10,000 entries (warm)", lambda: find_all(prefix), url, results)
+        print(json.dumps(results))
+        return
     for jobs, name in [(1, "seq_1job.bin"), (4, "seq_4jobs.bin")]:
         path = os.path.join(prefix, name)
         made = copies_made(url)

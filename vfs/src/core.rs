@@ -380,6 +380,13 @@ impl VfsCore {
         self.timed(FsOp::Lookup, started, result)
     }
 
+    /// The attributes of entry `name` of folder `parent` for a READDIRPLUS answer: looked up as
+    /// the kernel's own lookup would be (and counted the same: the kernel forgets entries it was
+    /// handed this way), but not timed as a lookup; `None` when the name is gone.
+    pub async fn listed_entry(&self, parent: u64, name: &str) -> Option<Attr> {
+        self.lookup_inner(parent, name).await.ok()
+    }
+
     async fn lookup_inner(&self, parent: u64, name: &str) -> Result<Attr> {
         let pnode = self.node(parent)?;
         if pnode.kind != EntryKind::Directory {

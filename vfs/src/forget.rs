@@ -26,6 +26,12 @@ impl VfsCore {
         self.state.lock().inodes.len()
     }
 
+    /// Takes back the count of a lookup whose answer did not reach the kernel (a READDIRPLUS
+    /// entry that did not fit the reply): the inode stays numbered in its listing.
+    pub fn unremember(&self, ino: u64) {
+        self.state.lock().inodes.unremember(ino);
+    }
+
     /// The kernel forgets `nlookup` references to `ino` (FUSE `forget`). When none is left the
     /// inode is dropped with what is cached about it, and with a directory its listing and the
     /// children it numbered that the kernel never looked up (`crate::inode`).

@@ -16,8 +16,8 @@ use crate::write::{NewEntry, SetAttr};
 use colo_connectors::EntryKind;
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
-    OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty,
-    ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
+    OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus,
+    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -237,6 +237,9 @@ impl Filesystem for ColoFs {
         // `O_TRUNC` arrives with `open` instead of as a separate truncate after it: a rewrite of a
         // file starts from an empty staged copy, without fetching the origin's bytes first.
         let _ = config.add_capabilities(fuser::InitFlags::FUSE_ATOMIC_O_TRUNC);
+        // Entries with their attributes on every readdir (not only the first, as READDIRPLUS_AUTO
+        // would: `ls -l` reads a whole folder before it stats any of it).
+        let _ = config.add_capabilities(fuser::InitFlags::FUSE_DO_READDIRPLUS);
         // Passthrough of wholly cached files (kernel 6.9 on); the copies may live on a stacked
         // file system (overlayfs) themselves.
         if let Some(whole) = &self.whole_files {
@@ -397,6 +400,63 @@ impl Filesystem for ColoFs {
             }
         }
         reply.ok();
+    }
+
+    /// `readdir` with each entry's attributes (asked for at `init`): `ls -l` and `find -printf`
+    /// of a folder get their entries and attributes in a few calls instead of a lookup per entry.
+    /// Every entry but `.` and `..` counts as a lookup (the kernel forgets it the same way); one
+    /// that does not fit the reply is taken back ([`VfsCore::unremember`]).
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let Some(listing) = self.dirs.lock().get(&fh.0).cloned() else {
+            reply.error(Errno::EBADF);
+            return;
+        };
+        let core = self.core.clone();
+        self.run(ino.0, async move {
+            let dir = attr_shown(
+                &core,
+                &core.attr_of(ino.0, None, EntryKind::Directory, None),
+            );
+            let ttl = core.ttl_for(ino.0);
+            // Offsets as in `readdir`: 1 = ".", 2 = "..", 3.. = entries.
+            for pos in (offset as usize)..listing.entries.len() + 2 {
+                let full = match pos {
+                    0 | 1 => {
+                        let name = if pos == 0 { "." } else { ".." };
+                        reply.add(ino, pos as u64 + 1, name, &ttl, &dir, Generation(0))
+                    }
+                    _ => {
+                        let name = listing.entries[pos - 2].2.as_str();
+                        let Some(a) = core.listed_entry(ino.0, name).await else {
+                            continue; // gone since the folder was opened
+                        };
+                        let added = !reply.add(
+                            INodeNo(a.ino),
+                            pos as u64 + 1,
+                            name,
+                            &core.ttl_for(a.ino),
+                            &attr_shown(&core, &a),
+                            Generation(0),
+                        );
+                        if !added {
+                            core.unremember(a.ino);
+                        }
+                        !added
+                    }
+                };
+                if full {
+                    break;
+                }
+            }
+            reply.ok();
+        });
     }
 
     fn releasedir(

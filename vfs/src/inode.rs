@@ -116,6 +116,17 @@ impl InodeTable {
         }
     }
 
+    /// Takes back one [`Self::remember`] whose answer never reached the kernel: the inode stays
+    /// numbered, as it was before (unlike [`Self::forget`], which drops it at zero).
+    pub fn unremember(&mut self, ino: u64) {
+        if let Some(count) = self.lookups.get_mut(&ino) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.lookups.remove(&ino);
+            }
+        }
+    }
+
     /// The kernel gives back `n` references to `ino`; true when they reached zero and the inode
     /// was dropped (the caller then drops the children its listing numbered:
     /// [`Self::drop_unreferenced`]).

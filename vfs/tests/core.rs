@@ -358,6 +358,30 @@ async fn an_absent_name_is_remembered_as_long_as_the_listing_that_lacks_it() {
 }
 
 #[tokio::test]
+async fn an_entry_taken_back_from_a_listing_reply_keeps_its_inode() {
+    let m = sample();
+    let core = core_with(m.clone(), Duration::from_secs(3600));
+    let dir = path_ino(&core, "vol/many").await;
+    let listing = core.readdir(dir).await.unwrap();
+    let lists = m.lists.load(Ordering::Relaxed);
+    // READDIRPLUS: each entry looked up (and counted) as it goes into the reply.
+    let (child, _, name) = listing.entries[7].clone();
+    let a = core.listed_entry(dir, &name).await.expect("listed");
+    assert_eq!((a.ino, a.size), (child, 7));
+    // One that did not fit is taken back: not forgotten — the listing keeps its number, and the
+    // next reply finds it without listing the folder again.
+    core.unremember(a.ino);
+    let again = core.listed_entry(dir, &name).await.expect("still listed");
+    assert_eq!(again.ino, child);
+    assert_eq!(m.lists.load(Ordering::Relaxed), lists);
+    // The one count handed to the kernel is what its forget gives back: then the inode goes.
+    let before = core.inode_count();
+    core.forget(child, 1);
+    assert_eq!(core.inode_count(), before - 1);
+    assert!(core.listed_entry(dir, "no-such-name").await.is_none());
+}
+
+#[tokio::test]
 async fn a_jumping_reader_fetches_pages_and_file_ends_come_whole() {
     let m = sample();
     let core = core_with(m.clone(), Duration::from_secs(60));
