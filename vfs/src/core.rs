@@ -418,8 +418,8 @@ impl VfsCore {
             return self.direct_lookup(parent, &pnode, name);
         }
         self.ensure_listing(parent, &pnode).await?;
-        match self.remember_child(parent, name).ok_or_else(not_found)? {
-            Some(attr) => Ok(attr),
+        let attr = match self.remember_child(parent, name).ok_or_else(not_found)? {
+            Some(attr) => attr,
             None => {
                 // The kernel forgot the child while the listing stayed cached: listing again
                 // numbers it anew.
@@ -427,9 +427,22 @@ impl VfsCore {
                 self.ensure_listing(parent, &pnode).await?;
                 self.remember_child(parent, name)
                     .flatten()
-                    .ok_or_else(not_found)
+                    .ok_or_else(not_found)?
             }
+        };
+        self.with_known_size(attr).await
+    }
+
+    /// A listed file whose attributes colo dropped when it was written through colo (they are
+    /// fetched again once it is uploaded) gets them as `getattr` would, never the size 0 that
+    /// stands for "not known"; if that fails, the lookup just counted is taken back.
+    async fn with_known_size(&self, attr: Attr) -> Result<Attr> {
+        if attr.kind != EntryKind::File || self.state.lock().attrs.contains_key(&attr.ino) {
+            return Ok(attr);
         }
+        self.getattr_inner(attr.ino).await.inspect_err(|_| {
+            self.unremember(attr.ino);
+        })
     }
 
     /// The attributes of `name` in the cached listing of `parent`, counted as handed to the
