@@ -211,10 +211,51 @@ impl ReadThrough {
         &self.inner.cache
     }
 
-    /// Whether every block of `obj` is in a cache tier now (nothing read, nothing fetched).
+    /// Whether every block of `obj` is in a cache tier now, whole or as all of its pages (nothing
+    /// read, nothing fetched).
     pub fn all_blocks_cached(&self, obj: &ObjectVersion) -> bool {
+        self.missing_blocks(obj).is_empty()
+    }
+
+    /// The blocks of `obj` a cache tier holds neither whole nor as all of their pages (a reader
+    /// jumping ahead fetches pages, and pages the kernel's cache still had are never asked for).
+    pub fn missing_blocks(&self, obj: &ObjectVersion) -> Vec<u64> {
         (0..obj.size.div_ceil(self.inner.block_size))
-            .all(|index| self.inner.cache.holds(&self.key(obj, index)))
+            .filter(|&index| !self.holds_block(obj, index))
+            .collect()
+    }
+
+    fn holds_block(&self, obj: &ObjectVersion, index: u64) -> bool {
+        let cache = &self.inner.cache;
+        cache.holds(&self.key(obj, index))
+            || self.pages_of_block(obj, index).is_some_and(|mut pages| {
+                pages.all(|p| cache.holds(&self.unit_key(obj, self.inner.page_size, p)))
+            })
+    }
+
+    /// The pages block `index` of `obj` is made of (`None` where pages are blocks).
+    fn pages_of_block(&self, obj: &ObjectVersion, index: u64) -> Option<Range<u64>> {
+        let (bs, ps) = (self.inner.block_size, self.inner.page_size);
+        if ps >= bs {
+            return None;
+        }
+        let end = ((index + 1) * bs).min(obj.size);
+        Some(index * bs / ps..end.div_ceil(ps))
+    }
+
+    /// Block `index` of `obj` from the cache tiers only: held whole, or put together from all of
+    /// its pages; `None` if any part is missing. Nothing is fetched.
+    pub async fn cached_block(&self, obj: &ObjectVersion, index: u64) -> Option<Bytes> {
+        let cache = &self.inner.cache;
+        if let Some(block) = cache.get_block(&self.key(obj, index)).await {
+            return Some(block);
+        }
+        let ps = self.inner.page_size;
+        let mut block = Vec::new();
+        for p in self.pages_of_block(obj, index)? {
+            block.extend_from_slice(&cache.get_block(&self.unit_key(obj, ps, p)).await?);
+        }
+        Some(Bytes::from(block))
     }
 
     /// The key of block `index` of `obj`.

@@ -11,7 +11,6 @@
 //! earlier run are removed at start (they are rebuilt from the blocks when wanted). Copies have a
 //! size cap of their own; the oldest go first.
 
-use crate::block_cache::BlockCache;
 use crate::error::{CacheError, Result};
 use crate::read_through::{ObjectVersion, ReadThrough};
 use parking_lot::Mutex;
@@ -158,7 +157,7 @@ impl WholeFiles {
         for index in 0..obj.size.div_ceil(block) {
             // From the tiers only (each disk block checked as it is read): a block gone since
             // the check above ends the attempt.
-            let Some(bytes) = reader.cache().get_block(&reader.key(obj, index)).await else {
+            let Some(bytes) = reader.cached_block(obj, index).await else {
                 drop(file);
                 let _ = std::fs::remove_file(&tmp);
                 return Ok(None);

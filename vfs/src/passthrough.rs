@@ -6,7 +6,9 @@
 //! be staged and changing), passthrough was granted by the kernel at `init`, and a whole-file
 //! copy of exactly this version exists (named by the identity open just checked: a file changed at
 //! the origin opens the ordinary way, and its blocks are fetched anew). Copies are made in the
-//! background when a handle is released and every block of its version is cached.
+//! background when a handle is released and every block of its version is cached (whole or as all
+//! of its pages); a file read nearly whole has its few missing blocks fetched first (a read that
+//! jumped ahead fetched pages, and pages the kernel still held were never asked for).
 //!
 //! The kernel keeps one I/O mode per inode: once a handle of a file is open through the page
 //! cache, a passthrough open of the same file fails (and the other way round), every open of an
@@ -18,10 +20,15 @@
 //! handle closes (as the kernel's kept page cache would), and the next open reads the new one.
 
 use crate::core::VfsCore;
-use colo_cache::{ObjectVersion, WholeFiles};
+use colo_cache::{FetchPlan, ObjectVersion, WholeFiles};
 use std::fs::File;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+
+/// A released file with blocks missing from the cache has them fetched for its copy when they are
+/// at most one in this many of its blocks: a file read (nearly) whole whose reads jumped ahead
+/// (fetched as pages) or whose pages the kernel still had (never asked for).
+const NEARLY_WHOLE_ONE_MISSING_IN: u64 = 16;
 
 /// How a handle reads.
 #[derive(Debug, Clone)]
@@ -118,8 +125,9 @@ impl VfsCore {
     }
 
     /// A handle of `ino` that read by `io` was released: the inode's mode loses it; and when
-    /// every block of the version it read is cached, its whole-file copy is made in the
-    /// background, so the next open passes through.
+    /// every block of the version it read is cached — or all but one in
+    /// [`NEARLY_WHOLE_ONE_MISSING_IN`], which are fetched first — its whole-file copy is made in
+    /// the background, so the next open passes through.
     pub(crate) fn io_released(&self, ino: u64, vol: usize, io: &OpenIo, version: &ObjectVersion) {
         {
             let mut modes = self.io_modes.lock();
@@ -149,6 +157,17 @@ impl VfsCore {
         let reader = self.vol(vol).reader.clone();
         let version = version.clone();
         rt.spawn(async move {
+            let missing = reader.missing_blocks(&version);
+            let blocks = version.size.div_ceil(reader.block_size());
+            if !missing.is_empty() && missing.len() as u64 * NEARLY_WHOLE_ONE_MISSING_IN <= blocks {
+                let block = reader.block_size();
+                for index in missing {
+                    let read = reader.read(&version, index * block, block, FetchPlan::Blocks);
+                    if read.await.is_err() {
+                        return;
+                    }
+                }
+            }
             whole.make(&reader, &version).await;
         });
     }
