@@ -4,10 +4,11 @@
 //! entries —, owners (the creator, `chown`, a set-group-ID folder's group), follows renames and
 //! goes with unlinks, survives a restart (the log in the write-back area); sizes beyond the limit fail with `EFBIG`.
 
-use colo_cache::{MemoryCache, ReadThrough, TieredCache, WriteBack};
+mod common;
+
 use colo_connectors::MemoryConnector;
 use colo_vfs::kept::MAX_FILE_BYTES;
-use colo_vfs::{Attr, NewEntry, SetAttr, VfsCore, VfsError, VfsOptions, VolumeMount};
+use colo_vfs::{Attr, NewEntry, SetAttr, VfsCore, VfsError};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -17,20 +18,7 @@ fn core(dir: &std::path::Path) -> VfsCore {
 
 /// A core over `origin` with its write-back area (and the kept log) in `dir`.
 fn core_on(dir: &std::path::Path, origin: Arc<MemoryConnector>) -> VfsCore {
-    let cache = Arc::new(TieredCache::new(Some(MemoryCache::new(16 << 20)), None));
-    let reader = ReadThrough::new(origin, cache, 4096, 65536);
-    let wb = WriteBack::open(dir, reader.clone()).expect("write-back");
-    VfsCore::new(
-        vec![VolumeMount {
-            name: "vol".into(),
-            reader,
-            metadata_ttl: Duration::from_secs(3600),
-            write_back: Some(wb),
-            direct_root: None,
-            owner: None,
-        }],
-        VfsOptions::default(),
-    )
+    common::writable_core(dir, origin, Duration::from_secs(3600)).0
 }
 
 /// `mode` (umask 0) asked by uid/gid.

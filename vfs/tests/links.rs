@@ -5,33 +5,22 @@
 //! On a backend without links the same call is `EPERM`. Folders count their links as a disk
 //! does (2, plus one per subfolder), also across a rename (pjdfstest's rename/24).
 
-use colo_cache::{MemoryCache, ReadThrough, TieredCache, WriteBack};
+mod common;
+
+use colo_cache::WriteBack;
 use colo_connectors::{Connector, EntryKind, MemoryConnector, ObjectPath};
 use colo_vfs::errno::errno;
-use colo_vfs::{Made, NewEntry, NodeType, VfsCore, VfsError, VfsOptions, VolumeMount};
+use colo_vfs::{Made, NewEntry, NodeType, VfsCore, VfsError};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 fn core_on(dir: &Path, origin: Arc<dyn Connector>, worker: bool) -> (VfsCore, Arc<WriteBack>) {
-    let cache = Arc::new(TieredCache::new(Some(MemoryCache::new(16 << 20)), None));
-    let reader = ReadThrough::new(origin, cache, 4096, 65536);
-    let wb = WriteBack::open(dir, reader.clone()).expect("write-back");
+    // No attribute caching: every lookup after a change asks the origin again.
+    let (core, wb) = common::writable_core(dir, origin, Duration::ZERO);
     if worker {
         drop(wb.spawn_worker());
     }
-    let core = VfsCore::new(
-        vec![VolumeMount {
-            name: "vol".into(),
-            reader,
-            // No attribute caching: every lookup after a change asks the origin again.
-            metadata_ttl: Duration::ZERO,
-            write_back: Some(wb.clone()),
-            direct_root: None,
-            owner: None,
-        }],
-        VfsOptions::default(),
-    );
     (core, wb)
 }
 

@@ -2,9 +2,10 @@
 //! writing, truncating and `fstat`ing it (no links) until the last closes; nothing reaches the
 //! origin, and a new file of the same name is a file of its own.
 
-use colo_cache::{MemoryCache, ReadThrough, TieredCache, WriteBack};
+mod common;
+
 use colo_connectors::{Connector, MemoryConnector, ObjectPath};
-use colo_vfs::{SetAttr, VfsCore, VfsOptions, VolumeMount};
+use colo_vfs::SetAttr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,21 +13,8 @@ use std::time::Duration;
 async fn an_unlinked_open_file_stays_its_handles_and_never_reaches_the_origin() {
     let dir = tempfile::tempdir().unwrap();
     let origin = Arc::new(MemoryConnector::new("vol"));
-    let cache = Arc::new(TieredCache::new(Some(MemoryCache::new(16 << 20)), None));
-    let reader = ReadThrough::new(origin.clone(), cache, 4096, 65536);
-    let wb = WriteBack::open(dir.path(), reader.clone()).expect("write-back");
+    let (core, wb) = common::writable_core(dir.path(), origin.clone(), Duration::from_secs(3600));
     let _worker = wb.spawn_worker();
-    let core = VfsCore::new(
-        vec![VolumeMount {
-            name: "vol".into(),
-            reader,
-            metadata_ttl: Duration::from_secs(3600),
-            write_back: Some(wb.clone()),
-            direct_root: None,
-            owner: None,
-        }],
-        VfsOptions::default(),
-    );
     let root = core.lookup(1, "vol").await.unwrap().ino;
     let (attr, writer) = core.create(root, "scratch", true, false).await.unwrap();
     core.write(writer.fh, 0, b"Hello, World!").await.unwrap();

@@ -2,9 +2,9 @@
 //! READDIRPLUS entry) shows the size and bytes at the origin, not the "unknown" size 0 of a file
 //! whose attributes were dropped when it was written.
 
-use colo_cache::{MemoryCache, ReadThrough, TieredCache, WriteBack};
+mod common;
+
 use colo_connectors::MemoryConnector;
-use colo_vfs::{VfsCore, VfsOptions, VolumeMount};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,21 +13,8 @@ async fn an_uploaded_file_is_listed_with_its_size() {
     let dir = tempfile::tempdir().unwrap();
     let origin = Arc::new(MemoryConnector::new("vol"));
     origin.put("before.txt", &b"there before"[..]);
-    let cache = Arc::new(TieredCache::new(Some(MemoryCache::new(16 << 20)), None));
-    let reader = ReadThrough::new(origin.clone(), cache, 4096, 65536);
-    let wb = WriteBack::open(dir.path(), reader.clone()).expect("write-back");
+    let (core, wb) = common::writable_core(dir.path(), origin.clone(), Duration::from_secs(3600));
     let _worker = wb.spawn_worker();
-    let core = VfsCore::new(
-        vec![VolumeMount {
-            name: "vol".into(),
-            reader,
-            metadata_ttl: Duration::from_secs(3600),
-            write_back: Some(wb.clone()),
-            direct_root: None,
-            owner: None,
-        }],
-        VfsOptions::default(),
-    );
     let root = core.lookup(1, "vol").await.unwrap().ino;
     assert_eq!(core.readdir(root).await.unwrap().entries.len(), 1);
     let (attr, writer) = core.create(root, "result.txt", true, false).await.unwrap();

@@ -5,10 +5,12 @@
 //! write-back directory — between any two steps. After every step every path reads back as the
 //! model says through the core; at the end, after recovery, the origin holds exactly the model.
 
+mod common;
+
+use colo_cache::WriteBack;
 use colo_cache::write_back::Step;
-use colo_cache::{MemoryCache, ReadThrough, TieredCache, WriteBack};
 use colo_connectors::{EntryKind, MemoryConnector};
-use colo_vfs::{SetAttr, VfsCore, VfsOptions, VolumeMount};
+use colo_vfs::{SetAttr, VfsCore};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -61,21 +63,8 @@ struct World {
 }
 
 fn build(origin: &Arc<MemoryConnector>, dir: &Path) -> (Arc<WriteBack>, VfsCore) {
-    let cache = Arc::new(TieredCache::new(Some(MemoryCache::new(16 << 20)), None));
-    let reader = ReadThrough::new(origin.clone(), cache, 4096, 65536);
-    let wb = WriteBack::open(dir, reader.clone()).expect("write-back");
-    let core = VfsCore::new(
-        vec![VolumeMount {
-            name: "vol".into(),
-            reader,
-            // Long: listings are kept and edited in place, as in a real mount.
-            metadata_ttl: Duration::from_secs(3600),
-            write_back: Some(wb.clone()),
-            direct_root: None,
-            owner: None,
-        }],
-        VfsOptions::default(),
-    );
+    // Long: listings are kept and edited in place, as in a real mount.
+    let (core, wb) = common::writable_core(dir, origin.clone(), Duration::from_secs(3600));
     (wb, core)
 }
 
