@@ -5,7 +5,8 @@ MOUNT_PREFIX is where the bucket's `wl/` folder appears (e.g. /mnt/colo/s3/wl). 
 the requests and bytes the S3 server saw for the bucket (SeaweedFS's own metrics, S3_METRICS_URL),
 so every client is counted the same way; with METRICS_URL (colo's /metrics) also colo's own count.
 Every "cold" row drops the kernel page cache first (root). ROWS=seq runs only the sequential (fio)
-rows, for a local-disk copy of the files; ROWS=ls only the `ls -l` and `find` rows.
+rows, for a local-disk copy of the files; ROWS=ls only the `ls -l` and `find` rows; ROWS=random only
+the random-read rows.
 """
 import json
 import os
@@ -165,6 +166,11 @@ def main():
         timed("ls -l 10,000 entries (cold)", lambda: ls_l(prefix), url, results, drop=True)
         timed("ls -l 10,000 entries (warm)", lambda: ls_l(prefix), url, results)
         timed("find 10,000 entries (warm)", lambda: find_all(prefix), url, results)
+        print(json.dumps(results))
+        return
+    if os.environ.get("ROWS") == "random":
+        timed("random 256 KiB reads x200 (cold)", lambda: random_reads(prefix), url, results, drop=True)
+        timed("random 256 KiB reads x200 (warm)", lambda: random_reads(prefix), url, results)
         print(json.dumps(results))
         return
     for jobs, name in [(1, "seq_1job.bin"), (4, "seq_4jobs.bin")]:
