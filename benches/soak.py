@@ -1,9 +1,15 @@
 """A soak under faults (issue 20, item 4): for MINUTES, several clients at once run TAP queries
 (sync and async), SODA cutouts and reads through the mount, all from one `colo up --config` over
 an S3 volume in SeaweedFS, while the S3 server is killed and restarted and disk-cache files are
-corrupted. Every answer is checked against the one given before the faults began:
+corrupted. Every answer is checked against the one given before the faults began — or, for the
+cones on the whole Hipparcos-2 catalogue published to the volume (`cold.hip2`: random positions
+and columns, so many need bytes no earlier query cached, and outages reach TAP), against the same
+query on the same catalogue published to the local tables folder (`local.hip2`), which no fault
+touches. The cache is smaller than what the clients read (16 MiB of memory, 24 MiB of disk), so
+blocks are evicted and fetched again all along:
 
-- correct: the same bytes (TAP VOTables, cutouts) or the same sha256 (files read through the mount);
+- correct: the same bytes (TAP VOTables, cutouts), the same rows (cones on `cold.hip2`) or the same
+  sha256 (files read through the mount);
 - a clear error: an HTTP error status, a VOTable with QUERY_STATUS=ERROR, a UWS job in ERROR, or
   EIO from the mount — allowed while the origin is down;
 - wrong: anything else (different bytes with a success status, a truncated success) — must be 0.
@@ -37,7 +43,11 @@ S3 = "http://127.0.0.1:18333"
 PORT, METRICS_PORT = 18795, 18796
 BASE_URL = f"http://127.0.0.1:{PORT}"
 BUCKET = "colo-soak"
-MEMORY_MIB = 64
+MEMORY_MIB = 16
+DISK_MIB = 24
+HIP2 = os.path.join(SHARED, "data/catalogs/hipparcos2/hip2.parquet")
+# Columns a cone on the whole catalogue picks three of (besides HIP, ra, dec).
+HIP2_COLUMNS = ["Plx", "pmRA", "pmDE", "e_Plx", "Hpmag", "e_Hpmag", "B_V", "V_I", "VA", "Ntr", "F2"]
 RSS_BUDGET_MIB = MEMORY_MIB + 512
 REQUEST_TIMEOUT_S = 120
 
@@ -97,7 +107,7 @@ mount_root = "{base}/mnt"
 [cache]
 dir = "{base}/cache"
 memory_mib = {MEMORY_MIB}
-disk_gib = 1
+disk_gib = {DISK_MIB / 1024}
 [services]
 listen = "127.0.0.1:{PORT}"
 tables_dir = "{base}/tables"
@@ -113,8 +123,10 @@ secret_access_key = "colotestsecret-s3"
 metadata_ttl_secs = 5
 """)
     csv = os.path.join(REPO, "vo-services/tap/tests/fixtures/hip2_sample.csv")
+    whole = ["ingest", "catalog", HIP2, "--ra", "ra", "--dec", "dec"]
     for args in (["ingest", "catalog", csv, "--table", "sample.hip2", "--ra", "ra", "--dec", "dec",
-                  "--to", "soak/tables"], ["ingest", "images", "soak/images"]):
+                  "--to", "soak/tables"], ["ingest", "images", "soak/images"],
+                 [*whole, "--table", "cold.hip2", "--to", "soak/tables"], [*whole, "--table", "local.hip2"]):
         out = subprocess.run([BIN, *args, "--config", config], capture_output=True, text=True,
                              timeout=600, env={**os.environ, "COLO_HOME": base})
         assert out.returncode == 0, out.stderr
@@ -144,6 +156,14 @@ def tap_sync(query: str, form: str = "votable") -> requests.Response:
     return requests.post(f"{BASE_URL}/tap/sync", data={"REQUEST": "doQuery", "LANG": "ADQL", "FORMAT": form,
                                                       "QUERY": query, "MAXREC": "100000"},
                          timeout=REQUEST_TIMEOUT_S)
+
+
+def cold_cone(rng: random.Random, table: str) -> str:
+    """A cone at a random position with three random columns of the whole catalogue."""
+    columns = ", ".join(rng.sample(HIP2_COLUMNS, 3))
+    ra, dec, radius = rng.uniform(0, 360), rng.uniform(-85, 85), rng.uniform(0.5, 3)
+    return (f"SELECT HIP, ra, dec, {columns} FROM {table} "
+            f"WHERE 1=CONTAINS(POINT(ra, dec), CIRCLE({ra:.4f}, {dec:.4f}, {radius:.3f})) ORDER BY HIP")
 
 
 def tap_error(body: bytes) -> bool:
@@ -215,6 +235,28 @@ def main() -> int:
                 tally.add("tap", "error:" + type(e).__name__)
                 continue
             judge("tap", query, answer)
+
+    def cold_client(seed):
+        """Cones on `cold.hip2` (through the cache from S3) against `local.hip2` (local disk)."""
+        rng = random.Random(seed)
+        while time.time() < stop:
+            state = rng.getstate()
+            query = cold_cone(rng, "cold.hip2")
+            rng.setstate(state)
+            reference = cold_cone(rng, "local.hip2")
+            try:
+                answer, expected = tap_sync(query, "csv"), tap_sync(reference, "csv")
+            except requests.RequestException as e:
+                tally.add("cold", "error:" + type(e).__name__)
+                continue
+            if expected.status_code != 200:
+                tally.add("cold", "wrong", f"the local table failed: {expected.text[:300]}")
+            elif answer.status_code != 200 or tap_error(answer.content):
+                tally.add("cold", f"error:{answer.status_code}")
+            elif answer.content == expected.content:
+                tally.add("cold", "correct")
+            else:
+                tally.add("cold", "wrong", f"{query[:80]}: {answer.content[-300:]!r}")
 
     def async_client(seed):
         rng = random.Random(seed)
@@ -309,6 +351,7 @@ def main() -> int:
 
     workers = [threading.Thread(target=tap_client, args=(i,)) for i in range(2)]
     workers += [threading.Thread(target=async_client, args=(10,))]
+    workers += [threading.Thread(target=cold_client, args=(40 + i,)) for i in range(2)]
     workers += [threading.Thread(target=cutout_client, args=(20 + i,)) for i in range(2)]
     workers += [threading.Thread(target=mount_reader, args=(30 + i,)) for i in range(2)]
     workers += [threading.Thread(target=chaos), threading.Thread(target=monitor)]
@@ -320,6 +363,9 @@ def main() -> int:
     alive = colo.proc.poll() is None
     # After the faults: every kind of request answers correctly again.
     after = {"tap": tap_sync(QUERIES[0]).content == expected_tap[QUERIES[0]]}
+    cone = random.Random(99)
+    after["cold"] = (tap_sync(cold_cone(cone, "cold.hip2"), "csv").content
+                     == tap_sync(cold_cone(random.Random(99), "local.hip2"), "csv").content)
     did, (ra, dec, digest) = next(iter(expected_cut.items()))
     after["cutout"] = hashlib.sha256(cutout(did, ra, dec).content).hexdigest() == digest
     key = next(iter(files))
