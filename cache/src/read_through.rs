@@ -214,15 +214,24 @@ impl ReadThrough {
     /// Whether every block of `obj` is in a cache tier now, whole or as all of its pages (nothing
     /// read, nothing fetched).
     pub fn all_blocks_cached(&self, obj: &ObjectVersion) -> bool {
-        self.missing_blocks(obj).is_empty()
+        self.missing_blocks(obj, 0).is_some()
     }
 
     /// The blocks of `obj` a cache tier holds neither whole nor as all of their pages (a reader
-    /// jumping ahead fetches pages, and pages the kernel's cache still had are never asked for).
-    pub fn missing_blocks(&self, obj: &ObjectVersion) -> Vec<u64> {
-        (0..obj.size.div_ceil(self.inner.block_size))
-            .filter(|&index| !self.holds_block(obj, index))
-            .collect()
+    /// jumping ahead fetches pages, and pages the kernel's cache still had are never asked for),
+    /// if there are at most `at_most` of them (`None` as soon as there are more: a partly read
+    /// large file costs a look at its blocks only up to there).
+    pub fn missing_blocks(&self, obj: &ObjectVersion, at_most: usize) -> Option<Vec<u64>> {
+        let mut missing = Vec::new();
+        for index in 0..obj.size.div_ceil(self.inner.block_size) {
+            if !self.holds_block(obj, index) {
+                if missing.len() == at_most {
+                    return None;
+                }
+                missing.push(index);
+            }
+        }
+        Some(missing)
     }
 
     fn holds_block(&self, obj: &ObjectVersion, index: u64) -> bool {

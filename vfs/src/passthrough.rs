@@ -157,10 +157,9 @@ impl VfsCore {
         let reader = self.vol(vol).reader.clone();
         let version = version.clone();
         rt.spawn(async move {
-            let missing = reader.missing_blocks(&version);
-            let blocks = version.size.div_ceil(reader.block_size());
-            if !missing.is_empty() && missing.len() as u64 * NEARLY_WHOLE_ONE_MISSING_IN <= blocks {
-                let block = reader.block_size();
+            let block = reader.block_size();
+            let at_most = version.size.div_ceil(block) / NEARLY_WHOLE_ONE_MISSING_IN;
+            if let Some(missing) = reader.missing_blocks(&version, at_most as usize) {
                 for index in missing {
                     let read = reader.read(&version, index * block, block, FetchPlan::Blocks);
                     if read.await.is_err() {
