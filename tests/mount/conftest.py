@@ -7,6 +7,7 @@ Environment (set by scripts/test.sh): COLO_BIN, COLO_REPO, COLO_TEST_DIR, COLO_V
 import os
 import signal
 import subprocess
+import threading
 import time
 import uuid
 
@@ -42,6 +43,18 @@ def mounted(root):
         return any(line.split(" ")[4] == root for line in f)
 
 
+def keep_reading(stream, lines):
+    """Appends the lines of `stream` to `lines` on a thread of its own until it ends: a process whose
+    output nobody reads blocks once it wrote a pipe's worth (64 KiB) — a colo logging a warning
+    per lost file or damaged cache block after a power cut would hang in the middle of a test."""
+    def run():
+        for line in stream:
+            lines.append(line)
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
 class Colo:
     """A `colo mount` process; the mount is live once it prints 'ready'."""
 
@@ -51,6 +64,8 @@ class Colo:
         self.proc = subprocess.Popen([BIN, "mount", "--config", config, "--root", root, *extra],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      env=env)
+        self.err_lines, self.out_lines = [], []
+        self.readers = [keep_reading(self.proc.stderr, self.err_lines)]
         deadline = time.time() + 60
         line = ""
         self.metrics_url = None
@@ -62,7 +77,16 @@ class Colo:
                 break
         if not line.startswith("ready"):
             self.proc.kill()
-            raise RuntimeError(f"colo mount did not come up: {self.proc.stderr.read()}")
+            self.proc.wait()
+            raise RuntimeError(f"colo mount did not come up: {self.stderr()}")
+        self.readers.append(keep_reading(self.proc.stdout, self.out_lines))
+
+    def stderr(self):
+        """What the process wrote to stderr, all of it once it has ended."""
+        if self.proc.poll() is not None:
+            for reader in self.readers:
+                reader.join(timeout=10)
+        return "".join(self.err_lines)
 
     def path(self, *parts):
         return os.path.join(self.root, *parts)
@@ -74,7 +98,7 @@ class Colo:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             raise
-        return self.proc.stderr.read()
+        return self.stderr()
 
 
 def write_config(path, extra_volumes="", cache=None, memory_mib=256, metrics_listen=None):

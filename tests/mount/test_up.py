@@ -38,7 +38,7 @@ def test_colo_up_mounts_the_sample_mission(tmp_path):
             line = proc.stdout.readline()
             before_ready.append(line)
             if proc.poll() is not None:
-                raise AssertionError(proc.stderr.read())
+                raise AssertionError(open(tmp_path / "up.err").read())
         assert line.startswith("ready")
         check_the_platform(before_ready, env)
         run_the_try_lines(open(tmp_path / "up.err").read(), root)

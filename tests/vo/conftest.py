@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -28,20 +29,40 @@ class Process:
         self.proc = subprocess.Popen([BIN, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, env={**os.environ, "COLO_HOME": str(home)})
         self.lines = []
+        # Read all along: a process whose output nobody reads blocks once it wrote a pipe's worth.
+        self.err_lines, self.out_lines = [], []
+        self.readers = [self.keep_reading(self.proc.stderr, self.err_lines)]
         deadline = time.time() + 600
         while time.time() < deadline:
             line = self.proc.stdout.readline()
             if self.proc.poll() is not None and not line:
-                raise AssertionError("colo exited: " + self.proc.stderr.read())
+                raise AssertionError("colo exited: " + self.stderr())
             self.lines.append(line.strip())
             if line.startswith("ready"):
+                self.readers.append(self.keep_reading(self.proc.stdout, self.out_lines))
                 return
         raise AssertionError("colo did not get ready")
 
+    @staticmethod
+    def keep_reading(stream, lines):
+        def run():
+            for line in stream:
+                lines.append(line)
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        return thread
+
+    def stderr(self):
+        """What the process wrote to stderr, all of it once it has ended."""
+        if self.proc.poll() is not None:
+            for reader in self.readers:
+                reader.join(timeout=10)
+        return "".join(self.err_lines)
+
     def stop(self, sig=signal.SIGINT):
         self.proc.send_signal(sig)
-        out, err = self.proc.communicate(timeout=60)
-        return err
+        self.proc.wait(timeout=60)
+        return self.stderr()
 
 
 def link_downloads(home):
