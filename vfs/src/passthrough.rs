@@ -125,9 +125,9 @@ impl VfsCore {
     }
 
     /// A handle of `ino` that read by `io` was released: the inode's mode loses it; and when
-    /// every block of the version it read is cached — or all but one in
-    /// [`NEARLY_WHOLE_ONE_MISSING_IN`], which are fetched first — its whole-file copy is made in
-    /// the background, so the next open passes through.
+    /// every block of the version it read is cached — or at most one block in
+    /// [`NEARLY_WHOLE_ONE_MISSING_IN`] is missing, and those are fetched first — its whole-file
+    /// copy is made in the background, so the next open passes through.
     pub(crate) fn io_released(&self, ino: u64, vol: usize, io: &OpenIo, version: &ObjectVersion) {
         {
             let mut modes = self.io_modes.lock();
