@@ -211,12 +211,6 @@ impl ReadThrough {
         &self.inner.cache
     }
 
-    /// Whether every block of `obj` is in a cache tier now, whole or as all of its pages (nothing
-    /// read, nothing fetched).
-    pub fn all_blocks_cached(&self, obj: &ObjectVersion) -> bool {
-        self.missing_blocks(obj, 0).is_some()
-    }
-
     /// The blocks of `obj` a cache tier holds neither whole nor as all of their pages (a reader
     /// jumping ahead fetches pages, and pages the kernel's cache still had are never asked for),
     /// if there are at most `at_most` of them (`None` as soon as there are more: a partly read

@@ -114,15 +114,22 @@ impl WholeFiles {
         None
     }
 
-    /// Makes the copy of `obj` from the blocks `reader` has cached (none fetched), if every block
-    /// is there and the file fits; whether a copy exists afterwards.
+    /// Whether a copy of `obj` of `volume` has been made (not checked on disk: [`Self::get`] does).
+    pub fn has(&self, volume: &str, obj: &ObjectVersion) -> bool {
+        self.made.lock().contains_key(&Self::name(volume, obj))
+    }
+
+    /// Makes the copy of `obj` from the blocks `reader` has cached (none fetched), if the file
+    /// fits and every block is there; whether a copy exists afterwards. The blocks are not looked
+    /// over first (the caller has, with [`ReadThrough::missing_blocks`]): the first block found
+    /// missing while copying ends the attempt, with the partial copy removed.
     pub async fn make(&self, reader: &ReadThrough, obj: &ObjectVersion) -> bool {
         let volume = reader.connector().volume().to_string();
         let name = Self::name(&volume, obj);
         if self.made.lock().contains_key(&name) {
             return true;
         }
-        if !self.fits(obj.size) || !reader.all_blocks_cached(obj) {
+        if !self.fits(obj.size) {
             return false;
         }
         if !self.making.lock().insert(name.clone()) {
@@ -155,8 +162,8 @@ impl WholeFiles {
         let mut file = std::fs::File::create(&tmp)?;
         let block = reader.block_size();
         for index in 0..obj.size.div_ceil(block) {
-            // From the tiers only (each disk block checked as it is read): a block gone since
-            // the check above ends the attempt.
+            // From the tiers only (each disk block checked as it is read): a block missing, or
+            // gone since the caller looked, ends the attempt.
             let Some(bytes) = reader.cached_block(obj, index).await else {
                 drop(file);
                 let _ = std::fs::remove_file(&tmp);
@@ -253,6 +260,11 @@ mod tests {
         let reads = m.reads.load(Ordering::Relaxed);
         assert!(!whole.make(&rt, &obj).await, "half cached: no copy");
         assert!(whole.get("mem", &obj).is_none());
+        assert!(!whole.has("mem", &obj));
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("whole"))
+            .expect("list")
+            .collect();
+        assert!(left.is_empty(), "the partial copy is removed: {left:?}");
         assert_eq!(
             m.reads.load(Ordering::Relaxed),
             reads,
@@ -262,6 +274,7 @@ mod tests {
             .await
             .expect("read");
         assert!(whole.make(&rt, &obj).await);
+        assert!(whole.has("mem", &obj));
         assert_eq!(
             read_all(whole.get("mem", &obj).expect("a copy")),
             data(10_500)

@@ -155,16 +155,20 @@ impl VfsCore {
             return;
         }
         let reader = self.vol(vol).reader.clone();
+        if whole.has(reader.connector().volume(), version) {
+            return;
+        }
         let version = version.clone();
         rt.spawn(async move {
             let block = reader.block_size();
             let at_most = version.size.div_ceil(block) / NEARLY_WHOLE_ONE_MISSING_IN;
-            if let Some(missing) = reader.missing_blocks(&version, at_most as usize) {
-                for index in missing {
-                    let read = reader.read(&version, index * block, block, FetchPlan::Blocks);
-                    if read.await.is_err() {
-                        return;
-                    }
+            let Some(missing) = reader.missing_blocks(&version, at_most as usize) else {
+                return;
+            };
+            for index in missing {
+                let read = reader.read(&version, index * block, block, FetchPlan::Blocks);
+                if read.await.is_err() {
+                    return;
                 }
             }
             whole.make(&reader, &version).await;
