@@ -7,7 +7,7 @@ Environment (set by scripts/test.sh): COLO_BIN, COLO_REPO, COLO_TEST_DIR, COLO_V
 import os
 import signal
 import subprocess
-import threading
+import sys
 import time
 import uuid
 
@@ -15,6 +15,8 @@ import pytest
 
 BIN = os.environ["COLO_BIN"]
 REPO = os.environ["COLO_REPO"]
+sys.path.insert(0, os.path.join(REPO, "tests"))
+from output_drain import keep_reading  # noqa: E402
 RUN = os.environ["COLO_TEST_DIR"]
 FIX = os.path.join(RUN, "fixture")
 S3_ENDPOINT = "http://127.0.0.1:18333"
@@ -41,18 +43,6 @@ def metrics_at(listen):
 def mounted(root):
     with open("/proc/self/mountinfo") as f:
         return any(line.split(" ")[4] == root for line in f)
-
-
-def keep_reading(stream, lines):
-    """Appends the lines of `stream` to `lines` on a thread of its own until it ends: a process whose
-    output nobody reads blocks once it wrote a pipe's worth (64 KiB) — a colo logging a warning
-    per lost file or damaged cache block after a power cut would hang in the middle of a test."""
-    def run():
-        for line in stream:
-            lines.append(line)
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
 
 
 class Colo:

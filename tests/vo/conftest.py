@@ -9,13 +9,15 @@ import os
 import shutil
 import signal
 import subprocess
-import threading
+import sys
 import time
 
 import pytest
 
 BIN = os.environ["COLO_BIN"]
 REPO = os.environ["COLO_REPO"]
+sys.path.insert(0, os.path.join(REPO, "tests"))
+from output_drain import keep_reading  # noqa: E402
 RUN = os.environ["COLO_TEST_DIR"]
 UP_PORT = 18766
 SERVE_PORT = 18767
@@ -31,7 +33,7 @@ class Process:
         self.lines = []
         # Read all along: a process whose output nobody reads blocks once it wrote a pipe's worth.
         self.err_lines, self.out_lines = [], []
-        self.readers = [self.keep_reading(self.proc.stderr, self.err_lines)]
+        self.readers = [keep_reading(self.proc.stderr, self.err_lines)]
         deadline = time.time() + 600
         while time.time() < deadline:
             line = self.proc.stdout.readline()
@@ -39,18 +41,9 @@ class Process:
                 raise AssertionError("colo exited: " + self.stderr())
             self.lines.append(line.strip())
             if line.startswith("ready"):
-                self.readers.append(self.keep_reading(self.proc.stdout, self.out_lines))
+                self.readers.append(keep_reading(self.proc.stdout, self.out_lines))
                 return
         raise AssertionError("colo did not get ready")
-
-    @staticmethod
-    def keep_reading(stream, lines):
-        def run():
-            for line in stream:
-                lines.append(line)
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        return thread
 
     def stderr(self):
         """What the process wrote to stderr, all of it once it has ended."""
