@@ -16,6 +16,7 @@ READ_BYTES = "colo_fs_read_bytes_total"
 PASSED = "colo_fs_opens_passthrough_total"
 MADE = 'colo_cache_whole_files_total{event="made"}'
 OLDER = "colo_fs_opens_passthrough_older_version_total"
+DROPPED = "colo_fs_kernel_pages_dropped_total"
 
 
 def metrics():
@@ -66,6 +67,9 @@ def test_wholly_cached_files_pass_through_and_stay_correct(tmp_path):
         target = c.path("pt", "whole.bin")
         assert read_all(target) == whole  # cold: through colo, every block cached
         assert until(lambda: metrics().get(MADE, 0) >= 1), "no whole-file copy was made"
+        # The kernel took the request to drop its pages of the file (its first passthrough open
+        # would otherwise drop them inside the program's open).
+        assert until(lambda: metrics().get(DROPPED, 0) >= 1), "the kernel's pages were not dropped"
         before = metrics()
         drop_page_cache()
         assert hashlib.sha256(read_all(target)).digest() == hashlib.sha256(whole).digest()

@@ -233,10 +233,12 @@ pub struct VfsCore {
     /// Whole-file copies files may pass through to, once the kernel granted passthrough.
     pub(crate) whole: std::sync::OnceLock<Arc<colo_cache::WholeFiles>>,
     pub(crate) passthrough_on: std::sync::atomic::AtomicBool,
+    /// Drops the kernel's pages of a file once its whole-file copy is made.
+    pub(crate) drop_kernel_pages: std::sync::OnceLock<crate::passthrough::DropKernelPages>,
     /// The I/O mode of each inode with read-only handles open ([`crate::passthrough`]).
     pub(crate) io_modes: Mutex<HashMap<u64, crate::passthrough::InodeIo>>,
     started: SystemTime,
-    pub(crate) stats: FsStats,
+    pub(crate) stats: Arc<FsStats>,
 }
 
 impl VfsCore {
@@ -275,9 +277,10 @@ impl VfsCore {
             orphans: Mutex::default(),
             whole: std::sync::OnceLock::new(),
             passthrough_on: std::sync::atomic::AtomicBool::new(false),
+            drop_kernel_pages: std::sync::OnceLock::new(),
             io_modes: Mutex::default(),
             started: SystemTime::now(),
-            stats: FsStats::default(),
+            stats: Arc::new(FsStats::default()),
         }
     }
 

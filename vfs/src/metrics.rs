@@ -129,6 +129,8 @@ pub struct FsStats {
     /// Opens of a file changed at the origin that read the version a passed-through handle
     /// still had open (the kernel allows one backing file per open inode).
     pub opens_passthrough_older: AtomicU64,
+    /// Files whose pages the kernel was told to drop once their whole-file copy was made.
+    pub kernel_pages_dropped: AtomicU64,
 }
 
 impl FsStats {

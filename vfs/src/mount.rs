@@ -218,11 +218,20 @@ pub fn mount(
         config.acl = SessionACL::All;
     }
     config.n_threads = Some(options.threads.max(1));
-    let fs = ColoFs::new(core, rt).with_passthrough(options.whole_files.clone());
+    let fs = ColoFs::new(core.clone(), rt).with_passthrough(options.whole_files.clone());
     let session = fuser::spawn_mount(fs, &options.root, &config).map_err(|e| VfsError::Mount {
         root: options.root.clone(),
         detail: e.to_string(),
     })?;
+    let notifier = session.notifier();
+    core.drop_kernel_pages_with(Arc::new(move |ino| {
+        // From offset 0 to the end: the pages (and the cached attributes, asked again at once).
+        let dropped = notifier.inval_inode(fuser::INodeNo(ino), 0, 0);
+        if let Err(e) = &dropped {
+            tracing::debug!(ino, error = %e, "the kernel's pages of a file were not dropped");
+        }
+        dropped.is_ok()
+    }));
     if options.readahead_kib > 0 {
         set_readahead(&options.root, options.readahead_kib);
     }

@@ -1,6 +1,8 @@
 //! Whole-file copies for passthrough (vfs/src/passthrough.rs) made from what a released handle left
 //! in the cache, against the memory connector: blocks held only as pages count, a file read nearly
 //! whole has its few missing blocks fetched, a file read partly gets no copy and costs nothing.
+//! Once a copy is made, the kernel is asked to drop its cached pages of the file (here a recorder
+//! stands in for the mount's FUSE notify).
 
 use colo_cache::{MemoryCache, ReadThrough, TieredCache, WholeFiles};
 use colo_connectors::MemoryConnector;
@@ -49,6 +51,8 @@ struct Setup {
     m: Arc<MemoryConnector>,
     whole: Arc<WholeFiles>,
     core: VfsCore,
+    /// The inodes whose kernel pages the core asked to drop.
+    dropped: Arc<std::sync::Mutex<Vec<u64>>>,
     _dir: tempfile::TempDir,
 }
 
@@ -58,10 +62,17 @@ fn setup(size: usize) -> Setup {
     let m = Arc::new(MemoryConnector::new("vol"));
     m.put("f.bin", pattern(size, 3));
     let core = core(m.clone(), whole.clone());
+    let dropped = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let recorder = dropped.clone();
+    core.drop_kernel_pages_with(Arc::new(move |ino| {
+        recorder.lock().expect("recorder").push(ino);
+        true
+    }));
     Setup {
         m,
         whole,
         core,
+        dropped,
         _dir: dir,
     }
 }
@@ -110,6 +121,19 @@ async fn until_made(whole: &WholeFiles, n: u64) -> bool {
     false
 }
 
+/// The kernel was asked (once) to drop its pages of the file whose copy was made: its first
+/// passthrough open then has none to drop.
+async fn kernel_pages_dropped(s: &Setup) {
+    let ino = file_ino(&s.core).await;
+    for _ in 0..500 {
+        if !s.dropped.lock().expect("recorder").is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(*s.dropped.lock().expect("recorder"), vec![ino]);
+}
+
 async fn next_open_passes_through(s: &Setup, size: u64) {
     let ino = file_ino(&s.core).await;
     let opened = s.core.open(ino, false).await.expect("open");
@@ -141,6 +165,7 @@ async fn a_file_read_whole_as_pages_is_copied_without_a_fetch() {
         reads,
         "the copy fetched something"
     );
+    kernel_pages_dropped(&s).await;
     next_open_passes_through(&s, size).await;
 }
 
@@ -163,6 +188,7 @@ async fn a_file_read_nearly_whole_has_the_rest_fetched_for_its_copy() {
         "one request for the missing block"
     );
     assert_eq!(s.m.read_bytes.load(Ordering::Relaxed), bytes + BLOCK);
+    kernel_pages_dropped(&s).await;
     next_open_passes_through(&s, size).await;
 }
 
@@ -184,6 +210,10 @@ async fn a_file_read_partly_gets_no_copy_and_costs_nothing_more() {
     s.core.release(opened.fh);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(s.whole.stats().made.load(Ordering::Relaxed), 0);
+    assert!(
+        s.dropped.lock().expect("recorder").is_empty(),
+        "no copy, so the kernel keeps its pages"
+    );
     // What the reader read and the prefetch window ahead of it, not the rest of the file.
     let most = 512 * BLOCK + 8 * BLOCK;
     assert!(

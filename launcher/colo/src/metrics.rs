@@ -23,6 +23,7 @@ pub const FS_FAST_READS: &str = "colo_fs_fast_reads_total";
 pub const FS_OPENS_KEEP_CACHE: &str = "colo_fs_opens_keep_page_cache_total";
 pub const FS_OPENS_PASSTHROUGH: &str = "colo_fs_opens_passthrough_total";
 pub const FS_OPENS_PASSTHROUGH_OLDER: &str = "colo_fs_opens_passthrough_older_version_total";
+pub const FS_KERNEL_PAGES_DROPPED: &str = "colo_fs_kernel_pages_dropped_total";
 pub const FS_OPEN_HANDLES: &str = "colo_fs_open_handles";
 pub const FS_INODES: &str = "colo_fs_inodes";
 pub const ORIGIN_REQUESTS: &str = "colo_origin_requests_total";
@@ -285,6 +286,13 @@ pub async fn render(stack: &Stack) -> String {
         "counter",
         "Opens of a file changed at the origin that read the version a passed-through handle still had open.",
         single(fs.opens_passthrough_older.load(Ordering::Relaxed)),
+    );
+    family(
+        &mut out,
+        FS_KERNEL_PAGES_DROPPED,
+        "counter",
+        "Files whose pages the kernel was told to drop once their whole-file copy was made.",
+        single(fs.kernel_pages_dropped.load(Ordering::Relaxed)),
     );
     family(
         &mut out,
