@@ -86,23 +86,26 @@ def timed(label, fn, url, results, drop=False):
     print(json.dumps(row), file=sys.stderr, flush=True)
 
 
-def copies_made(url):
-    """colo only: the whole-file copies it has made (for FUSE passthrough), from its metrics."""
+def copy_events(url):
+    """colo only: the whole-file copies it has made (for FUSE passthrough) and the files whose
+    kernel pages it then had dropped, from its metrics (the sum: both follow a cold read)."""
     if not url:
         return None
     import urllib.request
     text = urllib.request.urlopen(url, timeout=10).read().decode()
+    total = None
     for line in text.splitlines():
-        if line.startswith('colo_cache_whole_files_total{event="made"}'):
-            return float(line.rsplit(" ", 1)[1])
-    return None
+        if line.startswith(('colo_cache_whole_files_total{event="made"}', "colo_fs_kernel_pages_dropped_total")):
+            total = (total or 0) + float(line.rsplit(" ", 1)[1])
+    return total
 
 
 def settle(url, before, timeout=60):
-    """colo only: wait (at most `timeout` s) until the copy it makes of a file read whole is made,
-    so the warm row measures what a later open gets. Peers have nothing to wait for."""
+    """colo only: wait (at most `timeout` s) until the copy it makes of a file read whole is made
+    and the kernel's pages of the file dropped, so the warm row measures what a later open gets.
+    Peers have nothing to wait for."""
     deadline = time.time() + timeout
-    while before is not None and time.time() < deadline and copies_made(url) <= before:
+    while before is not None and time.time() < deadline and copy_events(url) < before + 2:
         time.sleep(0.5)
 
 
@@ -175,7 +178,7 @@ def main():
         return
     for jobs, name in [(1, "seq_1job.bin"), (4, "seq_4jobs.bin")]:
         path = os.path.join(prefix, name)
-        made = copies_made(url)
+        made = copy_events(url)
         timed(f"sequential 1 GiB, fio {jobs} job(s) (cold)", lambda: fio_seq(path, jobs), url, results, drop=True)
         settle(url, made)
         timed(f"sequential 1 GiB, fio {jobs} job(s) (warm)", lambda: fio_seq(path, jobs), url, results)
