@@ -1,12 +1,13 @@
 # Shared by the mount benches (source it): environment, a release build of colo, the loopback S3
 # credentials, and helpers to wait for a mount and stop a mount process by its PID.
+# COLO_BENCH_BIN=<path> runs another colo binary (an older build, for an A/B in the same state).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/env.sh"
 cd "$COLO_REPO"
 export COLO_TEST_DIR=/tmp/colo-bench
 bash scripts/setup.sh test
 cargo build --release --bin colo --bin latency_proxy --quiet
-COLO="$CARGO_TARGET_DIR/release/colo"
+COLO="${COLO_BENCH_BIN:-$CARGO_TARGET_DIR/release/colo}"
 KEY=colotest; SECRET=colotestsecret-s3; EP=http://127.0.0.1:18333
 
 wait_mounted() { for _ in $(seq 1 100); do mountpoint -q "$1" && return 0; sleep 0.2; done; return 1; }
