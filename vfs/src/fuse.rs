@@ -8,6 +8,7 @@
 //! listing is refreshed underneath. Changes go to the core's write path ([`crate::write`]), which
 //! answers `EROFS` on read-only volumes.
 
+use crate::backings::Backings;
 use crate::core::{Attr, DirListing, NodeType, VfsCore};
 use crate::direct::Made;
 use crate::errno::errno;
@@ -35,15 +36,7 @@ pub struct ColoFs {
     next_dir: AtomicU64,
     /// Whole-file copies to pass files through to, if the kernel grants it at `init`.
     whole_files: Option<Arc<colo_cache::WholeFiles>>,
-    backings: Arc<Backings>,
-}
-
-/// The kernel's backing ids of passed-through inodes (one per inode, shared by its handles, as
-/// the kernel requires) and the inode of each passed-through handle.
-#[derive(Default)]
-struct Backings {
-    by_inode: Mutex<HashMap<u64, (Arc<fuser::BackingId>, usize)>>,
-    handles: Mutex<HashMap<u64, u64>>,
+    backings: Arc<Backings<fuser::BackingId>>,
 }
 
 impl ColoFs {
@@ -68,7 +61,7 @@ impl ColoFs {
 /// Replies to an open: through the page cache, or with the inode's backing file.
 fn reply_opened(
     core: &VfsCore,
-    backings: &Backings,
+    backings: &Backings<fuser::BackingId>,
     ino: u64,
     opened: crate::core::Opened,
     reply: ReplyOpen,
@@ -82,21 +75,9 @@ fn reply_opened(
     match &opened.io {
         OpenIo::Cached => reply.opened(FileHandle(opened.fh), keep),
         OpenIo::Passthrough(file) => {
-            let mut by_inode = backings.by_inode.lock();
-            let id = match by_inode.get_mut(&ino) {
-                Some((id, handles)) => {
-                    *handles += 1;
-                    Ok(id.clone())
-                }
-                None => reply.open_backing(file.as_ref()).map(|id| {
-                    let id = Arc::new(id);
-                    by_inode.insert(ino, (id.clone(), 1));
-                    id
-                }),
-            };
+            let id = backings.attach(ino, opened.fh, || reply.open_backing(file.as_ref()));
             match id {
                 Ok(id) => {
-                    backings.handles.lock().insert(opened.fh, ino);
                     reply.opened_passthrough(FileHandle(opened.fh), FopenFlags::empty(), &id);
                 }
                 Err(e) => {
@@ -345,16 +326,7 @@ impl Filesystem for ColoFs {
         // The core may start making a whole-file copy in the background.
         let _runtime = self.rt.enter();
         self.core.release(fh.0);
-        if let Some(ino) = self.backings.handles.lock().remove(&fh.0) {
-            let mut by_inode = self.backings.by_inode.lock();
-            if let Some((_, handles)) = by_inode.get_mut(&ino) {
-                *handles -= 1;
-                if *handles == 0 {
-                    // The inode's last passed-through handle: its backing id is closed.
-                    by_inode.remove(&ino);
-                }
-            }
-        }
+        self.backings.detach(fh.0);
         reply.ok();
     }
 

@@ -7,6 +7,7 @@
 //! place errors become errno values. [`mount`] checks the machine (device, helper, busy or stale mount
 //! points) and mounts.
 
+mod backings;
 pub mod calls;
 pub mod change;
 pub mod core;
