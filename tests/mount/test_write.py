@@ -286,6 +286,68 @@ def test_an_unlinked_open_file_stays_with_its_descriptors(rw, backend):
         assert origin_read(backend, os.path.basename(work)) is None
 
 
+def fs_writes(c):
+    """How many FUSE write requests the mount `c` has answered."""
+    text = urllib.request.urlopen(c.metrics_url, timeout=10).read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith('colo_fs_operation_seconds_count{op="write"}'))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_each_write_call_is_one_request_and_other_handles_see_its_bytes(rw, backend):
+    """tar writes 10 KiB records at offsets that are not page-aligned: through a write-only
+    handle each write(2) is one FUSE request (through the page cache the kernel split each in
+    two), and a reader that had the old bytes cached — the same descriptor or a new one — reads
+    the new ones."""
+    path = rw.path(backend, f"dio-{uuid.uuid4().hex[:8]}.bin")
+    with open(path, "wb") as f:
+        f.write(b"a" * 100_000)
+    r = os.open(path, os.O_RDONLY)
+    try:
+        assert os.pread(r, 100_000, 0) == b"a" * 100_000
+        w = os.open(path, os.O_WRONLY)
+        try:
+            before = fs_writes(rw)
+            for i in range(3):
+                assert os.pwrite(w, bytes([98 + i]) * 10_240, 5_632 + i * 10_240) == 10_240
+            assert fs_writes(rw) - before == 3
+        finally:
+            os.close(w)
+        want = b"a" * 5_632 + b"b" * 10_240 + b"c" * 10_240 + b"d" * 10_240
+        want += b"a" * (100_000 - len(want))
+        assert os.pread(r, 100_000, 0) == want
+        with open(path, "rb") as f:
+            assert f.read() == want
+    finally:
+        os.close(r)
+    if backend != "local":
+        wait_at_origin(backend, os.path.basename(path), want)
+
+
+@pytest.mark.parametrize("backend", ["s3", "local"])
+def test_a_write_by_another_user_clears_set_id_bits(rw, backend):
+    """As on a disk: a write by a user without CAP_FSETID clears set-user-ID, and set-group-ID
+    where group execute is set (so such files keep the page-cache write path)."""
+    path = rw.path(backend, f"suid-{uuid.uuid4().hex[:8]}.bin")
+    with open(path, "wb") as f:
+        f.write(b"abc")
+    os.chmod(path, 0o6777)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            fd = os.open(path, os.O_WRONLY)
+            os.write(fd, b"zz")
+            os.close(fd)
+        finally:
+            os._exit(0)
+    assert os.waitpid(pid, 0)[1] == 0
+    assert oct(os.stat(path).st_mode & 0o7777) == oct(0o777)
+    with open(path, "rb") as f:
+        assert f.read() == b"zzc"
+
+
 def test_posix_errors_fit(rw):
     vol = rw.path("local")
     work = os.path.join(vol, f"e-{uuid.uuid4().hex[:8]}")
