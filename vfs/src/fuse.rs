@@ -297,9 +297,12 @@ impl Filesystem for ColoFs {
         self.run(ino.0, async move {
             match core.open_flags(ino.0, flags.0).await {
                 Ok(opened) => {
-                    let perm = match flags.0 & libc::O_ACCMODE == libc::O_WRONLY {
-                        true => core.getattr_inner(ino.0).await.map_or(0o7777, |a| a.perm),
-                        false => 0,
+                    // Only a write-only handle's I/O depends on the mode (colo has it at hand
+                    // after the open).
+                    let perm = if flags.0 & libc::O_ACCMODE == libc::O_WRONLY {
+                        core.getattr_inner(ino.0).await.map_or(0o7777, |a| a.perm)
+                    } else {
+                        0
                     };
                     let io = io_flags(flags.0, perm);
                     reply_opened(&core, &backings, ino.0, io, opened, reply)
